@@ -1,0 +1,37 @@
+# intermesh — make targets. `make help` lists them.
+
+GO       ?= go
+PKGS     ?= ./...
+BENCH    ?= .
+BENCHTIME ?= 1x
+FUZZTIME ?= 10s
+
+.PHONY: help build test test-long crash fuzz bench lint testnet clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build meshd and meshctl into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+test: ## run every test (race detector off, -count=1), then the short fuzz runs
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+test-long: ## the crash tests with more kills, and longer fuzzing
+	INTERMESH_CRASH_KILLS=100 $(GO) test -count=1 -timeout 60m -run Crash $(PKGS)
+
+fuzz: ## run each fuzz target for FUZZTIME
+	./.ci/fuzz $(FUZZTIME)
+
+bench: ## run the benchmarks (BENCH=regexp, BENCHTIME=1x|5s|...)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
+
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+testnet: build ## start a local 4-node testnet (Ctrl-C stops it)
+	./bin/meshd testnet --nodes 4
+
+clean: ## remove build output
+	rm -rf bin/
