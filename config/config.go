@@ -1,0 +1,298 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// FileName is the name of the config file inside a node's directory.
+const FileName = "meshd.toml"
+
+// KeyFileName is the name of the node key file inside a node's directory.
+const KeyFileName = "node.key"
+
+// Config is a node's configuration. Its zero value is not usable: start from
+// Default and apply the file, the environment and flags (Load does all three
+// but the flags, which belong to the command).
+type Config struct {
+	// Dir is the node's directory: config file, key and data. Set by the
+	// command (--dir), never read from the file.
+	Dir string `toml:"-"`
+
+	// Origin is the node's log name: the first line of its checkpoints and
+	// the key name of its signatures. Required; `meshd init` picks one.
+	Origin string `toml:"origin"`
+
+	// HTTP configures the portal's HTTP listener and its limits.
+	HTTP HTTP `toml:"http"`
+
+	// Epoch configures the checkpoint schedule.
+	Epoch Epoch `toml:"epoch"`
+
+	// Log configures the daemon's own logs.
+	Log Logging `toml:"log"`
+
+	// Store configures the Badger store.
+	Store Store `toml:"store"`
+
+	// P2P configures the InterMesh side (libp2p and the federation).
+	P2P P2P `toml:"p2p"`
+}
+
+// HTTP configures the portal's HTTP listener and its limits.
+type HTTP struct {
+	// Listen is the address the portal serves on. Default 127.0.0.1:8080.
+	Listen string `toml:"listen"`
+	// MaxBodyBytes is the largest request body accepted. Default 1 MiB.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// RatePerSecond is the sustained request rate allowed per client IP;
+	// 0 disables rate limiting. Default 200.
+	RatePerSecond float64 `toml:"rate_per_second"`
+	// RateBurst is the burst allowed per client IP. Default 400.
+	RateBurst int `toml:"rate_burst"`
+	// TransferToken, when set, is the bearer token that authorizes Transfer.
+	// Optional.
+	TransferToken string `toml:"transfer_token"`
+	// TransferPublic makes Transfer available to anyone. Default false.
+	TransferPublic bool `toml:"transfer_public"`
+}
+
+// Epoch configures the checkpoint schedule.
+type Epoch struct {
+	// Period is the length of a round: round r covers
+	// [r*Period, (r+1)*Period) in Unix time, on every node alike.
+	// Default 10s; at least 1s.
+	Period Duration `toml:"period"`
+}
+
+// Logging configures the daemon's own logs.
+type Logging struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `toml:"level"`
+	// Format is text or json. Default text.
+	Format string `toml:"format"`
+}
+
+// Store configures the Badger store.
+type Store struct {
+	// MaxBatch is the most records one group commit may hold. Default 1024.
+	MaxBatch int `toml:"max_batch"`
+}
+
+// P2P configures the InterMesh side of the node.
+type P2P struct {
+	// Listen are the libp2p listen multiaddresses. Default
+	// /ip4/127.0.0.1/tcp/4001 and /ip4/127.0.0.1/udp/4001/quic-v1.
+	Listen []string `toml:"listen"`
+	// Federation is the path of the federation file, relative to the node's
+	// directory unless absolute. Empty runs the node alone. Optional.
+	Federation string `toml:"federation"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("10s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Default returns the default configuration for a node in dir.
+func Default(dir string) Config {
+	return Config{
+		Dir: dir,
+		HTTP: HTTP{
+			Listen:        "127.0.0.1:8080",
+			MaxBodyBytes:  1 << 20,
+			RatePerSecond: 200,
+			RateBurst:     400,
+		},
+		Epoch: Epoch{Period: Duration{10 * time.Second}},
+		Log:   Logging{Level: "info", Format: "text"},
+		Store: Store{MaxBatch: 1024},
+		P2P: P2P{Listen: []string{
+			"/ip4/127.0.0.1/tcp/4001",
+			"/ip4/127.0.0.1/udp/4001/quic-v1",
+		}},
+	}
+}
+
+// Load reads dir's config file over the defaults, then applies the
+// environment (see Env), and validates the result. A missing file is an
+// error that says to run `meshd init`.
+func Load(dir string, env func(string) string) (Config, error) {
+	c := Default(dir)
+	path := filepath.Join(dir, FileName)
+	md, err := toml.DecodeFile(path, &c)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("config: %s does not exist (run `meshd init --dir %s` first): %w", path, dir, err)
+	}
+	if err != nil {
+		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		keys := make([]string, len(un))
+		for i, k := range un {
+			keys[i] = k.String()
+		}
+		return c, fmt.Errorf("config: %s: unknown setting(s) %s", path, strings.Join(keys, ", "))
+	}
+	if err := c.ApplyEnv(env); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// envVars maps each environment variable to the setting it overrides.
+var envVars = []struct {
+	name string
+	set  func(c *Config, v string) error
+}{
+	{"MESHD_ORIGIN", func(c *Config, v string) error { c.Origin = v; return nil }},
+	{"MESHD_HTTP_LISTEN", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
+	{"MESHD_HTTP_MAX_BODY_BYTES", func(c *Config, v string) error { return parseInt64(v, &c.HTTP.MaxBodyBytes) }},
+	{"MESHD_HTTP_RATE_PER_SECOND", func(c *Config, v string) error { return parseFloat(v, &c.HTTP.RatePerSecond) }},
+	{"MESHD_HTTP_RATE_BURST", func(c *Config, v string) error { return parseInt(v, &c.HTTP.RateBurst) }},
+	{"MESHD_HTTP_TRANSFER_TOKEN", func(c *Config, v string) error { c.HTTP.TransferToken = v; return nil }},
+	{"MESHD_HTTP_TRANSFER_PUBLIC", func(c *Config, v string) error { return parseBool(v, &c.HTTP.TransferPublic) }},
+	{"MESHD_EPOCH_PERIOD", func(c *Config, v string) error { return c.Epoch.Period.UnmarshalText([]byte(v)) }},
+	{"MESHD_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"MESHD_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"MESHD_STORE_MAX_BATCH", func(c *Config, v string) error { return parseInt(v, &c.Store.MaxBatch) }},
+	{"MESHD_P2P_LISTEN", func(c *Config, v string) error { c.P2P.Listen = strings.Split(v, ","); return nil }},
+	{"MESHD_P2P_FEDERATION", func(c *Config, v string) error { c.P2P.Federation = v; return nil }},
+}
+
+// EnvNames lists the environment variables that override settings.
+func EnvNames() []string {
+	names := make([]string, len(envVars))
+	for i, e := range envVars {
+		names[i] = e.name
+	}
+	return names
+}
+
+// ApplyEnv overrides settings from environment variables named MESHD_*
+// (see EnvNames); env is os.Getenv or a stand-in. Empty values are ignored.
+func (c *Config) ApplyEnv(env func(string) string) error {
+	if env == nil {
+		return nil
+	}
+	for _, e := range envVars {
+		if v := env(e.name); v != "" {
+			if err := e.set(c, v); err != nil {
+				return fmt.Errorf("config: environment %s=%q: %w", e.name, v, err)
+			}
+		}
+	}
+	return nil
+}
+
+func parseInt(v string, p *int) error {
+	n, err := strconv.Atoi(v)
+	*p = n
+	return err
+}
+
+func parseInt64(v string, p *int64) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	*p = n
+	return err
+}
+
+func parseFloat(v string, p *float64) error {
+	n, err := strconv.ParseFloat(v, 64)
+	*p = n
+	return err
+}
+
+func parseBool(v string, p *bool) error {
+	b, err := strconv.ParseBool(v)
+	*p = b
+	return err
+}
+
+// Validate checks every setting and names the first one that is wrong.
+func (c *Config) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case c.Dir == "":
+		return bad("dir", "is empty")
+	case c.Origin == "":
+		return bad("origin", "is empty (it names this node's log in its checkpoints)")
+	case strings.ContainsAny(c.Origin, " \t\n+") || !isPrint(c.Origin):
+		return bad("origin", "%q must be printable, without spaces or '+'", c.Origin)
+	case c.HTTP.MaxBodyBytes < 1024:
+		return bad("http.max_body_bytes", "%d is below the minimum of 1024", c.HTTP.MaxBodyBytes)
+	case c.HTTP.RatePerSecond < 0:
+		return bad("http.rate_per_second", "%g is negative", c.HTTP.RatePerSecond)
+	case c.HTTP.RatePerSecond > 0 && c.HTTP.RateBurst < 1:
+		return bad("http.rate_burst", "%d must be at least 1 when rate limiting is on", c.HTTP.RateBurst)
+	case c.Epoch.Period.Duration < time.Second:
+		return bad("epoch.period", "%s is below the minimum of 1s", c.Epoch.Period.Duration)
+	case c.Epoch.Period.Duration%time.Second != 0:
+		return bad("epoch.period", "%s must be a whole number of seconds", c.Epoch.Period.Duration)
+	case c.Store.MaxBatch < 1 || c.Store.MaxBatch > 65536:
+		return bad("store.max_batch", "%d is outside 1..65536", c.Store.MaxBatch)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		return bad("http.listen", "%q is not host:port: %v", c.HTTP.Listen, err)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	for i, a := range c.P2P.Listen {
+		if !strings.HasPrefix(a, "/") {
+			return bad(fmt.Sprintf("p2p.listen[%d]", i), "%q is not a multiaddress (e.g. /ip4/127.0.0.1/tcp/4001)", a)
+		}
+	}
+	return nil
+}
+
+func isPrint(s string) bool {
+	for _, r := range s {
+		if r < 0x21 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// DataDir is where the node's Badger store lives.
+func (c *Config) DataDir() string { return filepath.Join(c.Dir, "data") }
+
+// KeyPath is the path of the node's key file.
+func (c *Config) KeyPath() string { return filepath.Join(c.Dir, KeyFileName) }
+
+// FederationPath is the federation file's path, or "" if none is set.
+func (c *Config) FederationPath() string {
+	if c.P2P.Federation == "" || filepath.IsAbs(c.P2P.Federation) {
+		return c.P2P.Federation
+	}
+	return filepath.Join(c.Dir, c.P2P.Federation)
+}

@@ -1,0 +1,130 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestInitThenLoadGivesTheDefaultsAndTheChosenOrigin(t *testing.T) {
+	dir := t.TempDir()
+	want, err := Init(dir, InitOptions{Origin: "example.org/node0", HTTPListen: "127.0.0.1:9000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Origin != "example.org/node0" || got.HTTP.Listen != "127.0.0.1:9000" {
+		t.Errorf("loaded origin %q listen %q", got.Origin, got.HTTP.Listen)
+	}
+	if got.Epoch.Period != want.Epoch.Period || got.HTTP.MaxBodyBytes != want.HTTP.MaxBodyBytes ||
+		strings.Join(got.P2P.Listen, ",") != strings.Join(want.P2P.Listen, ",") {
+		t.Errorf("loaded %+v, want %+v", got, want)
+	}
+	st, err := os.Stat(filepath.Join(dir, KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", st.Mode().Perm())
+	}
+	if _, err := LoadKey(filepath.Join(dir, KeyFileName)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestInitRefusesToOverwriteANode(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(dir, InitOptions{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Init: %v, want ErrExists", err)
+	}
+}
+
+func TestInitPicksAnOriginFromTheKey(t *testing.T) {
+	c, err := Init(t.TempDir(), InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(c.Origin, "meshd-") || len(c.Origin) != len("meshd-")+8 {
+		t.Errorf("origin %q", c.Origin)
+	}
+}
+
+func TestEnvironmentOverridesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, InitOptions{Origin: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"MESHD_HTTP_LISTEN":     "127.0.0.1:9999",
+		"MESHD_EPOCH_PERIOD":    "3s",
+		"MESHD_P2P_LISTEN":      "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2",
+		"MESHD_HTTP_RATE_BURST": "7",
+	}
+	c, err := Load(dir, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Listen != "127.0.0.1:9999" || c.Epoch.Period.Duration != 3*time.Second ||
+		len(c.P2P.Listen) != 2 || c.HTTP.RateBurst != 7 {
+		t.Errorf("env not applied: %+v", c)
+	}
+}
+
+func TestLoadErrorsNameTheProblem(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"a missing file says to run init", "", nil, "meshd init"},
+		{"an unknown setting is named", "origin = \"a\"\nlisten = \"x\"\n", nil, "unknown setting(s) listen"},
+		{"a misplaced setting is named", "origin = \"a\"\n[http]\nperiod = \"1s\"\n", nil, "http.period"},
+		{"a syntax error names the file", "origin = ", nil, FileName},
+		{"a bad duration is refused", "origin = \"a\"\n[epoch]\nperiod = \"soon\"\n", nil, "soon"},
+		{"a short period names the field", "origin = \"a\"\n[epoch]\nperiod = \"500ms\"\n", nil, "epoch.period"},
+		{"a bad listen address names the field", "origin = \"a\"\n[http]\nlisten = \"nowhere\"\n", nil, "http.listen"},
+		{"an empty origin names the field", "[http]\n", nil, "origin"},
+		{"an origin with spaces is refused", "origin = \"a b\"\n", nil, "origin"},
+		{"a bad log level names the field", "origin = \"a\"\n[log]\nlevel = \"loud\"\n", nil, "log.level"},
+		{"a bad multiaddress names the field", "origin = \"a\"\n[p2p]\nlisten = [\"tcp:4001\"]\n", nil, "p2p.listen[0]"},
+		{"a bad environment value names the variable", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_RATE_BURST": "many"}, "MESHD_HTTP_RATE_BURST"},
+		{"a batch size of zero names the field", "origin = \"a\"\n[store]\nmax_batch = 0\n", nil, "store.max_batch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, FileName), []byte(tt.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Load(dir, func(k string) string { return tt.env[k] })
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load: %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadKeyRejectsWhatIsNotAnEd25519Key(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k")
+	if err := os.WriteFile(p, []byte("not pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKey(p); err == nil {
+		t.Fatal("LoadKey accepted garbage")
+	}
+	if _, err := LoadKey(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("LoadKey of a missing file: %v", err)
+	}
+}
