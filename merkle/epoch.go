@@ -1,0 +1,140 @@
+package merkle
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// closeAttempts bounds how often CloseEpoch retries a transaction that
+// conflicted with a concurrent append or epoch close.
+const closeAttempts = 10
+
+// CloseEpoch closes round: it signs a checkpoint of the tree at its current
+// size, chained to the previously closed checkpoint by its prev line, and
+// stores it under the round and as the latest, in one transaction. It costs a
+// few reads and writes whatever the tree size. The round must be after the
+// latest closed round (ErrStaleRound), and s must sign as origin.
+//
+// If a concurrent append or close commits first, Badger aborts the
+// transaction with badger.ErrConflict and CloseEpoch retries it, a bounded
+// number of times, until ctx is done.
+func (t *Tree) CloseEpoch(ctx context.Context, round uint64, now time.Time, s note.Signer, origin string) ([]byte, Checkpoint, error) {
+	if s.Name() != origin {
+		return nil, Checkpoint{}, fmt.Errorf("merkle: close round %d of %q with key %q: %w", round, origin, s.Name(), ErrSignature)
+	}
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, Checkpoint{}, fmt.Errorf("merkle: close round %d: %w", round, err)
+		}
+		signed, c, err := t.closeEpoch(round, now, s, origin)
+		if errors.Is(err, badger.ErrConflict) && attempt < closeAttempts {
+			continue
+		}
+		return signed, c, err
+	}
+}
+
+// closeEpoch is one attempt of CloseEpoch.
+func (t *Tree) closeEpoch(round uint64, now time.Time, s note.Signer, origin string) ([]byte, Checkpoint, error) {
+	var signed []byte
+	var c Checkpoint
+	err := t.db.Update(func(txn *badger.Txn) error {
+		st, err := t.readState(txn)
+		if err != nil {
+			return err
+		}
+		c = Checkpoint{Origin: origin, Size: st.size, Root: st.root, Round: round, Time: now.Unix()}
+		latest, prev, err := t.latestTxn(txn)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case round <= latest:
+			return fmt.Errorf("merkle: close round %d after round %d: %w", round, latest, ErrStaleRound)
+		default:
+			c.Prev = NoteHash(prev)
+		}
+		if signed, err = SignCheckpoint(c, s); err != nil {
+			return err
+		}
+		if err := txn.Set(t.keys.round(round), signed); err != nil {
+			return fmt.Errorf("merkle: store checkpoint of round %d: %w", round, err)
+		}
+		if err := txn.Set(t.keys.latest(), binary.BigEndian.AppendUint64(nil, round)); err != nil {
+			return fmt.Errorf("merkle: store latest round %d: %w", round, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	return signed, c, nil
+}
+
+// LatestCheckpoint returns the signed note of the latest closed checkpoint,
+// or ErrNotFound if no epoch was closed yet.
+func (t *Tree) LatestCheckpoint() ([]byte, error) {
+	var signed []byte
+	err := t.db.View(func(txn *badger.Txn) error {
+		var err error
+		_, signed, err = t.latestTxn(txn)
+		return err
+	})
+	return signed, err
+}
+
+// CheckpointAt returns the signed note of the checkpoint closed for round,
+// or ErrNotFound.
+func (t *Tree) CheckpointAt(round uint64) ([]byte, error) {
+	var signed []byte
+	err := t.db.View(func(txn *badger.Txn) error {
+		var err error
+		signed, err = t.checkpointTxn(txn, round)
+		return err
+	})
+	return signed, err
+}
+
+// latestTxn returns the latest closed round and its signed checkpoint.
+func (t *Tree) latestTxn(txn *badger.Txn) (uint64, []byte, error) {
+	b, err := getValue(txn, t.keys.latest())
+	if err != nil {
+		return 0, nil, fmt.Errorf("merkle: latest checkpoint: %w", err)
+	}
+	if len(b) != 8 {
+		return 0, nil, fmt.Errorf("merkle: latest round is %d bytes: %w", len(b), ErrCorrupt)
+	}
+	round := binary.BigEndian.Uint64(b)
+	signed, err := t.checkpointTxn(txn, round)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil, fmt.Errorf("merkle: latest round %d has no checkpoint: %w", round, ErrCorrupt)
+	}
+	return round, signed, err
+}
+
+// checkpointTxn returns the signed checkpoint of round.
+func (t *Tree) checkpointTxn(txn *badger.Txn, round uint64) ([]byte, error) {
+	signed, err := getValue(txn, t.keys.round(round))
+	if err != nil {
+		return nil, fmt.Errorf("merkle: checkpoint of round %d: %w", round, err)
+	}
+	return signed, nil
+}
+
+// getValue returns a copy of the value of key, or ErrNotFound.
+func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
