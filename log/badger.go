@@ -1,0 +1,67 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"syscall"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// badgerOptions returns the Badger options of a log directory: durable
+// commits (SyncWrites: a commit returns only after the write-ahead log is
+// synced), and small memtables and caches so that Go's own memory stays
+// small; Badger memory-maps its files, so resident memory still grows with
+// the database.
+func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
+	o := badger.DefaultOptions(opts.Dir).
+		WithLogger(badgerLogger{logger}).
+		WithMetricsEnabled(false). // Badger's metrics are process-global expvars
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueThreshold(64 << 10).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2)
+	if opts.TuneBadger != nil {
+		o = opts.TuneBadger(o)
+	}
+	// Not negotiable: an acknowledged record must survive power loss.
+	return o.WithSyncWrites(true)
+}
+
+// badgerLogger sends Badger's log lines to slog. Badger reports routine
+// events (tables opened, compactions) at info level; they go to debug here
+// to keep the node's log about what an operator can act on.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug-4, f, a) }
+
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if !b.l.Enabled(ctx, level) {
+		return
+	}
+	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+
+// classifyWriteError wraps an error of a Badger write in ErrDiskFull when
+// the disk is full. Badger keeps the error chain of some failures but
+// flattens others into text (its y.Wrap formats with %+v), so the ENOSPC is
+// also recognised by its message.
+func classifyWriteError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error()) {
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	return err
+}
