@@ -15,8 +15,8 @@ import (
 //	seq       8 bytes, big-endian: the first record of the next page
 //	check     4 bytes: the first 4 bytes of SHA-256("intermesh log page key" || version || seq)
 //
-// For example the page key of seq 1000 is "AQAAAAAAAAPo" followed by the
-// base64url of its check bytes. The check catches keys that were mangled or
+// For example the page key of seq 1000 is "AQAAAAAAAAPoqVhzyg" (check bytes
+// a9 58 73 ca). The check catches keys that were mangled or
 // made up; it is not a secret (a client that forges a page key gets a page
 // it could have asked for with Constraints.From anyway).
 

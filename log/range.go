@@ -111,6 +111,9 @@ func (l *Log) rangeStart(txn *badger.Txn, c Constraints, size uint64) (uint64, e
 // size) ends, or a record is at or after c.Before.
 func (l *Log) readPage(ctx context.Context, txn *badger.Txn, c Constraints, start, size uint64, maxEntries int) (Page, error) {
 	var page Page
+	if err := ctx.Err(); err != nil {
+		return Page{}, err
+	}
 	if start >= size {
 		return page, nil
 	}
@@ -124,7 +127,7 @@ func (l *Log) readPage(ctx context.Context, txn *badger.Txn, c Constraints, star
 	bytes := 0
 	seq := start
 	for it.Seek(l.store.keys.recordKey(start)); seq < size; it.Next() {
-		if seq%256 == 0 {
+		if seq%256 == 255 {
 			if err := ctx.Err(); err != nil {
 				return Page{}, err
 			}
