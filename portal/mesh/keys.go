@@ -22,30 +22,41 @@ const (
 
 // Key sizes in bytes, as they travel in "Public" and "Private".
 const (
-	// PublicKeySize: both curves travel as 57 bytes. Ed448 keys are 57 bytes;
-	// X448 keys are 56 bytes followed by a zero byte (the reference
-	// implementation's encoding, as seed 002's examples show).
-	PublicKeySize = 57
+	// PublicKeySize is the size of an Ed448 public key. X448 public keys
+	// come in two forms: the 56-byte RFC 7748 u-coordinate (X448PublicKeySize,
+	// what GenerateKey makes), and the reference implementation's 57-byte
+	// Edwards-form encoding (the last byte is 0x00 or 0x80), which seed
+	// 002's examples use. Both are accepted and fingerprinted as they are.
+	PublicKeySize = ed448.PublicKeySize
+	// X448PublicKeySize is the size of an RFC 7748 X448 public key.
+	X448PublicKeySize = x448.Size
 	// Ed448PrivateKeySize is the size of an Ed448 private key (its seed).
 	Ed448PrivateKeySize = ed448.SeedSize
 	// X448PrivateKeySize is the size of an X448 private key (the scalar).
 	X448PrivateKeySize = x448.Size
 )
 
-// keyInfoPrefix returns the DER prefix of the reference implementation's
-// key-info encoding (DESIGN.md "UDF"): SEQUENCE { SEQUENCE { OID, NULL },
-// BIT STRING { OCTET STRING { raw key } } }, e.g. for Ed448
+// keyInfo is the reference implementation's key-info encoding
+// (DESIGN.md "UDF"): SEQUENCE { SEQUENCE { OID, NULL }, BIT STRING {
+// OCTET STRING { raw key } } }, e.g. for a 57-byte Ed448 key
 //
-//	30 49 | 30 07 06 03 2B 65 71 05 00 | 03 3C 00 04 39 <57-byte raw key>
-func keyInfoPrefix(c Curve) []byte {
+//	30 47 | 30 07 06 03 2B 65 71 05 00 | 03 3C 00 04 39 <57-byte raw key>
+//
+// (DESIGN.md prints the outer length as 0x49; the DER length is 0x47, and
+// only 0x47 reproduces the seed's identifiers.) X448 uses OID 1.3.101.111
+// (2B 65 6F).
+func keyInfo(c Curve, raw []byte) []byte {
 	oid := byte(0x71) // 1.3.101.113 Ed448
 	if c == CurveX448 {
 		oid = 0x6F // 1.3.101.111 X448
 	}
-	return []byte{0x30, 0x49, 0x30, 0x07, 0x06, 0x03, 0x2B, 0x65, oid, 0x05, 0x00, 0x03, 0x3C, 0x00, 0x04, 0x39}
+	n := byte(len(raw))
+	out := []byte{0x30, 9 + 2 + 3 + n, 0x30, 0x07, 0x06, 0x03, 0x2B, 0x65, oid, 0x05, 0x00, 0x03, 3 + n, 0x00, 0x04, n}
+	return append(out, raw...)
 }
 
-// PublicKey is an Ed448 or X448 public key in its 57-byte wire form.
+// PublicKey is an Ed448 or X448 public key in its wire form (see
+// PublicKeySize).
 type PublicKey struct {
 	Curve Curve
 	Raw   []byte
@@ -61,11 +72,10 @@ func NewPublicKey(c Curve, raw []byte) (PublicKey, error) {
 		}
 	case CurveX448:
 		switch {
-		case len(raw) == x448.Size:
-			raw = append(bytes.Clone(raw), 0)
-		case len(raw) == PublicKeySize && raw[x448.Size] == 0:
+		case len(raw) == X448PublicKeySize:
+		case len(raw) == PublicKeySize && raw[x448.Size]&0x7F == 0:
 		default:
-			return PublicKey{}, fieldErr(ErrMalformed, "Public", "X448 key is %d bytes, want 56, or 57 ending in zero", len(raw))
+			return PublicKey{}, fieldErr(ErrMalformed, "Public", "X448 key is %d bytes, want 56, or 57 in Edwards form", len(raw))
 		}
 	default:
 		return PublicKey{}, fieldErr(ErrUnsupported, "crv", "curve %q", c)
@@ -75,7 +85,7 @@ func NewPublicKey(c Curve, raw []byte) (PublicKey, error) {
 
 // KeyInfo is the key-info (SubjectPublicKeyInfo) encoding the UDF is taken over.
 func (k PublicKey) KeyInfo() []byte {
-	return append(keyInfoPrefix(k.Curve), k.Raw...)
+	return keyInfo(k.Curve, k.Raw)
 }
 
 // UDF is the key identifier: the SHA-2-512 UDF (140 bits) of KeyInfo with
@@ -139,7 +149,7 @@ func NewPrivateKey(c Curve, raw []byte) (*PrivateKey, error) {
 		var sk, pk x448.Key
 		copy(sk[:], raw)
 		x448.KeyGen(&pk, &sk)
-		k.pub = PublicKey{Curve: c, Raw: append(pk[:], 0)}
+		k.pub = PublicKey{Curve: c, Raw: bytes.Clone(pk[:])}
 	default:
 		return nil, fieldErr(ErrUnsupported, "crv", "curve %q", c)
 	}
@@ -170,6 +180,9 @@ func (k *PrivateKey) Sign(message []byte) ([]byte, error) {
 func (k *PrivateKey) SharedSecret(peer PublicKey) ([]byte, error) {
 	if k.curve != CurveX448 || peer.Curve != CurveX448 {
 		return nil, fieldErr(ErrWrongCurve, "key", "X448 agreement needs two X448 keys, have %s and %s", k.curve, peer.Curve)
+	}
+	if len(peer.Raw) != X448PublicKeySize {
+		return nil, fieldErr(ErrUnsupported, "Public", "agreement with a %d-byte (Edwards-form) X448 key is not implemented", len(peer.Raw))
 	}
 	var sk, pk, shared x448.Key
 	copy(sk[:], k.raw)
