@@ -1,3 +1,54 @@
 // Package portal serves the Mesh Portal Protocol (JSON over HTTP at
-// /.well-known/mmm/) on top of a node's log.
+// /.well-known/mmm/, seeds 001 §7 and 004 §3) on top of a node's log, and
+// keeps the portal's materialized state. Its Go client is portal/client; the
+// Mesh data model (profiles, envelopes, UDFs) is portal/mesh.
+//
+// It owns: the protocol messages (shared with the client), request decoding
+// and limits (body and entry size, per-IP rate), the transactions, the
+// materialized state (accounts, the latest version of every profile and
+// escrow entry, pending device connections) and the operator endpoints
+// GET /checkpoint, /healthz, /metrics and the status page at /. It does not
+// own the log, the Merkle tree or checkpoints (packages log and merkle), nor
+// replication (package intermesh).
+//
+// # Writes
+//
+// Every state-changing transaction verifies its signed input first (package
+// mesh, outside the log's sequencer), then appends one record whose payload
+// is a PortalEntry: the Mesh object as received plus what was verified about
+// it (signer, keys). State implements log.Indexer: inside the transaction
+// that commits the record it makes the cheap checks that depend on the
+// current state (account free or open, signer is a registered key of the
+// profile) and writes the new state, or rejects the record. Nothing is
+// written for a request that fails, and the state is always the fold of the
+// log (State.Rebuild replays it).
+//
+// # Wiring
+//
+//	state := portal.NewState()
+//	l, _ := log.Open(ctx, log.Options{Dir: dir, Indexers: []log.Indexer{state}, ...})
+//	srv, _ := portal.New(portal.Config{...}, portal.Deps{Log: l, State: state, ...})
+//	http.ListenAndServe(addr, srv.Handler())
+//
+// # Choices the drafts leave open
+//
+//   - Publish needs no account: profiles are self-signed. A new profile must be
+//     signed by its offline key; an update by the offline key or an online key
+//     of the registered version. Escrow entries are never replaced.
+//   - Account names are ASCII letters, digits and ".-_+@" (one '@' at most),
+//     compared in lower case. CreateAccount binds the name to a ProfileAccount
+//     or ProfileMesh, registered in the same record.
+//   - DeleteAccount needs a Proof (a "DeleteAccount" entry signed by a key of
+//     the account's profile) or the operator's admin bearer token.
+//   - ConnectStart and ConnectComplete need the request's ParentUDF to be the
+//     account's profile; the result must be signed by that profile's offline
+//     key or one of its online (administration) keys.
+//   - Get without Multiple returns the latest version; with Multiple every
+//     version, oldest first. Full adds Index, Time, Kind, Account, Origin and
+//     Leaf (log.Record.MarshalLeaf) to each item.
+//   - Transfer returns the whole payload of each record with its Index and
+//     Leaf; it accepts From, the first log index, besides SearchConstraints.
+//   - Status codes: 400 ClientBadRequest, 413 TooLarge and 429 TooManyRequests
+//     are added for malformed and over-limit input; the HTTP status is 200 for
+//     every 2xx and the protocol status otherwise.
 package portal

@@ -1,0 +1,333 @@
+package portal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The messages of the Mesh Portal Protocol (seed 001 §7, seed 004 §3), shared
+// by the server and the Go client. Field names are the drafts'. On the wire a
+// request is {"<Name>Request": {...}} (or wrapped once more in the transaction
+// name, {"ValidateAccount": {"ValidateRequest": {...}}}) and a response is
+// {"<Name>Response": {..., "Status": 201, "StatusDescription": "..."}}.
+
+// MeshRequest is the base of every request.
+type MeshRequest struct {
+	// Portal names the portal the request is directed to. Optional.
+	Portal string `json:",omitempty"`
+}
+
+// MeshResponse is the base of every response: the status and its description.
+type MeshResponse struct {
+	// Status is the protocol status code (SuccessOK, NotFound, ...).
+	Status int
+	// StatusDescription says what happened, and for an error, what was wrong.
+	StatusDescription string `json:",omitempty"`
+}
+
+// Response returns the MeshResponse itself; every response embeds one, so
+// every response type has this method.
+func (r *MeshResponse) Response() *MeshResponse { return r }
+
+// Entry is a Mesh object as it travels: a JSON object with one member whose
+// name is the object's type and whose value is the object; for a signed
+// object the value is a DARE envelope [header, payload, trailer]. For example
+//
+//	{"ProfileMesh":[{"dig":"SHA2"}, "eyJQcm9maWxlTWVzaCI6ey4uLn19", {"signatures":[...]}]}
+//
+// An Entry keeps the exact bytes it was decoded from.
+type Entry []byte
+
+// ErrNotEntry is returned (wrapped) when JSON is not an object with exactly
+// one member.
+var ErrNotEntry = errors.New("not a Mesh entry: want an object with one member naming its type")
+
+// MarshalJSON implements json.Marshaler; a nil Entry is null.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	if len(e) == 0 {
+		return []byte("null"), nil
+	}
+	return e, nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler, keeping a copy of the bytes.
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		*e = nil
+		return nil
+	}
+	if _, err := EntryType(b); err != nil {
+		return err
+	}
+	*e = append((*e)[:0], b...)
+	return nil
+}
+
+// Type returns the name of the entry's one member, e.g. "ProfileMesh", or ""
+// if the entry is malformed.
+func (e Entry) Type() string {
+	t, _ := EntryType(e)
+	return t
+}
+
+// EntryType returns the name of the one member of a JSON object, checking that
+// there is exactly one and that its value is an array or an object.
+func EntryType(b []byte) (string, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNotEntry, err)
+	}
+	if len(m) != 1 {
+		return "", fmt.Errorf("%w: it has %d members", ErrNotEntry, len(m))
+	}
+	for k, v := range m {
+		v = bytes.TrimSpace(v)
+		if k == "" || len(v) == 0 || (v[0] != '[' && v[0] != '{') {
+			return "", fmt.Errorf("%w: member %q is not an object or an envelope", ErrNotEntry, k)
+		}
+		return k, nil
+	}
+	panic("unreachable")
+}
+
+// Version describes a protocol version (seed 001 §7.4.1).
+type Version struct {
+	Major     int        `json:",omitempty"`
+	Minor     int        `json:",omitempty"`
+	Encodings []Encoding `json:",omitempty"`
+	URI       []string   `json:",omitempty"`
+}
+
+// Encoding describes a message content encoding (seed 001 §7.4.2).
+type Encoding struct {
+	ID         []string `json:",omitempty"`
+	Dictionary []string `json:",omitempty"`
+}
+
+// KeyValue is a retrieval key and the value to match (seed 001 §7.4.3).
+type KeyValue struct {
+	Key   string `json:",omitempty"`
+	Value string `json:",omitempty"`
+}
+
+// SearchConstraints limits a search (seed 001 §7.4.4). When PageKey is set,
+// every other field but MaxEntries and MaxBytes is ignored and the search
+// continues where the page that returned the key stopped. A PageKey is opaque.
+type SearchConstraints struct {
+	// NotBefore: only data published on or after this instant.
+	NotBefore *time.Time `json:",omitempty"`
+	// Before: only data published before this instant.
+	Before *time.Time `json:",omitempty"`
+	// MaxEntries is the most entries to return; 0 means the server's limit.
+	MaxEntries int `json:",omitempty"`
+	// MaxBytes is the most payload bytes to return; 0 means the server's limit.
+	// At least one entry is returned even if it alone is larger.
+	MaxBytes int `json:",omitempty"`
+	// PageKey continues a previous search.
+	PageKey string `json:",omitempty"`
+}
+
+// DataItem is one entry returned by Get or Transfer. Get fills Entry (and,
+// when the request asks for Full, the log metadata); Transfer fills every
+// field.
+type DataItem struct {
+	// Index is the record's sequence number in the log, i.e. its leaf index
+	// in the Merkle tree.
+	Index *uint64 `json:",omitempty"`
+	// Time is when the log sequenced the record.
+	Time *time.Time `json:",omitempty"`
+	// Kind is the record kind: Account, Profile, Escrow, ConnectionRequest,
+	// ConnectionResult, MasterHash, Evidence.
+	Kind string `json:",omitempty"`
+	// Identifier is the UDF of the object the record is about.
+	Identifier string `json:",omitempty"`
+	// Account is the account the record belongs to.
+	Account string `json:",omitempty"`
+	// Origin is the log name of the node that sequenced the record.
+	Origin string `json:",omitempty"`
+	// Entry is the record's payload: the Mesh object (or portal entry).
+	Entry json.RawMessage `json:",omitempty"`
+	// Payload is the record's payload when it is not JSON.
+	Payload []byte `json:",omitempty"`
+	// Leaf is the leaf encoding of the record (log.Record.MarshalLeaf):
+	// SHA-256(0x00 || Leaf) is its leaf hash in the tree. Standard base64.
+	Leaf []byte `json:",omitempty"`
+}
+
+// HelloRequest asks for the service's protocol versions.
+type HelloRequest struct{ MeshRequest }
+
+// HelloResponse reports the protocol versions the service speaks.
+type HelloResponse struct {
+	MeshResponse
+	Version    *Version  `json:",omitempty"`
+	Alternates []Version `json:",omitempty"`
+}
+
+// ValidateRequest asks whether an account name is acceptable.
+type ValidateRequest struct {
+	MeshRequest
+	Account  string   `json:",omitempty"`
+	Reserve  bool     `json:",omitempty"`
+	Language []string `json:",omitempty"`
+}
+
+// ValidateResponse says whether the account name is acceptable and what the
+// rules are.
+type ValidateResponse struct {
+	MeshResponse
+	Valid             bool
+	Minimum           int    `json:",omitempty"`
+	Maximum           int    `json:",omitempty"`
+	InvalidCharacters string `json:",omitempty"`
+	Reason            string `json:",omitempty"`
+}
+
+// CreateRequest asks for a new account bound to a signed profile (the
+// account's ProfileAccount or ProfileMesh).
+type CreateRequest struct {
+	MeshRequest
+	Account string `json:",omitempty"`
+	Profile Entry  `json:",omitempty"`
+}
+
+// CreateResponse reports the outcome of CreateAccount.
+type CreateResponse struct{ MeshResponse }
+
+// DeleteRequest asks for an account to be deleted (seed 004 §3.8). The
+// profile stays published. Proof (this project) is an envelope signed by the
+// offline key or an online key of the account's profile whose payload is
+// {"DeleteAccount":{"Account":"<account>"}}; without it, the operator's admin
+// bearer token is required.
+type DeleteRequest struct {
+	MeshRequest
+	Account string `json:",omitempty"`
+	Proof   Entry  `json:",omitempty"`
+}
+
+// DeleteResponse reports the outcome of DeleteAccount.
+type DeleteResponse struct{ MeshResponse }
+
+// GetRequest looks up published entries by profile identifier or account.
+type GetRequest struct {
+	MeshRequest
+	Identifier        string             `json:",omitempty"`
+	Account           string             `json:",omitempty"`
+	KeyValues         []KeyValue         `json:",omitempty"`
+	SearchConstraints *SearchConstraints `json:",omitempty"`
+	// Multiple asks for every version, oldest first, not only the latest.
+	Multiple bool `json:",omitempty"`
+	// Full asks for the log metadata (index, time, leaf) with each entry.
+	Full bool `json:",omitempty"`
+}
+
+// GetResponse carries the entries found.
+type GetResponse struct {
+	MeshResponse
+	DataItems []DataItem `json:",omitempty"`
+	PageKey   string     `json:",omitempty"`
+}
+
+// PublishRequest publishes a signed profile or an escrow entry.
+type PublishRequest struct {
+	MeshRequest
+	Entry Entry `json:",omitempty"`
+}
+
+// PublishResponse reports the outcome of Publish.
+type PublishResponse struct{ MeshResponse }
+
+// StatusRequest asks for the state of the log and its checkpoints.
+type StatusRequest struct{ MeshRequest }
+
+// StatusResponse reports the state of the log and its checkpoints.
+type StatusResponse struct {
+	MeshResponse
+	LastWriteTime      *time.Time `json:",omitempty"`
+	LastCheckpointTime *time.Time `json:",omitempty"`
+	NextCheckpointTime *time.Time `json:",omitempty"`
+	// CheckpointValue is the latest checkpoint, a C2SP signed note.
+	CheckpointValue string `json:",omitempty"`
+	// Peers are the proof chains for each federation member (DESIGN.md,
+	// "Portal protocol"); filled when the node provides a PeerProofs source.
+	Peers []PeerProof `json:",omitempty"`
+}
+
+// PeerProof is the proof chain of one federation member: its latest
+// checkpoint, the consistency proof from its previous one, the inclusion
+// proof of the checkpoint in the quorum master hash, and the inclusion proof
+// of that MasterHash record in this node's latest checkpoint.
+type PeerProof struct {
+	Origin                string   `json:",omitempty"`
+	Checkpoint            string   `json:",omitempty"`
+	ConsistencyProof      [][]byte `json:",omitempty"`
+	MasterHash            string   `json:",omitempty"`
+	MasterHashInclusion   [][]byte `json:",omitempty"`
+	MasterRecordIndex     *uint64  `json:",omitempty"`
+	MasterRecordInclusion [][]byte `json:",omitempty"`
+}
+
+// ConnectStartRequest posts a device's signed connection request.
+type ConnectStartRequest struct {
+	MeshRequest
+	SignedRequest Entry  `json:",omitempty"`
+	AccountID     string `json:",omitempty"`
+}
+
+// ConnectStartResponse reports the outcome of ConnectStart.
+type ConnectStartResponse struct{ MeshResponse }
+
+// ConnectStatusRequest asks for the result of a device's connection request.
+type ConnectStatusRequest struct {
+	MeshRequest
+	AccountID string `json:",omitempty"`
+	DeviceID  string `json:",omitempty"`
+}
+
+// ConnectStatusResponse carries the signed result, once there is one.
+type ConnectStatusResponse struct {
+	MeshResponse
+	Result Entry `json:",omitempty"`
+}
+
+// ConnectPendingRequest asks for an account's pending connection requests.
+type ConnectPendingRequest struct {
+	MeshRequest
+	AccountID         string             `json:",omitempty"`
+	SearchConstraints *SearchConstraints `json:",omitempty"`
+}
+
+// ConnectPendingResponse lists pending requests, oldest first.
+type ConnectPendingResponse struct {
+	MeshResponse
+	Pending []Entry `json:",omitempty"`
+	PageKey string  `json:",omitempty"`
+}
+
+// ConnectCompleteRequest posts the signed result of a connection request.
+type ConnectCompleteRequest struct {
+	MeshRequest
+	Result    Entry  `json:",omitempty"`
+	AccountID string `json:",omitempty"`
+}
+
+// ConnectCompleteResponse reports the outcome of ConnectComplete.
+type ConnectCompleteResponse struct{ MeshResponse }
+
+// TransferRequest asks for a range of the log. From (this project) starts
+// the transfer at that log index.
+type TransferRequest struct {
+	MeshRequest
+	SearchConstraints *SearchConstraints `json:",omitempty"`
+	From              uint64             `json:",omitempty"`
+}
+
+// TransferResponse carries log records, each with its leaf bytes.
+type TransferResponse struct {
+	MeshResponse
+	DataItems []DataItem `json:",omitempty"`
+	PageKey   string     `json:",omitempty"`
+}

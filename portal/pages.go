@@ -1,0 +1,127 @@
+package portal
+
+import (
+	"html/template"
+	"net/http"
+	"time"
+)
+
+// serveCheckpoint answers GET /checkpoint with the latest signed note.
+func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Checkpoints == nil {
+		http.Error(w, "this node makes no checkpoints", http.StatusNotFound)
+		return
+	}
+	note, err := s.deps.Checkpoints.LatestCheckpoint()
+	if err != nil {
+		s.logger.Error("portal: reading the latest checkpoint", "err", err)
+		http.Error(w, "cannot read the latest checkpoint", http.StatusInternalServerError)
+		return
+	}
+	if len(note) == 0 {
+		http.Error(w, "no checkpoint yet", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(note)
+}
+
+// serveHealth answers GET /healthz: 200 while the log's database is open.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if db := s.log.DB(); db == nil || db.IsClosed() {
+		http.Error(w, "log is closed", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>{{.Service}} — Mesh portal</title>
+<style>body{font-family:sans-serif;margin:2em}td{padding:.2em 1em}pre{background:#f4f4f4;padding:1em}</style></head>
+<body><h1>{{.Service}}</h1>
+<p>A Mathematical Mesh portal. The protocol is served at <code>POST {{.Path}}</code>;
+auditors read <a href="/checkpoint">/checkpoint</a>, operators <a href="/metrics">/metrics</a>.</p>
+<table>
+<tr><td>Log size</td><td>{{.Size}} records</td></tr>
+<tr><td>Last write</td><td>{{.LastWrite}}</td></tr>
+<tr><td>Last checkpoint</td><td>{{.LastCheckpoint}}</td></tr>
+<tr><td>Next checkpoint</td><td>{{.NextCheckpoint}}</td></tr>
+<tr><td>Up since</td><td>{{.Started}}</td></tr>
+</table>
+{{with .Checkpoint}}<h2>Latest checkpoint</h2><pre>{{.}}</pre>{{end}}
+</body></html>
+`))
+
+// serveStatusPage answers GET / with a small human-readable page.
+func (s *Server) serveStatusPage(w http.ResponseWriter, r *http.Request) {
+	fmtTime := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	data := struct {
+		Service, Path, LastWrite, LastCheckpoint, NextCheckpoint, Started, Checkpoint string
+		Size                                                                          uint64
+	}{Service: s.cfg.Service, Path: WellKnownPath, Size: s.log.Size(), LastWrite: fmtTime(s.log.LastTime()),
+		LastCheckpoint: "unknown", NextCheckpoint: "unknown", Started: fmtTime(s.started)}
+	if data.Service == "" {
+		data.Service = "Mesh portal"
+	}
+	if sch := s.deps.Schedule; sch != nil {
+		data.LastCheckpoint, data.NextCheckpoint = fmtTime(sch.LastCheckpointTime()), fmtTime(sch.NextCheckpointTime())
+	}
+	if cp := s.deps.Checkpoints; cp != nil {
+		if note, err := cp.LatestCheckpoint(); err == nil {
+			data.Checkpoint = string(note)
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := statusPage.Execute(w, data); err != nil {
+		s.logger.Warn("portal: writing the status page", "err", err)
+	}
+}
+
+// PeriodSchedule is a Schedule of wall-clock aligned epochs (DESIGN.md,
+// "Epochs and checkpoints"): round r = floor(unix seconds / Period) closes at
+// the start of round r+1. A node with a real epoch ticker can supply its own
+// Schedule with the actual time of the last checkpoint instead.
+type PeriodSchedule struct {
+	// Period is the epoch length.
+	Period time.Duration
+	// Clock returns the current time; nil means time.Now.
+	Clock func() time.Time
+}
+
+func (p PeriodSchedule) clock() time.Time {
+	if p.Clock != nil {
+		return p.Clock()
+	}
+	return time.Now()
+}
+
+// Epoch implements Schedule.
+func (p PeriodSchedule) Epoch() uint64 {
+	if p.Period <= 0 {
+		return 0
+	}
+	return uint64(p.clock().UnixNano() / int64(p.Period))
+}
+
+// LastCheckpointTime implements Schedule: the start of the current round.
+func (p PeriodSchedule) LastCheckpointTime() time.Time {
+	if p.Period <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(p.Epoch())*int64(p.Period)).UTC()
+}
+
+// NextCheckpointTime implements Schedule: the start of the next round.
+func (p PeriodSchedule) NextCheckpointTime() time.Time {
+	if p.Period <= 0 {
+		return time.Time{}
+	}
+	return p.LastCheckpointTime().Add(p.Period)
+}

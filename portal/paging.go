@@ -1,0 +1,115 @@
+package portal
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/intermesh/intermesh/log"
+)
+
+// cursor is the content of the PageKey of Get and ConnectPending: the query
+// and where the next page starts. It is opaque to clients (base64url JSON);
+// forging one only lets a client ask a query it could have asked directly.
+type cursor struct {
+	Tx        string    `json:"t"`
+	Name      string    `json:"n"` // identifier (Get) or account (ConnectPending)
+	Next      uint64    `json:"s"` // first sequence number of the next page
+	NotBefore time.Time `json:"nb,omitzero"`
+	Before    time.Time `json:"b,omitzero"`
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(field, tx, key string) (cursor, error) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(key)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.Tx != tx {
+		return cursor{}, Errorf(ClientBadRequest, "%s.PageKey is not a page key this portal issued for %s", field, tx)
+	}
+	return c, nil
+}
+
+// bounds are the effective limits of one page.
+type bounds struct {
+	entries, bytes int
+}
+
+// pageBounds checks SearchConstraints and applies the server's limits.
+func (s *Server) pageBounds(field string, sc *SearchConstraints) (bounds, error) {
+	b := bounds{entries: s.cfg.MaxPageEntries, bytes: s.cfg.MaxPageBytes}
+	if sc == nil {
+		return b, nil
+	}
+	if sc.MaxEntries < 0 || sc.MaxBytes < 0 {
+		return b, Errorf(ClientBadRequest, "%s.SearchConstraints: MaxEntries and MaxBytes must not be negative", field)
+	}
+	if sc.NotBefore != nil && sc.Before != nil && !sc.NotBefore.Before(*sc.Before) {
+		return b, Errorf(ClientBadRequest, "%s.SearchConstraints: NotBefore must be earlier than Before", field)
+	}
+	if sc.MaxEntries > 0 {
+		b.entries = min(b.entries, sc.MaxEntries)
+	}
+	if sc.MaxBytes > 0 {
+		b.bytes = min(b.bytes, sc.MaxBytes)
+	}
+	return b, nil
+}
+
+// timeWindow returns the NotBefore and Before of constraints (zero: unbounded).
+func timeWindow(sc *SearchConstraints) (notBefore, before time.Time) {
+	if sc == nil {
+		return
+	}
+	if sc.NotBefore != nil {
+		notBefore = *sc.NotBefore
+	}
+	if sc.Before != nil {
+		before = *sc.Before
+	}
+	return
+}
+
+func inWindow(t, notBefore, before time.Time) bool {
+	return (notBefore.IsZero() || !t.Before(notBefore)) && (before.IsZero() || t.Before(before))
+}
+
+// collect walks the sequence numbers an index lists from c.Next on, reading
+// each record and keeping those inside c's time window, until a bound is
+// reached. It returns the records and the cursor of the next page ("" if
+// none).
+func (s *Server) collect(tag byte, c cursor, b bounds, size func(*log.Record) int) ([]log.Record, string, error) {
+	var recs []log.Record
+	used := 0
+	for {
+		seqs, more, err := s.state.seqs(tag, c.Name, c.Next, b.entries+1)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, seq := range seqs {
+			rec, err := s.log.Get(seq)
+			if err != nil {
+				return nil, "", err
+			}
+			if !inWindow(rec.Time, c.NotBefore, c.Before) {
+				c.Next = seq + 1
+				continue
+			}
+			n := size(&rec)
+			if len(recs) == b.entries || (len(recs) > 0 && used+n > b.bytes) {
+				c.Next = seq
+				return recs, c.encode(), nil
+			}
+			recs, used, c.Next = append(recs, rec), used+n, seq+1
+		}
+		if !more {
+			return recs, "", nil
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package portal
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/intermesh/intermesh/log"
+)
+
+// WellKnownPath is where the portal protocol is served (seed 001 §7).
+const WellKnownPath = "/.well-known/mmm/"
+
+// Log is what the portal needs from the node's log (*log.Log satisfies it).
+// Append must be durable when it returns and must run the State's Index in
+// the transaction that commits the record.
+type Log interface {
+	Append(ctx context.Context, rec log.Record) (log.Record, error)
+	Get(seq uint64) (log.Record, error)
+	Range(ctx context.Context, c log.Constraints) (log.Page, error)
+	Size() uint64
+	LastTime() time.Time
+	DB() *badger.DB
+}
+
+// Checkpoints gives the latest signed checkpoint (package merkle).
+type Checkpoints interface {
+	// LatestCheckpoint returns the latest checkpoint, a C2SP signed note,
+	// or an empty note if none was made yet.
+	LatestCheckpoint() ([]byte, error)
+}
+
+// Schedule tells when checkpoints are made (the node's epoch ticker).
+type Schedule interface {
+	// LastCheckpointTime is when the latest checkpoint was made (zero if none).
+	LastCheckpointTime() time.Time
+	// NextCheckpointTime is when the next one is due.
+	NextCheckpointTime() time.Time
+	// Epoch is the current round number.
+	Epoch() uint64
+}
+
+// PeerProofs gives the proof chains of the federation members for Status.
+// It comes with the InterMesh (a later issue); without it Status has none.
+type PeerProofs interface {
+	PeerProofs(ctx context.Context) ([]PeerProof, error)
+}
+
+// Authorizer decides whether a request may use Transfer beyond the
+// configured token (e.g. a federation member authenticated some other way).
+type Authorizer interface {
+	AuthorizeTransfer(r *http.Request) bool
+}
+
+// Config holds the portal's limits and credentials. Zero values mean the
+// documented defaults.
+type Config struct {
+	// Service is the portal's DNS name, shown in Hello and on the status page.
+	Service string
+	// MaxBodyBytes bounds a request body. Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxEntryBytes bounds one Mesh entry (profile, escrow entry, signed
+	// request or result). Default 64 KiB.
+	MaxEntryBytes int
+	// MaxPageEntries bounds the entries of one Get, ConnectPending or
+	// Transfer page. Default 1000.
+	MaxPageEntries int
+	// MaxPageBytes bounds the payload bytes of one page. Default 4 MiB.
+	MaxPageBytes int
+	// RateLimit is the sustained requests per second allowed per client IP;
+	// 0 means no limit. RateBurst is the burst (default: 2×RateLimit, at least 1).
+	RateLimit float64
+	RateBurst int
+	// AccountMinLength and AccountMaxLength bound account names (defaults 1 and 64).
+	AccountMinLength, AccountMaxLength int
+	// TransferToken, if set, is a bearer token that authorizes Transfer.
+	TransferToken string
+	// TransferPublic lets anyone use Transfer.
+	TransferPublic bool
+	// AdminToken, if set, is a bearer token that authorizes DeleteAccount
+	// without a signed proof.
+	AdminToken string
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxEntryBytes <= 0 {
+		c.MaxEntryBytes = 64 << 10
+	}
+	if c.MaxPageEntries <= 0 {
+		c.MaxPageEntries = 1000
+	}
+	if c.MaxPageBytes <= 0 {
+		c.MaxPageBytes = 4 << 20
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = max(1, int(2*c.RateLimit))
+	}
+	if c.AccountMinLength <= 0 {
+		c.AccountMinLength = 1
+	}
+	if c.AccountMaxLength <= 0 {
+		c.AccountMaxLength = 64
+	}
+}
+
+// Deps are the components the portal is built on. Log and State are
+// required; the rest are optional.
+type Deps struct {
+	Log         Log
+	State       *State
+	Checkpoints Checkpoints
+	Schedule    Schedule
+	Peers       PeerProofs
+	Authorizer  Authorizer
+	// Registerer receives the portal's metrics; nil means none are exported.
+	Registerer prometheus.Registerer
+	// Gatherer serves /metrics; nil means /metrics answers 404.
+	Gatherer prometheus.Gatherer
+	// Logger receives the portal's events; nil means slog.Default().
+	Logger *slog.Logger
+	// Clock returns the current time; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Server serves the Mesh Portal Protocol. It holds no goroutines of its own:
+// its lifetime is that of the http.Server serving Handler.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     Log
+	state   *State
+	logger  *slog.Logger
+	now     func() time.Time
+	limiter *rateLimiter
+	metrics *metrics
+	started time.Time
+}
+
+// New returns a portal server. It binds deps.State to deps.Log's database.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Log == nil || deps.State == nil {
+		return nil, errors.New("portal: Deps.Log and Deps.State are required")
+	}
+	if cfg.RateLimit < 0 {
+		return nil, fmt.Errorf("portal: RateLimit is %v, want 0 (no limit) or more", cfg.RateLimit)
+	}
+	cfg.setDefaults()
+	if cfg.AccountMinLength > cfg.AccountMaxLength {
+		return nil, fmt.Errorf("portal: AccountMinLength %d is over AccountMaxLength %d", cfg.AccountMinLength, cfg.AccountMaxLength)
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, state: deps.State, logger: deps.Logger, now: deps.Clock}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.started = s.now()
+	s.state.Bind(deps.Log.DB())
+	s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
+	m, err := newMetrics(deps.Registerer, deps.Log, deps.Schedule)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// Handler returns the HTTP handler: POST /.well-known/mmm/ (the protocol),
+// GET /checkpoint, /healthz, /metrics and the status page at /.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(WellKnownPath, s.serveProtocol)
+	mux.HandleFunc(strings.TrimSuffix(WellKnownPath, "/"), s.serveProtocol)
+	mux.HandleFunc("GET /checkpoint", s.serveCheckpoint)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("GET /{$}", s.serveStatusPage)
+	return mux
+}
+
+// serveProtocol answers one portal transaction.
+func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	tx, resp := s.transact(w, r)
+	status := resp.Response().Status
+	s.metrics.observe(tx, status, s.now().Sub(start))
+	body, err := EncodeResponse(tx, resp)
+	if err != nil {
+		s.logger.Error("portal: encoding response", "transaction", tx, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(HTTPStatus(status))
+	_, _ = w.Write(body)
+}
+
+// transact reads, decodes, authorizes and runs a request; it always returns
+// a response with Status set.
+func (s *Server) transact(w http.ResponseWriter, r *http.Request) (string, Response) {
+	if !s.limiter.allow(clientIP(r), s.now()) {
+		return "", s.fail("", Errorf(TooManyRequests, "too many requests from %s: the limit is %g per second", clientIP(r), s.cfg.RateLimit))
+	}
+	if r.Method != http.MethodPost {
+		return "", s.fail("", Errorf(ClientBadRequest, "the portal protocol uses POST, not %s", r.Method))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return "", s.fail("", Errorf(TooLarge, "request body is over the limit of %d bytes", s.cfg.MaxBodyBytes))
+		}
+		return "", s.fail("", Errorf(ClientBadRequest, "reading request body: %w", err))
+	}
+	tx, req, err := DecodeRequest(body)
+	if err != nil {
+		return tx, s.fail(tx, err)
+	}
+	resp, err := s.dispatch(r, tx, req)
+	if err != nil {
+		return tx, s.fail(tx, err)
+	}
+	if resp.Response().Status == 0 {
+		resp.Response().Status = SuccessOK
+	}
+	if resp.Response().StatusDescription == "" {
+		resp.Response().StatusDescription = StatusText(resp.Response().Status)
+	}
+	return tx, resp
+}
+
+func (s *Server) dispatch(r *http.Request, tx string, req any) (Response, error) {
+	ctx := r.Context()
+	switch req := req.(type) {
+	case *HelloRequest:
+		return s.hello(req), nil
+	case *ValidateRequest:
+		return s.validateAccount(req)
+	case *CreateRequest:
+		return s.createAccount(ctx, req)
+	case *DeleteRequest:
+		return s.deleteAccount(ctx, r, req)
+	case *GetRequest:
+		return s.get(req)
+	case *PublishRequest:
+		return s.publish(ctx, req)
+	case *StatusRequest:
+		return s.status(ctx)
+	case *ConnectStartRequest:
+		return s.connectStart(ctx, req)
+	case *ConnectStatusRequest:
+		return s.connectStatus(req)
+	case *ConnectPendingRequest:
+		return s.connectPending(req)
+	case *ConnectCompleteRequest:
+		return s.connectComplete(ctx, req)
+	case *TransferRequest:
+		return s.transfer(ctx, r, req)
+	}
+	return nil, Errorf(ClientBadRequest, "unknown transaction %q", tx)
+}
+
+// fail turns an error into the transaction's response. An *Error keeps its
+// status and description; anything else is a ServerInternal whose cause is
+// logged, not sent.
+func (s *Server) fail(tx string, err error) Response {
+	resp := NewResponse(tx)
+	var pe *Error
+	switch {
+	case errors.As(err, &pe):
+		resp.Response().Status, resp.Response().StatusDescription = pe.Status, pe.Description
+	case errors.Is(err, log.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		resp.Response().Status, resp.Response().StatusDescription = ServerOverload, "the portal is shutting down or the request was cancelled"
+	case errors.Is(err, log.ErrDiskFull):
+		s.logger.Error("portal: log is out of disk space", "transaction", tx, "err", err)
+		resp.Response().Status, resp.Response().StatusDescription = ServerOverload, "the portal cannot accept writes: out of disk space"
+	default:
+		s.logger.Error("portal: transaction failed", "transaction", tx, "err", err)
+		resp.Response().Status, resp.Response().StatusDescription = ServerInternal, StatusText(ServerInternal)
+	}
+	return resp
+}
+
+// bearer reports whether the request carries "Authorization: Bearer token".
+func bearer(r *http.Request, token string) bool {
+	if token == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
+}
+
+// clientIP is the rate-limiting key: the remote IP of the connection.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

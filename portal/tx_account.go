@@ -1,0 +1,150 @@
+package portal
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal/mesh"
+)
+
+// hello answers Hello: the protocol version (Mesh 3.0, JSON).
+func (s *Server) hello(*HelloRequest) *HelloResponse {
+	v := &Version{Major: 3, Minor: 0, Encodings: []Encoding{{ID: []string{"application/json"}}}}
+	if s.cfg.Service != "" {
+		v.URI = []string{"https://" + s.cfg.Service + WellKnownPath}
+	}
+	return &HelloResponse{Version: v}
+}
+
+// validateAccount answers ValidateAccount. An unacceptable or taken name is
+// a successful transaction with Valid false and a Reason. Reservations are
+// not honoured (the drafts allow that).
+func (s *Server) validateAccount(req *ValidateRequest) (*ValidateResponse, error) {
+	resp := &ValidateResponse{Minimum: s.cfg.AccountMinLength, Maximum: s.cfg.AccountMaxLength}
+	reason, invalid := s.checkAccountName(req.Account)
+	resp.InvalidCharacters = invalid
+	if reason == "" {
+		acct, found, err := s.state.account(CanonicalAccount(req.Account))
+		if err != nil {
+			return nil, err
+		}
+		if found && acct.Status == AccountOpen {
+			reason = "the account name is already taken"
+		}
+	}
+	resp.Valid, resp.Reason = reason == "", reason
+	return resp, nil
+}
+
+// profileTypes are the entries an account may be bound to.
+var accountProfileTypes = []string{mesh.TypeProfileAccount, mesh.TypeProfileMesh}
+
+// createAccount answers CreateAccount: the account is bound to a verified
+// profile, which is registered (or updated) in the same record.
+func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*CreateResponse, error) {
+	account, err := s.account("CreateRequest.Account", req.Account)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.verifyEntry("CreateRequest.Profile", req.Profile, nil, accountProfileTypes...)
+	if err != nil {
+		return nil, err
+	}
+	pe := portalEntry(TxCreateAccount, e, req.Profile)
+	pe.AccountID, pe.Status = req.Account, AccountOpen
+	if _, err := s.append(ctx, log.KindAccount, e.Identifier.String(), account, pe); err != nil {
+		return nil, err
+	}
+	return &CreateResponse{MeshResponse{Status: SuccessCreated}}, nil
+}
+
+// DeleteProof is the payload of the proof a DeleteRequest carries:
+// {"DeleteAccount":{"Account":"alice@example.com"}}, in an envelope signed by
+// the offline key or an online key of the account's profile.
+type DeleteProof struct {
+	Account string
+}
+
+// TypeName implements mesh.Object, so mesh.SignObject can sign a proof.
+func (*DeleteProof) TypeName() string { return "DeleteAccount" }
+
+// deleteAccount answers DeleteAccount. The account is closed; its profile
+// stays published. The request must carry a proof signed by a key of the
+// account's profile, or the operator's admin bearer token.
+func (s *Server) deleteAccount(ctx context.Context, r *http.Request, req *DeleteRequest) (*DeleteResponse, error) {
+	account, err := s.account("DeleteRequest.Account", req.Account)
+	if err != nil {
+		return nil, err
+	}
+	acct, found, err := s.state.account(account)
+	if err != nil {
+		return nil, err
+	}
+	if !found || acct.Status != AccountOpen {
+		return nil, &Error{Status: NotFound, Err: ErrAccountNotFound, Description: "account " + jsonQuote(req.Account) + " does not exist"}
+	}
+	pe := &PortalEntry{Transaction: TxDeleteAccount, AccountID: req.Account, Status: AccountClosed}
+	switch {
+	case len(req.Proof) > 0:
+		signer, err := s.verifyDeleteProof(req, account, acct.ProfileUDF)
+		if err != nil {
+			return nil, err
+		}
+		pe.Type, pe.Signer, pe.Entry = req.Proof.Type(), signer, req.Proof
+	case bearer(r, s.cfg.AdminToken):
+	default:
+		return nil, Errorf(ClientUnauthorized, "DeleteRequest.Proof is missing: deleting an account needs a proof signed by a key of its profile, or the operator's admin token")
+	}
+	if _, err := s.append(ctx, log.KindAccount, acct.ProfileUDF, account, pe); err != nil {
+		return nil, err
+	}
+	return &DeleteResponse{}, nil
+}
+
+// verifyDeleteProof checks the proof of a DeleteRequest and returns its signer.
+func (s *Server) verifyDeleteProof(req *DeleteRequest, account, profileUDF string) (string, error) {
+	const field = "DeleteRequest.Proof"
+	if err := s.checkEntry(field, req.Proof); err != nil {
+		return "", err
+	}
+	typ, env, err := mesh.ParseEntry(req.Proof)
+	if err != nil {
+		return "", meshError(field, err)
+	}
+	var proof DeleteProof
+	if err := mesh.DecodePayload(env.Payload, &proof); err != nil || typ != proof.TypeName() {
+		return "", Errorf(ClientBadRequest, "%s must be a signed %q entry", field, proof.TypeName())
+	}
+	if CanonicalAccount(proof.Account) != account {
+		return "", Errorf(ClientUnauthorized, "%s is for account %q, not %q", field, proof.Account, req.Account)
+	}
+	id, err := mesh.ParseUDF(profileUDF)
+	if err != nil {
+		return "", err
+	}
+	profile, err := s.registered(id)
+	if err != nil || profile == nil {
+		return "", Errorf(ServerInternal, "the profile %s of account %q cannot be read", profileUDF, req.Account)
+	}
+	keys, err := mesh.AuthorityKeys(profile.Profile())
+	if err != nil {
+		return "", err
+	}
+	signer, err := env.VerifyWith(func(kid mesh.UDF) (mesh.PublicKey, error) {
+		if k, ok := keys[kid]; ok {
+			return k, nil
+		}
+		return mesh.PublicKey{}, mesh.ErrUnknownKey
+	})
+	if err != nil {
+		return "", meshError(field, err)
+	}
+	return signer.String(), nil
+}
+
+func jsonQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

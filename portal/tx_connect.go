@@ -1,0 +1,152 @@
+package portal
+
+import (
+	"context"
+
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal/mesh"
+)
+
+// The device connection flow (seed 003 §8.3): the new device posts a
+// ConnectionRequest signed by its own key (ConnectStart); an administration
+// device of the account lists pending requests (ConnectPending) and posts a
+// ConnectionResult signed by an administration key of the account's profile
+// (ConnectComplete); the device polls for it (ConnectStatus). The request's
+// and the result's ParentUDF must be the profile the account is bound to.
+
+// connectAccount validates an AccountID and returns the canonical name and
+// the open account's state.
+func (s *Server) connectAccount(field, name string) (string, accountState, error) {
+	account, err := s.account(field, name)
+	if err != nil {
+		return "", accountState{}, err
+	}
+	acct, found, err := s.state.account(account)
+	if err != nil {
+		return "", acct, err
+	}
+	if !found || acct.Status != AccountOpen {
+		return "", acct, &Error{Status: NotFound, Err: ErrAccountNotFound, Description: "account " + jsonQuote(name) + " does not exist"}
+	}
+	return account, acct, nil
+}
+
+func checkParent(field string, e *mesh.Entry, acct accountState) error {
+	if e.Subject.String() != acct.ProfileUDF {
+		return Errorf(ClientBadRequest, "%s asks to connect to %s, but account %q is bound to profile %s", field, e.Subject, acct.AccountID, acct.ProfileUDF)
+	}
+	return nil
+}
+
+// connectStart answers ConnectStart.
+func (s *Server) connectStart(ctx context.Context, req *ConnectStartRequest) (*ConnectStartResponse, error) {
+	account, acct, err := s.connectAccount("ConnectStartRequest.AccountID", req.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	const field = "ConnectStartRequest.SignedRequest"
+	e, err := s.verifyEntry(field, req.SignedRequest, nil, mesh.TypeConnectionRequest)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkParent(field, e, acct); err != nil {
+		return nil, err
+	}
+	pe := portalEntry(TxConnectStart, e, req.SignedRequest)
+	pe.AccountID = req.AccountID
+	if _, err := s.append(ctx, log.KindConnectionRequest, e.Identifier.String(), account, pe); err != nil {
+		return nil, err
+	}
+	return &ConnectStartResponse{MeshResponse{Status: SuccessCreated}}, nil
+}
+
+// connectPending answers ConnectPending: the account's pending requests,
+// oldest first, paged.
+func (s *Server) connectPending(req *ConnectPendingRequest) (*ConnectPendingResponse, error) {
+	const field = "ConnectPendingRequest"
+	b, err := s.pageBounds(field, req.SearchConstraints)
+	if err != nil {
+		return nil, err
+	}
+	var c cursor
+	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
+		if c, err = decodeCursor(field+".SearchConstraints", TxConnectPending, sc.PageKey); err != nil {
+			return nil, err
+		}
+	} else {
+		account, _, err := s.connectAccount(field+".AccountID", req.AccountID)
+		if err != nil {
+			return nil, err
+		}
+		c = cursor{Tx: TxConnectPending, Name: account}
+		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
+	}
+	recs, next, err := s.collect(tagQueue, c, b, func(r *log.Record) int { return len(r.Payload) })
+	if err != nil {
+		return nil, err
+	}
+	resp := &ConnectPendingResponse{PageKey: next}
+	for i := range recs {
+		pe, err := UnmarshalPortalEntry(recs[i].Payload)
+		if err != nil {
+			return nil, err
+		}
+		resp.Pending = append(resp.Pending, pe.Entry)
+	}
+	return resp, nil
+}
+
+// connectComplete answers ConnectComplete.
+func (s *Server) connectComplete(ctx context.Context, req *ConnectCompleteRequest) (*ConnectCompleteResponse, error) {
+	account, acct, err := s.connectAccount("ConnectCompleteRequest.AccountID", req.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	const field = "ConnectCompleteRequest.Result"
+	e, err := s.verifyEntry(field, req.Result, s.registered, mesh.TypeConnectionResult)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkParent(field, e, acct); err != nil {
+		return nil, err
+	}
+	pe := portalEntry(TxConnectComplete, e, req.Result)
+	pe.AccountID = req.AccountID
+	if _, err := s.append(ctx, log.KindConnectionResult, e.Identifier.String(), account, pe); err != nil {
+		return nil, err
+	}
+	return &ConnectCompleteResponse{MeshResponse{Status: SuccessCreated}}, nil
+}
+
+// connectStatus answers ConnectStatus: the signed result once there is one;
+// while the request is pending, success without a Result.
+func (s *Server) connectStatus(req *ConnectStatusRequest) (*ConnectStatusResponse, error) {
+	account, err := s.account("ConnectStatusRequest.AccountID", req.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	device, err := parseUDF("ConnectStatusRequest.DeviceID", req.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	c, found, err := s.state.conn(account, device.String())
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, &Error{Status: NotFound, Err: ErrNoPending,
+			Description: "device " + device.String() + " has no connection request to account " + jsonQuote(req.AccountID)}
+	}
+	if !c.Done {
+		return &ConnectStatusResponse{MeshResponse: MeshResponse{Status: SuccessOK, StatusDescription: "The connection request is pending"}}, nil
+	}
+	rec, err := s.log.Get(c.ResultSeq)
+	if err != nil {
+		return nil, err
+	}
+	pe, err := UnmarshalPortalEntry(rec.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return &ConnectStatusResponse{Result: pe.Entry}, nil
+}

@@ -1,0 +1,141 @@
+package portal
+
+import (
+	"context"
+
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal/mesh"
+)
+
+// publishTypes are the entries Publish accepts.
+var publishTypes = []string{mesh.TypeProfileMesh, mesh.TypeProfileDevice, mesh.TypeProfileAccount,
+	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry}
+
+// publish answers Publish: a signed profile or an OfflineEscrowEntry. The
+// entry is verified completely first; the indexer then decides, atomically
+// with the append, whether the signer may register it (a new profile: its
+// offline key; an update: the offline key or an online key of the
+// registered version; an escrow entry: never replaced). No account is
+// needed: profiles are self-authenticating.
+func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResponse, error) {
+	e, err := s.verifyEntry("PublishRequest.Entry", req.Entry, nil, publishTypes...)
+	if err != nil {
+		return nil, err
+	}
+	kind := log.KindProfile
+	if e.Type == mesh.TypeOfflineEscrowEntry {
+		kind = log.KindEscrow
+	}
+	if _, err := s.append(ctx, kind, e.Identifier.String(), "", portalEntry(TxPublish, e, req.Entry)); err != nil {
+		return nil, err
+	}
+	return &PublishResponse{MeshResponse{Status: SuccessCreated}}, nil
+}
+
+// get answers Get by Identifier (a profile or escrow entry) or by Account
+// (the account's profile). Without Multiple it returns the latest version
+// inside the time window; with Multiple every version, oldest first, paged.
+// Full adds the log metadata and the leaf bytes, with which a client checks
+// the entry against a checkpoint.
+func (s *Server) get(req *GetRequest) (*GetResponse, error) {
+	const field = "GetRequest"
+	b, err := s.pageBounds(field, req.SearchConstraints)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.KeyValues) > 0 {
+		return nil, Errorf(ClientBadRequest, "GetRequest.KeyValues are not supported: look up by Identifier or Account")
+	}
+	var c cursor
+	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
+		if c, err = decodeCursor(field+".SearchConstraints", TxGet, sc.PageKey); err != nil {
+			return nil, err
+		}
+	} else {
+		id, err := s.resolveGet(req)
+		if err != nil {
+			return nil, err
+		}
+		c = cursor{Tx: TxGet, Name: id}
+		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
+		if _, found, err := s.state.object(id); err != nil {
+			return nil, err
+		} else if !found {
+			return nil, Errorf(NotFound, "no entry with identifier %s", id)
+		}
+	}
+	payloadSize := func(r *log.Record) int { return len(r.Payload) }
+	var recs []log.Record
+	var next string
+	if req.Multiple {
+		recs, next, err = s.collect(tagHistory, c, b, payloadSize)
+	} else {
+		recs, err = s.latest(c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 && next == "" {
+		return nil, Errorf(NotFound, "no version of %s was published in the requested time window", c.Name)
+	}
+	resp := &GetResponse{PageKey: next}
+	for i := range recs {
+		resp.DataItems = append(resp.DataItems, dataItem(&recs[i], req.Full, true))
+	}
+	return resp, nil
+}
+
+// resolveGet returns the identifier a GetRequest asks for.
+func (s *Server) resolveGet(req *GetRequest) (string, error) {
+	switch {
+	case req.Identifier != "":
+		id, err := parseUDF("GetRequest.Identifier", req.Identifier)
+		return id.String(), err
+	case req.Account != "":
+		account, err := s.account("GetRequest.Account", req.Account)
+		if err != nil {
+			return "", err
+		}
+		acct, found, err := s.state.account(account)
+		if err != nil {
+			return "", err
+		}
+		if !found || acct.Status != AccountOpen {
+			return "", &Error{Status: NotFound, Err: ErrAccountNotFound, Description: "account " + jsonQuote(req.Account) + " does not exist"}
+		}
+		return acct.ProfileUDF, nil
+	}
+	return "", Errorf(ClientBadRequest, "GetRequest needs an Identifier or an Account")
+}
+
+// latest returns the latest version of c.Name inside c's time window.
+func (s *Server) latest(c cursor) ([]log.Record, error) {
+	obj, found, err := s.state.object(c.Name)
+	if err != nil || !found {
+		return nil, err
+	}
+	rec, err := s.log.Get(obj.Seq)
+	if err != nil {
+		return nil, err
+	}
+	if inWindow(rec.Time, c.NotBefore, c.Before) {
+		return []log.Record{rec}, nil
+	}
+	// An earlier version may fall inside the window: walk the history.
+	var last []log.Record
+	for c.Next = 0; ; {
+		recs, next, err := s.collect(tagHistory, c, bounds{entries: 256, bytes: 1 << 30}, func(*log.Record) int { return 0 })
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) > 0 {
+			last = recs[len(recs)-1:]
+		}
+		if next == "" {
+			return last, nil
+		}
+		if c, err = decodeCursor("", TxGet, next); err != nil {
+			return nil, err
+		}
+	}
+}
