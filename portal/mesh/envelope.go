@@ -100,6 +100,9 @@ func Sign(payload []byte, keys ...*PrivateKey) (*Envelope, error) {
 // AddSignature signs the envelope's PayloadDigest with key and appends the
 // signature to the trailer.
 func (e *Envelope) AddSignature(key *PrivateKey) error {
+	if key == nil {
+		return fieldErr(ErrMissingKey, "key", "no signing key")
+	}
 	if len(e.Trailer.Signatures) >= MaxSignatures {
 		return fieldErr(ErrTooLarge, "trailer.signatures", "already %d signatures", MaxSignatures)
 	}
