@@ -6,4 +6,38 @@
 // disagree. Hashing, compact ranges and proof verification come from
 // github.com/transparency-dev/merkle; checkpoints are C2SP signed notes
 // (golang.org/x/mod/sumdb/note) in the tlog-checkpoint format.
+//
+// # The tree
+//
+// Leaf i of the tree is record i of the log: its leaf hash is
+// SHA-256(0x00 || leaf), where leaf is the record's leaf encoding
+// (log.Record.MarshalLeaf), and an interior node is SHA-256(0x01 || left ||
+// right), as in RFC 6962. A Tree is the log's BatchIndexer: IndexBatch
+// appends a committed batch with a compact range, storing every full subtree
+// node it completes and the new size, root and compact range. Replica logs of
+// peers append leaf hashes directly with AppendLeafHashes, into a tree of
+// their own prefix.
+//
+// Because every full subtree node is stored, the root at any past size, an
+// inclusion proof and a consistency proof each read O(log n) nodes, and an
+// epoch close reads only the stored state.
+//
+// # Keys
+//
+// All keys of this package start with 't' (tree nodes and state) or 'c'
+// (checkpoints); the log uses 'L' and other packages must use other first
+// bytes. The full layout, with an example, is documented in keys.go.
+//
+// # Checkpoints and epochs
+//
+// Tree.CloseEpoch closes a round: it signs a Checkpoint of the current tree
+// (origin, size, root, then "round", "time" and "prev" extension lines; see
+// Checkpoint for the exact format and an example) with the node's Ed25519
+// key, chains it to the previous checkpoint by the SHA-256 of that signed
+// note, and stores it. OpenCheckpoint verifies and parses a peer's
+// checkpoint, and VerifyConsistent checks that a checkpoint extends an
+// earlier one of the same origin; a failure is evidence of equivocation.
+//
+// This package does not decide when epochs close, hold the federation's keys
+// or gossip anything; the node and intermesh packages do.
 package merkle

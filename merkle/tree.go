@@ -37,6 +37,16 @@ type Tree struct {
 // NewTree returns the tree stored in db under prefix. The local log's tree
 // and each replica log's tree use different prefixes; any two different
 // prefixes give disjoint key spaces.
+//
+// IndexBatch and AppendLeafHashes use only the caller's transaction, so a
+// Tree made with a nil db can serve as the log's batch indexer before the
+// log has opened the database; as a Tree keeps no state, NewTree(l.DB(),
+// prefix) afterwards reads the very same tree:
+//
+//	indexer := merkle.NewTree(nil, prefix)
+//	l, err := log.Open(ctx, log.Options{BatchIndexers: []log.BatchIndexer{indexer}, ...})
+//	...
+//	tree := merkle.NewTree(l.DB(), prefix)
 func NewTree(db *badger.DB, prefix []byte) *Tree {
 	return &Tree{
 		db:      db,
