@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/intermesh/intermesh/testnet"
+)
+
+func newTestnetCommand() *cobra.Command {
+	var (
+		opts    testnet.Options
+		verbose bool
+		traffic time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "testnet [--nodes N] [--dir DIR] [--http-base-port P]",
+		Short: "Run a local federation of N nodes on 127.0.0.1 until Ctrl-C",
+		Long: `Testnet generates N node directories and a shared federation file (or reuses
+them if DIR already holds a testnet), starts every node in this process on
+127.0.0.1 (node i serves its portal on port P+i), drives a light stream of
+portal traffic, and prints each round's state of every node.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Dir == "" {
+				d, err := os.MkdirTemp("", "intermesh-testnet-")
+				if err != nil {
+					return err
+				}
+				opts.Dir = d
+			}
+			opts.Logger = slog.New(slog.DiscardHandler)
+			if verbose {
+				opts.Logger = newLogger(cmd.ErrOrStderr(), defaultLogging("info"))
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "testnet: %d nodes in %s, portals on 127.0.0.1:%d-%d, rounds of %s\n",
+				opts.Nodes, opts.Dir, opts.HTTPBasePort, opts.HTTPBasePort+opts.Nodes-1, opts.Period)
+			tn, err := testnet.Start(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			err = tn.Watch(cmd.Context(), out, traffic)
+			fmt.Fprintln(out, "testnet: stopping")
+			if cerr := tn.Close(); cerr != nil {
+				return cerr
+			}
+			fmt.Fprintf(out, "testnet: stopped; the data stays in %s\n", opts.Dir)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&opts.Nodes, "nodes", 4, "number of nodes")
+	f.StringVar(&opts.Dir, "dir", "", "testnet directory (default: a new temporary directory)")
+	f.IntVar(&opts.HTTPBasePort, "http-base-port", 8080, "node i serves its portal on 127.0.0.1:P+i")
+	f.IntVar(&opts.P2PBasePort, "p2p-base-port", 4001, "node i listens for libp2p on 127.0.0.1:P+i (TCP and QUIC)")
+	f.DurationVar(&opts.Period, "period", 10*time.Second, "epoch period")
+	f.IntVar(&opts.Quorum, "quorum", 0, "quorum (default floor(2n/3)+1)")
+	f.DurationVar(&traffic, "traffic", time.Second, "interval between generated portal transactions (0 turns traffic off)")
+	f.BoolVar(&verbose, "verbose", false, "print the nodes' logs")
+	return cmd
+}

@@ -1,0 +1,287 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
+)
+
+// treePrefix is the prefix of the node's own Merkle tree in its database;
+// replica trees of peers use their origin as prefix.
+var treePrefix = []byte("local")
+
+// shutdownGrace bounds how long in-flight HTTP requests may run after a stop
+// is asked for.
+const shutdownGrace = 10 * time.Second
+
+// Node is one running intermesh node.
+type Node struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	key      ed25519.PrivateKey
+	signer   note.Signer
+	verifier note.Verifier
+	schedule Schedule
+
+	log      *log.Log
+	tree     *merkle.Tree
+	state    *portal.State
+	portal   *portal.Server
+	registry *prometheus.Registry
+	listener net.Listener
+
+	lastClose atomic.Int64 // Unix nanoseconds of the last epoch close
+	metrics   *nodeMetrics
+}
+
+// New opens a node's store and builds its portal. It does not serve until
+// Run. A node that New returned must be Run or Closed.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	key, err := config.LoadKey(cfg.KeyPath())
+	if err != nil {
+		return nil, err
+	}
+	signer, err := merkle.NewSigner(cfg.Origin, key)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	verifier, err := merkle.NewVerifier(cfg.Origin, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n := &Node{
+		cfg:      cfg,
+		logger:   logger,
+		key:      key,
+		signer:   signer,
+		verifier: verifier,
+		schedule: Schedule{Period: cfg.Epoch.Period.Duration},
+		state:    portal.NewState(),
+		registry: prometheus.NewRegistry(),
+	}
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The tree appends inside the log's commit transaction and needs no
+	// database handle for that; the one built after Open reads.
+	indexTree := merkle.NewTree(nil, treePrefix)
+	n.log, err = log.Open(ctx, log.Options{
+		Dir:           cfg.DataDir(),
+		Logger:        logger,
+		Indexers:      []log.Indexer{n.state},
+		BatchIndexers: []log.BatchIndexer{indexTree},
+		MaxBatch:      cfg.Store.MaxBatch,
+		Origin:        cfg.Origin,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.tree = merkle.NewTree(n.log.DB(), treePrefix)
+	if err := n.checkTree(); err != nil {
+		n.log.Close()
+		return nil, err
+	}
+	if last, err := n.tree.LatestCheckpoint(); err == nil && len(last) > 0 {
+		if cp, _, err := merkle.OpenCheckpoint(last, note.VerifierList(n.verifier)); err == nil {
+			n.lastClose.Store(time.Unix(cp.Time, 0).UnixNano())
+		}
+	}
+	if n.metrics, err = newNodeMetrics(n.registry); err != nil {
+		n.log.Close()
+		return nil, err
+	}
+	n.portal, err = portal.New(portal.Config{
+		Service:        cfg.Origin,
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		RateLimit:      cfg.HTTP.RatePerSecond,
+		RateBurst:      cfg.HTTP.RateBurst,
+		TransferToken:  cfg.HTTP.TransferToken,
+		TransferPublic: cfg.HTTP.TransferPublic,
+	}, portal.Deps{
+		Log:         n.log,
+		State:       n.state,
+		Checkpoints: n.tree,
+		Schedule:    n,
+		Registerer:  n.registry,
+		Gatherer:    n.registry,
+		Logger:      logger,
+	})
+	if err != nil {
+		n.log.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// checkTree makes sure the tree covers exactly the log: they are written in
+// one transaction, so anything else is corruption.
+func (n *Node) checkTree() error {
+	size, err := n.tree.Size()
+	if err != nil {
+		return fmt.Errorf("node: reading the Merkle tree: %w", err)
+	}
+	if size != n.log.Size() {
+		return fmt.Errorf("node: the Merkle tree covers %d records but the log holds %d: %w", size, n.log.Size(), log.ErrCorrupt)
+	}
+	return nil
+}
+
+// Listen binds the portal's HTTP listener, so that callers (tests, the
+// testnet) know the address before Run. Run calls it if it was not.
+func (n *Node) Listen() error {
+	if n.listener != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", n.cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("node: portal listener: %w", err)
+	}
+	n.listener = l
+	return nil
+}
+
+// HTTPAddr is the portal's address once Listen or Run has bound it.
+func (n *Node) HTTPAddr() string {
+	if n.listener == nil {
+		return n.cfg.HTTP.Listen
+	}
+	return n.listener.Addr().String()
+}
+
+// Origin is the node's log name.
+func (n *Node) Origin() string { return n.cfg.Origin }
+
+// Log is the node's log.
+func (n *Node) Log() *log.Log { return n.log }
+
+// Tree is the node's Merkle tree.
+func (n *Node) Tree() *merkle.Tree { return n.tree }
+
+// Run serves the portal and closes an epoch at every round boundary until ctx
+// ends; then it lets in-flight requests finish, stops, and closes the store.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.Listen(); err != nil {
+		n.log.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           n.portal.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
+	}
+	n.logger.Info("node running", "origin", n.cfg.Origin, "portal", "http://"+n.HTTPAddr(),
+		"period", n.schedule.Period, "log_size", n.log.Size())
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(n.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("node: portal: %w", err)
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		n.runEpochs(runCtx)
+	}()
+
+	<-runCtx.Done()
+	n.logger.Info("node stopping", "origin", n.cfg.Origin)
+	shutCtx, done := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	err := srv.Shutdown(shutCtx)
+	done()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	if cerr := n.log.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	n.logger.Info("node stopped", "origin", n.cfg.Origin, "log_size", n.log.Size())
+	return err
+}
+
+// Close releases a node that was never Run.
+func (n *Node) Close() error {
+	if n.listener != nil {
+		n.listener.Close()
+	}
+	return n.log.Close()
+}
+
+// runEpochs closes round r at its wall-clock end, for every round until ctx
+// ends.
+func (n *Node) runEpochs(ctx context.Context) {
+	for {
+		at, round := n.schedule.NextClose(time.Now())
+		t := time.NewTimer(time.Until(at))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := n.CloseEpoch(ctx, round, at); err != nil {
+			n.logger.Error("closing the epoch failed", "round", round, "err", err)
+		}
+	}
+}
+
+// CloseEpoch signs and stores the checkpoint of round at the log's current
+// size.
+func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error {
+	start := time.Now()
+	_, cp, err := n.tree.CloseEpoch(ctx, round, at, n.signer, n.cfg.Origin)
+	if err != nil {
+		n.metrics.epochFailures.Inc()
+		return err
+	}
+	n.lastClose.Store(at.UnixNano())
+	n.metrics.epochSeconds.Observe(time.Since(start).Seconds())
+	n.metrics.round.Set(float64(round))
+	n.logger.Debug("epoch closed", "round", round, "size", cp.Size)
+	return nil
+}
+
+// LastCheckpointTime is when the latest checkpoint was made (zero if none).
+func (n *Node) LastCheckpointTime() time.Time {
+	if v := n.lastClose.Load(); v != 0 {
+		return time.Unix(0, v).UTC()
+	}
+	return time.Time{}
+}
+
+// NextCheckpointTime is when the next checkpoint is due.
+func (n *Node) NextCheckpointTime() time.Time {
+	at, _ := n.schedule.NextClose(time.Now())
+	return at
+}
+
+// Epoch is the current round.
+func (n *Node) Epoch() uint64 { return n.schedule.Round(time.Now()) }

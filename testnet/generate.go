@@ -1,0 +1,105 @@
+package testnet
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/intermesh/intermesh/config"
+)
+
+// FederationFile is the name of the federation file Generate writes into the
+// testnet directory.
+const FederationFile = "federation.toml"
+
+// Layout says where a generated testnet lives and which ports it uses.
+type Layout struct {
+	// Dir holds one directory per node (node0, node1, ...) and the
+	// federation file.
+	Dir string
+	// Nodes is the number of nodes, at least 1.
+	Nodes int
+	// Name is the federation name. Default "testnet".
+	Name string
+	// HTTPBasePort: node i serves its portal on 127.0.0.1:HTTPBasePort+i.
+	HTTPBasePort int
+	// P2PBasePort: node i listens for libp2p on TCP and UDP (QUIC)
+	// 127.0.0.1:P2PBasePort+i.
+	P2PBasePort int
+	// Period is the epoch period.
+	Period time.Duration
+	// Quorum is the federation quorum; 0 uses the default, floor(2n/3)+1.
+	Quorum int
+}
+
+// Origin is the log name of node i of a testnet.
+func (l Layout) Origin(i int) string { return fmt.Sprintf("%s/node%d", l.Name, i) }
+
+// NodeDir is the directory of node i.
+func (l Layout) NodeDir(i int) string { return filepath.Join(l.Dir, fmt.Sprintf("node%d", i)) }
+
+// Generate creates the node directories (keys and config files) and the
+// shared federation file of a testnet. It refuses a directory that already
+// holds a testnet.
+func Generate(l Layout) (*config.Federation, error) {
+	if l.Nodes < 1 {
+		return nil, fmt.Errorf("testnet: %d nodes: need at least 1", l.Nodes)
+	}
+	if l.Name == "" {
+		l.Name = "testnet"
+	}
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	fed := &config.Federation{Name: l.Name, Quorum: l.Quorum, EpochPeriod: config.Duration{Duration: l.Period}}
+	for i := 0; i < l.Nodes; i++ {
+		pub, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		p2p := []string{
+			fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.P2PBasePort+i),
+			fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", l.P2PBasePort+i),
+		}
+		fedPath, err := filepath.Rel(l.NodeDir(i), filepath.Join(l.Dir, FederationFile))
+		if err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		c, err := config.Init(l.NodeDir(i), config.InitOptions{
+			Origin:      l.Origin(i),
+			HTTPListen:  fmt.Sprintf("127.0.0.1:%d", l.HTTPBasePort+i),
+			P2PListen:   p2p,
+			Federation:  fedPath,
+			EpochPeriod: config.Duration{Duration: l.Period},
+			Key:         key,
+		})
+		if err != nil {
+			return nil, err
+		}
+		vkey, err := config.VerifierKey(c.Origin, pub)
+		if err != nil {
+			return nil, err
+		}
+		id, err := config.PeerIDFromKey(pub)
+		if err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		fed.Members = append(fed.Members, config.Member{
+			Origin: c.Origin,
+			PeerID: id.String(),
+			Key:    vkey,
+			Addrs:  p2p,
+			HTTP:   "http://" + c.HTTP.Listen,
+		})
+	}
+	if err := fed.Validate(); err != nil {
+		return nil, err
+	}
+	if err := fed.Write(filepath.Join(l.Dir, FederationFile)); err != nil {
+		return nil, err
+	}
+	return fed, nil
+}
