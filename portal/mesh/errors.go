@@ -56,6 +56,9 @@ type FieldError struct {
 
 // Error implements error: "mesh: <field>: <kind>: <reason>".
 func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("mesh: %v: %s", e.Kind, e.Reason)
+	}
 	if e.Reason == "" {
 		return fmt.Sprintf("mesh: %s: %v", e.Field, e.Kind)
 	}

@@ -97,6 +97,7 @@ func Escrow(rand io.Reader, data []byte, threshold, shares int) (*OfflineEscrowE
 			return nil, nil, fmt.Errorf("mesh: share value: %w", err)
 		}
 		bin := append([]byte{byte(UDFTypeShare), byte(threshold), byte(i + 1)}, v...)
+		bin = append(bin, 0) // the 82nd character needs two more bits
 		u, err := UDFFromBinary(bin, shareBits)
 		if err != nil {
 			return nil, nil, err

@@ -102,10 +102,10 @@ func UDFFromBinary(binary []byte, bits int) (UDF, error) {
 // the result must be MinUDFBits..MaxUDFBits long.
 func ParseUDF(s string) (UDF, error) {
 	if len(s) > 2*MaxUDFBits/5 {
-		return UDF{}, fieldErr(ErrTooLarge, "udf", "%d characters", len(s))
+		return UDF{}, fieldErr(ErrTooLarge, "", "%d characters", len(s))
 	}
 	if strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-") || strings.Contains(s, "--") {
-		return UDF{}, fieldErr(ErrMalformed, "udf", "misplaced dash in %q", s)
+		return UDF{}, fieldErr(ErrMalformed, "", "misplaced dash in %q", s)
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -117,13 +117,13 @@ func ParseUDF(s string) (UDF, error) {
 			c -= 'a' - 'A'
 		case c >= 'A' && c <= 'Z', c >= '2' && c <= '7':
 		default:
-			return UDF{}, fieldErr(ErrMalformed, "udf", "character %q at offset %d is not Base32", c, i)
+			return UDF{}, fieldErr(ErrMalformed, "", "character %q at offset %d is not Base32", c, i)
 		}
 		b.WriteByte(c)
 	}
 	chars := b.String()
 	if bits := 5 * len(chars); bits < MinUDFBits || bits > MaxUDFBits {
-		return UDF{}, fieldErr(ErrMalformed, "udf", "%d bits, want %d..%d", bits, MinUDFBits, MaxUDFBits)
+		return UDF{}, fieldErr(ErrMalformed, "", "%d bits, want %d..%d", bits, MinUDFBits, MaxUDFBits)
 	}
 	return UDF{chars: chars}, nil
 }
