@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		return nil, err
 	}
 	if last, err := n.tree.LatestCheckpoint(); err == nil && len(last) > 0 {
-		if cp, _, err := merkle.OpenCheckpoint(last, note.VerifierList(n.verifier)); err == nil {
+		if cp, _, err := merkle.OpenCheckpoint(last, n.verifiers()); err == nil {
 			n.lastClose.Store(time.Unix(cp.Time, 0).UnixNano())
 		}
 	}
@@ -285,3 +285,6 @@ func (n *Node) NextCheckpointTime() time.Time {
 
 // Epoch is the current round.
 func (n *Node) Epoch() uint64 { return n.schedule.Round(time.Now()) }
+
+// verifiers are the note verifiers of the node's own checkpoints.
+func (n *Node) verifiers() note.Verifiers { return note.VerifierList(n.verifier) }
