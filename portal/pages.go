@@ -1,10 +1,22 @@
 package portal
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"time"
+
+	"github.com/intermesh/intermesh/merkle"
 )
+
+// latestCheckpoint reads the latest checkpoint; none yet is an empty note.
+func latestCheckpoint(cp Checkpoints) ([]byte, error) {
+	note, err := cp.LatestCheckpoint()
+	if errors.Is(err, merkle.ErrNotFound) {
+		return nil, nil
+	}
+	return note, err
+}
 
 // serveCheckpoint answers GET /checkpoint with the latest signed note.
 func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
@@ -12,7 +24,7 @@ func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this node makes no checkpoints", http.StatusNotFound)
 		return
 	}
-	note, err := s.deps.Checkpoints.LatestCheckpoint()
+	note, err := latestCheckpoint(s.deps.Checkpoints)
 	if err != nil {
 		s.logger.Error("portal: reading the latest checkpoint", "err", err)
 		http.Error(w, "cannot read the latest checkpoint", http.StatusInternalServerError)
@@ -74,7 +86,7 @@ func (s *Server) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 		data.LastCheckpoint, data.NextCheckpoint = fmtTime(sch.LastCheckpointTime()), fmtTime(sch.NextCheckpointTime())
 	}
 	if cp := s.deps.Checkpoints; cp != nil {
-		if note, err := cp.LatestCheckpoint(); err == nil {
+		if note, err := latestCheckpoint(cp); err == nil {
 			data.Checkpoint = string(note)
 		}
 	}

@@ -35,8 +35,9 @@ type Log interface {
 
 // Checkpoints gives the latest signed checkpoint (package merkle).
 type Checkpoints interface {
-	// LatestCheckpoint returns the latest checkpoint, a C2SP signed note,
-	// or an empty note if none was made yet.
+	// LatestCheckpoint returns the latest checkpoint, a C2SP signed note;
+	// an empty note or an error wrapping merkle.ErrNotFound if none was made
+	// yet. (*merkle.Tree satisfies it.)
 	LatestCheckpoint() ([]byte, error)
 }
 

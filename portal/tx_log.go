@@ -22,7 +22,7 @@ func (s *Server) status(ctx context.Context) (*StatusResponse, error) {
 		resp.NextCheckpointTime = timePtr(sch.NextCheckpointTime())
 	}
 	if cp := s.deps.Checkpoints; cp != nil {
-		note, err := cp.LatestCheckpoint()
+		note, err := latestCheckpoint(cp)
 		if err != nil {
 			return nil, err
 		}
