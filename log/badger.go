@@ -16,6 +16,12 @@ import (
 // synced), and small memtables and caches so that Go's own memory stays
 // small; Badger memory-maps its files, so resident memory still grows with
 // the database.
+//
+// Values up to Badger's default threshold (1 MiB) stay in the LSM tree and
+// its write-ahead log, whose sync error a commit returns. Larger payloads go
+// to the value log, whose sync error Badger v4.9 only logs; reads of them
+// verify Badger's checksum, so a value lost that way reads as ErrCorrupt
+// rather than as wrong data.
 func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(opts.Dir).
 		WithLogger(badgerLogger{logger}).
@@ -24,7 +30,7 @@ func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(64 << 10).
+		WithVerifyValueChecksum(true).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2)
 	if opts.TuneBadger != nil {

@@ -248,7 +248,7 @@ func (bulkyIndexer) Index(txn *badger.Txn, rec *Record) error {
 
 func TestBatchesTooBigForOneTransactionAreSplit(t *testing.T) {
 	// A 1 MiB memtable limits a transaction to about 150 KiB.
-	small := func(o badger.Options) badger.Options { return o.WithMemTableSize(1 << 20) }
+	small := func(o badger.Options) badger.Options { return o.WithMemTableSize(1 << 20).WithValueThreshold(64 << 10) }
 	g := newGate()
 	l := openTestLog(t, "", Options{TuneBadger: small, Indexers: []Indexer{bulkyIndexer{}}, BatchIndexers: []BatchIndexer{g}})
 	held := g.hold(t, l)
@@ -274,7 +274,7 @@ func TestBatchesTooBigForOneTransactionAreSplit(t *testing.T) {
 }
 
 func TestARecordWhoseDerivedStateAloneIsTooBigFailsAlone(t *testing.T) {
-	small := func(o badger.Options) badger.Options { return o.WithMemTableSize(1 << 20) }
+	small := func(o badger.Options) badger.Options { return o.WithMemTableSize(1 << 20).WithValueThreshold(64 << 10) }
 	// Three bulky indexers write 192 KiB for one record.
 	l := openTestLog(t, "", Options{TuneBadger: small, Indexers: []Indexer{bulkyIndexer{}, bulkyIndexer{}, bulkyIndexer{}}})
 	huge := testRecord(99)
