@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"slices"
 	"time"
 )
 
@@ -266,6 +267,10 @@ func verifyProfile(p SignedProfile, env *Envelope, allowOnline bool) (UDF, error
 			return UDF{}, fieldErr(ErrBadSignature, "trailer.signatures", "no valid signature by KeyOfflineSignature %s or KeysOnlineSignature: %v", offline.UDF(), err)
 		}
 		return UDF{}, fieldErr(ErrBadSignature, "trailer.signatures", "no valid signature by KeyOfflineSignature %s: %v", offline.UDF(), err)
+	}
+	// Every resolvable signature verified; prefer the offline signer.
+	if kid := offline.UDF().String(); slices.Contains(env.Signers(), kid) {
+		return offline.UDF(), nil
 	}
 	return signer, nil
 }
