@@ -11,9 +11,12 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// closeAttempts bounds how often CloseEpoch retries a transaction that
-// conflicted with a concurrent append or epoch close.
+// closeAttempts bounds how often CloseEpoch retries when a concurrent epoch
+// close of the same tree gets in its way.
 const closeAttempts = 10
+
+// errRetry asks CloseEpoch to take a new snapshot of the tree and try again.
+var errRetry = errors.New("merkle: tree snapshot older than the latest checkpoint")
 
 // CloseEpoch closes round: it signs a checkpoint of the tree at its current
 // size, chained to the previously closed checkpoint by its prev line, and
@@ -21,9 +24,11 @@ const closeAttempts = 10
 // few reads and writes whatever the tree size. The round must be after the
 // latest closed round (ErrStaleRound), and s must sign as origin.
 //
-// If a concurrent append or close commits first, Badger aborts the
-// transaction with badger.ErrConflict and CloseEpoch retries it, a bounded
-// number of times, until ctx is done.
+// The size and root come from a read snapshot, so appends committing
+// meanwhile never abort the close; the checkpoint covers the tree as of the
+// snapshot. Concurrent closes of the same tree are serialized by Badger's
+// conflict detection, and CloseEpoch retries a bounded number of times, until
+// ctx is done.
 func (t *Tree) CloseEpoch(ctx context.Context, round uint64, now time.Time, s note.Signer, origin string) ([]byte, Checkpoint, error) {
 	if s.Name() != origin {
 		return nil, Checkpoint{}, fmt.Errorf("merkle: close round %d of %q with key %q: %w", round, origin, s.Name(), ErrSignature)
@@ -33,7 +38,7 @@ func (t *Tree) CloseEpoch(ctx context.Context, round uint64, now time.Time, s no
 			return nil, Checkpoint{}, fmt.Errorf("merkle: close round %d: %w", round, err)
 		}
 		signed, c, err := t.closeEpoch(round, now, s, origin)
-		if errors.Is(err, badger.ErrConflict) && attempt < closeAttempts {
+		if (errors.Is(err, badger.ErrConflict) || errors.Is(err, errRetry)) && attempt < closeAttempts {
 			continue
 		}
 		return signed, c, err
@@ -42,23 +47,29 @@ func (t *Tree) CloseEpoch(ctx context.Context, round uint64, now time.Time, s no
 
 // closeEpoch is one attempt of CloseEpoch.
 func (t *Tree) closeEpoch(round uint64, now time.Time, s note.Signer, origin string) ([]byte, Checkpoint, error) {
+	var st state
+	err := t.db.View(func(txn *badger.Txn) error {
+		var err error
+		st, err = t.readState(txn)
+		return err
+	})
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	c := Checkpoint{Origin: origin, Size: st.size, Root: st.root, Round: round, Time: now.Unix()}
 	var signed []byte
-	var c Checkpoint
-	err := t.db.Update(func(txn *badger.Txn) error {
-		st, err := t.readState(txn)
-		if err != nil {
-			return err
-		}
-		c = Checkpoint{Origin: origin, Size: st.size, Root: st.root, Round: round, Time: now.Unix()}
-		latest, prev, err := t.latestTxn(txn)
+	err = t.db.Update(func(txn *badger.Txn) error {
+		latest, err := t.latestTxn(txn)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
 			return err
-		case round <= latest:
-			return fmt.Errorf("merkle: close round %d after round %d: %w", round, latest, ErrStaleRound)
+		case round <= latest.round:
+			return fmt.Errorf("merkle: close round %d after round %d: %w", round, latest.round, ErrStaleRound)
+		case st.size < latest.size:
+			return errRetry
 		default:
-			c.Prev = NoteHash(prev)
+			c.Prev = NoteHash(latest.signed)
 		}
 		if signed, err = SignCheckpoint(c, s); err != nil {
 			return err
@@ -66,7 +77,8 @@ func (t *Tree) closeEpoch(round uint64, now time.Time, s note.Signer, origin str
 		if err := txn.Set(t.keys.round(round), signed); err != nil {
 			return fmt.Errorf("merkle: store checkpoint of round %d: %w", round, err)
 		}
-		if err := txn.Set(t.keys.latest(), binary.BigEndian.AppendUint64(nil, round)); err != nil {
+		l := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, round), st.size)
+		if err := txn.Set(t.keys.latest(), l); err != nil {
 			return fmt.Errorf("merkle: store latest round %d: %w", round, err)
 		}
 		return nil
@@ -82,8 +94,8 @@ func (t *Tree) closeEpoch(round uint64, now time.Time, s note.Signer, origin str
 func (t *Tree) LatestCheckpoint() ([]byte, error) {
 	var signed []byte
 	err := t.db.View(func(txn *badger.Txn) error {
-		var err error
-		_, signed, err = t.latestTxn(txn)
+		l, err := t.latestTxn(txn)
+		signed = l.signed
 		return err
 	})
 	return signed, err
@@ -101,21 +113,28 @@ func (t *Tree) CheckpointAt(round uint64) ([]byte, error) {
 	return signed, err
 }
 
-// latestTxn returns the latest closed round and its signed checkpoint.
-func (t *Tree) latestTxn(txn *badger.Txn) (uint64, []byte, error) {
+// latestCheckpoint is the latest closed checkpoint of a tree.
+type latestCheckpoint struct {
+	round  uint64
+	size   uint64
+	signed []byte
+}
+
+// latestTxn returns the latest closed checkpoint, or ErrNotFound.
+func (t *Tree) latestTxn(txn *badger.Txn) (latestCheckpoint, error) {
 	b, err := getValue(txn, t.keys.latest())
 	if err != nil {
-		return 0, nil, fmt.Errorf("merkle: latest checkpoint: %w", err)
+		return latestCheckpoint{}, fmt.Errorf("merkle: latest checkpoint: %w", err)
 	}
-	if len(b) != 8 {
-		return 0, nil, fmt.Errorf("merkle: latest round is %d bytes: %w", len(b), ErrCorrupt)
+	if len(b) != 16 {
+		return latestCheckpoint{}, fmt.Errorf("merkle: latest checkpoint record is %d bytes: %w", len(b), ErrCorrupt)
 	}
-	round := binary.BigEndian.Uint64(b)
-	signed, err := t.checkpointTxn(txn, round)
+	l := latestCheckpoint{round: binary.BigEndian.Uint64(b), size: binary.BigEndian.Uint64(b[8:])}
+	l.signed, err = t.checkpointTxn(txn, l.round)
 	if errors.Is(err, ErrNotFound) {
-		return 0, nil, fmt.Errorf("merkle: latest round %d has no checkpoint: %w", round, ErrCorrupt)
+		return latestCheckpoint{}, fmt.Errorf("merkle: latest round %d has no checkpoint: %w", l.round, ErrCorrupt)
 	}
-	return round, signed, err
+	return l, err
 }
 
 // checkpointTxn returns the signed checkpoint of round.

@@ -1,6 +1,7 @@
 package merkle
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -176,5 +177,48 @@ func TestVerifyConsistentRejectsForksShrinksAndOtherOrigins(t *testing.T) {
 		if err := VerifyConsistent(c.prev, c.next, c.proof); !errors.Is(err, ErrInconsistent) {
 			t.Errorf("%s: err = %v, want ErrInconsistent", c.name, err)
 		}
+	}
+}
+
+func TestConcurrentCloseEpochsKeepOneChain(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	tree := NewTree(db, nil)
+	s, v := signerVerifier(t, exampleOrigin, 0)
+	indexBatch(t, db, tree, testRecords(0, 5))
+
+	const rounds = 8
+	var wg sync.WaitGroup
+	for round := uint64(1); round <= rounds; round++ {
+		wg.Go(func() {
+			_, _, err := tree.CloseEpoch(ctx, round, time.Unix(int64(round), 0), s, exampleOrigin)
+			if err != nil && !errors.Is(err, ErrStaleRound) {
+				t.Errorf("CloseEpoch(round %d): %v", round, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	// The closed rounds, in order, form one chain ending at the latest.
+	var prev []byte
+	for round := uint64(1); round <= rounds; round++ {
+		signed, err := tree.CheckpointAt(round)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := OpenCheckpoint(signed, note.VerifierList(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev == nil && c.Prev != nil || prev != nil && !bytes.Equal(c.Prev, NoteHash(prev)) {
+			t.Fatalf("round %d: prev %x does not name the previously closed checkpoint", round, c.Prev)
+		}
+		prev = signed
+	}
+	if latest, err := tree.LatestCheckpoint(); err != nil || !bytes.Equal(latest, prev) {
+		t.Fatalf("LatestCheckpoint() is not the last checkpoint of the chain (%v)", err)
 	}
 }

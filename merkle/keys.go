@@ -24,7 +24,8 @@ import (
 //	'c' | uvarint len(p) | p | 'r' | round (8 bytes, big-endian)
 //	    the signed checkpoint note closed for that round
 //	'c' | uvarint len(p) | p | 'l'
-//	    the latest closed round (8 bytes, big-endian)
+//	    the latest closed round and the tree size its checkpoint covers
+//	    (8 bytes each, big-endian)
 //
 // For example, with the prefix "L" the leaf hash of leaf 5 is stored under
 // the key 74 01 4c 6e 00 0000000000000005, and the state under 74 01 4c 73.
