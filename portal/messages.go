@@ -78,6 +78,10 @@ func (e Entry) Type() string {
 func EntryType(b []byte) (string, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return "", fmt.Errorf("%w, got JSON %s", ErrNotEntry, te.Value)
+		}
 		return "", fmt.Errorf("%w: %w", ErrNotEntry, err)
 	}
 	if len(m) != 1 {

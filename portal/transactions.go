@@ -188,9 +188,12 @@ func oneMember(b []byte, what string) (string, json.RawMessage, error) {
 
 // describeJSONError turns a decoding error into a sentence naming the field.
 func describeJSONError(err error) string {
+	if errors.Is(err, ErrNotEntry) {
+		return err.Error()
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		field := te.Field
+		field := strings.ReplaceAll(te.Field, "MeshRequest.", "")
 		if field == "" {
 			field = "value"
 		}
@@ -199,9 +202,6 @@ func describeJSONError(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("syntax error at byte %d: %s", se.Offset, se.Error())
-	}
-	if errors.Is(err, ErrNotEntry) {
-		return err.Error()
 	}
 	if err.Error() == "EOF" {
 		return "empty body"
