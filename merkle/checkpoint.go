@@ -209,7 +209,7 @@ func NoteHash(signedNote []byte) []byte {
 // name must be c.Origin: the text, a blank line, then one signature line
 // "— <key name> <base64 of 4-byte key hash || Ed25519 signature>". Signed
 // with the Ed25519 key whose seed is 32 zero bytes, the example checkpoint
-// above becomes
+// on Checkpoint becomes
 //
 //	example.org/node1
 //	4

@@ -4,31 +4,7 @@ import (
 	"encoding/binary"
 )
 
-// Key layout. Every key the package writes starts with one of two bytes,
-// which the log and the other users of the database never use as their first
-// byte:
-//
-//	't'  tree keys
-//	'c'  checkpoint keys
-//
-// followed by the tree's prefix (as given to NewTree) written as a uvarint
-// length and the prefix bytes, so that the key spaces of two trees with
-// different prefixes never overlap, whatever the prefixes are. Then:
-//
-//	't' | uvarint len(p) | p | 'n' | level (1 byte) | index (8 bytes, big-endian)
-//	    the hash of the full subtree node (level, index): level 0 holds the
-//	    leaf hashes, level k the root of leaves [index<<k, (index+1)<<k)
-//	't' | uvarint len(p) | p | 's'
-//	    the tree state: size (8 bytes, big-endian), root hash (32 bytes),
-//	    then the hashes of the compact range [0, size), left to right
-//	'c' | uvarint len(p) | p | 'r' | round (8 bytes, big-endian)
-//	    the signed checkpoint note closed for that round
-//	'c' | uvarint len(p) | p | 'l'
-//	    the latest closed round and the tree size its checkpoint covers
-//	    (8 bytes each, big-endian)
-//
-// For example, with the prefix "L" the leaf hash of leaf 5 is stored under
-// the key 74 01 4c 6e 00 0000000000000005, and the state under 74 01 4c 73.
+// Key layout: see "Keys" in the package comment (doc.go).
 const (
 	treeSpace       = 't'
 	checkpointSpace = 'c'

@@ -20,7 +20,7 @@ const hashSize = 32
 var hasher = rfc6962.DefaultHasher
 
 // Tree is an RFC 6962 Merkle tree over a log, stored in a Badger database
-// under a key prefix (see the key layout in keys.go and the package comment).
+// under a key prefix (see "Keys" in the package comment).
 //
 // A Tree keeps nothing in memory: every method reads the database, and
 // appends happen inside the caller's transaction, so the tree commits or
@@ -66,7 +66,7 @@ func (t *Tree) IndexBatch(txn *badger.Txn, recs []log.Record) error {
 	hashes := make([][]byte, len(recs))
 	for i := range recs {
 		if want := recs[0].Seq + uint64(i); recs[i].Seq != want {
-			return fmt.Errorf("merkle: index batch: record %d has seq %d, want %d", i, recs[i].Seq, want)
+			return fmt.Errorf("merkle: index batch: record %d has seq %d, want %d: %w", i, recs[i].Seq, want, ErrNotNextLeaf)
 		}
 		if err := recs[i].Validate(); err != nil {
 			return fmt.Errorf("merkle: index batch: record seq %d: %w", recs[i].Seq, err)
