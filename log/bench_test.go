@@ -50,6 +50,9 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkRange(b *testing.B) {
 	l := openTestLog(b, "", Options{})
 	appendConcurrently(b, l, 10*DefaultPageEntries, 64)
+	if b.Failed() {
+		b.FailNow()
+	}
 	b.ResetTimer()
 	records := 0
 	for b.Loop() {

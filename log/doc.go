@@ -10,5 +10,30 @@
 // commits the records, so derived state can never disagree with the log.
 //
 // The leaf encoding of a record (what is hashed into the tree) is documented on
-// Record.MarshalLeaf; auditors recompute leaf hashes from it.
+// Record.MarshalLeaf; auditors recompute leaf hashes from it. The Badger key
+// layout is documented in keys.go: the log owns the keys starting with
+// KeyPrefix.
+//
+// # Group commit and durability
+//
+// Append hands its record to a single sequencer goroutine, which takes every
+// record queued while the previous transaction was being synced (up to
+// Options.MaxBatch), assigns sequence numbers and times, runs the indexers,
+// and commits them in one Badger transaction with SyncWrites on: one sync for
+// the whole batch, since Badger does not merge the syncs of concurrent
+// transactions. Append returns only after that commit, so an acknowledged
+// record survives kill -9 and power loss. A batch too big for one Badger
+// transaction is split. Record times come from the clock at sequencing, in
+// UTC, and never go backwards, so Range finds a time by binary search.
+//
+// # Crash safety
+//
+// The log's size (its head) is written in the same transaction as the
+// records and the indexers' derived state, and Badger replays a transaction
+// whole or not at all, so after a crash the log reopens with no holes, every
+// acknowledged record present, and derived state matching the records. Open
+// checks the head against the last record (ErrCorrupt if they disagree) and
+// deletes records stored past the head, which no acknowledged write can have
+// left. TestCrashKillWriter checks all this by SIGKILLing a writer process
+// under load, INTERMESH_CRASH_KILLS times.
 package log

@@ -239,15 +239,7 @@ func (l *Log) Close() error {
 		l.sendStop = true
 		l.sendMu.Unlock()
 		<-l.seqDone
-		for {
-			select {
-			case r := <-l.reqs:
-				r.finish(ErrClosed)
-				continue
-			default:
-			}
-			break
-		}
+		l.failQueued()
 		l.dbMu.Lock()
 		defer l.dbMu.Unlock()
 		if err := l.db.Close(); err != nil {
@@ -256,6 +248,19 @@ func (l *Log) Close() error {
 		l.logger.Info("log closed", "size", l.Size())
 	})
 	return l.closeErr
+}
+
+// failQueued fails the requests left in the queue after the sequencer
+// stopped.
+func (l *Log) failQueued() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.finish(ErrClosed)
+		default:
+			return
+		}
+	}
 }
 
 // DB returns the Badger DB, for readers of derived state kept in it. Writes

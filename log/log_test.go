@@ -302,6 +302,51 @@ func TestCloseFinishesTheBatchAndFailsQueuedAppends(t *testing.T) {
 	}
 }
 
+func TestCloseDuringHeavyAppendsReturnsEveryCaller(t *testing.T) {
+	l := openTestLog(t, "", Options{})
+	const appenders = 64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var committed []Record
+	started := make(chan struct{}, appenders)
+	for range appenders {
+		wg.Go(func() {
+			started <- struct{}{}
+			for i := 0; ; i++ {
+				rec, err := l.Append(context.Background(), testRecord(i))
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				mu.Lock()
+				committed = append(committed, rec)
+				mu.Unlock()
+			}
+		})
+	}
+	for range appenders {
+		<-started
+	}
+	waitUntil(t, "some records are committed", func() bool { return l.Size() >= 500 })
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait() // every Append has returned
+	dir := l.opts.Dir
+	l = openTestLog(t, dir, Options{})
+	if int(l.Size()) != len(committed) {
+		t.Errorf("the log holds %d records, %d appends succeeded", l.Size(), len(committed))
+	}
+	for _, rec := range committed {
+		if got, err := l.Get(rec.Seq); err != nil || !sameRecord(got, rec) {
+			t.Fatalf("Get(%d) = %+v, %v; want %+v", rec.Seq, got, err, rec)
+		}
+	}
+}
+
 func TestAppendReturnsContextErrors(t *testing.T) {
 	g := newGate()
 	l := openTestLog(t, "", Options{BatchIndexers: []BatchIndexer{g}})

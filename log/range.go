@@ -58,8 +58,10 @@ func (l *Log) Range(ctx context.Context, c Constraints) (Page, error) {
 	}
 	maxEntries = min(maxEntries, MaxPageEntries)
 	var page Page
+	// Read the size before the snapshot is taken, so that the snapshot holds
+	// every record the size counts.
+	size := l.Size()
 	err := l.view(func(txn *badger.Txn) error {
-		size := l.Size()
 		start, err := l.rangeStart(txn, c, size)
 		if err != nil {
 			return err

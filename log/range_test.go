@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -142,7 +143,10 @@ func TestRangePagesThroughTheWholeLog(t *testing.T) {
 
 func TestRangePageSizeLimits(t *testing.T) {
 	l := openTestLog(t, "", Options{})
-	appendConcurrently(t, l, DefaultPageEntries+10, 16)
+	appendConcurrently(t, l, MaxPageEntries+10, 64)
+	if t.Failed() {
+		t.FailNow()
+	}
 	tests := []struct {
 		name       string
 		maxEntries int
@@ -151,6 +155,7 @@ func TestRangePageSizeLimits(t *testing.T) {
 		{"no MaxEntries gives the default page size", 0, DefaultPageEntries},
 		{"a negative MaxEntries gives the default page size", -5, DefaultPageEntries},
 		{"MaxEntries above the default is honoured", DefaultPageEntries + 5, DefaultPageEntries + 5},
+		{"MaxEntries above the maximum gives the maximum", MaxPageEntries + 5, MaxPageEntries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,7 +218,50 @@ func appendConcurrently(t testing.TB, l *Log, n, goroutines int) {
 		})
 	}
 	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
+}
+
+func TestRangeWhileAppending(t *testing.T) {
+	l := openTestLog(t, "", Options{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		appendConcurrently(t, l, 4000, 32)
+	}()
+	var failure error
+	for reading := true; reading && failure == nil; {
+		select {
+		case <-done:
+			reading = false
+		default:
+		}
+		size := l.Size()
+		from := max(size, 5) - 5
+		page, err := l.Range(t.Context(), Constraints{From: from})
+		if err != nil {
+			failure = fmt.Errorf("Range from %d while appending: %w", from, err)
+		} else if uint64(len(page.Records)) < size-from {
+			failure = fmt.Errorf("Range from %d gave %d records, want at least %d", from, len(page.Records), size-from)
+		}
+	}
+	<-done
+	if failure != nil {
+		t.Fatal(failure)
+	}
+}
+
+func TestLargePayloadsGoThroughTheValueLog(t *testing.T) {
+	l := openTestLog(t, "", Options{})
+	rec := testRecord(0)
+	rec.Payload = make([]byte, 3<<20)
+	for i := range rec.Payload {
+		rec.Payload[i] = byte(i * 7)
+	}
+	got, err := l.Append(t.Context(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := l.Get(got.Seq)
+	if err != nil || !sameRecord(stored, got) {
+		t.Fatalf("Get = %v; the 3 MiB payload did not read back", err)
 	}
 }
