@@ -1,0 +1,230 @@
+package intermesh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/config"
+)
+
+// Reconnection backoff: a member that is not connected is dialled after
+// minRedial, doubling after each failure up to maxRedial; connected members
+// are checked every checkConnected.
+const (
+	minRedial      = 250 * time.Millisecond
+	maxRedial      = 30 * time.Second
+	checkConnected = 500 * time.Millisecond
+	dialTimeout    = 5 * time.Second
+)
+
+// startHost creates the libp2p host: the node's key as identity, TCP and
+// QUIC only, Noise or TLS (libp2p's defaults), a gater admitting only
+// members, and none of what a closed network does not need (relays, hole
+// punching, NAT port mapping, AutoNAT probing, mDNS, libp2p's own metrics on
+// the global registry).
+func (m *Mesh) startHost(ctx context.Context) error {
+	sk, err := crypto.UnmarshalEd25519PrivateKey(m.cfg.Key)
+	if err != nil {
+		return fmt.Errorf("%w: Key: %w", ErrConfig, err)
+	}
+	m.gater = newGater(m.byPeer, m.self.id)
+	h, err := libp2p.New(
+		libp2p.Identity(sk),
+		libp2p.ListenAddrStrings(m.cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ConnectionGater(m.gater),
+		libp2p.DisableRelay(),
+		libp2p.ForceReachabilityPublic(),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		return fmt.Errorf("intermesh: libp2p host on %v: %w", m.cfg.Listen, err)
+	}
+	m.host = h
+	for _, fm := range m.fed.Members {
+		mb := m.members[fm.Origin]
+		if mb.id == h.ID() {
+			continue
+		}
+		for _, s := range fm.Addrs {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				h.Close()
+				return fmt.Errorf("%w: Federation: member %q: address %q: %w", ErrConfig, fm.Origin, s, err)
+			}
+			h.Peerstore().AddAddr(mb.id, a, peerstore.PermanentAddrTTL)
+		}
+	}
+	return ctx.Err()
+}
+
+// Addrs returns the addresses the host listens on, each ending in
+// /p2p/<peer ID>.
+func (m *Mesh) Addrs() []ma.Multiaddr {
+	info := peer.AddrInfo{ID: m.host.ID(), Addrs: m.host.Addrs()}
+	out, err := peer.AddrInfoToP2pAddrs(&info)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// AddPeer remembers more addresses of a member (beyond the federation file,
+// e.g. a test's ephemeral ports) and dials it. The reconnector keeps
+// redialling the addresses. Non-members are refused.
+func (m *Mesh) AddPeer(ctx context.Context, info peer.AddrInfo) error {
+	if _, ok := m.byPeer[info.ID]; !ok || info.ID == m.host.ID() {
+		return fmt.Errorf("intermesh: add peer %s: not another member of %q", info.ID, m.fed.Name)
+	}
+	m.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.PermanentAddrTTL)
+	if err := m.host.Connect(ctx, info); err != nil {
+		return fmt.Errorf("intermesh: connect to %s: %w", info.ID, err)
+	}
+	return nil
+}
+
+// Peers returns the members this node is connected to.
+func (m *Mesh) Peers() []peer.ID {
+	var out []peer.ID
+	for _, p := range m.host.Network().Peers() {
+		if _, ok := m.byPeer[p]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// reconnectLoop keeps a connection to every other member, one goroutine per
+// member, until ctx ends.
+func (m *Mesh) reconnectLoop(ctx context.Context) {
+	var wg sync.WaitGroup
+	for id := range m.byPeer {
+		if id == m.host.ID() {
+			continue
+		}
+		wg.Go(func() { m.keepConnected(ctx, id) })
+	}
+	wg.Wait()
+}
+
+// keepConnected dials p whenever it is not connected (and not blocked), with
+// exponential backoff between failures.
+func (m *Mesh) keepConnected(ctx context.Context, p peer.ID) {
+	delay := minRedial
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wait := checkConnected
+		if m.host.Network().Connectedness(p) != network.Connected && !m.gater.blocked(p) {
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			err := m.host.Connect(dctx, peer.AddrInfo{ID: p})
+			cancel()
+			if err != nil {
+				wait = delay
+				delay = min(2*delay, maxRedial)
+			} else {
+				m.log.Debug("connected to member", "peer", p, "member", m.byPeer[p])
+				delay = minRedial
+			}
+		}
+		t.Reset(wait)
+	}
+}
+
+// gater admits connections with federation members only, and none with a
+// blocked member. It is safe for concurrent use.
+type gater struct {
+	members map[peer.ID]string // read-only
+	self    peer.ID
+
+	mu  sync.RWMutex
+	out map[peer.ID]bool // blocked
+}
+
+func newGater(members map[peer.ID]string, self peer.ID) *gater {
+	return &gater{members: members, self: self, out: map[peer.ID]bool{}}
+}
+
+func (g *gater) block(p peer.ID, on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if on {
+		g.out[p] = true
+	} else {
+		delete(g.out, p)
+	}
+}
+
+func (g *gater) blocked(p peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.out[p]
+}
+
+func (g *gater) admits(p peer.ID) bool {
+	_, ok := g.members[p]
+	return ok && p != g.self && !g.blocked(p)
+}
+
+// InterceptPeerDial allows dialling members only.
+func (g *gater) InterceptPeerDial(p peer.ID) bool { return g.admits(p) }
+
+// InterceptAddrDial allows any address of an admitted peer.
+func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.admits(p) }
+
+// InterceptAccept accepts the connection; the peer is checked once known.
+func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+
+// InterceptSecured allows a connection once the peer has proven its key,
+// if it is a member.
+func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.admits(p)
+}
+
+// InterceptUpgraded allows every secured connection.
+func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// noteSigner signs notes with an Ed25519 key named after an origin.
+type noteSigner struct {
+	name string
+	hash uint32
+	key  ed25519.PrivateKey
+}
+
+func newNoteSigner(origin string, key ed25519.PrivateKey) (*noteSigner, error) {
+	vkey, err := config.VerifierKey(origin, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("verifier for %q: %w", origin, err)
+	}
+	return &noteSigner{name: origin, hash: v.KeyHash(), key: key}, nil
+}
+
+func (s *noteSigner) Name() string    { return s.name }
+func (s *noteSigner) KeyHash() uint32 { return s.hash }
+func (s *noteSigner) Sign(msg []byte) ([]byte, error) {
+	return ed25519.Sign(s.key, msg), nil
+}

@@ -1,0 +1,94 @@
+package intermesh
+
+import (
+	"errors"
+	"fmt"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Mesh's Prometheus metrics:
+//
+//	intermesh_peers_connected                      members connected now
+//	intermesh_gossip_messages_total{topic,verdict} validated messages; verdict accept|reject|ignore
+//	intermesh_rounds_total                         rounds ended (certificate or no-quorum)
+//	intermesh_quorum_total{result}                 rounds by result: formed|missed
+//	intermesh_certificate_seconds                  time from round start to certificate
+//	intermesh_equivocations_total                  evidence recorded against members
+type metrics struct {
+	reg           prometheus.Registerer
+	messages      *prometheus.CounterVec
+	rounds        prometheus.Counter
+	quorum        *prometheus.CounterVec
+	certLatency   prometheus.Histogram
+	equivocations prometheus.Counter
+}
+
+// newMetrics creates the metrics and registers them on reg (if not nil).
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	mt := &metrics{
+		reg: reg,
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_gossip_messages_total",
+			Help: "Gossip messages validated, by topic (checkpoint, master, records) and verdict (accept, reject, ignore).",
+		}, []string{"topic", "verdict"}),
+		rounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intermesh_rounds_total",
+			Help: "Rounds ended, with a certificate or without a quorum.",
+		}),
+		quorum: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_quorum_total",
+			Help: "Rounds by master-hash quorum result (formed, missed).",
+		}, []string{"result"}),
+		certLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "intermesh_certificate_seconds",
+			Help:    "Time from the start of a round (its first checkpoint) to its master-hash certificate.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		equivocations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intermesh_equivocations_total",
+			Help: "Evidence of equivocation recorded against members.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations} {
+		if err := mt.register(c); err != nil {
+			return nil, err
+		}
+	}
+	return mt, nil
+}
+
+func (mt *metrics) register(c prometheus.Collector) error {
+	if mt.reg == nil {
+		return nil
+	}
+	if err := mt.reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			return fmt.Errorf("%w: Registerer: intermesh metrics already registered: %w", ErrConfig, err)
+		}
+		return fmt.Errorf("%w: Registerer: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// peers registers the connected-members gauge.
+func (mt *metrics) peers(f func() float64) error {
+	return mt.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "intermesh_peers_connected",
+		Help: "Federation members this node is connected to.",
+	}, f))
+}
+
+// verdict counts one validated message.
+func (mt *metrics) verdict(topic string, r pubsub.ValidationResult) {
+	v := "accept"
+	switch r {
+	case pubsub.ValidationReject:
+		v = "reject"
+	case pubsub.ValidationIgnore:
+		v = "ignore"
+	}
+	mt.messages.WithLabelValues(topic, v).Inc()
+}

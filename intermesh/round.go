@@ -1,0 +1,454 @@
+package intermesh
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// state is the round state, owned by the round loop goroutine.
+type state struct {
+	m        *Mesh
+	origins  map[string]*originState
+	rounds   map[uint64]*roundState
+	floor    uint64 // rounds below were dropped; their messages are ignored
+	evidence []Evidence
+	certs    map[uint64]Certificate // recent certificates
+	changed  bool                   // the published view is stale
+}
+
+// originState is what the node holds of one member's checkpoints.
+type originState struct {
+	notes       map[uint64]heldCheckpoint // recent rounds, and the latest
+	latest      uint64                    // round of the latest checkpoint, if any
+	equivocated bool                      // its checkpoints and votes no longer count
+}
+
+// roundState is one round in progress (or recently ended).
+type roundState struct {
+	round     uint64
+	start     time.Time                 // first checkpoint or vote of the round seen
+	graceAt   time.Time                 // when a quorum of checkpoints was first held
+	held      map[string]heldCheckpoint // counted checkpoints, by origin
+	dirty     bool                      // held changed since candidate was computed
+	candidate *ballot                   // the vote over all of held
+	ballots   map[string]*ballot        // by vote text
+	signed    map[string]bool           // texts this node signed
+	own       *ballot                   // the text this node signed last
+	cert      *Certificate
+	certText  string
+	certSigs  int
+	committed bool
+	saved     bool // cert persisted as it is now
+}
+
+func newState(m *Mesh) *state {
+	return &state{
+		m:       m,
+		origins: map[string]*originState{},
+		rounds:  map[uint64]*roundState{},
+		certs:   map[uint64]Certificate{},
+	}
+}
+
+func (st *state) origin(o string) *originState {
+	os := st.origins[o]
+	if os == nil {
+		os = &originState{notes: map[uint64]heldCheckpoint{}}
+		st.origins[o] = os
+	}
+	return os
+}
+
+// round returns the state of round r, starting it now if new; nil if the
+// round was already dropped.
+func (st *state) round(r uint64) *roundState {
+	if rs := st.rounds[r]; rs != nil {
+		return rs
+	}
+	if r < st.floor {
+		return nil
+	}
+	rs := &roundState{
+		round:   r,
+		start:   time.Now(),
+		held:    map[string]heldCheckpoint{},
+		ballots: map[string]*ballot{},
+		signed:  map[string]bool{},
+	}
+	st.rounds[r] = rs
+	return rs
+}
+
+// roundLoop is the goroutine that owns the round state: it runs requests
+// from validators and public methods, and the round deadlines.
+func (m *Mesh) roundLoop(ctx context.Context) {
+	defer close(m.loopDone)
+	st := m.state
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-m.inbox:
+			req(st)
+		case <-t.C:
+		}
+		next := st.settle(ctx, time.Now())
+		t.Reset(time.Until(next))
+	}
+}
+
+// addCheckpoint is the stateful check of a verified checkpoint, and records
+// it if it is new and consistent with the origin's other checkpoints.
+func (st *state) addCheckpoint(hc heldCheckpoint) verdict {
+	o, r := hc.cp.Origin, hc.cp.Round
+	os := st.origin(o)
+	if os.equivocated {
+		return ignored("%q equivocated; its checkpoints no longer count", o)
+	}
+	if old, ok := os.notes[r]; ok {
+		if old.hash == hc.hash {
+			return ignored("duplicate checkpoint of %q for round %d", o, r)
+		}
+		st.equivocate(old, hc, fmt.Sprintf("two different checkpoints for round %d", r))
+		return rejected("equivocation: second checkpoint of %q for round %d", o, r)
+	}
+	var lo, hi *heldCheckpoint
+	for rr, h := range os.notes {
+		if rr < r && (lo == nil || rr > lo.cp.Round) {
+			lo = &h
+		}
+		if rr > r && (hi == nil || rr < hi.cp.Round) {
+			hi = &h
+		}
+	}
+	for _, pair := range [][2]*heldCheckpoint{{lo, &hc}, {&hc, hi}} {
+		if pair[0] == nil || pair[1] == nil {
+			continue
+		}
+		if why := inconsistency(*pair[0], *pair[1]); why != "" {
+			st.equivocate(*pair[0], *pair[1], why)
+			return rejected("inconsistent checkpoint of %q for round %d: %s", o, r, why)
+		}
+	}
+	if len(os.notes) == 0 || r > os.latest {
+		os.latest = r
+	}
+	os.notes[r] = hc
+	st.changed = true
+	if rs := st.round(r); rs != nil && !rs.committed {
+		rs.held[o] = hc
+		rs.dirty = true
+	}
+	return accepted
+}
+
+// inconsistency says why checkpoint b (a later round) cannot follow a of the
+// same origin in one append-only log, or returns "". Growth is not proven
+// here: record replication verifies roots by recomputing them.
+func inconsistency(a, b heldCheckpoint) string {
+	switch {
+	case b.cp.Size < a.cp.Size:
+		return fmt.Sprintf("tree shrank from %d (round %d) to %d (round %d)", a.cp.Size, a.cp.Round, b.cp.Size, b.cp.Round)
+	case b.cp.Size == a.cp.Size && !bytes.Equal(a.cp.Root, b.cp.Root):
+		return fmt.Sprintf("two roots at size %d (rounds %d and %d)", a.cp.Size, a.cp.Round, b.cp.Round)
+	case b.cp.Round == a.cp.Round+1 && !bytes.Equal(b.cp.Prev, a.hash[:]):
+		return fmt.Sprintf("prev of round %d is not the checkpoint of round %d", b.cp.Round, a.cp.Round)
+	}
+	return ""
+}
+
+// equivocate records evidence against an origin and stops counting it.
+func (st *state) equivocate(a, b heldCheckpoint, why string) {
+	o := a.cp.Origin
+	ev := Evidence{Origin: o, Reason: why, Notes: [2][]byte{a.note, b.note}}
+	st.evidence = append(st.evidence, ev)
+	st.origin(o).equivocated = true
+	for _, rs := range st.rounds {
+		if _, ok := rs.held[o]; ok && !rs.committed {
+			delete(rs.held, o)
+			rs.dirty = true
+		}
+	}
+	st.changed = true
+	st.m.metrics.equivocations.Inc()
+	st.m.log.Warn("member equivocated; its checkpoints and votes no longer count", "member", o, "reason", why)
+	st.m.queueJob(storeJob{evidence: &ev})
+}
+
+// addVote is the stateful part of a verified vote: it records the
+// checkpoints the vote carries and the new member signatures.
+func (st *state) addVote(v vote) verdict {
+	rs := st.round(v.round)
+	if rs == nil {
+		return ignored("vote for dropped round %d", v.round)
+	}
+	for _, hc := range v.checkpoints {
+		st.addCheckpoint(hc)
+	}
+	b := rs.ballots[v.text]
+	if b == nil {
+		b = &ballot{text: v.text, body: v.voteBody, checkpoints: v.checkpoints, sigs: map[string]note.Signature{}}
+		rs.ballots[v.text] = b
+	}
+	fresh := 0
+	for _, s := range v.sigs {
+		if os := st.origins[s.Name]; os != nil && os.equivocated {
+			continue
+		}
+		if _, ok := b.sigs[s.Name]; !ok {
+			b.sigs[s.Name] = s
+			fresh++
+		}
+	}
+	if fresh == 0 {
+		return ignored("vote for round %d brings no new counted signature", v.round)
+	}
+	st.checkCertificate(rs, b)
+	return accepted
+}
+
+// settle runs after every request and timer: it applies the vote rule and
+// the deadlines to every round, drops old rounds, publishes the view and
+// returns when it next needs to run.
+func (st *state) settle(ctx context.Context, now time.Time) time.Time {
+	m := st.m
+	next := now.Add(m.period / 4)
+	soonest := func(t time.Time) {
+		if t.After(now) && t.Before(next) {
+			next = t
+		}
+	}
+	for _, rs := range st.rounds {
+		if rs.dirty {
+			st.refreshCandidate(rs)
+		}
+		if len(rs.held) >= m.quorum && rs.graceAt.IsZero() {
+			rs.graceAt = now.Add(m.cfg.QuorumGrace)
+		}
+		st.maybeVote(rs, now)
+		commitAt := rs.start.Add(m.cfg.CommitDeadline)
+		if !rs.committed && !now.Before(commitAt) {
+			st.commitNoQuorum(rs)
+		}
+		if rs.own == nil {
+			soonest(rs.start.Add(m.cfg.VoteDeadline))
+			if !rs.graceAt.IsZero() {
+				soonest(rs.graceAt)
+			}
+		}
+		if !rs.committed {
+			soonest(commitAt)
+		}
+	}
+	st.drop(m.currentRound())
+	if st.changed {
+		m.publishView(st)
+		st.changed = false
+	}
+	return next
+}
+
+// refreshCandidate recomputes the vote over every checkpoint held.
+func (st *state) refreshCandidate(rs *roundState) {
+	rs.dirty = false
+	rs.candidate = nil
+	if len(rs.held) == 0 {
+		return
+	}
+	origins := slices.Sorted(maps.Keys(rs.held))
+	cps := make([]heldCheckpoint, len(origins))
+	notes := make([][]byte, len(origins))
+	for i, o := range origins {
+		cps[i] = rs.held[o]
+		notes[i] = cps[i].note
+	}
+	mh, err := MasterHash(origins, notes)
+	if err != nil {
+		st.m.log.Error("master hash", "round", rs.round, "err", err)
+		return
+	}
+	body := voteBody{round: rs.round, count: len(cps), masterHash: mh}
+	text := voteText(st.m.fed.Name, rs.round, len(cps), mh)
+	rs.candidate = &ballot{text: text, body: body, checkpoints: cps, sigs: map[string]note.Signature{}}
+}
+
+// activeMembers is how many members still count (not equivocated).
+func (st *state) activeMembers() int {
+	n := len(st.m.members)
+	for _, os := range st.origins {
+		if os.equivocated {
+			n--
+		}
+	}
+	return n
+}
+
+// maybeVote applies the vote rule of the package comment: vote over all
+// checkpoints held once they are every member's, or a quorum that another
+// member already voted for, or a quorum held for QuorumGrace, or anything at
+// the vote deadline; after voting, vote again whenever the set held changes.
+func (st *state) maybeVote(rs *roundState, now time.Time) {
+	c := rs.candidate
+	if c == nil || rs.signed[c.text] || st.origin(st.m.self.origin).equivocated {
+		return
+	}
+	n, q := len(c.checkpoints), st.m.quorum
+	switch {
+	case rs.own != nil:
+	case n >= st.activeMembers():
+	case n >= q && (rs.ballots[c.text] != nil || !now.Before(rs.graceAt)):
+	case !now.Before(rs.start.Add(st.m.cfg.VoteDeadline)):
+	default:
+		return
+	}
+	st.vote(rs, c)
+}
+
+// vote signs text c, counts the signature and gossips the vote.
+func (st *state) vote(rs *roundState, c *ballot) {
+	m := st.m
+	msg, err := note.Sign(&note.Note{Text: c.text}, m.signer)
+	if err != nil {
+		m.log.Error("sign vote", "round", rs.round, "err", err)
+		return
+	}
+	n, err := note.Open(msg, m.verifiers)
+	if err != nil || len(n.Sigs) != 1 {
+		m.log.Error("own vote does not verify", "round", rs.round, "err", err)
+		return
+	}
+	b := rs.ballots[c.text]
+	if b == nil {
+		b = c
+		rs.ballots[c.text] = b
+	}
+	b.sigs[m.self.origin] = n.Sigs[0]
+	rs.signed[c.text] = true
+	rs.own = b
+	data, err := b.wire([]string{m.self.origin})
+	if err != nil {
+		m.log.Error("encode vote", "round", rs.round, "err", err)
+		return
+	}
+	m.gossip(topicMaster, data)
+	st.checkCertificate(rs, b)
+}
+
+// checkCertificate makes b the round's certificate if a quorum of counted
+// members signed it and it is better than the one held (more checkpoints,
+// or more signatures on the same text), and commits the round's first one.
+func (st *state) checkCertificate(rs *roundState, b *ballot) {
+	m := st.m
+	var signers []string
+	for s := range b.sigs {
+		if os := st.origins[s]; os == nil || !os.equivocated {
+			signers = append(signers, s)
+		}
+	}
+	if len(signers) < m.quorum {
+		return
+	}
+	if rs.cert != nil && len(b.checkpoints) <= len(rs.cert.Checkpoints) &&
+		!(b.text == rs.certText && len(signers) > rs.certSigs) {
+		return
+	}
+	msg, err := b.signedNote(signers)
+	if err != nil {
+		m.log.Error("certificate note", "round", rs.round, "err", err)
+		return
+	}
+	cert := Certificate{Round: rs.round, Note: msg, MasterHash: b.body.masterHash}
+	for _, hc := range b.checkpoints {
+		cert.Checkpoints = append(cert.Checkpoints, hc.note)
+	}
+	rs.cert, rs.certText, rs.certSigs, rs.saved = &cert, b.text, len(signers), false
+	st.certs[rs.round] = cert
+	st.changed = true
+	if rs.committed {
+		return
+	}
+	rs.committed, rs.saved = true, true
+	m.metrics.rounds.Inc()
+	m.metrics.quorum.WithLabelValues("formed").Inc()
+	m.metrics.certLatency.Observe(time.Since(rs.start).Seconds())
+	m.log.Debug("master-hash certificate", "round", rs.round, "checkpoints", len(b.checkpoints), "signatures", len(signers))
+	st.commit(rs, RoundResult{Round: rs.round, Outcome: OutcomeCertificate, Note: msg, Checkpoints: cert.Checkpoints}, &cert)
+}
+
+// commitNoQuorum ends a round without a certificate at its commit deadline.
+func (st *state) commitNoQuorum(rs *roundState) {
+	m := st.m
+	rs.committed = true
+	m.metrics.rounds.Inc()
+	m.metrics.quorum.WithLabelValues("missed").Inc()
+	res := RoundResult{Round: rs.round, Outcome: OutcomeNoQuorum}
+	if rs.own != nil {
+		msg, err := rs.own.signedNote([]string{m.self.origin})
+		if err == nil {
+			res.Note = msg
+			for _, hc := range rs.own.checkpoints {
+				res.Checkpoints = append(res.Checkpoints, hc.note)
+			}
+		}
+	}
+	m.log.Warn("no master-hash quorum", "round", rs.round, "checkpoints", len(rs.held), "quorum", m.quorum)
+	st.commit(rs, res, nil)
+}
+
+// commit hands a round's result (and what must survive a restart) to the
+// committer.
+func (st *state) commit(rs *roundState, res RoundResult, cert *Certificate) {
+	latest := make(map[string][]byte, len(st.origins))
+	for o, os := range st.origins {
+		if hc, ok := os.notes[os.latest]; ok {
+			latest[o] = hc.note
+		}
+	}
+	st.m.queueJob(storeJob{
+		result:   &res,
+		cert:     cert,
+		latest:   latest,
+		deadline: rs.start.Add(st.m.period),
+	})
+}
+
+// drop forgets rounds (and checkpoints) that left the round window, after
+// saving a certificate that gained signatures since it was committed.
+func (st *state) drop(cur uint64) {
+	keep := st.m.cfg.RoundWindow + 2
+	if cur < keep {
+		return
+	}
+	horizon := cur - keep
+	for r, rs := range st.rounds {
+		if r >= horizon || !rs.committed {
+			continue
+		}
+		if rs.cert != nil && !rs.saved {
+			st.m.queueJob(storeJob{cert: rs.cert})
+		}
+		delete(st.rounds, r)
+		st.floor = max(st.floor, r+1)
+	}
+	for _, os := range st.origins {
+		for r := range os.notes {
+			if r < horizon && r != os.latest {
+				delete(os.notes, r)
+			}
+		}
+	}
+	for r := range st.certs {
+		if r+recentCertificates < cur {
+			delete(st.certs, r)
+			st.changed = true
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package intermesh
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/intermesh/intermesh/merkle"
+)
+
+// Key layout in the node's Badger database. Every key starts with 'x',
+// which no other package uses as its first byte:
+//
+//	'x' 'l' <origin>               the latest signed checkpoint note of a member
+//	'x' 'm' <round, 8 bytes BE>    the certificate of a round (Certificate JSON)
+//	'x' 'e' <SHA-256 of both notes> evidence against a member (Evidence JSON)
+//
+// The latest checkpoints let the consistency checks resume after a restart;
+// evidence keeps an equivocating member uncounted across restarts.
+const (
+	keySpace      = 'x'
+	latestKind    = 'l'
+	certKind      = 'm'
+	evidenceKind  = 'e'
+)
+
+func latestKey(origin string) []byte {
+	return append([]byte{keySpace, latestKind}, origin...)
+}
+
+func certKey(round uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{keySpace, certKind}, round)
+}
+
+func evidenceKey(e Evidence) []byte {
+	h := sha256.New()
+	h.Write(e.Notes[0])
+	h.Write(e.Notes[1])
+	return h.Sum([]byte{keySpace, evidenceKind})
+}
+
+// store persists the Mesh's state in the node's database; a nil db stores
+// nothing.
+type store struct {
+	db *badger.DB
+}
+
+// storeJob is work for the committer, done in order: persist what is set,
+// then call the Commit hook with result, if set.
+type storeJob struct {
+	latest   map[string][]byte // origin → latest signed checkpoint note
+	cert     *Certificate
+	evidence *Evidence
+	result   *RoundResult
+	deadline time.Time // for the Commit call
+}
+
+// write persists a job's data in one transaction.
+func (s *store) write(j storeJob) error {
+	if s.db == nil || (j.latest == nil && j.cert == nil && j.evidence == nil) {
+		return nil
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for o, n := range j.latest {
+			if err := txn.Set(latestKey(o), n); err != nil {
+				return err
+			}
+		}
+		if j.cert != nil {
+			b, err := json.Marshal(j.cert)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(certKey(j.cert.Round), b); err != nil {
+				return err
+			}
+		}
+		if j.evidence != nil {
+			b, err := json.Marshal(j.evidence)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(evidenceKey(*j.evidence), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// certificate reads the stored certificate of a round.
+func (s *store) certificate(round uint64) (Certificate, bool, error) {
+	if s.db == nil {
+		return Certificate{}, false, nil
+	}
+	var c Certificate
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(certKey(round))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &c) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Certificate{}, false, nil
+	}
+	if err != nil {
+		return Certificate{}, false, fmt.Errorf("intermesh: read certificate of round %d: %w", round, err)
+	}
+	return c, true, nil
+}
+
+// scan calls f with the value of every key with the given kind.
+func (s *store) scan(kind byte, f func(key, val []byte) error) error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{keySpace, kind}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if err := item.Value(func(v []byte) error {
+				return f(item.KeyCopy(nil), bytes.Clone(v))
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// loadState restores the latest checkpoint of each member, the evidence and
+// the newest certificate from the database. Checkpoints are verified again
+// against the federation, so a member removed from it is forgotten.
+func (m *Mesh) loadState() error {
+	st := m.state
+	err := m.store.scan(latestKind, func(_, val []byte) error {
+		cp, _, err := merkle.OpenCheckpoint(val, m.verifiers)
+		if err != nil {
+			m.log.Warn("stored checkpoint no longer verifies; forgotten", "err", err)
+			return nil
+		}
+		os := st.origin(cp.Origin)
+		os.notes[cp.Round] = heldCheckpoint{cp: cp, note: val, hash: sha256.Sum256(val)}
+		os.latest = cp.Round
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("intermesh: load checkpoints: %w", err)
+	}
+	err = m.store.scan(evidenceKind, func(_, val []byte) error {
+		var e Evidence
+		if err := json.Unmarshal(val, &e); err != nil {
+			return fmt.Errorf("evidence: %w", err)
+		}
+		st.evidence = append(st.evidence, e)
+		if _, ok := m.members[e.Origin]; ok {
+			st.origin(e.Origin).equivocated = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("intermesh: load evidence: %w", err)
+	}
+	if m.store.db != nil {
+		err = m.store.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{keySpace, certKind}, Reverse: true})
+			defer it.Close()
+			it.Seek(certKey(^uint64(0)))
+			if !it.Valid() {
+				return nil
+			}
+			return it.Item().Value(func(v []byte) error {
+				var c Certificate
+				if err := json.Unmarshal(v, &c); err != nil {
+					return err
+				}
+				st.certs[c.Round] = c
+				return nil
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("intermesh: load latest certificate: %w", err)
+		}
+	}
+	m.publishView(st)
+	return nil
+}
+
+// queueJob hands a job to the committer without blocking the round loop.
+func (m *Mesh) queueJob(j storeJob) {
+	select {
+	case m.jobs <- j:
+	default:
+		m.log.Error("commit queue full; round result dropped", "round", roundOf(j))
+	}
+}
+
+func roundOf(j storeJob) any {
+	if j.result != nil {
+		return j.result.Round
+	}
+	return nil
+}
+
+// commitLoop persists jobs and calls the Commit hook, in order, until ctx
+// ends.
+func (m *Mesh) commitLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-m.jobs:
+			if err := m.store.write(j); err != nil {
+				m.log.Error("persist intermesh state", "err", err)
+			}
+			if j.result == nil || m.cfg.Commit == nil {
+				continue
+			}
+			cctx, cancel := context.WithDeadline(ctx, j.deadline)
+			err := m.cfg.Commit(cctx, *j.result)
+			cancel()
+			if err != nil {
+				m.log.Error("commit round result", "round", j.result.Round, "outcome", j.result.Outcome, "err", err)
+			}
+		}
+	}
+}

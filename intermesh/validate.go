@@ -1,0 +1,187 @@
+package intermesh
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/intermesh/intermesh/merkle"
+)
+
+// Gossip validation happens in two steps. The stateless step (size, syntax,
+// signatures, membership, round window) runs in pubsub's validator
+// goroutines, concurrently. The stateful step (duplicates, consistency with
+// the origin's earlier checkpoints, equivocation, counting) runs on the round
+// loop, which also records what it accepts: a message is counted exactly
+// when its validator accepts it.
+
+// verdict is the outcome of validating one message, with the reason for a
+// reject or ignore (for logs).
+type verdict struct {
+	result pubsub.ValidationResult
+	reason string
+}
+
+var (
+	accepted = verdict{result: pubsub.ValidationAccept}
+)
+
+func rejected(format string, a ...any) verdict {
+	return verdict{pubsub.ValidationReject, fmt.Sprintf(format, a...)}
+}
+
+func ignored(format string, a ...any) verdict {
+	return verdict{pubsub.ValidationIgnore, fmt.Sprintf(format, a...)}
+}
+
+// heldCheckpoint is a checkpoint whose signature has been verified.
+type heldCheckpoint struct {
+	cp   merkle.Checkpoint
+	note []byte   // the signed note, exactly as received
+	hash [32]byte // SHA-256 of note (merkle.NoteHash)
+}
+
+// sigCache remembers the SHA-256 of signed checkpoint notes whose signature
+// has been verified, so the copies that votes carry are not verified again.
+// It is safe for concurrent use; it forgets everything when full.
+type sigCache struct {
+	mu   sync.Mutex
+	seen map[[32]byte]struct{}
+}
+
+const sigCacheSize = 8192
+
+func newSigCache() *sigCache { return &sigCache{seen: map[[32]byte]struct{}{}} }
+
+func (c *sigCache) has(h [32]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.seen[h]
+	return ok
+}
+
+func (c *sigCache) add(h [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen) >= sigCacheSize {
+		clear(c.seen)
+	}
+	c.seen[h] = struct{}{}
+}
+
+// currentRound is the round of the round clock now.
+func (m *Mesh) currentRound() uint64 {
+	s := m.cfg.Now().Unix()
+	if s < 0 {
+		return 0
+	}
+	return uint64(s) / uint64(m.period.Seconds())
+}
+
+// inWindow reports whether round r is at most RoundWindow rounds from now.
+func (m *Mesh) inWindow(r uint64) bool {
+	cur := m.currentRound()
+	w := m.cfg.RoundWindow
+	return r+w >= cur && r <= cur+w
+}
+
+// verifyCheckpoint is the stateless check of a signed checkpoint note: size,
+// format, a valid signature of its origin, the origin a member, the round in
+// the window.
+func (m *Mesh) verifyCheckpoint(data []byte) (heldCheckpoint, error) {
+	if len(data) > maxCheckpointSize {
+		return heldCheckpoint{}, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidCheckpoint, len(data), maxCheckpointSize)
+	}
+	hc := heldCheckpoint{note: data, hash: sha256.Sum256(data)}
+	if m.sigCache.has(hc.hash) {
+		i := bytes.LastIndex(data, []byte("\n\n"))
+		cp, err := merkle.ParseCheckpoint(data[:i+1])
+		if err != nil {
+			return heldCheckpoint{}, fmt.Errorf("%w: %w", ErrInvalidCheckpoint, err)
+		}
+		hc.cp = cp
+	} else {
+		cp, _, err := merkle.OpenCheckpoint(data, m.verifiers)
+		if err != nil {
+			return heldCheckpoint{}, fmt.Errorf("%w: %w", ErrInvalidCheckpoint, err)
+		}
+		hc.cp = cp
+		m.sigCache.add(hc.hash)
+	}
+	if _, ok := m.members[hc.cp.Origin]; !ok {
+		// Unreachable while key names equal origins; kept as a guard.
+		return heldCheckpoint{}, fmt.Errorf("%w: origin %q is not a member", ErrInvalidCheckpoint, hc.cp.Origin)
+	}
+	if !m.inWindow(hc.cp.Round) {
+		return heldCheckpoint{}, fmt.Errorf("%w: round %d is more than %d rounds from the current round %d",
+			ErrInvalidCheckpoint, hc.cp.Round, m.cfg.RoundWindow, m.currentRound())
+	}
+	return hc, nil
+}
+
+// offer runs a stateful check on the round loop and returns its verdict. If
+// the loop is not running the message is ignored.
+func (m *Mesh) offer(ctx context.Context, f func(*state) verdict) verdict {
+	var v verdict
+	if err := m.do(ctx, func(st *state) { v = f(st) }); err != nil {
+		return ignored("round loop unavailable: %v", err)
+	}
+	return v
+}
+
+// validateCheckpointMsg is the checkpoint topic's validator.
+func (m *Mesh) validateCheckpointMsg(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	return m.record(topicCheckpoint, from, m.checkCheckpointMsg(ctx, from, msg.Data))
+}
+
+func (m *Mesh) checkCheckpointMsg(ctx context.Context, from peer.ID, data []byte) verdict {
+	if from == m.host.ID() {
+		return accepted // our own publication, recorded by PublishCheckpoint
+	}
+	hc, err := m.verifyCheckpoint(data)
+	if err != nil {
+		return rejected("%v", err)
+	}
+	return m.offer(ctx, func(st *state) verdict { return st.addCheckpoint(hc) })
+}
+
+// validateVoteMsg is the master topic's validator.
+func (m *Mesh) validateVoteMsg(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	return m.record(topicMaster, from, m.checkVoteMsg(ctx, from, msg.Data))
+}
+
+func (m *Mesh) checkVoteMsg(ctx context.Context, from peer.ID, data []byte) verdict {
+	if from == m.host.ID() {
+		return accepted // our own vote, recorded when signed
+	}
+	v, err := m.parseVote(data)
+	if err != nil {
+		return rejected("%v", err)
+	}
+	return m.offer(ctx, func(st *state) verdict { return st.addVote(v) })
+}
+
+// validateRecordsMsg is the records topic's validator: for now a size check
+// only; record replication adds the origin's signature check.
+func (m *Mesh) validateRecordsMsg(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	v := accepted
+	if n := len(msg.Data); n == 0 || n > maxRecordsSize {
+		v = rejected("records message of %d bytes, limit %d", n, maxRecordsSize)
+	}
+	return m.record(topicRecords, from, v)
+}
+
+// record counts a verdict in the metrics, logs rejections and returns the
+// pubsub result.
+func (m *Mesh) record(topic string, from peer.ID, v verdict) pubsub.ValidationResult {
+	m.metrics.verdict(topic, v.result)
+	if v.result == pubsub.ValidationReject {
+		m.log.Debug("gossip rejected", "topic", topic, "from", from, "member", m.byPeer[from], "reason", v.reason)
+	}
+	return v.result
+}
