@@ -300,6 +300,34 @@ func TestCloseFinishesTheBatchAndFailsQueuedAppends(t *testing.T) {
 	default:
 		t.Error("the sequencer goroutine is still running after Close")
 	}
+	// The test's own appenders may still be returning; nothing else may run.
+	deadline := time.Now().Add(5 * time.Second)
+	for stacks := goroutinesRunning("intermesh/log.", "dgraph-io/"); stacks != ""; stacks = goroutinesRunning("intermesh/log.", "dgraph-io/") {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines of the log or Badger still run after Close:\n%s", stacks)
+		}
+		runtime.Gosched()
+	}
+}
+
+// goroutinesRunning returns the stacks of the other goroutines that run code
+// of any of the given packages.
+func goroutinesRunning(pkgs ...string) string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var found []string
+	for i, g := range strings.Split(string(buf), "\n\n") {
+		if i == 0 {
+			continue // this goroutine
+		}
+		for _, p := range pkgs {
+			if strings.Contains(g, p) {
+				found = append(found, g)
+				break
+			}
+		}
+	}
+	return strings.Join(found, "\n\n")
 }
 
 func TestCloseDuringHeavyAppendsReturnsEveryCaller(t *testing.T) {
