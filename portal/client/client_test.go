@@ -1,0 +1,42 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/client"
+)
+
+// A non-2xx Status comes back as a *portal.Error carrying the status and
+// description, and the bearer token is sent.
+func TestErrorsCarryStatusAndDescription(t *testing.T) {
+	var auth string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = r.Header.Get("Authorization")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"GetResponse":{"Status":404,"StatusDescription":"no entry with identifier X"}}`))
+	}))
+	defer hs.Close()
+	c, err := client.New(hs.URL, client.WithToken("tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(context.Background(), &portal.GetRequest{Identifier: "X"})
+	var pe *portal.Error
+	if !errors.As(err, &pe) || pe.Status != portal.NotFound || pe.Description != "no entry with identifier X" {
+		t.Fatalf("got %v", err)
+	}
+	if auth != "Bearer tok" {
+		t.Fatalf("Authorization %q", auth)
+	}
+}
+
+func TestNewRejectsNonHTTPURLs(t *testing.T) {
+	if _, err := client.New("ftp://portal.example.com"); err == nil {
+		t.Fatal("ftp URL accepted")
+	}
+}
