@@ -60,8 +60,8 @@ type BatchIndexer interface {
 	// IndexBatch is called once per batch, after every admitted record of it
 	// has been written into txn, with those records in seq order. An error
 	// fails the whole batch: nothing is committed and every caller in the
-	// batch gets the error. recs is not used by the log after IndexBatch
-	// returns. Like Index, it may be called again for a smaller batch if the
+	// batch gets the error. It is not called for a batch whose records were
+	// all rejected. recs is not used by the log after IndexBatch returns. Like Index, it may be called again for a smaller batch if the
 	// transaction grew too big.
 	IndexBatch(txn *badger.Txn, recs []Record) error
 }
