@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/intermesh/intermesh/portal"
+)
+
+// newAccountCommand is 'meshctl account': portal accounts.
+func newAccountCommand(opts *globalOptions) *cobra.Command {
+	return newGroup("account", "Validate, create and delete portal accounts",
+		newAccountValidateCommand(opts),
+		newAccountCreateCommand(opts),
+		newAccountDeleteCommand(opts),
+	)
+}
+
+func newAccountValidateCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate NAME",
+		Short: "Ask the portal whether an account name is acceptable and free (ValidateAccount)",
+		Long: `Ask the portal whether an account name is acceptable and free. The exit code is
+0 if it is, 1 if it is not (the reason is printed).`,
+		Args: exactArgs(1, "one account name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.ValidateAccount(cmd.Context(), &portal.ValidateRequest{Account: args[0]})
+			if err != nil {
+				return c.wrap(fmt.Sprintf("validating account %q", args[0]), err)
+			}
+			err = opts.emit(cmd, resp, func(w io.Writer) {
+				if resp.Valid {
+					fmt.Fprintf(w, "%s: available\n", args[0])
+					return
+				}
+				fmt.Fprintf(w, "%s: not available: %s\n", args[0], resp.Reason)
+				if resp.InvalidCharacters != "" {
+					fmt.Fprintf(w, "  invalid characters: %q\n", resp.InvalidCharacters)
+				}
+				if resp.Minimum > 0 || resp.Maximum > 0 {
+					fmt.Fprintf(w, "  length: %d to %d\n", resp.Minimum, resp.Maximum)
+				}
+			})
+			if err == nil && !resp.Valid {
+				return &exitError{code: exitFailure}
+			}
+			return err
+		},
+	}
+}
+
+// accountResult is the JSON output of account create and delete.
+type accountResult struct {
+	Account           string
+	Profile           string `json:",omitempty"`
+	Status            int
+	StatusDescription string `json:",omitempty"`
+}
+
+func newAccountCreateCommand(opts *globalOptions) *cobra.Command {
+	var profile string
+	cmd := &cobra.Command{
+		Use:   "create NAME [--profile PROFILE]",
+		Short: "Create an account bound to a profile of the keystore (CreateAccount)",
+		Long: `Create an account at the portal, bound to a profile of the keystore (--profile:
+its UDF, a prefix of it or its local name; default: the only profile). The
+portal registers the signed profile in the same log record.`,
+		Args: exactArgs(1, "one account name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			p, err := ks.FindProfile(profile)
+			if err != nil {
+				return err
+			}
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.CreateAccount(cmd.Context(), &portal.CreateRequest{Account: args[0], Profile: p.Entry})
+			if err != nil {
+				return c.wrap(fmt.Sprintf("creating account %q", args[0]), err)
+			}
+			if !slices.ContainsFunc(p.State.Accounts, func(a string) bool { return strings.EqualFold(a, args[0]) }) {
+				p.State.Accounts = append(p.State.Accounts, args[0])
+				if err := p.SaveState(); err != nil {
+					return fmt.Errorf("account %q was created, but recording it in the keystore failed: %w", args[0], err)
+				}
+			}
+			r := accountResult{Account: args[0], Profile: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription}
+			return opts.emit(cmd, r, func(w io.Writer) {
+				fmt.Fprintf(w, "Created account %s at %s, bound to profile %s\n", args[0], opts.portal, p.State.Identifier)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&profile, "profile", "", "the profile to bind (UDF, prefix or local name)")
+	return cmd
+}
+
+func newAccountDeleteCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete an account (DeleteAccount); its profile stays published",
+		Long: `Delete an account. The request carries a proof signed by the administration key
+of the profile the account is bound to, which must be in the keystore. An
+operator without that key can delete any account with the portal's admin
+token (--token).`,
+		Args: exactArgs(1, "one account name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			account := args[0]
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			req := &portal.DeleteRequest{Account: account}
+			p, err := ks.ProfileOfAccount(account)
+			switch {
+			case err == nil:
+				key, err := p.Key(keyAdmin)
+				if err != nil {
+					return fmt.Errorf("signing the delete proof: %w", err)
+				}
+				proof, err := signEntry(&portal.DeleteProof{Account: account}, key)
+				if err != nil {
+					return err
+				}
+				req.Proof = proof
+			case errors.Is(err, ErrNotInKeystore) && opts.token != "":
+				// An operator's delete with the admin token, no proof.
+			default:
+				return fmt.Errorf("deleting account %q needs the key of its profile: %w (an operator can use --token)", account, err)
+			}
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.DeleteAccount(cmd.Context(), req)
+			if err != nil {
+				return c.wrap(fmt.Sprintf("deleting account %q", account), err)
+			}
+			r := accountResult{Account: account, Status: resp.Status, StatusDescription: resp.StatusDescription}
+			if p != nil {
+				r.Profile = p.State.Identifier
+				p.State.Accounts = slices.DeleteFunc(p.State.Accounts, func(a string) bool { return strings.EqualFold(a, account) })
+				if err := p.SaveState(); err != nil {
+					return fmt.Errorf("account %q was deleted, but updating the keystore failed: %w", account, err)
+				}
+			}
+			return opts.emit(cmd, r, func(w io.Writer) {
+				fmt.Fprintf(w, "Deleted account %s at %s\n", account, opts.portal)
+			})
+		},
+	}
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/mesh"
+)
+
+// newProfileCommand is 'meshctl profile': the user's Mesh profiles.
+func newProfileCommand(opts *globalOptions) *cobra.Command {
+	return newGroup("profile", "Create, list and publish Mesh profiles (ProfileMesh) in the keystore",
+		newProfileCreateCommand(opts),
+		newProfileListCommand(opts),
+		newProfileShowCommand(opts),
+		newProfilePublishCommand(opts),
+	)
+}
+
+// profileKeys are the private keys of a new ProfileMesh.
+type profileKeys struct {
+	offline, admin, encryption *mesh.PrivateKey
+}
+
+// newProfileMesh makes the keys of a ProfileMesh and the profile signed by
+// its offline key, as a type-tagged entry ready to publish.
+func newProfileMesh(rnd io.Reader, now time.Time) (*profileKeys, []byte, error) {
+	var k profileKeys
+	var err error
+	if k.offline, err = mesh.GenerateKey(rnd, mesh.CurveEd448); err != nil {
+		return nil, nil, fmt.Errorf("generating the offline signature key: %w", err)
+	}
+	if k.admin, err = mesh.GenerateKey(rnd, mesh.CurveEd448); err != nil {
+		return nil, nil, fmt.Errorf("generating the administration key: %w", err)
+	}
+	if k.encryption, err = mesh.GenerateKey(rnd, mesh.CurveX448); err != nil {
+		return nil, nil, fmt.Errorf("generating the encryption key: %w", err)
+	}
+	p := &mesh.ProfileMesh{
+		Profile: mesh.Profile{
+			Assertion:           mesh.Assertion{Updated: &now},
+			KeyOfflineSignature: mesh.NewKeyData(k.offline.Public()),
+			KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(k.admin.Public())},
+		},
+		KeyEncryption: mesh.NewKeyData(k.encryption.Public()),
+	}
+	entry, err := signEntry(p, k.offline)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &k, entry, nil
+}
+
+// signEntry signs obj with key and returns the type-tagged entry
+// {"<Type>":[header, payload, trailer]}.
+func signEntry(obj mesh.Object, keys ...*mesh.PrivateKey) ([]byte, error) {
+	env, err := mesh.SignObject(obj, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("signing the %s: %w", obj.TypeName(), err)
+	}
+	b, err := mesh.MarshalEntry(obj.TypeName(), env)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the %s: %w", obj.TypeName(), err)
+	}
+	return b, nil
+}
+
+// profileResult is the JSON output of profile create, list and show.
+type profileResult struct {
+	Identifier string
+	Name       string `json:",omitempty"`
+	Created    time.Time
+	Accounts   []string `json:",omitempty"`
+	Escrows    []string `json:",omitempty"`
+	// Keys are the UDFs of the private keys in the keystore, by role.
+	Keys map[string]string `json:",omitempty"`
+	// Dir is the profile's keystore directory.
+	Dir   string          `json:",omitempty"`
+	Entry json.RawMessage `json:",omitempty"`
+}
+
+func newProfileCreateCommand(opts *globalOptions) *cobra.Command {
+	var name string
+	var publish bool
+	cmd := &cobra.Command{
+		Use:   "create [--name NAME]",
+		Short: "Create a ProfileMesh and its keys (offline, administration, encryption) in the keystore",
+		Long: `Create a new personal Mesh profile (ProfileMesh): an Ed448 offline signature key,
+whose UDF is the profile's identifier, an Ed448 administration key (this device's
+online signing key) and an X448 encryption key. The keys are written to the
+keystore; the signed profile is published with --publish, or when an account is
+created with it ('meshctl account create').`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			keys, entry, err := newProfileMesh(opts.rand, now)
+			if err != nil {
+				return err
+			}
+			id := keys.offline.UDF().String()
+			dir, err := ks.create(kindProfiles, id)
+			if err != nil {
+				return err
+			}
+			p := &localProfile{Dir: dir, Entry: entry, State: profileState{Identifier: id, Name: name, Created: now}}
+			if err := saveProfile(p, keys); err != nil {
+				_ = os.RemoveAll(dir)
+				return err
+			}
+			if publish {
+				c, err := opts.client()
+				if err != nil {
+					return err
+				}
+				if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: entry}); err != nil {
+					return c.wrap("publishing profile "+id, err)
+				}
+			}
+			return opts.emit(cmd, describeProfile(p, true), func(w io.Writer) {
+				fmt.Fprintf(w, "Created profile %s", id)
+				if name != "" {
+					fmt.Fprintf(w, " (%s)", name)
+				}
+				fmt.Fprintf(w, "\nKeys are in %s\n", dir)
+				if publish {
+					fmt.Fprintf(w, "Published to %s\n", opts.portal)
+				}
+				fmt.Fprintf(w, "Next: 'meshctl account create NAME' binds an account to it; 'meshctl escrow create' backs up its keys.\n")
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "a local name for the profile (never published)")
+	cmd.Flags().BoolVar(&publish, "publish", false, "publish the profile to the portal")
+	return cmd
+}
+
+// saveProfile writes a new profile's entry, state and keys.
+func saveProfile(p *localProfile, k *profileKeys) error {
+	if err := writeNew(filepath.Join(p.Dir, fileProfile), append(append([]byte(nil), p.Entry...), '\n')); err != nil {
+		return err
+	}
+	for _, kk := range []struct {
+		name string
+		key  *mesh.PrivateKey
+	}{{keyOffline, k.offline}, {keyAdmin, k.admin}, {keyEncryption, k.encryption}} {
+		if err := saveKey(p.Dir, kk.name, kk.key); err != nil {
+			return err
+		}
+	}
+	return writeJSON(filepath.Join(p.Dir, fileState), &p.State, false)
+}
+
+// describeProfile is the JSON form of a local profile.
+func describeProfile(p *localProfile, withEntry bool) profileResult {
+	r := profileResult{
+		Identifier: p.State.Identifier, Name: p.State.Name, Created: p.State.Created,
+		Accounts: p.State.Accounts, Escrows: p.State.Escrows, Dir: p.Dir, Keys: map[string]string{},
+	}
+	for _, name := range []string{keyOffline, keyAdmin, keyEncryption} {
+		if k, err := p.Key(name); err == nil {
+			r.Keys[name] = k.UDF().String()
+		}
+	}
+	if withEntry {
+		r.Entry = p.Entry
+	}
+	return r
+}
+
+func newProfileListCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the profiles in the keystore",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			all, err := ks.Profiles()
+			if err != nil {
+				return err
+			}
+			out := make([]profileResult, len(all))
+			for i, p := range all {
+				out[i] = describeProfile(p, false)
+			}
+			return opts.emit(cmd, out, func(w io.Writer) {
+				if len(out) == 0 {
+					fmt.Fprintf(w, "No profiles in %s. Create one with 'meshctl profile create'.\n", ks.Dir())
+				}
+				for _, p := range out {
+					fmt.Fprintf(w, "%s  %-12s  accounts: %s\n", p.Identifier, orDash(p.Name), orDash(strings.Join(p.Accounts, ", ")))
+				}
+			})
+		},
+	}
+}
+
+func newProfileShowCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show [PROFILE]",
+		Short: "Show a profile of the keystore: its keys, accounts and escrow entries",
+		Args:  maxArgs(1, "one profile (UDF, prefix or name)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			p, err := ks.FindProfile(firstArg(args))
+			if err != nil {
+				return err
+			}
+			r := describeProfile(p, true)
+			return opts.emit(cmd, r, func(w io.Writer) {
+				fmt.Fprintf(w, "Profile     %s\n", r.Identifier)
+				fmt.Fprintf(w, "Name        %s\n", orDash(r.Name))
+				fmt.Fprintf(w, "Created     %s\n", r.Created.Format(time.RFC3339))
+				fmt.Fprintf(w, "Accounts    %s\n", orDash(strings.Join(r.Accounts, ", ")))
+				fmt.Fprintf(w, "Escrows     %s\n", orDash(strings.Join(r.Escrows, ", ")))
+				for _, name := range []string{keyOffline, keyAdmin, keyEncryption} {
+					fmt.Fprintf(w, "Key %-11s %s\n", name, orDash(r.Keys[name]))
+				}
+				fmt.Fprintf(w, "Directory   %s\n", r.Dir)
+			})
+		},
+	}
+}
+
+func newProfilePublishCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "publish [PROFILE]",
+		Short: "Publish a profile of the keystore to the portal (Publish)",
+		Args:  maxArgs(1, "one profile (UDF, prefix or name)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			p, err := ks.FindProfile(firstArg(args))
+			if err != nil {
+				return err
+			}
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: p.Entry})
+			if err != nil {
+				return c.wrap("publishing profile "+p.State.Identifier, err)
+			}
+			return opts.emit(cmd, publishResult{Type: mesh.TypeProfileMesh, Identifier: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription},
+				func(w io.Writer) {
+					fmt.Fprintf(w, "Published ProfileMesh %s to %s\n", p.State.Identifier, opts.portal)
+				})
+		},
+	}
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
