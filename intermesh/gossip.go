@@ -129,6 +129,7 @@ func scoreParams(m *Mesh, names map[string]string) *pubsub.PeerScoreParams {
 		return &pubsub.TopicScoreParams{
 			SkipAtomicValidation:           true,
 			TopicWeight:                    1,
+			TimeInMeshQuantum:              time.Second, // unused (weight 0), but divides
 			InvalidMessageDeliveriesWeight: -5,
 			InvalidMessageDeliveriesDecay:  0.9,
 		}

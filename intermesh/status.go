@@ -29,7 +29,7 @@ func (m *Mesh) publishView(st *state) {
 		}
 	}
 	for o, os := range st.origins {
-		if hc, ok := os.notes[os.latest]; ok {
+		if hc, ok := os.notes[os.latest]; ok && !os.equivocated {
 			v.cps[o] = hc.note
 		}
 	}
@@ -71,7 +71,8 @@ func (m *Mesh) LatestCertificate() (Certificate, bool) {
 }
 
 // LatestCheckpoints returns the latest valid signed checkpoint note held of
-// each member (this node's included), by origin.
+// each member (this node's included), by origin; members with evidence
+// against them are left out (see Evidence).
 func (m *Mesh) LatestCheckpoints() map[string][]byte {
 	return maps.Clone(m.snapshot().cps)
 }

@@ -25,10 +25,10 @@ import (
 // The latest checkpoints let the consistency checks resume after a restart;
 // evidence keeps an equivocating member uncounted across restarts.
 const (
-	keySpace      = 'x'
-	latestKind    = 'l'
-	certKind      = 'm'
-	evidenceKind  = 'e'
+	keySpace     = 'x'
+	latestKind   = 'l'
+	certKind     = 'm'
+	evidenceKind = 'e'
 )
 
 func latestKey(origin string) []byte {

@@ -1,0 +1,219 @@
+package intermesh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/merkle"
+)
+
+var testListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+
+// testFederation returns a federation of n members named test/node<i> with
+// a 1 s epoch period, and their keys.
+func testFederation(t testing.TB, n int) (*config.Federation, []ed25519.PrivateKey) {
+	t.Helper()
+	fed := &config.Federation{Name: "test", EpochPeriod: config.Duration{Duration: time.Second}}
+	var keys []ed25519.PrivateKey
+	for i := range n {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		origin := "test/node" + strconv.Itoa(i)
+		vkey, err := config.VerifierKey(origin, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := config.PeerIDFromKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fed.Members = append(fed.Members, config.Member{Origin: origin, PeerID: id.String(), Key: vkey})
+		keys = append(keys, priv)
+	}
+	if err := fed.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return fed, keys
+}
+
+// clock is a round clock the test advances by hand.
+type clock struct{ round atomic.Uint64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.round.Store(uint64(time.Now().Unix()))
+	return c
+}
+
+func (c *clock) now() time.Time { return time.Unix(int64(c.round.Load()), 0) }
+
+// testLog closes rounds of a fake log into signed checkpoints.
+type testLog struct {
+	origin string
+	signer *noteSigner
+	size   uint64
+	prev   []byte
+}
+
+func newTestLog(t testing.TB, origin string, key ed25519.PrivateKey) *testLog {
+	s, err := newNoteSigner(origin, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testLog{origin: origin, signer: s}
+}
+
+// root is the fake root hash of a tree of the given size.
+func (l *testLog) root(size uint64) []byte {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s/%d", l.origin, size))
+	return h[:]
+}
+
+// close returns the signed checkpoint of round r after appending grow leaves.
+func (l *testLog) close(t testing.TB, r uint64, grow uint64) []byte {
+	t.Helper()
+	l.size += grow
+	cp := merkle.Checkpoint{Origin: l.origin, Size: l.size, Root: l.root(l.size), Round: r, Time: int64(r), Prev: l.prev}
+	n, err := merkle.SignCheckpoint(cp, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.prev = merkle.NoteHash(n)
+	return n
+}
+
+// node is a running Mesh of a test and what its Commit hook received.
+type node struct {
+	*Mesh
+	origin string
+	log    *testLog
+	stop   func()
+
+	mu      sync.Mutex
+	results map[uint64]RoundResult
+	at      map[uint64]time.Time
+	notify  chan uint64
+}
+
+func (n *node) result(r uint64) (RoundResult, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	res, ok := n.results[r]
+	return res, ok
+}
+
+// startNode creates and runs a Mesh for member i; the test's cleanup stops
+// it and checks that Run returns promptly.
+func startNode(t testing.TB, fed *config.Federation, keys []ed25519.PrivateKey, i int, db *badger.DB, clk *clock, tl *testLog) *node {
+	t.Helper()
+	origin := fed.Members[i].Origin
+	n := &node{origin: origin, log: tl, results: map[uint64]RoundResult{}, at: map[uint64]time.Time{}, notify: make(chan uint64, 1024)}
+	if n.log == nil {
+		n.log = newTestLog(t, origin, keys[i])
+	}
+	cfg := Config{
+		Federation: fed, Origin: origin, Key: keys[i], Listen: testListen, DB: db,
+		Commit: func(_ context.Context, r RoundResult) error {
+			n.mu.Lock()
+			n.results[r.Round] = r
+			n.at[r.Round] = time.Now()
+			n.mu.Unlock()
+			select {
+			case n.notify <- r.Round:
+			default:
+			}
+			return nil
+		},
+	}
+	if clk != nil {
+		cfg.Now = clk.now
+	}
+	m, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Mesh = m
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var once sync.Once
+	n.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: Run: %v", origin, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("%s: Run did not return within 5s of cancel", origin)
+			}
+			if err := m.Close(); err != nil {
+				t.Errorf("%s: Close: %v", origin, err)
+			}
+		})
+	}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// connect connects every pair of nodes and waits until each sees the others
+// on both consensus topics.
+func connect(t testing.TB, nodes []*node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, a := range nodes {
+		for _, b := range nodes[i+1:] {
+			if err := a.AddPeer(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Host().Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, 10*time.Second, "gossip topics joined", func() bool {
+		for _, n := range nodes {
+			if len(n.topics.checkpoint.ListPeers()) < len(nodes)-1 || len(n.topics.master.ListPeers()) < len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// publish closes round r on every node given and publishes the checkpoints.
+func publish(t testing.TB, nodes []*node, r uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.PublishCheckpoint(ctx, r, n.log.close(t, r, 3)); err != nil {
+			t.Fatalf("%s: publish round %d: %v", n.origin, r, err)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package intermesh
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/config"
+)
+
+// sameCertificate waits until every node holds a certificate for round r
+// covering want checkpoints, the same text everywhere, and returns it.
+func sameCertificate(t *testing.T, nodes []*node, r uint64, want int) Certificate {
+	t.Helper()
+	var cert Certificate
+	waitFor(t, 5*time.Second, "the same certificate on every node", func() bool {
+		var first []byte
+		for _, n := range nodes {
+			c, ok := n.Certificate(r)
+			if !ok || len(c.Checkpoints) != want {
+				return false
+			}
+			if first == nil {
+				first, cert = c.MasterHash, c
+			} else if !bytes.Equal(first, c.MasterHash) {
+				return false
+			}
+		}
+		return true
+	})
+	return cert
+}
+
+// auditCertificate checks a certificate the way an auditor does: with the
+// note package and the federation's verifier keys alone, then
+// VerifyCertificate.
+func auditCertificate(t *testing.T, fed *config.Federation, cert Certificate) {
+	t.Helper()
+	var vs []note.Verifier
+	for _, m := range fed.Members {
+		v, err := note.NewVerifier(m.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	n, err := note.Open(cert.Note, note.VerifierList(vs...))
+	if err != nil {
+		t.Fatalf("round %d: note.Open: %v", cert.Round, err)
+	}
+	if len(n.Sigs) < fed.EffectiveQuorum() {
+		t.Fatalf("round %d: %d signatures, quorum %d", cert.Round, len(n.Sigs), fed.EffectiveQuorum())
+	}
+	c := Certificate{Round: cert.Round, Note: cert.Note, Checkpoints: cert.Checkpoints}
+	if err := VerifyCertificate(&c, fed); err != nil {
+		t.Fatalf("round %d: VerifyCertificate: %v", cert.Round, err)
+	}
+	if !bytes.Equal(c.MasterHash, cert.MasterHash) {
+		t.Fatalf("round %d: recomputed master hash differs", cert.Round)
+	}
+}
+
+func TestFourMembersAgreeOnEveryRound(t *testing.T) {
+	fed, keys := testFederation(t, 4)
+	var nodes []*node
+	for i := range 4 {
+		nodes = append(nodes, startNode(t, fed, keys, i, nil, nil, nil))
+	}
+	connect(t, nodes)
+	period := fed.EpochPeriod.Duration
+	// Close rounds on the wall clock: round r ends at (r+1)·period.
+	first := uint64(time.Now().Unix())
+	for r := first; r < first+3; r++ {
+		time.Sleep(time.Until(time.Unix(int64(r+1), 0))) // wait for the round's end, as the node's ticker does
+		publish(t, nodes, r)
+		cert := sameCertificate(t, nodes, r, 4)
+		auditCertificate(t, fed, cert)
+		for _, n := range nodes {
+			waitFor(t, period, "the round's result committed", func() bool {
+				res, ok := n.result(r)
+				return ok && res.Outcome == OutcomeCertificate
+			})
+			res, _ := n.result(r)
+			c := Certificate{Round: r, Note: res.Note, Checkpoints: res.Checkpoints}
+			if err := VerifyCertificate(&c, fed); err != nil {
+				t.Fatalf("%s: committed certificate of round %d: %v", n.origin, r, err)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if got := len(n.LatestCheckpoints()); got != 4 {
+			t.Errorf("%s holds the latest checkpoint of %d members, want 4", n.origin, got)
+		}
+		if got := len(n.Peers()); got != 3 {
+			t.Errorf("%s is connected to %d members, want 3", n.origin, got)
+		}
+		if c, ok := n.LatestCertificate(); !ok || c.Round != first+2 {
+			t.Errorf("%s: latest certificate is of round %d, want %d", n.origin, c.Round, first+2)
+		}
+	}
+}
+
+func TestStoppedMemberDoesNotStopTheOthersAndRejoins(t *testing.T) {
+	fed, keys := testFederation(t, 4)
+	clk := newClock()
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var nodes []*node
+	for i := range 4 {
+		var d *badger.DB
+		if i == 3 {
+			d = db
+		}
+		nodes = append(nodes, startNode(t, fed, keys, i, d, clk, nil))
+	}
+	connect(t, nodes)
+	round := func(live []*node, want int) {
+		t.Helper()
+		r := clk.round.Add(1)
+		publish(t, live, r)
+		auditCertificate(t, fed, sameCertificate(t, live, r, want))
+	}
+	round(nodes, 4)
+	round(nodes, 4)
+
+	stopped := nodes[3]
+	stopped.stop()
+	rest := nodes[:3]
+	round(rest, 3)
+	round(rest, 3)
+
+	// Restart: a new host with the same key and database.
+	restarted := startNode(t, fed, keys, 3, db, clk, stopped.log)
+	if got := len(restarted.LatestCheckpoints()); got != 4 {
+		t.Fatalf("after restart %d members' latest checkpoints were loaded, want 4", got)
+	}
+	nodes = append(rest, restarted)
+	connect(t, nodes)
+	round(nodes, 4)
+	round(nodes, 4)
+}
+
+func TestNoQuorumCommitsOwnVote(t *testing.T) {
+	fed, keys := testFederation(t, 4) // quorum 3
+	clk := newClock()
+	nodes := []*node{startNode(t, fed, keys, 0, nil, clk, nil), startNode(t, fed, keys, 1, nil, clk, nil)}
+	connect(t, nodes)
+	r := clk.round.Add(1)
+	publish(t, nodes, r)
+	for _, n := range nodes {
+		waitFor(t, 3*time.Second, "a no-quorum result", func() bool { _, ok := n.result(r); return ok })
+		res, _ := n.result(r)
+		if res.Outcome != OutcomeNoQuorum {
+			t.Fatalf("%s: outcome %q, want %q", n.origin, res.Outcome, OutcomeNoQuorum)
+		}
+		v, err := n.parseVote(mustJSON(t, Certificate{Round: r, Note: res.Note, Checkpoints: res.Checkpoints}))
+		if err != nil {
+			t.Fatalf("%s: committed vote: %v", n.origin, err)
+		}
+		if len(v.sigs) != 1 || v.sigs[0].Name != n.origin || v.count != 2 {
+			t.Fatalf("%s: committed vote signed by %v over %d checkpoints, want own over 2", n.origin, v.sigs, v.count)
+		}
+		if _, ok := n.Certificate(r); ok {
+			t.Fatalf("%s: a certificate formed without a quorum", n.origin)
+		}
+	}
+}
+
+func TestBlockedPeerIsDisconnectedUntilUnblocked(t *testing.T) {
+	fed, keys := testFederation(t, 3)
+	nodes := []*node{startNode(t, fed, keys, 0, nil, nil, nil), startNode(t, fed, keys, 1, nil, nil, nil)}
+	connect(t, nodes)
+	a, b := nodes[0], nodes[1]
+	a.Block(b.ID())
+	waitFor(t, 5*time.Second, "disconnected", func() bool { return len(a.Peers()) == 0 && len(b.Peers()) == 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := b.Host().Connect(ctx, a.Host().Peerstore().PeerInfo(a.ID())); err == nil && len(a.Peers()) != 0 {
+		t.Fatal("a blocked peer connected")
+	}
+	a.Unblock(b.ID())
+	waitFor(t, 10*time.Second, "reconnected by the reconnector", func() bool { return len(a.Peers()) == 1 })
+}
