@@ -148,26 +148,35 @@ func (l *Log) commitPrefix(reqs []*request) int {
 			l.finishAll(reqs[:limit], err)
 			return limit
 		case attemptTooBigAt, attemptTooBig:
-			if outcome == attemptTooBigAt && at > 0 {
+			switch {
+			case outcome == attemptTooBigAt && at > 0:
 				limit = at
-			} else if limit > 1 {
+			case outcome == attemptTooBig && limit > 1:
 				limit /= 2
-			} else {
+			default: // the first record alone does not fit
 				l.stats.failed.Add(1)
 				reqs[0].finish(fmt.Errorf("log: record too large for one transaction: %w", err))
+				l.forgetRejections(reqs[1:limit])
 				return 1
 			}
-			// Records past the new limit go to the next transaction, where
-			// the Indexers decide on them afresh.
-			for _, r := range reqs[limit:] {
-				r.rejected, r.err = false, nil
-			}
+			l.forgetRejections(reqs[limit:])
 		case attemptRedo:
 		case attemptConflict:
 			if conflicts++; conflicts > maxConflictRetries {
 				l.finishAll(reqs[:limit], fmt.Errorf("log: batch kept conflicting with other writers: %w", err))
 				return limit
 			}
+		}
+	}
+}
+
+// forgetRejections clears the rejections of records that move to a later
+// transaction, where the Indexers decide on them afresh.
+func (l *Log) forgetRejections(reqs []*request) {
+	for _, r := range reqs {
+		if r.rejected {
+			r.rejected, r.err = false, nil
+			l.stats.rejected.Add(^uint64(0)) // counted again if rejected again
 		}
 	}
 }
