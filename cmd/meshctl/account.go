@@ -109,12 +109,13 @@ portal registers the signed profile in the same log record.`,
 }
 
 func newAccountDeleteCommand(opts *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
+	var profile string
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--profile PROFILE]",
 		Short: "Delete an account (DeleteAccount); its profile stays published",
 		Long: `Delete an account. The request carries a proof signed by the administration key
-of the profile the account is bound to, which must be in the keystore. An
-operator without that key can delete any account with the portal's admin
+of the profile the account is bound to, which must be in the keystore (found by
+the account, or named with --profile). An operator without that key can delete any account with the portal's admin
 token (--token).`,
 		Args: exactArgs(1, "one account name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -124,7 +125,12 @@ token (--token).`,
 				return err
 			}
 			req := &portal.DeleteRequest{Account: account}
-			p, err := ks.ProfileOfAccount(account)
+			var p *localProfile
+			if profile != "" {
+				p, err = ks.FindProfile(profile)
+			} else {
+				p, err = ks.ProfileOfAccount(account)
+			}
 			switch {
 			case err == nil:
 				key, err := p.Key(keyAdmin)
@@ -136,7 +142,7 @@ token (--token).`,
 					return err
 				}
 				req.Proof = proof
-			case errors.Is(err, ErrNotInKeystore) && opts.token != "":
+			case errors.Is(err, ErrNotInKeystore) && opts.token != "" && profile == "":
 				// An operator's delete with the admin token, no proof.
 			default:
 				return fmt.Errorf("deleting account %q needs the key of its profile: %w (an operator can use --token)", account, err)
@@ -162,4 +168,6 @@ token (--token).`,
 			})
 		},
 	}
+	cmd.Flags().StringVar(&profile, "profile", "", "the profile the account is bound to (UDF, prefix or local name)")
+	return cmd
 }
