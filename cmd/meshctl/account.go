@@ -39,10 +39,10 @@ func newAccountValidateCommand(opts *globalOptions) *cobra.Command {
 			}
 			err = opts.emit(cmd, resp, func(w io.Writer) {
 				if resp.Valid {
-					fmt.Fprintf(w, "%s: available\n", args[0])
+					fmt.Fprintf(w, "%q: available\n", args[0])
 					return
 				}
-				fmt.Fprintf(w, "%s: not available: %s\n", args[0], resp.Reason)
+				fmt.Fprintf(w, "%q: not available: %s\n", args[0], resp.Reason)
 				if resp.InvalidCharacters != "" {
 					fmt.Fprintf(w, "  invalid characters: %q\n", resp.InvalidCharacters)
 				}

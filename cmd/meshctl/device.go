@@ -216,7 +216,7 @@ func defaultAccount(cmd *cobra.Command, ks *Keystore, account string) (string, e
 	if len(accounts) == 1 {
 		return accounts[0], nil
 	}
-	return "", usagef(cmd, "%s needs --account NAME (the keystore's profiles are bound to %d accounts)", cmd.CommandPath(), len(accounts))
+	return "", usagef(cmd, "%s needs --account NAME (the keystore's profiles are bound to %d accounts)", commandName(cmd), len(accounts))
 }
 
 // pendingRequests lists every pending request of an account, verified.

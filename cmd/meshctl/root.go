@@ -110,8 +110,10 @@ func report(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "meshctl: %v\nRun '%s --help' for usage.\n", ue.err, ue.cmd.CommandPath())
 		return exitUsage
 	case errors.As(err, &pe):
-		fmt.Fprintf(stderr, "meshctl: %v\n", err)
-		fmt.Fprintf(stderr, "meshctl: the portal answered Status %d (%s): %s\n", pe.Status, portal.StatusText(pe.Status), pe.Description)
+		// "meshctl: <what was being done>: the portal answered Status 404
+		// (<reference text>): <StatusDescription>"
+		what := strings.TrimSuffix(err.Error(), pe.Error())
+		fmt.Fprintf(stderr, "meshctl: %sthe portal answered Status %d (%s): %s\n", what, pe.Status, portal.StatusText(pe.Status), pe.Description)
 		return exitFailure
 	case strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag"):
 		fmt.Fprintf(stderr, "meshctl: %v\nRun 'meshctl --help' for usage.\n", err)
@@ -145,7 +147,7 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usagef(cmd, "%s takes %s (got %d arguments)", cmd.CommandPath(), what, len(args))
+			return usagef(cmd, "%s takes %s (got %d arguments)", commandName(cmd), what, len(args))
 		}
 		return nil
 	}
@@ -155,7 +157,7 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 func maxArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > n {
-			return usagef(cmd, "%s takes at most %s (got %d arguments)", cmd.CommandPath(), what, len(args))
+			return usagef(cmd, "%s takes at most %s (got %d arguments)", commandName(cmd), what, len(args))
 		}
 		return nil
 	}
@@ -165,7 +167,7 @@ func maxArgs(n int, what string) cobra.PositionalArgs {
 // subcommand that does not exist.
 func noSubcommand(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usagef(cmd, "unknown command %q for %q", args[0], cmd.CommandPath())
+		return usagef(cmd, "unknown command %q for %q", args[0], commandName(cmd))
 	}
 	return nil
 }
@@ -178,7 +180,16 @@ func missingSubcommand(cmd *cobra.Command, _ []string) error {
 			names = append(names, c.Name())
 		}
 	}
-	return usagef(cmd, "%s needs a subcommand: %s", cmd.CommandPath(), strings.Join(names, ", "))
+	return usagef(cmd, "%s needs a subcommand: %s", commandName(cmd), strings.Join(names, ", "))
+}
+
+// commandName is the command's path without the root's name ("account
+// create"), or the root's name for the root.
+func commandName(cmd *cobra.Command) string {
+	if !cmd.HasParent() {
+		return cmd.Name()
+	}
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 // newGroup returns a command group (a command that only holds subcommands).
