@@ -17,6 +17,14 @@ import (
 // the generated portal transactions.
 func (t *Testnet) Watch(ctx context.Context, w io.Writer, traffic time.Duration) error {
 	s := node.Schedule{Period: t.opts.Period}
+	if traffic > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			t.Traffic(ctx, traffic)
+		}()
+	}
 	for {
 		at, round := s.NextClose(time.Now())
 		timer := time.NewTimer(time.Until(at.Add(t.opts.Period / 5)))

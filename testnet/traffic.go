@@ -1,0 +1,86 @@
+package testnet
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/client"
+	"github.com/intermesh/intermesh/portal/mesh"
+)
+
+// NewProfile makes a fresh signed ProfileMesh entry, as a Mesh user's client
+// would ({"ProfileMesh":[header, payload, trailer]}), and returns it with its
+// identifier (the UDF of its offline key).
+func NewProfile() (entry []byte, identifier string, err error) {
+	offline, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+	if err != nil {
+		return nil, "", err
+	}
+	admin, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+	if err != nil {
+		return nil, "", err
+	}
+	enc, err := mesh.GenerateKey(rand.Reader, mesh.CurveX448)
+	if err != nil {
+		return nil, "", err
+	}
+	p := &mesh.ProfileMesh{
+		Profile: mesh.Profile{
+			KeyOfflineSignature: mesh.NewKeyData(offline.Public()),
+			KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(admin.Public())},
+		},
+		KeyEncryption: mesh.NewKeyData(enc.Public()),
+	}
+	env, err := mesh.SignObject(p, offline)
+	if err != nil {
+		return nil, "", err
+	}
+	entry, err = mesh.MarshalEntry(p.TypeName(), env)
+	if err != nil {
+		return nil, "", err
+	}
+	return entry, offline.UDF().String(), nil
+}
+
+// Traffic publishes a fresh profile and creates an account bound to it every
+// interval, round robin over the running nodes, until ctx ends. Failures of
+// stopped nodes are skipped; it returns the number of accounts created.
+func (t *Testnet) Traffic(ctx context.Context, interval time.Duration) int {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	created := 0
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return created
+		case <-tick.C:
+		}
+		n := i % t.Size()
+		if t.Node(n) == nil {
+			continue
+		}
+		if err := t.createAccount(ctx, n, fmt.Sprintf("user%d", i)); err == nil {
+			created++
+		}
+	}
+}
+
+// createAccount publishes a new profile at node n and binds account to it.
+func (t *Testnet) createAccount(ctx context.Context, n int, account string) error {
+	c, err := client.New(t.PortalURL(n))
+	if err != nil {
+		return err
+	}
+	entry, _, err := NewProfile()
+	if err != nil {
+		return err
+	}
+	if _, err := c.Publish(ctx, &portal.PublishRequest{Entry: entry}); err != nil {
+		return err
+	}
+	_, err = c.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: entry})
+	return err
+}
