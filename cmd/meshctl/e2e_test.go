@@ -298,3 +298,24 @@ func TestErrorsExitNonZeroWithAClearMessage(t *testing.T) {
 		alice.fails(exitUsage, []string{c.want}, c.args...)
 	}
 }
+
+// MESHCTL_PORTAL, MESHCTL_HOME and MESHCTL_TOKEN stand in for the flags.
+func TestEnvironmentProvidesDefaults(t *testing.T) {
+	p := newTestPortal(t)
+	home := t.TempDir()
+	t.Setenv(envPortal, p.url)
+	t.Setenv(envHome, home)
+	t.Setenv(envToken, testTransferToken)
+	var out, errb strings.Builder
+	if code := run(t.Context(), []string{"profile", "create", "--publish"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("profile create: exit %d: %s", code, errb.String())
+	}
+	if ids, _ := (&Keystore{root: home}).list(kindProfiles); len(ids) != 1 {
+		t.Fatalf("MESHCTL_HOME not used: %d profiles in it", len(ids))
+	}
+	file := filepath.Join(t.TempDir(), "log.jsonl")
+	if code := run(t.Context(), []string{"transfer", "--out", file}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("transfer with MESHCTL_TOKEN: exit %d: %s", code, errb.String())
+	}
+	checkTransferFile(t, file, p.log.Size())
+}

@@ -68,7 +68,15 @@ sent to a portal. Output is for humans unless --json is given.`,
 	pf.StringVar(&opts.portal, "portal", envOr(envPortal, defaultPortal), "portal base URL (env "+envPortal+")")
 	pf.StringVar(&opts.home, "home", os.Getenv(envHome), "keystore directory (env "+envHome+"; default ~/"+defaultHome+")")
 	pf.BoolVar(&opts.json, "json", false, "print results as JSON, for scripts")
-	pf.StringVar(&opts.token, "token", os.Getenv(envToken), "bearer token sent to the portal, for Transfer or operator deletes (env "+envToken+")")
+	// The token's default is read from the environment after parsing, so
+	// that --help never prints it.
+	pf.StringVar(&opts.token, "token", "", "bearer token sent to the portal, for Transfer or operator deletes (env "+envToken+")")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if !cmd.Flags().Changed("token") {
+			opts.token = os.Getenv(envToken)
+		}
+		return nil
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c, err: err}
 	})
