@@ -211,6 +211,11 @@ func TestTransferToFile(t *testing.T) {
 	}
 	checkTransferFile(t, out, size)
 
+	// Not a terminal: no progress bar, nothing on stderr.
+	if r := alice.run("transfer", "--out", out); r.code != 0 || r.stderr != "" {
+		t.Fatalf("transfer to a non-terminal: exit %d, stderr %q", r.code, r.stderr)
+	}
+
 	// --from appends from that index.
 	alice.okJSON(&res, "transfer", "--out", out, "--from", "3", "--limit", "1")
 	if res.From != 3 || res.Records != 1 {
