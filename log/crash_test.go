@@ -1,4 +1,4 @@
-package log
+package log_test
 
 import (
 	"bufio"
@@ -19,96 +19,75 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
 )
 
 // The crash test runs a writer process (this test binary, re-executed) that
 // appends from many goroutines and prints an "ack <seq> <sha256 of payload>"
 // line after each Append returns, SIGKILLs it at a random moment, reopens the
 // log and checks that every acknowledged record is there, that the log has
-// no holes, and that the derived state agrees with the records.
+// no holes, and that the derived state (the Merkle tree, written in the same
+// transactions as the records) agrees with the records: its stored root
+// equals a root recomputed from the records alone.
 
 const (
 	crashWriterEnv     = "INTERMESH_CRASH_WRITER" // the log directory, in the writer process
 	crashKillsEnv      = "INTERMESH_CRASH_KILLS"  // how many times to kill the writer
 	defaultCrashKills  = 20
 	crashWriterWorkers = 32
-	crashTallyKey      = "T/crash/tally"
 )
 
+// crashTreePrefix is the Merkle tree's prefix in the crash test's database.
+var crashTreePrefix = []byte("crash")
+
 // crashWriterOptions are the options the writer and the checker open the log
-// with. Derived state added here (a BatchIndexer) is committed under kill -9;
-// checkCrashLog then has to check it too.
-func crashWriterOptions(dir string) Options {
-	return Options{
+// with: the real Merkle tree is the derived state committed under kill -9,
+// and checkCrashLog checks it against the records.
+func crashWriterOptions(dir string) log.Options {
+	return log.Options{
 		Dir:           dir,
 		Origin:        "crash.example",
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BatchIndexers: []BatchIndexer{crashTally{}},
+		BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, crashTreePrefix)},
 	}
 }
 
-// crashTally is derived state that depends on every record: the number of
-// records and a hash chain over their leaves, chain = SHA-256(chain || leaf),
-// stored as count (8 bytes) | chain (32 bytes).
-type crashTally struct{}
+// TestMain makes this test binary the writer process of TestCrashKillWriter
+// when INTERMESH_CRASH_WRITER names a directory.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashWriterEnv); dir != "" {
+		if err := runCrashWriter(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "writer:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
-func (crashTally) IndexBatch(txn *badger.Txn, recs []Record) error {
-	count, chain, err := readCrashTally(txn)
+// runCrashWriter appends from many goroutines, printing an ack line after
+// each Append returns, until killed or until its standard input closes (the
+// parent test is gone).
+func runCrashWriter(dir string) error {
+	l, err := log.Open(context.Background(), crashWriterOptions(dir))
 	if err != nil {
 		return err
-	}
-	for _, r := range recs {
-		if r.Seq != count {
-			return fmt.Errorf("record %d follows a tally of %d", r.Seq, count)
-		}
-		chain = chainLeaf(chain, &r)
-		count++
-	}
-	return txn.Set([]byte(crashTallyKey), append(fmt.Appendf(nil, "%016x", count), chain[:]...))
-}
-
-func chainLeaf(chain [32]byte, r *Record) [32]byte {
-	return sha256.Sum256(append(chain[:], r.MarshalLeaf()...))
-}
-
-func readCrashTally(txn *badger.Txn) (uint64, [32]byte, error) {
-	var chain [32]byte
-	item, err := txn.Get([]byte(crashTallyKey))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, chain, nil
-	}
-	if err != nil {
-		return 0, chain, err
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return 0, chain, err
-	}
-	count, err := strconv.ParseUint(string(v[:16]), 16, 64)
-	copy(chain[:], v[16:])
-	return count, chain, err
-}
-
-// TestCrashWriterProcess is the writer of TestCrashKillWriter; it does
-// nothing unless INTERMESH_CRASH_WRITER names a directory. It appends until
-// killed, or until its standard input closes (the parent test is gone).
-func TestCrashWriterProcess(t *testing.T) {
-	dir := os.Getenv(crashWriterEnv)
-	if dir == "" {
-		t.Skip("runs only as the writer process of TestCrashKillWriter")
-	}
-	l, err := Open(context.Background(), crashWriterOptions(dir))
-	if err != nil {
-		t.Fatal(err)
 	}
 	stop := make(chan struct{})
 	go func() {
 		io.Copy(io.Discard, os.Stdin)
 		close(stop)
 	}()
-	var outMu sync.Mutex
-	var wg sync.WaitGroup
+	var (
+		outMu  sync.Mutex
+		wg     sync.WaitGroup
+		errMu  sync.Mutex
+		failed error
+	)
 	for range crashWriterWorkers {
 		wg.Go(func() {
 			for {
@@ -121,10 +100,11 @@ func TestCrashWriterProcess(t *testing.T) {
 				for i := range payload {
 					payload[i] = byte(rand.Uint32())
 				}
-				rec, err := l.Append(context.Background(), Record{Kind: KindProfile, Identifier: "crash", Payload: payload})
+				rec, err := l.Append(context.Background(), log.Record{Kind: log.KindProfile, Identifier: "crash", Payload: payload})
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "writer: append:", err)
-					t.Error(err)
+					errMu.Lock()
+					failed = errors.Join(failed, err)
+					errMu.Unlock()
 					return
 				}
 				sum := sha256.Sum256(payload)
@@ -136,7 +116,7 @@ func TestCrashWriterProcess(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	l.Close()
+	return errors.Join(failed, l.Close())
 }
 
 func crashKills(t *testing.T) int {
@@ -156,8 +136,15 @@ func crashKills(t *testing.T) int {
 type crashCheckState struct {
 	acked    map[uint64][32]byte
 	verified uint64
-	chain    [32]byte
+	// tree is the compact range of every verified record, recomputed by
+	// the checker from the records alone.
+	tree     *compact.Range
 	lastTime time.Time
+}
+
+func newCrashCheckState(acked map[uint64][32]byte) *crashCheckState {
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	return &crashCheckState{acked: acked, tree: rf.NewEmptyRange(0)}
 }
 
 func TestCrashKillWriter(t *testing.T) {
@@ -172,7 +159,7 @@ func TestCrashKillWriter(t *testing.T) {
 	t.Logf("kills: %d, seed: %d", kills, seed)
 	rng := rand.New(rand.NewPCG(seed, seed>>7))
 	dir := t.TempDir()
-	st := &crashCheckState{acked: map[uint64][32]byte{}}
+	st := newCrashCheckState(map[uint64][32]byte{})
 	for k := range kills {
 		// Most kills come some time after the writer is under load; every
 		// fourth comes at a random moment after start, also during Open.
@@ -188,7 +175,7 @@ func TestCrashKillWriter(t *testing.T) {
 		}
 	}
 	// Finally check the whole log again from the start.
-	full := &crashCheckState{acked: st.acked}
+	full := newCrashCheckState(st.acked)
 	checkCrashLog(t, dir, full, nil, kills)
 	t.Logf("%d records, %d acknowledged", full.verified, len(st.acked))
 }
@@ -203,7 +190,7 @@ type crashAck struct {
 // first acknowledgement (or after its start), and returns the acks it printed.
 func runAndKillWriter(t *testing.T, dir string, delay time.Duration, fromStart bool) []crashAck {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWriterProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), crashWriterEnv+"="+dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -293,7 +280,7 @@ func parseCrashAck(line string) (crashAck, error) {
 // st.verified, and the derived tally.
 func checkCrashLog(t *testing.T, dir string, st *crashCheckState, acks []crashAck, round int) {
 	t.Helper()
-	l, err := Open(t.Context(), crashWriterOptions(dir))
+	l, err := log.Open(t.Context(), crashWriterOptions(dir))
 	if err != nil {
 		t.Fatalf("reopening after kill %d: %v", round+1, err)
 	}
@@ -315,7 +302,7 @@ func checkCrashLog(t *testing.T, dir string, st *crashCheckState, acks []crashAc
 			t.Errorf("acknowledged record %d holds another payload", a.seq)
 		}
 	}
-	c := Constraints{From: st.verified, MaxEntries: MaxPageEntries}
+	c := log.Constraints{From: st.verified, MaxEntries: log.MaxPageEntries}
 	for {
 		page, err := l.Range(t.Context(), c)
 		if err != nil {
@@ -331,7 +318,9 @@ func checkCrashLog(t *testing.T, dir string, st *crashCheckState, acks []crashAc
 			if sum, ok := st.acked[r.Seq]; ok && sha256.Sum256(r.Payload) != sum {
 				t.Errorf("acknowledged record %d holds another payload", r.Seq)
 			}
-			st.chain = chainLeaf(st.chain, &r)
+			if err := st.tree.Append(rfc6962.DefaultHasher.HashLeaf(r.MarshalLeaf()), nil); err != nil {
+				t.Fatal(err)
+			}
 			st.lastTime = r.Time
 			st.verified++
 		}
@@ -343,17 +332,23 @@ func checkCrashLog(t *testing.T, dir string, st *crashCheckState, acks []crashAc
 	if st.verified != size {
 		t.Errorf("read %d records, the log says it has %d", st.verified, size)
 	}
-	err = l.DB().View(func(txn *badger.Txn) error {
-		count, chain, err := readCrashTally(txn)
-		if err != nil {
-			return err
-		}
-		if count != size || chain != st.chain {
-			t.Errorf("derived tally = %d records, chain %x; the records imply %d, %x", count, chain[:4], size, st.chain[:4])
-		}
-		return nil
-	})
+	tree := merkle.NewTree(l.DB(), crashTreePrefix)
+	treeSize, err := tree.Size()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if treeSize != size {
+		t.Fatalf("the Merkle tree covers %d records, the log holds %d", treeSize, size)
+	}
+	want, err := st.tree.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tree.Root(size)
+	if err != nil {
+		t.Fatalf("stored root at %d: %v", size, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("stored root at %d is %x; recomputed from the records it is %x", size, got, want)
 	}
 }
