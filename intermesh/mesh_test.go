@@ -188,3 +188,28 @@ func TestBlockedPeerIsDisconnectedUntilUnblocked(t *testing.T) {
 	a.Unblock(b.ID())
 	waitFor(t, 10*time.Second, "reconnected by the reconnector", func() bool { return len(a.Peers()) == 1 })
 }
+
+func TestLateCheckpointConvergesToTheLargerCertificate(t *testing.T) {
+	fed, keys := testFederation(t, 4) // quorum 3
+	clk := newClock()
+	var nodes []*node
+	for i := range 4 {
+		nodes = append(nodes, startNode(t, fed, keys, i, nil, clk, nil))
+	}
+	connect(t, nodes)
+	r := clk.round.Add(1)
+	// Three members close the round; after QuorumGrace they certify the
+	// three checkpoints they hold, and commit that.
+	publish(t, nodes[:3], r)
+	sameCertificate(t, nodes[:3], r, 3)
+	for _, n := range nodes[:3] {
+		waitFor(t, time.Second, "committed", func() bool { _, ok := n.result(r); return ok })
+		if res, _ := n.result(r); res.Outcome != OutcomeCertificate || len(res.Checkpoints) != 3 {
+			t.Fatalf("%s committed %q over %d checkpoints", n.origin, res.Outcome, len(res.Checkpoints))
+		}
+	}
+	// The fourth checkpoint arrives late: everyone votes again over all four
+	// and the larger certificate replaces the smaller one everywhere.
+	publish(t, nodes[3:], r)
+	auditCertificate(t, fed, sameCertificate(t, nodes, r, 4))
+}

@@ -143,7 +143,7 @@ func (st *state) addCheckpoint(hc heldCheckpoint) verdict {
 	}
 	os.notes[r] = hc
 	st.changed = true
-	if rs := st.round(r); rs != nil && !rs.committed {
+	if rs := st.round(r); rs != nil {
 		rs.held[o] = hc
 		rs.dirty = true
 	}
@@ -172,7 +172,7 @@ func (st *state) equivocate(a, b heldCheckpoint, why string) {
 	st.evidence = append(st.evidence, ev)
 	st.origin(o).equivocated = true
 	for _, rs := range st.rounds {
-		if _, ok := rs.held[o]; ok && !rs.committed {
+		if _, ok := rs.held[o]; ok {
 			delete(rs.held, o)
 			rs.dirty = true
 		}

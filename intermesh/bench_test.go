@@ -1,0 +1,71 @@
+package intermesh
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkRoundToCertificate measures, for federations of 4, 8 and 16
+// members in one process (real libp2p hosts on 127.0.0.1, real gossipsub),
+// the time from the close of a round (every member publishing its
+// checkpoint at the same instant) to the moment each member has the round's
+// certificate (its Commit hook is called). It reports the median and 99th
+// percentile over all members and rounds. Run it with a fixed count, e.g.
+//
+//	go test ./intermesh/ -run XXX -bench RoundToCertificate -benchtime 50x
+func BenchmarkRoundToCertificate(b *testing.B) {
+	for _, n := range []int{4, 8, 16} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) { benchmarkRounds(b, n) })
+	}
+}
+
+func benchmarkRounds(b *testing.B, n int) {
+	fed, keys := testFederation(b, n)
+	clk := newClock()
+	var nodes []*node
+	for i := range n {
+		nodes = append(nodes, startNode(b, fed, keys, i, nil, clk, nil))
+	}
+	connect(b, nodes)
+	ctx := context.Background()
+	var lat []float64
+	b.ResetTimer()
+	for range b.N {
+		r := clk.round.Add(1)
+		notes := make([][]byte, n)
+		for i, nd := range nodes {
+			notes[i] = nd.log.close(b, r, 10)
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i, nd := range nodes {
+			wg.Go(func() {
+				if err := nd.PublishCheckpoint(ctx, r, notes[i]); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, nd := range nodes {
+			waitFor(b, 5*time.Second, "the round's certificate", func() bool { _, ok := nd.result(r); return ok })
+			res, _ := nd.result(r)
+			if res.Outcome != OutcomeCertificate {
+				b.Fatalf("%s: round %d ended %q", nd.origin, r, res.Outcome)
+			}
+			nd.mu.Lock()
+			lat = append(lat, float64(nd.at[r].Sub(start))/float64(time.Millisecond))
+			nd.mu.Unlock()
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(lat[len(lat)-1], "max_ms")
+}
+
