@@ -68,4 +68,3 @@ func benchmarkRounds(b *testing.B, n int) {
 	b.ReportMetric(pct(0.99), "p99_ms")
 	b.ReportMetric(lat[len(lat)-1], "max_ms")
 }
-
