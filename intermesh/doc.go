@@ -38,7 +38,7 @@
 //	time 1767225601
 //	prev baBjNSjeqgFE57BYMV8LdT7AuUUWOnK/lqDRgYD53g0=
 //
-//	— test/node1 BSN6q9TaYo+DFoC7OYBDaDm6WbbYvnVeAM2bC5OnZAM6R99M/dGzHYVBa4KIAuZwjBYoKi/zXooBiG+xllLaPR47PgM=
+//	— test/node1 <base64 of 4-byte key hash || Ed25519 signature>
 //
 // The master topic /intermesh/<federation>/master/1 carries votes. A vote is
 // a C2SP signed note whose text is the federation's master origin line, the
@@ -46,10 +46,10 @@
 //
 //	test/master
 //	4
-//	q3mKc2c9m9N0Xyb8bL0dPZ3ZbqGk4JX3oT+t8mM1u2s=
+//	<base64 M_r>
 //	round 1767225600
 //
-//	— test/node0 Aq6bWw...
+//	— test/node0 <base64 of 4-byte key hash || Ed25519 signature>
 //
 // signed by the voter (key name = its origin). Gossiped, it travels as JSON
 // together with the checkpoints it covers, in origin order, so that a member
