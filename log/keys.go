@@ -17,12 +17,15 @@ import (
 //	namespace  'L' | id length (2 bytes, big-endian) | id
 //	record     namespace | 'r' | seq (8 bytes, big-endian)  →  leaf encoding (Record.MarshalLeaf)
 //	head       namespace | 'h'                             →  size (8 bytes) | time of the last record (8 bytes, ns since the Unix epoch)
+//	replica    'L' 00 00 | 'o' | origin                    →  empty: the log holds a replica of origin
 //
 // The node's own log has the empty id, so its namespace is 'L' 00 00, its
 // record 5 is 4C 0000 72 0000000000000005 and its head is 4C 0000 68. A
-// replica log would use the peer's origin as id. Big-endian sequence numbers
-// make Badger's key order the log order, so a prefix iterator reads records
-// in sequence.
+// replica log (see Replica) uses the peer's origin as id: record 5 of the
+// replica of origin "b" is 4C 0001 62 72 0000000000000005, and the replica
+// key that lists it is 4C 0000 6F 62, written with the replica's first
+// records. Big-endian sequence numbers make Badger's key order the log order,
+// so a prefix iterator reads records in sequence.
 //
 // The head is written in the same transaction as the records it counts (and
 // as the derived state of the indexers), so the size can never disagree with
@@ -33,8 +36,9 @@ const KeyPrefix byte = 'L'
 
 // Tags following the namespace.
 const (
-	tagRecord byte = 'r'
-	tagHead   byte = 'h'
+	tagRecord  byte = 'r'
+	tagHead    byte = 'h'
+	tagReplica byte = 'o' // only in the node's own namespace
 )
 
 // headLen is the length of a head value.
@@ -80,6 +84,19 @@ func (k keyspace) seqOfKey(key []byte) (uint64, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(key[n:]), true
+}
+
+// replicaPrefix is the prefix of the replica keys, which list the origins
+// whose replica logs the DB holds; it is only used in the own log's keyspace.
+func (k keyspace) replicaPrefix() []byte {
+	p := make([]byte, 0, len(k.ns)+1)
+	p = append(p, k.ns...)
+	return append(p, tagReplica)
+}
+
+// replicaKey is the replica key of origin.
+func (k keyspace) replicaKey(origin string) []byte {
+	return append(k.replicaPrefix(), origin...)
 }
 
 // headKey is the key of the log's head.

@@ -87,6 +87,12 @@ type Options struct {
 	// Clock returns the current time; nil means time.Now. Record times are
 	// taken from it and never go backwards, even if it does.
 	Clock func() time.Time
+	// ReplicaIndexers, if set, returns the indexers of the replica log of a
+	// peer origin (see Replica): typically the portal's replica indexer
+	// and the replica's Merkle tree. It is called once per origin, when
+	// Replica first opens that origin's log. Nil means replicas have no
+	// indexers.
+	ReplicaIndexers func(origin string) ReplicaOptions
 	// TuneBadger, if set, adjusts the Badger options the log chose (small
 	// memtables and caches). SyncWrites is forced on afterwards.
 	TuneBadger func(badger.Options) badger.Options
@@ -127,6 +133,12 @@ type Log struct {
 	dbMu      sync.RWMutex  // held for reading while a reader uses db
 	closed    atomic.Bool
 	closeOnce sync.Once
+
+	// Replica logs of peer origins (replica.go).
+	replicaMu sync.Mutex
+	replicas  map[string]*Replica // opened replicas, by origin
+	heldMu    sync.Mutex          // guards held; taken alone, never while holding another lock
+	held      map[string]bool     // origins with a replica key
 	closeErr  error
 }
 
@@ -160,6 +172,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		maxBatch: opts.MaxBatch,
 		closing:  make(chan struct{}),
 		seqDone:  make(chan struct{}),
+		replicas: map[string]*Replica{},
 	}
 	if l.clock == nil {
 		l.clock = time.Now
@@ -180,6 +193,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	if l.held, err = l.loadReplicaKeys(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
 	l.seq.next, l.seq.last = h.size, h.last
 	l.publish(h)
 	logger.Info("log opened", "dir", opts.Dir, "size", h.size)
@@ -190,25 +206,31 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 // recover checks the head against the records and deletes records stored
 // past the head (never acknowledged: see recordStore.check).
 func (l *Log) recover() (head, error) {
+	return l.recoverStore(l.store, "the log")
+}
+
+// recoverStore is recover for the log in s (the node's own, or a replica),
+// named what in errors and events.
+func (l *Log) recoverStore(s recordStore, what string) (head, error) {
 	var h head
 	var strays []uint64
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
-		h, strays, err = l.store.check(txn)
+		h, strays, err = s.check(txn)
 		return err
 	})
 	if err != nil {
-		return head{}, fmt.Errorf("log: checking %s: %w", l.opts.Dir, err)
+		return head{}, fmt.Errorf("log: checking %s in %s: %w", what, l.opts.Dir, err)
 	}
 	if len(strays) == 0 {
 		return h, nil
 	}
-	l.logger.Warn("deleting records stored past the end of the log; they were never acknowledged",
+	l.logger.Warn("deleting records stored past the end of "+what+"; they were never acknowledged",
 		"size", h.size, "stray", len(strays), "first", strays[0])
 	wb := l.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, seq := range strays {
-		if err := wb.Delete(l.store.keys.recordKey(seq)); err != nil {
+		if err := wb.Delete(s.keys.recordKey(seq)); err != nil {
 			return head{}, fmt.Errorf("log: deleting stray record %d: %w", seq, classifyWriteError(err))
 		}
 	}

@@ -52,21 +52,14 @@ type Page struct {
 // or after NotBefore is found by binary search, and the page ends at the
 // first record at or after Before.
 func (l *Log) Range(ctx context.Context, c Constraints) (Page, error) {
-	maxEntries := c.MaxEntries
-	if maxEntries <= 0 {
-		maxEntries = DefaultPageEntries
-	}
-	maxEntries = min(maxEntries, MaxPageEntries)
+	maxEntries := pageEntries(c)
 	var page Page
 	// Read the size before the snapshot is taken, so that the snapshot holds
 	// every record the size counts.
 	size := l.Size()
 	err := l.view(func(txn *badger.Txn) error {
-		start, err := l.rangeStart(txn, c, size)
-		if err != nil {
-			return err
-		}
-		page, err = l.readPage(ctx, txn, c, start, size, maxEntries)
+		var err error
+		page, err = l.store.rangePage(ctx, txn, c, size, maxEntries)
 		return err
 	})
 	if err != nil {
@@ -75,8 +68,26 @@ func (l *Log) Range(ctx context.Context, c Constraints) (Page, error) {
 	return page, nil
 }
 
+// pageEntries returns the effective MaxEntries of c.
+func pageEntries(c Constraints) int {
+	n := c.MaxEntries
+	if n <= 0 {
+		n = DefaultPageEntries
+	}
+	return min(n, MaxPageEntries)
+}
+
+// rangePage reads the page of the log in s that matches c, as of size.
+func (s recordStore) rangePage(ctx context.Context, txn *badger.Txn, c Constraints, size uint64, maxEntries int) (Page, error) {
+	start, err := s.rangeStart(txn, c, size)
+	if err != nil {
+		return Page{}, err
+	}
+	return s.readPage(ctx, txn, c, start, size, maxEntries)
+}
+
 // rangeStart returns the first sequence number a page may hold.
-func (l *Log) rangeStart(txn *badger.Txn, c Constraints, size uint64) (uint64, error) {
+func (s recordStore) rangeStart(txn *badger.Txn, c Constraints, size uint64) (uint64, error) {
 	if c.PageKey != "" {
 		seq, err := decodePageKey(c.PageKey)
 		if err != nil {
@@ -96,7 +107,7 @@ func (l *Log) rangeStart(txn *badger.Txn, c Constraints, size uint64) (uint64, e
 		if searchErr != nil {
 			return true
 		}
-		t, err := l.store.timeOf(txn, start+uint64(i))
+		t, err := s.timeOf(txn, start+uint64(i))
 		if err != nil {
 			searchErr = err
 			return true
@@ -111,7 +122,7 @@ func (l *Log) rangeStart(txn *badger.Txn, c Constraints, size uint64) (uint64, e
 
 // readPage reads records from start until the page is full, the log (as of
 // size) ends, or a record is at or after c.Before.
-func (l *Log) readPage(ctx context.Context, txn *badger.Txn, c Constraints, start, size uint64, maxEntries int) (Page, error) {
+func (s recordStore) readPage(ctx context.Context, txn *badger.Txn, c Constraints, start, size uint64, maxEntries int) (Page, error) {
 	var page Page
 	if err := ctx.Err(); err != nil {
 		return Page{}, err
@@ -119,7 +130,7 @@ func (l *Log) readPage(ctx context.Context, txn *badger.Txn, c Constraints, star
 	if start >= size {
 		return page, nil
 	}
-	prefix := l.store.keys.recordPrefix()
+	prefix := s.keys.recordPrefix()
 	it := txn.NewIterator(badger.IteratorOptions{
 		PrefetchValues: true,
 		PrefetchSize:   min(maxEntries, 100),
@@ -128,7 +139,7 @@ func (l *Log) readPage(ctx context.Context, txn *badger.Txn, c Constraints, star
 	defer it.Close()
 	bytes := 0
 	seq := start
-	for it.Seek(l.store.keys.recordKey(start)); seq < size; it.Next() {
+	for it.Seek(s.keys.recordKey(start)); seq < size; it.Next() {
 		if seq%256 == 255 {
 			if err := ctx.Err(); err != nil {
 				return Page{}, err
@@ -142,7 +153,7 @@ func (l *Log) readPage(ctx context.Context, txn *badger.Txn, c Constraints, star
 			return Page{}, fmt.Errorf("%w: record %d is missing", ErrCorrupt, seq)
 		}
 		item := it.Item()
-		if got, ok := l.store.keys.seqOfKey(item.Key()); !ok || got != seq {
+		if got, ok := s.keys.seqOfKey(item.Key()); !ok || got != seq {
 			return Page{}, fmt.Errorf("%w: record %d is missing (found key %x)", ErrCorrupt, seq, item.Key())
 		}
 		var rec Record

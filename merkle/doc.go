@@ -14,9 +14,12 @@
 // (log.Record.MarshalLeaf), and an interior node is SHA-256(0x01 || left ||
 // right), as in RFC 6962. A Tree is the log's BatchIndexer: IndexBatch
 // appends a committed batch with a compact range, storing every full subtree
-// node it completes and the new size, root and compact range. Replica logs of
-// peers append leaf hashes directly with AppendLeafHashes, into a tree of
-// their own prefix.
+// node it completes and the new size, root and compact range. A replica log
+// of a peer (log.Replica) keeps its own tree the same way, as its batch
+// indexer, under the prefix ReplicaPrefix(origin) ("replica/" + origin), and
+// Tree.VerifyCheckpoint checks it against the origin's signed checkpoints by
+// recomputing the root at the checkpoint's size. AppendLeafHashes appends
+// leaf hashes directly.
 //
 // Because every full subtree node is stored, the root at any past size, an
 // inclusion proof and a consistency proof each read O(log n) nodes, and an
