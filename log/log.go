@@ -290,6 +290,10 @@ func (l *Log) failQueued() {
 // KeyPrefix belong to the log.
 func (l *Log) DB() *badger.DB { return l.db }
 
+// Origin returns the log's name, Options.Origin: the Origin of the records
+// it appends, and the one origin it keeps no replica of.
+func (l *Log) Origin() string { return l.opts.Origin }
+
 // Size returns the number of committed records; their sequence numbers are
 // 0 to Size()-1.
 func (l *Log) Size() uint64 { return l.size.Load() }

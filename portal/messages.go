@@ -150,8 +150,13 @@ type DataItem struct {
 	Identifier string `json:",omitempty"`
 	// Account is the account the record belongs to.
 	Account string `json:",omitempty"`
-	// Origin is the log name of the node that sequenced the record.
+	// Origin is the log name of the node that sequenced the record. Get
+	// sets it for a replicated entry even without Full.
 	Origin string `json:",omitempty"`
+	// Replicated says that the entry comes from this portal's replica of
+	// another portal's log (Origin), not from its own log: Index, Time and
+	// Leaf are then those of the origin's log and tree.
+	Replicated bool `json:",omitempty"`
 	// Entry is the record's payload: the Mesh object (or portal entry).
 	Entry json.RawMessage `json:",omitempty"`
 	// Payload is the record's payload when it is not JSON.
@@ -322,11 +327,15 @@ type ConnectCompleteRequest struct {
 type ConnectCompleteResponse struct{ MeshResponse }
 
 // TransferRequest asks for a range of the log. From (this project) starts
-// the transfer at that log index.
+// the transfer at that log index. Origin (this project), if set to another
+// portal's log name, asks for this portal's replica of that portal's log
+// instead of its own; a portal that holds no replica of Origin answers
+// NotFound.
 type TransferRequest struct {
 	MeshRequest
 	SearchConstraints *SearchConstraints `json:",omitempty"`
 	From              uint64             `json:",omitempty"`
+	Origin            string             `json:",omitempty"`
 }
 
 // TransferResponse carries log records, each with its leaf bytes.

@@ -13,8 +13,9 @@ import (
 // forging one only lets a client ask a query it could have asked directly.
 type cursor struct {
 	Tx        string    `json:"t"`
-	Name      string    `json:"n"` // identifier (Get) or account (ConnectPending)
-	Next      uint64    `json:"s"` // first sequence number of the next page
+	Name      string    `json:"n"`           // identifier (Get) or account (ConnectPending)
+	Origin    string    `json:"o,omitempty"` // the replica the versions come from (Get); "" for the own log
+	Next      uint64    `json:"s"`           // first sequence number of the next page
 	NotBefore time.Time `json:"nb,omitzero"`
 	Before    time.Time `json:"b,omitzero"`
 }
@@ -80,20 +81,41 @@ func inWindow(t, notBefore, before time.Time) bool {
 	return (notBefore.IsZero() || !t.Before(notBefore)) && (before.IsZero() || t.Before(before))
 }
 
+// source is where an index's records are read: the node's own log and
+// local state, or the replica of one peer origin and its replicated state.
+type source struct {
+	// origin is the replica's origin, "" for the node's own log.
+	origin string
+	// seqs lists the sequence numbers the index holds for name.
+	seqs func(name string, from uint64, limit int) ([]uint64, bool, error)
+	// get reads a record.
+	get func(seq uint64) (log.Record, error)
+}
+
+// localSource reads the index tag of the local state and the node's log.
+func (s *Server) localSource(tag byte) source {
+	return source{
+		seqs: func(name string, from uint64, limit int) ([]uint64, bool, error) {
+			return s.state.seqs(tag, name, from, limit)
+		},
+		get: s.log.Get,
+	}
+}
+
 // collect walks the sequence numbers an index lists from c.Next on, reading
 // each record and keeping those inside c's time window, until a bound is
 // reached. It returns the records and the cursor of the next page ("" if
 // none).
-func (s *Server) collect(tag byte, c cursor, b bounds, size func(*log.Record) int) ([]log.Record, string, error) {
+func (s *Server) collect(src source, c cursor, b bounds, size func(*log.Record) int) ([]log.Record, string, error) {
 	var recs []log.Record
 	used := 0
 	for {
-		seqs, more, err := s.state.seqs(tag, c.Name, c.Next, b.entries+1)
+		seqs, more, err := src.seqs(c.Name, c.Next, b.entries+1)
 		if err != nil {
 			return nil, "", err
 		}
 		for _, seq := range seqs {
-			rec, err := s.log.Get(seq)
+			rec, err := src.get(seq)
 			if err != nil {
 				return nil, "", err
 			}

@@ -33,6 +33,17 @@ type Log interface {
 	DB() *badger.DB
 }
 
+// ReplicaLogs gives the portal the replica logs the node keeps of its peers'
+// logs (*log.Log satisfies it), for Get and Transfer.
+type ReplicaLogs interface {
+	// Replicas lists the origins whose replicas hold records.
+	Replicas() ([]string, error)
+	// HasReplica reports whether a replica of origin holds records.
+	HasReplica(origin string) bool
+	// Replica returns the replica log of origin.
+	Replica(origin string) (*log.Replica, error)
+}
+
 // Checkpoints gives the latest signed checkpoint (package merkle).
 type Checkpoints interface {
 	// LatestCheckpoint returns the latest checkpoint, a C2SP signed note;
@@ -126,6 +137,11 @@ type Deps struct {
 	Schedule    Schedule
 	Peers       PeerProofs
 	Authorizer  Authorizer
+	// Replicas are the replica logs of peers whose records Get and Transfer
+	// serve besides the node's own (their state is kept by
+	// State.ReplicaIndexer). Nil means Log's, if Log implements ReplicaLogs
+	// (*log.Log does).
+	Replicas ReplicaLogs
 	// Registerer receives the portal's metrics; nil means none are exported.
 	Registerer prometheus.Registerer
 	// Gatherer serves /metrics; nil means /metrics answers 404.
@@ -139,15 +155,19 @@ type Deps struct {
 // Server serves the Mesh Portal Protocol. It holds no goroutines of its own:
 // its lifetime is that of the http.Server serving Handler.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     Log
-	state   *State
-	logger  *slog.Logger
-	now     func() time.Time
-	limiter *rateLimiter
-	metrics *metrics
-	started time.Time
+	cfg   Config
+	deps  Deps
+	log   Log
+	state *State
+	// replicas are the peers' replica logs, nil if none; origin is the
+	// name of the node's own log, if Log tells it.
+	replicas ReplicaLogs
+	origin   string
+	logger   *slog.Logger
+	now      func() time.Time
+	limiter  *rateLimiter
+	metrics  *metrics
+	started  time.Time
 }
 
 // New returns a portal server. It binds deps.State to deps.Log's database.
@@ -170,6 +190,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.now = time.Now
 	}
 	s.started = s.now()
+	s.replicas = deps.Replicas
+	if rl, ok := deps.Log.(ReplicaLogs); ok && s.replicas == nil {
+		s.replicas = rl
+	}
+	if o, ok := deps.Log.(interface{ Origin() string }); ok {
+		s.origin = o.Origin()
+	}
 	s.state.Bind(deps.Log.DB())
 	s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
 	m, err := newMetrics(deps.Registerer, deps.Log, deps.Schedule)

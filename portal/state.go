@@ -40,6 +40,7 @@ const StatePrefix byte = 's'
 //	's' 'h' id 0x00 seq(8)        → empty: every version of id, in log order
 //	's' 'c' acct 0x00 device      → connState (JSON): latest connection request of a device
 //	's' 'q' acct 0x00 seq(8)      → device: pending requests of an account, in log order
+//	's' 'R' ...                   → replicated state of peers (see replica.go)
 const (
 	tagAccount = 'a'
 	tagObject  = 'p'
@@ -311,13 +312,24 @@ type Records interface {
 	Get(seq uint64) (log.Record, error)
 }
 
-// Rebuild discards the state in db and replays every record of recs through
-// Index, batch by batch. Use it on a database whose state is missing or
-// suspect, while nothing appends to the log.
+// Rebuild discards the local state in db and replays every record of recs
+// (the node's own log) through Index, batch by batch. Use it on a database
+// whose state is missing or suspect, while nothing appends to the log. The
+// replicated state of peers (see ReplicaIndexer) is kept: RebuildReplica
+// rebuilds it, one origin at a time.
 func (s *State) Rebuild(ctx context.Context, db *badger.DB, recs Records) error {
-	if err := db.DropPrefix([]byte{StatePrefix}); err != nil {
+	var local [][]byte
+	for _, tag := range []byte{tagAccount, tagObject, tagHistory, tagConn, tagQueue} {
+		local = append(local, []byte{StatePrefix, tag})
+	}
+	if err := db.DropPrefix(local...); err != nil {
 		return fmt.Errorf("portal: dropping state: %w", err)
 	}
+	return replay(ctx, db, recs, s)
+}
+
+// replay runs every record of recs through ix, batch by batch.
+func replay(ctx context.Context, db *badger.DB, recs Records, ix log.Indexer) error {
 	const batch = 512
 	size := recs.Size()
 	for from := uint64(0); from < size; from += batch {
@@ -330,7 +342,7 @@ func (s *State) Rebuild(ctx context.Context, db *badger.DB, recs Records) error 
 				if err != nil {
 					return fmt.Errorf("portal: rebuilding state: %w", err)
 				}
-				if err := s.Index(txn, &rec); err != nil {
+				if err := ix.Index(txn, &rec); err != nil {
 					return fmt.Errorf("portal: rebuilding state: record %d: %w", seq, err)
 				}
 			}

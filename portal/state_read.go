@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"encoding/binary"
 	"errors"
 
 	"github.com/dgraph-io/badger/v4"
@@ -51,22 +50,7 @@ func (s *State) conn(account, device string) (c connState, found bool, err error
 func (s *State) seqs(tag byte, name string, from uint64, limit int) (seqs []uint64, more bool, err error) {
 	prefix := append(stateKey(tag, name), 0)
 	err = s.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = prefix
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Seek(binary.BigEndian.AppendUint64(append([]byte{}, prefix...), from)); it.ValidForPrefix(prefix); it.Next() {
-			k := it.Item().Key()
-			if len(k) != len(prefix)+8 {
-				continue
-			}
-			if len(seqs) == limit {
-				more = true
-				return nil
-			}
-			seqs = append(seqs, binary.BigEndian.Uint64(k[len(prefix):]))
-		}
+		seqs, more = scanSeqs(txn, prefix, from, limit)
 		return nil
 	})
 	return seqs, more, err

@@ -81,7 +81,7 @@ func (s *Server) connectPending(req *ConnectPendingRequest) (*ConnectPendingResp
 		c = cursor{Tx: TxConnectPending, Name: account}
 		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
 	}
-	recs, next, err := s.collect(tagQueue, c, b, func(r *log.Record) int { return len(r.Payload) })
+	recs, next, err := s.collect(s.localSource(tagQueue), c, b, func(r *log.Record) int { return len(r.Payload) })
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,9 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 // (the account's profile). Without Multiple it returns the latest version
 // inside the time window; with Multiple every version, oldest first, paged.
 // Full adds the log metadata and the leaf bytes, with which a client checks
-// the entry against a checkpoint.
+// the entry against a checkpoint. An identifier this portal never
+// registered is looked up in the replicated state of its peers (see
+// versionsOf); such entries are flagged Replicated, with their Origin.
 func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 	const field = "GetRequest"
 	b, err := s.pageBounds(field, req.SearchConstraints)
@@ -47,8 +49,12 @@ func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 		return nil, Errorf(ClientBadRequest, "GetRequest.KeyValues are not supported: look up by Identifier or Account")
 	}
 	var c cursor
+	var src versions
 	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
 		if c, err = decodeCursor(field+".SearchConstraints", TxGet, sc.PageKey); err != nil {
+			return nil, err
+		}
+		if src, err = s.versionsFrom(c.Origin); err != nil {
 			return nil, err
 		}
 	} else {
@@ -58,19 +64,18 @@ func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 		}
 		c = cursor{Tx: TxGet, Name: id}
 		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
-		if _, found, err := s.state.object(id); err != nil {
+		if src, err = s.versionsOf(id); err != nil {
 			return nil, err
-		} else if !found {
-			return nil, Errorf(NotFound, "no entry with identifier %s", id)
 		}
+		c.Origin = src.origin
 	}
 	payloadSize := func(r *log.Record) int { return len(r.Payload) }
 	var recs []log.Record
 	var next string
 	if req.Multiple {
-		recs, next, err = s.collect(tagHistory, c, b, payloadSize)
+		recs, next, err = s.collect(src.source, c, b, payloadSize)
 	} else {
-		recs, err = s.latest(c)
+		recs, err = s.latest(src, c)
 	}
 	if err != nil {
 		return nil, err
@@ -80,7 +85,11 @@ func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 	}
 	resp := &GetResponse{PageKey: next}
 	for i := range recs {
-		resp.DataItems = append(resp.DataItems, dataItem(&recs[i], req.Full, true))
+		item := dataItem(&recs[i], req.Full, true)
+		if src.origin != "" {
+			item.Replicated, item.Origin = true, recs[i].Origin
+		}
+		resp.DataItems = append(resp.DataItems, item)
 	}
 	return resp, nil
 }
@@ -108,13 +117,13 @@ func (s *Server) resolveGet(req *GetRequest) (string, error) {
 	return "", Errorf(ClientBadRequest, "GetRequest needs an Identifier or an Account")
 }
 
-// latest returns the latest version of c.Name inside c's time window.
-func (s *Server) latest(c cursor) ([]log.Record, error) {
-	obj, found, err := s.state.object(c.Name)
+// latest returns the latest version of c.Name in src inside c's time window.
+func (s *Server) latest(src versions, c cursor) ([]log.Record, error) {
+	seq, found, err := src.latest(c.Name)
 	if err != nil || !found {
 		return nil, err
 	}
-	rec, err := s.log.Get(obj.Seq)
+	rec, err := src.get(seq)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +133,7 @@ func (s *Server) latest(c cursor) ([]log.Record, error) {
 	// An earlier version may fall inside the window: walk the history.
 	var last []log.Record
 	for c.Next = 0; ; {
-		recs, next, err := s.collect(tagHistory, c, bounds{entries: 256, bytes: 1 << 30}, func(*log.Record) int { return 0 })
+		recs, next, err := s.collect(src.source, c, bounds{entries: 256, bytes: 1 << 30}, func(*log.Record) int { return 0 })
 		if err != nil {
 			return nil, err
 		}

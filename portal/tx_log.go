@@ -47,8 +47,10 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // transfer answers Transfer: a page of the log, each record with its index,
-// its leaf bytes and its decoded fields. It needs the Transfer bearer token,
-// an Authorizer's consent, or a public configuration.
+// its leaf bytes and its decoded fields. With an Origin other than the
+// node's own, the page comes from the node's replica of that origin's log
+// (NotFound if it holds none), its items flagged Replicated. It needs the
+// Transfer bearer token, an Authorizer's consent, or a public configuration.
 func (s *Server) transfer(ctx context.Context, r *http.Request, req *TransferRequest) (*TransferResponse, error) {
 	authorized := s.cfg.TransferPublic || bearer(r, s.cfg.TransferToken) ||
 		(s.deps.Authorizer != nil && s.deps.Authorizer.AuthorizeTransfer(r))
@@ -64,7 +66,15 @@ func (s *Server) transfer(ctx context.Context, r *http.Request, req *TransferReq
 		c.NotBefore, c.Before = timeWindow(sc)
 		c.PageKey = sc.PageKey
 	}
-	page, err := s.log.Range(ctx, c)
+	rangeOf, replicated := s.log.Range, false
+	if req.Origin != "" && req.Origin != s.origin {
+		r, err := s.replicaLog("TransferRequest.Origin", req.Origin)
+		if err != nil {
+			return nil, err
+		}
+		rangeOf, replicated = r.Range, true
+	}
+	page, err := rangeOf(ctx, c)
 	if errors.Is(err, log.ErrInvalidPageKey) {
 		return nil, Errorf(ClientBadRequest, "TransferRequest.SearchConstraints.PageKey: %w", err)
 	}
@@ -73,7 +83,9 @@ func (s *Server) transfer(ctx context.Context, r *http.Request, req *TransferReq
 	}
 	resp := &TransferResponse{PageKey: page.PageKey}
 	for i := range page.Records {
-		resp.DataItems = append(resp.DataItems, dataItem(&page.Records[i], true, false))
+		item := dataItem(&page.Records[i], true, false)
+		item.Replicated = replicated
+		resp.DataItems = append(resp.DataItems, item)
 	}
 	return resp, nil
 }

@@ -1,0 +1,152 @@
+package portal
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/intermesh/intermesh/log"
+)
+
+// Replicated state: what the portal keeps of the replica logs of its peers
+// (log.Replica), so that Get finds the profiles and escrow entries published
+// at any portal of the federation. It lives apart from the local state, under
+// tagReplica, one key space per origin:
+//
+//	's' 'R' len(origin) origin 'p' id                 → replicaObject (JSON): the origin's latest version of id
+//	's' 'R' len(origin) origin 'h' len(id) id seq(8)  → empty: every version of id at the origin, in its log order
+//
+// where len is 2 bytes, big-endian, and seq is the record's sequence number
+// in the origin's log (8 bytes, big-endian). For example the latest version
+// of MB2G from origin "b" is under 73 52 0001 62 70 "MB2G".
+//
+// The local rules (account names, update authorization, connections) read
+// only the local state: a replica never changes what this portal accepts.
+const tagReplica = 'R'
+
+// Tags of the replicated state, after the origin.
+const (
+	tagReplicaObject  = 'p'
+	tagReplicaHistory = 'h'
+)
+
+// replicaObject is the replicated latest version of a profile or escrow
+// entry from one origin.
+type replicaObject struct {
+	Seq  uint64    // the record in the origin's log
+	Kind log.Kind  // Profile, Escrow or Account
+	Type string    `json:",omitempty"` // entry type, e.g. ProfileMesh
+	Time time.Time // when the origin sequenced the record
+}
+
+// replicaSpace is the key prefix of one origin's replicated state.
+func replicaSpace(origin string) []byte {
+	k := []byte{StatePrefix, tagReplica}
+	k = binary.BigEndian.AppendUint16(k, uint16(len(origin)))
+	return append(k, origin...)
+}
+
+func replicaObjectKey(origin, id string) []byte {
+	return append(append(replicaSpace(origin), tagReplicaObject), id...)
+}
+
+// replicaHistoryPrefix is the prefix of the version keys of id from origin.
+func replicaHistoryPrefix(origin, id string) []byte {
+	k := append(replicaSpace(origin), tagReplicaHistory)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(id)))
+	return append(k, id...)
+}
+
+// ReplicaIndexer returns the indexer of the replica log of a peer origin
+// (log.ReplicaOptions.Indexers): it records the origin's profiles and escrow
+// entries (latest version and every version of each identifier) in the
+// replicated state of that origin. It never rejects a record: the origin
+// already admitted it and the replica mirrors the origin's log exactly, so
+// records it does not materialize (connections, account closings, InterMesh
+// records, payloads that are not a PortalEntry) are passed over, and only a
+// failure of the store is returned.
+func (s *State) ReplicaIndexer(origin string) log.Indexer {
+	return replicaIndexer{origin: origin}
+}
+
+// replicaIndexer indexes one origin's replica; see State.ReplicaIndexer.
+type replicaIndexer struct {
+	origin string
+}
+
+// Index implements log.Indexer.
+func (ri replicaIndexer) Index(txn *badger.Txn, rec *log.Record) error {
+	switch rec.Kind {
+	case log.KindProfile, log.KindEscrow, log.KindAccount:
+	default:
+		return nil
+	}
+	if rec.Identifier == "" || len(rec.Identifier) > log.MaxFieldLen {
+		return nil
+	}
+	pe, err := UnmarshalPortalEntry(rec.Payload)
+	if err != nil || (rec.Kind == log.KindAccount && pe.Status == AccountClosed) {
+		return nil // not an object, or an account closing: the profile stays as it was
+	}
+	obj := replicaObject{Seq: rec.Seq, Kind: rec.Kind, Type: pe.Type, Time: rec.Time.UTC()}
+	if err := setJSON(txn, replicaObjectKey(ri.origin, rec.Identifier), &obj); err != nil {
+		return err
+	}
+	return txn.Set(binary.BigEndian.AppendUint64(replicaHistoryPrefix(ri.origin, rec.Identifier), rec.Seq), nil)
+}
+
+// RebuildReplica discards the replicated state of origin in db and replays
+// every record of its replica log (a *log.Replica) through the origin's
+// ReplicaIndexer, batch by batch. Like Rebuild, use it while nothing appends
+// to that replica. Rebuild leaves the replicated state alone.
+func (s *State) RebuildReplica(ctx context.Context, db *badger.DB, origin string, recs Records) error {
+	if err := db.DropPrefix(replicaSpace(origin)); err != nil {
+		return fmt.Errorf("portal: dropping replicated state of %q: %w", origin, err)
+	}
+	return replay(ctx, db, recs, s.ReplicaIndexer(origin))
+}
+
+// replicaObjectOf reads the latest version of id from origin.
+func (s *State) replicaObjectOf(origin, id string) (obj replicaObject, found bool, err error) {
+	err = s.view(func(txn *badger.Txn) error {
+		found, err = getJSON(txn, replicaObjectKey(origin, id), &obj)
+		return err
+	})
+	return obj, found, err
+}
+
+// replicaSeqs lists the sequence numbers of the versions of id from origin,
+// from seq from on, at most limit of them; more says whether there are
+// others after them.
+func (s *State) replicaSeqs(origin, id string, from uint64, limit int) (seqs []uint64, more bool, err error) {
+	prefix := replicaHistoryPrefix(origin, id)
+	err = s.view(func(txn *badger.Txn) error {
+		seqs, more = scanSeqs(txn, prefix, from, limit)
+		return nil
+	})
+	return seqs, more, err
+}
+
+// scanSeqs lists the big-endian sequence numbers that follow prefix in keys,
+// from seq from on, at most limit of them.
+func scanSeqs(txn *badger.Txn, prefix []byte, from uint64, limit int) (seqs []uint64, more bool) {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(binary.BigEndian.AppendUint64(append([]byte{}, prefix...), from)); it.ValidForPrefix(prefix); it.Next() {
+		k := it.Item().Key()
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		if len(seqs) == limit {
+			return seqs, true
+		}
+		seqs = append(seqs, binary.BigEndian.Uint64(k[len(prefix):]))
+	}
+	return seqs, false
+}
