@@ -36,4 +36,17 @@
 // deletes records stored past the head, which no acknowledged write can have
 // left. TestCrashKillWriter checks all this by SIGKILLing a writer process
 // under load, INTERMESH_CRASH_KILLS times.
+//
+// # Replica logs
+//
+// Log.Replica(origin) is the node's copy of a peer's log, in the same
+// database under the origin's namespace: the origin's records with the
+// origin's sequence numbers and times, never reassigned. Replica.Append
+// takes contiguous records of that origin, checks the ones already held
+// byte for byte (a difference is a *ForkError, equivocation evidence),
+// refuses gaps (ErrGap), and commits the new ones with the replica's own
+// indexers (Options.ReplicaIndexers: the portal's replicated state, the
+// replica's Merkle tree) and head in one durable transaction, as the
+// sequencer does for the node's log. Log.Replicas lists the origins held,
+// also after a restart.
 package log

@@ -11,6 +11,27 @@
 // own the log, the Merkle tree or checkpoints (packages log and merkle), nor
 // replication (package intermesh).
 //
+// # Replicated entries
+//
+// The node keeps a replica log of each peer's log (log.Replica), filled by
+// the InterMesh. State.ReplicaIndexer(origin) is the indexer of the replica
+// of origin: it keeps the latest version and the versions of every profile
+// and escrow entry of that origin in a key space of its own (replica.go),
+// and never rejects a record, since the replica mirrors what the origin
+// admitted. The local rules read only the local state. Get answers from the
+// local state first, then from the replicated state (the origin whose latest
+// version is the most recent), flagging such items Replicated with their
+// Origin; Get by Account stays local, account names being the portal's own.
+// Transfer with an Origin pages through the replica of that origin. The node
+// wires it with log.Options.ReplicaIndexers:
+//
+//	ReplicaIndexers: func(origin string) log.ReplicaOptions {
+//		return log.ReplicaOptions{
+//			Indexers:      []log.Indexer{state.ReplicaIndexer(origin)},
+//			BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, merkle.ReplicaPrefix(origin))},
+//		}
+//	},
+//
 // # Writes
 //
 // Every state-changing transaction verifies its signed input first (package

@@ -31,6 +31,7 @@ var treePrefix = []byte{'T'}
 // testPortal is a real portal: a log on Badger in a temporary directory with
 // the portal state and the Merkle tree as indexers, served over HTTP.
 type testPortal struct {
+	origin   string
 	log      *log.Log
 	state    *portal.State
 	tree     *merkle.Tree
@@ -46,23 +47,37 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func newTestPortal(t testing.TB, cfg portal.Config) *testPortal {
 	t.Helper()
+	return newPortalAt(t, testOrigin, cfg)
+}
+
+// newPortalAt is newTestPortal for a portal whose log is named origin. Its
+// replica logs of peers are indexed as a node indexes them: the portal's
+// replicated state and a Merkle tree per replica.
+func newPortalAt(t testing.TB, origin string, cfg portal.Config) *testPortal {
+	t.Helper()
 	ctx := context.Background()
 	state := portal.NewState()
 	l, err := log.Open(ctx, log.Options{
-		Dir: t.TempDir(), Logger: quietLogger(), Origin: testOrigin,
+		Dir: t.TempDir(), Logger: quietLogger(), Origin: origin,
 		Indexers:      []log.Indexer{state},
 		BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, treePrefix)}, // IndexBatch only uses its txn
+		ReplicaIndexers: func(peer string) log.ReplicaOptions {
+			return log.ReplicaOptions{
+				Indexers:      []log.Indexer{state.ReplicaIndexer(peer)},
+				BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, merkle.ReplicaPrefix(peer))},
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := merkle.NewSigner(testOrigin, priv)
+	signer, err := merkle.NewSigner(origin, priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := merkle.NewVerifier(testOrigin, pub)
+	verifier, err := merkle.NewVerifier(origin, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,13 +99,13 @@ func newTestPortal(t testing.TB, cfg portal.Config) *testPortal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testPortal{log: l, state: state, tree: tree, srv: srv, url: hs.URL, client: c, signer: signer, verifier: verifier, reg: reg}
+	return &testPortal{origin: origin, log: l, state: state, tree: tree, srv: srv, url: hs.URL, client: c, signer: signer, verifier: verifier, reg: reg}
 }
 
 // closeEpoch makes a checkpoint of the log as it is.
 func (p *testPortal) closeEpoch(t testing.TB, round uint64) []byte {
 	t.Helper()
-	signed, _, err := p.tree.CloseEpoch(context.Background(), round, time.Now(), p.signer, testOrigin)
+	signed, _, err := p.tree.CloseEpoch(context.Background(), round, time.Now(), p.signer, p.origin)
 	if err != nil {
 		t.Fatal(err)
 	}
