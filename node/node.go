@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
@@ -48,6 +49,10 @@ type Node struct {
 
 	lastClose atomic.Int64 // Unix nanoseconds of the last epoch close
 	metrics   *nodeMetrics
+
+	fed     *config.Federation // nil when the node runs alone
+	mesh    *intermesh.Mesh    // nil when the node runs alone
+	masters masterRecords
 }
 
 // New opens a node's store and builds its portal. It does not serve until
@@ -111,6 +116,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		n.log.Close()
 		return nil, err
 	}
+	if err := n.newMesh(ctx); err != nil {
+		n.log.Close()
+		return nil, err
+	}
+	var peers portal.PeerProofs
+	if n.mesh != nil {
+		peers = n
+	}
 	n.portal, err = portal.New(portal.Config{
 		Service:        cfg.Origin,
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
@@ -123,16 +136,29 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		State:       n.state,
 		Checkpoints: n.tree,
 		Schedule:    n,
+		Peers:       peers,
 		Registerer:  n.registry,
 		Gatherer:    n.registry,
 		Logger:      logger,
 	})
 	if err != nil {
-		n.log.Close()
+		n.closeStores()
 		return nil, err
 	}
 	return n, nil
 }
+
+// closeStores closes the InterMesh host and the log.
+func (n *Node) closeStores() error {
+	var err error
+	if n.mesh != nil {
+		err = n.mesh.Close()
+	}
+	return errors.Join(err, n.log.Close())
+}
+
+// Mesh is the node's InterMesh side, or nil when it runs alone.
+func (n *Node) Mesh() *intermesh.Mesh { return n.mesh }
 
 // checkTree makes sure the tree covers exactly the log: they are written in
 // one transaction, so anything else is corruption.
@@ -182,7 +208,7 @@ func (n *Node) Tree() *merkle.Tree { return n.tree }
 // ends; then it lets in-flight requests finish, stops, and closes the store.
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.Listen(); err != nil {
-		n.log.Close()
+		n.closeStores()
 		return err
 	}
 	srv := &http.Server{
@@ -196,7 +222,17 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
+	if n.mesh != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.mesh.Run(runCtx); err != nil {
+				errs <- fmt.Errorf("node: intermesh: %w", err)
+				cancel()
+			}
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -220,7 +256,7 @@ func (n *Node) Run(ctx context.Context) error {
 	for e := range errs {
 		err = errors.Join(err, e)
 	}
-	if cerr := n.log.Close(); cerr != nil {
+	if cerr := n.closeStores(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	n.logger.Info("node stopped", "origin", n.cfg.Origin, "log_size", n.log.Size())
@@ -232,7 +268,7 @@ func (n *Node) Close() error {
 	if n.listener != nil {
 		n.listener.Close()
 	}
-	return n.log.Close()
+	return n.closeStores()
 }
 
 // runEpochs closes round r at its wall-clock end, for every round until ctx
@@ -257,10 +293,15 @@ func (n *Node) runEpochs(ctx context.Context) {
 // size.
 func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error {
 	start := time.Now()
-	_, cp, err := n.tree.CloseEpoch(ctx, round, at, n.signer, n.cfg.Origin)
+	signed, cp, err := n.tree.CloseEpoch(ctx, round, at, n.signer, n.cfg.Origin)
 	if err != nil {
 		n.metrics.epochFailures.Inc()
 		return err
+	}
+	if n.mesh != nil {
+		if err := n.mesh.PublishCheckpoint(ctx, round, signed); err != nil {
+			n.logger.Warn("publishing the checkpoint to the federation failed", "round", round, "err", err)
+		}
 	}
 	n.lastClose.Store(at.UnixNano())
 	n.metrics.epochSeconds.Observe(time.Since(start).Seconds())

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -8,13 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/node"
 )
 
-// Watch prints, shortly after every round close, each node's tree size and
-// checkpoint root until ctx ends. Traffic, if positive, is the interval of
-// the generated portal transactions.
+// Watch prints, shortly after every round close, each node's checkpoint and
+// master-hash certificate of that round until ctx ends. Traffic, if
+// positive, is the interval of the generated portal transactions.
 func (t *Testnet) Watch(ctx context.Context, w io.Writer, traffic time.Duration) error {
 	s := node.Schedule{Period: t.opts.Period}
 	if traffic > 0 {
@@ -27,40 +30,125 @@ func (t *Testnet) Watch(ctx context.Context, w io.Writer, traffic time.Duration)
 	}
 	for {
 		at, round := s.NextClose(time.Now())
-		timer := time.NewTimer(time.Until(at.Add(t.opts.Period / 5)))
+		timer := time.NewTimer(time.Until(at.Add(t.opts.Period / 2)))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
 		case <-timer.C:
 		}
-		fmt.Fprintln(w, t.RoundReport(round))
+		fmt.Fprintln(w, t.RoundReport(round).String())
 	}
 }
 
-// RoundReport describes every node's checkpoint of round r in one line a node.
-func (t *Testnet) RoundReport(r uint64) string {
+// NodeRound is one node's view of a round.
+type NodeRound struct {
+	Running    bool
+	Size       uint64 // tree size of its checkpoint, if it made one
+	Root       []byte // root of its checkpoint
+	Err        error  // why there is no checkpoint
+	MasterHash []byte // M_r of the certificate it holds, if any
+	Covered    int    // checkpoints the certificate covers
+	Signatures int    // member signatures on the certificate
+}
+
+// RoundReport is every node's view of a round.
+type RoundReport struct {
+	Round uint64
+	Nodes []NodeRound
+}
+
+// Agreed reports whether every running node holds a certificate for the
+// round and all of them have the same master hash.
+func (r RoundReport) Agreed() bool {
+	var first []byte
+	running := 0
+	for _, n := range r.Nodes {
+		if !n.Running {
+			continue
+		}
+		running++
+		if n.MasterHash == nil || (first != nil && !bytes.Equal(first, n.MasterHash)) {
+			return false
+		}
+		first = n.MasterHash
+	}
+	return running > 0
+}
+
+// String renders the report for a terminal, one line a node.
+func (r RoundReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "round %d", r)
+	verdict := "certificate formed and matches on every running node"
+	if !r.Agreed() {
+		verdict = "NO common certificate yet"
+	}
+	fmt.Fprintf(&b, "round %d: %s", r.Round, verdict)
+	for i, n := range r.Nodes {
+		switch {
+		case !n.Running:
+			fmt.Fprintf(&b, "\n  node%-2d stopped", i)
+		case n.Err != nil:
+			fmt.Fprintf(&b, "\n  node%-2d no checkpoint: %v", i, n.Err)
+		default:
+			fmt.Fprintf(&b, "\n  node%-2d size %-6d root %s", i, n.Size, b64prefix(n.Root))
+			if n.MasterHash != nil {
+				fmt.Fprintf(&b, "  master %s (%d checkpoints, %d signatures)", b64prefix(n.MasterHash), n.Covered, n.Signatures)
+			} else {
+				b.WriteString("  master -")
+			}
+		}
+	}
+	return b.String()
+}
+
+func b64prefix(h []byte) string { return base64.StdEncoding.EncodeToString(h)[:12] }
+
+// RoundReport collects every node's checkpoint and certificate of round r.
+func (t *Testnet) RoundReport(r uint64) RoundReport {
+	rep := RoundReport{Round: r, Nodes: make([]NodeRound, len(t.nodes))}
 	for i := range t.nodes {
 		n := t.Node(i)
 		if n == nil {
-			fmt.Fprintf(&b, "\n  node%d  stopped", i)
 			continue
 		}
-		note, err := n.Tree().CheckpointAt(r)
+		nr := &rep.Nodes[i]
+		nr.Running = true
+		signed, err := n.Tree().CheckpointAt(r)
 		if err != nil {
-			fmt.Fprintf(&b, "\n  node%d  no checkpoint: %v", i, err)
+			nr.Err = err
 			continue
 		}
-		cp, err := merkle.ParseCheckpoint(noteText(note))
+		cp, err := merkle.ParseCheckpoint(noteText(signed))
 		if err != nil {
-			fmt.Fprintf(&b, "\n  node%d  bad checkpoint: %v", i, err)
+			nr.Err = err
 			continue
 		}
-		fmt.Fprintf(&b, "\n  node%d  size %-6d root %s", i, cp.Size, base64.StdEncoding.EncodeToString(cp.Root)[:12])
+		nr.Size, nr.Root = cp.Size, cp.Root
+		if m := n.Mesh(); m != nil {
+			if cert, ok := m.Certificate(r); ok {
+				nr.MasterHash, nr.Covered = cert.MasterHash, len(cert.Checkpoints)
+				nr.Signatures = t.countSignatures(cert.Note)
+			}
+		}
 	}
-	return b.String()
+	return rep
+}
+
+// countSignatures counts the federation members' valid signatures on a
+// signed note.
+func (t *Testnet) countSignatures(signed []byte) int {
+	var vs []note.Verifier
+	for _, m := range t.fed.Members {
+		if v, err := note.NewVerifier(m.Key); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	n, err := note.Open(signed, note.VerifierList(vs...))
+	if err != nil {
+		return 0
+	}
+	return len(n.Sigs)
 }
 
 // noteText is the body of a signed note: everything before the blank line.

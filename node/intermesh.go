@@ -1,0 +1,198 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
+)
+
+// masterRecords remembers where the node's recent MasterHash records are in
+// its log, so that Status can prove their inclusion in its checkpoints.
+type masterRecords struct {
+	mu     sync.Mutex
+	rounds map[uint64]masterRecord
+}
+
+// masterRecord is one committed round outcome and its record's index.
+type masterRecord struct {
+	seq    uint64
+	result intermesh.RoundResult
+}
+
+// keepMasterRecords is how many recent rounds' records are remembered.
+const keepMasterRecords = 16
+
+func (m *masterRecords) add(round uint64, rec masterRecord) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rounds == nil {
+		m.rounds = map[uint64]masterRecord{}
+	}
+	m.rounds[round] = rec
+	for r := range m.rounds {
+		if r+keepMasterRecords < round {
+			delete(m.rounds, r)
+		}
+	}
+}
+
+// has reports whether the outcome of round was committed already.
+func (m *masterRecords) has(round uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.rounds[round]
+	return ok
+}
+
+// latestBelow returns the latest certificate record whose index is below
+// size (so that a checkpoint of that size covers it).
+func (m *masterRecords) latestBelow(size uint64) (uint64, masterRecord, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var (
+		best  uint64
+		found masterRecord
+		ok    bool
+	)
+	for r, rec := range m.rounds {
+		if rec.seq < size && rec.result.Outcome == intermesh.OutcomeCertificate && (!ok || r > best) {
+			best, found, ok = r, rec, true
+		}
+	}
+	return best, found, ok
+}
+
+// newMesh joins the federation named in the config, if any.
+func (n *Node) newMesh(ctx context.Context) error {
+	path := n.cfg.FederationPath()
+	if path == "" {
+		return nil
+	}
+	fed, err := config.LoadFederation(path)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if fed.EpochPeriod != n.cfg.Epoch.Period {
+		return fmt.Errorf("node: epoch.period is %s but the federation %q (%s) says epoch_period = %s: they must agree",
+			n.cfg.Epoch.Period, fed.Name, path, fed.EpochPeriod)
+	}
+	n.fed = fed
+	n.mesh, err = intermesh.New(ctx, intermesh.Config{
+		Federation: fed,
+		Origin:     n.cfg.Origin,
+		Key:        n.key,
+		Listen:     n.cfg.P2P.Listen,
+		DB:         n.log.DB(),
+		Commit:     n.commitRound,
+		Logger:     n.logger.With("component", "intermesh"),
+		Registerer: n.registry,
+	})
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}
+
+// commitRound appends a round's outcome (the master-hash certificate, or the
+// node's own vote when no quorum formed) to the log as a MasterHash record.
+func (n *Node) commitRound(ctx context.Context, r intermesh.RoundResult) error {
+	if n.masters.has(r.Round) {
+		return nil
+	}
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("node: encoding round %d: %w", r.Round, err)
+	}
+	rec, err := n.log.Append(ctx, log.Record{
+		Kind:       log.KindMasterHash,
+		Identifier: fmt.Sprintf("round/%d", r.Round),
+		Payload:    payload,
+	})
+	if err != nil {
+		return fmt.Errorf("node: appending the MasterHash record of round %d: %w", r.Round, err)
+	}
+	n.masters.add(r.Round, masterRecord{seq: rec.Seq, result: r})
+	n.logger.Debug("round committed", "round", r.Round, "outcome", r.Outcome, "seq", rec.Seq)
+	return nil
+}
+
+// PeerProofs implements portal.PeerProofs: for each checkpoint of the latest
+// master-hash certificate that this node's latest checkpoint covers, the
+// checkpoint, the certificate, the inclusion proof of the checkpoint in the
+// master hash, and the inclusion proof of the MasterHash record in this
+// node's latest checkpoint.
+func (n *Node) PeerProofs(ctx context.Context) ([]portal.PeerProof, error) {
+	if n.mesh == nil {
+		return nil, nil
+	}
+	latest, err := n.tree.LatestCheckpoint()
+	if err != nil || len(latest) == 0 {
+		return nil, nil // no checkpoint yet: nothing can be proven
+	}
+	own, _, err := merkle.OpenCheckpoint(latest, n.verifiers())
+	if err != nil {
+		return nil, fmt.Errorf("node: own latest checkpoint: %w", err)
+	}
+	_, rec, ok := n.masters.latestBelow(own.Size)
+	if !ok {
+		return nil, nil
+	}
+	recordProof, err := n.tree.InclusionProof(rec.seq, own.Size)
+	if err != nil {
+		return nil, fmt.Errorf("node: inclusion proof of record %d: %w", rec.seq, err)
+	}
+	type item struct {
+		origin string
+		note   []byte
+	}
+	items := make([]item, 0, len(rec.result.Checkpoints))
+	for _, c := range rec.result.Checkpoints {
+		cp, err := merkle.ParseCheckpoint(noteBody(c))
+		if err != nil {
+			return nil, fmt.Errorf("node: certificate checkpoint: %w", err)
+		}
+		items = append(items, item{cp.Origin, c})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].origin < items[j].origin })
+	leaves := make([][]byte, len(items))
+	for i, it := range items {
+		leaves[i] = rfc6962.DefaultHasher.HashLeaf(intermesh.MasterLeaf(it.origin, it.note))
+	}
+	proofs := make([]portal.PeerProof, len(items))
+	for i, it := range items {
+		incl, err := merkle.LeafInclusionProof(leaves, uint64(i))
+		if err != nil {
+			return nil, err
+		}
+		seq := rec.seq
+		proofs[i] = portal.PeerProof{
+			Origin:                it.origin,
+			Checkpoint:            string(it.note),
+			MasterHash:            string(rec.result.Note),
+			MasterHashInclusion:   incl,
+			MasterRecordIndex:     &seq,
+			MasterRecordInclusion: recordProof,
+		}
+	}
+	return proofs, nil
+}
+
+// noteBody is the text of a signed note: everything up to the blank line.
+func noteBody(signed []byte) []byte {
+	for i := 0; i+1 < len(signed); i++ {
+		if signed[i] == '\n' && signed[i+1] == '\n' {
+			return signed[:i+1]
+		}
+	}
+	return signed
+}
