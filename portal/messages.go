@@ -263,6 +263,20 @@ type StatusResponse struct {
 	// Peers are the proof chains for each federation member (DESIGN.md,
 	// "Portal protocol"); filled when the node provides a PeerProofs source.
 	Peers []PeerProof `json:",omitempty"`
+	// Evidence lists the proofs of misbehaviour this node holds: pairs of
+	// signed checkpoints of one origin that cannot both be true.
+	Evidence []Evidence `json:",omitempty"`
+}
+
+// Evidence is proof that a federation member equivocated: two notes signed
+// by its key that cannot both be true, and why.
+type Evidence struct {
+	Origin string    `json:",omitempty"`
+	Reason string    `json:",omitempty"`
+	Notes  [2]string `json:",omitempty"`
+	// RecordIndex is the index of the Evidence record in this node's log,
+	// when it has been appended.
+	RecordIndex *uint64 `json:",omitempty"`
 }
 
 // PeerProof is the proof chain of one federation member: its latest
@@ -270,8 +284,11 @@ type StatusResponse struct {
 // proof of the checkpoint in the quorum master hash, and the inclusion proof
 // of that MasterHash record in this node's latest checkpoint.
 type PeerProof struct {
-	Origin                string   `json:",omitempty"`
-	Checkpoint            string   `json:",omitempty"`
+	Origin     string `json:",omitempty"`
+	Checkpoint string `json:",omitempty"`
+	// PreviousCheckpoint is the checkpoint of the same origin that
+	// ConsistencyProof starts from (the one this node held before).
+	PreviousCheckpoint    string   `json:",omitempty"`
 	ConsistencyProof      [][]byte `json:",omitempty"`
 	MasterHash            string   `json:",omitempty"`
 	MasterHashInclusion   [][]byte `json:",omitempty"`
