@@ -24,7 +24,7 @@ import (
 )
 
 // treePrefix is the prefix of the node's own Merkle tree in its database;
-// replica trees of peers use their origin as prefix.
+// replica trees of peers use merkle.ReplicaPrefix(origin).
 var treePrefix = []byte("local")
 
 // shutdownGrace bounds how long in-flight HTTP requests may run after a stop
@@ -98,6 +98,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		BatchIndexers: []log.BatchIndexer{indexTree},
 		MaxBatch:      cfg.Store.MaxBatch,
 		Origin:        cfg.Origin,
+		// A replica of a peer's log keeps its own tree and the portal's
+		// replicated state in the transactions that append to it.
+		ReplicaIndexers: func(origin string) log.ReplicaOptions {
+			return log.ReplicaOptions{
+				Indexers:      []log.Indexer{n.state.ReplicaIndexer(origin)},
+				BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, merkle.ReplicaPrefix(origin))},
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
