@@ -32,6 +32,8 @@ type InitOptions struct {
 	Federation string
 	// EpochPeriod overrides the default round length. Optional.
 	EpochPeriod Duration
+	// TransferPublic opens Transfer to anyone (testnets, public logs).
+	TransferPublic bool
 	// Key is the node key; nil generates one.
 	Key ed25519.PrivateKey
 }
@@ -69,6 +71,7 @@ func Init(dir string, o InitOptions) (Config, error) {
 		c.Epoch.Period = o.EpochPeriod
 	}
 	c.P2P.Federation = o.Federation
+	c.HTTP.TransferPublic = o.TransferPublic
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
@@ -148,7 +151,7 @@ listen = "{{.HTTP.Listen}}"
 # rate_burst = {{.HTTP.RateBurst}}
 # Bearer token that authorizes Transfer; and whether Transfer is open to all.
 # transfer_token = ""
-# transfer_public = false
+transfer_public = {{.HTTP.TransferPublic}}
 
 [epoch]
 # Length of a round; every node closes round r at the same wall-clock time.

@@ -75,6 +75,8 @@ func Generate(l Layout) (*config.Federation, error) {
 			Federation:  fedPath,
 			EpochPeriod: config.Duration{Duration: l.Period},
 			Key:         key,
+			// A testnet is for looking at: anyone may pull its logs.
+			TransferPublic: true,
 		})
 		if err != nil {
 			return nil, err

@@ -64,7 +64,7 @@ Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flag
 			return n.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "node directory made by `meshd init` (required)")
+	cmd.Flags().StringVar(&dir, "dir", "", "node directory, made by 'meshd init' (required)")
 	cmd.Flags().StringVar(&httpAddr, "http", "", "portal listen address (overrides http.listen)")
 	cmd.Flags().StringVar(&level, "log-level", "", "debug, info, warn or error (overrides log.level)")
 	cmd.Flags().StringVar(&period, "period", "", "epoch period, e.g. 10s (overrides epoch.period)")
