@@ -16,7 +16,13 @@ const (
 	topicCheckpoint = "checkpoint"
 	topicMaster     = "master"
 	topicRecords    = "records"
+	topicEvidence   = "evidence"
 )
+
+// topicKinds are the topics every member joins.
+func topicKinds() []string {
+	return []string{topicCheckpoint, topicMaster, topicRecords, topicEvidence}
+}
 
 // Gossip limits. Checkpoint notes are a few hundred bytes; a vote carries
 // one note plus the checkpoints it covers (see the package comment).
@@ -29,16 +35,16 @@ const (
 // maxVoteSize is the size limit of a vote of a federation of n members.
 func maxVoteSize(n int) int { return 8<<10 + n*2*maxCheckpointSize }
 
-// TopicName returns the gossip topic of a kind ("checkpoint", "master" or
-// "records") in a federation: /intermesh/<federation>/<kind>/1.
+// TopicName returns the gossip topic of a kind ("checkpoint", "master",
+// "records" or "evidence") in a federation: /intermesh/<federation>/<kind>/1.
 func TopicName(federation, kind string) string {
 	return fmt.Sprintf("/intermesh/%s/%s/1", federation, kind)
 }
 
 // topics are the joined gossip topics and their relay registrations.
 type topics struct {
-	checkpoint, master, records *pubsub.Topic
-	relays                      []pubsub.RelayCancelFunc
+	checkpoint, master, records, evidence *pubsub.Topic
+	relays                                []pubsub.RelayCancelFunc
 }
 
 func (t *topics) byKind(kind string) *pubsub.Topic {
@@ -47,6 +53,8 @@ func (t *topics) byKind(kind string) *pubsub.Topic {
 		return t.checkpoint
 	case topicMaster:
 		return t.master
+	case topicEvidence:
+		return t.evidence
 	}
 	return t.records
 }
@@ -74,7 +82,7 @@ func (m *Mesh) startGossip() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.psStop = cancel
 	names := map[string]string{}
-	for _, k := range []string{topicCheckpoint, topicMaster, topicRecords} {
+	for _, k := range topicKinds() {
 		names[k] = TopicName(m.fed.Name, k)
 	}
 	ps, err := pubsub.NewGossipSub(ctx, m.host,
@@ -96,8 +104,9 @@ func (m *Mesh) startGossip() error {
 		topicCheckpoint: m.validateCheckpointMsg,
 		topicMaster:     m.validateVoteMsg,
 		topicRecords:    m.validateRecordsMsg,
+		topicEvidence:   m.validateEvidenceMsg,
 	}
-	for _, k := range []string{topicCheckpoint, topicMaster, topicRecords} {
+	for _, k := range topicKinds() {
 		if err := ps.RegisterTopicValidator(names[k], validators[k]); err != nil {
 			return fmt.Errorf("intermesh: validator of %s: %w", names[k], err)
 		}
@@ -115,6 +124,8 @@ func (m *Mesh) startGossip() error {
 			m.topics.checkpoint = t
 		case topicMaster:
 			m.topics.master = t
+		case topicEvidence:
+			m.topics.evidence = t
 		default:
 			m.topics.records = t
 		}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/log"
 )
 
 // Sentinel errors; functions wrap them with %w.
@@ -81,6 +82,20 @@ type Config struct {
 	// Now is the round clock: the current round is floor(Now()/period).
 	// Deadlines run on the real monotonic clock. Optional: time.Now.
 	Now func() time.Time
+	// Log is the node's log. With it the Mesh replicates: it gossips the
+	// log's new records, keeps a verified replica log of every other
+	// member in it (Log.Replica; the log's ReplicaIndexers must keep each
+	// replica's Merkle tree under merkle.ReplicaPrefix(origin) in DB),
+	// serves and uses the Transfer stream, and appends Evidence records.
+	// DB must then be Log.DB(). Optional: nil replicates nothing.
+	Log *log.Log
+	// PublishInterval is how often the log's new records are gossiped.
+	// Default 50 ms.
+	PublishInterval time.Duration
+	// CatchUpTimeout bounds the catch-up at start (fetching every replica
+	// up to what its source holds) before the node votes. Default half
+	// the period.
+	CatchUpTimeout time.Duration
 }
 
 // member is one federation member as the Mesh needs it.
@@ -88,6 +103,7 @@ type member struct {
 	origin   string
 	id       peer.ID
 	verifier note.Verifier
+	pub      ed25519.PublicKey
 }
 
 // Mesh is one member's end of the InterMesh consensus: its libp2p host, the
@@ -121,6 +137,7 @@ type Mesh struct {
 	inbox    chan func(*state) // requests run by the round loop
 	outbox   chan outbound     // messages the publisher gossips
 	jobs     chan storeJob     // persistence and Commit calls, in order
+	repl     *replicator       // nil without Config.Log
 	loopDone chan struct{}     // closed when the round loop has returned
 	state    *state            // owned by the round loop
 
@@ -151,6 +168,10 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		return nil, err
 	}
 	if err := m.metrics.peers(func() float64 { return float64(len(m.Peers())) }); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := m.metrics.evidenceHeld(func() float64 { return float64(len(m.snapshot().evidence)) }); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -185,6 +206,15 @@ func newMesh(cfg Config) (*Mesh, error) {
 	}
 	if cfg.RoundWindow == 0 {
 		cfg.RoundWindow = 2
+	}
+	if cfg.PublishInterval <= 0 {
+		cfg.PublishInterval = 50 * time.Millisecond
+	}
+	if cfg.CatchUpTimeout <= 0 {
+		cfg.CatchUpTimeout = period / 2
+	}
+	if cfg.Log != nil && cfg.DB != cfg.Log.DB() {
+		return nil, bad("DB", "must be Log.DB() when Log is set")
 	}
 	if cfg.VoteDeadline < 0 || cfg.VoteDeadline >= cfg.CommitDeadline {
 		return nil, bad("VoteDeadline", "%s must be positive and before CommitDeadline %s", cfg.VoteDeadline, cfg.CommitDeadline)
@@ -225,7 +255,11 @@ func newMesh(cfg Config) (*Mesh, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: Federation: member[%d].peer_id: %w", ErrConfig, i, err)
 		}
-		mb := member{origin: fm.Origin, id: id, verifier: v}
+		pub, err := fm.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("%w: Federation: member[%d].key: %w", ErrConfig, i, err)
+		}
+		mb := member{origin: fm.Origin, id: id, verifier: v, pub: pub}
 		m.members[fm.Origin] = mb
 		m.byPeer[id] = fm.Origin
 		vs = append(vs, v)
@@ -259,11 +293,16 @@ func newMesh(cfg Config) (*Mesh, error) {
 	m.metrics = mt
 	m.store = &store{db: cfg.DB}
 	m.state = newState(m)
+	if cfg.Log != nil {
+		if m.repl, err = newReplicator(m, cfg.Log); err != nil {
+			return nil, fmt.Errorf("%w: Log: %w", ErrConfig, err)
+		}
+	}
 	return m, nil
 }
 
-// Run runs the round loop, the gossip publisher, the committer and the
-// reconnector until ctx ends, then waits for all of them and returns nil.
+// Run runs the round loop, the gossip publisher, the committer, the
+// reconnector and (with Config.Log) the replicator until ctx ends, then waits for all of them and returns nil.
 // It may be called once.
 func (m *Mesh) Run(ctx context.Context) error {
 	if !m.running.CompareAndSwap(false, true) {
@@ -274,6 +313,9 @@ func (m *Mesh) Run(ctx context.Context) error {
 	wg.Go(func() { m.publishLoop(ctx) })
 	wg.Go(func() { m.commitLoop(ctx) })
 	wg.Go(func() { m.reconnectLoop(ctx) })
+	if m.repl != nil {
+		wg.Go(func() { m.repl.run(ctx) })
+	}
 	<-ctx.Done()
 	wg.Wait()
 	return nil
@@ -318,6 +360,14 @@ func (m *Mesh) do(ctx context.Context, f func(*state)) error {
 		default:
 			return ErrStopped
 		}
+	}
+}
+
+// poke makes the round loop settle now (after the catch-up ended).
+func (m *Mesh) poke() {
+	select {
+	case m.inbox <- func(*state) {}:
+	default:
 	}
 }
 

@@ -16,6 +16,13 @@ import (
 //	intermesh_quorum_total{result}                 rounds by result: formed|missed
 //	intermesh_certificate_seconds                  time from round start to certificate
 //	intermesh_equivocations_total                  evidence recorded against members
+//	intermesh_evidence                             evidence held now (gauge)
+//	intermesh_replica_lag_records{origin}          records known to exist that the replica lacks
+//	intermesh_replica_size{origin}                 records the replica holds
+//	intermesh_replica_verified_size{origin}        size of the latest checkpoint the replica verifies
+//	intermesh_replica_inconsistent_total{origin}   replicas found not to match their origin's checkpoints
+//	intermesh_transfer_entries_total{direction}    records moved by /intermesh/transfer/1; direction served|fetched
+//	intermesh_transfer_bytes_total{direction}      leaf bytes moved by /intermesh/transfer/1
 type metrics struct {
 	reg           prometheus.Registerer
 	messages      *prometheus.CounterVec
@@ -23,6 +30,12 @@ type metrics struct {
 	quorum        *prometheus.CounterVec
 	certLatency   prometheus.Histogram
 	equivocations prometheus.Counter
+	lag           *prometheus.GaugeVec
+	replicaSize   *prometheus.GaugeVec
+	verifiedSize  *prometheus.GaugeVec
+	inconsistent  *prometheus.CounterVec
+	xferEntries   *prometheus.CounterVec
+	xferBytes     *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
@@ -50,8 +63,33 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_equivocations_total",
 			Help: "Evidence of equivocation recorded against members.",
 		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "intermesh_replica_lag_records",
+			Help: "Records of an origin known to exist (from its checkpoints and batches) that its replica does not hold yet.",
+		}, []string{"origin"}),
+		replicaSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "intermesh_replica_size",
+			Help: "Records the replica log of an origin holds.",
+		}, []string{"origin"}),
+		verifiedSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "intermesh_replica_verified_size",
+			Help: "Tree size of the latest checkpoint of an origin that its replica was verified against.",
+		}, []string{"origin"}),
+		inconsistent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_replica_inconsistent_total",
+			Help: "Replicas found not to match their origin's signed checkpoints or records (no longer trusted).",
+		}, []string{"origin"}),
+		xferEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_transfer_entries_total",
+			Help: "Records moved over /intermesh/transfer/1, by direction (served, fetched).",
+		}, []string{"direction"}),
+		xferBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_transfer_bytes_total",
+			Help: "Leaf bytes moved over /intermesh/transfer/1, by direction (served, fetched).",
+		}, []string{"direction"}),
 	}
-	for _, c := range []prometheus.Collector{mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations} {
+	for _, c := range []prometheus.Collector{mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
+		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes} {
 		if err := mt.register(c); err != nil {
 			return nil, err
 		}
@@ -91,4 +129,18 @@ func (mt *metrics) verdict(topic string, r pubsub.ValidationResult) {
 		v = "ignore"
 	}
 	mt.messages.WithLabelValues(topic, v).Inc()
+}
+
+// evidenceHeld registers the gauge of evidence held.
+func (mt *metrics) evidenceHeld(f func() float64) error {
+	return mt.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "intermesh_evidence",
+		Help: "Equivocation evidence this node holds.",
+	}, f))
+}
+
+// transfer counts records moved over the Transfer stream.
+func (mt *metrics) transfer(direction string, entries, bytes int) {
+	mt.xferEntries.WithLabelValues(direction).Add(float64(entries))
+	mt.xferBytes.WithLabelValues(direction).Add(float64(bytes))
 }

@@ -3,6 +3,7 @@ package intermesh
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -143,6 +144,9 @@ func (st *state) addCheckpoint(hc heldCheckpoint) verdict {
 	}
 	os.notes[r] = hc
 	st.changed = true
+	if st.m.repl != nil && o != st.m.self.origin {
+		st.m.repl.offerCheckpoint(hc)
+	}
 	if rs := st.round(r); rs != nil {
 		rs.held[o] = hc
 		rs.dirty = true
@@ -165,10 +169,17 @@ func inconsistency(a, b heldCheckpoint) string {
 	return ""
 }
 
-// equivocate records evidence against an origin and stops counting it.
+// equivocate records evidence against an origin, gossips it and stops
+// counting the origin.
 func (st *state) equivocate(a, b heldCheckpoint, why string) {
-	o := a.cp.Origin
-	ev := Evidence{Origin: o, Reason: why, Notes: [2][]byte{a.note, b.note}}
+	st.recordEvidence(Evidence{Origin: a.cp.Origin, Reason: why, Notes: [2][]byte{a.note, b.note}}, true)
+}
+
+// recordEvidence keeps verified evidence (persisted, and appended to the log
+// as an Evidence record by the committer), stops counting its origin and,
+// if this node found it, gossips it.
+func (st *state) recordEvidence(ev Evidence, found bool) {
+	o := ev.Origin
 	st.evidence = append(st.evidence, ev)
 	st.origin(o).equivocated = true
 	for _, rs := range st.rounds {
@@ -179,8 +190,13 @@ func (st *state) equivocate(a, b heldCheckpoint, why string) {
 	}
 	st.changed = true
 	st.m.metrics.equivocations.Inc()
-	st.m.log.Warn("member equivocated; its checkpoints and votes no longer count", "member", o, "reason", why)
+	st.m.log.Warn("member equivocated; its checkpoints and votes no longer count", "member", o, "reason", ev.Reason, "found_here", found)
 	st.m.queueJob(storeJob{evidence: &ev})
+	if found {
+		if data, err := json.Marshal(ev); err == nil {
+			st.m.gossip(topicEvidence, data)
+		}
+	}
 }
 
 // addVote is the stateful part of a verified vote: it records the
@@ -299,6 +315,9 @@ func (st *state) maybeVote(rs *roundState, now time.Time) {
 	c := rs.candidate
 	if c == nil || rs.signed[c.text] || st.origin(st.m.self.origin).equivocated {
 		return
+	}
+	if st.m.repl != nil && !st.m.repl.caughtUp() {
+		return // a (re)started node catches up before it votes
 	}
 	n, q := len(c.checkpoints), st.m.quorum
 	switch {

@@ -1,6 +1,7 @@
 package intermesh
 
 import (
+	"crypto/sha256"
 	"maps"
 	"slices"
 )
@@ -80,4 +81,81 @@ func (m *Mesh) LatestCheckpoints() map[string][]byte {
 // Evidence returns the equivocation evidence recorded so far, oldest first.
 func (m *Mesh) Evidence() []Evidence {
 	return slices.Clone(m.snapshot().evidence)
+}
+
+// ReplicaState is what the node holds of one member's log.
+type ReplicaState struct {
+	// Origin is the member.
+	Origin string
+	// Size is the number of records the replica log holds.
+	Size uint64
+	// Known is the number of records the member is known to have (from its
+	// checkpoints and record batches).
+	Known uint64
+	// Verified is the latest checkpoint of the member (signed note) whose
+	// root the replica reproduces, nil if none yet.
+	Verified []byte
+	// VerifiedSize is the tree size of Verified.
+	VerifiedSize uint64
+	// Untrusted says why the replica no longer matches what its origin
+	// signed; "" while it does.
+	Untrusted string
+}
+
+// Replicas returns the state of every replica, by origin; nil without
+// replication (Config.Log).
+func (m *Mesh) Replicas() map[string]ReplicaState {
+	if m.repl == nil {
+		return nil
+	}
+	out := make(map[string]ReplicaState, len(m.repl.origins))
+	for o, rs := range m.repl.origins {
+		size := rs.rep.Size()
+		rs.mu.Lock()
+		st := ReplicaState{Origin: o, Size: size, Known: max(rs.target, size), Untrusted: rs.untrusted}
+		if n := len(rs.verified); n > 0 {
+			st.Verified, st.VerifiedSize = rs.verified[n-1].note, rs.verified[n-1].cp.Size
+		}
+		rs.mu.Unlock()
+		out[o] = st
+	}
+	return out
+}
+
+// ConsistencyProof returns, for a checkpoint of a member that its replica
+// verifies, the member's previous checkpoint the replica verified and the
+// RFC 6962 consistency proof from it, built from the replica's tree (see
+// merkle.VerifyConsistent). ok is false if the replica has not verified
+// signedCheckpoint, or nothing before it.
+func (m *Mesh) ConsistencyProof(origin string, signedCheckpoint []byte) (prev []byte, proof [][]byte, ok bool) {
+	if m.repl == nil {
+		return nil, nil, false
+	}
+	rs := m.repl.origins[origin]
+	if rs == nil {
+		return nil, nil, false
+	}
+	h := sha256.Sum256(signedCheckpoint)
+	rs.mu.Lock()
+	var cur, before *heldCheckpoint
+	for i := range rs.verified {
+		if rs.verified[i].hash == h {
+			cur = &rs.verified[i]
+			if i > 0 {
+				before = &rs.verified[i-1]
+			}
+		}
+	}
+	if cur == nil || before == nil || rs.untrusted != "" {
+		rs.mu.Unlock()
+		return nil, nil, false
+	}
+	c, b := *cur, *before
+	rs.mu.Unlock()
+	p, err := rs.tree.ConsistencyProof(b.cp.Size, c.cp.Size)
+	if err != nil {
+		m.log.Warn("consistency proof from the replica", "member", origin, "err", err)
+		return nil, nil, false
+	}
+	return b.note, p, true
 }

@@ -21,6 +21,7 @@ import (
 //	'x' 'l' <origin>               the latest signed checkpoint note of a member
 //	'x' 'm' <round, 8 bytes BE>    the certificate of a round (Certificate JSON)
 //	'x' 'e' <SHA-256 of both notes> evidence against a member (Evidence JSON)
+//	'x' 'i' <SHA-256 of both notes> index of its Evidence record in the log (8 bytes BE)
 //
 // The latest checkpoints let the consistency checks resume after a restart;
 // evidence keeps an equivocating member uncounted across restarts.
@@ -214,6 +215,11 @@ func roundOf(j storeJob) any {
 // commitLoop persists jobs and calls the Commit hook, in order, until ctx
 // ends.
 func (m *Mesh) commitLoop(ctx context.Context) {
+	for _, e := range m.Evidence() { // kept before a crash, maybe not appended
+		if err := m.appendEvidence(ctx, e); err != nil && ctx.Err() == nil {
+			m.log.Error("append evidence record", "member", e.Origin, "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -221,6 +227,11 @@ func (m *Mesh) commitLoop(ctx context.Context) {
 		case j := <-m.jobs:
 			if err := m.store.write(j); err != nil {
 				m.log.Error("persist intermesh state", "err", err)
+			}
+			if j.evidence != nil {
+				if err := m.appendEvidence(ctx, *j.evidence); err != nil && ctx.Err() == nil {
+					m.log.Error("append evidence record", "member", j.evidence.Origin, "err", err)
+				}
 			}
 			if j.result == nil || m.cfg.Commit == nil {
 				continue

@@ -166,14 +166,30 @@ func (m *Mesh) checkVoteMsg(ctx context.Context, from peer.ID, data []byte) verd
 	return m.offer(ctx, func(st *state) verdict { return st.addVote(v) })
 }
 
-// validateRecordsMsg is the records topic's validator: for now a size check
-// only; record replication adds the origin's signature check.
+// validateRecordsMsg is the records topic's validator: a batch must be
+// signed by its origin, a member, and hold that origin's contiguous records
+// (parseBatch). Valid batches of other members go to the replicator.
+// Without a log (no replication) only the size is checked.
 func (m *Mesh) validateRecordsMsg(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	v := accepted
-	if n := len(msg.Data); n == 0 || n > maxRecordsSize {
-		v = rejected("records message of %d bytes, limit %d", n, maxRecordsSize)
+	return m.record(topicRecords, from, m.checkRecordsMsg(from, msg.Data))
+}
+
+func (m *Mesh) checkRecordsMsg(from peer.ID, data []byte) verdict {
+	if n := len(data); n == 0 || n > maxRecordsSize {
+		return rejected("records message of %d bytes, limit %d", n, maxRecordsSize)
 	}
-	return m.record(topicRecords, from, v)
+	if from == m.host.ID() || m.repl == nil {
+		return accepted
+	}
+	b, err := m.parseBatch(data)
+	if err != nil {
+		return rejected("%v", err)
+	}
+	if b.origin == m.self.origin {
+		return ignored("this node's own records")
+	}
+	m.repl.offerBatch(b)
+	return accepted
 }
 
 // record counts a verdict in the metrics, logs rejections and returns the

@@ -93,6 +93,7 @@ func (n *Node) newMesh(ctx context.Context) error {
 		Key:        n.key,
 		Listen:     n.cfg.P2P.Listen,
 		DB:         n.log.DB(),
+		Log:        n.log,
 		Commit:     n.commitRound,
 		Logger:     n.logger.With("component", "intermesh"),
 		Registerer: n.registry,
@@ -183,6 +184,10 @@ func (n *Node) PeerProofs(ctx context.Context) ([]portal.PeerProof, error) {
 			MasterRecordIndex:     &seq,
 			MasterRecordInclusion: recordProof,
 		}
+		if prev, cons, ok := n.consistencyProof(it.origin, it.note); ok {
+			proofs[i].PreviousCheckpoint = string(prev)
+			proofs[i].ConsistencyProof = cons
+		}
 	}
 	return proofs, nil
 }
@@ -195,4 +200,47 @@ func noteBody(signed []byte) []byte {
 		}
 	}
 	return signed
+}
+
+// consistencyProof returns the checkpoint of origin before signed and the
+// consistency proof from it: from the node's own tree for its own
+// checkpoints, from the replica's tree (via the Mesh) for a peer's.
+func (n *Node) consistencyProof(origin string, signed []byte) ([]byte, [][]byte, bool) {
+	if origin != n.cfg.Origin {
+		return n.mesh.ConsistencyProof(origin, signed)
+	}
+	cp, _, err := merkle.OpenCheckpoint(signed, n.verifiers())
+	if err != nil || cp.Round == 0 {
+		return nil, nil, false
+	}
+	prev, err := n.tree.CheckpointAt(cp.Round - 1)
+	if err != nil || len(prev) == 0 {
+		return nil, nil, false
+	}
+	pcp, _, err := merkle.OpenCheckpoint(prev, n.verifiers())
+	if err != nil {
+		return nil, nil, false
+	}
+	p, err := n.tree.ConsistencyProof(pcp.Size, cp.Size)
+	if err != nil {
+		return nil, nil, false
+	}
+	return prev, p, true
+}
+
+// Evidence implements portal.EvidenceSource: the equivocation evidence the
+// node holds, each with the index of its Evidence record in the log.
+func (n *Node) Evidence(context.Context) ([]portal.Evidence, error) {
+	if n.mesh == nil {
+		return nil, nil
+	}
+	var out []portal.Evidence
+	for _, e := range n.mesh.Evidence() {
+		pe := portal.Evidence{Origin: e.Origin, Reason: e.Reason, Notes: [2]string{string(e.Notes[0]), string(e.Notes[1])}}
+		if seq, ok := n.mesh.EvidenceRecord(e); ok {
+			pe.RecordIndex = &seq
+		}
+		out = append(out, pe)
+	}
+	return out, nil
 }

@@ -1,0 +1,179 @@
+package intermesh
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
+)
+
+// ErrInvalidEvidence reports evidence whose notes do not both verify with
+// the origin's key, or do not conflict.
+var ErrInvalidEvidence = errors.New("intermesh: invalid evidence")
+
+// maxEvidenceSize bounds a gossiped Evidence message: two checkpoint notes
+// and a reason.
+const maxEvidenceSize = 2*maxCheckpointSize + 4<<10
+
+// VerifyEvidence checks evidence offline, with the federation file alone:
+// both notes are checkpoints of e.Origin signed by its key in fed, they are
+// different, and they cannot both come from one honest append-only log: the
+// same round, a tree that shrank in a later round, the same size with two
+// roots, or a prev line of round r+1 that is not the hash of the round-r
+// note. It returns why they conflict.
+func VerifyEvidence(e Evidence, fed *config.Federation) (string, error) {
+	fm, ok := fed.Member(e.Origin)
+	if !ok {
+		return "", fmt.Errorf("%w: %q is not a member of %q", ErrInvalidEvidence, e.Origin, fed.Name)
+	}
+	v, err := note.NewVerifier(fm.Key)
+	if err != nil {
+		return "", fmt.Errorf("%w: key of %q: %w", ErrInvalidEvidence, e.Origin, err)
+	}
+	return verifyEvidence(e, note.VerifierList(v))
+}
+
+// verifyEvidence is VerifyEvidence with the verifiers at hand.
+func verifyEvidence(e Evidence, vs note.Verifiers) (string, error) {
+	var hcs [2]heldCheckpoint
+	for i, n := range e.Notes {
+		if len(n) > maxCheckpointSize {
+			return "", fmt.Errorf("%w: note %d is %d bytes, limit %d", ErrInvalidEvidence, i, len(n), maxCheckpointSize)
+		}
+		cp, _, err := merkle.OpenCheckpoint(n, vs)
+		if err != nil {
+			return "", fmt.Errorf("%w: note %d: %w", ErrInvalidEvidence, i, err)
+		}
+		if cp.Origin != e.Origin {
+			return "", fmt.Errorf("%w: note %d is a checkpoint of %q, not %q", ErrInvalidEvidence, i, cp.Origin, e.Origin)
+		}
+		hcs[i] = heldCheckpoint{cp: cp, note: n, hash: sha256.Sum256(n)}
+	}
+	if hcs[0].hash == hcs[1].hash {
+		return "", fmt.Errorf("%w: the same note twice", ErrInvalidEvidence)
+	}
+	why := conflict(hcs[0], hcs[1])
+	if why == "" {
+		return "", fmt.Errorf("%w: the checkpoints of %q can both be honest", ErrInvalidEvidence, e.Origin)
+	}
+	return why, nil
+}
+
+// conflict says why two different checkpoints of one origin cannot both be
+// honest, or returns "".
+func conflict(a, b heldCheckpoint) string {
+	if a.cp.Round == b.cp.Round {
+		return fmt.Sprintf("two different checkpoints for round %d", a.cp.Round)
+	}
+	if a.cp.Round > b.cp.Round {
+		a, b = b, a
+	}
+	return inconsistency(a, b)
+}
+
+// validateEvidenceMsg is the evidence topic's validator: the evidence must
+// verify (VerifyEvidence); new evidence is recorded, evidence against a
+// member already uncounted is ignored.
+func (m *Mesh) validateEvidenceMsg(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	return m.record(topicEvidence, from, m.checkEvidenceMsg(ctx, from, msg.Data))
+}
+
+func (m *Mesh) checkEvidenceMsg(ctx context.Context, from peer.ID, data []byte) verdict {
+	if from == m.host.ID() {
+		return accepted
+	}
+	if len(data) > maxEvidenceSize {
+		return rejected("evidence of %d bytes, limit %d", len(data), maxEvidenceSize)
+	}
+	var e Evidence
+	if err := json.Unmarshal(data, &e); err != nil {
+		return rejected("evidence: %v", err)
+	}
+	if _, ok := m.members[e.Origin]; !ok {
+		return rejected("evidence against %q, not a member", e.Origin)
+	}
+	why, err := verifyEvidence(e, m.verifiers)
+	if err != nil {
+		return rejected("%v", err)
+	}
+	e.Reason = why // ours, not the sender's words
+	return m.offer(ctx, func(st *state) verdict { return st.adoptEvidence(e) })
+}
+
+// adoptEvidence records verified evidence received from another member.
+func (st *state) adoptEvidence(e Evidence) verdict {
+	if os := st.origins[e.Origin]; os != nil && os.equivocated {
+		return ignored("%q is already uncounted", e.Origin)
+	}
+	st.recordEvidence(e, false)
+	return accepted
+}
+
+// Key of the index of an Evidence record: 'x' 'i' <SHA-256 of both notes>
+// → the record's sequence number, 8 bytes big-endian.
+const evidenceIndexKind = 'i'
+
+func evidenceIndexKey(e Evidence) []byte {
+	k := evidenceKey(e)
+	k[1] = evidenceIndexKind
+	return k
+}
+
+// appendEvidence appends an Evidence record (the evidence's JSON) to the
+// node's log, once per piece of evidence, and remembers its index.
+func (m *Mesh) appendEvidence(ctx context.Context, e Evidence) error {
+	if m.cfg.Log == nil {
+		return nil
+	}
+	if _, ok := m.EvidenceRecord(e); ok {
+		return nil
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	rec, err := m.cfg.Log.Append(ctx, log.Record{Kind: log.KindEvidence, Identifier: e.Origin, Payload: payload})
+	if err != nil {
+		return fmt.Errorf("intermesh: appending evidence against %q: %w", e.Origin, err)
+	}
+	if m.store.db == nil {
+		return nil
+	}
+	return m.store.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(evidenceIndexKey(e), binary.BigEndian.AppendUint64(nil, rec.Seq))
+	})
+}
+
+// EvidenceRecord returns the index of the Evidence record of e in the
+// node's log, if it was appended.
+func (m *Mesh) EvidenceRecord(e Evidence) (uint64, bool) {
+	if m.store.db == nil {
+		return 0, false
+	}
+	var seq uint64
+	err := m.store.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(evidenceIndexKey(e))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("evidence index of %d bytes", len(v))
+			}
+			seq = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	return seq, err == nil
+}

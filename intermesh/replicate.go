@@ -1,0 +1,472 @@
+package intermesh
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
+)
+
+// Replication parameters.
+const (
+	keepVerified     = 16               // verified checkpoints remembered per origin
+	maxPublishTick   = 16               // batches published per tick at most
+	maxPublishLag    = 8192             // records; further behind, peers fetch them
+	retryFetch       = time.Second      // after every source failed
+	connectWait      = 50 * time.Millisecond
+	inboxBatches     = 256              // batches waiting to be appended
+	inboxCheckpoints = 256              // checkpoints waiting to be checked
+	pullPageEntries  = 20000            // records per Transfer page
+	pullPageBytes    = 16 << 20         // bytes per Transfer page
+	catchUpConnected = 10 * time.Second // catch-up waits this long at most for peers
+)
+
+// replicator keeps the replica logs of the other members (see "Replication"
+// in the package comment). Run starts its goroutines: the publisher of this
+// node's records, the appender of gossiped batches, one fetcher per member,
+// the catch-up, and the Transfer server's handlers.
+type replicator struct {
+	m       *Mesh
+	l       *log.Log
+	srv     transferServer
+	batches chan *recordsBatch
+	cps     chan heldCheckpoint
+	ready   chan struct{} // closed once the catch-up has ended
+	origins map[string]*replicaState
+}
+
+// replicaState is what the replicator knows of one member's replica.
+type replicaState struct {
+	origin string
+	id     peer.ID
+	rep    *log.Replica
+	tree   *merkle.Tree
+	wake   chan struct{} // cap 1: the fetcher has work
+	pullMu sync.Mutex    // one Transfer pull at a time
+
+	mu        sync.Mutex
+	target    uint64           // records known to exist
+	pending   []heldCheckpoint // not verified yet
+	verified  []heldCheckpoint // latest last, at most keepVerified
+	untrusted string           // why the replica is no longer trusted
+}
+
+func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
+	r := &replicator{
+		m:       m,
+		l:       l,
+		batches: make(chan *recordsBatch, inboxBatches),
+		cps:     make(chan heldCheckpoint, inboxCheckpoints),
+		ready:   make(chan struct{}),
+		origins: map[string]*replicaState{},
+	}
+	r.srv = transferServer{m: m, l: l}
+	for o, mb := range m.members {
+		if o == m.self.origin {
+			continue
+		}
+		rep, err := l.Replica(o)
+		if err != nil {
+			return nil, err
+		}
+		r.origins[o] = &replicaState{
+			origin: o, id: mb.id, rep: rep,
+			tree: merkle.NewTree(l.DB(), merkle.ReplicaPrefix(o)),
+			wake: make(chan struct{}, 1),
+		}
+	}
+	return r, nil
+}
+
+// run runs the replicator's goroutines until ctx ends and waits for them.
+func (r *replicator) run(ctx context.Context) {
+	r.srv.start()
+	defer r.srv.stop()
+	for o, n := range r.m.snapshot().cps {
+		if rs := r.origins[o]; rs != nil {
+			if cp, _, err := merkle.OpenCheckpoint(n, r.m.verifiers); err == nil {
+				rs.addCheckpoint(heldCheckpoint{cp: cp, note: n, hash: sha256.Sum256(n)})
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { r.publishLoop(ctx) })
+	wg.Go(func() { r.applyLoop(ctx) })
+	wg.Go(func() { r.catchUp(ctx) })
+	for _, rs := range r.origins {
+		wg.Go(func() { r.fetchLoop(ctx, rs) })
+	}
+	wg.Wait()
+}
+
+// caughtUp reports whether the catch-up has ended.
+func (r *replicator) caughtUp() bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// offerBatch hands a valid gossiped batch to the appender; when it is busy
+// the batch is dropped, and the gap it leaves is fetched later.
+func (r *replicator) offerBatch(b *recordsBatch) {
+	select {
+	case r.batches <- b:
+	default:
+		if rs := r.origins[b.origin]; rs != nil {
+			rs.raiseTarget(b.first+uint64(len(b.recs)))
+			rs.poke()
+		}
+	}
+}
+
+// offerCheckpoint hands an accepted checkpoint of a member to the replicator.
+func (r *replicator) offerCheckpoint(hc heldCheckpoint) {
+	select {
+	case r.cps <- hc:
+	default:
+		r.m.log.Warn("replicator busy; checkpoint not checked against the replica", "member", hc.cp.Origin, "round", hc.cp.Round)
+	}
+}
+
+// publishLoop gossips this node's new records in signed batches every
+// PublishInterval, from the log's size at start (peers fetch anything older
+// with Transfer).
+func (r *replicator) publishLoop(ctx context.Context) {
+	next := r.l.Size()
+	t := time.NewTicker(r.m.cfg.PublishInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		size := r.l.Size()
+		if size > next+maxPublishLag {
+			next = size - maxPublishLag
+		}
+		for n := 0; next < size && n < maxPublishTick; {
+			page, err := r.l.Range(ctx, log.Constraints{From: next, MaxEntries: maxBatchCount, MaxBytes: maxBatchBytes})
+			if err != nil || len(page.Records) == 0 {
+				if err != nil && ctx.Err() == nil {
+					r.m.log.Warn("reading records to publish", "from", next, "err", err)
+				}
+				break
+			}
+			for _, b := range batchesOf(r.m.self.origin, page.Records) {
+				data := encodeBatch(r.m.fed.Name, b, r.m.cfg.Key)
+				if len(data) <= maxRecordsSize {
+					if err := r.m.topics.records.Publish(ctx, data); err != nil && ctx.Err() == nil {
+						r.m.log.Warn("publishing records", "first", b.first, "err", err)
+					}
+				}
+				next = b.first + uint64(len(b.recs))
+				n++
+			}
+		}
+	}
+}
+
+// applyLoop appends gossiped batches and checks checkpoints against the
+// replicas until ctx ends.
+func (r *replicator) applyLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-r.batches:
+			r.applyBatch(ctx, b)
+		case hc := <-r.cps:
+			rs := r.origins[hc.cp.Origin]
+			if rs == nil {
+				continue
+			}
+			rs.addCheckpoint(hc)
+			rs.raiseTarget(hc.cp.Size)
+			r.verify(rs)
+			if rs.rep.Size() < hc.cp.Size {
+				rs.poke()
+			}
+		}
+	}
+}
+
+// applyBatch appends one gossiped batch to its origin's replica.
+func (r *replicator) applyBatch(ctx context.Context, b *recordsBatch) {
+	rs := r.origins[b.origin]
+	if rs == nil || rs.distrusted() {
+		return
+	}
+	end := b.first + uint64(len(b.recs))
+	rs.raiseTarget(end)
+	_, err := rs.rep.Append(ctx, b.recs)
+	var fork *log.ForkError
+	switch {
+	case err == nil:
+		r.verify(rs)
+	case errors.Is(err, log.ErrGap):
+		rs.poke()
+	case errors.As(err, &fork):
+		r.distrust(rs, fmt.Sprintf("a batch signed by the origin conflicts with record %d held", fork.Seq))
+	case ctx.Err() == nil:
+		r.m.log.Warn("appending a records batch to the replica", "member", b.origin, "first", b.first, "err", err)
+	}
+	r.observe(rs)
+}
+
+// verify checks every pending checkpoint the replica now covers. A
+// checkpoint whose root the replica does not reproduce makes the replica
+// untrusted: the records held (each from a batch signed by the origin, or
+// served by the origin) are not what the origin's checkpoint signs.
+func (r *replicator) verify(rs *replicaState) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.untrusted != "" {
+		return
+	}
+	size := rs.rep.Size()
+	var left []heldCheckpoint
+	for _, hc := range rs.pending {
+		if hc.cp.Size > size {
+			left = append(left, hc)
+			continue
+		}
+		err := rs.tree.VerifyCheckpoint(hc.cp)
+		switch {
+		case err == nil:
+			rs.addVerified(hc)
+			r.m.metrics.verifiedSize.WithLabelValues(rs.origin).Set(float64(rs.verified[len(rs.verified)-1].cp.Size))
+		case errors.Is(err, merkle.ErrInconsistent):
+			rs.untrusted = err.Error()
+			r.m.metrics.inconsistent.WithLabelValues(rs.origin).Inc()
+			r.m.log.Warn("replica does not match its origin's checkpoint; no longer trusted", "member", rs.origin, "round", hc.cp.Round, "err", err)
+			rs.pending = nil
+			return
+		case errors.Is(err, merkle.ErrBeyondTree):
+			left = append(left, hc)
+		default:
+			r.m.log.Warn("verifying a replica", "member", rs.origin, "round", hc.cp.Round, "err", err)
+			left = append(left, hc)
+		}
+	}
+	rs.pending = left
+}
+
+// distrust marks a replica as no longer trusted, and says so.
+func (r *replicator) distrust(rs *replicaState, why string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.untrusted != "" {
+		return
+	}
+	rs.untrusted = why
+	rs.pending = nil
+	r.m.metrics.inconsistent.WithLabelValues(rs.origin).Inc()
+	r.m.log.Warn("replica no longer trusted", "member", rs.origin, "reason", why)
+}
+
+// observe updates the replica's metrics.
+func (r *replicator) observe(rs *replicaState) {
+	size := rs.rep.Size()
+	rs.mu.Lock()
+	target := rs.target
+	rs.mu.Unlock()
+	r.m.metrics.replicaSize.WithLabelValues(rs.origin).Set(float64(size))
+	r.m.metrics.lag.WithLabelValues(rs.origin).Set(float64(target - min(target, size)))
+}
+
+// fetchLoop fills the replica's gaps with Transfer whenever it is poked,
+// retrying while records are known to be missing, until ctx ends.
+func (r *replicator) fetchLoop(ctx context.Context, rs *replicaState) {
+	t := time.NewTimer(retryFetch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rs.wake:
+		case <-t.C:
+		}
+		t.Reset(retryFetch)
+		if rs.distrusted() || rs.rep.Size() >= rs.targetSize() {
+			continue
+		}
+		r.pullAny(ctx, rs)
+	}
+}
+
+// pullAny pulls the replica's missing records from its origin if connected,
+// else from the first connected member that serves them.
+func (r *replicator) pullAny(ctx context.Context, rs *replicaState) bool {
+	for _, p := range r.sources(rs) {
+		err := r.pull(ctx, rs, p)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.m.log.Debug("transfer failed; trying another member", "member", rs.origin, "from", r.m.byPeer[p], "err", err)
+	}
+	return false
+}
+
+// sources are the members to ask for rs's records: the origin first, then
+// every other connected member.
+func (r *replicator) sources(rs *replicaState) []peer.ID {
+	var out []peer.ID
+	net := r.m.host.Network()
+	if net.Connectedness(rs.id) == network.Connected {
+		out = append(out, rs.id)
+	}
+	for _, p := range r.m.Peers() {
+		if p != rs.id {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// pull appends every record p holds of rs's origin past the replica's end,
+// one Transfer page at a time, fetching the next page while appending the
+// current one.
+func (r *replicator) pull(ctx context.Context, rs *replicaState, p peer.ID) error {
+	rs.pullMu.Lock()
+	defer rs.pullMu.Unlock()
+	type result struct {
+		page transferPage
+		err  error
+	}
+	fetch := func(from uint64) chan result {
+		c := make(chan result, 1)
+		go func() {
+			pg, err := r.m.fetchPage(ctx, p, rs.origin, from, pullPageEntries, pullPageBytes)
+			c <- result{pg, err}
+		}()
+		return c
+	}
+	from := rs.rep.Size()
+	pending := fetch(from)
+	defer func() {
+		if pending != nil {
+			<-pending
+		}
+	}()
+	for {
+		res := <-pending
+		pending = nil
+		if res.err != nil {
+			return res.err
+		}
+		n := uint64(len(res.page.records))
+		if n == 0 {
+			return nil
+		}
+		rs.raiseTarget(res.page.size)
+		if from+n < res.page.size {
+			pending = fetch(from + n)
+		}
+		_, err := rs.rep.Append(ctx, res.page.records)
+		var fork *log.ForkError
+		if errors.As(err, &fork) && p == rs.id {
+			r.distrust(rs, fmt.Sprintf("the origin served a record %d that differs from the one held", fork.Seq))
+		}
+		r.verify(rs)
+		r.observe(rs)
+		if err != nil {
+			return err
+		}
+		if pending == nil {
+			return nil
+		}
+		from += n
+	}
+}
+
+// catchUp runs once at start: it waits (briefly) for connections, pulls
+// every replica up to what its source holds, then lets the node vote.
+func (r *replicator) catchUp(ctx context.Context) {
+	defer r.m.poke()
+	defer close(r.ready)
+	ctx, cancel := context.WithTimeout(ctx, r.m.cfg.CatchUpTimeout)
+	defer cancel()
+	want := min(len(r.origins), max(r.m.quorum-1, 1))
+	for len(r.m.Peers()) < want {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(connectWait):
+		}
+	}
+	var wg sync.WaitGroup
+	for _, rs := range r.origins {
+		wg.Go(func() { r.pullAny(ctx, rs) })
+	}
+	wg.Wait()
+}
+
+// addCheckpoint queues hc for verification, unless it is already known.
+func (rs *replicaState) addCheckpoint(hc heldCheckpoint) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, h := range rs.pending {
+		if h.hash == hc.hash {
+			return
+		}
+	}
+	for _, h := range rs.verified {
+		if h.hash == hc.hash {
+			return
+		}
+	}
+	rs.pending = append(rs.pending, hc)
+}
+
+// addVerified remembers a verified checkpoint, in round order; rs.mu held.
+func (rs *replicaState) addVerified(hc heldCheckpoint) {
+	i := len(rs.verified)
+	for i > 0 && rs.verified[i-1].cp.Round > hc.cp.Round {
+		i--
+	}
+	rs.verified = append(rs.verified[:i], append([]heldCheckpoint{hc}, rs.verified[i:]...)...)
+	if len(rs.verified) > keepVerified {
+		rs.verified = rs.verified[len(rs.verified)-keepVerified:]
+	}
+}
+
+func (rs *replicaState) raiseTarget(size uint64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.target = max(rs.target, size)
+}
+
+func (rs *replicaState) targetSize() uint64 {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.target
+}
+
+func (rs *replicaState) distrusted() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.untrusted != ""
+}
+
+// poke wakes the fetcher.
+func (rs *replicaState) poke() {
+	select {
+	case rs.wake <- struct{}{}:
+	default:
+	}
+}

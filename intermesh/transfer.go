@@ -1,0 +1,299 @@
+package intermesh
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/intermesh/intermesh/log"
+)
+
+// TransferProtocol is the libp2p stream protocol that pages records of a log
+// (the server's own, or a replica it holds) to a federation member.
+//
+// One stream carries one page. Every frame is a 4-byte big-endian length
+// followed by that many bytes. The client writes one request frame, JSON:
+//
+//	{"origin":"testnet/node2","from":1200,"max_entries":20000,"max_bytes":8388608}
+//
+// and closes its write side. The server answers with a header frame, JSON,
+// giving how many records of origin it holds (or why it cannot serve):
+//
+//	{"size":5310}
+//	{"size":0,"error":"no replica of \"testnet/node9\""}
+//
+// then one frame per record, in sequence order from "from": the record's
+// leaf encoding (log.Record.MarshalLeaf), at most max_entries records and
+// (beyond the first) max_bytes bytes of leaves, then an empty frame that ends
+// the page. Fewer records than asked with from+count < size just means the
+// page limits were reached: ask again from from+count. Only federation
+// members can open streams at all (the connection gater), and both sides set
+// deadlines, so a stalled peer costs at most transferTimeout.
+const TransferProtocol = protocol.ID("/intermesh/transfer/1")
+
+// Transfer limits.
+const (
+	transferTimeout      = 30 * time.Second
+	maxTransferFrame     = 4 << 10                   // request and header frames
+	maxLeafFrame         = log.MaxPayloadLen + 1<<20 // a record's leaf encoding
+	defaultTransferCount = 20000
+	maxTransferCount     = 100000
+	defaultTransferBytes = 8 << 20
+	maxTransferBytes     = 32 << 20
+)
+
+// ErrTransfer reports a Transfer page that failed or did not hold the
+// records asked for.
+var ErrTransfer = errors.New("intermesh: transfer")
+
+type transferRequest struct {
+	Origin     string `json:"origin"`
+	From       uint64 `json:"from"`
+	MaxEntries int    `json:"max_entries"`
+	MaxBytes   int    `json:"max_bytes"`
+}
+
+type transferHeader struct {
+	Size  uint64 `json:"size"`
+	Error string `json:"error,omitempty"`
+}
+
+// transferPage is what a Transfer stream returned.
+type transferPage struct {
+	records []log.Record
+	size    uint64 // records of the origin the server holds
+	bytes   int
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+	if _, err := w.Write(n[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func readFrame(r io.Reader, limit int) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if uint64(size) > uint64(limit) {
+		return nil, fmt.Errorf("frame of %d bytes, limit %d", size, limit)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// transferServer serves TransferProtocol from the node's log and replicas.
+// Its handlers run on libp2p's goroutines; stop waits for them.
+type transferServer struct {
+	m  *Mesh
+	l  *log.Log
+	mu sync.Mutex
+	wg sync.WaitGroup
+	on bool
+}
+
+// start registers the handler.
+func (t *transferServer) start() {
+	t.mu.Lock()
+	t.on = true
+	t.mu.Unlock()
+	t.m.host.SetStreamHandler(TransferProtocol, t.handle)
+}
+
+// stop removes the handler and waits for the streams being served.
+func (t *transferServer) stop() {
+	t.m.host.RemoveStreamHandler(TransferProtocol)
+	t.mu.Lock()
+	t.on = false
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+func (t *transferServer) handle(s network.Stream) {
+	t.mu.Lock()
+	if !t.on {
+		t.mu.Unlock()
+		s.Reset()
+		return
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	defer t.wg.Done()
+	if err := t.serve(s); err != nil {
+		t.m.log.Debug("transfer stream failed", "peer", s.Conn().RemotePeer(), "err", err)
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+func (t *transferServer) serve(s network.Stream) error {
+	if _, ok := t.m.byPeer[s.Conn().RemotePeer()]; !ok {
+		return errors.New("not a member") // unreachable behind the gater
+	}
+	if err := s.SetDeadline(time.Now().Add(transferTimeout)); err != nil {
+		return err
+	}
+	b, err := readFrame(s, maxTransferFrame)
+	if err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	var req transferRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	count, limit := req.MaxEntries, req.MaxBytes
+	if count <= 0 {
+		count = defaultTransferCount
+	}
+	if limit <= 0 {
+		limit = defaultTransferBytes
+	}
+	count, limit = min(count, maxTransferCount), min(limit, maxTransferBytes)
+	w := bufio.NewWriterSize(s, 64<<10)
+	rangeOf, size, why := t.source(req.Origin)
+	hb, err := json.Marshal(transferHeader{Size: size, Error: why})
+	if err != nil {
+		return err
+	}
+	if err := writeFrame(w, hb); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout)
+	defer cancel()
+	sent, bytes, from := 0, 0, req.From
+	for rangeOf != nil && sent < count && bytes < limit && from < size {
+		page, err := rangeOf(ctx, log.Constraints{From: from, MaxEntries: min(count-sent, log.MaxPageEntries)})
+		if err != nil {
+			return err
+		}
+		if len(page.Records) == 0 {
+			break
+		}
+		for i := range page.Records {
+			leaf := page.Records[i].MarshalLeaf()
+			if sent > 0 && bytes+len(leaf) > limit {
+				count = sent // stop here
+				break
+			}
+			if err := writeFrame(w, leaf); err != nil {
+				return err
+			}
+			sent++
+			bytes += len(leaf)
+			from = page.Records[i].Seq + 1
+		}
+	}
+	if err := writeFrame(w, nil); err != nil {
+		return err
+	}
+	t.m.metrics.transfer("served", sent, bytes)
+	return w.Flush()
+}
+
+// source returns how to read origin's records, how many there are, or why
+// this node cannot serve them.
+func (t *transferServer) source(origin string) (func(context.Context, log.Constraints) (log.Page, error), uint64, string) {
+	if origin == t.l.Origin() {
+		return t.l.Range, t.l.Size(), ""
+	}
+	if !t.l.HasReplica(origin) {
+		return nil, 0, fmt.Sprintf("no replica of %q", origin)
+	}
+	r, err := t.l.Replica(origin)
+	if err != nil {
+		return nil, 0, err.Error()
+	}
+	return r.Range, r.Size(), ""
+}
+
+// fetchPage asks peer p for a page of origin's records from from, and
+// checks that it holds exactly the records asked for, in order.
+func (m *Mesh) fetchPage(ctx context.Context, p peer.ID, origin string, from uint64, maxEntries, maxBytes int) (transferPage, error) {
+	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
+	defer cancel()
+	s, err := m.host.NewStream(ctx, p, TransferProtocol)
+	if err != nil {
+		return transferPage{}, fmt.Errorf("%w: open stream to %s: %w", ErrTransfer, m.byPeer[p], err)
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		if err := s.SetDeadline(dl); err != nil {
+			s.Reset()
+			return transferPage{}, fmt.Errorf("%w: %w", ErrTransfer, err)
+		}
+	}
+	page, err := readPage(s, transferRequest{Origin: origin, From: from, MaxEntries: maxEntries, MaxBytes: maxBytes})
+	if err != nil {
+		s.Reset()
+		return transferPage{}, fmt.Errorf("%w: %s from %s at %d: %w", ErrTransfer, origin, m.byPeer[p], from, err)
+	}
+	m.metrics.transfer("fetched", len(page.records), page.bytes)
+	return page, nil
+}
+
+// readPage writes req on s and reads the page it answers.
+func readPage(s network.Stream, req transferRequest) (transferPage, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return transferPage{}, err
+	}
+	if err := writeFrame(s, b); err != nil {
+		return transferPage{}, fmt.Errorf("request: %w", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return transferPage{}, err
+	}
+	r := bufio.NewReaderSize(s, 64<<10)
+	hb, err := readFrame(r, maxTransferFrame)
+	if err != nil {
+		return transferPage{}, fmt.Errorf("header: %w", err)
+	}
+	var h transferHeader
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return transferPage{}, fmt.Errorf("header: %w", err)
+	}
+	if h.Error != "" {
+		return transferPage{}, errors.New(h.Error)
+	}
+	page := transferPage{size: h.Size}
+	next := req.From
+	for {
+		leaf, err := readFrame(r, maxLeafFrame)
+		if err != nil {
+			return transferPage{}, fmt.Errorf("record %d: %w", next, err)
+		}
+		if len(leaf) == 0 {
+			return page, nil
+		}
+		rec, err := log.UnmarshalLeaf(leaf)
+		if err != nil {
+			return transferPage{}, fmt.Errorf("record %d: %w", next, err)
+		}
+		if rec.Seq != next || rec.Origin != req.Origin {
+			return transferPage{}, fmt.Errorf("got record %d of %q, want %d of %q", rec.Seq, rec.Origin, next, req.Origin)
+		}
+		page.records = append(page.records, rec)
+		page.bytes += len(leaf)
+		next++
+	}
+}
