@@ -68,6 +68,12 @@ type PeerProofs interface {
 	PeerProofs(ctx context.Context) ([]PeerProof, error)
 }
 
+// EvidenceSource gives the equivocation evidence the node holds, for
+// Status. A Deps.Peers that also implements it fills StatusResponse.Evidence.
+type EvidenceSource interface {
+	Evidence(ctx context.Context) ([]Evidence, error)
+}
+
 // Authorizer decides whether a request may use Transfer beyond the
 // configured token (e.g. a federation member authenticated some other way).
 type Authorizer interface {

@@ -34,6 +34,11 @@ func (s *Server) status(ctx context.Context) (*StatusResponse, error) {
 			return nil, err
 		}
 		resp.Peers = peers
+		if es, ok := p.(EvidenceSource); ok {
+			if resp.Evidence, err = es.Evidence(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return resp, nil
 }
