@@ -90,6 +90,7 @@ sent to a portal. Output is for humans unless --json is given.`,
 		newStatusCommand(opts),
 		newHelloCommand(opts),
 		newTransferCommand(opts),
+		newAuditCommand(opts),
 	)
 	return root
 }

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The auditor's own readers of the documented wire formats (DESIGN.md, "The
+// log", "Epochs and checkpoints", "Quorum master hash"). They are written
+// from the documentation, not shared with the node, so that a bug in the
+// node's encoders cannot hide behind the same bug in its decoders; tests
+// check them against vectors made by the node's code.
+
+// errFormat is wrapped by every error of these readers.
+var errFormat = errors.New("malformed")
+
+// auditLeaf is a log record decoded from its leaf encoding: version byte
+// 0x01, seq (8 bytes), time (8 bytes, signed ns since the Unix epoch), then
+// kind, identifier, account and origin each as a 2-byte length and bytes,
+// then the payload as a 4-byte length and bytes; integers big-endian.
+type auditLeaf struct {
+	Seq        uint64
+	Time       time.Time
+	Kind       string
+	Identifier string
+	Account    string
+	Origin     string
+	Payload    []byte
+}
+
+// maxLeafPayload is the largest payload the leaf encoding allows (16 MiB).
+const maxLeafPayload = 16 << 20
+
+// parseLeaf decodes a leaf encoding, rejecting anything but the exact
+// encoding of one record (wrong version, short fields, trailing bytes, an
+// empty kind).
+func parseLeaf(b []byte) (auditLeaf, error) {
+	var l auditLeaf
+	rest := b
+	take := func(n int, field string) ([]byte, error) {
+		if len(rest) < n {
+			return nil, fmt.Errorf("%w leaf: %s: need %d bytes, have %d", errFormat, field, n, len(rest))
+		}
+		v := rest[:n]
+		rest = rest[n:]
+		return v, nil
+	}
+	v, err := take(17, "header")
+	if err != nil {
+		return l, err
+	}
+	if v[0] != 1 {
+		return l, fmt.Errorf("%w leaf: version %d, want 1", errFormat, v[0])
+	}
+	l.Seq = binary.BigEndian.Uint64(v[1:9])
+	l.Time = time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))).UTC()
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"kind", &l.Kind}, {"identifier", &l.Identifier}, {"account", &l.Account}, {"origin", &l.Origin}} {
+		n, err := take(2, f.name+" length")
+		if err != nil {
+			return l, err
+		}
+		s, err := take(int(binary.BigEndian.Uint16(n)), f.name)
+		if err != nil {
+			return l, err
+		}
+		*f.dst = string(s)
+	}
+	n, err := take(4, "payload length")
+	if err != nil {
+		return l, err
+	}
+	size := binary.BigEndian.Uint32(n)
+	if size > maxLeafPayload {
+		return l, fmt.Errorf("%w leaf: payload length %d over the limit of %d", errFormat, size, maxLeafPayload)
+	}
+	p, err := take(int(size), "payload")
+	if err != nil {
+		return l, err
+	}
+	l.Payload = bytes.Clone(p)
+	if len(rest) != 0 {
+		return l, fmt.Errorf("%w leaf: %d trailing bytes", errFormat, len(rest))
+	}
+	if l.Kind == "" {
+		return l, fmt.Errorf("%w leaf: empty kind", errFormat)
+	}
+	return l, nil
+}
+
+// auditCheckpoint is the text of a checkpoint note:
+//
+//	<origin>
+//	<size>
+//	<base64 root>
+//	round <r>
+//	time <unix seconds>
+//	prev <base64 SHA-256 of the previous signed note>   (absent for the first)
+type auditCheckpoint struct {
+	Origin string
+	Size   uint64
+	Root   []byte
+	Round  uint64
+	Time   uint64
+	Prev   []byte
+}
+
+// parseCheckpointText parses the text (not the signatures) of a checkpoint
+// note in exactly the documented form.
+func parseCheckpointText(text string) (auditCheckpoint, error) {
+	var c auditCheckpoint
+	body, ok := strings.CutSuffix(text, "\n")
+	if !ok || !utf8.ValidString(text) {
+		return c, fmt.Errorf("%w checkpoint: not UTF-8 text ending in a newline", errFormat)
+	}
+	lines := strings.Split(body, "\n")
+	if len(lines) != 5 && len(lines) != 6 {
+		return c, fmt.Errorf("%w checkpoint: %d lines, want 5 or 6", errFormat, len(lines))
+	}
+	if !validKeyName(lines[0]) {
+		return c, fmt.Errorf("%w checkpoint: origin %q", errFormat, lines[0])
+	}
+	c.Origin = lines[0]
+	var err error
+	if c.Size, err = canonicalDecimal(lines[1]); err != nil {
+		return c, fmt.Errorf("%w checkpoint: size: %w", errFormat, err)
+	}
+	if c.Root, err = canonicalHash(lines[2]); err != nil {
+		return c, fmt.Errorf("%w checkpoint: root: %w", errFormat, err)
+	}
+	if c.Round, err = keywordDecimal(lines[3], "round"); err != nil {
+		return c, fmt.Errorf("%w checkpoint: %w", errFormat, err)
+	}
+	if c.Time, err = keywordDecimal(lines[4], "time"); err != nil {
+		return c, fmt.Errorf("%w checkpoint: %w", errFormat, err)
+	}
+	if len(lines) == 6 {
+		v, ok := strings.CutPrefix(lines[5], "prev ")
+		if !ok {
+			return c, fmt.Errorf("%w checkpoint: line 6 %q is not a prev line", errFormat, lines[5])
+		}
+		if c.Prev, err = canonicalHash(v); err != nil {
+			return c, fmt.Errorf("%w checkpoint: prev: %w", errFormat, err)
+		}
+	}
+	return c, nil
+}
+
+// auditVote is the text of a master-hash vote or certificate note:
+//
+//	<federation>/master
+//	<number of checkpoints>
+//	<base64 M_r>
+//	round <r>
+type auditVote struct {
+	Count      uint64
+	MasterHash []byte
+	Round      uint64
+}
+
+// parseVoteText parses the text of a vote note of the federation fed.
+func parseVoteText(fed, text string) (auditVote, error) {
+	var v auditVote
+	body, ok := strings.CutSuffix(text, "\n")
+	lines := strings.Split(body, "\n")
+	if !ok || len(lines) != 4 {
+		return v, fmt.Errorf("%w master-hash note: want 4 lines ending in newlines", errFormat)
+	}
+	if lines[0] != fed+"/master" {
+		return v, fmt.Errorf("%w master-hash note: origin line %q, want %q", errFormat, lines[0], fed+"/master")
+	}
+	var err error
+	if v.Count, err = canonicalDecimal(lines[1]); err != nil || v.Count == 0 {
+		return v, fmt.Errorf("%w master-hash note: count %q", errFormat, lines[1])
+	}
+	if v.MasterHash, err = canonicalHash(lines[2]); err != nil {
+		return v, fmt.Errorf("%w master-hash note: master hash: %w", errFormat, err)
+	}
+	if v.Round, err = keywordDecimal(lines[3], "round"); err != nil {
+		return v, fmt.Errorf("%w master-hash note: %w", errFormat, err)
+	}
+	return v, nil
+}
+
+// noteText returns the text of a signed note, everything up to and
+// including the newline before the blank line that starts the signatures,
+// without verifying anything.
+func noteText(signed string) string {
+	if i := strings.Index(signed, "\n\n"); i >= 0 {
+		return signed[:i+1]
+	}
+	return signed
+}
+
+// auditRoundResult is the payload of a MasterHash record:
+// {"round":r,"outcome":"certificate"|"no-quorum","note":"...","checkpoints":["...",...]}.
+type auditRoundResult struct {
+	Round       uint64   `json:"round"`
+	Outcome     string   `json:"outcome"`
+	Note        string   `json:"note"`
+	Checkpoints []string `json:"checkpoints"`
+}
+
+// The outcomes of a round in a MasterHash record.
+const (
+	outcomeCertificate = "certificate"
+	outcomeNoQuorum    = "no-quorum"
+)
+
+// parseRoundResult decodes a MasterHash record's payload.
+func parseRoundResult(payload []byte) (auditRoundResult, error) {
+	var r auditRoundResult
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return r, fmt.Errorf("%w MasterHash payload: %w", errFormat, err)
+	}
+	return r, nil
+}
+
+// auditEvidence is the payload of an Evidence record:
+// {"origin":"...","reason":"...","notes":["<earlier note>","<later note>"]}.
+type auditEvidence struct {
+	Origin string    `json:"origin"`
+	Reason string    `json:"reason"`
+	Notes  [2]string `json:"notes"`
+}
+
+// parseEvidence decodes an Evidence record's payload.
+func parseEvidence(payload []byte) (auditEvidence, error) {
+	var e auditEvidence
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return e, fmt.Errorf("%w Evidence payload: %w", errFormat, err)
+	}
+	return e, nil
+}
+
+// noteDigest is the SHA-256 of a whole signed note: a checkpoint's prev
+// line, and the second half of its leaf in the master-hash tree.
+func noteDigest(signed string) []byte {
+	h := sha256.Sum256([]byte(signed))
+	return h[:]
+}
+
+// validKeyName reports whether s can be an origin (a note key name).
+func validKeyName(s string) bool {
+	return s != "" && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || r == '+'
+	})
+}
+
+// keywordDecimal parses a "<keyword> <decimal>" line.
+func keywordDecimal(line, keyword string) (uint64, error) {
+	v, ok := strings.CutPrefix(line, keyword+" ")
+	if !ok {
+		return 0, fmt.Errorf("line %q is not a %s line", line, keyword)
+	}
+	n, err := canonicalDecimal(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", keyword, err)
+	}
+	return n, nil
+}
+
+// canonicalDecimal parses an unsigned decimal without sign or leading zeros.
+func canonicalDecimal(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != s {
+		return 0, fmt.Errorf("%q is not a canonical decimal", s)
+	}
+	return n, nil
+}
+
+// canonicalHash parses the canonical standard base64 of 32 bytes.
+func canonicalHash(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != sha256.Size || base64.StdEncoding.EncodeToString(b) != s {
+		return nil, fmt.Errorf("%q is not the base64 of 32 bytes", s)
+	}
+	return b, nil
+}

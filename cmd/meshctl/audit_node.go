@@ -1,0 +1,453 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/client"
+)
+
+// nodeAudit is what the audit fetched from one node and verified.
+type nodeAudit struct {
+	rep      *nodeReport
+	client   *client.Client
+	own      *logCopy            // the node's own log
+	replicas map[string]*logCopy // the replicas it serves, by origin
+	// certs are the verified certificates of the node's MasterHash
+	// records: certs[round] is the first record's; byIndex by record index.
+	certs   map[uint64]*auditCertificate
+	byIndex map[uint64]*auditCertificate
+	// checked is the number of own entries whose records were checked.
+	checked uint64
+	// seen are the verified checkpoints the node showed, and where.
+	seen []observation
+}
+
+// observation is a verified checkpoint and where the audit saw it.
+type observation struct {
+	cp    signedCheckpoint
+	where string
+}
+
+// maxProblems bounds the entries problems reported one by one per log.
+const maxProblems = 10
+
+// statusAttempts is how often the Status proofs are fetched again when they
+// do not verify: a checkpoint closing between the parts of one Status
+// answer makes a proof refer to a checkpoint the answer does not carry.
+const statusAttempts = 3
+
+// auditNode runs the checks of one node: checkpoint, entries, Status proof
+// chains, MasterHash records, replicas and evidence.
+func (a *auditor) auditNode(ctx context.Context, u string) *nodeAudit {
+	n := &nodeAudit{
+		rep:   &nodeReport{URL: u, Origin: a.keys.originOf(u)},
+		certs: map[uint64]*auditCertificate{}, byIndex: map[uint64]*auditCertificate{},
+		replicas: map[string]*logCopy{},
+	}
+	a.report.Nodes = append(a.report.Nodes, n.rep)
+	r := a.report
+	c, err := a.client(u)
+	if err != nil {
+		r.fail(n.rep, checkReachable, "%v", err)
+		return n
+	}
+	n.client = c
+	raw, err := c.Checkpoint(ctx)
+	if err != nil {
+		r.fail(n.rep, checkReachable, "GET /checkpoint: %v", err)
+		return n
+	}
+	latest, ok := a.ownCheckpoint(n, string(raw), "/checkpoint")
+	if !ok {
+		return n
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		r.fail(n.rep, checkReachable, "Status: %v", err)
+		return n
+	}
+	if cp, ok := a.ownCheckpoint(n, st.CheckpointValue, "Status"); ok && cp.Size > latest.Size {
+		latest = cp
+	}
+	n.rep.Size = latest.Size
+	r.pass(n.rep, checkReachable)
+
+	ok = a.fetchOwnLog(ctx, n, latest)
+	if n.own != nil {
+		defer a.reportProblems(n, n.own, "")
+	}
+	if !ok {
+		return n
+	}
+	a.checkRecords(n)
+	a.checkStatus(ctx, n, st)
+	if a.cfg.replicas {
+		a.fetchReplicas(ctx, n)
+	}
+	return n
+}
+
+// ownCheckpoint verifies a checkpoint of the node's own log: signed by the
+// member whose portal the node is, or (for a node not named in the
+// federation file) by the member it claims to be.
+func (a *auditor) ownCheckpoint(n *nodeAudit, signed, where string) (signedCheckpoint, bool) {
+	r := a.report
+	cp, err := a.keys.openCheckpoint(signed)
+	if err != nil {
+		if n.rep.Origin == "" {
+			if c, perr := parseCheckpointText(noteText(signed)); perr == nil {
+				n.rep.Origin = c.Origin
+			}
+		}
+		r.fail(n.rep, checkCheckpoint, "%s: %v", where, err)
+		return cp, false
+	}
+	if n.rep.Origin == "" {
+		n.rep.Origin = cp.Origin
+	}
+	if cp.Origin != n.rep.Origin {
+		r.fail(n.rep, checkCheckpoint, "%s: a checkpoint of %s, but the federation file says this is %s's portal", where, cp.Origin, n.rep.Origin)
+		return cp, false
+	}
+	r.pass(n.rep, checkCheckpoint)
+	n.observe(cp, fmt.Sprintf("%s of %s", where, n.rep.label()))
+	return cp, true
+}
+
+func (n *nodeAudit) observe(cp signedCheckpoint, where string) {
+	n.seen = append(n.seen, observation{cp: cp, where: where})
+}
+
+// fetchOwnLog copies the node's own log and reports the entries check; it
+// reports false when nothing more can be checked.
+func (a *auditor) fetchOwnLog(ctx context.Context, n *nodeAudit, latest signedCheckpoint) bool {
+	r := a.report
+	own, err := a.newLogCopy(n.rep.URL, n.rep.Origin, false)
+	if err != nil {
+		r.fail(n.rep, checkEntries, "%v", err)
+		return false
+	}
+	n.own = own
+	err = a.fetchLog(ctx, n.client, own, shortOrigin(n.rep.Origin)+" entries", latest.Size)
+	n.rep.Entries = own.size()
+	var pe *portal.Error
+	switch {
+	case errors.As(err, &pe) && pe.Status == portal.ClientUnauthorized:
+		r.fail(n.rep, checkReachable, "Transfer refused (give the node's transfer token with --token): %v", err)
+		return false
+	case errors.Is(err, errGap):
+		r.fail(n.rep, checkEntries, "%v", err)
+	case err != nil:
+		r.fail(n.rep, checkReachable, "%v", err)
+		return false
+	}
+	if own.size() < latest.Size {
+		r.fail(n.rep, checkRoot, "the checkpoint of round %d says %d entries, the node served %d", latest.Round, latest.Size, own.size())
+	}
+	return true
+}
+
+// reportProblems reports the entries check of a log copy.
+func (a *auditor) reportProblems(n *nodeAudit, l *logCopy, prefix string) {
+	if len(l.problems) == 0 {
+		a.report.pass(n.rep, checkEntries)
+		return
+	}
+	for i, p := range l.problems {
+		if i == maxProblems {
+			a.report.fail(n.rep, checkEntries, "%s%d more entries with faults", prefix, len(l.problems)-maxProblems)
+			break
+		}
+		a.report.fail(n.rep, checkEntries, "%s%s", prefix, p)
+	}
+}
+
+// checkRecords checks the MasterHash and Evidence records fetched since it
+// last ran.
+func (a *auditor) checkRecords(n *nodeAudit) {
+	for _, idx := range sortedKeys(n.own.records) {
+		if idx < n.checked {
+			continue
+		}
+		leaf := n.own.records[idx]
+		switch leaf.Kind {
+		case "MasterHash":
+			a.checkMasterRecord(n, idx, &leaf)
+		case "Evidence":
+			e, err := parseEvidence(leaf.Payload)
+			if err != nil {
+				a.report.fail(n.rep, checkEvidence, "record %d: %v", idx, err)
+				continue
+			}
+			a.checkEvidence(n, e.Origin, e.Notes, fmt.Sprintf("Evidence record %d", idx))
+		}
+	}
+	n.checked = n.own.size()
+}
+
+// checkMasterRecord verifies a MasterHash record: a certificate (outcome
+// "certificate") or the node's own vote ("no-quorum").
+func (a *auditor) checkMasterRecord(n *nodeAudit, idx uint64, leaf *auditLeaf) {
+	r := a.report
+	rr, err := parseRoundResult(leaf.Payload)
+	if err != nil {
+		r.fail(n.rep, checkMasterRecords, "record %d: %v", idx, err)
+		return
+	}
+	switch rr.Outcome {
+	case outcomeCertificate:
+		cert, err := a.keys.verifyMasterNote(rr.Note, rr.Checkpoints, rr.Round, true)
+		if err != nil {
+			r.fail(n.rep, checkMasterRecords, "record %d: certificate: %v", idx, err)
+			return
+		}
+		r.pass(n.rep, checkMasterRecords)
+		n.byIndex[idx] = cert
+		if _, dup := n.certs[rr.Round]; !dup {
+			n.certs[rr.Round] = cert
+			n.rep.RoundsCertified++
+			if n.rep.FirstRound == 0 || rr.Round < n.rep.FirstRound {
+				n.rep.FirstRound = rr.Round
+			}
+			n.rep.LastRound = max(n.rep.LastRound, rr.Round)
+		}
+		for _, cp := range cert.Checkpoints {
+			n.observe(cp, fmt.Sprintf("the certificate of round %d in record %d of %s", rr.Round, idx, n.rep.label()))
+		}
+	case outcomeNoQuorum:
+		n.rep.RoundsWithoutQuorum++
+		if rr.Note == "" && len(rr.Checkpoints) == 0 {
+			r.pass(n.rep, checkMasterRecords)
+			return
+		}
+		vote, err := a.keys.verifyMasterNote(rr.Note, rr.Checkpoints, rr.Round, false)
+		if err == nil && !slices.Contains(vote.Signers, n.rep.Origin) {
+			err = fmt.Errorf("the vote is not signed by %s", n.rep.Origin)
+		}
+		if err != nil {
+			r.fail(n.rep, checkMasterRecords, "record %d (no quorum): own vote: %v", idx, err)
+			return
+		}
+		r.pass(n.rep, checkMasterRecords)
+		for _, cp := range vote.Checkpoints {
+			n.observe(cp, fmt.Sprintf("the vote of round %d in record %d of %s", rr.Round, idx, n.rep.label()))
+		}
+	default:
+		r.fail(n.rep, checkMasterRecords, "record %d: unknown outcome %q", idx, rr.Outcome)
+	}
+}
+
+// checkStatus verifies the proof chains of a Status answer, fetching Status
+// (and the new entries) again if they do not verify, in case a checkpoint
+// closed while the node was answering.
+func (a *auditor) checkStatus(ctx context.Context, n *nodeAudit, st *portal.StatusResponse) {
+	var results []checkResult
+	for attempt := 1; ; attempt++ {
+		results = a.statusResults(n, st)
+		if !anyFailed(results) || attempt == statusAttempts {
+			break
+		}
+		next, err := n.client.Status(ctx)
+		if err != nil {
+			break
+		}
+		if err := a.fetchLog(ctx, n.client, n.own, shortOrigin(n.rep.Origin)+" entries", 0); err != nil {
+			break
+		}
+		n.rep.Entries = n.own.size()
+		a.checkRecords(n)
+		st = next
+	}
+	for _, e := range st.Evidence {
+		a.checkEvidence(n, e.Origin, e.Notes, "Status")
+	}
+	for _, res := range results {
+		if res.err != nil {
+			a.report.fail(n.rep, res.check, "%v", res.err)
+		} else {
+			a.report.pass(n.rep, res.check)
+		}
+	}
+}
+
+// checkResult is the outcome of one check, before it is reported.
+type checkResult struct {
+	check string
+	err   error
+}
+
+func anyFailed(rs []checkResult) bool {
+	return slices.ContainsFunc(rs, func(r checkResult) bool { return r.err != nil })
+}
+
+// statusResults checks each peer's proof chain in a Status answer.
+func (a *auditor) statusResults(n *nodeAudit, st *portal.StatusResponse) []checkResult {
+	var out []checkResult
+	add := func(check string, err error) { out = append(out, checkResult{check, err}) }
+	own, err := a.keys.openCheckpoint(st.CheckpointValue)
+	if err != nil || own.Origin != n.rep.Origin {
+		if len(st.Peers) > 0 {
+			add(checkRecordIncl, fmt.Errorf("Status carries proofs but no valid checkpoint of %s to check them against", n.rep.Origin))
+		}
+		return out
+	}
+	for _, p := range st.Peers {
+		out = append(out, a.peerResults(n, own, &p)...)
+	}
+	return out
+}
+
+// peerResults checks one peer's proof chain against the node's checkpoint
+// own: the peer's checkpoint, its consistency with the previous one, the
+// certificate, the checkpoint's inclusion in M_r and the MasterHash
+// record's inclusion in own.
+func (a *auditor) peerResults(n *nodeAudit, own signedCheckpoint, p *portal.PeerProof) []checkResult {
+	var out []checkResult
+	add := func(check string, err error) { out = append(out, checkResult{check, err}) }
+	who := fmt.Sprintf("peer %s: ", p.Origin)
+	cp, err := a.keys.openCheckpoint(p.Checkpoint)
+	if err == nil && cp.Origin != p.Origin {
+		err = fmt.Errorf("the checkpoint is of %s", cp.Origin)
+	}
+	if err != nil {
+		add(checkPeerCP, fmt.Errorf("%s%w", who, err))
+		return out
+	}
+	add(checkPeerCP, nil)
+	n.observe(cp, fmt.Sprintf("Status of %s", n.rep.label()))
+	if p.PreviousCheckpoint != "" {
+		prev, err := a.keys.openCheckpoint(p.PreviousCheckpoint)
+		if err == nil && prev.Origin != cp.Origin {
+			err = fmt.Errorf("the previous checkpoint is of %s", prev.Origin)
+		}
+		if err == nil {
+			n.observe(prev, fmt.Sprintf("Status of %s (previous checkpoint)", n.rep.label()))
+			if err = verifyConsistency(prev, cp, p.ConsistencyProof); err != nil {
+				err = fmt.Errorf("from size %d (round %d) to %d (round %d): %w", prev.Size, prev.Round, cp.Size, cp.Round, err)
+			}
+		}
+		add(checkConsistency, wrapWho(who, err))
+	}
+	if p.MasterHash == "" {
+		return out
+	}
+	if p.MasterRecordIndex == nil {
+		add(checkStatusCert, fmt.Errorf("%sa certificate without the index of its MasterHash record", who))
+		return out
+	}
+	idx := *p.MasterRecordIndex
+	cert, err := n.statusCertificate(idx, p.MasterHash)
+	add(checkStatusCert, wrapWho(who, err))
+	if err != nil {
+		return out
+	}
+	i := cert.index(cp.Origin)
+	switch {
+	case i < 0:
+		err = fmt.Errorf("the certificate of round %d has no checkpoint of %s", cert.Round, cp.Origin)
+	case cert.Checkpoints[i].Note != cp.Note:
+		err = fmt.Errorf("the certificate of round %d holds another checkpoint of %s", cert.Round, cp.Origin)
+	default:
+		err = verifyInclusion(uint64(i), cert.Count, masterLeafHash(cp), p.MasterHashInclusion, cert.MasterHash)
+	}
+	add(checkMasterIncl, wrapWho(who, err))
+	if idx >= own.Size {
+		err = fmt.Errorf("record %d is not below the checkpoint's size %d", idx, own.Size)
+	} else if err = verifyInclusion(idx, own.Size, n.own.hashes[idx], p.MasterRecordInclusion, own.Root); err != nil {
+		err = fmt.Errorf("record %d in the checkpoint of round %d (size %d): %w", idx, own.Round, own.Size, err)
+	}
+	add(checkRecordIncl, wrapWho(who, err))
+	return out
+}
+
+// statusCertificate returns the verified certificate of the MasterHash
+// record idx, which must be the certificate note Status shows.
+func (n *nodeAudit) statusCertificate(idx uint64, shown string) (*auditCertificate, error) {
+	if idx >= n.own.size() {
+		return nil, fmt.Errorf("MasterHash record %d is beyond the %d entries fetched", idx, n.own.size())
+	}
+	leaf, ok := n.own.records[idx]
+	if !ok || leaf.Kind != "MasterHash" {
+		return nil, fmt.Errorf("entry %d is not a MasterHash record", idx)
+	}
+	cert, ok := n.byIndex[idx]
+	if !ok {
+		return nil, fmt.Errorf("MasterHash record %d holds no valid certificate", idx)
+	}
+	if cert.Note != shown {
+		return nil, fmt.Errorf("the certificate in Status is not the one in MasterHash record %d", idx)
+	}
+	return cert, nil
+}
+
+func wrapWho(who string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s%w", who, err)
+}
+
+// checkEvidence verifies evidence a node shows (in Status or an Evidence
+// record): evidence that holds up fails the accused member's equivocation
+// check; evidence that does not fails the node's evidence check.
+func (a *auditor) checkEvidence(n *nodeAudit, origin string, notes [2]string, where string) {
+	why, err := a.keys.verifyEvidence(origin, notes)
+	if err != nil {
+		a.report.fail(n.rep, checkEvidence, "%s: the evidence against %s does not hold up: %v", where, origin, err)
+		return
+	}
+	a.report.pass(n.rep, checkEvidence)
+	a.report.addEvidence(origin, why, notes, fmt.Sprintf("%s of %s", where, n.rep.label()))
+}
+
+// fetchReplicas copies every replica the node serves (Transfer with
+// Origin); a node that serves none of an origin is not at fault.
+func (a *auditor) fetchReplicas(ctx context.Context, n *nodeAudit) {
+	for _, origin := range a.keys.origins {
+		if origin == n.rep.Origin {
+			continue
+		}
+		l, err := a.newLogCopy(n.rep.URL, origin, true)
+		if err != nil {
+			a.report.fail(n.rep, checkEntries, "replica of %s: %v", origin, err)
+			continue
+		}
+		err = a.fetchLog(ctx, n.client, l, shortOrigin(n.rep.Origin)+" replica of "+shortOrigin(origin), 0)
+		var pe *portal.Error
+		if l.size() == 0 && (errors.As(err, &pe) || err == nil) {
+			continue // no replica of origin served
+		}
+		if err != nil {
+			a.report.fail(n.rep, checkEntries, "replica of %s: %v", origin, err)
+		}
+		a.reportProblems(n, l, "replica of "+origin+": ")
+		n.replicas[origin] = l
+		if n.rep.Replicas == nil {
+			n.rep.Replicas = map[string]uint64{}
+		}
+		n.rep.Replicas[origin] = l.size()
+	}
+}
+
+// shortOrigin is the last path element of an origin, for progress bars.
+func shortOrigin(origin string) string {
+	if i := strings.LastIndexByte(origin, '/'); i >= 0 {
+		return origin[i+1:]
+	}
+	return origin
+}
+
+// sortedKeys returns the keys of m in increasing order.
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// The names of the audit's checks, as the report prints them.
+const (
+	checkReachable     = "reachable"          // the node answers /checkpoint, Status and Transfer
+	checkCheckpoint    = "checkpoint"         // signature by the member's key, and format
+	checkEntries       = "entries"            // dense indexes, leaves decode and match the items
+	checkRoot          = "checkpoint root"    // RFC 6962 root of the entries = the checkpoint's root
+	checkPeerCP        = "status checkpoint"  // each peer checkpoint in Status is signed by its member
+	checkConsistency   = "status consistency" // consistency proof from PreviousCheckpoint
+	checkStatusCert    = "status certificate" // the master-hash certificate in Status
+	checkMasterIncl    = "master hash inclusion"
+	checkRecordIncl    = "master record inclusion"
+	checkMasterRecords = "master records" // every MasterHash record's certificate or vote
+	checkCertsAgree    = "certificates agree"
+	checkEquivocation  = "equivocation"
+	checkReplicaRoot   = "replica root"
+	checkEvidence      = "evidence"
+)
+
+// auditReport is the result of an audit; with --json it is printed as is.
+type auditReport struct {
+	Federation string         `json:"federation"`
+	Quorum     int            `json:"quorum"`
+	OK         bool           `json:"ok"`
+	Nodes      []*nodeReport  `json:"nodes"`
+	Failures   []auditFailure `json:"failures"`
+	// Evidence lists the verified proofs of misbehaviour: found in Status,
+	// in Evidence records, or by the audit itself.
+	Evidence []evidenceReport `json:"evidence,omitempty"`
+
+	mu           sync.Mutex
+	seenEvidence map[[32]byte]int
+}
+
+// nodeReport is what the audit found at one node.
+type nodeReport struct {
+	URL    string `json:"url"`
+	Origin string `json:"origin"`
+	// Size is the tree size of the node's latest checkpoint.
+	Size uint64 `json:"size"`
+	// Entries is the number of entries of its own log fetched.
+	Entries uint64 `json:"entries"`
+	// Replicas are the entries fetched of each replica the node serves.
+	Replicas map[string]uint64 `json:"replicas,omitempty"`
+	Passed   int               `json:"passed"`
+	Failed   int               `json:"failed"`
+	// Checks counts passes and failures per check name.
+	Checks map[string]*checkCount `json:"checks"`
+	// RoundsCertified counts the MasterHash records holding a verified
+	// certificate; FirstRound and LastRound are the first and last of them.
+	RoundsCertified     int    `json:"rounds_certified"`
+	FirstRound          uint64 `json:"first_round,omitempty"`
+	LastRound           uint64 `json:"last_round,omitempty"`
+	RoundsWithoutQuorum int    `json:"rounds_without_quorum"`
+}
+
+// checkCount is how often a check passed and failed at a node.
+type checkCount struct {
+	Passed int `json:"passed"`
+	Failed int `json:"failed"`
+}
+
+// auditFailure is one failed check.
+type auditFailure struct {
+	Node   string `json:"node"` // "<origin> (<url>)", or the origin alone
+	URL    string `json:"url,omitempty"`
+	Origin string `json:"origin,omitempty"`
+	Check  string `json:"check"`
+	Detail string `json:"detail"`
+}
+
+// String is the report line of the failure.
+func (f auditFailure) String() string {
+	return fmt.Sprintf("%s: %s: %s", f.Node, f.Check, f.Detail)
+}
+
+// evidenceReport is verified proof that a member misbehaved.
+type evidenceReport struct {
+	Origin string    `json:"origin"`
+	Reason string    `json:"reason"`
+	Notes  [2]string `json:"notes"`
+	// Found says where: "Status of <node>", "Evidence record 12 of <node>",
+	// or "audit" for a conflict the audit found itself.
+	Found []string `json:"found"`
+}
+
+// label names a node in the report.
+func (n *nodeReport) label() string {
+	switch {
+	case n.Origin == "":
+		return n.URL
+	case n.URL == "":
+		return n.Origin
+	}
+	return fmt.Sprintf("%s (%s)", n.Origin, n.URL)
+}
+
+// pass records that a check passed at node n.
+func (r *auditReport) pass(n *nodeReport, check string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n.count(check).Passed++
+	n.Passed++
+}
+
+// fail records that a check failed at node n, and why.
+func (r *auditReport) fail(n *nodeReport, check, format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n.count(check).Failed++
+	n.Failed++
+	r.Failures = append(r.Failures, auditFailure{
+		Node: n.label(), URL: n.URL, Origin: n.Origin, Check: check, Detail: fmt.Sprintf(format, args...),
+	})
+}
+
+func (n *nodeReport) count(check string) *checkCount {
+	if n.Checks == nil {
+		n.Checks = map[string]*checkCount{}
+	}
+	c := n.Checks[check]
+	if c == nil {
+		c = &checkCount{}
+		n.Checks[check] = c
+	}
+	return c
+}
+
+// node returns the report of the node serving origin, making an entry
+// without a URL for a member that was not audited.
+func (r *auditReport) node(origin string) *nodeReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.Nodes {
+		if n.Origin == origin {
+			return n
+		}
+	}
+	n := &nodeReport{Origin: origin}
+	r.Nodes = append(r.Nodes, n)
+	return n
+}
+
+// addEvidence records verified evidence against origin once per pair of
+// notes, and fails the equivocation check of origin's node the first time.
+func (r *auditReport) addEvidence(origin, reason string, notes [2]string, found string) {
+	pair := []string{noteText(notes[0]), noteText(notes[1])}
+	slices.Sort(pair)
+	key := sha256.Sum256([]byte(pair[0] + "\x00" + pair[1]))
+	r.mu.Lock()
+	if i, ok := r.seenEvidence[key]; ok {
+		if !slices.Contains(r.Evidence[i].Found, found) {
+			r.Evidence[i].Found = append(r.Evidence[i].Found, found)
+		}
+		r.mu.Unlock()
+		return
+	}
+	if r.seenEvidence == nil {
+		r.seenEvidence = map[[32]byte]int{}
+	}
+	r.seenEvidence[key] = len(r.Evidence)
+	r.Evidence = append(r.Evidence, evidenceReport{Origin: origin, Reason: reason, Notes: notes, Found: []string{found}})
+	r.mu.Unlock()
+	r.fail(r.node(origin), checkEquivocation, "%s signed two checkpoints that cannot both be true: %s (found by %s; both notes are in the evidence section)", origin, reason, found)
+}
+
+// finish sorts the report and sets OK.
+func (r *auditReport) finish() {
+	r.OK = len(r.Failures) == 0
+	sort.SliceStable(r.Nodes, func(i, j int) bool { return r.Nodes[i].Origin < r.Nodes[j].Origin })
+}
+
+// writeHuman prints the short report.
+func (r *auditReport) writeHuman(w io.Writer) {
+	fmt.Fprintf(w, "Audit of federation %s (quorum %d), %d nodes\n", r.Federation, r.Quorum, len(r.Nodes))
+	for _, n := range r.Nodes {
+		fmt.Fprintf(w, "\n%s\n", n.label())
+		fmt.Fprintf(w, "  checkpoint size %d, %d entries fetched", n.Size, n.Entries)
+		if len(n.Replicas) > 0 {
+			var rs []string
+			for o, c := range n.Replicas {
+				rs = append(rs, fmt.Sprintf("%s %d", o, c))
+			}
+			slices.Sort(rs)
+			fmt.Fprintf(w, "; replicas: %s", strings.Join(rs, ", "))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  checks: %d passed, %d failed\n", n.Passed, n.Failed)
+		switch {
+		case n.RoundsCertified > 0:
+			fmt.Fprintf(w, "  rounds certified: %d (%d to %d)", n.RoundsCertified, n.FirstRound, n.LastRound)
+		default:
+			fmt.Fprintf(w, "  rounds certified: 0")
+		}
+		if n.RoundsWithoutQuorum > 0 {
+			fmt.Fprintf(w, ", %d without quorum", n.RoundsWithoutQuorum)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, e := range r.Evidence {
+		fmt.Fprintf(w, "\nEvidence against %s: %s (found by %s)\n", e.Origin, e.Reason, strings.Join(e.Found, "; "))
+		for _, n := range e.Notes {
+			fmt.Fprintf(w, "%s\n", indent(strings.TrimSuffix(n, "\n"), "    "))
+		}
+	}
+	if r.OK {
+		fmt.Fprintf(w, "\nAudit passed: every check passed.\n")
+		return
+	}
+	fmt.Fprintf(w, "\nAudit FAILED: %d checks failed.\n", len(r.Failures))
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "  %s\n", f)
+	}
+}
+
+// indent prefixes every line of s.
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}

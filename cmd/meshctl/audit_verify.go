@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"slices"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/config"
+)
+
+// The auditor's verification of signed notes, master-hash certificates and
+// equivocation evidence, from the federation file alone, with
+// golang.org/x/mod/sumdb/note and transparency-dev/merkle.
+
+// federationKeys are the note verifiers of a federation's members.
+type federationKeys struct {
+	name     string
+	quorum   int
+	origins  []string                 // in file order
+	byOrigin map[string]note.Verifier // one per member
+	all      note.Verifiers
+	http     map[string]string // member origin → portal URL
+}
+
+// newFederationKeys reads the members' verifier keys.
+func newFederationKeys(fed *config.Federation) (*federationKeys, error) {
+	k := &federationKeys{
+		name: fed.Name, quorum: fed.EffectiveQuorum(),
+		byOrigin: map[string]note.Verifier{}, http: map[string]string{},
+	}
+	var list []note.Verifier
+	for i, m := range fed.Members {
+		v, err := note.NewVerifier(m.Key)
+		if err != nil {
+			return nil, fmt.Errorf("federation member[%d] (%s): key: %w", i, m.Origin, err)
+		}
+		if v.Name() != m.Origin {
+			return nil, fmt.Errorf("federation member[%d]: key name %q is not the origin %q", i, v.Name(), m.Origin)
+		}
+		k.byOrigin[m.Origin] = v
+		k.origins = append(k.origins, m.Origin)
+		k.http[m.Origin] = m.HTTP
+		list = append(list, v)
+	}
+	k.all = note.VerifierList(list...)
+	return k, nil
+}
+
+// signedCheckpoint is a checkpoint note whose signature by its origin's
+// member key verified.
+type signedCheckpoint struct {
+	auditCheckpoint
+	Note string // the whole signed note
+}
+
+// openCheckpoint verifies a signed checkpoint note: its origin is a member,
+// it carries a valid signature by that member's key (and no invalid one by
+// another member's), and its text is in the documented format.
+func (k *federationKeys) openCheckpoint(signed string) (signedCheckpoint, error) {
+	text := noteText(signed)
+	cp, err := parseCheckpointText(text)
+	if err != nil {
+		return signedCheckpoint{}, err
+	}
+	v, ok := k.byOrigin[cp.Origin]
+	if !ok {
+		return signedCheckpoint{}, fmt.Errorf("the checkpoint's origin %q is not a federation member", cp.Origin)
+	}
+	n, err := note.Open([]byte(signed), k.all)
+	if err != nil {
+		return signedCheckpoint{}, fmt.Errorf("checkpoint of %s: signature: %w", cp.Origin, err)
+	}
+	if n.Text != text {
+		return signedCheckpoint{}, fmt.Errorf("checkpoint of %s: the note's text is not its first lines", cp.Origin)
+	}
+	for _, s := range n.Sigs {
+		if s.Name == v.Name() && s.Hash == v.KeyHash() {
+			return signedCheckpoint{auditCheckpoint: cp, Note: signed}, nil
+		}
+	}
+	return signedCheckpoint{}, fmt.Errorf("checkpoint of %s: not signed by %s's key", cp.Origin, cp.Origin)
+}
+
+// auditCertificate is a verified master-hash note and its checkpoints.
+type auditCertificate struct {
+	auditVote
+	Note        string
+	Signers     []string           // distinct member signers, sorted
+	Checkpoints []signedCheckpoint // origin order
+}
+
+// index returns the position of origin's checkpoint, or -1.
+func (c *auditCertificate) index(origin string) int {
+	for i, cp := range c.Checkpoints {
+		if cp.Origin == origin {
+			return i
+		}
+	}
+	return -1
+}
+
+// verifyMasterNote checks a master-hash note and the checkpoints it covers:
+// the note's signatures are members' and valid, its text is a vote of the
+// federation for round, every checkpoint is signed by its origin, is of
+// that round and in strictly increasing origin order, and M_r recomputed
+// from them is the note's, with as many checkpoints as the note counts.
+// With quorum set it also requires at least the federation's quorum of
+// distinct member signatures (a certificate, not a single vote).
+func (k *federationKeys) verifyMasterNote(signed string, checkpoints []string, round uint64, quorum bool) (*auditCertificate, error) {
+	n, err := note.Open([]byte(signed), k.all)
+	if err != nil {
+		return nil, fmt.Errorf("round %d: master-hash note signatures: %w", round, err)
+	}
+	v, err := parseVoteText(k.name, n.Text)
+	if err != nil {
+		return nil, fmt.Errorf("round %d: %w", round, err)
+	}
+	if v.Round != round {
+		return nil, fmt.Errorf("round %d: the master-hash note is for round %d", round, v.Round)
+	}
+	c := &auditCertificate{auditVote: v, Note: signed}
+	for _, s := range n.Sigs {
+		if !slices.Contains(c.Signers, s.Name) {
+			c.Signers = append(c.Signers, s.Name)
+		}
+	}
+	slices.Sort(c.Signers)
+	if quorum && len(c.Signers) < k.quorum {
+		return nil, fmt.Errorf("round %d: %d member signatures, the quorum is %d", round, len(c.Signers), k.quorum)
+	}
+	if v.Count != uint64(len(checkpoints)) {
+		return nil, fmt.Errorf("round %d: the note counts %d checkpoints, %d are listed", round, v.Count, len(checkpoints))
+	}
+	for i, s := range checkpoints {
+		cp, err := k.openCheckpoint(s)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: checkpoint %d: %w", round, i, err)
+		}
+		if cp.Round != round {
+			return nil, fmt.Errorf("round %d: the checkpoint of %s is for round %d", round, cp.Origin, cp.Round)
+		}
+		if i > 0 && c.Checkpoints[i-1].Origin >= cp.Origin {
+			return nil, fmt.Errorf("round %d: checkpoints not in strictly increasing origin order at %s", round, cp.Origin)
+		}
+		c.Checkpoints = append(c.Checkpoints, cp)
+	}
+	mh := masterHash(c.Checkpoints)
+	if !bytes.Equal(mh, v.MasterHash) {
+		return nil, fmt.Errorf("round %d: M_r recomputed from the %d checkpoints is %s, the note says %s",
+			round, len(checkpoints), b64(mh), b64(v.MasterHash))
+	}
+	return c, nil
+}
+
+// masterLeafHash is the RFC 6962 leaf hash of a checkpoint in the
+// master-hash tree: the leaf is origin || SHA-256(signed note).
+func masterLeafHash(cp signedCheckpoint) []byte {
+	return rfc6962.DefaultHasher.HashLeaf(append([]byte(cp.Origin), noteDigest(cp.Note)...))
+}
+
+// masterHash is M_r: the RFC 6962 root over the checkpoints' master leaves,
+// in the order given (origin order).
+func masterHash(cps []signedCheckpoint) []byte {
+	hashes := make([][]byte, len(cps))
+	for i, cp := range cps {
+		hashes[i] = masterLeafHash(cp)
+	}
+	root, err := treeRoot(hashes)
+	if err != nil {
+		return nil
+	}
+	return root
+}
+
+// treeRoot is the RFC 6962 root over leaf hashes, with compact ranges.
+func treeRoot(leafHashes [][]byte) ([]byte, error) {
+	if len(leafHashes) == 0 {
+		return rfc6962.DefaultHasher.EmptyRoot(), nil
+	}
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := rf.NewEmptyRange(0)
+	for _, h := range leafHashes {
+		if err := r.Append(h, nil); err != nil {
+			return nil, fmt.Errorf("tree root: %w", err)
+		}
+	}
+	return r.GetRootHash(nil)
+}
+
+// rootsAt returns the RFC 6962 roots of the first n leaves for each n in
+// sizes that is at most len(leafHashes), in one pass.
+func rootsAt(leafHashes [][]byte, sizes []uint64) (map[uint64][]byte, error) {
+	sizes = slices.Clone(sizes)
+	slices.Sort(sizes)
+	sizes = slices.Compact(sizes)
+	out := map[uint64][]byte{}
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := rf.NewEmptyRange(0)
+	i := 0
+	for _, size := range sizes {
+		if size > uint64(len(leafHashes)) {
+			break
+		}
+		for ; uint64(i) < size; i++ {
+			if err := r.Append(leafHashes[i], nil); err != nil {
+				return nil, fmt.Errorf("tree root: %w", err)
+			}
+		}
+		if size == 0 {
+			out[0] = rfc6962.DefaultHasher.EmptyRoot()
+			continue
+		}
+		root, err := r.GetRootHash(nil)
+		if err != nil {
+			return nil, fmt.Errorf("tree root at %d: %w", size, err)
+		}
+		out[size] = root
+	}
+	return out, nil
+}
+
+// verifyInclusion checks an RFC 6962 inclusion proof.
+func verifyInclusion(index, size uint64, leafHash []byte, p [][]byte, root []byte) error {
+	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leafHash, p, root)
+}
+
+// verifyConsistency checks an RFC 6962 consistency proof between two
+// checkpoints of one origin.
+func verifyConsistency(older, newer signedCheckpoint, p [][]byte) error {
+	if older.Size > newer.Size {
+		return fmt.Errorf("the tree shrank from %d to %d", older.Size, newer.Size)
+	}
+	return proof.VerifyConsistency(rfc6962.DefaultHasher, older.Size, newer.Size, p, older.Root, newer.Root)
+}
+
+// conflict says why two checkpoints of one origin, both validly signed,
+// cannot both be honest, or returns "" if they can. It knows the conflicts
+// that two notes prove alone: one round with two different checkpoints, one
+// size with two roots, a tree that shrank in a later round, and a
+// round-r+1 checkpoint whose prev line is not the hash of the round-r note.
+func conflict(a, b signedCheckpoint) string {
+	if a.Origin != b.Origin || noteText(a.Note) == noteText(b.Note) {
+		return ""
+	}
+	if a.Round > b.Round {
+		a, b = b, a
+	}
+	switch {
+	case a.Size == b.Size && !bytes.Equal(a.Root, b.Root):
+		return fmt.Sprintf("two roots for tree size %d (%s in round %d, %s in round %d)", a.Size, b64(a.Root), a.Round, b64(b.Root), b.Round)
+	case a.Round == b.Round:
+		return fmt.Sprintf("two checkpoints for round %d (sizes %d and %d)", a.Round, a.Size, b.Size)
+	case a.Size > b.Size:
+		return fmt.Sprintf("the tree shrank from %d in round %d to %d in round %d", a.Size, a.Round, b.Size, b.Round)
+	case b.Round == a.Round+1 && !bytes.Equal(b.Prev, noteDigest(a.Note)):
+		return fmt.Sprintf("the round %d checkpoint's prev line is not the hash of the round %d checkpoint", b.Round, a.Round)
+	}
+	return ""
+}
+
+// verifyEvidence checks a claim of misbehaviour: both notes are checkpoints
+// signed by origin's key and they conflict. It returns why they conflict.
+func (k *federationKeys) verifyEvidence(origin string, notes [2]string) (string, error) {
+	var cps [2]signedCheckpoint
+	for i, n := range notes {
+		cp, err := k.openCheckpoint(n)
+		if err != nil {
+			return "", fmt.Errorf("note %d: %w", i+1, err)
+		}
+		if cp.Origin != origin {
+			return "", fmt.Errorf("note %d is a checkpoint of %s, not of %s", i+1, cp.Origin, origin)
+		}
+		cps[i] = cp
+	}
+	why := conflict(cps[0], cps[1])
+	if why == "" {
+		return "", fmt.Errorf("the two checkpoints of %s do not conflict", origin)
+	}
+	return why, nil
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
