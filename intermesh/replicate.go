@@ -17,10 +17,10 @@ import (
 
 // Replication parameters.
 const (
-	keepVerified     = 16               // verified checkpoints remembered per origin
-	maxPublishTick   = 16               // batches published per tick at most
-	maxPublishLag    = 8192             // records; further behind, peers fetch them
-	retryFetch       = time.Second      // after every source failed
+	keepVerified     = 16          // verified checkpoints remembered per origin
+	maxPublishTick   = 16          // batches published per tick at most
+	maxPublishLag    = 8192        // records; further behind, peers fetch them
+	retryFetch       = time.Second // after every source failed
 	connectWait      = 50 * time.Millisecond
 	inboxBatches     = 256              // batches waiting to be appended
 	inboxCheckpoints = 256              // checkpoints waiting to be checked
@@ -124,7 +124,7 @@ func (r *replicator) offerBatch(b *recordsBatch) {
 	case r.batches <- b:
 	default:
 		if rs := r.origins[b.origin]; rs != nil {
-			rs.raiseTarget(b.first+uint64(len(b.recs)))
+			rs.raiseTarget(b.first + uint64(len(b.recs)))
 			rs.poke()
 		}
 	}
