@@ -101,11 +101,11 @@ func TestABatchSignedByItsOriginParsesAndAnyChangeIsRejected(t *testing.T) {
 		t.Fatalf("parsed %q from %d, %d records", got.origin, got.first, len(got.recs))
 	}
 	bad := map[string][]byte{
-		"signed by another member":  encodeBatch(fed.Name, b, keys[0]),
-		"of another federation":     encodeBatch("other", b, keys[1]),
-		"with a changed byte":       func() []byte { d := bytes.Clone(data); d[40] ^= 1; return d }(),
-		"truncated":                 data[:len(data)-1],
-		"claiming another first":    encodeBatch(fed.Name, &recordsBatch{origin: origin, first: 8, leaves: b.leaves}, keys[1]),
+		"signed by another member": encodeBatch(fed.Name, b, keys[0]),
+		"of another federation":    encodeBatch("other", b, keys[1]),
+		"with a changed byte":      func() []byte { d := bytes.Clone(data); d[40] ^= 1; return d }(),
+		"truncated":                data[:len(data)-1],
+		"claiming another first":   encodeBatch(fed.Name, &recordsBatch{origin: origin, first: 8, leaves: b.leaves}, keys[1]),
 		"of records of another log": encodeBatch(fed.Name, &recordsBatch{origin: origin, first: 0,
 			leaves: batchesOf(fed.Members[0].Origin, testRecords(fed.Members[0].Origin, 0, 1, 1))[0].leaves}, keys[1]),
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 // startTestnet starts n nodes with 1 s rounds on free ports.
-func startTestnet(t *testing.T, n int) *Testnet {
+func startTestnet(t testing.TB, n int) *Testnet {
 	t.Helper()
 	httpBase, err := FreeBasePort(n)
 	if err != nil {
