@@ -1,10 +1,11 @@
-// Package intermesh is the consensus half of the InterMesh: each member's
-// libp2p host, the federation's gossip topics and their validators, the
-// collection of members' checkpoints per round, the quorum master hash, the
-// votes over it and the master-hash certificate, and equivocation evidence.
-// It does not build checkpoints (package merkle does), write the log (the
-// node appends each RoundResult as a MasterHash record) or replicate
-// records (it only creates and size-checks the records topic).
+// Package intermesh is the InterMesh: each member's libp2p host, the
+// federation's gossip topics and their validators, the collection of
+// members' checkpoints per round, the quorum master hash, the votes over it
+// and the master-hash certificate; the replication of every member's log
+// (records gossip, verified replica logs, the Transfer stream); and
+// equivocation evidence. It does not build checkpoints (package merkle
+// does) or sequence records (package log does; the node appends each
+// RoundResult as a MasterHash record).
 //
 // # Using it
 //
@@ -59,7 +60,9 @@
 //
 // This is also the JSON form of a Certificate, which is a vote carrying a
 // quorum of signatures. The records topic /intermesh/<federation>/records/1
-// is created for record replication; its validator only checks the size.
+// carries records batches signed by their origin (see Replication), and the
+// evidence topic /intermesh/<federation>/evidence/1 carries Evidence JSON
+// (see Equivocation).
 //
 // Pubsub neither signs nor numbers messages (StrictNoSign): every payload is
 // signed by its origin, and the message ID is the SHA-256 of the payload.
@@ -127,18 +130,74 @@
 // members no longer counted are ignored. Only accepted messages count. The
 // connection gater admits members only, so a non-member cannot even connect.
 //
+// # Replication
+//
+// With Config.Log the Mesh replicates. Every PublishInterval (50 ms) it
+// reads the records its log committed since the last tick (it polls
+// Log.Size and reads with Log.Range: a log hook could not publish, since a
+// transaction may still fail) and gossips them in batches of at most 64 KiB
+// of leaves, at most 16 batches a tick; a node more than 8192 records
+// behind skips ahead and leaves the rest to Transfer. A batch is binary,
+// signed by its origin's key (see recordsBatch in records.go for the exact
+// layout):
+//
+//	01 | origin (2-byte length) | first seq (8) | count (4) |
+//	count × (4-byte length | leaf encoding) | Ed25519 signature (64)
+//
+// over "intermesh records batch v1\x00" || federation || 0x00 || the bytes
+// before it. The validator rejects a batch that is not signed by its
+// origin, a member, or whose leaves are not that origin's contiguous
+// records from first; valid batches of other members are appended to the
+// origin's replica log (log.Replica) by one goroutine, dropped when it is
+// 256 batches behind.
+//
+// Gossip is not reliable (it drops silently under load), so every gap is
+// repaired with the Transfer stream (TransferProtocol, /intermesh/transfer/1,
+// documented there): a batch that starts past the replica's end, a
+// checkpoint of a size the replica does not reach, or a dropped batch wakes
+// the origin's fetcher, which pages everything missing from the origin if
+// it is connected, else from any connected member (each serves its own log
+// and its replicas), fetching the next page while it appends the current
+// one, and retrying every second while records are known to be missing.
+//
+// Each accepted checkpoint of a member is checked against its replica as
+// soon as the replica holds cp.Size records: the root the replica's tree
+// (merkle.ReplicaPrefix) recomputes at cp.Size must be the signed root.
+// Every verified checkpoint is thereby consistent with the earlier ones
+// (they are roots of one append-only tree), and the replica's tree gives
+// the consistency proof between two of them (ConsistencyProof, used by
+// Status). A root that does not match, or a signed batch or a page from the
+// origin that conflicts with a record held (log.ForkError), makes the
+// replica untrusted: it is logged, counted (intermesh_replica_inconsistent_total),
+// shown in Replicas, and no longer appended to.
+//
+// At start the node catches up before it votes: it waits (within
+// CatchUpTimeout, default half a period) for connections to a quorum of
+// members less itself, pulls every replica up to what its source holds, and
+// only then applies the vote rule.
+//
 // # Equivocation
 //
 // Two different checkpoints of one origin for one round, or two that fail
-// the consistency checks, are evidence: the node records both notes
-// (Evidence, persisted), stops counting that member's checkpoints and
-// signatures, and leaves it out of LatestCheckpoints. Writing an Evidence
-// record to the log and gossiping it is left to record replication.
+// the consistency checks (a tree that shrank, two roots at one size, a prev
+// line that skips the previous round's checkpoint), are evidence: the node
+// records both notes (Evidence, persisted), appends an Evidence record (its
+// JSON, Identifier = origin) to its own log once, gossips it on the
+// evidence topic, stops counting that member's checkpoints and signatures,
+// and leaves it out of LatestCheckpoints. The evidence validator accepts
+// only evidence that VerifyEvidence accepts, which anyone can run offline
+// with the federation file; a member that receives it does the same as if
+// it had found it (except gossiping it again: pubsub relays it). A member
+// that restarts with a rewritten log is caught by its first checkpoint,
+// which conflicts with the one the others hold of it. A replica that stops
+// matching its origin is reported (see Replication) but is not evidence by
+// itself: what a replica holds is not all signed by its origin.
 //
 // # Persistence
 //
-// The Mesh keeps the latest checkpoint of each member, the certificates and
-// the evidence in the node's Badger DB under keys starting with 'x' (see
-// store.go), so that after a restart the consistency checks resume where
-// they stopped and Certificate still answers for old rounds.
+// The Mesh keeps the latest checkpoint of each member, the certificates,
+// the evidence and the index of each Evidence record in the node's Badger
+// DB under keys starting with 'x' (see store.go), so that after a restart
+// the consistency checks resume where they stopped and Certificate still
+// answers for old rounds. Replica logs are the log's (log.Replica).
 package intermesh
