@@ -103,7 +103,7 @@ func (a *auditor) checkEquivocation() {
 			}
 		}
 		if !found {
-			a.report.pass(a.report.node(origin), checkEquivocation)
+			a.report.passAudited(origin, checkEquivocation)
 		}
 	}
 }
@@ -120,9 +120,10 @@ func cmpUint(x, y uint64) int {
 
 // checkRoots recomputes, for every log copy fetched, the RFC 6962 root at
 // the size of every checkpoint of its origin that any node showed, and
-// compares it with the checkpoint's root: for a node's own log this checks
-// that its entries are what it signed; for a replica, that the replica is
-// the origin's log.
+// compares it with the checkpoint's root. A node's own entries must match
+// every checkpoint it signed. A replica must match one of them: when the
+// origin signed two roots for one size, that is the origin's equivocation,
+// not the replica holder's fault.
 func (a *auditor) checkRoots() error {
 	byOrigin := map[string][]signedCheckpoint{}
 	seen := map[string]bool{}
@@ -134,15 +135,18 @@ func (a *auditor) checkRoots() error {
 			}
 		}
 	}
+	for _, cps := range byOrigin {
+		slices.SortFunc(cps, func(x, y signedCheckpoint) int { return cmpUint(x.Round, y.Round) })
+	}
 	for _, n := range a.nodes {
 		if n.own != nil {
-			if err := a.checkCopyRoots(n, n.own, byOrigin[n.own.origin], checkRoot); err != nil {
+			if err := a.checkOwnRoots(n, byOrigin[n.own.origin]); err != nil {
 				return err
 			}
 		}
 		for _, origin := range a.keys.origins {
 			if l := n.replicas[origin]; l != nil {
-				if err := a.checkCopyRoots(n, l, byOrigin[origin], checkReplicaRoot); err != nil {
+				if err := a.checkReplicaRoots(n, l, byOrigin[origin]); err != nil {
 					return err
 				}
 			}
@@ -151,33 +155,69 @@ func (a *auditor) checkRoots() error {
 	return nil
 }
 
-// checkCopyRoots compares the roots of one log copy with the checkpoints of
-// its origin that it is long enough for.
-func (a *auditor) checkCopyRoots(n *nodeAudit, l *logCopy, cps []signedCheckpoint, check string) error {
+// copyRoots returns the roots of a log copy at the sizes of cps that it
+// holds.
+func copyRoots(n *nodeAudit, l *logCopy, cps []signedCheckpoint) (map[uint64][]byte, error) {
 	var sizes []uint64
 	for _, cp := range cps {
 		sizes = append(sizes, cp.Size)
 	}
 	roots, err := rootsAt(l.hashes, sizes)
 	if err != nil {
-		return fmt.Errorf("audit: %s: %w", n.rep.label(), err)
+		return nil, fmt.Errorf("audit: %s: %w", n.rep.label(), err)
 	}
-	slices.SortFunc(cps, func(x, y signedCheckpoint) int { return cmpUint(x.Round, y.Round) })
-	what := "entries fetched"
-	if l.replica {
-		what = "entries of its replica of " + l.origin
+	return roots, nil
+}
+
+// checkOwnRoots compares the roots of a node's own entries with every
+// checkpoint of its origin that they are long enough for.
+func (a *auditor) checkOwnRoots(n *nodeAudit, cps []signedCheckpoint) error {
+	roots, err := copyRoots(n, n.own, cps)
+	if err != nil {
+		return err
 	}
 	for _, cp := range cps {
 		root, ok := roots[cp.Size]
 		if !ok {
-			continue // the copy is shorter: a replica catching up, or a later checkpoint
+			continue // a checkpoint seen later, at another node
 		}
 		if !bytes.Equal(root, cp.Root) {
-			a.report.fail(n.rep, check, "the root of the first %d %s is %s, the checkpoint of %s for round %d says %s",
-				cp.Size, what, b64(root), cp.Origin, cp.Round, b64(cp.Root))
+			a.report.fail(n.rep, checkRoot, "the root of the first %d entries fetched is %s, the checkpoint of %s for round %d says %s",
+				cp.Size, b64(root), cp.Origin, cp.Round, b64(cp.Root))
 			continue
 		}
-		a.report.pass(n.rep, check)
+		a.report.pass(n.rep, checkRoot)
+	}
+	return nil
+}
+
+// checkReplicaRoots compares the roots of a replica with the origin's
+// checkpoints, once per size it is long enough for.
+func (a *auditor) checkReplicaRoots(n *nodeAudit, l *logCopy, cps []signedCheckpoint) error {
+	roots, err := copyRoots(n, l, cps)
+	if err != nil {
+		return err
+	}
+	bySize := map[uint64][]signedCheckpoint{}
+	var sizes []uint64
+	for _, cp := range cps {
+		if _, ok := roots[cp.Size]; !ok {
+			continue // the replica is still catching up
+		}
+		if bySize[cp.Size] == nil {
+			sizes = append(sizes, cp.Size)
+		}
+		bySize[cp.Size] = append(bySize[cp.Size], cp)
+	}
+	for _, size := range sizes {
+		root := roots[size]
+		if slices.ContainsFunc(bySize[size], func(cp signedCheckpoint) bool { return bytes.Equal(cp.Root, root) }) {
+			a.report.pass(n.rep, checkReplicaRoot)
+			continue
+		}
+		cp := bySize[size][0]
+		a.report.fail(n.rep, checkReplicaRoot, "the root of the first %d entries of its replica of %s is %s, the checkpoint of %s for round %d says %s",
+			size, l.origin, b64(root), cp.Origin, cp.Round, b64(cp.Root))
 	}
 	return nil
 }

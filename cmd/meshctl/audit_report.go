@@ -152,6 +152,22 @@ func (r *auditReport) node(origin string) *nodeReport {
 	return n
 }
 
+// passAudited records that a check of origin passed, at each audited node
+// serving origin (and nowhere if none was audited).
+func (r *auditReport) passAudited(origin, check string) {
+	r.mu.Lock()
+	var ns []*nodeReport
+	for _, n := range r.Nodes {
+		if n.Origin == origin {
+			ns = append(ns, n)
+		}
+	}
+	r.mu.Unlock()
+	for _, n := range ns {
+		r.pass(n, check)
+	}
+}
+
 // addEvidence records verified evidence against origin once per pair of
 // notes, and fails the equivocation check of origin's node the first time.
 func (r *auditReport) addEvidence(origin, reason string, notes [2]string, found string) {
