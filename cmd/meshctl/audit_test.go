@@ -151,6 +151,21 @@ func (r *auditReportJSON) failuresOf(origin, check string) []auditFailure {
 	return out
 }
 
+func TestAuditUsageMistakesExitWithTwo(t *testing.T) {
+	fed := filepath.Join(t.TempDir(), "federation.toml")
+	for name, args := range map[string][]string{
+		"no federation file":    {"audit"},
+		"a missing federation":  {"audit", "--federation", fed},
+		"a node that is no URL": {"audit", "--federation", fed, "--node", "localhost:8080"},
+		"an argument":           {"audit", "--federation", fed, "extra"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "audit") {
+			t.Errorf("%s: exit %d, stderr %q", name, code, errb.String())
+		}
+	}
+}
+
 // TestAuditOfATestnet audits a live 4-node federation: it passes while every
 // node is honest, fails naming the member when one serves a checkpoint that
 // contradicts what the federation certified, and fails naming the node and
