@@ -416,10 +416,17 @@ func (r *replicator) catchUp(ctx context.Context) {
 	wg.Wait()
 }
 
-// addCheckpoint queues hc for verification, unless it is already known.
+// addCheckpoint queues hc for verification, unless it is already known or
+// the replica is untrusted; only the latest keepVerified wait.
 func (rs *replicaState) addCheckpoint(hc heldCheckpoint) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if rs.untrusted != "" {
+		return
+	}
+	if len(rs.pending) >= keepVerified {
+		rs.pending = rs.pending[1:]
+	}
 	for _, h := range rs.pending {
 		if h.hash == hc.hash {
 			return

@@ -304,6 +304,9 @@ func TestANodeRestartedWithAForkedLogIsCaughtByEveryHonestNode(t *testing.T) {
 	t.Logf("caught %s after the restart", caught.Sub(restarted).Round(time.Millisecond))
 	for i := range 3 {
 		checkEvidence(t, tn, fed, i, liar)
+		if got := metric(t, tn, i, "intermesh_evidence "); got != 1 {
+			t.Errorf("node %d: intermesh_evidence is %v, want 1", i, got)
+		}
 	}
 
 	// Its votes no longer count: later certificates of honest nodes carry
