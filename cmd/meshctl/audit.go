@@ -135,7 +135,13 @@ func runAudit(cmd *cobra.Command, cfg auditConfig) (*auditReport, error) {
 		report: &auditReport{Federation: cfg.fed.Name, Quorum: keys.quorum, Failures: []auditFailure{}},
 	}
 	ctx := cmd.Context()
-	for _, u := range slices.Compact(slices.Clone(cfg.nodes)) {
+	var urls []string
+	for _, u := range cfg.nodes {
+		if !slices.ContainsFunc(urls, func(v string) bool { return sameURL(u, v) }) {
+			urls = append(urls, u)
+		}
+	}
+	for _, u := range urls {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}

@@ -62,22 +62,26 @@ func (a *auditor) auditNode(ctx context.Context, u string) *nodeAudit {
 		r.fail(n.rep, checkReachable, "GET /checkpoint: %v", err)
 		return n
 	}
-	latest, ok := a.ownCheckpoint(n, string(raw), "/checkpoint")
-	if !ok {
-		return n
-	}
 	st, err := c.Status(ctx)
 	if err != nil {
 		r.fail(n.rep, checkReachable, "Status: %v", err)
 		return n
 	}
-	if cp, ok := a.ownCheckpoint(n, st.CheckpointValue, "Status"); ok && cp.Size > latest.Size {
-		latest = cp
+	r.pass(n.rep, checkReachable)
+	// The latest valid checkpoint of the two; the checks go on without one
+	// (the checkpoints of the node in certificates still check its entries).
+	var latest signedCheckpoint
+	for _, c := range []struct{ note, where string }{{string(raw), "/checkpoint"}, {st.CheckpointValue, "Status"}} {
+		if cp, ok := a.ownCheckpoint(n, c.note, c.where); ok && cp.Size >= latest.Size {
+			latest = cp
+		}
 	}
 	n.rep.Size = latest.Size
-	r.pass(n.rep, checkReachable)
+	if n.rep.Origin == "" {
+		return n // neither the federation file nor a checkpoint says whose node it is
+	}
 
-	ok = a.fetchOwnLog(ctx, n, latest)
+	ok := a.fetchOwnLog(ctx, n, latest)
 	if n.own != nil {
 		defer a.reportProblems(n, n.own, "")
 	}

@@ -2,6 +2,7 @@
 // creates profiles and keys in a local keystore (private keys never leave
 // it), creates and deletes accounts, publishes and gets entries, connects
 // devices, escrows and recovers keys, and reads a portal's status and log.
+// As the auditor's tool, it verifies a whole federation offline (audit).
 //
 // Usage:
 //
@@ -11,6 +12,7 @@
 //	meshctl device pending; meshctl device accept MDEV-…  (on the admin device)
 //	meshctl escrow create --shares 3 --threshold 2
 //	meshctl transfer --out log.jsonl
+//	meshctl audit --federation federation.toml [--node URL ...] [--cache DIR]
 //
 // Global flags: --portal URL (env MESHCTL_PORTAL), --home DIR (env
 // MESHCTL_HOME), --json, --token (env MESHCTL_TOKEN). The exit code is 0 on
