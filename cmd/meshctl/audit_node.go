@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -424,7 +425,10 @@ func (a *auditor) fetchReplicas(ctx context.Context, n *nodeAudit) {
 		err = a.fetchLog(ctx, n.client, l, shortOrigin(n.rep.Origin)+" replica of "+shortOrigin(origin), 0)
 		var pe *portal.Error
 		if l.size() == 0 && (errors.As(err, &pe) || err == nil) {
-			continue // no replica of origin served
+			if l.cache != "" {
+				_ = os.Remove(l.cache) // keep no empty file for a replica not served
+			}
+			continue
 		}
 		if err != nil {
 			a.report.fail(n.rep, checkEntries, "replica of %s: %v", origin, err)

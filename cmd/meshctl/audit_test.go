@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +94,8 @@ func (a *auditNet) publish(t *testing.T, n int) {
 }
 
 // waitForProofs waits until every node's Status proves a certificate that
-// covers every member.
+// covers every member, with a consistency proof from an earlier checkpoint
+// for at least one of them.
 func (a *auditNet) waitForProofs(t *testing.T) {
 	t.Helper()
 	for i := range a.Size() {
@@ -102,7 +105,8 @@ func (a *auditNet) waitForProofs(t *testing.T) {
 		}
 		err = testnet.WaitFor(t.Context(), 20*time.Second, "Status proofs of every member", func() bool {
 			st, err := c.Status(t.Context())
-			return err == nil && len(st.Peers) == a.Size()
+			return err == nil && len(st.Peers) == a.Size() &&
+				slices.ContainsFunc(st.Peers, func(p portal.PeerProof) bool { return p.PreviousCheckpoint != "" })
 		})
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
@@ -189,7 +193,7 @@ func TestAuditOfATestnet(t *testing.T) {
 			if n.RoundsCertified == 0 || n.Entries < n.Size || n.Size == 0 {
 				t.Errorf("%s: %d rounds certified, %d entries, size %d", n.Origin, n.RoundsCertified, n.Entries, n.Size)
 			}
-			for _, check := range []string{checkCheckpoint, checkEntries, checkRoot, checkPeerCP, checkStatusCert, checkMasterIncl, checkRecordIncl, checkMasterRecords, checkEquivocation} {
+			for _, check := range []string{checkCheckpoint, checkEntries, checkRoot, checkPeerCP, checkConsistency, checkStatusCert, checkMasterIncl, checkRecordIncl, checkMasterRecords, checkEquivocation} {
 				if n.Checks[check].Passed == 0 {
 					t.Errorf("%s: check %q never ran", n.Origin, check)
 				}
@@ -241,6 +245,18 @@ func TestAuditOfATestnet(t *testing.T) {
 			if f.Origin != "testnet/node2" {
 				t.Errorf("an honest node failed: %s", f)
 			}
+		}
+	})
+
+	t.Run("a node whose Status proofs do not verify is named", func(t *testing.T) {
+		fake := fakeStatusServer(t, net.PortalURL(3))
+		rep, r := net.audit(t, "--node", fake, "--no-replicas")
+		if r.code != exitFailure || rep.OK {
+			t.Fatalf("exit %d, ok %v", r.code, rep.OK)
+		}
+		incl := rep.failuresOf("testnet/node3", checkMasterIncl)
+		if len(incl) == 0 || incl[0].URL != fake {
+			t.Fatalf("no master hash inclusion failure at %s: %v", fake, rep.Failures)
 		}
 	})
 
@@ -330,6 +346,39 @@ func fakeCheckpointServer(t *testing.T, target, checkpoint string) string {
 		}
 		proxy.ServeHTTP(w, r)
 	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// fakeStatusServer stands in for the node at target, passing everything to
+// it but changing a byte of the first master-hash inclusion proof in each
+// Status answer.
+func fakeStatusServer(t *testing.T, target string) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		var m map[string]*portal.StatusResponse
+		if bytes.Contains(b, []byte(`"StatusResponse"`)) && json.Unmarshal(b, &m) == nil {
+			if st := m["StatusResponse"]; st != nil && len(st.Peers) > 0 && len(st.Peers[0].MasterHashInclusion) > 0 {
+				st.Peers[0].MasterHashInclusion[0][0] ^= 1
+				b, _ = json.Marshal(m)
+			}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Del("Content-Length")
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
