@@ -30,7 +30,8 @@ import (
 // With a cache directory, every item fetched is also kept as a JSON line in
 // <cache>/<node>/<origin>.jsonl (the format of 'meshctl transfer'), and a
 // later audit reads the file back (checking every item again) and asks the
-// node only for what follows.
+// node only for what follows. The leaf hashes stay in memory (32 bytes per
+// entry and log) until the cross-node root checks have run.
 type logCopy struct {
 	origin  string
 	replica bool
