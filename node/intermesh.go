@@ -128,16 +128,13 @@ func (n *Node) commitRound(ctx context.Context, r intermesh.RoundResult) error {
 }
 
 // PeerProofs implements portal.PeerProofs: for each checkpoint of the latest
-// master-hash certificate that this node's latest checkpoint covers, the
+// master-hash certificate that the node's checkpoint latest covers, the
 // checkpoint, the certificate, the inclusion proof of the checkpoint in the
-// master hash, and the inclusion proof of the MasterHash record in this
-// node's latest checkpoint.
-func (n *Node) PeerProofs(ctx context.Context) ([]portal.PeerProof, error) {
-	if n.mesh == nil {
-		return nil, nil
-	}
-	latest, err := n.tree.LatestCheckpoint()
-	if err != nil || len(latest) == 0 {
+// master hash, and the inclusion proof of the MasterHash record in latest.
+// Status passes the checkpoint its answer carries, so that every proof in
+// the answer ends in it even when a round closes meanwhile.
+func (n *Node) PeerProofs(ctx context.Context, latest []byte) ([]portal.PeerProof, error) {
+	if n.mesh == nil || len(latest) == 0 {
 		return nil, nil // no checkpoint yet: nothing can be proven
 	}
 	own, _, err := merkle.OpenCheckpoint(latest, n.verifiers())

@@ -63,9 +63,12 @@ type Schedule interface {
 }
 
 // PeerProofs gives the proof chains of the federation members for Status.
-// It comes with the InterMesh (a later issue); without it Status has none.
+// It comes with the InterMesh; without it Status has none.
 type PeerProofs interface {
-	PeerProofs(ctx context.Context) ([]PeerProof, error)
+	// PeerProofs returns the proof chains whose inclusion proofs end in
+	// checkpoint, the node's own signed checkpoint that the same Status
+	// answer carries (empty if it has none yet).
+	PeerProofs(ctx context.Context, checkpoint []byte) ([]PeerProof, error)
 }
 
 // EvidenceSource gives the equivocation evidence the node holds, for

@@ -29,7 +29,7 @@ func (s *Server) status(ctx context.Context) (*StatusResponse, error) {
 		resp.CheckpointValue = string(note)
 	}
 	if p := s.deps.Peers; p != nil {
-		peers, err := p.PeerProofs(ctx)
+		peers, err := p.PeerProofs(ctx, []byte(resp.CheckpointValue))
 		if err != nil {
 			return nil, err
 		}
