@@ -202,6 +202,9 @@ func printItem(w io.Writer, it getItem) {
 	if it.Origin != "" {
 		fmt.Fprintf(w, "  origin    %s\n", it.Origin)
 	}
+	if it.Replicated {
+		fmt.Fprintf(w, "  replicated from %s's log\n", orDash(it.Origin))
+	}
 	switch {
 	case it.Verified && it.Type == mesh.TypeOfflineEscrowEntry:
 		fmt.Fprintf(w, "  verified  digest (escrow entries are not signed)\n")
