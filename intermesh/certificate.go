@@ -167,28 +167,44 @@ func (r *RoundResult) UnmarshalJSON(b []byte) error {
 }
 
 // Evidence is proof that a member misbehaved: two checkpoint notes, both
-// validly signed by Origin, that cannot both be honest (two different
-// checkpoints for one round, a tree that shrank, a changed root at the same
-// size, or a prev line that skips the previous round's checkpoint). Its JSON
-// form is {"origin": "...", "reason": "...", "notes": ["<earlier>", "<later>"]}.
+// validly signed by Origin, that cannot both be honest. Either they conflict
+// on their face (two different checkpoints for one round, a tree that
+// shrank, a changed root at the same size, or a prev line that skips the
+// previous round's checkpoint), or the later, larger tree is not an
+// extension of the earlier one: Root1 and Proof then show it (consistency
+// evidence, see VerifyEvidence). Its JSON form is
+//
+//	{"origin":"...","reason":"...","notes":["<earlier>","<later>"]}
+//	{"origin":"...","reason":"not-consistent: ...","notes":["<smaller>","<larger>"],
+//	 "root1":"<base64>","proof":["<base64>",...]}
 type Evidence struct {
 	// Origin is the member that signed both notes.
 	Origin string
 	// Reason says in words why the notes conflict.
 	Reason string
-	// Notes are the two signed checkpoint notes, the earlier held first.
+	// Notes are the two signed checkpoint notes, the earlier held first;
+	// for consistency evidence, the smaller tree first.
 	Notes [2][]byte
+	// Root1 is, for consistency evidence, the root that the later tree
+	// has at the size of the earlier one: not the earlier note's root.
+	// Nil for the other kinds.
+	Root1 []byte
+	// Proof is, for consistency evidence, the RFC 6962 consistency proof
+	// from Root1 at the earlier size to the later note's root at its size.
+	Proof [][]byte
 }
 
 type evidenceWire struct {
 	Origin string    `json:"origin"`
 	Reason string    `json:"reason"`
 	Notes  [2]string `json:"notes"`
+	Root1  []byte    `json:"root1,omitempty"`
+	Proof  [][]byte  `json:"proof,omitempty"`
 }
 
 // MarshalJSON encodes the evidence in the documented JSON form.
 func (e Evidence) MarshalJSON() ([]byte, error) {
-	return json.Marshal(evidenceWire{e.Origin, e.Reason, [2]string{string(e.Notes[0]), string(e.Notes[1])}})
+	return json.Marshal(evidenceWire{e.Origin, e.Reason, [2]string{string(e.Notes[0]), string(e.Notes[1])}, e.Root1, e.Proof})
 }
 
 // UnmarshalJSON decodes the documented JSON form.
@@ -197,7 +213,7 @@ func (e *Evidence) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*e = Evidence{Origin: w.Origin, Reason: w.Reason, Notes: [2][]byte{[]byte(w.Notes[0]), []byte(w.Notes[1])}}
+	*e = Evidence{Origin: w.Origin, Reason: w.Reason, Notes: [2][]byte{[]byte(w.Notes[0]), []byte(w.Notes[1])}, Root1: w.Root1, Proof: w.Proof}
 	return nil
 }
 

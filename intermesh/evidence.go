@@ -1,6 +1,7 @@
 package intermesh
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -11,6 +12,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/config"
@@ -22,16 +25,34 @@ import (
 // the origin's key, or do not conflict.
 var ErrInvalidEvidence = errors.New("intermesh: invalid evidence")
 
-// maxEvidenceSize bounds a gossiped Evidence message: two checkpoint notes
-// and a reason.
-const maxEvidenceSize = 2*maxCheckpointSize + 4<<10
+// maxEvidenceSize bounds a gossiped Evidence message: two checkpoint notes,
+// a reason and, for consistency evidence, a root and a proof of at most
+// maxProofHashes hashes.
+const maxEvidenceSize = 2*maxCheckpointSize + 16<<10
+
+// maxProofHashes bounds a consistency proof: an RFC 6962 consistency proof
+// between trees of fewer than 2^64 leaves has at most 2·64 hashes.
+const maxProofHashes = 128
+
+// reasonNotConsistent starts the reason of consistency evidence.
+const reasonNotConsistent = "not-consistent"
 
 // VerifyEvidence checks evidence offline, with the federation file alone:
 // both notes are checkpoints of e.Origin signed by its key in fed, they are
-// different, and they cannot both come from one honest append-only log: the
-// same round, a tree that shrank in a later round, the same size with two
-// roots, or a prev line of round r+1 that is not the hash of the round-r
-// note. It returns why they conflict.
+// different, and they cannot both come from one honest append-only log. It
+// returns why they conflict.
+//
+// Evidence without Root1 and Proof must conflict on its face: the same
+// round, a tree that shrank in a later round, the same size with two roots,
+// or a prev line of round r+1 that is not the hash of the round-r note.
+//
+// Consistency evidence (Root1 and Proof set) shows that the second note's
+// tree is not an extension of the first's: with (s1, r1) and (s2, r2) the
+// notes' sizes and roots, 0 < s1 < s2, Root1 differs from r1, and Proof is
+// an RFC 6962 consistency proof from Root1 at s1 to r2 at s2
+// (proof.VerifyConsistency of transparency-dev/merkle). So the tree the
+// origin signed at s2 has the root Root1 at s1, not the r1 it signed there;
+// both cannot be true barring a SHA-256 collision.
 func VerifyEvidence(e Evidence, fed *config.Federation) (string, error) {
 	fm, ok := fed.Member(e.Origin)
 	if !ok {
@@ -63,11 +84,37 @@ func verifyEvidence(e Evidence, vs note.Verifiers) (string, error) {
 	if hcs[0].hash == hcs[1].hash {
 		return "", fmt.Errorf("%w: the same note twice", ErrInvalidEvidence)
 	}
+	if e.Root1 != nil || e.Proof != nil {
+		return verifyNotConsistent(e, hcs[0].cp, hcs[1].cp)
+	}
 	why := conflict(hcs[0], hcs[1])
 	if why == "" {
 		return "", fmt.Errorf("%w: the checkpoints of %q can both be honest", ErrInvalidEvidence, e.Origin)
 	}
 	return why, nil
+}
+
+// verifyNotConsistent checks consistency evidence against its two opened
+// checkpoints (see VerifyEvidence).
+func verifyNotConsistent(e Evidence, a, b merkle.Checkpoint) (string, error) {
+	s1, s2 := a.Size, b.Size
+	switch {
+	case s1 == 0:
+		return "", fmt.Errorf("%w: consistency evidence from an empty tree", ErrInvalidEvidence)
+	case s1 >= s2:
+		return "", fmt.Errorf("%w: consistency evidence from size %d to size %d, not larger", ErrInvalidEvidence, s1, s2)
+	case len(e.Root1) != sha256.Size:
+		return "", fmt.Errorf("%w: root1 of %d bytes, want %d", ErrInvalidEvidence, len(e.Root1), sha256.Size)
+	case bytes.Equal(e.Root1, a.Root):
+		return "", fmt.Errorf("%w: root1 is the root of the first checkpoint", ErrInvalidEvidence)
+	case len(e.Proof) > maxProofHashes:
+		return "", fmt.Errorf("%w: proof of %d hashes, limit %d", ErrInvalidEvidence, len(e.Proof), maxProofHashes)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, s1, s2, e.Proof, e.Root1, b.Root); err != nil {
+		return "", fmt.Errorf("%w: consistency proof from %d to %d: %w", ErrInvalidEvidence, s1, s2, err)
+	}
+	return fmt.Sprintf("%s: the tree of size %d (round %d) has root %x at size %d, not the root %x of round %d",
+		reasonNotConsistent, s2, b.Round, e.Root1, s1, a.Root, a.Round), nil
 }
 
 // conflict says why two different checkpoints of one origin cannot both be

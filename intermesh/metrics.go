@@ -21,6 +21,8 @@ import (
 //	intermesh_replica_size{origin}                 records the replica holds
 //	intermesh_replica_verified_size{origin}        size of the latest checkpoint the replica verifies
 //	intermesh_replica_inconsistent_total{origin}   replicas found not to match their origin's checkpoints
+//	intermesh_fork_investigations_total{result}    fork investigations; result evidence|consistent|misserved|too-large|failed
+//	intermesh_relay_pages_rejected_total{relay}    Transfer pages of a relay that contradict a held checkpoint
 //	intermesh_transfer_entries_total{direction}    records moved by /intermesh/transfer/1; direction served|fetched
 //	intermesh_transfer_bytes_total{direction}      leaf bytes moved by /intermesh/transfer/1
 type metrics struct {
@@ -36,6 +38,8 @@ type metrics struct {
 	inconsistent  *prometheus.CounterVec
 	xferEntries   *prometheus.CounterVec
 	xferBytes     *prometheus.CounterVec
+	forkChecks    *prometheus.CounterVec
+	badRelays     *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
@@ -87,9 +91,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_transfer_bytes_total",
 			Help: "Leaf bytes moved over /intermesh/transfer/1, by direction (served, fetched).",
 		}, []string{"direction"}),
+		forkChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_fork_investigations_total",
+			Help: "Investigations of a member whose checkpoint its replica does not reproduce, by result (evidence, consistent, misserved, too-large, failed).",
+		}, []string{"result"}),
+		badRelays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_relay_pages_rejected_total",
+			Help: "Transfer pages of another member's records, served by a relay, dropped because they contradict a checkpoint of their origin; by relay.",
+		}, []string{"relay"}),
 	}
 	for _, c := range []prometheus.Collector{mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
-		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes} {
+		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err
 		}

@@ -52,11 +52,14 @@ type replicaState struct {
 	wake   chan struct{} // cap 1: the fetcher has work
 	pullMu sync.Mutex    // one Transfer pull at a time
 
+	suspicious chan struct{} // cap 1: the fork investigator has work
+
 	mu        sync.Mutex
 	target    uint64           // records known to exist
 	pending   []heldCheckpoint // not verified yet
 	verified  []heldCheckpoint // latest last, at most keepVerified
 	untrusted string           // why the replica is no longer trusted
+	suspect   *heldCheckpoint  // to investigate for a fork (fork.go)
 }
 
 func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
@@ -80,7 +83,7 @@ func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
 		r.origins[o] = &replicaState{
 			origin: o, id: mb.id, rep: rep,
 			tree: merkle.NewTree(l.DB(), merkle.ReplicaPrefix(o)),
-			wake: make(chan struct{}, 1),
+			wake: make(chan struct{}, 1), suspicious: make(chan struct{}, 1),
 		}
 	}
 	return r, nil
@@ -103,6 +106,7 @@ func (r *replicator) run(ctx context.Context) {
 	wg.Go(func() { r.catchUp(ctx) })
 	for _, rs := range r.origins {
 		wg.Go(func() { r.fetchLoop(ctx, rs) })
+		wg.Go(func() { r.investigateLoop(ctx, rs) })
 	}
 	wg.Wait()
 }
@@ -251,6 +255,7 @@ func (r *replicator) verify(rs *replicaState) {
 			rs.untrusted = err.Error()
 			r.m.metrics.inconsistent.WithLabelValues(rs.origin).Inc()
 			r.m.log.Warn("replica does not match its origin's checkpoint; no longer trusted", "member", rs.origin, "round", hc.cp.Round, "err", err)
+			rs.suspectLocked(hc)
 			rs.pending = nil
 			return
 		case errors.Is(err, merkle.ErrBeyondTree):
@@ -271,6 +276,9 @@ func (r *replicator) distrust(rs *replicaState, why string) {
 		return
 	}
 	rs.untrusted = why
+	for _, hc := range rs.pending {
+		rs.suspectLocked(hc)
+	}
 	rs.pending = nil
 	r.m.metrics.inconsistent.WithLabelValues(rs.origin).Inc()
 	r.m.log.Warn("replica no longer trusted", "member", rs.origin, "reason", why)
@@ -416,12 +424,14 @@ func (r *replicator) catchUp(ctx context.Context) {
 	wg.Wait()
 }
 
-// addCheckpoint queues hc for verification, unless it is already known or
-// the replica is untrusted; only the latest keepVerified wait.
+// addCheckpoint queues hc for verification, unless it is already known;
+// only the latest keepVerified wait. Once the replica is untrusted, hc goes
+// to the fork investigator instead.
 func (rs *replicaState) addCheckpoint(hc heldCheckpoint) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.untrusted != "" {
+		rs.suspectLocked(hc)
 		return
 	}
 	if len(rs.pending) >= keepVerified {
