@@ -187,11 +187,45 @@
 // and leaves it out of LatestCheckpoints. The evidence validator accepts
 // only evidence that VerifyEvidence accepts, which anyone can run offline
 // with the federation file; a member that receives it does the same as if
-// it had found it (except gossiping it again: pubsub relays it). A member
-// that restarts with a rewritten log is caught by its first checkpoint,
-// which conflicts with the one the others hold of it. A replica that stops
-// matching its origin is reported (see Replication) but is not evidence by
-// itself: what a replica holds is not all signed by its origin.
+// it had found it (except gossiping it again: pubsub relays it). The
+// Evidence JSON is
+//
+//	{"origin":"test/node3","reason":"tree shrank from 4 (round 1767225600) to 1 (round 1767225601)",
+//	 "notes":["test/node3\n4\n...","test/node3\n1\n..."]}
+//
+// A member that restarts with a rewritten log is caught by its first
+// checkpoint. If the rewritten tree is not larger than the one the others
+// hold a checkpoint of, the two notes conflict on their face. If it grew
+// past it, the notes alone prove nothing, so the node proves the fork with
+// the origin's own records (consistency evidence): a checkpoint c2 (size
+// s2, root r2) of a member that its replica does not reproduce (or that
+// arrives once the replica is untrusted), while the replica did verify an
+// earlier checkpoint c1 (s1 < s2, root r1), wakes that member's fork
+// investigator (one goroutine per member, one investigation at a time,
+// each within forkTimeout). It fetches records 0 to s2-1 over Transfer from
+// the origin itself (its history as it serves it now; at most
+// maxForkLeaves, into memory as leaf hashes), checks that their root is
+// r2 (if not, the origin serves something other than what it signed: that
+// is logged and counted, not evidence), and computes their root r1' at s1.
+// If r1' ≠ r1 for some verified c1, the tree the origin signed at s2 is not
+// an extension of the one it signed at s1, and the evidence carries r1'
+// ("root1") and the RFC 6962 consistency proof from r1' at s1 to r2 at s2
+// ("proof", built by merkle.LeafConsistencyProof), both base64, with the
+// smaller tree's note first and a reason starting with "not-consistent":
+//
+//	{"origin":"test/node3","reason":"not-consistent: the tree of size 24 (round 1767225610) has root c880… at size 2, not the root 2a08… of round 1767225607",
+//	 "notes":["test/node3\n2\n...","test/node3\n24\n..."],
+//	 "root1":"yIA6a3z3hq1KV8/3tQtdOA9DvXG2ZQf6k5Y1nTOBVo4=",
+//	 "proof":["...","..."]}
+//
+// VerifyEvidence checks it with the notes and the federation file alone:
+// both notes signed by the origin's key, 0 < s1 < s2, root1 ≠ r1, and
+// proof.VerifyConsistency(s1, s2, root1, r2) of transparency-dev/merkle; so
+// barring a SHA-256 collision the origin signed two trees of which the
+// later does not extend the earlier. The investigation never blocks the
+// round loop: it hands the evidence to it like a validator does. A replica
+// that stops matching its origin is reported (see Replication) but is not
+// evidence by itself: what a replica holds is not all signed by its origin.
 //
 // # Persistence
 //
