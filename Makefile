@@ -26,9 +26,12 @@ fuzz: ## run each fuzz target for FUZZTIME
 bench: ## run the benchmarks (BENCH=regexp, BENCHTIME=1x|5s|...)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
 
-lint: ## gofmt check and go vet
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt check, go vet and staticcheck (staticcheck.conf)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 
 testnet: build ## start a local 4-node testnet (Ctrl-C stops it)
 	./bin/meshd testnet --nodes 4

@@ -84,7 +84,7 @@ func (o *object) stringField(key, field string) (string, bool, error) {
 // a copy of a payload before it is parsed, never to the bytes the digest and
 // signature cover.
 func unwrapStrings(data []byte) []byte {
-	if bytes.IndexAny(data, "\r\n") < 0 {
+	if !bytes.ContainsAny(data, "\r\n") {
 		return data
 	}
 	out := make([]byte, 0, len(data))
