@@ -159,6 +159,12 @@
 // it is connected, else from any connected member (each serves its own log
 // and its replicas), fetching the next page while it appends the current
 // one, and retrying every second while records are known to be missing.
+// A page relayed by a member other than the origin is checked before it is
+// appended: the replica's tree extended with it must have the root of every
+// checkpoint of the origin it reaches (a dry run over the tree's compact
+// range). A page that fails is dropped, and the relay is logged, counted
+// (intermesh_relay_pages_rejected_total) and not asked for that origin's
+// records for a minute, so a lying relay cannot make a replica untrusted.
 //
 // Each accepted checkpoint of a member is checked against its replica as
 // soon as the replica holds cp.Size records: the root the replica's tree

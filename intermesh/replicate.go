@@ -55,11 +55,12 @@ type replicaState struct {
 	suspicious chan struct{} // cap 1: the fork investigator has work
 
 	mu        sync.Mutex
-	target    uint64           // records known to exist
-	pending   []heldCheckpoint // not verified yet
-	verified  []heldCheckpoint // latest last, at most keepVerified
-	untrusted string           // why the replica is no longer trusted
-	suspect   *heldCheckpoint  // to investigate for a fork (fork.go)
+	target    uint64                // records known to exist
+	pending   []heldCheckpoint      // not verified yet
+	verified  []heldCheckpoint      // latest last, at most keepVerified
+	untrusted string                // why the replica is no longer trusted
+	suspect   *heldCheckpoint       // to investigate for a fork (fork.go)
+	badRelays map[peer.ID]time.Time // relays not asked until then (relay.go)
 }
 
 func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
@@ -331,7 +332,8 @@ func (r *replicator) pullAny(ctx context.Context, rs *replicaState) bool {
 }
 
 // sources are the members to ask for rs's records: the origin first, then
-// every other connected member.
+// every other connected member, but those that lately relayed records
+// contradicting the origin's checkpoint (relay.go).
 func (r *replicator) sources(rs *replicaState) []peer.ID {
 	var out []peer.ID
 	net := r.m.host.Network()
@@ -339,7 +341,7 @@ func (r *replicator) sources(rs *replicaState) []peer.ID {
 		out = append(out, rs.id)
 	}
 	for _, p := range r.m.Peers() {
-		if p != rs.id {
+		if p != rs.id && !rs.relayPaused(p) {
 			out = append(out, p)
 		}
 	}
@@ -348,7 +350,8 @@ func (r *replicator) sources(rs *replicaState) []peer.ID {
 
 // pull appends every record p holds of rs's origin past the replica's end,
 // one Transfer page at a time, fetching the next page while appending the
-// current one.
+// current one. A page p relays (p is not the origin) is first checked
+// against the origin's checkpoints it reaches (checkRelayed).
 func (r *replicator) pull(ctx context.Context, rs *replicaState, p peer.ID) error {
 	rs.pullMu.Lock()
 	defer rs.pullMu.Unlock()
@@ -380,6 +383,11 @@ func (r *replicator) pull(ctx context.Context, rs *replicaState, p peer.ID) erro
 		n := uint64(len(res.page.records))
 		if n == 0 {
 			return nil
+		}
+		if p != rs.id {
+			if err := r.checkRelayed(rs, p, from, res.page.records); err != nil {
+				return err
+			}
 		}
 		rs.raiseTarget(res.page.size)
 		if from+n < res.page.size {
