@@ -81,9 +81,9 @@ func TestAMemberWhoseLogGrewPastARewriteIsProvenToHaveForked(t *testing.T) {
 	if why, err := VerifyEvidence(e, fed); err != nil || !strings.HasPrefix(why, reasonNotConsistent) {
 		t.Fatalf("VerifyEvidence: %q, %v", why, err)
 	}
-	if got := counterValue(t, b.metrics.forkChecks.WithLabelValues("evidence")); got != 1 {
-		t.Errorf("fork investigations with evidence: %v, want 1", got)
-	}
+	waitFor(t, 5*time.Second, "the investigation counted", func() bool {
+		return counterValue(t, b.metrics.forkChecks.WithLabelValues("evidence")) == 1
+	})
 	waitFor(t, 5*time.Second, "the Evidence record appended", func() bool {
 		_, ok := b.EvidenceRecord(e)
 		return ok
