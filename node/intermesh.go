@@ -233,7 +233,13 @@ func (n *Node) Evidence(context.Context) ([]portal.Evidence, error) {
 	}
 	var out []portal.Evidence
 	for _, e := range n.mesh.Evidence() {
-		pe := portal.Evidence{Origin: e.Origin, Reason: e.Reason, Notes: [2]string{string(e.Notes[0]), string(e.Notes[1])}}
+		pe := portal.Evidence{
+			Origin: e.Origin,
+			Reason: e.Reason,
+			Notes:  [2]string{string(e.Notes[0]), string(e.Notes[1])},
+			Root1:  e.Root1,
+			Proof:  e.Proof,
+		}
 		if seq, ok := n.mesh.EvidenceRecord(e); ok {
 			pe.RecordIndex = &seq
 		}

@@ -274,6 +274,12 @@ type Evidence struct {
 	Origin string    `json:",omitempty"`
 	Reason string    `json:",omitempty"`
 	Notes  [2]string `json:",omitempty"`
+	// Root1 and Proof make consistency evidence: the later note's tree has
+	// root Root1 at the earlier note's size (not the earlier note's root),
+	// as the RFC 6962 consistency proof Proof from Root1 to the later root
+	// shows. Empty for evidence whose notes conflict on their face.
+	Root1 []byte   `json:",omitempty"`
+	Proof [][]byte `json:",omitempty"`
 	// RecordIndex is the index of the Evidence record in this node's log,
 	// when it has been appended.
 	RecordIndex *uint64 `json:",omitempty"`

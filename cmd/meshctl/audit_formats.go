@@ -229,18 +229,29 @@ func parseRoundResult(payload []byte) (auditRoundResult, error) {
 }
 
 // auditEvidence is the payload of an Evidence record:
-// {"origin":"...","reason":"...","notes":["<earlier note>","<later note>"]}.
+// {"origin":"...","reason":"...","notes":["<earlier note>","<later note>"]},
+// and for consistency evidence also "root1" (base64) and "proof" (a list of
+// base64 hashes): the later note's tree has root1 at the earlier note's size.
 type auditEvidence struct {
 	Origin string    `json:"origin"`
 	Reason string    `json:"reason"`
 	Notes  [2]string `json:"notes"`
+	Root1  []byte    `json:"root1,omitempty"`
+	Proof  [][]byte  `json:"proof,omitempty"`
 }
+
+// maxEvidenceProof bounds the hashes of a consistency proof in evidence: a
+// tree of 2^64 leaves needs fewer than 128.
+const maxEvidenceProof = 128
 
 // parseEvidence decodes an Evidence record's payload.
 func parseEvidence(payload []byte) (auditEvidence, error) {
 	var e auditEvidence
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return e, fmt.Errorf("%w Evidence payload: %w", errFormat, err)
+	}
+	if len(e.Proof) > maxEvidenceProof {
+		return e, fmt.Errorf("%w Evidence payload: a proof of %d hashes", errFormat, len(e.Proof))
 	}
 	return e, nil
 }

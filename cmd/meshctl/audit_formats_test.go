@@ -276,7 +276,7 @@ func TestVerifyEvidenceAcceptsOnlyRealConflicts(t *testing.T) {
 		{"the next round, chained", [2]string{r5, sign(12, 1, 6, noteDigest(r5))}, false},
 		{"the same note twice", [2]string{r5, r5}, false},
 	} {
-		why, err := keys.verifyEvidence(s.Name(), tc.notes)
+		why, err := keys.verifyEvidence(auditEvidence{Origin: s.Name(), Notes: tc.notes})
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: reason %q, error %v", tc.name, why, err)
 		}
@@ -286,7 +286,7 @@ func TestVerifyEvidenceAcceptsOnlyRealConflicts(t *testing.T) {
 	if e, err := parseEvidence(payload); err != nil || e.Origin != s.Name() || e.Notes[1] != r5 {
 		t.Fatalf("evidence %+v (%v)", e, err)
 	}
-	if _, err := keys.verifyEvidence("fed/node0", [2]string{r5, sign(10, 2, 6, nil)}); err == nil {
+	if _, err := keys.verifyEvidence(auditEvidence{Origin: "fed/node0", Notes: [2]string{r5, sign(10, 2, 6, nil)}}); err == nil {
 		t.Error("evidence naming the wrong origin accepted")
 	}
 }
@@ -338,4 +338,75 @@ func stringsToBytes(ss []string) [][]byte {
 		out[i] = []byte(s)
 	}
 	return out
+}
+
+func TestVerifyEvidenceChecksConsistencyProofs(t *testing.T) {
+	fed, signers := testMembers(t, 2)
+	keys := mustKeys(t, fed)
+	s := signers[1]
+	leaves := func(tag string, n int) [][]byte {
+		var hs [][]byte
+		for i := range n {
+			hs = append(hs, rfc6962.DefaultHasher.HashLeaf(fmt.Appendf(nil, "%s %d", tag, i)))
+		}
+		return hs
+	}
+	honest, forked := leaves("honest", 5), leaves("forked", 9)
+	extended := append(append([][]byte{}, honest...), leaves("more", 4)...)
+	checkpoint := func(hs [][]byte, round uint64) string {
+		root, err := merkle.LeafRoot(hs, uint64(len(hs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := merkle.SignCheckpoint(merkle.Checkpoint{Origin: s.Name(), Size: uint64(len(hs)), Root: root, Round: round, Time: 1}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	evidence := func(later [][]byte) auditEvidence {
+		root1, err := merkle.LeafRoot(later, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := merkle.LeafConsistencyProof(later, 5, uint64(len(later)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return auditEvidence{Origin: s.Name(), Notes: [2]string{checkpoint(honest, 5), checkpoint(later, 9)}, Root1: root1, Proof: p}
+	}
+	valid := evidence(forked)
+	if why, err := keys.verifyEvidence(valid); err != nil || !strings.Contains(why, "at size 5") {
+		t.Fatalf("valid consistency evidence: %q, %v", why, err)
+	}
+	tampered := evidence(forked)
+	tampered.Proof[0] = bytes.Repeat([]byte{7}, 32)
+	swapped := evidence(forked)
+	swapped.Notes[0], swapped.Notes[1] = swapped.Notes[1], swapped.Notes[0]
+	for _, tc := range []struct {
+		name string
+		e    auditEvidence
+	}{
+		{"an honest extension (root1 is the first root)", evidence(extended)},
+		{"a tampered proof", tampered},
+		{"the larger tree first", swapped},
+		{"a short root1", auditEvidence{Origin: s.Name(), Notes: valid.Notes, Root1: []byte{1}, Proof: valid.Proof}},
+		{"no proof", auditEvidence{Origin: s.Name(), Notes: valid.Notes, Root1: valid.Root1}},
+	} {
+		if why, err := keys.verifyEvidence(tc.e); err == nil {
+			t.Errorf("%s: accepted (%s)", tc.name, why)
+		}
+	}
+	// The node's JSON form of consistency evidence reads back whole.
+	payload, err := json.Marshal(intermesh.Evidence{Origin: s.Name(), Reason: "not-consistent", Notes: [2][]byte{[]byte(valid.Notes[0]), []byte(valid.Notes[1])}, Root1: valid.Root1, Proof: valid.Proof})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseEvidence(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.verifyEvidence(e); err != nil {
+		t.Fatalf("the node's consistency evidence, read back: %v", err)
+	}
 }

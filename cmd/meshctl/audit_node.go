@@ -189,7 +189,7 @@ func (a *auditor) checkRecords(n *nodeAudit) {
 				a.report.fail(n.rep, checkEvidence, "record %d: %v", idx, err)
 				continue
 			}
-			a.checkEvidence(n, e.Origin, e.Notes, fmt.Sprintf("Evidence record %d", idx))
+			a.checkEvidence(n, e, fmt.Sprintf("Evidence record %d", idx))
 		}
 	}
 	n.checked = n.own.size()
@@ -269,7 +269,7 @@ func (a *auditor) checkStatus(ctx context.Context, n *nodeAudit, st *portal.Stat
 		st = next
 	}
 	for _, e := range st.Evidence {
-		a.checkEvidence(n, e.Origin, e.Notes, "Status")
+		a.checkEvidence(n, auditEvidence{Origin: e.Origin, Reason: e.Reason, Notes: e.Notes, Root1: e.Root1, Proof: e.Proof}, "Status")
 	}
 	for _, res := range results {
 		if res.err != nil {
@@ -400,14 +400,14 @@ func wrapWho(who string, err error) error {
 // checkEvidence verifies evidence a node shows (in Status or an Evidence
 // record): evidence that holds up fails the accused member's equivocation
 // check; evidence that does not fails the node's evidence check.
-func (a *auditor) checkEvidence(n *nodeAudit, origin string, notes [2]string, where string) {
-	why, err := a.keys.verifyEvidence(origin, notes)
+func (a *auditor) checkEvidence(n *nodeAudit, e auditEvidence, where string) {
+	why, err := a.keys.verifyEvidence(e)
 	if err != nil {
-		a.report.fail(n.rep, checkEvidence, "%s: the evidence against %s does not hold up: %v", where, origin, err)
+		a.report.fail(n.rep, checkEvidence, "%s: the evidence against %s does not hold up: %v", where, e.Origin, err)
 		return
 	}
 	a.report.pass(n.rep, checkEvidence)
-	a.report.addEvidence(origin, why, notes, fmt.Sprintf("%s of %s", where, n.rep.label()))
+	a.report.addEvidence(e.Origin, why, e.Notes, fmt.Sprintf("%s of %s", where, n.rep.label()))
 }
 
 // fetchReplicas copies every replica the node serves (Transfer with

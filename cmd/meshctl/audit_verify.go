@@ -265,8 +265,11 @@ func conflict(a, b signedCheckpoint) string {
 }
 
 // verifyEvidence checks a claim of misbehaviour: both notes are checkpoints
-// signed by origin's key and they conflict. It returns why they conflict.
-func (k *federationKeys) verifyEvidence(origin string, notes [2]string) (string, error) {
+// signed by origin's key, and they conflict on their face or, for
+// consistency evidence, the consistency proof shows that the later tree has
+// another root (e.Root1) at the earlier size. It returns why they conflict.
+func (k *federationKeys) verifyEvidence(e auditEvidence) (string, error) {
+	origin, notes := e.Origin, e.Notes
 	var cps [2]signedCheckpoint
 	for i, n := range notes {
 		cp, err := k.openCheckpoint(n)
@@ -278,11 +281,33 @@ func (k *federationKeys) verifyEvidence(origin string, notes [2]string) (string,
 		}
 		cps[i] = cp
 	}
-	why := conflict(cps[0], cps[1])
-	if why == "" {
+	if why := conflict(cps[0], cps[1]); why != "" {
+		return why, nil
+	}
+	if e.Root1 == nil && e.Proof == nil {
 		return "", fmt.Errorf("the two checkpoints of %s do not conflict", origin)
 	}
-	return why, nil
+	return notConsistent(cps[0], cps[1], e.Root1, e.Proof)
+}
+
+// notConsistent checks consistency evidence: a proof that the tree of the
+// larger checkpoint b has root root1 at a's size, while a says it is a.Root.
+func notConsistent(a, b signedCheckpoint, root1 []byte, p [][]byte) (string, error) {
+	switch {
+	case a.Size == 0 || a.Size >= b.Size:
+		return "", fmt.Errorf("consistency evidence needs a first tree smaller than the second and not empty (sizes %d and %d)", a.Size, b.Size)
+	case len(root1) != 32:
+		return "", fmt.Errorf("consistency evidence: root1 is %d bytes, want 32", len(root1))
+	case bytes.Equal(root1, a.Root):
+		return "", fmt.Errorf("consistency evidence: root1 is the first checkpoint's own root, so nothing conflicts")
+	case len(p) > maxEvidenceProof:
+		return "", fmt.Errorf("consistency evidence: a proof of %d hashes", len(p))
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, a.Size, b.Size, p, root1, b.Root); err != nil {
+		return "", fmt.Errorf("consistency evidence: the proof does not verify: %w", err)
+	}
+	return fmt.Sprintf("the tree of size %d (round %d) has root %s at size %d, not %s as round %d says",
+		b.Size, b.Round, b64(root1), a.Size, b64(a.Root), a.Round), nil
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
