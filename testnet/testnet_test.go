@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"strconv"
@@ -239,4 +240,50 @@ func TestAStoppedNodeDoesNotStopTheOthersAndRejoinsWhenRestarted(t *testing.T) {
 	if !rep.Nodes[3].Running || rep.Nodes[3].MasterHash == nil {
 		t.Fatalf("node 3 did not rejoin:\n%s", rep)
 	}
+}
+
+func TestAPartitionedNodeMissesRoundsAndRejoinsWhenHealed(t *testing.T) {
+	tn := startTestnet(t, 4)
+	waitForAgreement(t, tn, 15*time.Second, 4)
+	if err := tn.Partition(3); err != nil {
+		t.Fatal(err)
+	}
+	// The three others certify without node 3's checkpoint.
+	rep := waitForAgreementOf(t, tn, 10*time.Second, []int{0, 1, 2}, 3)
+	for _, i := range []int{0, 1, 2} {
+		if rep.Nodes[i].Covered != 3 {
+			t.Errorf("node %d certified %d checkpoints while node 3 was cut off", i, rep.Nodes[i].Covered)
+		}
+	}
+	if err := tn.Heal(3); err != nil {
+		t.Fatal(err)
+	}
+	waitForAgreement(t, tn, 20*time.Second, 4)
+}
+
+// waitForAgreementOf waits for a round in which the given nodes hold the
+// same certificate, covering exactly covered checkpoints.
+func waitForAgreementOf(t *testing.T, tn *Testnet, within time.Duration, nodes []int, covered int) RoundReport {
+	t.Helper()
+	s := node.Schedule{Period: time.Second}
+	start := s.Round(time.Now())
+	var rep RoundReport
+	err := WaitFor(t.Context(), within, "a round certified by the connected nodes", func() bool {
+		for r := s.Round(time.Now()) - 1; r > start; r-- {
+			rep = tn.RoundReport(r)
+			first := rep.Nodes[nodes[0]].MasterHash
+			ok := first != nil
+			for _, i := range nodes {
+				ok = ok && rep.Nodes[i].Covered == covered && bytes.Equal(rep.Nodes[i].MasterHash, first)
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("%v; last report:\n%s", err, rep)
+	}
+	return rep
 }
