@@ -18,7 +18,7 @@ var publishTypes = []string{mesh.TypeProfileMesh, mesh.TypeProfileDevice, mesh.T
 // registered version; an escrow entry: never replaced). No account is
 // needed: profiles are self-authenticating.
 func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResponse, error) {
-	e, err := s.verifyEntry("PublishRequest.Entry", req.Entry, nil, publishTypes...)
+	e, err := s.verifyEntry("PublishRequest.Entry", req.Entry, s.registered, publishTypes...)
 	if err != nil {
 		return nil, err
 	}

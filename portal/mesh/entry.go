@@ -93,6 +93,37 @@ func (v Verifier) Verify(raw []byte) (*Entry, error) {
 	return e, nil
 }
 
+// registeredOnlineKey resolves, for an update of profile p, the online keys
+// of its registered version (through Lookup), so that an update signed by
+// an administration key that the update itself removes still verifies;
+// MayReplace then decides whether that signer may replace the version.
+func (v Verifier) registeredOnlineKey(p SignedProfile) func(kid UDF) (PublicKey, bool) {
+	if v.Lookup == nil {
+		return nil
+	}
+	return func(kid UDF) (PublicKey, bool) {
+		id, err := p.Base().Identifier()
+		if err != nil {
+			return PublicKey{}, false
+		}
+		reg, err := v.Lookup(id)
+		if err != nil || reg == nil {
+			return PublicKey{}, false
+		}
+		old, ok := reg.Object.(SignedProfile)
+		if !ok {
+			return PublicKey{}, false
+		}
+		online, _ := old.Base().OnlineKeys()
+		for _, k := range online {
+			if k.UDF().Equal(kid) {
+				return k, true
+			}
+		}
+		return PublicKey{}, false
+	}
+}
+
 func (v Verifier) verifyObject(e *Entry) error {
 	env := e.Envelope
 	switch e.Type {
@@ -101,7 +132,7 @@ func (v Verifier) verifyObject(e *Entry) error {
 		if err := DecodePayload(env.Payload, p); err != nil {
 			return err
 		}
-		signer, err := verifyProfile(p, env, true)
+		signer, err := verifyProfile(p, env, true, v.registeredOnlineKey(p))
 		if err != nil {
 			return err
 		}

@@ -222,11 +222,11 @@ func (p *ProfileHost) checkKeys() error {
 // update; MayReplace then decides whether the registered version allows it).
 // It returns the UDF of the verified signer.
 func validateProfile(p SignedProfile, env *Envelope, allowOnline bool) error {
-	_, err := verifyProfile(p, env, allowOnline)
+	_, err := verifyProfile(p, env, allowOnline, nil)
 	return err
 }
 
-func verifyProfile(p SignedProfile, env *Envelope, allowOnline bool) (UDF, error) {
+func verifyProfile(p SignedProfile, env *Envelope, allowOnline bool, registered func(kid UDF) (PublicKey, bool)) (UDF, error) {
 	if env == nil {
 		return UDF{}, fieldErr(ErrMalformed, "envelope", "absent")
 	}
@@ -259,6 +259,11 @@ func verifyProfile(p SignedProfile, env *Envelope, allowOnline bool) (UDF, error
 	signer, err := env.VerifyWith(func(kid UDF) (PublicKey, error) {
 		if k, ok := keys[kid]; ok {
 			return k, nil
+		}
+		if allowOnline && registered != nil {
+			if k, ok := registered(kid); ok {
+				return k, nil
+			}
 		}
 		return PublicKey{}, ErrUnknownKey
 	})
