@@ -4,6 +4,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/intermesh/intermesh/merkle"
@@ -63,32 +64,48 @@ auditors read <a href="/checkpoint">/checkpoint</a>, operators <a href="/metrics
 <tr><td>Up since</td><td>{{.Started}}</td></tr>
 </table>
 {{with .Checkpoint}}<h2>Latest checkpoint</h2><pre>{{.}}</pre>{{end}}
+{{with .Peers}}<h2>Federation</h2><p>The members' checkpoints that the latest master-hash
+certificate committed to this log covers (origin, tree size, root):</p>
+<pre>{{range .}}{{.Head}}
+{{end}}</pre>{{end}}
+{{with .Certificate}}<h2>Master-hash certificate</h2><pre>{{.}}</pre>{{end}}
+{{with .Evidence}}<h2>Evidence of equivocation</h2>{{range .}}<p><b>{{.Origin}}</b>: {{.Reason}}</p>{{end}}{{end}}
 </body></html>
 `))
 
-// serveStatusPage answers GET / with a small human-readable page.
+// serveStatusPage answers GET / with a small human-readable page: the same
+// facts as the Status transaction.
 func (s *Server) serveStatusPage(w http.ResponseWriter, r *http.Request) {
-	fmtTime := func(t time.Time) string {
-		if t.IsZero() {
+	fmtTime := func(t *time.Time) string {
+		if t == nil || t.IsZero() {
 			return "never"
 		}
 		return t.UTC().Format(time.RFC3339)
 	}
+	st, err := s.status(r.Context())
+	if err != nil {
+		s.logger.Error("portal: status for the status page", "err", err)
+		http.Error(w, "cannot read the node's status", http.StatusInternalServerError)
+		return
+	}
+	type peer struct{ Origin, Head string }
+	started := s.started
 	data := struct {
-		Service, Path, LastWrite, LastCheckpoint, NextCheckpoint, Started, Checkpoint string
-		Size                                                                          uint64
-	}{Service: s.cfg.Service, Path: WellKnownPath, Size: s.log.Size(), LastWrite: fmtTime(s.log.LastTime()),
-		LastCheckpoint: "unknown", NextCheckpoint: "unknown", Started: fmtTime(s.started)}
+		Service, Path, LastWrite, LastCheckpoint, NextCheckpoint, Started, Checkpoint, Certificate string
+		Size                                                                                       uint64
+		Peers                                                                                      []peer
+		Evidence                                                                                   []Evidence
+	}{Service: s.cfg.Service, Path: WellKnownPath, Size: s.log.Size(), LastWrite: fmtTime(st.LastWriteTime),
+		LastCheckpoint: fmtTime(st.LastCheckpointTime), NextCheckpoint: fmtTime(st.NextCheckpointTime),
+		Started: fmtTime(&started), Checkpoint: st.CheckpointValue, Evidence: st.Evidence}
 	if data.Service == "" {
 		data.Service = "Mesh portal"
 	}
-	if sch := s.deps.Schedule; sch != nil {
-		data.LastCheckpoint, data.NextCheckpoint = fmtTime(sch.LastCheckpointTime()), fmtTime(sch.NextCheckpointTime())
-	}
-	if cp := s.deps.Checkpoints; cp != nil {
-		if note, err := latestCheckpoint(cp); err == nil {
-			data.Checkpoint = string(note)
-		}
+	for _, p := range st.Peers {
+		// The first three lines of a checkpoint: origin, size, root.
+		head := strings.SplitN(p.Checkpoint, "\n", 4)
+		data.Peers = append(data.Peers, peer{Origin: p.Origin, Head: strings.Join(head[:min(3, len(head))], "  ")})
+		data.Certificate = p.MasterHash
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := statusPage.Execute(w, data); err != nil {

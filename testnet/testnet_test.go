@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +127,22 @@ func TestFourNodesAgreeOnEveryRoundAndCommitTheCertificate(t *testing.T) {
 		}
 	}
 	checkStatusProofs(t, tn, 0)
+
+	// The status page shows the same to a person.
+	resp, err := http.Get(tn.PortalURL(1) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Master-hash certificate", "testnet/master", "testnet/node0", "testnet/node3"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the status page lacks %q", want)
+		}
+	}
 }
 
 // countKind counts the records of a kind in a log.
