@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/compact"
@@ -187,7 +188,7 @@ func TestRebuildReproducesTheState(t *testing.T) {
 	u := newUser(t, "gone@example.com")
 	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "gone", Profile: entryOf(t, u.profileAccount, u.acctOffline)})
 	mustStatus(t, err, portal.SuccessOK)
-	_, err = p.client.DeleteAccount(ctx, &portal.DeleteRequest{Account: "gone", Proof: entryOf(t, &portal.DeleteProof{Account: "gone"}, u.acctOffline)})
+	_, err = p.client.DeleteAccount(ctx, &portal.DeleteRequest{Account: "gone", Proof: entryOf(t, &portal.DeleteProof{Account: "gone", Signed: time.Now()}, u.acctOffline)})
 	mustStatus(t, err, portal.SuccessOK)
 
 	before := snapshot(t, p.log.DB())

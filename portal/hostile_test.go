@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
@@ -70,8 +71,8 @@ func TestHostileInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"CreateAccount with a wrong type", []byte(`{"CreateRequest":{"Account":"bob","Profile":[1]}}`), nil, 400, "Mesh entry"},
 		{"DeleteAccount of an unknown account", wire(t, "DeleteRequest", map[string]any{"Account": "bob"}), nil, 404, "does not exist"},
 		{"DeleteAccount without proof", wire(t, "DeleteRequest", map[string]any{"Account": "alice"}), nil, 401, "Proof is missing"},
-		{"DeleteAccount with a stranger's proof", wire(t, "DeleteRequest", map[string]any{"Account": "alice", "Proof": entryOf(t, &portal.DeleteProof{Account: "alice"}, stranger)}), nil, 401, "DeleteRequest.Proof"},
-		{"DeleteAccount with a proof for another account", wire(t, "DeleteRequest", map[string]any{"Account": "alice", "Proof": entryOf(t, &portal.DeleteProof{Account: "bob"}, alice.acctOnline)}), nil, 401, "not \"alice\""},
+		{"DeleteAccount with a stranger's proof", wire(t, "DeleteRequest", map[string]any{"Account": "alice", "Proof": entryOf(t, &portal.DeleteProof{Account: "alice", Signed: time.Now()}, stranger)}), nil, 401, "DeleteRequest.Proof"},
+		{"DeleteAccount with a proof for another account", wire(t, "DeleteRequest", map[string]any{"Account": "alice", "Proof": entryOf(t, &portal.DeleteProof{Account: "bob", Signed: time.Now()}, alice.acctOnline)}), nil, 401, "not \"alice\""},
 		{"DeleteAccount with a wrong type", []byte(`{"DeleteRequest":{"Account":["alice"]}}`), nil, 400, "field Account"},
 		{"Get without a key", wire(t, "GetRequest", map[string]any{}), nil, 400, "needs an Identifier or an Account"},
 		{"Get of an unknown account", wire(t, "GetRequest", map[string]any{"Account": "bob"}), nil, 404, "does not exist"},

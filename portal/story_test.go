@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
@@ -162,7 +163,7 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 	}
 
 	// Deleting the account needs a proof signed by a key of its profile.
-	proof := entryOf(t, &portal.DeleteProof{Account: "alice@example.com"}, alice.acctOnline)
+	proof := entryOf(t, &portal.DeleteProof{Account: "alice@example.com", Signed: time.Now()}, alice.acctOnline)
 	_, err = c.DeleteAccount(ctx, &portal.DeleteRequest{Account: "alice@example.com", Proof: proof})
 	mustStatus(t, err, portal.SuccessOK)
 	_, err = c.Get(ctx, &portal.GetRequest{Account: "alice@example.com"})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
@@ -65,7 +66,18 @@ func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*Create
 // the offline key or an online key of the account's profile.
 type DeleteProof struct {
 	Account string
+	// Signed is when the proof was signed. A proof signed before the
+	// account was (re)created is refused, so that a deletion proof, which
+	// the log makes public, cannot be replayed against a later account of
+	// the same name and profile.
+	Signed time.Time
 }
+
+// Clock skew allowed between a client signing a delete proof and the portal.
+const (
+	deleteProofPast   = time.Minute     // before the account's creation
+	deleteProofFuture = 5 * time.Minute // after the portal's now
+)
 
 // TypeName implements mesh.Object, so mesh.SignObject can sign a proof.
 func (*DeleteProof) TypeName() string { return "DeleteAccount" }
@@ -88,7 +100,7 @@ func (s *Server) deleteAccount(ctx context.Context, r *http.Request, req *Delete
 	pe := &PortalEntry{Transaction: TxDeleteAccount, AccountID: req.Account, Status: AccountClosed}
 	switch {
 	case len(req.Proof) > 0:
-		signer, err := s.verifyDeleteProof(req, account, acct.ProfileUDF)
+		signer, err := s.verifyDeleteProof(req, account, acct)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +116,8 @@ func (s *Server) deleteAccount(ctx context.Context, r *http.Request, req *Delete
 }
 
 // verifyDeleteProof checks the proof of a DeleteRequest and returns its signer.
-func (s *Server) verifyDeleteProof(req *DeleteRequest, account, profileUDF string) (string, error) {
+func (s *Server) verifyDeleteProof(req *DeleteRequest, account string, acct accountState) (string, error) {
+	profileUDF := acct.ProfileUDF
 	const field = "DeleteRequest.Proof"
 	if err := s.checkEntry(field, req.Proof); err != nil {
 		return "", err
@@ -119,6 +132,15 @@ func (s *Server) verifyDeleteProof(req *DeleteRequest, account, profileUDF strin
 	}
 	if CanonicalAccount(proof.Account) != account {
 		return "", Errorf(ClientUnauthorized, "%s is for account %q, not %q", field, proof.Account, req.Account)
+	}
+	switch {
+	case proof.Signed.IsZero():
+		return "", Errorf(ClientBadRequest, "%s has no Signed time", field)
+	case proof.Signed.Before(acct.Created.Add(-deleteProofPast)):
+		return "", Errorf(ClientUnauthorized, "%s was signed at %s, before account %q was created at %s: it is not for this account",
+			field, proof.Signed.UTC().Format(time.RFC3339), req.Account, acct.Created.UTC().Format(time.RFC3339))
+	case proof.Signed.After(s.now().Add(deleteProofFuture)):
+		return "", Errorf(ClientBadRequest, "%s is signed at %s, in the future", field, proof.Signed.UTC().Format(time.RFC3339))
 	}
 	id, err := mesh.ParseUDF(profileUDF)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -137,7 +138,7 @@ token (--token).`,
 				if err != nil {
 					return fmt.Errorf("signing the delete proof: %w", err)
 				}
-				proof, err := signEntry(&portal.DeleteProof{Account: account}, key)
+				proof, err := signEntry(&portal.DeleteProof{Account: account, Signed: time.Now()}, key)
 				if err != nil {
 					return err
 				}
