@@ -59,8 +59,11 @@
 //   - Account names are ASCII letters, digits and ".-_+@" (one '@' at most),
 //     compared in lower case. CreateAccount binds the name to a ProfileAccount
 //     or ProfileMesh, registered in the same record.
-//   - DeleteAccount needs a Proof (a "DeleteAccount" entry signed by a key of
-//     the account's profile) or the operator's admin bearer token.
+//   - DeleteAccount needs a Proof (a "DeleteAccount" entry
+//     {"Account":..., "Signed":<time>} signed by a key of the account's
+//     profile) or the operator's admin bearer token. A proof signed before
+//     the account was created is refused: proofs are public in the log, and
+//     must not delete a later account of the same name.
 //   - ConnectStart and ConnectComplete need the request's ParentUDF to be the
 //     account's profile; the result must be signed by that profile's offline
 //     key or one of its online (administration) keys.
