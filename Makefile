@@ -3,7 +3,7 @@
 GO       ?= go
 PKGS     ?= ./...
 BENCH    ?= .
-BENCHTIME ?= 1x
+BENCHTIME ?= 1s
 FUZZTIME ?= 10s
 
 .PHONY: help build test test-long crash fuzz bench lint testnet clean
