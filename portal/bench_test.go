@@ -72,7 +72,7 @@ func BenchmarkPublish(b *testing.B) {
 		b.ResetTimer()
 		start := time.Now()
 		var wg sync.WaitGroup
-		for range 32 {
+		for range benchClients() {
 			wg.Go(func() {
 				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
 					t0 := time.Now()
@@ -133,4 +133,13 @@ func BenchmarkPublish(b *testing.B) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "publishes/s")
 		reportLatency(b, lat)
 	})
+}
+
+// benchClients is the number of concurrent clients of the saturated
+// Publish benchmark: PORTAL_BENCH_CLIENTS, default 32.
+func benchClients() int {
+	if n, err := strconv.Atoi(os.Getenv("PORTAL_BENCH_CLIENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 32
 }
