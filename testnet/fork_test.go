@@ -48,19 +48,7 @@ func TestANodeRestartedWithALongerForkedLogIsCaughtWithAConsistencyProof(t *test
 	}
 	restarted := time.Now()
 
-	var caught time.Time
-	if err := WaitFor(t.Context(), 5*time.Second, "evidence on every honest node", func() bool {
-		for i := range 3 {
-			if len(tn.Node(i).Mesh().Evidence()) == 0 {
-				return false
-			}
-		}
-		caught = time.Now()
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("caught %s after the restart", caught.Sub(restarted).Round(time.Millisecond))
+	waitForEvidence(t, tn, 3, 5*time.Second, restarted)
 	found := 0.0
 	for i := range 3 {
 		e := checkEvidence(t, tn, fed, i, liar)

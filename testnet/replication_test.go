@@ -291,19 +291,7 @@ func TestANodeRestartedWithAForkedLogIsCaughtByEveryHonestNode(t *testing.T) {
 
 	// Every honest node holds evidence within a round of the forked
 	// node's first checkpoint, which it makes at the next round close.
-	var caught time.Time
-	if err := WaitFor(t.Context(), 3*time.Second, "evidence on every honest node", func() bool {
-		for i := range 3 {
-			if len(tn.Node(i).Mesh().Evidence()) == 0 {
-				return false
-			}
-		}
-		caught = time.Now()
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("caught %s after the restart", caught.Sub(restarted).Round(time.Millisecond))
+	waitForEvidence(t, tn, 3, 3*time.Second, restarted)
 	for i := range 3 {
 		checkEvidence(t, tn, fed, i, liar)
 		if got := metric(t, tn, i, "intermesh_evidence "); got != 1 {
@@ -390,4 +378,23 @@ func waitForHonestCertificate(t *testing.T, tn *Testnet, honest int) uint64 {
 		t.Fatal(err)
 	}
 	return found
+}
+
+// waitForEvidence waits until nodes 0..honest-1 all hold evidence, and logs
+// how long after since that took.
+func waitForEvidence(t *testing.T, tn *Testnet, honest int, within time.Duration, since time.Time) {
+	t.Helper()
+	var caught time.Time
+	if err := WaitFor(t.Context(), within, "evidence on every honest node", func() bool {
+		for i := range honest {
+			if len(tn.Node(i).Mesh().Evidence()) == 0 {
+				return false
+			}
+		}
+		caught = time.Now()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("caught %s after the restart", caught.Sub(since).Round(time.Millisecond))
 }
