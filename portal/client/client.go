@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/intermesh/intermesh/portal"
 )
@@ -36,7 +37,13 @@ type Client struct {
 // Option configures a Client.
 type Option func(*Client)
 
-// WithHTTPClient sets the HTTP client (default http.DefaultClient).
+// DefaultTimeout bounds each request of a client made without
+// WithHTTPClient, so that a portal that stops answering cannot hang its
+// caller; a context deadline may cut it shorter.
+const DefaultTimeout = time.Minute
+
+// WithHTTPClient sets the HTTP client (default: one whose requests time out
+// after DefaultTimeout).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
 
 // WithToken sends "Authorization: Bearer token" with every request (the
@@ -54,7 +61,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("client: portal URL %q: want an http or https URL", baseURL)
 	}
 	base := strings.TrimSuffix(u.String(), "/")
-	c := &Client{base: base, endpoint: base + portal.WellKnownPath, http: http.DefaultClient}
+	c := &Client{base: base, endpoint: base + portal.WellKnownPath, http: &http.Client{Timeout: DefaultTimeout}}
 	for _, o := range opts {
 		o(c)
 	}

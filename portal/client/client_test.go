@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
@@ -38,5 +39,21 @@ func TestErrorsCarryStatusAndDescription(t *testing.T) {
 func TestNewRejectsNonHTTPURLs(t *testing.T) {
 	if _, err := client.New("ftp://portal.example.com"); err == nil {
 		t.Fatal("ftp URL accepted")
+	}
+}
+
+func TestARequestToAPortalThatNeverAnswersEndsWithTheContext(t *testing.T) {
+	stuck := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-stuck }))
+	defer srv.Close()
+	defer close(stuck)
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Hello(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Hello to a stuck portal: %v, want the context's deadline", err)
 	}
 }
