@@ -106,3 +106,48 @@ func TestNodeInAFederationOfOneCertifiesItsOwnRounds(t *testing.T) {
 		return err == nil && len(proofs) == 1 && proofs[0].Origin == c.Origin && proofs[0].MasterRecordIndex != nil
 	})
 }
+
+func TestARestartedNodeProvesItsLatestCertificateAtOnce(t *testing.T) {
+	c := newTestNode(t, t.TempDir())
+	writeFederation(t, &c, time.Second, false)
+	fed, err := config.LoadFederation(c.FederationPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fed.Members = fed.Members[:1]
+	if err := fed.Write(c.FederationPath()); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runNode(t, n)
+	var latest []byte
+	waitFor(t, 10*time.Second, "proof chains in Status", func() bool {
+		latest, err = n.Tree().LatestCheckpoint()
+		if err != nil {
+			return false
+		}
+		proofs, err := n.PeerProofs(context.Background(), latest)
+		return err == nil && len(proofs) == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Restarted (not run: no new round can commit), it still proves the
+	// certificate its last checkpoint covers.
+	n2, err := New(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	latest, err = n2.Tree().LatestCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proofs, err := n2.PeerProofs(context.Background(), latest)
+	if err != nil || len(proofs) != 1 || proofs[0].MasterRecordIndex == nil {
+		t.Fatalf("after a restart: %+v, %v", proofs, err)
+	}
+}

@@ -72,6 +72,37 @@ func (m *masterRecords) latestBelow(size uint64) (uint64, masterRecord, bool) {
 	return best, found, ok
 }
 
+// load finds the MasterHash records among the log's last records, so that a
+// restarted node proves its latest certificates in Status right away rather
+// than after its next round.
+func (m *masterRecords) load(ctx context.Context, l *log.Log) error {
+	const scan = 4096 // a few rounds' worth of records on a busy node
+	c := log.Constraints{MaxEntries: log.MaxPageEntries}
+	if size := l.Size(); size > scan {
+		c.From = size - scan
+	}
+	for {
+		page, err := l.Range(ctx, c)
+		if err != nil {
+			return fmt.Errorf("node: reading recent MasterHash records: %w", err)
+		}
+		for _, rec := range page.Records {
+			if rec.Kind != log.KindMasterHash {
+				continue
+			}
+			var r intermesh.RoundResult
+			if err := json.Unmarshal(rec.Payload, &r); err != nil {
+				return fmt.Errorf("node: MasterHash record %d: %w", rec.Seq, err)
+			}
+			m.add(r.Round, masterRecord{seq: rec.Seq, result: r})
+		}
+		if page.PageKey == "" {
+			return nil
+		}
+		c.PageKey = page.PageKey
+	}
+}
+
 // newMesh joins the federation named in the config, if any.
 func (n *Node) newMesh(ctx context.Context) error {
 	path := n.cfg.FederationPath()

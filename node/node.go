@@ -128,6 +128,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		n.log.Close()
 		return nil, err
 	}
+	if n.mesh != nil {
+		if err := n.masters.load(ctx, n.log); err != nil {
+			n.closeStores()
+			return nil, err
+		}
+	}
 	var peers portal.PeerProofs
 	if n.mesh != nil {
 		peers = n
