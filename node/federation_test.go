@@ -76,18 +76,7 @@ func TestNodeRefusesAFederationItCannotJoin(t *testing.T) {
 }
 
 func TestNodeInAFederationOfOneCertifiesItsOwnRounds(t *testing.T) {
-	c := newTestNode(t, t.TempDir())
-	writeFederation(t, &c, time.Second, false)
-	// A federation of two with quorum 2 never certifies alone; make the
-	// other member absent by giving the node a federation of itself.
-	fed, err := config.LoadFederation(c.FederationPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fed.Members = fed.Members[:1]
-	if err := fed.Write(c.FederationPath()); err != nil {
-		t.Fatal(err)
-	}
+	c := newSoloNode(t)
 	n, err := New(context.Background(), c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -108,16 +97,7 @@ func TestNodeInAFederationOfOneCertifiesItsOwnRounds(t *testing.T) {
 }
 
 func TestARestartedNodeProvesItsLatestCertificateAtOnce(t *testing.T) {
-	c := newTestNode(t, t.TempDir())
-	writeFederation(t, &c, time.Second, false)
-	fed, err := config.LoadFederation(c.FederationPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fed.Members = fed.Members[:1]
-	if err := fed.Write(c.FederationPath()); err != nil {
-		t.Fatal(err)
-	}
+	c := newSoloNode(t)
 	n, err := New(context.Background(), c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -150,4 +130,21 @@ func TestARestartedNodeProvesItsLatestCertificateAtOnce(t *testing.T) {
 	if err != nil || len(proofs) != 1 || proofs[0].MasterRecordIndex == nil {
 		t.Fatalf("after a restart: %+v, %v", proofs, err)
 	}
+}
+
+// newSoloNode initializes a node that is the only member of its federation,
+// so that it certifies its rounds alone.
+func newSoloNode(t *testing.T) config.Config {
+	t.Helper()
+	c := newTestNode(t, t.TempDir())
+	writeFederation(t, &c, time.Second, false)
+	fed, err := config.LoadFederation(c.FederationPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fed.Members = fed.Members[:1]
+	if err := fed.Write(c.FederationPath()); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
