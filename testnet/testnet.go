@@ -61,6 +61,8 @@ func Start(ctx context.Context, opts Options) (*Testnet, error) {
 	if len(t.fed.Members) != opts.Nodes {
 		return nil, fmt.Errorf("testnet: %s has %d members, not %d", fedPath, len(t.fed.Members), opts.Nodes)
 	}
+	// A testnet started again keeps the period it was made with.
+	t.opts.Period = t.fed.EpochPeriod.Duration
 	for i := range t.nodes {
 		if err := t.StartNode(ctx, i); err != nil {
 			t.Close()
@@ -86,10 +88,12 @@ func (t *Testnet) Node(i int) *node.Node {
 	return t.nodes[i].node
 }
 
-// PortalURL is the base URL of node i's portal.
-func (t *Testnet) PortalURL(i int) string {
-	return fmt.Sprintf("http://127.0.0.1:%d", t.opts.HTTPBasePort+i)
-}
+// PortalURL is the base URL of node i's portal, as the federation file
+// lists it.
+func (t *Testnet) PortalURL(i int) string { return t.fed.Members[i].HTTP }
+
+// Period is the testnet's epoch period.
+func (t *Testnet) Period() time.Duration { return t.opts.Period }
 
 // StartNode starts node i from its directory (it must be stopped).
 func (t *Testnet) StartNode(ctx context.Context, i int) error {

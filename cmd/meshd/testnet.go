@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,9 @@ func newTestnetCommand() *cobra.Command {
 		Long: `Testnet generates N node directories and a shared federation file (or reuses
 them if DIR already holds a testnet), starts every node in this process on
 127.0.0.1 (node i serves its portal on port P+i), drives a light stream of
-portal traffic, and prints each round's state of every node.`,
+portal traffic, and prints each round's state of every node. A testnet started
+again from its DIR keeps the ports, period and quorum it was made with; the
+flags that choose them apply to a new testnet only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Dir == "" {
@@ -38,12 +41,13 @@ portal traffic, and prints each round's state of every node.`,
 				opts.Logger = newLogger(cmd.ErrOrStderr(), defaultLogging("info"))
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "testnet: %d nodes in %s, portals on 127.0.0.1:%d-%d, rounds of %s\n",
-				opts.Nodes, opts.Dir, opts.HTTPBasePort, opts.HTTPBasePort+opts.Nodes-1, opts.Period)
 			tn, err := testnet.Start(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(out, "testnet: %d nodes in %s, portals %s to %s, rounds of %s\n",
+				tn.Size(), opts.Dir, tn.PortalURL(0), tn.PortalURL(tn.Size()-1), tn.Period())
+			fmt.Fprintf(out, "testnet: audit it with: meshctl audit --federation %s\n", filepath.Join(opts.Dir, testnet.FederationFile))
 			err = tn.Watch(cmd.Context(), out, traffic)
 			fmt.Fprintln(out, "testnet: stopping")
 			if cerr := tn.Close(); cerr != nil {
