@@ -258,22 +258,11 @@ func newDevicePendingCommand(opts *globalOptions) *cobra.Command {
 		Short: "On an admin device: list the account's pending connection requests (ConnectPending)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ks, err := opts.keystore()
+			q, err := opts.pendingOf(cmd, account)
 			if err != nil {
 				return err
 			}
-			account, err := defaultAccount(cmd, ks, account)
-			if err != nil {
-				return err
-			}
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
-			pending, err := pendingRequests(cmd.Context(), c, account)
-			if err != nil {
-				return err
-			}
+			account, pending := q.account, q.pending
 			if pending == nil {
 				pending = []pendingRequest{}
 			}
@@ -291,6 +280,33 @@ func newDevicePendingCommand(opts *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&account, "account", "", "the account (default: the keystore's only account)")
 	return cmd
+}
+
+// pendingQuery is what an admin device's commands start from: the keystore,
+// the account, a client and the account's pending connection requests.
+type pendingQuery struct {
+	ks      *Keystore
+	account string
+	client  *portalClient
+	pending []pendingRequest
+}
+
+// pendingOf opens the keystore, settles the account (the flag's, or the
+// keystore's only one) and fetches its pending requests.
+func (o *globalOptions) pendingOf(cmd *cobra.Command, account string) (pendingQuery, error) {
+	var q pendingQuery
+	var err error
+	if q.ks, err = o.keystore(); err != nil {
+		return q, err
+	}
+	if q.account, err = defaultAccount(cmd, q.ks, account); err != nil {
+		return q, err
+	}
+	if q.client, err = o.client(); err != nil {
+		return q, err
+	}
+	q.pending, err = pendingRequests(cmd.Context(), q.client, q.account)
+	return q, err
 }
 
 // decisionResult is the JSON output of device accept and reject.
@@ -311,22 +327,11 @@ administration key of the account's profile, which must be in the keystore. ID i
 the device ID that 'meshctl device pending' lists (a unique prefix will do).`, result),
 		Args: exactArgs(1, "one device ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := opts.keystore()
+			q, err := opts.pendingOf(cmd, account)
 			if err != nil {
 				return err
 			}
-			account, err := defaultAccount(cmd, ks, account)
-			if err != nil {
-				return err
-			}
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
-			pending, err := pendingRequests(cmd.Context(), c, account)
-			if err != nil {
-				return err
-			}
+			ks, account, c, pending := q.ks, q.account, q.client, q.pending
 			var match []pendingRequest
 			for _, p := range pending {
 				if mesh.UDFEqual(p.Identifier, args[0]) || udfHasPrefix(p.Identifier, args[0]) {
