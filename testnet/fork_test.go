@@ -23,9 +23,7 @@ func TestANodeRestartedWithALongerForkedLogIsCaughtWithAConsistencyProof(t *test
 	// The honest nodes verify a checkpoint of node 3's log against their
 	// replicas: the checkpoint the rewritten log will contradict.
 	sizes := checkpointSizes(t, tn)
-	if err := WaitFor(t.Context(), 10*time.Second, "every replica verified", func() bool {
-		return replicasVerified(t, tn, sizes)
-	}); err != nil {
+	if err := waitForReplicas(t, tn, sizes, "every replica verified"); err != nil {
 		t.Fatal(err)
 	}
 	grown := int(tn.Node(3).Log().Size()) + 20

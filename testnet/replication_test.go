@@ -39,6 +39,12 @@ func latestCheckpoint(t *testing.T, tn *Testnet, i int) (merkle.Checkpoint, []by
 	return cp, signed, true
 }
 
+// waitForReplicas waits up to 10 s until replicasVerified(want) holds.
+func waitForReplicas(t *testing.T, tn *Testnet, want map[string]uint64, what string) error {
+	t.Helper()
+	return WaitFor(t.Context(), 10*time.Second, what, func() bool { return replicasVerified(t, tn, want) })
+}
+
 // replicasVerified reports whether every running node's replica of every
 // other running node reproduces the root of that node's checkpoint of at
 // least want[origin] records, and none is untrusted.
@@ -108,17 +114,13 @@ func TestEveryReplicaMatchesItsOriginAndGetFindsProfilesPublishedElsewhere(t *te
 		t.Fatal(err)
 	}
 	want := map[string]uint64{tn.opts.Origin(0): tn.Node(0).Log().Size()}
-	if err := WaitFor(t.Context(), 10*time.Second, "every replica verified past the profile", func() bool {
-		return replicasVerified(t, tn, want)
-	}); err != nil {
+	if err := waitForReplicas(t, tn, want, "every replica verified past the profile"); err != nil {
 		t.Fatal(err)
 	}
 	// Once every node's checkpoints of the moment verify too, every
 	// replica of every origin matches.
 	sizes := checkpointSizes(t, tn)
-	if err := WaitFor(t.Context(), 10*time.Second, "every replica verified at the latest checkpoints", func() bool {
-		return replicasVerified(t, tn, sizes)
-	}); err != nil {
+	if err := waitForReplicas(t, tn, sizes, "every replica verified at the latest checkpoints"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -227,9 +229,7 @@ func TestAStoppedNodeCatchesUpOverTransferAndItsReplicasVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	sizes := checkpointSizes(t, tn)
-	if err := WaitFor(t.Context(), 10*time.Second, "node 3's replicas verified at the others' checkpoints", func() bool {
-		return replicasVerified(t, tn, sizes)
-	}); err != nil {
+	if err := waitForReplicas(t, tn, sizes, "node 3's replicas verified at the others' checkpoints"); err != nil {
 		for o, st := range tn.Node(3).Mesh().Replicas() {
 			t.Logf("node 3's replica of %s: size %d known %d verified %d", o, st.Size, st.Known, st.VerifiedSize)
 		}

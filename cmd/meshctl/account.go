@@ -77,11 +77,7 @@ its UDF, a prefix of it or its local name; default: the only profile). The
 portal registers the signed profile in the same log record.`,
 		Args: exactArgs(1, "one account name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := opts.keystore()
-			if err != nil {
-				return err
-			}
-			p, err := ks.FindProfile(profile)
+			p, err := opts.findProfile(profile)
 			if err != nil {
 				return err
 			}

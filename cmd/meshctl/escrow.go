@@ -67,11 +67,7 @@ people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 			if threshold < 2 || threshold > shares || shares > mesh.MaxEscrowShares {
 				return usagef(cmd, "want 2 <= --threshold (%d) <= --shares (%d) <= %d", threshold, shares, mesh.MaxEscrowShares)
 			}
-			ks, err := opts.keystore()
-			if err != nil {
-				return err
-			}
-			p, err := ks.FindProfile(profile)
+			p, err := opts.findProfile(profile)
 			if err != nil {
 				return err
 			}

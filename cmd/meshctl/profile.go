@@ -215,11 +215,7 @@ func newProfileShowCommand(opts *globalOptions) *cobra.Command {
 		Short: "Show a profile of the keystore: its keys, accounts and escrow entries",
 		Args:  maxArgs(1, "one profile (UDF, prefix or name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := opts.keystore()
-			if err != nil {
-				return err
-			}
-			p, err := ks.FindProfile(firstArg(args))
+			p, err := opts.findProfile(firstArg(args))
 			if err != nil {
 				return err
 			}
@@ -245,11 +241,7 @@ func newProfilePublishCommand(opts *globalOptions) *cobra.Command {
 		Short: "Publish a profile of the keystore to the portal (Publish)",
 		Args:  maxArgs(1, "one profile (UDF, prefix or name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := opts.keystore()
-			if err != nil {
-				return err
-			}
-			p, err := ks.FindProfile(firstArg(args))
+			p, err := opts.findProfile(firstArg(args))
 			if err != nil {
 				return err
 			}

@@ -215,6 +215,16 @@ func envOr(name, def string) string {
 	return def
 }
 
+// findProfile opens the keystore and finds the profile ref names (a UDF, a
+// prefix of one, or a name; "" for the keystore's only profile).
+func (o *globalOptions) findProfile(ref string) (*localProfile, error) {
+	ks, err := o.keystore()
+	if err != nil {
+		return nil, err
+	}
+	return ks.FindProfile(ref)
+}
+
 // keystore opens the keystore at --home (default ~/.meshctl).
 func (o *globalOptions) keystore() (*Keystore, error) {
 	dir := o.home
