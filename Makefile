@@ -28,7 +28,8 @@ bench: ## run the benchmarks (BENCH=regexp, BENCHTIME=1x|5s|...)
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-lint: ## gofmt check, go vet and staticcheck (staticcheck.conf)
+lint: ## gofmt check, tidy module (go mod tidy -diff), go vet and staticcheck (staticcheck.conf)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
