@@ -14,11 +14,14 @@ help: ## list the targets
 build: ## build meshd and meshctl into bin/
 	$(GO) build -o bin/ ./cmd/...
 
-test: ## run every test (race detector off, -count=1), then the short fuzz runs
+test: ## run every test (race detector off, -count=1; fuzz targets run their seed corpus; crash tests kill 20 writers and 3 meshd)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-test-long: ## the crash tests with more kills, and longer fuzzing
+LONGFUZZTIME ?= 60s
+
+test-long: ## the crash tests (log writer and meshd) with 100 kills each, then each fuzz target for LONGFUZZTIME
 	INTERMESH_CRASH_KILLS=100 $(GO) test -count=1 -timeout 60m -run Crash $(PKGS)
+	./.ci/fuzz $(LONGFUZZTIME)
 
 fuzz: ## run each fuzz target for FUZZTIME
 	./.ci/fuzz $(FUZZTIME)
