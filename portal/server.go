@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -111,6 +112,9 @@ type Config struct {
 	// AdminToken, if set, is a bearer token that authorizes DeleteAccount
 	// without a signed proof.
 	AdminToken string
+	// PageKeySecret is the key that MACs page keys. Optional: nil means a
+	// random key, so page keys stop working when the portal restarts.
+	PageKeySecret []byte
 }
 
 func (c *Config) setDefaults() {
@@ -177,6 +181,8 @@ type Server struct {
 	limiter  *rateLimiter
 	metrics  *metrics
 	started  time.Time
+	// pageSecret MACs page keys (paging.go).
+	pageSecret []byte
 }
 
 // New returns a portal server. It binds deps.State to deps.Log's database.
@@ -199,6 +205,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.now = time.Now
 	}
 	s.started = s.now()
+	s.pageSecret = cfg.PageKeySecret
+	if len(s.pageSecret) == 0 {
+		s.pageSecret = make([]byte, 32)
+		if _, err := rand.Read(s.pageSecret); err != nil {
+			return nil, fmt.Errorf("portal: page key secret: %w", err)
+		}
+	}
 	s.replicas = deps.Replicas
 	if rl, ok := deps.Log.(ReplicaLogs); ok && s.replicas == nil {
 		s.replicas = rl
