@@ -16,9 +16,15 @@ import (
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
-// benchEntries makes n distinct signed device profiles, in parallel.
-func benchEntries(b *testing.B, n int) []portal.Entry {
-	out := make([]portal.Entry, n)
+// benchEntries makes the requests that publish n distinct signed device
+// profiles for one account of p, each vouched for by an AccountProof, in
+// parallel.
+func benchEntries(b *testing.B, p *testPortal, n int) []*portal.PublishRequest {
+	u := newUser(b, "bench@example.com")
+	if _, err := p.client.CreateAccount(context.Background(), &portal.CreateRequest{Account: "bench", Profile: entryOf(b, u.profileAccount, u.acctOffline)}); err != nil {
+		b.Fatal(err)
+	}
+	out := make([]*portal.PublishRequest, n)
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	for range 4 {
@@ -30,7 +36,8 @@ func benchEntries(b *testing.B, n int) []portal.Entry {
 					KeyEncryption:     mesh.NewKeyData(newKey(b, mesh.CurveX448).Public()),
 					KeyAuthentication: mesh.NewKeyData(newKey(b, mesh.CurveX448).Public()),
 				}
-				out[i] = entryOf(b, dev, off)
+				entry := entryOf(b, dev, off)
+				out[i] = &portal.PublishRequest{Entry: entry, AccountID: "bench", Proof: accountProof(b, "bench", portal.TxPublish, entry, u.acctOnline)}
 			}
 		})
 	}
@@ -56,7 +63,9 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 }
 
 // BenchmarkPublish measures verified, durable Publish over HTTP: distinct
-// Ed448-signed profiles, through the real client, server, log and indexers.
+// Ed448-signed device profiles, each with an AccountProof (two Ed448
+// verifications a request), through the real client, server, log and
+// indexers.
 //
 //	saturated: 32 concurrent clients as fast as they can; reports publishes/s.
 //	paced: an open-loop offered load of PORTAL_BENCH_RATE publishes/s
@@ -65,7 +74,7 @@ func BenchmarkPublish(b *testing.B) {
 	b.Run("saturated", func(b *testing.B) {
 		p := newTestPortal(b, portal.Config{})
 		c := benchClient(b, p)
-		entries := benchEntries(b, b.N)
+		entries := benchEntries(b, p, b.N)
 		lat := make([]time.Duration, b.N)
 		var next atomic.Int64
 		var failed atomic.Value
@@ -76,7 +85,7 @@ func BenchmarkPublish(b *testing.B) {
 			wg.Go(func() {
 				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
 					t0 := time.Now()
-					if _, err := c.Publish(context.Background(), &portal.PublishRequest{Entry: entries[i]}); err != nil {
+					if _, err := c.Publish(context.Background(), entries[i]); err != nil {
 						failed.Store(err)
 						return
 					}
@@ -102,7 +111,7 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		p := newTestPortal(b, portal.Config{})
 		c := benchClient(b, p)
-		entries := benchEntries(b, b.N)
+		entries := benchEntries(b, p, b.N)
 		lat := make([]time.Duration, b.N)
 		var failed atomic.Value
 		interval := time.Duration(float64(time.Second) / rate)
@@ -118,7 +127,7 @@ func BenchmarkPublish(b *testing.B) {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				t0 := time.Now()
-				if _, err := c.Publish(context.Background(), &portal.PublishRequest{Entry: entries[i]}); err != nil {
+				if _, err := c.Publish(context.Background(), entries[i]); err != nil {
 					failed.Store(err)
 				}
 				lat[i] = time.Since(t0)

@@ -95,11 +95,23 @@ people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 			if err != nil {
 				return fmt.Errorf("encoding the escrow entry: %w", err)
 			}
+			if len(p.State.Accounts) == 0 {
+				return fmt.Errorf("escrowing profile %s: the portal takes an escrow entry only for an account: bind one first ('meshctl account create NAME')", p.State.Identifier)
+			}
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			account := p.State.Accounts[0]
+			proof, err := signAccountProof(ks, account, portal.TxPublish, raw)
+			if err != nil {
+				return err
+			}
 			c, err := opts.client()
 			if err != nil {
 				return err
 			}
-			if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: raw}); err != nil {
+			if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: raw, AccountID: account, Proof: proof}); err != nil {
 				return c.wrap("publishing the escrow entry", err)
 			}
 			p.State.Escrows = append(p.State.Escrows, entry.Identifier)

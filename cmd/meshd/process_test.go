@@ -107,7 +107,7 @@ func publishUntilStopped(url string, stop <-chan struct{}) []string {
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err = c.Publish(ctx, &portal.PublishRequest{Entry: entry})
+				_, err = c.CreateAccount(ctx, &portal.CreateRequest{Account: id, Profile: entry})
 				cancel()
 				if err == nil {
 					mu.Lock()
