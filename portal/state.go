@@ -222,9 +222,7 @@ func (s *State) checkObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) e
 // itself (an equal Updated).
 func checkNewer(rec *log.Record, pe *PortalEntry, cur *objectState) error {
 	switch {
-	case cur.Updated == nil && pe.Updated != nil:
-		return nil
-	case cur.Updated != nil && pe.Updated != nil && pe.Updated.After(*cur.Updated):
+	case newer(pe.Updated, cur.Updated):
 		return nil
 	case rec.Kind == log.KindAccount && timesEqual(cur.Updated, pe.Updated):
 		return nil
@@ -232,6 +230,12 @@ func checkNewer(rec *log.Record, pe *PortalEntry, cur *objectState) error {
 	return &Error{Status: AlreadyExists, Err: ErrNotNewer,
 		Description: fmt.Sprintf("profile %s: this version (Updated %s) is not newer than the registered version (record %d, Updated %s): an update must carry a later Updated time",
 			rec.Identifier, formatUpdated(pe.Updated), cur.Seq, formatUpdated(cur.Updated))}
+}
+
+// newer reports whether a version with Updated next is newer than one with
+// Updated cur: a version without Updated is older than any with one.
+func newer(next, cur *time.Time) bool {
+	return next != nil && (cur == nil || next.After(*cur))
 }
 
 func timesEqual(a, b *time.Time) bool {

@@ -37,6 +37,9 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 	if err := s.checkUpdated(field, e); err != nil {
 		return nil, err
 	}
+	if err := s.checkReplicated(field, e); err != nil {
+		return nil, err
+	}
 	pe := portalEntry(TxPublish, e, req.Entry, prev)
 	id := e.Identifier.String()
 	if id != acct.ProfileUDF && id != acct.MeshProfile {
