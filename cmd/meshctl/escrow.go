@@ -60,7 +60,8 @@ func newEscrowCreateCommand(opts *globalOptions) *cobra.Command {
 		Long: `Escrow the private keys of a profile (offline, administration and encryption):
 they are encrypted under a fresh key, which is split into M shares of which any N
 recover it (Shamir, done here: the portal never sees a share). The encrypted
-OfflineEscrowEntry is published; the shares are printed. Give them to different
+OfflineEscrowEntry is published for the profile's first account, vouched for by
+an AccountProof signed with its administration key; the shares are printed. Give them to different
 people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
