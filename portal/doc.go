@@ -24,8 +24,9 @@
 // replicated versions endorsed by its own keys supersede (supersede.go).
 // Get answers with the newest version the portal holds (see versionsOf),
 // flagging replicated items Replicated with their Origin; Get by Account
-// stays local, account names being the portal's own. Transfer with an Origin pages through the replica of that origin. The node
-// wires it with log.Options.ReplicaIndexers:
+// stays local, account names being the portal's own. Transfer with an
+// Origin pages through the replica of that origin. The node wires it with
+// log.Options.ReplicaIndexers:
 //
 //	ReplicaIndexers: func(origin string) log.ReplicaOptions {
 //		return log.ReplicaOptions{
