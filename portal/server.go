@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -133,6 +134,9 @@ type Config struct {
 	// ReadHeaderTimeout, ReadTimeout (headers and body), WriteTimeout and
 	// IdleTimeout are HTTPServer's time limits. Defaults 10s, 30s, 60s, 120s.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// PageKeySecret is the key that MACs page keys. Optional: nil means a
+	// random key, so page keys stop working when the portal restarts.
+	PageKeySecret []byte
 }
 
 func (c *Config) setDefaults() {
@@ -221,6 +225,8 @@ type Server struct {
 	metrics  *metrics
 	overload *overloadMetrics
 	started  time.Time
+	// pageSecret MACs page keys (paging.go).
+	pageSecret []byte
 }
 
 // New returns a portal server. It binds deps.State to deps.Log's database.
@@ -243,6 +249,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.now = time.Now
 	}
 	s.started = s.now()
+	s.pageSecret = cfg.PageKeySecret
+	if len(s.pageSecret) == 0 {
+		s.pageSecret = make([]byte, 32)
+		if _, err := rand.Read(s.pageSecret); err != nil {
+			return nil, fmt.Errorf("portal: page key secret: %w", err)
+		}
+	}
 	s.replicas = deps.Replicas
 	if rl, ok := deps.Log.(ReplicaLogs); ok && s.replicas == nil {
 		s.replicas = rl
