@@ -54,7 +54,9 @@
 //	state := portal.NewState()
 //	l, _ := log.Open(ctx, log.Options{Dir: dir, Indexers: []log.Indexer{state}, ...})
 //	srv, _ := portal.New(portal.Config{...}, portal.Deps{Log: l, State: state, ...})
-//	http.ListenAndServe(addr, srv.Handler())
+//	hs := srv.HTTPServer(nil)            // the configured timeouts
+//	ln, _ := net.Listen("tcp", addr)
+//	hs.Serve(srv.LimitListener(ln))      // the connection cap
 //
 // # Choices the drafts leave open
 //
