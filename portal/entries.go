@@ -31,7 +31,8 @@ import (
 //	                   DeleteAccount: Status "Closed", Entry = the proof, Signer = its
 //	                   key ("" when the operator's admin token authorized it).
 //	Profile            Publish of a signed profile: Identifier = UDF of its offline key.
-//	Escrow             Publish of an OfflineEscrowEntry: Identifier = its UDF, no Signer.
+//	Escrow             Publish of an OfflineEscrowEntry or a CatalogedPublication (an
+//	                   encrypted entry): Identifier = its UDF, no Signer.
 //	ConnectionRequest  ConnectStart: Entry = the device's signed request, Signer = the
 //	                   device key, Identifier = the device ID, Account = canonical name.
 //	ConnectionResult   ConnectComplete: Entry = the signed result, Signer = the

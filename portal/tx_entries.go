@@ -9,7 +9,7 @@ import (
 
 // publishTypes are the entries Publish accepts.
 var publishTypes = []string{mesh.TypeProfileMesh, mesh.TypeProfileDevice, mesh.TypeProfileAccount,
-	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry}
+	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry, mesh.TypeCatalogedPublication}
 
 // publish answers Publish: a signed profile or an OfflineEscrowEntry. The
 // entry is verified completely first; the indexer then decides, atomically
@@ -23,8 +23,8 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 		return nil, err
 	}
 	kind := log.KindProfile
-	if e.Type == mesh.TypeOfflineEscrowEntry {
-		kind = log.KindEscrow
+	if e.Type == mesh.TypeOfflineEscrowEntry || e.Type == mesh.TypeCatalogedPublication {
+		kind = log.KindEscrow // stored opaque, never replaced
 	}
 	if _, err := s.append(ctx, kind, e.Identifier.String(), "", portalEntry(TxPublish, e, req.Entry)); err != nil {
 		return nil, err
