@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,11 @@ type Authorizer interface {
 type Config struct {
 	// Service is the portal's DNS name, shown in Hello and on the status page.
 	Service string
+	// ServiceProfile is the portal's signed ProfileService, returned by
+	// Hello: the envelope, [header, payload, trailer]. Optional
+	// (mesh.ServiceProfileFromSeed derives one from the
+	// node's key).
+	ServiceProfile json.RawMessage
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64
 	// MaxEntryBytes bounds one Mesh entry (profile, escrow entry, signed
