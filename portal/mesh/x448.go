@@ -22,8 +22,12 @@ import (
 // ocf5RAK9… has public key aPCWDpBJ…MYAA, and X448(private, 5) is its first
 // 56 bytes; the tests check our 57th byte against it.
 
-// x448SignOdd is the 57th byte of a key whose v-coordinate is odd.
-const x448SignOdd = 0x80
+// x448SignOdd is the 57th byte of a key whose v-coordinate is odd;
+// x448SignByte is its index.
+const (
+	x448SignOdd  = 0x80
+	x448SignByte = 56
+)
 
 // curve448 constants: A = 156326, (A-2)/4 = 39081.
 const (
