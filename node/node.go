@@ -145,14 +145,29 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		n.closeStores()
 		return nil, err
 	}
+	proxies, err := cfg.HTTP.TrustedProxyPrefixes()
+	if err != nil { // Validate parsed them already
+		n.closeStores()
+		return nil, err
+	}
 	n.portal, err = portal.New(portal.Config{
-		Service:        cfg.Origin,
-		ServiceProfile: service,
-		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
-		RateLimit:      cfg.HTTP.RatePerSecond,
-		RateBurst:      cfg.HTTP.RateBurst,
-		TransferToken:  cfg.HTTP.TransferToken,
-		TransferPublic: cfg.HTTP.TransferPublic,
+		Service:           cfg.Origin,
+		ServiceProfile:    service,
+		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
+		RateLimit:         cfg.HTTP.RatePerSecond,
+		RateBurst:         cfg.HTTP.RateBurst,
+		RateClients:       cfg.HTTP.RateClients,
+		TrustedProxies:    proxies,
+		ProxyHeader:       cfg.HTTP.ProxyHeader,
+		TransferToken:     cfg.HTTP.TransferToken,
+		TransferPublic:    cfg.HTTP.TransferPublic,
+		AdminToken:        cfg.HTTP.AdminToken,
+		MaxInFlight:       cfg.HTTP.MaxInFlight,
+		MaxConnections:    cfg.HTTP.MaxConnections,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		ReadTimeout:       cfg.HTTP.ReadTimeout.Duration,
+		WriteTimeout:      cfg.HTTP.WriteTimeout.Duration,
+		IdleTimeout:       cfg.HTTP.IdleTimeout.Duration,
 	}, portal.Deps{
 		Log:         n.log,
 		State:       n.state,
@@ -233,11 +248,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.closeStores()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           n.portal.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
-	}
+	srv := n.portal.HTTPServer(slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
 	n.logger.Info("node running", "origin", n.cfg.Origin, "portal", "http://"+n.HTTPAddr(),
 		"period", n.schedule.Period, "log_size", n.log.Size())
 
@@ -258,7 +269,7 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(n.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(n.portal.LimitListener(n.listener)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("node: portal: %w", err)
 			cancel()
 		}

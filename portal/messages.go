@@ -246,6 +246,14 @@ type GetResponse struct {
 type PublishRequest struct {
 	MeshRequest
 	Entry Entry `json:",omitempty"`
+	// AccountID is the account of this portal the entry is published for
+	// (required): the account's profile, the ProfileMesh its ProfileAccount
+	// names, or any other entry vouched for by Proof.
+	AccountID string `json:",omitempty"`
+	// Proof is an AccountProof for Publish and Entry, signed by a key of
+	// the account's profile; required unless Entry is the account's own
+	// profile (or its ProfileMesh).
+	Proof Entry `json:",omitempty"`
 }
 
 // PublishResponse reports the outcome of Publish.
@@ -332,6 +340,9 @@ type ConnectPendingRequest struct {
 	MeshRequest
 	AccountID         string             `json:",omitempty"`
 	SearchConstraints *SearchConstraints `json:",omitempty"`
+	// Proof is an AccountProof for ConnectPending, signed by a key of the
+	// account's profile (required, on every page).
+	Proof Entry `json:",omitempty"`
 }
 
 // ConnectPendingResponse lists pending requests, oldest first.

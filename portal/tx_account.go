@@ -53,7 +53,13 @@ func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*Create
 	if err != nil {
 		return nil, err
 	}
-	pe := portalEntry(TxCreateAccount, e, req.Profile)
+	if err := s.checkUpdated("CreateRequest.Profile", e); err != nil {
+		return nil, err
+	}
+	if err := s.checkReplicated("CreateRequest.Profile", e); err != nil {
+		return nil, err
+	}
+	pe := portalEntry(TxCreateAccount, e, req.Profile, nil)
 	pe.AccountID, pe.Status = req.Account, AccountOpen
 	if _, err := s.append(ctx, log.KindAccount, e.Identifier.String(), account, pe); err != nil {
 		return nil, err

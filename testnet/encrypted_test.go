@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"testing"
+	"time"
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal"
@@ -66,7 +67,22 @@ func TestAnEncryptedEntryCrossesTheFederationAndOnlyTheAccountsDeviceReadsIt(t *
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c0.Publish(ctx, &portal.PublishRequest{Entry: entry}); err != nil {
+	aliceEnv, err := mesh.SignObject(alice, offline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceEntry, err := mesh.MarshalEntry(alice.TypeName(), aliceEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c0.CreateAccount(ctx, &portal.CreateRequest{Account: "alice@example.com", Profile: aliceEntry}); err != nil {
+		t.Fatal(err)
+	}
+	proof, err := portal.SignAccountProof("alice@example.com", portal.TxPublish, entry, time.Now(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c0.Publish(ctx, &portal.PublishRequest{Entry: entry, AccountID: "alice@example.com", Proof: proof}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{tn.opts.Origin(0): tn.Node(0).Log().Size()}

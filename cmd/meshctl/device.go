@@ -223,9 +223,10 @@ func defaultAccount(cmd *cobra.Command, ks *Keystore, account string) (string, e
 	return "", usagef(cmd, "%s needs --account NAME (the keystore's profiles are bound to %d accounts)", commandName(cmd), len(accounts))
 }
 
-// pendingRequests lists every pending request of an account, verified.
-func pendingRequests(ctx context.Context, c *portalClient, account string) ([]pendingRequest, error) {
-	req := &portal.ConnectPendingRequest{AccountID: account}
+// pendingRequests lists every pending request of an account, verified;
+// proof is the AccountProof that every page needs.
+func pendingRequests(ctx context.Context, c *portalClient, account string, proof portal.Entry) ([]pendingRequest, error) {
+	req := &portal.ConnectPendingRequest{AccountID: account, Proof: proof}
 	var out []pendingRequest
 	for {
 		resp, err := c.ConnectPending(ctx, req)
@@ -309,7 +310,11 @@ func (o *globalOptions) pendingOf(cmd *cobra.Command, account string) (pendingQu
 	if q.client, err = o.client(); err != nil {
 		return q, err
 	}
-	q.pending, err = pendingRequests(cmd.Context(), q.client, q.account)
+	proof, err := signAccountProof(q.ks, q.account, portal.TxConnectPending, nil)
+	if err != nil {
+		return q, err
+	}
+	q.pending, err = pendingRequests(cmd.Context(), q.client, q.account, proof)
 	return q, err
 }
 

@@ -60,11 +60,15 @@ func messageSigner(ks *Keystore) (*mesh.PrivateKey, error) {
 }
 
 func newMessageSendCommand(opts *globalOptions) *cobra.Command {
-	var to string
+	var to, account string
 	cmd := &cobra.Command{
-		Use:   "send --to ACCOUNT TEXT...",
+		Use:   "send --to ACCOUNT [--account NAME] TEXT...",
 		Short: "Encrypt TEXT to an account's encryption key, sign it and publish it",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Encrypt TEXT to the encryption key of the profile ACCOUNT is bound to, sign it with
+the keystore's administration key, and publish it as a CatalogedPublication for
+the account NAME (default ACCOUNT), with an AccountProof signed by NAME's
+administration key. It prints the message ID, which 'meshctl message read' takes.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return usagef(cmd, "message send needs --to ACCOUNT")
@@ -101,7 +105,14 @@ func newMessageSendCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: entry}); err != nil {
+			if account == "" {
+				account = to
+			}
+			proof, err := signAccountProof(ks, account, portal.TxPublish, entry)
+			if err != nil {
+				return err
+			}
+			if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: entry, AccountID: account, Proof: proof}); err != nil {
 				return c.wrap("publishing the message", err)
 			}
 			r := messageResult{ID: id.String(), Account: to, Signer: signer.UDF().String()}
@@ -111,6 +122,7 @@ func newMessageSendCommand(opts *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the account to encrypt to")
+	cmd.Flags().StringVar(&account, "account", "", "the account to publish for (default: --to)")
 	return cmd
 }
 
