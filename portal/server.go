@@ -91,10 +91,9 @@ type Authorizer interface {
 type Config struct {
 	// Service is the portal's DNS name, shown in Hello and on the status page.
 	Service string
-	// ServiceProfile is the portal's signed ProfileService, returned by
-	// Hello: the envelope, [header, payload, trailer]. Optional
-	// (mesh.ServiceProfileFromSeed derives one from the
-	// node's key).
+	// ServiceProfile is the portal's signed ProfileService envelope
+	// ([header, payload, trailer]), returned by Hello. Optional; the node
+	// derives it from its key (mesh.ServiceProfileFromSeed).
 	ServiceProfile json.RawMessage
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64

@@ -12,7 +12,8 @@ import (
 var publishTypes = []string{mesh.TypeProfileMesh, mesh.TypeProfileDevice, mesh.TypeProfileAccount,
 	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry, mesh.TypeCatalogedPublication}
 
-// publish answers Publish: a signed profile or an OfflineEscrowEntry, for
+// publish answers Publish: a signed profile, an OfflineEscrowEntry or a
+// CatalogedPublication (an encrypted entry, stored like an escrow entry), for
 // an open account of this portal (PublishRequest.AccountID). The entry is
 // verified completely first; the indexer then decides, atomically with the
 // append, whether it may be registered: the account's own profile (or the
