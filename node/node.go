@@ -226,7 +226,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           n.portal.Handler(),
+		Handler:           n.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
 	}
