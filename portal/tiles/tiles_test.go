@@ -73,10 +73,10 @@ func FuzzParsePath(f *testing.F) {
 
 // testLog is a real log with its stored tree, served by a Server.
 type testLog struct {
-	log    *log.Log
-	tree   *merkle.Tree
-	srv    *httptest.Server
-	close  func(size uint64) // closes an epoch
+	log   *log.Log
+	tree  *merkle.Tree
+	srv   *httptest.Server
+	close func(size uint64) // closes an epoch
 }
 
 func newTestLog(t *testing.T, records int) *testLog {
