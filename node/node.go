@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		Checkpoints: n.tree,
 		Schedule:    n,
 		Peers:       peers,
+		Proofs:      n,
 		Registerer:  n.registry,
 		Gatherer:    n.registry,
 		Logger:      logger,
