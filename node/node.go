@@ -53,6 +53,8 @@ type Node struct {
 	fed     *config.Federation // nil when the node runs alone
 	mesh    *intermesh.Mesh    // nil when the node runs alone
 	masters masterRecords
+
+	witnessing witnessing // the witness protocols (witness.go)
 }
 
 // New opens a node's store and builds its portal. It does not serve until
@@ -133,6 +135,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 			n.closeStores()
 			return nil, err
 		}
+	}
+	if err := n.newWitnessing(); err != nil {
+		n.closeStores()
+		return nil, err
 	}
 	var peers portal.PeerProofs
 	if n.mesh != nil {
@@ -248,7 +254,11 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		n.runWitnessSubmissions(runCtx)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(n.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -318,6 +328,7 @@ func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error
 			n.logger.Warn("publishing the checkpoint to the federation failed", "round", round, "err", err)
 		}
 	}
+	n.offerToWitnesses(signed)
 	n.lastClose.Store(at.UnixNano())
 	n.metrics.epochSeconds.Observe(time.Since(start).Seconds())
 	n.metrics.round.Set(float64(round))

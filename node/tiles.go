@@ -27,8 +27,12 @@ func (n *Node) handler() http.Handler {
 		},
 		Replica:  n.tileReplica,
 		Replicas: n.tileReplicas,
+		Cosigned: n.cosignedCheckpoint,
 		Logger:   n.logger,
 	}).Register(mux)
+	if n.witnessing.witness != nil {
+		mux.Handle("POST /add-checkpoint", n.witnessing.witness)
+	}
 	mux.Handle("/", n.portal.Handler())
 	return mux
 }

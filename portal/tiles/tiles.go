@@ -7,7 +7,9 @@
 // # Resources
 //
 // Under a log's prefix ("/" for the node's own log, "/replica/<origin>/"
-// for its replica of member <origin>, e.g. "/replica/testnet/node1/"):
+// for its replica of member <origin>, e.g. "/replica/testnet/node1/", and
+// "/cosigned/" for the node's own log as of its latest checkpoint that its
+// witnesses cosigned, the checkpoint carrying their cosignatures):
 //
 //	GET <prefix>checkpoint                the latest signed checkpoint (for a replica:
 //	                                      the origin's latest checkpoint the replica verified)
@@ -80,6 +82,12 @@ type Config struct {
 	Replica func(origin string) (l Log, ok bool)
 	// Replicas lists the origins Replica serves. Optional.
 	Replicas func() []string
+	// Cosigned returns the latest checkpoint of the own log that its
+	// witness policy's quorum cosigned, with the cosignatures, or nil.
+	// Optional: if set, the own log is also served under "/cosigned/"
+	// with that checkpoint, so a client that requires cosignatures reads
+	// the log at that prefix.
+	Cosigned func() ([]byte, error)
 	// Logger logs failures to read the store. Optional.
 	Logger *slog.Logger
 }
@@ -102,14 +110,23 @@ func New(cfg Config) *Server {
 func ReplicaPrefix(origin string) string { return "/replica/" + origin + "/" }
 
 // Register adds the server's routes to mux: GET and OPTIONS of
-// "/checkpoint", "/tile/" and "/replica/".
+// "/checkpoint", "/tile/", "/replica/" and, with Config.Cosigned,
+// "/cosigned/".
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, s.cfg.Own, "checkpoint") })
 	mux.HandleFunc("GET /tile/", func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, s.cfg.Own, strings.TrimPrefix(r.URL.Path, "/"))
 	})
 	mux.HandleFunc("GET /replica/", s.serveReplica)
-	for _, p := range []string{"/checkpoint", "/tile/", "/replica/"} {
+	prefixes := []string{"/checkpoint", "/tile/", "/replica/"}
+	if s.cfg.Cosigned != nil {
+		cosigned := Log{Checkpoint: s.cfg.Cosigned, Hashes: s.cfg.Own.Hashes, Entries: s.cfg.Own.Entries}
+		mux.HandleFunc("GET /cosigned/", func(w http.ResponseWriter, r *http.Request) {
+			s.serve(w, r, cosigned, strings.TrimPrefix(r.URL.Path, "/cosigned/"))
+		})
+		prefixes = append(prefixes, "/cosigned/")
+	}
+	for _, p := range prefixes {
 		mux.HandleFunc("OPTIONS "+p, preflight)
 	}
 }
