@@ -1,6 +1,7 @@
 package merkle
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -22,7 +23,8 @@ var ErrNoTile = errors.New("merkle: no such tile")
 // width, as the tree of the given size (at most Size()) has it: the
 // concatenated 32-byte hashes of the full subtree nodes (TileHeight·level,
 // index·256 + i) for i in [0, width). Because every full subtree node is
-// stored, each hash is one database read; nothing is recomputed.
+// stored, each hash is one database read (one iterator step: the nodes of
+// a tile are adjacent keys); nothing is recomputed.
 //
 // A tile of width w exists in a tree of size s if its last hash covers
 // leaves below s: (index·256 + w) · 256^level <= s. Any narrower tile than
@@ -38,20 +40,23 @@ func (t *Tree) TileHashes(level uint, index uint64, width int, size uint64) ([]b
 		}
 		out = make([]byte, 0, width*hashSize)
 		first := index * TileWidth
+		// The node keys of one level sort by index: one iterator walks them.
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		it.Seek(t.keys.node(level*TileHeight, first))
 		for i := range uint64(width) {
-			item, err := txn.Get(t.keys.node(level*TileHeight, first+i))
-			if errors.Is(err, badger.ErrKeyNotFound) {
+			want := t.keys.node(level*TileHeight, first+i)
+			if !it.Valid() || !bytes.Equal(it.Item().Key(), want) {
 				return fmt.Errorf("merkle: node (level %d, index %d) missing: %w", level*TileHeight, first+i, ErrCorrupt)
 			}
-			if err != nil {
-				return fmt.Errorf("merkle: read node (level %d, index %d): %w", level*TileHeight, first+i, err)
-			}
+			item := it.Item()
 			if item.ValueSize() != hashSize {
 				return fmt.Errorf("merkle: node (level %d, index %d) is %d bytes: %w", level*TileHeight, first+i, item.ValueSize(), ErrCorrupt)
 			}
 			if err := item.Value(func(v []byte) error { out = append(out, v...); return nil }); err != nil {
 				return fmt.Errorf("merkle: read node (level %d, index %d): %w", level*TileHeight, first+i, err)
 			}
+			it.Next()
 		}
 		return nil
 	})

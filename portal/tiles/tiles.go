@@ -211,7 +211,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, l Log, resource s
 		h.Add("Vary", "Accept-Encoding")
 		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
 			var zb bytes.Buffer
-			zw := gzip.NewWriter(&zb)
+			zw, _ := gzip.NewWriterLevel(&zb, gzip.BestSpeed)
 			_, _ = zw.Write(body)
 			_ = zw.Close()
 			h.Set("Content-Encoding", "gzip")
