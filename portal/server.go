@@ -226,6 +226,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /{$}", s.serveStatusPage)
+	mux.HandleFunc("GET /status.json", s.serveStatusJSON)
 	return mux
 }
 
