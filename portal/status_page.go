@@ -130,7 +130,7 @@ var statusPage = template.Must(template.New("status").Funcs(statusFuncs).Parse(`
 <html><head><meta charset="utf-8"><title>{{.Service}} — Mesh portal</title>
 <style>
 body{font-family:sans-serif;margin:2em;color:#222}td,th{padding:.15em .5em}pre{background:#f4f4f4;padding:1em;overflow:auto}
-table.grid{border-collapse:collapse;font-size:80%}table.grid td{text-align:center;min-width:2.2em;border:1px solid #fff}
+table.grid{border-collapse:collapse;font-size:70%}table.grid td{text-align:center;min-width:2em;border:1px solid #fff}
 .c-certified{background:#c8e6c9;color:#1b5e20}.c-missing{background:#e53935;color:#fff}
 .c-no-quorum{background:#ffb300;color:#000}.c-evidence{background:#4a148c;color:#fff;font-weight:bold}
 .c-unknown{background:#eee;color:#999}

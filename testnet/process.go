@@ -126,11 +126,21 @@ func (p *Processes) Period() time.Duration { return p.opts.Period }
 // PortalURL is the base URL of member i's portal.
 func (p *Processes) PortalURL(i int) string { return p.fed.Members[i].HTTP }
 
-// Running reports whether member i's process is running.
+// Running reports whether member i's process is running (started and
+// not exited).
 func (p *Processes) Running(i int) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.procs[i] != nil
+	pr := p.procs[i]
+	p.mu.Unlock()
+	if pr == nil {
+		return false
+	}
+	select {
+	case <-pr.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // Pid is the process ID of member i, or 0 if it is not running.
