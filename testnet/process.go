@@ -156,11 +156,10 @@ func (p *Processes) Pid(i int) int {
 // StartMember starts member i's process (it must not be running) and waits
 // until its portal answers /healthz.
 func (p *Processes) StartMember(ctx context.Context, i int) error {
-	p.mu.Lock()
-	if p.procs[i] != nil {
-		p.mu.Unlock()
+	if p.Running(i) {
 		return fmt.Errorf("testnet: member %d is running", i)
 	}
+	p.mu.Lock()
 	dir := p.opts.NodeDir(i)
 	logf, err := os.OpenFile(filepath.Join(dir, LogFileName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

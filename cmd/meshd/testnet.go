@@ -18,6 +18,7 @@ func newTestnetCommand() *cobra.Command {
 		verbose   bool
 		traffic   time.Duration
 		processes bool
+		chaos     testnetChaos
 	)
 	cmd := &cobra.Command{
 		Use:   "testnet [--nodes N] [--dir DIR] [--http-base-port P]",
@@ -48,8 +49,11 @@ then comes from the members' public Status answers.`,
 				opts.Logger = newLogger(cmd.ErrOrStderr(), defaultLogging("info"))
 			}
 			out := cmd.OutOrStdout()
+			if chaos.on && !processes {
+				return fmt.Errorf("testnet: --chaos needs --processes")
+			}
 			if processes {
-				return runProcessTestnet(cmd, opts.Layout, traffic)
+				return runProcessTestnet(cmd, opts.Layout, traffic, chaos)
 			}
 			tn, err := testnet.Start(cmd.Context(), opts)
 			if err != nil {
@@ -77,5 +81,10 @@ then comes from the members' public Status answers.`,
 	f.DurationVar(&traffic, "traffic", time.Second, "interval between generated portal transactions (0 turns traffic off)")
 	f.BoolVar(&verbose, "verbose", false, "print the nodes' logs")
 	f.BoolVar(&processes, "processes", false, "run every member as its own meshd process")
+	f.BoolVar(&chaos.on, "chaos", false, "with --processes: SIGKILL and restart members, partition and heal them, at random")
+	f.Uint64Var(&chaos.seed, "chaos-seed", 0, "seed of the chaos's random choices (default: from the clock; printed)")
+	f.DurationVar(&chaos.killEvery, "kill-every", 30*time.Second, "with --chaos: mean interval between kills (0: none)")
+	f.DurationVar(&chaos.partitionEvery, "partition-every", 45*time.Second, "with --chaos: mean interval between partitions (0: none)")
+	f.DurationVar(&chaos.down, "chaos-down", 0, "with --chaos: mean time a killed member stays down or a partition lasts (default 2 periods)")
 	return cmd
 }
