@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		n.log.Close()
 		return nil, err
 	}
+	n.registry.MustRegister(newOpsCollector(n))
 	if err := n.newMesh(ctx); err != nil {
 		n.log.Close()
 		return nil, err
