@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/mesh"
 )
 
 // treePrefix is the prefix of the node's own Merkle tree in its database;
@@ -138,6 +140,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	if n.mesh != nil {
 		peers = n
 	}
+	service, err := serviceProfile(key)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
 	proxies, err := cfg.HTTP.TrustedProxyPrefixes()
 	if err != nil { // Validate parsed them already
 		n.closeStores()
@@ -145,6 +152,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	}
 	n.portal, err = portal.New(portal.Config{
 		Service:           cfg.Origin,
+		ServiceProfile:    service,
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
 		RateLimit:         cfg.HTTP.RatePerSecond,
 		RateBurst:         cfg.HTTP.RateBurst,
@@ -354,3 +362,17 @@ func (n *Node) Epoch() uint64 { return n.schedule.Round(time.Now()) }
 
 // verifiers are the note verifiers of the node's own checkpoints.
 func (n *Node) verifiers() note.Verifiers { return note.VerifierList(n.verifier) }
+
+// serviceProfile is the node's ProfileService envelope for Hello, derived
+// from its key (mesh.ServiceProfileFromSeed: no second identity to keep).
+func serviceProfile(key ed25519.PrivateKey) ([]byte, error) {
+	env, _, err := mesh.ServiceProfileFromSeed(key.Seed())
+	if err != nil {
+		return nil, fmt.Errorf("node: deriving the service profile: %w", err)
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("node: encoding the service profile: %w", err)
+	}
+	return b, nil
+}

@@ -169,11 +169,13 @@ type DataItem struct {
 // HelloRequest asks for the service's protocol versions.
 type HelloRequest struct{ MeshRequest }
 
-// HelloResponse reports the protocol versions the service speaks.
+// HelloResponse reports the protocol versions the service speaks, and
+// the service's own signed ProfileService (seed 002 §4.3) if it has one.
 type HelloResponse struct {
 	MeshResponse
-	Version    *Version  `json:",omitempty"`
-	Alternates []Version `json:",omitempty"`
+	Version                 *Version        `json:",omitempty"`
+	Alternates              []Version       `json:",omitempty"`
+	EnvelopedProfileService json.RawMessage `json:",omitempty"`
 }
 
 // ValidateRequest asks whether an account name is acceptable.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +91,10 @@ type Authorizer interface {
 type Config struct {
 	// Service is the portal's DNS name, shown in Hello and on the status page.
 	Service string
+	// ServiceProfile is the portal's signed ProfileService envelope
+	// ([header, payload, trailer]), returned by Hello. Optional; the node
+	// derives it from its key (mesh.ServiceProfileFromSeed).
+	ServiceProfile json.RawMessage
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64
 	// MaxEntryBytes bounds one Mesh entry (profile, escrow entry, signed

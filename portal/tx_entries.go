@@ -10,9 +10,10 @@ import (
 
 // publishTypes are the entries Publish accepts.
 var publishTypes = []string{mesh.TypeProfileMesh, mesh.TypeProfileDevice, mesh.TypeProfileAccount,
-	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry}
+	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry, mesh.TypeCatalogedPublication}
 
-// publish answers Publish: a signed profile or an OfflineEscrowEntry, for
+// publish answers Publish: a signed profile, an OfflineEscrowEntry or a
+// CatalogedPublication (an encrypted entry, stored like an escrow entry), for
 // an open account of this portal (PublishRequest.AccountID). The entry is
 // verified completely first; the indexer then decides, atomically with the
 // append, whether it may be registered: the account's own profile (or the
@@ -50,8 +51,8 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 		pe.Proof, pe.ProofSigner = req.Proof, signer
 	}
 	kind := log.KindProfile
-	if e.Type == mesh.TypeOfflineEscrowEntry {
-		kind = log.KindEscrow
+	if e.Type == mesh.TypeOfflineEscrowEntry || e.Type == mesh.TypeCatalogedPublication {
+		kind = log.KindEscrow // stored opaque, never replaced
 	}
 	_, update, err := s.state.object(id)
 	if err != nil {
