@@ -83,11 +83,22 @@ func (m *Mesh) currentRound() uint64 {
 	return uint64(s) / uint64(m.period.Seconds())
 }
 
-// inWindow reports whether round r is at most RoundWindow rounds from now.
+// inWindow reports whether round r is at most RoundWindow rounds before
+// the current round, and not after it: round r closes when round r+1
+// begins, so no member sends a message of a round that has not begun
+// unless its clock is off by more than a period.
 func (m *Mesh) inWindow(r uint64) bool {
 	cur := m.currentRound()
-	w := m.cfg.RoundWindow
-	return r+w >= cur && r <= cur+w
+	return r+m.cfg.RoundWindow >= cur && r <= cur
+}
+
+// windowError says why round r is not in the window.
+func (m *Mesh) windowError(r uint64) string {
+	cur := m.currentRound()
+	if r > cur {
+		return fmt.Sprintf("round %d has not begun (the current round is %d)", r, cur)
+	}
+	return fmt.Sprintf("round %d is more than %d rounds before the current round %d", r, m.cfg.RoundWindow, cur)
 }
 
 // verifyCheckpoint is the stateless check of a signed checkpoint note: size,
@@ -118,8 +129,7 @@ func (m *Mesh) verifyCheckpoint(data []byte) (heldCheckpoint, error) {
 		return heldCheckpoint{}, fmt.Errorf("%w: origin %q is not a member", ErrInvalidCheckpoint, hc.cp.Origin)
 	}
 	if !m.inWindow(hc.cp.Round) {
-		return heldCheckpoint{}, fmt.Errorf("%w: round %d is more than %d rounds from the current round %d",
-			ErrInvalidCheckpoint, hc.cp.Round, m.cfg.RoundWindow, m.currentRound())
+		return heldCheckpoint{}, fmt.Errorf("%w: %s", ErrInvalidCheckpoint, m.windowError(hc.cp.Round))
 	}
 	return hc, nil
 }

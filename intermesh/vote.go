@@ -142,8 +142,7 @@ func (m *Mesh) parseVote(data []byte) (vote, error) {
 		return vote{}, fmt.Errorf("%w: note is for round %d, message for round %d", ErrInvalidVote, body.round, w.Round)
 	}
 	if !m.inWindow(body.round) {
-		return vote{}, fmt.Errorf("%w: round %d is more than %d rounds from the current round %d",
-			ErrInvalidVote, body.round, m.cfg.RoundWindow, m.currentRound())
+		return vote{}, fmt.Errorf("%w: %s", ErrInvalidVote, m.windowError(body.round))
 	}
 	if body.count != len(w.Checkpoints) || body.count > len(m.members) {
 		return vote{}, fmt.Errorf("%w: note counts %d checkpoints, message carries %d", ErrInvalidVote, body.count, len(w.Checkpoints))
