@@ -94,7 +94,7 @@ func (st *state) holdVote(v vote) (verdict, bool) {
 		return ignored("vote for round %d, which has not begun", v.round), true
 	}
 	if os := st.origins[v.sigs[0].Name]; os != nil && os.equivocated {
-		return ignored("early vote of %q, who equivocated", v.sigs[0].Name), true
+		return useless("early vote of %q, who equivocated", v.sigs[0].Name), true
 	}
 	st.earlyRoundOf(v.round).votes[v.sigs[0].Name] = v
 	return ignored("vote for round %d, before the round closed: held until it does", v.round), true

@@ -154,6 +154,10 @@ type Mesh struct {
 
 	viewMu sync.RWMutex
 	view   view
+
+	penalties  penalties // application-specific gossip penalties (score.go)
+	grayMu     sync.Mutex
+	graylisted map[peer.ID]bool // at the last score inspection
 }
 
 // New checks cfg, creates the libp2p host listening on cfg.Listen and joins

@@ -17,6 +17,9 @@ import (
 //	intermesh_certificate_seconds                  time from the round's scheduled close to its certificate
 //	intermesh_early_messages_total{topic,outcome}  checkpoints and votes of rounds not closed yet; outcome held|refused
 //	intermesh_commit_queue_waits_total             times the round loop waited for the committer (back-pressure)
+//	intermesh_peer_score{member}                   gossipsub score of each connected member
+//	intermesh_peers_graylisted                     members whose gossip is ignored now (score below the graylist threshold)
+//	intermesh_peer_penalties_total{member}         application-specific penalties charged (score.go)
 //	intermesh_equivocations_total                  evidence recorded against members
 //	intermesh_evidence                             evidence held now (gauge)
 //	intermesh_replica_lag_records{origin}          records known to exist that the replica lacks
@@ -44,6 +47,9 @@ type metrics struct {
 	badRelays     *prometheus.CounterVec
 	early         *prometheus.CounterVec
 	jobWaits      prometheus.Counter
+	peerScore     *prometheus.GaugeVec
+	graylisted    prometheus.Gauge
+	penalties     *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
@@ -111,8 +117,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_commit_queue_waits_total",
 			Help: "Times the round loop waited for the committer because its queue was full (back-pressure; nothing is dropped).",
 		}),
+		peerScore: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "intermesh_peer_score",
+			Help: "Gossipsub score of each connected member (below -400 its gossip is ignored).",
+		}, []string{"member"}),
+		graylisted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "intermesh_peers_graylisted",
+			Help: "Members whose gossip is ignored now: their score is below the graylist threshold.",
+		}),
+		penalties: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_peer_penalties_total",
+			Help: "Application-specific gossip penalties charged to a member, for valid but useless messages and lying relay pages.",
+		}, []string{"member"}),
 	}
-	for _, c := range []prometheus.Collector{mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
+	for _, c := range []prometheus.Collector{mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
 		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err

@@ -67,6 +67,7 @@ func (r *replicator) checkRelayed(rs *replicaState, p peer.ID, from uint64, recs
 		rs.badRelays[p] = time.Now().Add(badRelayPause)
 		rs.mu.Unlock()
 		r.m.metrics.badRelays.WithLabelValues(relay).Inc()
+		r.m.penalize(p, penaltyBadRelay)
 		r.m.log.Warn("a member relayed records that contradict their origin's checkpoint; page dropped", "member", rs.origin, "relay", relay, "round", hc.cp.Round, "size", hc.cp.Size)
 		return fmt.Errorf("%w: %s relayed records of %q from %d whose root at %d is %x, not the root %x of round %d",
 			errBadRelay, relay, rs.origin, from, hc.cp.Size, roots[i], hc.cp.Root, hc.cp.Round)

@@ -246,7 +246,7 @@ func (st *state) addVote(v vote) verdict {
 		fresh = append(fresh, s)
 	}
 	if len(fresh) == 0 {
-		return ignored("vote for round %d brings no new counted signature", v.round)
+		return useless("vote for round %d brings no new counted signature", v.round)
 	}
 	rs = st.round(v.round)
 	if rs == nil {

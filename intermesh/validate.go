@@ -25,6 +25,7 @@ import (
 type verdict struct {
 	result pubsub.ValidationResult
 	reason string
+	cost   float64 // application-specific penalty of the sender (score.go)
 }
 
 var (
@@ -32,11 +33,19 @@ var (
 )
 
 func rejected(format string, a ...any) verdict {
-	return verdict{pubsub.ValidationReject, fmt.Sprintf(format, a...)}
+	return verdict{result: pubsub.ValidationReject, reason: fmt.Sprintf(format, a...)}
 }
 
 func ignored(format string, a ...any) verdict {
-	return verdict{pubsub.ValidationIgnore, fmt.Sprintf(format, a...)}
+	return verdict{result: pubsub.ValidationIgnore, reason: fmt.Sprintf(format, a...)}
+}
+
+// useless is an ignore verdict for a valid message that was costly to
+// check and brought nothing: the sender is penalized (score.go).
+func useless(format string, a ...any) verdict {
+	v := ignored(format, a...)
+	v.cost = penaltyUseless
+	return v
 }
 
 // heldCheckpoint is a checkpoint whose signature has been verified.
@@ -206,6 +215,9 @@ func (m *Mesh) checkRecordsMsg(from peer.ID, data []byte) verdict {
 // pubsub result.
 func (m *Mesh) record(topic string, from peer.ID, v verdict) pubsub.ValidationResult {
 	m.metrics.verdict(topic, v.result)
+	if v.cost > 0 {
+		m.penalize(from, v.cost)
+	}
 	if v.result == pubsub.ValidationReject {
 		m.log.Debug("gossip rejected", "topic", topic, "from", from, "member", m.byPeer[from], "reason", v.reason)
 	}
