@@ -326,6 +326,17 @@ func (r *replicator) pullAny(ctx context.Context, rs *replicaState) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, errPageLimits) {
+			// Broken protocol, not a failed network: a relay is paused
+			// and penalized like a liar, the origin penalized only.
+			if p != rs.id {
+				r.badRelay(rs, p)
+			} else {
+				r.m.penalize(p, penaltyBadRelay)
+			}
+			r.m.log.Warn("a member served a Transfer page over the limits asked for; dropped", "member", rs.origin, "from", r.m.byPeer[p], "err", err)
+			continue
+		}
 		r.m.log.Debug("transfer failed; trying another member", "member", rs.origin, "from", r.m.byPeer[p], "err", err)
 	}
 	return false

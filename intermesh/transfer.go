@@ -56,6 +56,11 @@ const (
 // records asked for.
 var ErrTransfer = errors.New("intermesh: transfer")
 
+// errPageLimits marks a page whose server broke the protocol: a frame over
+// the limits asked for, or records past them. The server is penalized
+// (pullAny).
+var errPageLimits = errors.New("page exceeds the limits asked for")
+
 type transferRequest struct {
 	Origin     string `json:"origin"`
 	From       uint64 `json:"from"`
@@ -94,7 +99,7 @@ func readFrame(r io.Reader, limit int) ([]byte, error) {
 	}
 	size := binary.BigEndian.Uint32(n[:])
 	if uint64(size) > uint64(limit) {
-		return nil, fmt.Errorf("frame of %d bytes, limit %d", size, limit)
+		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", errPageLimits, size, limit)
 	}
 	b := make([]byte, size)
 	if _, err := io.ReadFull(r, b); err != nil {
