@@ -36,7 +36,11 @@ import (
 // leaf encoding (log.Record.MarshalLeaf), at most max_entries records and
 // (beyond the first) max_bytes bytes of leaves, then an empty frame that ends
 // the page. Fewer records than asked with from+count < size just means the
-// page limits were reached: ask again from from+count. Only federation
+// page limits were reached: ask again from from+count. The client holds the
+// server to the limits it asked for: a frame that would exceed them fails
+// the page before it is read, so a server cannot make it read more
+// (records past max_entries, a leaf past max_bytes, frames without end).
+// Only federation
 // members can open streams at all (the connection gater), and both sides set
 // deadlines, so a stalled peer costs at most transferTimeout.
 const TransferProtocol = protocol.ID("/intermesh/transfer/1")
