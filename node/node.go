@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	n.log, err = log.Open(ctx, log.Options{
 		Dir:           cfg.DataDir(),
 		Logger:        logger,
-		Indexers:      []log.Indexer{n.state},
+		Indexers:      []log.Indexer{n.state, intermesh.EvidenceIndexer{}},
 		BatchIndexers: []log.BatchIndexer{indexTree},
 		MaxBatch:      cfg.Store.MaxBatch,
 		Origin:        cfg.Origin,
