@@ -171,7 +171,7 @@ func TestConnectionsPastTheCapGetServerOverload(t *testing.T) {
 	addr := startHoldingNode(t, func(h *config.HTTP) {
 		h.MaxConnections = capacity
 		h.ReadHeaderTimeout = config.Duration{Duration: 2 * time.Second}
-		h.ReadTimeout = config.Duration{Duration: 6 * time.Second}
+		h.ReadTimeout = config.Duration{Duration: 10 * time.Second}
 	})
 	trs := make([]*trickler, capacity)
 	for i := range trs {

@@ -55,6 +55,8 @@ type Node struct {
 	fed     *config.Federation // nil when the node runs alone
 	mesh    *intermesh.Mesh    // nil when the node runs alone
 	masters masterRecords
+
+	witnessing witnessing // the witness protocols (witness.go)
 }
 
 // New opens a node's store and builds its portal. It does not serve until
@@ -136,6 +138,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 			return nil, err
 		}
 	}
+	if err := n.newWitnessing(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
 	var peers portal.PeerProofs
 	if n.mesh != nil {
 		peers = n
@@ -174,6 +180,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		Checkpoints: n.tree,
 		Schedule:    n,
 		Peers:       peers,
+		Proofs:      n,
 		Registerer:  n.registry,
 		Gatherer:    n.registry,
 		Logger:      logger,
@@ -249,6 +256,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	srv := n.portal.HTTPServer(slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
+	srv.Handler = n.handler() // the portal, tlog-tiles reads and the witness
 	n.logger.Info("node running", "origin", n.cfg.Origin, "portal", "http://"+n.HTTPAddr(),
 		"period", n.schedule.Period, "log_size", n.log.Size())
 
@@ -266,7 +274,11 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		n.runWitnessSubmissions(runCtx)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(n.portal.LimitListener(n.listener)); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -336,6 +348,7 @@ func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error
 			n.logger.Warn("publishing the checkpoint to the federation failed", "round", round, "err", err)
 		}
 	}
+	n.offerToWitnesses(signed)
 	n.lastClose.Store(at.UnixNano())
 	n.metrics.epochSeconds.Observe(time.Since(start).Seconds())
 	n.metrics.round.Set(float64(round))

@@ -175,3 +175,23 @@ func TestRequestsPastTheInFlightCapGetServerOverload(t *testing.T) {
 		t.Fatalf("with a free slot: HTTP %d %+v", resp.StatusCode, body)
 	}
 }
+
+// Through the capped listener, a request refused before its body was read
+// (here: over MaxBodyBytes) still gets its JSON answer, again and again.
+func TestARefusedLargeBodyIsAnsweredThroughTheCappedListener(t *testing.T) {
+	s := newInternalServer(t, Config{MaxBodyBytes: 4096, MaxConnections: 64})
+	url := serveReal(t, s)
+	body := `{"HelloRequest":{"Pad":"` + strings.Repeat("x", 1<<20) + `"}}`
+	for range 5 {
+		resp, err := http.Post(url+WellKnownPath, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("no answer to an oversized body: %v", err)
+		}
+		var answer map[string]MeshResponse
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge || answer["MeshResponse"].Status != TooLarge {
+			t.Fatalf("oversized body: HTTP %d %+v %v", resp.StatusCode, answer, err)
+		}
+	}
+}

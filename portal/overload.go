@@ -192,7 +192,17 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
-// serveOverloaded answers 503 ServerOverload for a request over
+// CloseWrite half-closes a TCP connection, as net/http does before closing
+// one whose request it did not read to the end (so the answer is not reset
+// away).
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// overloaded answers 503 ServerOverload for a request over
 // MaxInFlight.
 func (s *Server) overloaded(tx string) Response {
 	s.overload.refused.WithLabelValues("in_flight").Inc()

@@ -74,6 +74,16 @@ type PeerProofs interface {
 	PeerProofs(ctx context.Context, checkpoint []byte) ([]PeerProof, error)
 }
 
+// EntryProofs proves Get's entries (the node implements it): GetProof and
+// the inclusion proofs of Full answers.
+type EntryProofs interface {
+	// ProveEntries returns the proof for entries of origin's log ("" for
+	// the node's own) and one inclusion proof per index (nil for an index
+	// the proof's checkpoint does not cover); a nil proof if the node has
+	// no checkpoint of that log yet.
+	ProveEntries(ctx context.Context, origin string, indexes []uint64) (*GetProof, [][][]byte, error)
+}
+
 // EvidenceSource gives the equivocation evidence the node holds, for
 // Status. A Deps.Peers that also implements it fills StatusResponse.Evidence.
 type EvidenceSource interface {
@@ -197,6 +207,9 @@ type Deps struct {
 	Schedule    Schedule
 	Peers       PeerProofs
 	Authorizer  Authorizer
+	// Proofs proves Get's entries with Full; nil means Get carries no
+	// proofs.
+	Proofs EntryProofs
 	// Replicas are the replica logs of peers whose records Get and Transfer
 	// serve besides the node's own (their state is kept by
 	// State.ReplicaIndexer). Nil means Log's, if Log implements ReplicaLogs
@@ -374,7 +387,7 @@ func (s *Server) dispatch(r *http.Request, tx string, req any) (Response, error)
 	case *DeleteRequest:
 		return s.deleteAccount(ctx, r, req)
 	case *GetRequest:
-		return s.get(req)
+		return s.get(ctx, req)
 	case *PublishRequest:
 		return s.publish(ctx, req)
 	case *StatusRequest:

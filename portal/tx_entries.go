@@ -92,7 +92,7 @@ const maxClockSkew = 5 * time.Minute
 // the entry against a checkpoint. An identifier this portal never
 // registered is looked up in the replicated state of its peers (see
 // versionsOf); such entries are flagged Replicated, with their Origin.
-func (s *Server) get(req *GetRequest) (*GetResponse, error) {
+func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
 	const field = "GetRequest"
 	b, err := s.pageBounds(field, req.SearchConstraints)
 	if err != nil {
@@ -144,7 +144,32 @@ func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 		}
 		resp.DataItems = append(resp.DataItems, item)
 	}
+	if req.Full && s.deps.Proofs != nil {
+		if err := s.proveEntries(ctx, src.origin, resp); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
+}
+
+// proveEntries adds the proofs of a Full Get answer's entries of origin's
+// log ("" for the node's own).
+func (s *Server) proveEntries(ctx context.Context, origin string, resp *GetResponse) error {
+	indexes := make([]uint64, len(resp.DataItems))
+	for i, item := range resp.DataItems {
+		indexes[i] = *item.Index
+	}
+	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, origin, indexes)
+	if err != nil || proof == nil {
+		return err
+	}
+	resp.Proof = proof
+	for i := range resp.DataItems {
+		if i < len(inclusions) {
+			resp.DataItems[i].Inclusion = inclusions[i]
+		}
+	}
+	return nil
 }
 
 // resolveGet returns the identifier a GetRequest asks for.
