@@ -35,8 +35,9 @@ import (
 //	Profile            Publish of a signed profile: Identifier = UDF of its offline key,
 //	                   Account = the canonical name of the account it is published for;
 //	                   Updated = its signed Updated; SignerKey, Proof, ProofSigner if any.
-//	Escrow             Publish of an OfflineEscrowEntry: Identifier = its UDF, no Signer,
-//	                   Account, Proof and ProofSigner as for a profile.
+//	Escrow             Publish of an OfflineEscrowEntry or a CatalogedPublication (an
+//	                   encrypted entry): Identifier = its UDF, no Signer, Account, Proof
+//	                   and ProofSigner as for a profile.
 //	ConnectionRequest  ConnectStart: Entry = the device's signed request, Signer = the
 //	                   device key, Identifier = the device ID, Account = canonical name.
 //	ConnectionResult   ConnectComplete: Entry = the signed result, Signer = the

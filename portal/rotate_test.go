@@ -149,3 +149,36 @@ func TestAReplayedOlderVersionIsRefused(t *testing.T) {
 	}
 	check(openPortalAt(t, testOrigin, dir, portal.Config{}), "after the restart")
 }
+
+// A version dated further ahead than the portal's clock allows is refused,
+// so that no version can outrank every later one.
+func TestAVersionFromTheFutureIsRefused(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPortal(t, portal.Config{})
+	u := newUser(t, "future@example.com")
+	future := time.Now().Add(time.Hour).UTC()
+	u.profileMesh.Updated = &future
+	env := envelopeOf(t, u.profileMesh, u.meshOffline)
+	raw, err := mesh.MarshalEntry(mesh.TypeProfileMesh, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "future", Profile: raw})
+	if pe := mustStatus(t, err, portal.ClientBadRequest); !strings.Contains(pe.Description, "in the future") {
+		t.Fatalf("CreateAccount with a version from the future: %q", pe.Description)
+	}
+	u.profileMesh.Updated = nil
+	_, err = p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "future", Profile: entryOf(t, u.profileMesh, u.meshOffline)})
+	mustStatus(t, err, portal.SuccessOK)
+	u.profileMesh.Updated = &future
+	raw, err = mesh.MarshalEntry(mesh.TypeProfileMesh, envelopeOf(t, u.profileMesh, u.meshOnline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := p.log.Size()
+	_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: raw, AccountID: "future"})
+	mustStatus(t, err, portal.ClientBadRequest)
+	if p.log.Size() != size {
+		t.Fatal("a version from the future was written")
+	}
+}

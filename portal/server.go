@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,16 @@ type PeerProofs interface {
 	PeerProofs(ctx context.Context, checkpoint []byte) ([]PeerProof, error)
 }
 
+// EntryProofs proves Get's entries (the node implements it): GetProof and
+// the inclusion proofs of Full answers.
+type EntryProofs interface {
+	// ProveEntries returns the proof for entries of origin's log ("" for
+	// the node's own) and one inclusion proof per index (nil for an index
+	// the proof's checkpoint does not cover); a nil proof if the node has
+	// no checkpoint of that log yet.
+	ProveEntries(ctx context.Context, origin string, indexes []uint64) (*GetProof, [][][]byte, error)
+}
+
 // EvidenceSource gives the equivocation evidence the node holds, for
 // Status. A Deps.Peers that also implements it fills StatusResponse.Evidence.
 type EvidenceSource interface {
@@ -90,6 +101,10 @@ type Authorizer interface {
 type Config struct {
 	// Service is the portal's DNS name, shown in Hello and on the status page.
 	Service string
+	// ServiceProfile is the portal's signed ProfileService envelope
+	// ([header, payload, trailer]), returned by Hello. Optional; the node
+	// derives it from its key (mesh.ServiceProfileFromSeed).
+	ServiceProfile json.RawMessage
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64
 	// MaxEntryBytes bounds one Mesh entry (profile, escrow entry, signed
@@ -192,6 +207,9 @@ type Deps struct {
 	Schedule    Schedule
 	Peers       PeerProofs
 	Authorizer  Authorizer
+	// Proofs proves Get's entries with Full; nil means Get carries no
+	// proofs.
+	Proofs EntryProofs
 	// Replicas are the replica logs of peers whose records Get and Transfer
 	// serve besides the node's own (their state is kept by
 	// State.ReplicaIndexer). Nil means Log's, if Log implements ReplicaLogs
@@ -290,6 +308,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.Handle("GET /metrics", s.limitInFlight(s.metricsHandler()))
 	mux.Handle("GET /{$}", s.limitInFlight(http.HandlerFunc(s.serveStatusPage)))
+	mux.Handle("GET /status.json", s.limitInFlight(http.HandlerFunc(s.serveStatusJSON)))
 	return mux
 }
 
@@ -369,7 +388,7 @@ func (s *Server) dispatch(r *http.Request, tx string, req any) (Response, error)
 	case *DeleteRequest:
 		return s.deleteAccount(ctx, r, req)
 	case *GetRequest:
-		return s.get(req)
+		return s.get(ctx, req)
 	case *PublishRequest:
 		return s.publish(ctx, req)
 	case *StatusRequest:

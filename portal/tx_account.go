@@ -16,7 +16,7 @@ func (s *Server) hello(*HelloRequest) *HelloResponse {
 	if s.cfg.Service != "" {
 		v.URI = []string{"https://" + s.cfg.Service + WellKnownPath}
 	}
-	return &HelloResponse{Version: v}
+	return &HelloResponse{Version: v, EnvelopedProfileService: s.cfg.ServiceProfile}
 }
 
 // validateAccount answers ValidateAccount. An unacceptable or taken name is

@@ -10,9 +10,10 @@ import (
 
 // publishTypes are the entries Publish accepts.
 var publishTypes = []string{mesh.TypeProfileMesh, mesh.TypeProfileDevice, mesh.TypeProfileAccount,
-	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry}
+	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry, mesh.TypeCatalogedPublication}
 
-// publish answers Publish: a signed profile or an OfflineEscrowEntry, for
+// publish answers Publish: a signed profile, an OfflineEscrowEntry or a
+// CatalogedPublication (an encrypted entry, stored like an escrow entry), for
 // an open account of this portal (PublishRequest.AccountID). The entry is
 // verified completely first; the indexer then decides, atomically with the
 // append, whether it may be registered: the account's own profile (or the
@@ -50,8 +51,8 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 		pe.Proof, pe.ProofSigner = req.Proof, signer
 	}
 	kind := log.KindProfile
-	if e.Type == mesh.TypeOfflineEscrowEntry {
-		kind = log.KindEscrow
+	if e.Type == mesh.TypeOfflineEscrowEntry || e.Type == mesh.TypeCatalogedPublication {
+		kind = log.KindEscrow // stored opaque, never replaced
 	}
 	_, update, err := s.state.object(id)
 	if err != nil {
@@ -91,7 +92,7 @@ const maxClockSkew = 5 * time.Minute
 // the entry against a checkpoint. An identifier this portal never
 // registered is looked up in the replicated state of its peers (see
 // versionsOf); such entries are flagged Replicated, with their Origin.
-func (s *Server) get(req *GetRequest) (*GetResponse, error) {
+func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
 	const field = "GetRequest"
 	b, err := s.pageBounds(field, req.SearchConstraints)
 	if err != nil {
@@ -143,7 +144,32 @@ func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 		}
 		resp.DataItems = append(resp.DataItems, item)
 	}
+	if req.Full && s.deps.Proofs != nil {
+		if err := s.proveEntries(ctx, src.origin, resp); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
+}
+
+// proveEntries adds the proofs of a Full Get answer's entries of origin's
+// log ("" for the node's own).
+func (s *Server) proveEntries(ctx context.Context, origin string, resp *GetResponse) error {
+	indexes := make([]uint64, len(resp.DataItems))
+	for i, item := range resp.DataItems {
+		indexes[i] = *item.Index
+	}
+	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, origin, indexes)
+	if err != nil || proof == nil {
+		return err
+	}
+	resp.Proof = proof
+	for i := range resp.DataItems {
+		if i < len(inclusions) {
+			resp.DataItems[i].Inclusion = inclusions[i]
+		}
+	}
+	return nil
 }
 
 // resolveGet returns the identifier a GetRequest asks for.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -104,6 +105,8 @@ type getOptions struct {
 	id, account string
 	full, all   bool
 	raw         bool
+	verify      bool
+	federation  string
 }
 
 // getItem is one entry of the JSON output of get: the portal's DataItem and
@@ -124,17 +127,34 @@ type getItem struct {
 func newGetCommand(opts *globalOptions) *cobra.Command {
 	var g getOptions
 	cmd := &cobra.Command{
-		Use:   "get (--id UDF | --account NAME) [--full] [--all] [--raw]",
+		Use:   "get (--id UDF | --account NAME) [--full] [--all] [--raw] [--verify --federation FILE]",
 		Short: "Get a published profile or escrow entry by identifier or account (Get)",
 		Long: `Get the latest version of a published entry, by its identifier (--id) or by the
 account it is bound to (--account). --all gets every version, oldest first; --full
 adds the log metadata (index, time, leaf). Each entry's signature is verified
 locally. --raw prints only the entries, one per line, as 'meshctl publish -' reads
-them.`,
+them. --verify (with --federation FILE, implies --full) also checks offline that
+each entry is in its log's signed checkpoint, and that this checkpoint extends
+one that a quorum of the federation certified, and says what it proved; it
+exits 1 if anything could not be proved.`,
 		Args: exactArgs(0, "no arguments (use --id or --account)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (g.id == "") == (g.account == "") {
 				return usagef(cmd, "get needs exactly one of --id UDF and --account NAME")
+			}
+			var keys *federationKeys
+			if g.verify != (g.federation != "") {
+				return usagef(cmd, "--verify needs --federation FILE, and --federation is only for --verify")
+			}
+			if g.verify {
+				fed, err := config.LoadFederation(g.federation)
+				if err != nil {
+					return err
+				}
+				if keys, err = newFederationKeys(fed); err != nil {
+					return fmt.Errorf("%s: %w", g.federation, err)
+				}
+				g.full = true
 			}
 			c, err := opts.client()
 			if err != nil {
@@ -146,6 +166,7 @@ them.`,
 				what = "getting account " + fmt.Sprintf("%q", g.account)
 			}
 			var items []getItem
+			var checks []getVerification
 			for {
 				resp, err := c.Get(cmd.Context(), req)
 				if err != nil {
@@ -153,6 +174,9 @@ them.`,
 				}
 				for _, d := range resp.DataItems {
 					items = append(items, inspectItem(d))
+				}
+				if keys != nil {
+					checks = append(checks, verifyGet(keys, resp))
 				}
 				if resp.PageKey == "" {
 					break
@@ -166,11 +190,41 @@ them.`,
 				}
 				return nil
 			}
-			return opts.emit(cmd, items, func(w io.Writer) {
+			if keys == nil {
+				return opts.emit(cmd, items, func(w io.Writer) {
+					for _, it := range items {
+						printItem(w, it)
+					}
+				})
+			}
+			failed := false
+			for _, v := range checks {
+				failed = failed || v.Failed != ""
+			}
+			err = opts.emit(cmd, struct {
+				Items  []getItem
+				Proofs []getVerification
+			}{items, checks}, func(w io.Writer) {
 				for _, it := range items {
 					printItem(w, it)
 				}
+				for _, v := range checks {
+					fmt.Fprintln(w, "proved:")
+					for _, p := range v.Proved {
+						fmt.Fprintf(w, "  %s\n", p)
+					}
+					if v.Failed != "" {
+						fmt.Fprintf(w, "NOT PROVED: %s\n", v.Failed)
+					}
+				}
+				if !failed {
+					fmt.Fprintln(w, "Verified: every entry is in its log's signed checkpoint, which extends a checkpoint the federation's quorum certified.")
+				}
 			})
+			if err == nil && failed {
+				return &exitError{code: exitFailure}
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -179,6 +233,8 @@ them.`,
 	f.BoolVar(&g.full, "full", false, "include the log metadata: index, time, kind, leaf")
 	f.BoolVar(&g.all, "all", false, "every version, oldest first (Multiple)")
 	f.BoolVar(&g.raw, "raw", false, "print only the entries, one JSON per line")
+	f.BoolVar(&g.verify, "verify", false, "check the entries' inclusion and the federation's certificate offline (needs --federation)")
+	f.StringVar(&g.federation, "federation", "", "the federation file whose member keys --verify trusts")
 	return cmd
 }
 
