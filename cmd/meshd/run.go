@@ -19,6 +19,7 @@ func newRunCommand() *cobra.Command {
 		period          string
 		federation      string
 		transferPublic  bool
+		adminToken      string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --dir DIR",
@@ -57,6 +58,9 @@ SIGUSR2 lets it reconnect. 'meshd testnet --chaos' partitions members this way.`
 			if f.Changed("transfer-public") {
 				c.HTTP.TransferPublic = transferPublic
 			}
+			if f.Changed("admin-token") {
+				c.HTTP.AdminToken = adminToken
+			}
 			if err := c.Validate(); err != nil {
 				return err
 			}
@@ -76,6 +80,8 @@ SIGUSR2 lets it reconnect. 'meshd testnet --chaos' partitions members this way.`
 	cmd.Flags().StringVar(&period, "period", "", "epoch period, e.g. 10s (overrides epoch.period)")
 	cmd.Flags().StringVar(&federation, "federation", "", "federation file (overrides p2p.federation)")
 	cmd.Flags().BoolVar(&transferPublic, "transfer-public", false, "let anyone call Transfer (overrides http.transfer_public)")
+	cmd.Flags().StringVar(&adminToken, "admin-token", "", "the operator's bearer token for DeleteAccount without a proof (overrides http.admin_token; "+
+		"other users of the machine can read command lines: prefer MESHD_HTTP_ADMIN_TOKEN or the config file)")
 	return cmd
 }
 
