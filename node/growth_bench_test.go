@@ -23,51 +23,78 @@ import (
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
+	"github.com/intermesh/intermesh/portal/tiles"
 )
 
-// growthProfiles makes n real signed ProfileMesh entries and the record
-// payloads the portal writes when it accepts them (a Publish signed by the
-// profile's offline key).
-func growthProfiles(b *testing.B, n int) (ids []string, payloads [][]byte) {
+// growthProfile is one account of the growth benchmark: its keys, and a
+// way to sign its next version.
+type growthProfile struct {
+	account        string
+	id             string
+	offline, admin *mesh.PrivateKey
+	enc            *mesh.KeyData
+	updated        time.Time
+}
+
+// growthProfiles makes n accounts with real keys.
+func growthProfiles(b *testing.B, n int) []*growthProfile {
 	b.Helper()
-	for range n {
+	out := make([]*growthProfile, n)
+	for i := range out {
 		offline, _ := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
 		admin, _ := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
 		enc, _ := mesh.GenerateKey(rand.Reader, mesh.CurveX448)
-		p := &mesh.ProfileMesh{
-			Profile: mesh.Profile{
-				KeyOfflineSignature: mesh.NewKeyData(offline.Public()),
-				KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(admin.Public())},
-			},
-			KeyEncryption: mesh.NewKeyData(enc.Public()),
-		}
-		env, err := mesh.SignObject(p, offline)
-		if err != nil {
-			b.Fatal(err)
-		}
-		entry, err := mesh.MarshalEntry(p.TypeName(), env)
-		if err != nil {
-			b.Fatal(err)
-		}
-		id := offline.UDF().String()
-		payload, err := portal.MarshalPortalEntry(&portal.PortalEntry{
-			Transaction: "Publish", Type: p.TypeName(), Signer: id, OfflineKey: id,
-			OnlineKeys: []string{admin.UDF().String()}, Entry: entry,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids, payloads = append(ids, id), append(payloads, payload)
+		out[i] = &growthProfile{account: fmt.Sprintf("grow%d@example.com", i), id: offline.UDF().String(),
+			offline: offline, admin: admin, enc: mesh.NewKeyData(enc.Public())}
 	}
-	return ids, payloads
+	return out
+}
+
+// next signs the profile's next version (a later Updated) and returns the
+// record the portal appends when it accepts it: CreateAccount for the first
+// version, Publish for the account's own profile afterwards.
+func (g *growthProfile) next(first bool) (log.Record, error) {
+	g.updated = g.updated.Add(time.Microsecond)
+	if now := time.Now().UTC(); now.After(g.updated) {
+		g.updated = now
+	}
+	updated := g.updated
+	p := &mesh.ProfileMesh{
+		Profile: mesh.Profile{
+			Assertion:           mesh.Assertion{Updated: &updated},
+			KeyOfflineSignature: mesh.NewKeyData(g.offline.Public()),
+			KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(g.admin.Public())},
+		},
+		KeyEncryption: g.enc,
+	}
+	env, err := mesh.SignObject(p, g.offline)
+	if err != nil {
+		return log.Record{}, err
+	}
+	entry, err := mesh.MarshalEntry(p.TypeName(), env)
+	if err != nil {
+		return log.Record{}, err
+	}
+	pe := &portal.PortalEntry{Transaction: "Publish", Type: p.TypeName(), AccountID: g.account, Signer: g.id,
+		OfflineKey: g.id, OnlineKeys: []string{g.admin.UDF().String()}, Updated: &updated, Entry: entry}
+	kind := log.KindProfile
+	if first {
+		pe.Transaction, pe.Status, kind = "CreateAccount", portal.AccountOpen, log.KindAccount
+	}
+	payload, err := portal.MarshalPortalEntry(pe)
+	if err != nil {
+		return log.Record{}, err
+	}
+	return log.Record{Kind: kind, Identifier: g.id, Account: portal.CanonicalAccount(g.account), Payload: payload}, nil
 }
 
 // growAppenders is how many goroutines append at once: enough for group
 // commits of hundreds of records, as a busy portal's concurrent requests
 // make.
-const growAppenders = 512
+const growAppenders = 1000
 
 // memorySample is the process's memory at a log size.
 type memorySample struct {
@@ -106,7 +133,8 @@ func readProcStatus() (rss, anon uint64) {
 // path (group commit, the Merkle tree and the portal's state indexer in the
 // same transactions, epochs closing every second), with records as a
 // Publish of real signed profiles writes them, while a client keeps calling
-// Get (Full, with the leaf) and GET /checkpoint over HTTP. Every 100,000
+// Get (Full, with the leaf), GET /checkpoint and a random full level-0 hash
+// tile and entry bundle (C2SP tlog-tiles) over HTTP. Every 100,000
 // records it logs RSS and RssAnon (/proc/self/status), the Go heap, Badger's
 // size and Get's latency. Run it with -benchtime 1x; GOMEMLIMIT applies.
 func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
@@ -118,7 +146,7 @@ func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 		}
 		total = n
 	}
-	ids, payloads := growthProfiles(b, 1000)
+	profiles := growthProfiles(b, 1000)
 	for range b.N {
 		c, err := config.Init(b.TempDir(), config.InitOptions{
 			Origin: "grow.example/node", HTTPListen: "127.0.0.1:0", EpochPeriod: config.Duration{Duration: time.Second},
@@ -137,7 +165,7 @@ func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		runDone := make(chan error, 1)
 		go func() { runDone <- n.Run(ctx) }()
-		samples := growNode(b, n, total, ids, payloads)
+		samples := growNode(b, n, total, profiles)
 		cancel()
 		if err := <-runDone; err != nil {
 			b.Fatal(err)
@@ -153,7 +181,7 @@ func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 
 // growNode appends total records to n's log with growAppenders appenders while a
 // reader calls Get and /checkpoint, sampling memory every 100,000 records.
-func growNode(b *testing.B, n *Node, total uint64, ids []string, payloads [][]byte) []memorySample {
+func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []memorySample {
 	var (
 		next    atomic.Uint64
 		wg      sync.WaitGroup
@@ -171,16 +199,36 @@ func growNode(b *testing.B, n *Node, total uint64, ids []string, payloads [][]by
 				return
 			default:
 			}
-			body := fmt.Sprintf(`{"GetRequest":{"Identifier":%q,"Full":true}}`, ids[mrand.IntN(len(ids))])
+			body := fmt.Sprintf(`{"GetRequest":{"Identifier":%q,"Full":true}}`, profiles[mrand.IntN(len(profiles))].id)
 			t0 := time.Now()
 			resp, err := http.Post(url+portal.WellKnownPath, "application/json", bytes.NewReader([]byte(body)))
 			if err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			if resp, err := http.Get(url + "/checkpoint"); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+			// Tiles exist up to the latest checkpoint's size (none before
+			// the first round closes).
+			var reads []string
+			var size uint64
+			if signed, err := n.Tree().LatestCheckpoint(); err == nil && len(signed) > 0 {
+				reads = append(reads, "/checkpoint")
+				if cp, err := merkle.ParseCheckpoint(noteBody(signed)); err == nil {
+					size = cp.Size
+				}
+			}
+			if full := size / 256; full > 0 {
+				i := mrand.Uint64N(full)
+				reads = append(reads, "/"+tiles.Tile{Level: 0, Index: i, Width: 256}.Path(),
+					"/"+tiles.Tile{Entries: true, Index: i, Width: 256}.Path())
+			}
+			for _, path := range reads {
+				if resp, err := http.Get(url + path); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("GET %s: %s", path, resp.Status)
+					}
+				}
 			}
 			latMu.Lock()
 			lats = append(lats, time.Since(t0))
@@ -204,21 +252,34 @@ func growNode(b *testing.B, n *Node, total uint64, ids []string, payloads [][]by
 		// Also on stderr at once: a long run's progress shows before it ends.
 		fmt.Fprintf(os.Stderr, "grow: %8d records  %6.1f s  RSS %4d MB  RssAnon %4d MB  Go heap %4d MB\n",
 			records, time.Since(start).Seconds(), rss>>20, anon>>20, ms.HeapInuse>>20)
-		b.Logf("%8d records  %6.1f s  RSS %4d MB  RssAnon %4d MB  Go heap %4d MB  badger %5d MB  Get+checkpoint p99 %6.2f ms max %6.1f ms",
+		b.Logf("%8d records  %6.1f s  RSS %4d MB  RssAnon %4d MB  Go heap %4d MB  badger %5d MB  Get+checkpoint+tiles p99 %6.2f ms max %6.1f ms",
 			records, time.Since(start).Seconds(), rss>>20, anon>>20, ms.HeapInuse>>20, (lsm+vlog)>>20,
 			float64(s.getP99.Microseconds())/1000, float64(s.getMax.Microseconds())/1000)
 	}
+	// Each appender owns some accounts and appends their versions in
+	// order (each must be newer than the last); the accounts are created
+	// first.
 	var appenders sync.WaitGroup
 	var sampleMu sync.Mutex
-	for range growAppenders {
+	for g := range growAppenders {
 		appenders.Go(func() {
-			for {
+			var mine []*growthProfile
+			for i := g; i < len(profiles); i += growAppenders {
+				mine = append(mine, profiles[i])
+			}
+			created := make([]bool, len(mine))
+			for j := 0; len(mine) > 0; j = (j + 1) % len(mine) {
 				k := next.Add(1) - 1
 				if k >= total {
 					return
 				}
-				p := k % uint64(len(ids))
-				if _, err := n.Log().Append(context.Background(), log.Record{Kind: log.KindProfile, Identifier: ids[p], Payload: payloads[p]}); err != nil {
+				rec, err := mine[j].next(!created[j])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				created[j] = true
+				if _, err := n.Log().Append(context.Background(), rec); err != nil {
 					b.Errorf("append %d: %v", k, err)
 					return
 				}
