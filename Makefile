@@ -14,11 +14,14 @@ help: ## list the targets
 build: ## build meshd and meshctl into bin/
 	$(GO) build -o bin/ ./cmd/...
 
-test: ## run every test (race detector off, -count=1), then the short fuzz runs
+test: ## run every test (race detector off, -count=1; fuzz targets run their seed corpus; crash tests kill 20 writers and 3 meshd)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-test-long: ## the crash tests with more kills, and longer fuzzing
+LONGFUZZTIME ?= 60s
+
+test-long: ## the crash tests (log writer and meshd) with 100 kills each, then each fuzz target for LONGFUZZTIME
 	INTERMESH_CRASH_KILLS=100 $(GO) test -count=1 -timeout 60m -run Crash $(PKGS)
+	./.ci/fuzz $(LONGFUZZTIME)
 
 fuzz: ## run each fuzz target for FUZZTIME
 	./.ci/fuzz $(FUZZTIME)
@@ -28,7 +31,8 @@ bench: ## run the benchmarks (BENCH=regexp, BENCHTIME=1x|5s|...)
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-lint: ## gofmt check, go vet and staticcheck (staticcheck.conf)
+lint: ## gofmt check, tidy module (go mod tidy -diff), go vet and staticcheck (staticcheck.conf)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)

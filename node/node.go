@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/mesh"
 )
 
 // treePrefix is the prefix of the node's own Merkle tree in its database;
@@ -144,13 +146,34 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	if n.mesh != nil {
 		peers = n
 	}
+	service, err := serviceProfile(key)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	proxies, err := cfg.HTTP.TrustedProxyPrefixes()
+	if err != nil { // Validate parsed them already
+		n.closeStores()
+		return nil, err
+	}
 	n.portal, err = portal.New(portal.Config{
-		Service:        cfg.Origin,
-		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
-		RateLimit:      cfg.HTTP.RatePerSecond,
-		RateBurst:      cfg.HTTP.RateBurst,
-		TransferToken:  cfg.HTTP.TransferToken,
-		TransferPublic: cfg.HTTP.TransferPublic,
+		Service:           cfg.Origin,
+		ServiceProfile:    service,
+		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
+		RateLimit:         cfg.HTTP.RatePerSecond,
+		RateBurst:         cfg.HTTP.RateBurst,
+		RateClients:       cfg.HTTP.RateClients,
+		TrustedProxies:    proxies,
+		ProxyHeader:       cfg.HTTP.ProxyHeader,
+		TransferToken:     cfg.HTTP.TransferToken,
+		TransferPublic:    cfg.HTTP.TransferPublic,
+		AdminToken:        cfg.HTTP.AdminToken,
+		MaxInFlight:       cfg.HTTP.MaxInFlight,
+		MaxConnections:    cfg.HTTP.MaxConnections,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		ReadTimeout:       cfg.HTTP.ReadTimeout.Duration,
+		WriteTimeout:      cfg.HTTP.WriteTimeout.Duration,
+		IdleTimeout:       cfg.HTTP.IdleTimeout.Duration,
 	}, portal.Deps{
 		Log:         n.log,
 		State:       n.state,
@@ -232,11 +255,8 @@ func (n *Node) Run(ctx context.Context) error {
 		n.closeStores()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           n.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
-	}
+	srv := n.portal.HTTPServer(slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
+	srv.Handler = n.handler() // the portal, tlog-tiles and the witness (tiles.go)
 	n.logger.Info("node running", "origin", n.cfg.Origin, "portal", "http://"+n.HTTPAddr(),
 		"period", n.schedule.Period, "log_size", n.log.Size())
 
@@ -261,7 +281,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(n.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(n.portal.LimitListener(n.listener)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("node: portal: %w", err)
 			cancel()
 		}
@@ -355,3 +375,17 @@ func (n *Node) Epoch() uint64 { return n.schedule.Round(time.Now()) }
 
 // verifiers are the note verifiers of the node's own checkpoints.
 func (n *Node) verifiers() note.Verifiers { return note.VerifierList(n.verifier) }
+
+// serviceProfile is the node's ProfileService envelope for Hello, derived
+// from its key (mesh.ServiceProfileFromSeed: no second identity to keep).
+func serviceProfile(key ed25519.PrivateKey) ([]byte, error) {
+	env, _, err := mesh.ServiceProfileFromSeed(key.Seed())
+	if err != nil {
+		return nil, fmt.Errorf("node: deriving the service profile: %w", err)
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("node: encoding the service profile: %w", err)
+	}
+	return b, nil
+}

@@ -173,11 +173,13 @@ type DataItem struct {
 // HelloRequest asks for the service's protocol versions.
 type HelloRequest struct{ MeshRequest }
 
-// HelloResponse reports the protocol versions the service speaks.
+// HelloResponse reports the protocol versions the service speaks, and
+// the service's own signed ProfileService (seed 002 §4.3) if it has one.
 type HelloResponse struct {
 	MeshResponse
-	Version    *Version  `json:",omitempty"`
-	Alternates []Version `json:",omitempty"`
+	Version                 *Version        `json:",omitempty"`
+	Alternates              []Version       `json:",omitempty"`
+	EnvelopedProfileService json.RawMessage `json:",omitempty"`
 }
 
 // ValidateRequest asks whether an account name is acceptable.
@@ -282,6 +284,14 @@ type CertificateProof struct {
 type PublishRequest struct {
 	MeshRequest
 	Entry Entry `json:",omitempty"`
+	// AccountID is the account of this portal the entry is published for
+	// (required): the account's profile, the ProfileMesh its ProfileAccount
+	// names, or any other entry vouched for by Proof.
+	AccountID string `json:",omitempty"`
+	// Proof is an AccountProof for Publish and Entry, signed by a key of
+	// the account's profile; required unless Entry is the account's own
+	// profile (or its ProfileMesh).
+	Proof Entry `json:",omitempty"`
 }
 
 // PublishResponse reports the outcome of Publish.
@@ -368,6 +378,9 @@ type ConnectPendingRequest struct {
 	MeshRequest
 	AccountID         string             `json:",omitempty"`
 	SearchConstraints *SearchConstraints `json:",omitempty"`
+	// Proof is an AccountProof for ConnectPending, signed by a key of the
+	// account's profile (required, on every page).
+	Proof Entry `json:",omitempty"`
 }
 
 // ConnectPendingResponse lists pending requests, oldest first.

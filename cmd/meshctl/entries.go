@@ -25,12 +25,16 @@ type publishResult struct {
 
 // newPublishCommand is 'meshctl publish FILE|-': publish a signed entry.
 func newPublishCommand(opts *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "publish FILE|-",
+	var account string
+	cmd := &cobra.Command{
+		Use:   "publish FILE|- [--account NAME]",
 		Short: "Publish a signed entry (a profile or an OfflineEscrowEntry) from a file or stdin (Publish)",
 		Long: `Publish a type-tagged Mesh entry, {"<Type>":[header, payload, trailer]}, read from
-FILE or from stdin ("-"). The entry is checked locally first (shape, digest and
-signature), so a broken file is reported before anything is sent.`,
+FILE or from stdin ("-"), for an account of the portal (--account; default: the
+keystore's only account). The entry is checked locally first (shape, digest and
+signature), so a broken file is reported before anything is sent. An entry that
+is not the account's own profile is vouched for by an AccountProof signed with
+the administration key of the account's profile, from the keystore.`,
 		Args: exactArgs(1, "one file name, or - for stdin"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readInput(cmd, args[0])
@@ -42,11 +46,24 @@ signature), so a broken file is reported before anything is sent.`,
 			if err != nil {
 				return fmt.Errorf("%s is not a valid signed entry: %w", inputName(args[0]), err)
 			}
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			if account, err = defaultAccount(cmd, ks, account); err != nil {
+				return err
+			}
+			req := &portal.PublishRequest{Entry: raw, AccountID: account}
+			if p, err := ks.ProfileOfAccount(account); err != nil || !mesh.UDFEqual(p.State.Identifier, e.Identifier.String()) {
+				if req.Proof, err = signAccountProof(ks, account, portal.TxPublish, raw); err != nil {
+					return err
+				}
+			}
 			c, err := opts.client()
 			if err != nil {
 				return err
 			}
-			resp, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: raw})
+			resp, err := c.Publish(cmd.Context(), req)
 			if err != nil {
 				return c.wrap("publishing "+e.Type+" "+e.Identifier.String(), err)
 			}
@@ -56,6 +73,8 @@ signature), so a broken file is reported before anything is sent.`,
 			})
 		},
 	}
+	cmd.Flags().StringVar(&account, "account", "", "the account to publish for (default: the keystore's only account)")
+	return cmd
 }
 
 // readInput reads a file, or stdin for "-".

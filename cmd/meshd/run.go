@@ -19,6 +19,7 @@ func newRunCommand() *cobra.Command {
 		period          string
 		federation      string
 		transferPublic  bool
+		adminToken      string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --dir DIR",
@@ -53,6 +54,9 @@ Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flag
 			if f.Changed("transfer-public") {
 				c.HTTP.TransferPublic = transferPublic
 			}
+			if f.Changed("admin-token") {
+				c.HTTP.AdminToken = adminToken
+			}
 			if err := c.Validate(); err != nil {
 				return err
 			}
@@ -70,6 +74,8 @@ Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flag
 	cmd.Flags().StringVar(&period, "period", "", "epoch period, e.g. 10s (overrides epoch.period)")
 	cmd.Flags().StringVar(&federation, "federation", "", "federation file (overrides p2p.federation)")
 	cmd.Flags().BoolVar(&transferPublic, "transfer-public", false, "let anyone call Transfer (overrides http.transfer_public)")
+	cmd.Flags().StringVar(&adminToken, "admin-token", "", "the operator's bearer token for DeleteAccount without a proof (overrides http.admin_token; "+
+		"other users of the machine can read command lines: prefer MESHD_HTTP_ADMIN_TOKEN or the config file)")
 	return cmd
 }
 
