@@ -14,19 +14,36 @@
 // goroutine until shutdown, then calls Mesh.Close. After closing round r
 // into a signed checkpoint note it calls Mesh.PublishCheckpoint(ctx, r,
 // note). Once round r's outcome is known, the Mesh calls Commit with a
-// RoundResult, at most once per round and before one period has passed
-// since the round started, from a goroutine of its own; the node appends
-// it to its log before closing round r+1. Certificate, LatestCertificate,
+// RoundResult, at most once per round, with a context that expires one
+// period after the round's close, from a goroutine of its own; the node
+// appends it to its log before closing round r+1. No result is dropped:
+// when the committer falls behind (64 jobs queued) the round loop waits
+// for it, and at shutdown the committer finishes the queued jobs (within
+// 10 s) after the round loop has returned. Certificate, LatestCertificate,
 // LatestCheckpoints, Peers and Evidence serve the Status endpoint.
 //
 // # Rounds
 //
-// Round r is floor(unix seconds / period), the same everywhere. A round
-// starts, for this node, when it first sees a checkpoint (its own or a
-// member's) or a vote of the round; its deadlines count from then:
-// QuorumGrace (default period/10) after a quorum of checkpoints is held,
-// VoteDeadline (period/2) and CommitDeadline (3/4 period).
+// Round r is floor(unix seconds / period), the same everywhere, and it
+// closes at its scheduled close (r+1)·period on the round clock
+// (Config.Now). Every deadline of round r counts from that close, never
+// from when or from whom a message arrived: QuorumGrace (default
+// period/10) after a quorum of checkpoints is held (and the round has
+// closed), VoteDeadline (period/2) and CommitDeadline (3/4 period) after
+// the close.
 //
+// A checkpoint or vote of round r is early if it arrives before the close
+// less ClockSkew (default period/20, at most VoteDeadline). An early
+// message of the round in progress (r = the current round) is held, then
+// handled when the round closes: at most two checkpoints per member and
+// one vote per first signer are held (the latest vote replaces the held
+// one), so the buffer is bounded by the federation, whatever members
+// send. A message of a round that has not begun (r > the current round) is
+// rejected. Neither creates a round, a ballot, a vote, an outcome or a
+// no-quorum record before the round closes: a member that publishes its
+// checkpoint early cannot make the others vote over it alone, and an
+// honest member whose clock runs fast has its checkpoint held, not lost.
+// This node's own checkpoint is never held (its clock is the round clock).
 // # Messages
 //
 // The checkpoint topic /intermesh/<federation>/checkpoint/1 carries signed
@@ -119,16 +136,23 @@
 //
 // Every topic has a validator. Stateless checks run concurrently in
 // pubsub's validator goroutines: size limit, syntax, a valid signature of a
-// member (a checkpoint's signer must be its origin), the round within
-// RoundWindow (default 2) of the current round. Stateful checks run on the
-// round loop: a checkpoint must be new (a repeat is ignored) and consistent
+// member (a checkpoint's signer must be its origin), the round at most
+// RoundWindow (default 2) rounds before the current round and not after
+// it. Stateful checks run on the round loop: early messages are held (see
+// Rounds); a checkpoint must be new (a repeat is ignored) and consistent
 // with the origin's checkpoints held of other rounds: the tree never
 // shrinks, the same size has the same root, and the prev line of round r+1
 // is the SHA-256 of the round-r note when that note is held. A vote must
-// bring a new counted signature. Invalid messages are rejected (gossipsub
-// then penalizes the peer that sent them), duplicates and messages of
-// members no longer counted are ignored. Only accepted messages count. The
-// connection gater admits members only, so a non-member cannot even connect.
+// bring a new counted signature, checked before anything is stored: a
+// vote signed only by members no longer counted, or repeating signatures
+// held, changes nothing (no round, no ballot, no checkpoint), and a member
+// counts on at most n+1 vote texts per round (maxTextsPerSigner, n the
+// members; an honest member signs at most one per checkpoint it adds).
+// Invalid messages are rejected (gossipsub then penalizes the peer that
+// sent them), duplicates and messages of members no longer counted are
+// ignored, and valid votes that bring nothing cost their sender score
+// (see Peer scoring). Only accepted messages count. The connection gater
+// admits members only, so a non-member cannot even connect.
 //
 // # Replication
 //
@@ -159,12 +183,21 @@
 // it is connected, else from any connected member (each serves its own log
 // and its replicas), fetching the next page while it appends the current
 // one, and retrying every second while records are known to be missing.
-// A page relayed by a member other than the origin is checked before it is
-// appended: the replica's tree extended with it must have the root of every
-// checkpoint of the origin it reaches (a dry run over the tree's compact
-// range). A page that fails is dropped, and the relay is logged, counted
-// (intermesh_relay_pages_rejected_total) and not asked for that origin's
-// records for a minute, so a lying relay cannot make a replica untrusted.
+// A page relayed by a member other than the origin counts only as far as a
+// checkpoint of the origin proves it: its records are taken up to the
+// largest checkpoint of the origin not yet verified that the page reaches,
+// after checking that the replica's tree extended with them has the root
+// of every such checkpoint (a dry run over the tree's compact range);
+// records past it are dropped and fetched again once a checkpoint covers
+// them, and the relay's claimed size is ignored (the records the replica
+// waits for grow only with what the origin signed: its checkpoints and
+// batches). So every record a relay adds is proven by the origin's
+// signature. A page that fails, or that breaks the page limits asked for,
+// is dropped, and the relay is logged, counted
+// (intermesh_relay_pages_rejected_total), penalized (see Peer scoring) and
+// not asked for that origin's records for a minute; the origin is never
+// blamed for it. A replica that stopped matching its origin (below) is not
+// repaired in place: it stays untrusted, and its records as they are.
 //
 // Each accepted checkpoint of a member is checked against its replica as
 // soon as the replica holds cp.Size records: the root the replica's tree
@@ -233,11 +266,47 @@
 // that stops matching its origin is reported (see Replication) but is not
 // evidence by itself: what a replica holds is not all signed by its origin.
 //
+// # Bounds
+//
+// What a member's messages can make this node hold, at most (n members):
+//
+//   - rounds: the round window (RoundWindow+2 rounds) of closed rounds, each
+//     created only by an accepted message; early messages of the round in
+//     progress: 2 checkpoints per member and 1 vote per first signer;
+//   - ballots: only for votes that add a counted signature, at most n+1
+//     texts per member and round, so n·(n+1) per round;
+//   - Transfer pages read: the max_entries and max_bytes the client asked
+//     for (20,000 records, 16 MiB, plus one leaf of at most
+//     log.MaxPayloadLen+1 MiB); a frame past them fails the page before it
+//     is read;
+//   - fork investigations: one at a time per member, within maxForkLeaves
+//     leaf hashes, allocated as the origin's records arrive (starting from
+//     the largest checkpoint verified here, not from the size claimed);
+//   - replication: 256 gossiped batches and 256 checkpoints waiting, 16
+//     pending and 16 verified checkpoints per member;
+//   - penalties: one decaying number per member.
+//
+// # Peer scoring
+//
+// Gossipsub scores every member: invalid messages (rejected by a
+// validator) count against it in every topic, and the Mesh adds an
+// application-specific penalty (score.go) for valid but useless votes (no
+// new counted signature) and for Transfer pages that lie or break the page
+// limits. Penalties halve every 10 s; a member whose score falls below
+// -400 (graylist) has all its gossip ignored until it recovers. Scores are
+// exported (intermesh_peer_score, intermesh_peers_graylisted,
+// intermesh_peer_penalties_total) and a member crossing the threshold is
+// logged. Held early messages cost nothing.
+//
 // # Persistence
 //
 // The Mesh keeps the latest checkpoint of each member, the certificates,
 // the evidence and the index of each Evidence record in the node's Badger
 // DB under keys starting with 'x' (see store.go), so that after a restart
 // the consistency checks resume where they stopped and Certificate still
-// answers for old rounds. Replica logs are the log's (log.Replica).
+// answers for old rounds. The index of an Evidence record is written by
+// EvidenceIndexer, a log.Indexer the node registers, in the transaction
+// that appends the record, and a second Evidence record of the same
+// evidence is refused: a crash never leaves a record the node would append
+// again. Replica logs are the log's (log.Replica).
 package intermesh

@@ -177,8 +177,43 @@ func evidenceIndexKey(e Evidence) []byte {
 	return k
 }
 
+// ErrEvidenceRecorded is returned (wrapped) by EvidenceIndexer for an
+// Evidence record of evidence whose record the log already holds.
+var ErrEvidenceRecorded = errors.New("intermesh: evidence record already in the log")
+
+// EvidenceIndexer is the log.Indexer that writes the index of each Evidence
+// record ('x' 'i' <SHA-256 of both notes> → its sequence number) in the
+// transaction that writes the record, and refuses a second Evidence record
+// of the same evidence (ErrEvidenceRecorded). The node registers it in its
+// log's Options.Indexers; then a crash can never leave an Evidence record
+// without its index, so the record is never appended twice. Records of
+// other kinds, and Evidence records whose payload is not Evidence JSON,
+// pass untouched.
+type EvidenceIndexer struct{}
+
+// Index implements log.Indexer.
+func (EvidenceIndexer) Index(txn *badger.Txn, rec *log.Record) error {
+	if rec.Kind != log.KindEvidence {
+		return nil
+	}
+	var e Evidence
+	if err := json.Unmarshal(rec.Payload, &e); err != nil || e.Origin != rec.Identifier {
+		return nil
+	}
+	key := evidenceIndexKey(e)
+	switch _, err := txn.Get(key); {
+	case err == nil:
+		return fmt.Errorf("%w: against %q", ErrEvidenceRecorded, e.Origin)
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return fmt.Errorf("intermesh: reading the evidence index: %w", err)
+	}
+	return txn.Set(key, binary.BigEndian.AppendUint64(nil, rec.Seq))
+}
+
 // appendEvidence appends an Evidence record (the evidence's JSON) to the
-// node's log, once per piece of evidence, and remembers its index.
+// node's log, once per piece of evidence. With EvidenceIndexer in the log
+// the record and its index are written in one transaction; without it
+// (a log the node did not open) the index is written after the record.
 func (m *Mesh) appendEvidence(ctx context.Context, e Evidence) error {
 	if m.cfg.Log == nil {
 		return nil
@@ -191,10 +226,13 @@ func (m *Mesh) appendEvidence(ctx context.Context, e Evidence) error {
 		return err
 	}
 	rec, err := m.cfg.Log.Append(ctx, log.Record{Kind: log.KindEvidence, Identifier: e.Origin, Payload: payload})
+	if errors.Is(err, ErrEvidenceRecorded) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("intermesh: appending evidence against %q: %w", e.Origin, err)
 	}
-	if m.store.db == nil {
+	if _, ok := m.EvidenceRecord(e); ok || m.store.db == nil {
 		return nil
 	}
 	return m.store.db.Update(func(txn *badger.Txn) error {

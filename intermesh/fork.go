@@ -157,9 +157,12 @@ func (r *replicator) investigate(ctx context.Context, rs *replicaState, c2 heldC
 }
 
 // fetchLeafHashes pages the first size records of rs's origin from the
-// origin itself and returns their leaf hashes.
+// origin itself and returns their leaf hashes. Memory follows what arrives,
+// not what the checkpoint claims: the slice starts at the size of the
+// largest checkpoint of the origin verified here and grows with the
+// records received (at most size, itself at most maxForkLeaves).
 func (r *replicator) fetchLeafHashes(ctx context.Context, rs *replicaState, size uint64) ([][]byte, error) {
-	leaves := make([][]byte, 0, size)
+	leaves := make([][]byte, 0, min(size, rs.verifiedSize()))
 	for from := uint64(0); from < size; {
 		page, err := r.m.fetchPage(ctx, rs.id, rs.origin, from, pullPageEntries, pullPageBytes)
 		if err != nil {
@@ -177,6 +180,16 @@ func (r *replicator) fetchLeafHashes(ctx context.Context, rs *replicaState, size
 		from = uint64(len(leaves))
 	}
 	return leaves, nil
+}
+
+// verifiedSize is the size of the largest checkpoint verified here.
+func (rs *replicaState) verifiedSize() uint64 {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if n := len(rs.verified); n > 0 {
+		return rs.verified[n-1].cp.Size
+	}
+	return 0
 }
 
 // foundEvidence records evidence this node found off the round loop (a

@@ -50,7 +50,7 @@ func TestAMemberWhoseLogGrewPastARewriteIsProvenToHaveForked(t *testing.T) {
 	if _, err := rep.Append(t.Context(), honest); err != nil {
 		t.Fatal(err)
 	}
-	c1 := signedCheckpoint(t, signer, leafHashesOf(honest), r-2)
+	c1 := signedCheckpoint(t, signer, leafHashesOf(honest), r-1)
 	offerSigned(t, b, c1)
 	waitFor(t, 5*time.Second, "B's replica of A verified", func() bool { return b.Replicas()[origin].VerifiedSize == 5 })
 

@@ -95,6 +95,7 @@ func (m *Mesh) startGossip() error {
 		pubsub.WithPeerExchange(false),
 		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { _, ok := m.byPeer[p]; return ok }),
 		pubsub.WithPeerScore(scoreParams(m, names), scoreThresholds()),
+		pubsub.WithPeerScoreInspect(m.inspectScores, scoreInspect),
 	)
 	if err != nil {
 		return fmt.Errorf("intermesh: gossipsub: %w", err)
@@ -133,8 +134,9 @@ func (m *Mesh) startGossip() error {
 	return nil
 }
 
-// scoreParams penalizes peers whose messages a validator rejects; members
-// are otherwise equal (the gater keeps everyone else out).
+// scoreParams penalizes peers whose messages a validator rejects, and adds
+// the Mesh's own penalties for valid but useless messages (score.go);
+// members are otherwise equal (the gater keeps everyone else out).
 func scoreParams(m *Mesh, names map[string]string) *pubsub.PeerScoreParams {
 	topic := func() *pubsub.TopicScoreParams {
 		return &pubsub.TopicScoreParams{
@@ -152,15 +154,10 @@ func scoreParams(m *Mesh, names map[string]string) *pubsub.PeerScoreParams {
 	return &pubsub.PeerScoreParams{
 		SkipAtomicValidation: true,
 		Topics:               ts,
-		AppSpecificScore: func(p peer.ID) float64 {
-			if _, ok := m.byPeer[p]; ok {
-				return 0
-			}
-			return -1
-		},
-		AppSpecificWeight: 1000,
-		DecayInterval:     time.Second,
-		DecayToZero:       0.01,
+		AppSpecificScore:     m.appScore,
+		AppSpecificWeight:    1,
+		DecayInterval:        time.Second,
+		DecayToZero:          0.01,
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,8 +49,57 @@ func testFederation(t testing.TB, n int) (*config.Federation, []ed25519.PrivateK
 	return fed, keys
 }
 
-// clock is a round clock the test advances by hand.
-type clock struct{ round atomic.Uint64 }
+// clock is a round clock the test advances by hand, for federations of a
+// 1 s period: after round.Store(r) or round.Add (which returns the new r)
+// it reads as the close of round r, (r+1) s, and then runs with real time
+// for up to 900 ms (past every deadline of round r, short of the close of
+// round r+1), where it stops until the test moves it again. So round r has
+// just closed, its checkpoints are due, and its deadlines pass as they
+// would after a real close.
+type clock struct {
+	round roundCounter
+	base  *clock        // a skewed clock reads base's time plus skew
+	skew  time.Duration // how far this clock is ahead of base
+}
+
+// roundCounter is the round a clock has closed last, and when it was set.
+type roundCounter struct {
+	mu  sync.Mutex
+	r   uint64
+	set time.Time
+}
+
+// Load returns the round closed last.
+func (c *roundCounter) Load() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r
+}
+
+// Store closes round r now.
+func (c *roundCounter) Store(r uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.r, c.set = r, time.Now()
+}
+
+// Add closes the round d rounds later now, and returns it.
+func (c *roundCounter) Add(d uint64) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.r += d
+	c.set = time.Now()
+	return c.r
+}
+
+func (c *roundCounter) read() (uint64, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r, c.set
+}
+
+// clockRun is how long after being set a test clock stops.
+const clockRun = 900 * time.Millisecond
 
 func newClock() *clock {
 	c := &clock{}
@@ -59,7 +107,17 @@ func newClock() *clock {
 	return c
 }
 
-func (c *clock) now() time.Time { return time.Unix(int64(c.round.Load()), 0) }
+func (c *clock) now() time.Time {
+	if c.base != nil {
+		return c.base.now().Add(c.skew)
+	}
+	r, set := c.round.read()
+	return time.Unix(int64(r+1), 0).Add(min(time.Since(set), clockRun))
+}
+
+// skewed returns a clock that reads d later than c (earlier if d < 0); c
+// moves it.
+func (c *clock) skewed(d time.Duration) *clock { return &clock{base: c, skew: d} }
 
 // testLog closes rounds of a fake log into signed checkpoints.
 type testLog struct {

@@ -60,11 +60,11 @@ type Config struct {
 	// period after the round started, so a slow Commit never stalls the
 	// rounds. Optional.
 	Commit func(ctx context.Context, r RoundResult) error
-	// VoteDeadline is how long after a round starts (this node's or the first
-	// member's checkpoint of the round) the node votes over whatever
-	// checkpoints it holds, even without a quorum. Default half the period.
+	// VoteDeadline is how long after a round's scheduled close, (r+1)·period
+	// on the round clock, the node votes over whatever checkpoints it holds,
+	// even without a quorum. Default half the period.
 	VoteDeadline time.Duration
-	// CommitDeadline is how long after a round starts the node gives up
+	// CommitDeadline is how long after a round's scheduled close the node gives up
 	// waiting for a certificate and commits its own vote as "no-quorum". It
 	// must be after VoteDeadline and before the period. Default 3/4 period.
 	CommitDeadline time.Duration
@@ -75,12 +75,19 @@ type Config struct {
 	// RoundWindow is how many rounds away from the current round a gossiped
 	// checkpoint or vote may be. Default 2.
 	RoundWindow uint64
+	// ClockSkew is how much earlier than its scheduled close, (r+1)·period
+	// on the round clock, a checkpoint or vote of round r is taken as of a
+	// closed round. Earlier messages are held until then (see hold.go). It
+	// must be shorter than VoteDeadline. Default a twentieth of the period.
+	ClockSkew time.Duration
 	// Logger receives the events an operator can act on. Optional.
 	Logger *slog.Logger
 	// Registerer receives the metrics (metrics.go). Optional.
 	Registerer prometheus.Registerer
-	// Now is the round clock: the current round is floor(Now()/period).
-	// Deadlines run on the real monotonic clock. Optional: time.Now.
+	// Now is the round clock: the current round is floor(Now()/period), and
+	// round r closes at (r+1)·period on it; every deadline of a round counts
+	// from that close. Timers wait as long as this clock says, so it must run
+	// at the pace of real time. Optional: time.Now.
 	Now func() time.Time
 	// Log is the node's log. With it the Mesh replicates: it gossips the
 	// log's new records, keeps a verified replica log of every other
@@ -147,6 +154,10 @@ type Mesh struct {
 
 	viewMu sync.RWMutex
 	view   view
+
+	penalties  penalties // application-specific gossip penalties (score.go)
+	grayMu     sync.Mutex
+	graylisted map[peer.ID]bool // at the last score inspection
 }
 
 // New checks cfg, creates the libp2p host listening on cfg.Listen and joins
@@ -207,6 +218,9 @@ func newMesh(cfg Config) (*Mesh, error) {
 	if cfg.RoundWindow == 0 {
 		cfg.RoundWindow = 2
 	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = period / 20
+	}
 	if cfg.PublishInterval <= 0 {
 		cfg.PublishInterval = 50 * time.Millisecond
 	}
@@ -221,6 +235,9 @@ func newMesh(cfg Config) (*Mesh, error) {
 	}
 	if cfg.CommitDeadline >= period {
 		return nil, bad("CommitDeadline", "%s must be shorter than the epoch period %s", cfg.CommitDeadline, period)
+	}
+	if cfg.ClockSkew < 0 || cfg.ClockSkew >= cfg.VoteDeadline {
+		return nil, bad("ClockSkew", "%s must be positive and shorter than VoteDeadline %s", cfg.ClockSkew, cfg.VoteDeadline)
 	}
 	if cfg.QuorumGrace < 0 {
 		return nil, bad("QuorumGrace", "%s is negative", cfg.QuorumGrace)
@@ -242,7 +259,7 @@ func newMesh(cfg Config) (*Mesh, error) {
 		sigCache: newSigCache(),
 		inbox:    make(chan func(*state), 64),
 		outbox:   make(chan outbound, 256),
-		jobs:     make(chan storeJob, 64),
+		jobs:     make(chan storeJob, jobCapacity),
 		loopDone: make(chan struct{}),
 	}
 	var vs []note.Verifier

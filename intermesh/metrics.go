@@ -14,7 +14,12 @@ import (
 //	intermesh_gossip_messages_total{topic,verdict} validated messages; verdict accept|reject|ignore
 //	intermesh_rounds_total                         rounds ended (certificate or no-quorum)
 //	intermesh_quorum_total{result}                 rounds by result: formed|missed
-//	intermesh_certificate_seconds                  time from round start to certificate
+//	intermesh_certificate_seconds                  time from the round's scheduled close to its certificate
+//	intermesh_early_messages_total{topic,outcome}  checkpoints and votes of rounds not closed yet; outcome held|refused
+//	intermesh_commit_queue_waits_total             times the round loop waited for the committer (back-pressure)
+//	intermesh_peer_score{member}                   gossipsub score of each connected member
+//	intermesh_peers_graylisted                     members whose gossip is ignored now (score below the graylist threshold)
+//	intermesh_peer_penalties_total{member}         application-specific penalties charged (score.go)
 //	intermesh_equivocations_total                  evidence recorded against members
 //	intermesh_evidence                             evidence held now (gauge)
 //	intermesh_replica_lag_records{origin}          records known to exist that the replica lacks
@@ -40,6 +45,11 @@ type metrics struct {
 	xferBytes     *prometheus.CounterVec
 	forkChecks    *prometheus.CounterVec
 	badRelays     *prometheus.CounterVec
+	early         *prometheus.CounterVec
+	jobWaits      prometheus.Counter
+	peerScore     *prometheus.GaugeVec
+	graylisted    prometheus.Gauge
+	penalties     *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
@@ -60,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		certLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "intermesh_certificate_seconds",
-			Help:    "Time from the start of a round (its first checkpoint) to its master-hash certificate.",
+			Help:    "Time from the scheduled close of a round to its master-hash certificate.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		equivocations: prometheus.NewCounter(prometheus.CounterOpts{
@@ -99,8 +109,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_relay_pages_rejected_total",
 			Help: "Transfer pages of another member's records, served by a relay, dropped because they contradict a checkpoint of their origin; by relay.",
 		}, []string{"relay"}),
+		early: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_early_messages_total",
+			Help: "Checkpoints and votes of rounds that had not closed yet, by topic and outcome (held until the close, refused).",
+		}, []string{"topic", "outcome"}),
+		jobWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intermesh_commit_queue_waits_total",
+			Help: "Times the round loop waited for the committer because its queue was full (back-pressure; nothing is dropped).",
+		}),
+		peerScore: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "intermesh_peer_score",
+			Help: "Gossipsub score of each connected member (below -400 its gossip is ignored).",
+		}, []string{"member"}),
+		graylisted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "intermesh_peers_graylisted",
+			Help: "Members whose gossip is ignored now: their score is below the graylist threshold.",
+		}),
+		penalties: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_peer_penalties_total",
+			Help: "Application-specific gossip penalties charged to a member, for valid but useless messages and lying relay pages.",
+		}, []string{"member"}),
 	}
-	for _, c := range []prometheus.Collector{mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
+	for _, c := range []prometheus.Collector{mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
 		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err

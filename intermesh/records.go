@@ -100,11 +100,29 @@ func encodeBatch(federation string, b *recordsBatch, key ed25519.PrivateKey) []b
 // signature of the origin's key, and leaves that decode to the contiguous
 // records of that origin starting at first.
 func (m *Mesh) parseBatch(data []byte) (*recordsBatch, error) {
+	b, body, sig, err := decodeBatch(data)
+	if err != nil {
+		return nil, err
+	}
+	mb, ok := m.members[b.origin]
+	if !ok {
+		return nil, fmt.Errorf("%w: origin %q is not a member", ErrInvalidBatch, b.origin)
+	}
+	if !ed25519.Verify(mb.pub, batchSignedMessage(m.fed.Name, body), sig) {
+		return nil, fmt.Errorf("%w: not signed by %q", ErrInvalidBatch, b.origin)
+	}
+	return b, nil
+}
+
+// decodeBatch parses the wire form of a records batch (at most
+// maxRecordsSize bytes) into the batch, its signed body and its signature,
+// checking everything but the signature and the origin's membership.
+func decodeBatch(data []byte) (*recordsBatch, []byte, []byte, error) {
 	if len(data) > maxRecordsSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidBatch, len(data), maxRecordsSize)
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidBatch, len(data), maxRecordsSize)
 	}
 	if len(data) < 1+2+8+4+ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: %d bytes is too short", ErrInvalidBatch, len(data))
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes is too short", ErrInvalidBatch, len(data))
 	}
 	body, sig := data[:len(data)-ed25519.SignatureSize], data[len(data)-ed25519.SignatureSize:]
 	d := body
@@ -117,53 +135,46 @@ func (m *Mesh) parseBatch(data []byte) (*recordsBatch, error) {
 		return v
 	}
 	if v := take(1); v[0] != batchVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrInvalidBatch, v[0], batchVersion)
+		return nil, nil, nil, fmt.Errorf("%w: version %d, want %d", ErrInvalidBatch, v[0], batchVersion)
 	}
 	olen := int(binary.BigEndian.Uint16(take(2)))
 	ob := take(olen)
 	fb, cb := take(8), take(4)
 	if ob == nil || fb == nil || cb == nil {
-		return nil, fmt.Errorf("%w: truncated header", ErrInvalidBatch)
+		return nil, nil, nil, fmt.Errorf("%w: truncated header", ErrInvalidBatch)
 	}
 	b := &recordsBatch{origin: string(ob), first: binary.BigEndian.Uint64(fb)}
-	mb, ok := m.members[b.origin]
-	if !ok {
-		return nil, fmt.Errorf("%w: origin %q is not a member", ErrInvalidBatch, b.origin)
-	}
-	if !ed25519.Verify(mb.pub, batchSignedMessage(m.fed.Name, body), sig) {
-		return nil, fmt.Errorf("%w: not signed by %q", ErrInvalidBatch, b.origin)
-	}
 	count := binary.BigEndian.Uint32(cb)
 	if count == 0 || count > maxBatchCount {
-		return nil, fmt.Errorf("%w: %d records, want 1 to %d", ErrInvalidBatch, count, maxBatchCount)
+		return nil, nil, nil, fmt.Errorf("%w: %d records, want 1 to %d", ErrInvalidBatch, count, maxBatchCount)
 	}
 	for i := range count {
 		lb := take(4)
 		if lb == nil {
-			return nil, fmt.Errorf("%w: truncated at record %d", ErrInvalidBatch, i)
+			return nil, nil, nil, fmt.Errorf("%w: truncated at record %d", ErrInvalidBatch, i)
 		}
 		leaf := take(int(binary.BigEndian.Uint32(lb)))
 		if leaf == nil {
-			return nil, fmt.Errorf("%w: truncated at record %d", ErrInvalidBatch, i)
+			return nil, nil, nil, fmt.Errorf("%w: truncated at record %d", ErrInvalidBatch, i)
 		}
 		rec, err := log.UnmarshalLeaf(leaf)
 		if err != nil {
-			return nil, fmt.Errorf("%w: record %d: %w", ErrInvalidBatch, i, err)
+			return nil, nil, nil, fmt.Errorf("%w: record %d: %w", ErrInvalidBatch, i, err)
 		}
 		if rec.Seq != b.first+uint64(i) || rec.Origin != b.origin {
-			return nil, fmt.Errorf("%w: record %d is seq %d of %q, want seq %d of %q",
+			return nil, nil, nil, fmt.Errorf("%w: record %d is seq %d of %q, want seq %d of %q",
 				ErrInvalidBatch, i, rec.Seq, rec.Origin, b.first+uint64(i), b.origin)
 		}
 		if i > 0 && rec.Time.Before(b.recs[i-1].Time) {
-			return nil, fmt.Errorf("%w: record %d goes back in time", ErrInvalidBatch, rec.Seq)
+			return nil, nil, nil, fmt.Errorf("%w: record %d goes back in time", ErrInvalidBatch, rec.Seq)
 		}
 		b.leaves = append(b.leaves, leaf)
 		b.recs = append(b.recs, rec)
 	}
 	if len(d) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalidBatch, len(d))
+		return nil, nil, nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalidBatch, len(d))
 	}
-	return b, nil
+	return b, body, sig, nil
 }
 
 // batchesOf cuts records into batches of at most maxBatchBytes of leaves

@@ -60,18 +60,26 @@ func (r *replicator) checkRelayed(rs *replicaState, p peer.ID, from uint64, recs
 			continue
 		}
 		relay := r.m.byPeer[p]
-		rs.mu.Lock()
-		if rs.badRelays == nil {
-			rs.badRelays = map[peer.ID]time.Time{}
-		}
-		rs.badRelays[p] = time.Now().Add(badRelayPause)
-		rs.mu.Unlock()
-		r.m.metrics.badRelays.WithLabelValues(relay).Inc()
+		r.badRelay(rs, p)
 		r.m.log.Warn("a member relayed records that contradict their origin's checkpoint; page dropped", "member", rs.origin, "relay", relay, "round", hc.cp.Round, "size", hc.cp.Size)
 		return fmt.Errorf("%w: %s relayed records of %q from %d whose root at %d is %x, not the root %x of round %d",
 			errBadRelay, relay, rs.origin, from, hc.cp.Size, roots[i], hc.cp.Root, hc.cp.Round)
 	}
 	return nil
+}
+
+// badRelay pauses relay p for rs's origin's records, counts it and
+// penalizes its gossip score. A page is dropped before anything of it is
+// appended, so the origin is never blamed for it.
+func (r *replicator) badRelay(rs *replicaState, p peer.ID) {
+	rs.mu.Lock()
+	if rs.badRelays == nil {
+		rs.badRelays = map[peer.ID]time.Time{}
+	}
+	rs.badRelays[p] = time.Now().Add(badRelayPause)
+	rs.mu.Unlock()
+	r.m.metrics.badRelays.WithLabelValues(r.m.byPeer[p]).Inc()
+	r.m.penalize(p, penaltyBadRelay)
 }
 
 // relayPaused reports whether p relayed bad records of rs's origin lately.

@@ -326,6 +326,17 @@ func (r *replicator) pullAny(ctx context.Context, rs *replicaState) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, errPageLimits) {
+			// Broken protocol, not a failed network: a relay is paused
+			// and penalized like a liar, the origin penalized only.
+			if p != rs.id {
+				r.badRelay(rs, p)
+			} else {
+				r.m.penalize(p, penaltyBadRelay)
+			}
+			r.m.log.Warn("a member served a Transfer page over the limits asked for; dropped", "member", rs.origin, "from", r.m.byPeer[p], "err", err)
+			continue
+		}
 		r.m.log.Debug("transfer failed; trying another member", "member", rs.origin, "from", r.m.byPeer[p], "err", err)
 	}
 	return false
@@ -350,8 +361,15 @@ func (r *replicator) sources(rs *replicaState) []peer.ID {
 
 // pull appends every record p holds of rs's origin past the replica's end,
 // one Transfer page at a time, fetching the next page while appending the
-// current one. A page p relays (p is not the origin) is first checked
-// against the origin's checkpoints it reaches (checkRelayed).
+// current one. From a relay (p is not the origin) a page's records are
+// taken only up to the largest checkpoint of the origin waiting to be
+// verified that the page reaches (provenEnd), after checking them against
+// every such checkpoint (checkRelayed); records past it are dropped and
+// fetched again once a checkpoint covers them, and the relay's claimed
+// size is ignored (the replica's target grows only with what the origin
+// signed). So
+// every record a relay adds to a replica is proven by the origin's
+// signature, and a relay cannot make a replica untrusted.
 func (r *replicator) pull(ctx context.Context, rs *replicaState, p peer.ID) error {
 	rs.pullMu.Lock()
 	defer rs.pullMu.Unlock()
@@ -380,20 +398,29 @@ func (r *replicator) pull(ctx context.Context, rs *replicaState, p peer.ID) erro
 		if res.err != nil {
 			return res.err
 		}
-		n := uint64(len(res.page.records))
-		if n == 0 {
-			return nil
-		}
+		recs, end := res.page.records, res.page.size
 		if p != rs.id {
-			if err := r.checkRelayed(rs, p, from, res.page.records); err != nil {
+			// A relay's records count only as far as a checkpoint of the
+			// origin proves them, and its claimed size not at all.
+			reach, proven := rs.provenEnd(from, from+uint64(len(recs)))
+			recs = recs[:reach-min(reach, from)]
+			end = min(end, proven)
+			if len(recs) == 0 {
+				return nil
+			}
+			if err := r.checkRelayed(rs, p, from, recs); err != nil {
 				return err
 			}
 		}
-		rs.raiseTarget(res.page.size)
-		if from+n < res.page.size {
+		n := uint64(len(recs))
+		if n == 0 {
+			return nil
+		}
+		rs.raiseTarget(end)
+		if from+n < end {
 			pending = fetch(from + n)
 		}
-		_, err := rs.rep.Append(ctx, res.page.records)
+		_, err := rs.rep.Append(ctx, recs)
 		var fork *log.ForkError
 		if errors.As(err, &fork) && p == rs.id {
 			r.distrust(rs, fmt.Sprintf("the origin served a record %d that differs from the one held", fork.Seq))
@@ -408,6 +435,25 @@ func (r *replicator) pull(ctx context.Context, rs *replicaState, p peer.ID) erro
 		}
 		from += n
 	}
+}
+
+// provenEnd returns, of the checkpoints of rs's origin waiting to be
+// verified that are past from, the size of the largest one at most to
+// (how far records relayed in [from, to) can be checked against the
+// origin's signature by checkRelayed, and so appended) and of the largest
+// one (how far it is worth asking a relay); 0 if there is none.
+func (rs *replicaState) provenEnd(from, to uint64) (reach, proven uint64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, hc := range rs.pending {
+		if s := hc.cp.Size; s > from {
+			proven = max(proven, s)
+			if s <= to {
+				reach = max(reach, s)
+			}
+		}
+	}
+	return reach, proven
 }
 
 // catchUp runs once at start: it waits (briefly) for connections, pulls

@@ -25,6 +25,7 @@ func openTestLog(t testing.TB, origin string) *log.Log {
 		Dir:           t.TempDir(),
 		Origin:        origin,
 		Logger:        slog.New(slog.DiscardHandler),
+		Indexers:      []log.Indexer{EvidenceIndexer{}},
 		BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, []byte("local"))},
 		ReplicaIndexers: func(o string) log.ReplicaOptions {
 			return log.ReplicaOptions{BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, merkle.ReplicaPrefix(o))}}

@@ -21,6 +21,9 @@ type state struct {
 	evidence []Evidence
 	certs    map[uint64]Certificate // recent certificates
 	changed  bool                   // the published view is stale
+	early    map[uint64]*earlyRound // messages of rounds not closed yet (hold.go)
+	ctx      context.Context        // the round loop's; ends at shutdown
+	unsent   []storeJob             // jobs queued after shutdown began (store.go)
 }
 
 // originState is what the node holds of one member's checkpoints.
@@ -33,12 +36,13 @@ type originState struct {
 // roundState is one round in progress (or recently ended).
 type roundState struct {
 	round     uint64
-	start     time.Time                 // first checkpoint or vote of the round seen
-	graceAt   time.Time                 // when a quorum of checkpoints was first held
+	close     time.Time                 // the round's scheduled close, (round+1)·period, on the round clock
+	graceAt   time.Time                 // when a quorum of checkpoints was first held, plus QuorumGrace
 	held      map[string]heldCheckpoint // counted checkpoints, by origin
 	dirty     bool                      // held changed since candidate was computed
 	candidate *ballot                   // the vote over all of held
-	ballots   map[string]*ballot        // by vote text
+	ballots   map[string]*ballot        // by vote text; each holds at least one counted signature
+	texts     map[string]int            // vote texts each member signed (maxTextsPerSigner)
 	signed    map[string]bool           // texts this node signed
 	own       *ballot                   // the text this node signed last
 	cert      *Certificate
@@ -54,6 +58,8 @@ func newState(m *Mesh) *state {
 		origins: map[string]*originState{},
 		rounds:  map[uint64]*roundState{},
 		certs:   map[uint64]Certificate{},
+		early:   map[uint64]*earlyRound{},
+		ctx:     context.Background(),
 	}
 }
 
@@ -66,8 +72,10 @@ func (st *state) origin(o string) *originState {
 	return os
 }
 
-// round returns the state of round r, starting it now if new; nil if the
-// round was already dropped.
+// round returns the state of round r, creating it if new; nil if the round
+// was already dropped. Callers create rounds only for messages of rounds
+// that have closed (closed), so a round's deadlines, which count from its
+// scheduled close, never depend on when or from whom a message came.
 func (st *state) round(r uint64) *roundState {
 	if rs := st.rounds[r]; rs != nil {
 		return rs
@@ -77,9 +85,10 @@ func (st *state) round(r uint64) *roundState {
 	}
 	rs := &roundState{
 		round:   r,
-		start:   time.Now(),
+		close:   st.m.closeOf(r),
 		held:    map[string]heldCheckpoint{},
 		ballots: map[string]*ballot{},
+		texts:   map[string]int{},
 		signed:  map[string]bool{},
 	}
 	st.rounds[r] = rs
@@ -91,6 +100,7 @@ func (st *state) round(r uint64) *roundState {
 func (m *Mesh) roundLoop(ctx context.Context) {
 	defer close(m.loopDone)
 	st := m.state
+	st.ctx = ctx
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -101,8 +111,9 @@ func (m *Mesh) roundLoop(ctx context.Context) {
 			req(st)
 		case <-t.C:
 		}
-		next := st.settle(ctx, time.Now())
-		t.Reset(time.Until(next))
+		now := m.cfg.Now()
+		next := st.settle(ctx, now)
+		t.Reset(next.Sub(now))
 	}
 }
 
@@ -110,10 +121,15 @@ func (m *Mesh) roundLoop(ctx context.Context) {
 // it if it is new and consistent with the origin's other checkpoints.
 func (st *state) addCheckpoint(hc heldCheckpoint) verdict {
 	o, r := hc.cp.Origin, hc.cp.Round
-	os := st.origin(o)
-	if os.equivocated {
+	if os := st.origins[o]; os != nil && os.equivocated {
 		return ignored("%q equivocated; its checkpoints no longer count", o)
 	}
+	if o != st.m.self.origin {
+		if v, early := st.holdCheckpoint(hc); early {
+			return v
+		}
+	}
+	os := st.origin(o)
 	if old, ok := os.notes[r]; ok {
 		if old.hash == hc.hash {
 			return ignored("duplicate checkpoint of %q for round %d", o, r)
@@ -191,7 +207,7 @@ func (st *state) recordEvidence(ev Evidence, found bool) {
 	st.changed = true
 	st.m.metrics.equivocations.Inc()
 	st.m.log.Warn("member equivocated; its checkpoints and votes no longer count", "member", o, "reason", ev.Reason, "found_here", found)
-	st.m.queueJob(storeJob{evidence: &ev})
+	st.queueJob(storeJob{evidence: &ev})
 	if found {
 		if data, err := json.Marshal(ev); err == nil {
 			st.m.gossip(topicEvidence, data)
@@ -200,9 +216,39 @@ func (st *state) recordEvidence(ev Evidence, found bool) {
 }
 
 // addVote is the stateful part of a verified vote: it records the
-// checkpoints the vote carries and the new member signatures.
+// checkpoints the vote carries and the new member signatures. A vote that
+// brings no new counted signature (or whose signer already signed
+// maxTextsPerSigner texts this round) changes nothing: no round, no
+// ballot, no checkpoint.
 func (st *state) addVote(v vote) verdict {
-	rs := st.round(v.round)
+	if v.round < st.floor {
+		return ignored("vote for dropped round %d", v.round)
+	}
+	if vd, early := st.holdVote(v); early {
+		return vd
+	}
+	rs := st.rounds[v.round]
+	var fresh []note.Signature
+	for _, s := range v.sigs {
+		if os := st.origins[s.Name]; os != nil && os.equivocated {
+			continue
+		}
+		if rs != nil {
+			if b := rs.ballots[v.text]; b != nil {
+				if _, ok := b.sigs[s.Name]; ok {
+					continue
+				}
+			}
+			if rs.texts[s.Name] >= maxTextsPerSigner(len(st.m.members)) {
+				continue
+			}
+		}
+		fresh = append(fresh, s)
+	}
+	if len(fresh) == 0 {
+		return useless("vote for round %d brings no new counted signature", v.round)
+	}
+	rs = st.round(v.round)
 	if rs == nil {
 		return ignored("vote for dropped round %d", v.round)
 	}
@@ -214,22 +260,20 @@ func (st *state) addVote(v vote) verdict {
 		b = &ballot{text: v.text, body: v.voteBody, checkpoints: v.checkpoints, sigs: map[string]note.Signature{}}
 		rs.ballots[v.text] = b
 	}
-	fresh := 0
-	for _, s := range v.sigs {
-		if os := st.origins[s.Name]; os != nil && os.equivocated {
-			continue
-		}
-		if _, ok := b.sigs[s.Name]; !ok {
-			b.sigs[s.Name] = s
-			fresh++
-		}
-	}
-	if fresh == 0 {
-		return ignored("vote for round %d brings no new counted signature", v.round)
+	for _, s := range fresh {
+		b.sigs[s.Name] = s
+		rs.texts[s.Name]++
 	}
 	st.checkCertificate(rs, b)
 	return accepted
 }
+
+// maxTextsPerSigner bounds the vote texts one member may sign in a round of
+// a federation of n members: an honest member signs at most one text per
+// checkpoint it adds (n), plus one after an equivocator's checkpoint is
+// dropped. Signatures beyond it are not counted, so a member cannot grow a
+// round's ballots without limit with valid votes over ever other subsets.
+func maxTextsPerSigner(n int) int { return n + 1 }
 
 // settle runs after every request and timer: it applies the vote rule and
 // the deadlines to every round, drops old rounds, publishes the view and
@@ -242,6 +286,7 @@ func (st *state) settle(ctx context.Context, now time.Time) time.Time {
 			next = t
 		}
 	}
+	soonest(st.releaseEarly(now))
 	for _, rs := range st.rounds {
 		if rs.dirty {
 			st.refreshCandidate(rs)
@@ -250,12 +295,12 @@ func (st *state) settle(ctx context.Context, now time.Time) time.Time {
 			rs.graceAt = now.Add(m.cfg.QuorumGrace)
 		}
 		st.maybeVote(rs, now)
-		commitAt := rs.start.Add(m.cfg.CommitDeadline)
+		commitAt := rs.close.Add(m.cfg.CommitDeadline)
 		if !rs.committed && !now.Before(commitAt) {
 			st.commitNoQuorum(rs)
 		}
 		if rs.own == nil {
-			soonest(rs.start.Add(m.cfg.VoteDeadline))
+			soonest(rs.close.Add(m.cfg.VoteDeadline))
 			if !rs.graceAt.IsZero() {
 				soonest(rs.graceAt)
 			}
@@ -324,7 +369,7 @@ func (st *state) maybeVote(rs *roundState, now time.Time) {
 	case rs.own != nil:
 	case n >= st.activeMembers():
 	case n >= q && (rs.ballots[c.text] != nil || !now.Before(rs.graceAt)):
-	case !now.Before(rs.start.Add(st.m.cfg.VoteDeadline)):
+	case !now.Before(rs.close.Add(st.m.cfg.VoteDeadline)):
 	default:
 		return
 	}
@@ -397,7 +442,7 @@ func (st *state) checkCertificate(rs *roundState, b *ballot) {
 	rs.committed, rs.saved = true, true
 	m.metrics.rounds.Inc()
 	m.metrics.quorum.WithLabelValues("formed").Inc()
-	m.metrics.certLatency.Observe(time.Since(rs.start).Seconds())
+	m.metrics.certLatency.Observe(max(0, m.cfg.Now().Sub(rs.close).Seconds()))
 	m.log.Debug("master-hash certificate", "round", rs.round, "checkpoints", len(b.checkpoints), "signatures", len(signers))
 	st.commit(rs, RoundResult{Round: rs.round, Outcome: OutcomeCertificate, Note: msg, Checkpoints: cert.Checkpoints}, &cert)
 }
@@ -431,11 +476,11 @@ func (st *state) commit(rs *roundState, res RoundResult, cert *Certificate) {
 			latest[o] = hc.note
 		}
 	}
-	st.m.queueJob(storeJob{
+	st.queueJob(storeJob{
 		result:   &res,
 		cert:     cert,
 		latest:   latest,
-		deadline: rs.start.Add(st.m.period),
+		deadline: time.Now().Add(rs.close.Add(st.m.period).Sub(st.m.cfg.Now())),
 	})
 }
 
@@ -452,7 +497,7 @@ func (st *state) drop(cur uint64) {
 			continue
 		}
 		if rs.cert != nil && !rs.saved {
-			st.m.queueJob(storeJob{cert: rs.cert})
+			st.queueJob(storeJob{cert: rs.cert})
 		}
 		delete(st.rounds, r)
 		st.floor = max(st.floor, r+1)

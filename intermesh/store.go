@@ -196,24 +196,40 @@ func (m *Mesh) loadState() error {
 	return nil
 }
 
-// queueJob hands a job to the committer without blocking the round loop.
-func (m *Mesh) queueJob(j storeJob) {
-	select {
-	case m.jobs <- j:
-	default:
-		m.log.Error("commit queue full; round result dropped", "round", roundOf(j))
+// queueJob hands a job to the committer, in order. When the committer is
+// behind (jobCapacity jobs queued) the round loop waits for it, which slows
+// down validation (gossipsub then queues or ignores messages) rather than
+// losing durable work; once shutdown has begun, jobs that do not fit are
+// kept in st.unsent, which the committer drains after the round loop has
+// returned.
+func (st *state) queueJob(j storeJob) {
+	if len(st.unsent) == 0 {
+		select {
+		case st.m.jobs <- j:
+			return
+		default:
+		}
+		st.m.metrics.jobWaits.Inc()
+		select {
+		case st.m.jobs <- j:
+			return
+		case <-st.ctx.Done():
+		}
 	}
+	st.unsent = append(st.unsent, j)
 }
 
-func roundOf(j storeJob) any {
-	if j.result != nil {
-		return j.result.Round
-	}
-	return nil
-}
+// jobCapacity is how many jobs wait for the committer before the round loop
+// waits for it.
+const jobCapacity = 64
+
+// drainTimeout bounds the work the committer finishes after shutdown began.
+const drainTimeout = 10 * time.Second
 
 // commitLoop persists jobs and calls the Commit hook, in order, until ctx
-// ends.
+// ends; then it waits for the round loop to return and finishes every job
+// still queued (within drainTimeout, with a context that is not ctx), so
+// that nothing the round loop decided is lost at shutdown.
 func (m *Mesh) commitLoop(ctx context.Context) {
 	for _, e := range m.Evidence() { // kept before a crash, maybe not appended
 		if err := m.appendEvidence(ctx, e); err != nil && ctx.Err() == nil {
@@ -223,25 +239,52 @@ func (m *Mesh) commitLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			m.drain(ctx)
 			return
 		case j := <-m.jobs:
-			if err := m.store.write(j); err != nil {
-				m.log.Error("persist intermesh state", "err", err)
-			}
-			if j.evidence != nil {
-				if err := m.appendEvidence(ctx, *j.evidence); err != nil && ctx.Err() == nil {
-					m.log.Error("append evidence record", "member", j.evidence.Origin, "err", err)
-				}
-			}
-			if j.result == nil || m.cfg.Commit == nil {
-				continue
-			}
-			cctx, cancel := context.WithDeadline(ctx, j.deadline)
-			err := m.cfg.Commit(cctx, *j.result)
-			cancel()
-			if err != nil {
-				m.log.Error("commit round result", "round", j.result.Round, "outcome", j.result.Outcome, "err", err)
-			}
+			m.runJob(ctx, j)
 		}
+	}
+}
+
+// drain finishes the queued jobs once the round loop has returned.
+func (m *Mesh) drain(ctx context.Context) {
+	<-m.loopDone
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer cancel()
+	for {
+		select {
+		case j := <-m.jobs:
+			m.runJob(dctx, j)
+			continue
+		default:
+		}
+		break
+	}
+	for _, j := range m.state.unsent {
+		m.runJob(dctx, j)
+	}
+	m.state.unsent = nil
+}
+
+// runJob persists a job, appends its Evidence record and calls the Commit
+// hook with its result.
+func (m *Mesh) runJob(ctx context.Context, j storeJob) {
+	if err := m.store.write(j); err != nil {
+		m.log.Error("persist intermesh state", "err", err)
+	}
+	if j.evidence != nil {
+		if err := m.appendEvidence(ctx, *j.evidence); err != nil && ctx.Err() == nil {
+			m.log.Error("append evidence record", "member", j.evidence.Origin, "err", err)
+		}
+	}
+	if j.result == nil || m.cfg.Commit == nil {
+		return
+	}
+	cctx, cancel := context.WithDeadline(ctx, j.deadline)
+	err := m.cfg.Commit(cctx, *j.result)
+	cancel()
+	if err != nil {
+		m.log.Error("commit round result", "round", j.result.Round, "outcome", j.result.Outcome, "err", err)
 	}
 }

@@ -36,7 +36,11 @@ import (
 // leaf encoding (log.Record.MarshalLeaf), at most max_entries records and
 // (beyond the first) max_bytes bytes of leaves, then an empty frame that ends
 // the page. Fewer records than asked with from+count < size just means the
-// page limits were reached: ask again from from+count. Only federation
+// page limits were reached: ask again from from+count. The client holds the
+// server to the limits it asked for: a frame that would exceed them fails
+// the page before it is read, so a server cannot make it read more
+// (records past max_entries, a leaf past max_bytes, frames without end).
+// Only federation
 // members can open streams at all (the connection gater), and both sides set
 // deadlines, so a stalled peer costs at most transferTimeout.
 const TransferProtocol = protocol.ID("/intermesh/transfer/1")
@@ -55,6 +59,11 @@ const (
 // ErrTransfer reports a Transfer page that failed or did not hold the
 // records asked for.
 var ErrTransfer = errors.New("intermesh: transfer")
+
+// errPageLimits marks a page whose server broke the protocol: a frame over
+// the limits asked for, or records past them. The server is penalized
+// (pullAny).
+var errPageLimits = errors.New("page exceeds the limits asked for")
 
 type transferRequest struct {
 	Origin     string `json:"origin"`
@@ -85,6 +94,8 @@ func writeFrame(w io.Writer, b []byte) error {
 	return err
 }
 
+// readFrame reads one frame of at most limit bytes; a longer one is an
+// error before any of it is read.
 func readFrame(r io.Reader, limit int) ([]byte, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
@@ -92,7 +103,7 @@ func readFrame(r io.Reader, limit int) ([]byte, error) {
 	}
 	size := binary.BigEndian.Uint32(n[:])
 	if uint64(size) > uint64(limit) {
-		return nil, fmt.Errorf("frame of %d bytes, limit %d", size, limit)
+		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", errPageLimits, size, limit)
 	}
 	b := make([]byte, size)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -227,7 +238,8 @@ func (t *transferServer) source(origin string) (func(context.Context, log.Constr
 }
 
 // fetchPage asks peer p for a page of origin's records from from, and
-// checks that it holds exactly the records asked for, in order.
+// checks that it holds exactly the records asked for, in order, within the
+// limits asked for (readRecords). maxEntries and maxBytes must be positive.
 func (m *Mesh) fetchPage(ctx context.Context, p peer.ID, origin string, from uint64, maxEntries, maxBytes int) (transferPage, error) {
 	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
 	defer cancel()
@@ -275,12 +287,30 @@ func readPage(s network.Stream, req transferRequest) (transferPage, error) {
 	if h.Error != "" {
 		return transferPage{}, errors.New(h.Error)
 	}
-	page := transferPage{size: h.Size}
+	return readRecords(r, req, h.Size)
+}
+
+// readRecords reads the record frames of a page answering req, up to the
+// empty frame that ends it, and holds the server to the page limits asked
+// for: at most req.MaxEntries records (each of the origin, numbered from
+// req.From) and, beyond the first, at most req.MaxBytes bytes of leaves. A
+// frame that would exceed them fails the page before it is read, so a
+// server that sends endless or oversized frames costs at most the limits
+// asked for (plus one leaf of at most maxLeafFrame bytes).
+func readRecords(r io.Reader, req transferRequest, size uint64) (transferPage, error) {
+	page := transferPage{size: size}
 	next := req.From
 	for {
-		leaf, err := readFrame(r, maxLeafFrame)
+		limit := maxLeafFrame
+		if len(page.records) > 0 {
+			limit = min(limit, max(0, req.MaxBytes-page.bytes))
+		}
+		if len(page.records) >= req.MaxEntries {
+			limit = 0 // only the empty frame that ends the page
+		}
+		leaf, err := readFrame(r, limit)
 		if err != nil {
-			return transferPage{}, fmt.Errorf("record %d: %w", next, err)
+			return transferPage{}, fmt.Errorf("record %d (page limits %d records, %d bytes): %w", next, req.MaxEntries, req.MaxBytes, err)
 		}
 		if len(leaf) == 0 {
 			return page, nil

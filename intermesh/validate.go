@@ -25,6 +25,7 @@ import (
 type verdict struct {
 	result pubsub.ValidationResult
 	reason string
+	cost   float64 // application-specific penalty of the sender (score.go)
 }
 
 var (
@@ -32,11 +33,19 @@ var (
 )
 
 func rejected(format string, a ...any) verdict {
-	return verdict{pubsub.ValidationReject, fmt.Sprintf(format, a...)}
+	return verdict{result: pubsub.ValidationReject, reason: fmt.Sprintf(format, a...)}
 }
 
 func ignored(format string, a ...any) verdict {
-	return verdict{pubsub.ValidationIgnore, fmt.Sprintf(format, a...)}
+	return verdict{result: pubsub.ValidationIgnore, reason: fmt.Sprintf(format, a...)}
+}
+
+// useless is an ignore verdict for a valid message that was costly to
+// check and brought nothing: the sender is penalized (score.go).
+func useless(format string, a ...any) verdict {
+	v := ignored(format, a...)
+	v.cost = penaltyUseless
+	return v
 }
 
 // heldCheckpoint is a checkpoint whose signature has been verified.
@@ -83,11 +92,22 @@ func (m *Mesh) currentRound() uint64 {
 	return uint64(s) / uint64(m.period.Seconds())
 }
 
-// inWindow reports whether round r is at most RoundWindow rounds from now.
+// inWindow reports whether round r is at most RoundWindow rounds before
+// the current round, and not after it: round r closes when round r+1
+// begins, so no member sends a message of a round that has not begun
+// unless its clock is off by more than a period.
 func (m *Mesh) inWindow(r uint64) bool {
 	cur := m.currentRound()
-	w := m.cfg.RoundWindow
-	return r+w >= cur && r <= cur+w
+	return r+m.cfg.RoundWindow >= cur && r <= cur
+}
+
+// windowError says why round r is not in the window.
+func (m *Mesh) windowError(r uint64) string {
+	cur := m.currentRound()
+	if r > cur {
+		return fmt.Sprintf("round %d has not begun (the current round is %d)", r, cur)
+	}
+	return fmt.Sprintf("round %d is more than %d rounds before the current round %d", r, m.cfg.RoundWindow, cur)
 }
 
 // verifyCheckpoint is the stateless check of a signed checkpoint note: size,
@@ -118,8 +138,7 @@ func (m *Mesh) verifyCheckpoint(data []byte) (heldCheckpoint, error) {
 		return heldCheckpoint{}, fmt.Errorf("%w: origin %q is not a member", ErrInvalidCheckpoint, hc.cp.Origin)
 	}
 	if !m.inWindow(hc.cp.Round) {
-		return heldCheckpoint{}, fmt.Errorf("%w: round %d is more than %d rounds from the current round %d",
-			ErrInvalidCheckpoint, hc.cp.Round, m.cfg.RoundWindow, m.currentRound())
+		return heldCheckpoint{}, fmt.Errorf("%w: %s", ErrInvalidCheckpoint, m.windowError(hc.cp.Round))
 	}
 	return hc, nil
 }
@@ -196,6 +215,9 @@ func (m *Mesh) checkRecordsMsg(from peer.ID, data []byte) verdict {
 // pubsub result.
 func (m *Mesh) record(topic string, from peer.ID, v verdict) pubsub.ValidationResult {
 	m.metrics.verdict(topic, v.result)
+	if v.cost > 0 {
+		m.penalize(from, v.cost)
+	}
 	if v.result == pubsub.ValidationReject {
 		m.log.Debug("gossip rejected", "topic", topic, "from", from, "member", m.byPeer[from], "reason", v.reason)
 	}

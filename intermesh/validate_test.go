@@ -100,7 +100,7 @@ func TestValidators(t *testing.T) {
 	fed, keys := testFederation(t, 4)
 	clk := newClock()
 	n := startNode(t, fed, keys, 0, nil, clk, nil)
-	r := clk.round.Load()
+	r := clk.round.Load() - 1 // rounds r and r+1 have closed
 	logs := make([]*testLog, 4)
 	signers := make([]*noteSigner, 4)
 	for i := range logs {

@@ -13,6 +13,8 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/merkle"
 )
 
 // MasterLeaf returns the leaf of one checkpoint in the master-hash tree:
@@ -142,8 +144,7 @@ func (m *Mesh) parseVote(data []byte) (vote, error) {
 		return vote{}, fmt.Errorf("%w: note is for round %d, message for round %d", ErrInvalidVote, body.round, w.Round)
 	}
 	if !m.inWindow(body.round) {
-		return vote{}, fmt.Errorf("%w: round %d is more than %d rounds from the current round %d",
-			ErrInvalidVote, body.round, m.cfg.RoundWindow, m.currentRound())
+		return vote{}, fmt.Errorf("%w: %s", ErrInvalidVote, m.windowError(body.round))
 	}
 	if body.count != len(w.Checkpoints) || body.count > len(m.members) {
 		return vote{}, fmt.Errorf("%w: note counts %d checkpoints, message carries %d", ErrInvalidVote, body.count, len(w.Checkpoints))
@@ -204,5 +205,45 @@ func (b *ballot) wire(signers []string) ([]byte, error) {
 	for _, hc := range b.checkpoints {
 		w.Checkpoints = append(w.Checkpoints, string(hc.note))
 	}
+	return json.Marshal(w)
+}
+
+// SignVote returns the gossiped JSON form of a vote of a federation for a
+// round over signed checkpoint notes (in any order; the vote lists them in
+// origin order), signed by signer: what a member publishes on the master
+// topic. It checks the notes' form, not their signatures.
+func SignVote(federation string, round uint64, checkpoints [][]byte, signer note.Signer) ([]byte, error) {
+	type held struct {
+		origin string
+		note   []byte
+	}
+	hs := make([]held, len(checkpoints))
+	for i, c := range checkpoints {
+		j := bytes.LastIndex(c, []byte("\n\n"))
+		if j < 0 {
+			return nil, fmt.Errorf("%w: checkpoint %d is not a signed note", ErrInvalidVote, i)
+		}
+		cp, err := merkle.ParseCheckpoint(c[:j+1])
+		if err != nil {
+			return nil, fmt.Errorf("%w: checkpoint %d: %w", ErrInvalidVote, i, err)
+		}
+		hs[i] = held{cp.Origin, c}
+	}
+	slices.SortFunc(hs, func(a, b held) int { return strings.Compare(a.origin, b.origin) })
+	origins, notes := make([]string, len(hs)), make([][]byte, len(hs))
+	w := voteWire{Round: round}
+	for i, h := range hs {
+		origins[i], notes[i] = h.origin, h.note
+		w.Checkpoints = append(w.Checkpoints, string(h.note))
+	}
+	mh, err := MasterHash(origins, notes)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := note.Sign(&note.Note{Text: voteText(federation, round, len(notes), mh)}, signer)
+	if err != nil {
+		return nil, fmt.Errorf("intermesh: sign vote: %w", err)
+	}
+	w.Note = string(msg)
 	return json.Marshal(w)
 }

@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	n.log, err = log.Open(ctx, log.Options{
 		Dir:           cfg.DataDir(),
 		Logger:        logger,
-		Indexers:      []log.Indexer{n.state},
+		Indexers:      []log.Indexer{n.state, intermesh.EvidenceIndexer{}},
 		BatchIndexers: []log.BatchIndexer{indexTree},
 		MaxBatch:      cfg.Store.MaxBatch,
 		Origin:        cfg.Origin,
@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		n.log.Close()
 		return nil, err
 	}
+	n.registry.MustRegister(newOpsCollector(n))
 	if err := n.newMesh(ctx); err != nil {
 		n.log.Close()
 		return nil, err
@@ -256,7 +257,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	srv := n.portal.HTTPServer(slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
-	srv.Handler = n.handler() // the portal, tlog-tiles and the witness (tiles.go)
+	srv.Handler = n.handler() // the portal, tlog-tiles reads and the witness
 	n.logger.Info("node running", "origin", n.cfg.Origin, "portal", "http://"+n.HTTPAddr(),
 		"period", n.schedule.Period, "log_size", n.log.Size())
 

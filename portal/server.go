@@ -308,6 +308,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.Handle("GET /metrics", s.limitInFlight(s.metricsHandler()))
 	mux.Handle("GET /{$}", s.limitInFlight(http.HandlerFunc(s.serveStatusPage)))
+	mux.Handle("GET /status.json", s.limitInFlight(http.HandlerFunc(s.serveStatusJSON)))
 	return mux
 }
 

@@ -261,7 +261,11 @@ func newDevicePendingCommand(opts *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pending [--account NAME]",
 		Short: "On an admin device: list the account's pending connection requests (ConnectPending)",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `List the account's pending connection requests. They are the account's private
+state: the request carries an AccountProof, a signed timestamp for the account
+and ConnectPending, signed with the administration key of the account's profile,
+which must be in the keystore.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := opts.pendingOf(cmd, account)
 			if err != nil {

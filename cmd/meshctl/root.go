@@ -92,6 +92,7 @@ sent to a portal. Output is for humans unless --json is given.`,
 		newHelloCommand(opts),
 		newTransferCommand(opts),
 		newAuditCommand(opts),
+		newLoadCommand(opts),
 	)
 	return root
 }

@@ -26,7 +26,11 @@ func newRunCommand() *cobra.Command {
 		Short: "Run a node until SIGINT or SIGTERM",
 		Long: `Run serves the portal, closes an epoch every period on the wall-clock
 schedule, and (with a federation file) takes part in the InterMesh.
-Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flags.`,
+Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flags.
+
+SIGUSR1 isolates the node from the other federation members (its connection
+gater refuses and closes every member connection; the portal keeps serving);
+SIGUSR2 lets it reconnect. 'meshd testnet --chaos' partitions members this way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -65,6 +69,8 @@ Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flag
 			if err != nil {
 				return err
 			}
+			stopSignals := isolateOnSignals(cmd.Context(), n, logger)
+			defer stopSignals()
 			return n.Run(cmd.Context())
 		},
 	}

@@ -1,0 +1,89 @@
+package intermesh
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// TestTransferReadsStopAtThePageLimitsAskedFor runs a member's key in a
+// rogue host whose Transfer server ignores the limits of the request: it
+// sends more records than asked, a record larger than the bytes asked, or
+// records without end. The honest member's client fails each page as soon
+// as it exceeds the limits it asked for, having read at most the limits
+// (plus one frame header), and keeps nothing of it.
+func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
+	t.Parallel()
+	fed, keys := testFederation(t, 3)
+	origin := fed.Members[2].Origin
+	a := startNode(t, fed, keys, 0, nil, nil, nil)
+	small := testRecords(origin, 0, 2000, 10)
+	big := testRecords(origin, 1, 1, 2<<20)[0]
+	cases := []struct {
+		name       string
+		maxEntries int
+		maxBytes   int
+		frames     func(i uint64) ([]byte, bool) // the i-th record frame, false to end the page
+		want       string
+	}{
+		{"more records than asked", 10, 1 << 20, func(i uint64) ([]byte, bool) { return small[i].MarshalLeaf(), i < 1000 }, "limit 0"},
+		{"a record beyond the bytes asked", 10, 1 << 20, func(i uint64) ([]byte, bool) {
+			if i == 1 {
+				return big.MarshalLeaf(), true
+			}
+			return small[i].MarshalLeaf(), i < 2
+		}, "limit"},
+		{"records without end", 10, 1 << 20, func(i uint64) ([]byte, bool) { return small[i%2000].MarshalLeaf(), true }, "limit 0"},
+	}
+	for _, c := range cases {
+		rh := rogueHost(t, keys[1])
+		sent := make(chan int, 1)
+		rh.SetStreamHandler(TransferProtocol, func(s network.Stream) {
+			defer s.Reset()
+			r := bufio.NewReader(s)
+			if _, err := readFrame(r, maxTransferFrame); err != nil {
+				return
+			}
+			w := bufio.NewWriter(s)
+			hb, _ := json.Marshal(transferHeader{Size: 1 << 40})
+			n := 0
+			defer func() { sent <- n }()
+			if writeFrame(w, hb) != nil {
+				return
+			}
+			for j := uint64(0); ; j++ {
+				f, more := c.frames(j)
+				if !more {
+					_ = writeFrame(w, nil)
+					_ = w.Flush()
+					return
+				}
+				if writeFrame(w, f) != nil || w.Flush() != nil {
+					return
+				}
+				n++
+			}
+		})
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		if err := a.AddPeer(ctx, peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		page, err := a.fetchPage(ctx, rh.ID(), origin, 0, c.maxEntries, c.maxBytes)
+		cancel()
+		if err == nil || !errors.Is(err, ErrTransfer) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s: page of %d records, err %v; want a page-limit error", c.name, len(page.records), err)
+		}
+		if page.records != nil {
+			t.Fatalf("%s: %d records kept from a failed page", c.name, len(page.records))
+		}
+		rh.Close()
+		<-sent
+	}
+}
