@@ -323,6 +323,13 @@ func TestStandardTlogClientsRejectACorruptedTileOrBundle(t *testing.T) {
 	if _, err := readWithXMod(tn.PortalURL(0)+"/", cp, tlog.Tree{}); err != nil {
 		t.Fatalf("the honest node does not read: %v", err)
 	}
+	// The proxy itself passes an untouched log through.
+	if _, err := readWithXMod(corruptingProxy(t, tn.PortalURL(0), "/no-such-path"), cp, tlog.Tree{}); err != nil {
+		t.Fatalf("reading through a proxy that corrupts nothing: %v", err)
+	}
+	if _, err := readWithTorchwood(t.Context(), corruptingProxy(t, tn.PortalURL(0), "/no-such-path"), cp); err != nil {
+		t.Fatalf("reading through a proxy that corrupts nothing: %v", err)
+	}
 	for _, c := range []struct {
 		name, suffix string
 	}{
