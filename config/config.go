@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,6 +64,41 @@ type HTTP struct {
 	TransferToken string `toml:"transfer_token"`
 	// TransferPublic makes Transfer available to anyone. Default false.
 	TransferPublic bool `toml:"transfer_public"`
+	// AdminToken, when set, is the operator's bearer token: a DeleteAccount
+	// carrying it needs no proof signed by the account's profile. At least
+	// 16 characters. Optional; keep it out of a world-readable file.
+	AdminToken string `toml:"admin_token"`
+
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, headers and body: a client
+	// that trickles its body is cut off. Default 30s.
+	ReadTimeout Duration `toml:"read_timeout"`
+	// WriteTimeout bounds handling a request and writing its answer, from
+	// the end of its headers. Default 60s.
+	WriteTimeout Duration `toml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection that sends no request for
+	// this long. Default 120s.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections is the most client connections open at once; one more
+	// is answered 503 ServerOverload and closed. Default 1024.
+	MaxConnections int `toml:"max_connections"`
+	// MaxInFlight is the most requests handled at once (after their body
+	// was read); one more is answered 503 ServerOverload. Default 256.
+	MaxInFlight int `toml:"max_in_flight"`
+	// RateClients bounds the clients the rate limiter remembers (an IPv4
+	// address or an IPv6 /64 each); past it the least recently seen client
+	// is forgotten. Default 65536 (a few MiB).
+	RateClients int `toml:"rate_clients"`
+	// TrustedProxies are the addresses (IPs or CIDR prefixes) of reverse
+	// proxies whose ProxyHeader names the client. Empty: the header is
+	// ignored and the client is the connection's peer. Optional.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// ProxyHeader is the header a trusted proxy sets: X-Forwarded-For (the
+	// rightmost address that is not a trusted proxy is the client) or a
+	// header holding one address, such as X-Real-IP. Default
+	// X-Forwarded-For.
+	ProxyHeader string `toml:"proxy_header"`
 }
 
 // Epoch configures the checkpoint schedule.
@@ -118,10 +154,18 @@ func Default(dir string) Config {
 	return Config{
 		Dir: dir,
 		HTTP: HTTP{
-			Listen:        "127.0.0.1:8080",
-			MaxBodyBytes:  1 << 20,
-			RatePerSecond: 200,
-			RateBurst:     400,
+			Listen:            "127.0.0.1:8080",
+			MaxBodyBytes:      1 << 20,
+			RatePerSecond:     200,
+			RateBurst:         400,
+			ReadHeaderTimeout: Duration{10 * time.Second},
+			ReadTimeout:       Duration{30 * time.Second},
+			WriteTimeout:      Duration{60 * time.Second},
+			IdleTimeout:       Duration{120 * time.Second},
+			MaxConnections:    1024,
+			MaxInFlight:       256,
+			RateClients:       65536,
+			ProxyHeader:       "X-Forwarded-For",
 		},
 		Epoch: Epoch{Period: Duration{10 * time.Second}},
 		Log:   Logging{Level: "info", Format: "text"},
@@ -171,6 +215,16 @@ var envVars = []struct {
 	{"MESHD_HTTP_RATE_BURST", func(c *Config, v string) error { return parseInt(v, &c.HTTP.RateBurst) }},
 	{"MESHD_HTTP_TRANSFER_TOKEN", func(c *Config, v string) error { c.HTTP.TransferToken = v; return nil }},
 	{"MESHD_HTTP_TRANSFER_PUBLIC", func(c *Config, v string) error { return parseBool(v, &c.HTTP.TransferPublic) }},
+	{"MESHD_HTTP_ADMIN_TOKEN", func(c *Config, v string) error { c.HTTP.AdminToken = v; return nil }},
+	{"MESHD_HTTP_READ_HEADER_TIMEOUT", func(c *Config, v string) error { return c.HTTP.ReadHeaderTimeout.UnmarshalText([]byte(v)) }},
+	{"MESHD_HTTP_READ_TIMEOUT", func(c *Config, v string) error { return c.HTTP.ReadTimeout.UnmarshalText([]byte(v)) }},
+	{"MESHD_HTTP_WRITE_TIMEOUT", func(c *Config, v string) error { return c.HTTP.WriteTimeout.UnmarshalText([]byte(v)) }},
+	{"MESHD_HTTP_IDLE_TIMEOUT", func(c *Config, v string) error { return c.HTTP.IdleTimeout.UnmarshalText([]byte(v)) }},
+	{"MESHD_HTTP_MAX_CONNECTIONS", func(c *Config, v string) error { return parseInt(v, &c.HTTP.MaxConnections) }},
+	{"MESHD_HTTP_MAX_IN_FLIGHT", func(c *Config, v string) error { return parseInt(v, &c.HTTP.MaxInFlight) }},
+	{"MESHD_HTTP_RATE_CLIENTS", func(c *Config, v string) error { return parseInt(v, &c.HTTP.RateClients) }},
+	{"MESHD_HTTP_TRUSTED_PROXIES", func(c *Config, v string) error { c.HTTP.TrustedProxies = strings.Split(v, ","); return nil }},
+	{"MESHD_HTTP_PROXY_HEADER", func(c *Config, v string) error { c.HTTP.ProxyHeader = v; return nil }},
 	{"MESHD_EPOCH_PERIOD", func(c *Config, v string) error { return c.Epoch.Period.UnmarshalText([]byte(v)) }},
 	{"MESHD_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"MESHD_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
@@ -246,6 +300,24 @@ func (c *Config) Validate() error {
 		return bad("http.rate_per_second", "%g is negative", c.HTTP.RatePerSecond)
 	case c.HTTP.RatePerSecond > 0 && c.HTTP.RateBurst < 1:
 		return bad("http.rate_burst", "%d must be at least 1 when rate limiting is on", c.HTTP.RateBurst)
+	case c.HTTP.AdminToken != "" && len(c.HTTP.AdminToken) < MinAdminTokenLength:
+		return bad("http.admin_token", "is %d characters long, below the minimum of %d (use a long random secret)", len(c.HTTP.AdminToken), MinAdminTokenLength)
+	case c.HTTP.ReadHeaderTimeout.Duration <= 0:
+		return bad("http.read_header_timeout", "%s must be positive", c.HTTP.ReadHeaderTimeout.Duration)
+	case c.HTTP.ReadTimeout.Duration < c.HTTP.ReadHeaderTimeout.Duration:
+		return bad("http.read_timeout", "%s is below http.read_header_timeout (%s): it bounds headers and body together", c.HTTP.ReadTimeout.Duration, c.HTTP.ReadHeaderTimeout.Duration)
+	case c.HTTP.WriteTimeout.Duration <= 0:
+		return bad("http.write_timeout", "%s must be positive", c.HTTP.WriteTimeout.Duration)
+	case c.HTTP.IdleTimeout.Duration <= 0:
+		return bad("http.idle_timeout", "%s must be positive", c.HTTP.IdleTimeout.Duration)
+	case c.HTTP.MaxConnections < 1:
+		return bad("http.max_connections", "%d must be at least 1", c.HTTP.MaxConnections)
+	case c.HTTP.MaxInFlight < 1:
+		return bad("http.max_in_flight", "%d must be at least 1", c.HTTP.MaxInFlight)
+	case c.HTTP.RateClients < 1:
+		return bad("http.rate_clients", "%d must be at least 1", c.HTTP.RateClients)
+	case len(c.HTTP.TrustedProxies) > 0 && !validHeaderName(c.HTTP.ProxyHeader):
+		return bad("http.proxy_header", "%q is not a header name", c.HTTP.ProxyHeader)
 	case c.Epoch.Period.Duration < time.Second:
 		return bad("epoch.period", "%s is below the minimum of 1s", c.Epoch.Period.Duration)
 	case c.Epoch.Period.Duration%time.Second != 0:
@@ -266,12 +338,53 @@ func (c *Config) Validate() error {
 	default:
 		return bad("log.format", "%q is not text or json", c.Log.Format)
 	}
+	if _, err := c.HTTP.TrustedProxyPrefixes(); err != nil {
+		return err
+	}
 	for i, a := range c.P2P.Listen {
 		if !strings.HasPrefix(a, "/") {
 			return bad(fmt.Sprintf("p2p.listen[%d]", i), "%q is not a multiaddress (e.g. /ip4/127.0.0.1/tcp/4001)", a)
 		}
 	}
 	return nil
+}
+
+// MinAdminTokenLength is the shortest http.admin_token accepted.
+const MinAdminTokenLength = 16
+
+// TrustedProxyPrefixes parses TrustedProxies: each an IP address (a
+// one-address prefix) or a CIDR prefix.
+func (h *HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range h.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("config: http.trusted_proxies[%d]: %q is neither an IP address nor a CIDR prefix", i, s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// validHeaderName reports whether s is a non-empty HTTP header name (an RFC
+// 9110 token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func isPrint(s string) bool {

@@ -26,12 +26,15 @@ func TestInitThenLoadGivesTheDefaultsAndTheChosenOrigin(t *testing.T) {
 		strings.Join(got.P2P.Listen, ",") != strings.Join(want.P2P.Listen, ",") {
 		t.Errorf("loaded %+v, want %+v", got, want)
 	}
-	st, err := os.Stat(filepath.Join(dir, KeyFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v, want 0600", st.Mode().Perm())
+	// The key, and the config file that may hold tokens, are the owner's alone.
+	for _, name := range []string{KeyFileName, FileName} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", name, st.Mode().Perm())
+		}
 	}
 	if _, err := LoadKey(filepath.Join(dir, KeyFileName)); err != nil {
 		t.Error(err)
@@ -98,6 +101,17 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"a bad multiaddress names the field", "origin = \"a\"\n[p2p]\nlisten = [\"tcp:4001\"]\n", nil, "p2p.listen[0]"},
 		{"a bad environment value names the variable", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_RATE_BURST": "many"}, "MESHD_HTTP_RATE_BURST"},
 		{"a batch size of zero names the field", "origin = \"a\"\n[store]\nmax_batch = 0\n", nil, "store.max_batch"},
+		{"a short admin token is refused", "origin = \"a\"\n[http]\nadmin_token = \"secret\"\n", nil, "http.admin_token"},
+		{"a short admin token from the environment is refused", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_ADMIN_TOKEN": "short"}, "http.admin_token"},
+		{"a zero write timeout names the field", "origin = \"a\"\n[http]\nwrite_timeout = \"0s\"\n", nil, "http.write_timeout"},
+		{"a read timeout below the header timeout names the field", "origin = \"a\"\n[http]\nread_timeout = \"1s\"\n", nil, "http.read_timeout"},
+		{"a negative idle timeout names the field", "origin = \"a\"\n[http]\nidle_timeout = \"-1s\"\n", nil, "http.idle_timeout"},
+		{"no connections at all is refused", "origin = \"a\"\n[http]\nmax_connections = 0\n", nil, "http.max_connections"},
+		{"no requests in flight is refused", "origin = \"a\"\n[http]\nmax_in_flight = 0\n", nil, "http.max_in_flight"},
+		{"a limiter remembering no client is refused", "origin = \"a\"\n[http]\nrate_clients = 0\n", nil, "http.rate_clients"},
+		{"a trusted proxy that is no address names the entry", "origin = \"a\"\n[http]\ntrusted_proxies = [\"10.0.0.1\", \"proxy.example\"]\n", nil, "http.trusted_proxies[1]"},
+		{"a proxy header that is no header name is refused", "origin = \"a\"\n[http]\ntrusted_proxies = [\"10.0.0.1\"]\nproxy_header = \"X Forwarded\"\n", nil, "http.proxy_header"},
+		{"a bad connection cap from the environment names the variable", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_MAX_CONNECTIONS": "lots"}, "MESHD_HTTP_MAX_CONNECTIONS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,5 +140,52 @@ func TestLoadKeyRejectsWhatIsNotAnEd25519Key(t *testing.T) {
 	}
 	if _, err := LoadKey(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("LoadKey of a missing file: %v", err)
+	}
+}
+
+func TestHTTPSettingsComeFromTheFileAndTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	file := "origin = \"a\"\n[http]\nmax_connections = 15\ntrusted_proxies = [\"10.0.0.1\", \"2001:db8::/48\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"MESHD_HTTP_ADMIN_TOKEN":   "0123456789abcdef-operator",
+		"MESHD_HTTP_READ_TIMEOUT":  "12s",
+		"MESHD_HTTP_WRITE_TIMEOUT": "13s",
+		"MESHD_HTTP_IDLE_TIMEOUT":  "14s",
+		"MESHD_HTTP_MAX_IN_FLIGHT": "16",
+		"MESHD_HTTP_RATE_CLIENTS":  "17",
+		"MESHD_HTTP_PROXY_HEADER":  "X-Real-IP",
+	}
+	c, err := Load(dir, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.HTTP
+	if h.AdminToken != "0123456789abcdef-operator" || h.ReadTimeout.Duration != 12*time.Second ||
+		h.WriteTimeout.Duration != 13*time.Second || h.IdleTimeout.Duration != 14*time.Second ||
+		h.MaxConnections != 15 || h.MaxInFlight != 16 || h.RateClients != 17 || h.ProxyHeader != "X-Real-IP" {
+		t.Fatalf("settings not applied: %+v", h)
+	}
+	prefixes, err := h.TrustedProxyPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prefixes) != 2 || prefixes[0].String() != "10.0.0.1/32" || prefixes[1].String() != "2001:db8::/48" {
+		t.Fatalf("trusted proxies %v", prefixes)
+	}
+}
+
+func TestTheDefaultsOfTheHTTPServerAreSet(t *testing.T) {
+	c := Default(t.TempDir())
+	c.Origin = "a"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := c.HTTP
+	if h.ReadHeaderTimeout.Duration == 0 || h.ReadTimeout.Duration == 0 || h.WriteTimeout.Duration == 0 ||
+		h.IdleTimeout.Duration == 0 || h.MaxConnections == 0 || h.MaxInFlight == 0 || h.RateClients == 0 || h.AdminToken != "" {
+		t.Fatalf("defaults: %+v", h)
 	}
 }

@@ -85,7 +85,9 @@ func Init(dir string, o InitOptions) (Config, error) {
 	if err := fileTemplate.Execute(&buf, c); err != nil {
 		return c, fmt.Errorf("config: rendering %s: %w", FileName, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, FileName), buf.Bytes(), 0o644); err != nil {
+	// 0600: the file may come to hold http.transfer_token and
+	// http.admin_token.
+	if err := os.WriteFile(filepath.Join(dir, FileName), buf.Bytes(), 0o600); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
@@ -152,6 +154,25 @@ listen = "{{.HTTP.Listen}}"
 # Bearer token that authorizes Transfer; and whether Transfer is open to all.
 # transfer_token = ""
 transfer_public = {{.HTTP.TransferPublic}}
+# The operator's bearer token: DeleteAccount with it needs no signed proof
+# (meshctl account delete NAME --token T). At least 16 characters.
+# admin_token = ""
+# Time limits: request headers; whole request (headers and body: a client
+# trickling its body is cut off); handling plus answer; idle keep-alive.
+# read_header_timeout = "{{.HTTP.ReadHeaderTimeout}}"
+# read_timeout = "{{.HTTP.ReadTimeout}}"
+# write_timeout = "{{.HTTP.WriteTimeout}}"
+# idle_timeout = "{{.HTTP.IdleTimeout}}"
+# Connections open at once and requests handled at once; past either the
+# client gets 503 ServerOverload.
+# max_connections = {{.HTTP.MaxConnections}}
+# max_in_flight = {{.HTTP.MaxInFlight}}
+# Clients the rate limiter remembers (IPv4 address or IPv6 /64 each).
+# rate_clients = {{.HTTP.RateClients}}
+# Reverse proxies (IPs or CIDR prefixes) whose proxy_header names the
+# client; the header is ignored from anyone else.
+# trusted_proxies = []
+# proxy_header = "{{.HTTP.ProxyHeader}}"
 
 [epoch]
 # Length of a round; every node closes round r at the same wall-clock time.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -249,10 +250,12 @@ func TestRangeWhileAppending(t *testing.T) {
 	}
 }
 
-func TestLargePayloadsGoThroughTheValueLog(t *testing.T) {
+func TestTheLargestLeafReadsBackAndALargerOneIsRefused(t *testing.T) {
 	l := openTestLog(t, "", Options{})
 	rec := testRecord(0)
-	rec.Payload = make([]byte, 3<<20)
+	rec.Payload = nil
+	rec.Origin = l.Origin()
+	rec.Payload = make([]byte, MaxLeafLen-len(rec.MarshalLeaf()))
 	for i := range rec.Payload {
 		rec.Payload[i] = byte(i * 7)
 	}
@@ -261,7 +264,14 @@ func TestLargePayloadsGoThroughTheValueLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored, err := l.Get(got.Seq)
-	if err != nil || !sameRecord(stored, got) {
-		t.Fatalf("Get = %v; the 3 MiB payload did not read back", err)
+	if err != nil || !sameRecord(stored, got) || len(stored.MarshalLeaf()) != MaxLeafLen {
+		t.Fatalf("Get = %v; the %d-byte leaf did not read back", err, MaxLeafLen)
+	}
+	rec.Payload = append(rec.Payload, 0)
+	if _, err := l.Append(t.Context(), rec); !errors.Is(err, ErrInvalidRecord) || !strings.Contains(err.Error(), "tlog-tiles") {
+		t.Fatalf("appending a %d-byte leaf: %v, want ErrInvalidRecord naming the tlog-tiles limit", MaxLeafLen+1, err)
+	}
+	if l.Size() != 1 {
+		t.Fatalf("log size %d after a refused append, want 1", l.Size())
 	}
 }

@@ -49,6 +49,10 @@ const leafVersion = 1
 const (
 	MaxFieldLen   = math.MaxUint16 // kind, identifier, account, origin
 	MaxPayloadLen = 16 << 20       // payload
+	// MaxLeafLen bounds a record's whole leaf encoding: C2SP tlog-tiles
+	// entry bundles prefix each leaf with a uint16 length, so a leaf that
+	// every tlog-tiles client can read is at most 65,535 bytes.
+	MaxLeafLen = math.MaxUint16
 )
 
 // ErrMalformedLeaf is returned (wrapped) by UnmarshalLeaf for bytes that are
@@ -80,8 +84,7 @@ func (r *Record) MarshalLeaf() []byte {
 	if err := r.Validate(); err != nil {
 		panic(err)
 	}
-	n := 1 + 8 + 8 + 4*2 + len(r.Kind) + len(r.Identifier) + len(r.Account) + len(r.Origin) + 4 + len(r.Payload)
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, r.leafLen())
 	b = append(b, leafVersion)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixNano()))
@@ -91,6 +94,11 @@ func (r *Record) MarshalLeaf() []byte {
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Payload)))
 	return append(b, r.Payload...)
+}
+
+// leafLen is the length of r's leaf encoding.
+func (r *Record) leafLen() int {
+	return 1 + 8 + 8 + 4*2 + len(r.Kind) + len(r.Identifier) + len(r.Account) + len(r.Origin) + 4 + len(r.Payload)
 }
 
 // Validate checks that r fits the leaf encoding: every field within its
@@ -109,6 +117,9 @@ func (r *Record) Validate() error {
 	if len(r.Payload) > MaxPayloadLen {
 		return fmt.Errorf("log: record payload is %d bytes, over the limit of %d", len(r.Payload), MaxPayloadLen)
 	}
+	if n := r.leafLen(); n > MaxLeafLen {
+		return fmt.Errorf("log: record leaf encoding is %d bytes, over the limit of %d (a tlog-tiles entry)", n, MaxLeafLen)
+	}
 	return nil
 }
 
@@ -117,6 +128,9 @@ func (r *Record) Validate() error {
 // UnmarshalLeaf(b) followed by MarshalLeaf gives b back exactly.
 func UnmarshalLeaf(b []byte) (Record, error) {
 	var r Record
+	if len(b) > MaxLeafLen {
+		return r, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrMalformedLeaf, len(b), MaxLeafLen)
+	}
 	d := leafDecoder{b: b}
 	if v := d.bytes(1, "version"); d.err == nil && v[0] != leafVersion {
 		return r, fmt.Errorf("%w: version %d, want %d", ErrMalformedLeaf, v[0], leafVersion)

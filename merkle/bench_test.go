@@ -5,14 +5,19 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/intermesh/intermesh/log"
 )
 
 // benchLeaves is the size of the shared benchmark tree.
@@ -133,7 +138,12 @@ func BenchmarkRoot(b *testing.B) {
 	}
 }
 
+// BenchmarkCloseEpoch measures closing an epoch (read the tree's state,
+// sign the checkpoint, store it, fsync) on the 1M-leaf tree after it grew
+// by closeGrowth leaves since the previous close, as between two rounds of
+// a busy node; the growth is appended outside the timer.
 func BenchmarkCloseEpoch(b *testing.B) {
+	const closeGrowth = 256
 	tree := bigTreeFor(b)
 	s, err := NewSigner(exampleOrigin, testKey(0))
 	if err != nil {
@@ -141,17 +151,84 @@ func BenchmarkCloseEpoch(b *testing.B) {
 	}
 	ctx := context.Background()
 	d := make([]time.Duration, 0, b.N)
+	hashes := make([][]byte, closeGrowth)
 	b.ResetTimer()
 	for range b.N {
+		b.StopTimer()
+		size, err := tree.Size()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range hashes {
+			h := sha256.Sum256(binary.BigEndian.AppendUint64(nil, size+uint64(i)))
+			hashes[i] = h[:]
+		}
+		if err := shared.db.Update(func(txn *badger.Txn) error { return tree.AppendLeafHashes(txn, size, hashes) }); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 		start := time.Now()
-		if _, _, err := tree.CloseEpoch(ctx, shared.round, time.Now(), s, exampleOrigin); err != nil {
+		_, cp, err := tree.CloseEpoch(ctx, shared.round, time.Now(), s, exampleOrigin)
+		if err != nil {
 			b.Fatal(err)
 		}
 		d = append(d, time.Since(start))
+		if cp.Size != size+closeGrowth {
+			b.Fatalf("closed at size %d, want %d", cp.Size, size+closeGrowth)
+		}
 		shared.round++
 	}
 	b.StopTimer()
 	reportPercentiles(b, d)
+}
+
+// BenchmarkAppendWithTree measures durable appends through the real log
+// with the Merkle tree written in the same transactions (the log's
+// BatchIndexer), from 1, 16 and 256 concurrent appenders, 256-byte
+// payloads: the log + tree path, between the bare log (log's
+// BenchmarkAppend) and the node's whole path (portal's
+// BenchmarkNodeAppendPath, which adds the portal's indexes).
+func BenchmarkAppendWithTree(b *testing.B) {
+	for _, appenders := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
+			l, err := log.Open(context.Background(), log.Options{
+				Dir:           b.TempDir(),
+				Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+				BatchIndexers: []log.BatchIndexer{NewTree(nil, []byte("local"))},
+				Origin:        exampleOrigin,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			payload := make([]byte, 256)
+			for i := range payload {
+				payload[i] = byte(i)
+			}
+			rec := log.Record{Kind: log.KindProfile, Identifier: "MBENCH-0000-0000", Account: "bench@example.com", Payload: payload}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range appenders {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if _, err := l.Append(context.Background(), rec); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+			if st := l.Stats(); st.Batches > 0 {
+				b.ReportMetric(float64(st.Records)/float64(st.Batches), "records/batch")
+			}
+		})
+	}
 }
 
 // BenchmarkAppendLeaves measures the per-leaf cost of IndexBatch on a fresh

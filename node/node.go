@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/mesh"
 )
 
 // treePrefix is the prefix of the node's own Merkle tree in its database;
@@ -53,6 +55,8 @@ type Node struct {
 	fed     *config.Federation // nil when the node runs alone
 	mesh    *intermesh.Mesh    // nil when the node runs alone
 	masters masterRecords
+
+	witnessing witnessing // the witness protocols (witness.go)
 }
 
 // New opens a node's store and builds its portal. It does not serve until
@@ -124,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		n.log.Close()
 		return nil, err
 	}
+	n.registry.MustRegister(newOpsCollector(n))
 	if err := n.newMesh(ctx); err != nil {
 		n.log.Close()
 		return nil, err
@@ -134,23 +139,49 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 			return nil, err
 		}
 	}
+	if err := n.newWitnessing(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
 	var peers portal.PeerProofs
 	if n.mesh != nil {
 		peers = n
 	}
+	service, err := serviceProfile(key)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	proxies, err := cfg.HTTP.TrustedProxyPrefixes()
+	if err != nil { // Validate parsed them already
+		n.closeStores()
+		return nil, err
+	}
 	n.portal, err = portal.New(portal.Config{
-		Service:        cfg.Origin,
-		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
-		RateLimit:      cfg.HTTP.RatePerSecond,
-		RateBurst:      cfg.HTTP.RateBurst,
-		TransferToken:  cfg.HTTP.TransferToken,
-		TransferPublic: cfg.HTTP.TransferPublic,
+		Service:           cfg.Origin,
+		ServiceProfile:    service,
+		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
+		RateLimit:         cfg.HTTP.RatePerSecond,
+		RateBurst:         cfg.HTTP.RateBurst,
+		RateClients:       cfg.HTTP.RateClients,
+		TrustedProxies:    proxies,
+		ProxyHeader:       cfg.HTTP.ProxyHeader,
+		TransferToken:     cfg.HTTP.TransferToken,
+		TransferPublic:    cfg.HTTP.TransferPublic,
+		AdminToken:        cfg.HTTP.AdminToken,
+		MaxInFlight:       cfg.HTTP.MaxInFlight,
+		MaxConnections:    cfg.HTTP.MaxConnections,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		ReadTimeout:       cfg.HTTP.ReadTimeout.Duration,
+		WriteTimeout:      cfg.HTTP.WriteTimeout.Duration,
+		IdleTimeout:       cfg.HTTP.IdleTimeout.Duration,
 	}, portal.Deps{
 		Log:         n.log,
 		State:       n.state,
 		Checkpoints: n.tree,
 		Schedule:    n,
 		Peers:       peers,
+		Proofs:      n,
 		Registerer:  n.registry,
 		Gatherer:    n.registry,
 		Logger:      logger,
@@ -225,11 +256,8 @@ func (n *Node) Run(ctx context.Context) error {
 		n.closeStores()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           n.portal.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
-	}
+	srv := n.portal.HTTPServer(slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
+	srv.Handler = n.handler() // the portal, tlog-tiles reads and the witness
 	n.logger.Info("node running", "origin", n.cfg.Origin, "portal", "http://"+n.HTTPAddr(),
 		"period", n.schedule.Period, "log_size", n.log.Size())
 
@@ -247,10 +275,14 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(n.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		n.runWitnessSubmissions(runCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(n.portal.LimitListener(n.listener)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("node: portal: %w", err)
 			cancel()
 		}
@@ -317,6 +349,7 @@ func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error
 			n.logger.Warn("publishing the checkpoint to the federation failed", "round", round, "err", err)
 		}
 	}
+	n.offerToWitnesses(signed)
 	n.lastClose.Store(at.UnixNano())
 	n.metrics.epochSeconds.Observe(time.Since(start).Seconds())
 	n.metrics.round.Set(float64(round))
@@ -343,3 +376,17 @@ func (n *Node) Epoch() uint64 { return n.schedule.Round(time.Now()) }
 
 // verifiers are the note verifiers of the node's own checkpoints.
 func (n *Node) verifiers() note.Verifiers { return note.VerifierList(n.verifier) }
+
+// serviceProfile is the node's ProfileService envelope for Hello, derived
+// from its key (mesh.ServiceProfileFromSeed: no second identity to keep).
+func serviceProfile(key ed25519.PrivateKey) ([]byte, error) {
+	env, _, err := mesh.ServiceProfileFromSeed(key.Seed())
+	if err != nil {
+		return nil, fmt.Errorf("node: deriving the service profile: %w", err)
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("node: encoding the service profile: %w", err)
+	}
+	return b, nil
+}

@@ -27,10 +27,10 @@ func fill(t *testing.T, p *testPortal, from, users int) {
 		u := newUser(t, fmt.Sprintf("user%d@example.com", i))
 		_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: fmt.Sprintf("user%d", i), Profile: entryOf(t, u.profileAccount, u.acctOffline)})
 		mustStatus(t, err, portal.SuccessOK)
-		_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, u.profileMesh, u.meshOffline)})
+		_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, u.profileMesh, u.meshOffline), AccountID: fmt.Sprintf("user%d", i)})
 		mustStatus(t, err, portal.SuccessOK)
 		u.profileAccount.Names = []string{"updated"}
-		_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, u.profileAccount, u.acctOnline)})
+		_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, u.profileAccount, u.acctOnline), AccountID: fmt.Sprintf("user%d", i)})
 		mustStatus(t, err, portal.SuccessOK)
 		dev, devKey := newDevice(t, "phone")
 		_, err = p.client.ConnectStart(ctx, &portal.ConnectStartRequest{AccountID: fmt.Sprintf("user%d", i),
@@ -117,7 +117,7 @@ func TestPagingFollowsSearchConstraints(t *testing.T) {
 	mustStatus(t, err, portal.SuccessOK)
 	for i := range 6 {
 		u.profileAccount.Names = []string{fmt.Sprint(i)}
-		_, err := p.client.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, u.profileAccount, u.acctOnline)})
+		_, err := p.client.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, u.profileAccount, u.acctOnline), AccountID: "pager"})
 		mustStatus(t, err, portal.SuccessOK)
 	}
 	var seqs []uint64

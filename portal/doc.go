@@ -18,12 +18,15 @@
 // of origin: it keeps the latest version and the versions of every profile
 // and escrow entry of that origin in a key space of its own (replica.go),
 // and never rejects a record, since the replica mirrors what the origin
-// admitted. The local rules read only the local state. Get answers from the
-// local state first, then from the replicated state (the origin whose latest
-// version is the most recent), flagging such items Replicated with their
-// Origin; Get by Account stays local, account names being the portal's own.
-// Transfer with an Origin pages through the replica of that origin. The node
-// wires it with log.Options.ReplicaIndexers:
+// admitted, except that its latest version of an identifier never goes
+// back to an older one. The local rules read only the local state, but
+// before registering a profile version the server refuses one that
+// replicated versions endorsed by its own keys supersede (supersede.go).
+// Get answers with the newest version the portal holds (see versionsOf),
+// flagging replicated items Replicated with their Origin; Get by Account
+// stays local, account names being the portal's own. Transfer with an
+// Origin pages through the replica of that origin. The node wires it with
+// log.Options.ReplicaIndexers:
 //
 //	ReplicaIndexers: func(origin string) log.ReplicaOptions {
 //		return log.ReplicaOptions{
@@ -53,9 +56,18 @@
 //
 // # Choices the drafts leave open
 //
-//   - Publish needs no account: profiles are self-signed. A new profile must be
-//     signed by its offline key; an update by the offline key or an online key
-//     of the registered version. Escrow entries are never replaced.
+//   - Publish needs an account of this portal (seeds 001 §7.7, 004 §3.7:
+//     accounts before profiles): PublishRequest.AccountID. The account's own
+//     profile, or the ProfileMesh its ProfileAccount names, needs nothing
+//     more; any other entry needs an AccountProof (proof.go) of the account
+//     and stays bound to it. A new profile must be signed by its offline key;
+//     an update by the offline key or an online key of the registered
+//     version, and it must be newer by its signed Updated (docs/formats.md,
+//     "Profile versions"), here and against the versions replicated from
+//     peers (supersede.go). Escrow entries are never replaced. A new entry
+//     answers SuccessCreated, an update SuccessUpdated.
+//   - ConnectPending needs an AccountProof signed by a key of the account's
+//     profile; page keys are MACed with a per-node secret (paging.go).
 //   - Account names are ASCII letters, digits and ".-_+@" (one '@' at most),
 //     compared in lower case. CreateAccount binds the name to a ProfileAccount
 //     or ProfileMesh, registered in the same record.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal/mesh"
 )
 
 // PortalEntry is the payload of every record the portal writes to the log
@@ -30,8 +32,12 @@ import (
 //	                   record Identifier = the profile's UDF, Account = canonical name.
 //	                   DeleteAccount: Status "Closed", Entry = the proof, Signer = its
 //	                   key ("" when the operator's admin token authorized it).
-//	Profile            Publish of a signed profile: Identifier = UDF of its offline key.
-//	Escrow             Publish of an OfflineEscrowEntry: Identifier = its UDF, no Signer.
+//	Profile            Publish of a signed profile: Identifier = UDF of its offline key,
+//	                   Account = the canonical name of the account it is published for;
+//	                   Updated = its signed Updated; SignerKey, Proof, ProofSigner if any.
+//	Escrow             Publish of an OfflineEscrowEntry or a CatalogedPublication (an
+//	                   encrypted entry): Identifier = its UDF, no Signer, Account, Proof
+//	                   and ProofSigner as for a profile.
 //	ConnectionRequest  ConnectStart: Entry = the device's signed request, Signer = the
 //	                   device key, Identifier = the device ID, Account = canonical name.
 //	ConnectionResult   ConnectComplete: Entry = the signed result, Signer = the
@@ -52,6 +58,22 @@ type PortalEntry struct {
 	// OnlineKeys are the UDFs of a profile's KeysOnlineSignature: the keys
 	// that may sign updates of the profile and connection results.
 	OnlineKeys []string `json:",omitempty"`
+	// SignerKey is the public key that verified Entry's signature when it
+	// is not one of Entry's own keys: an update signed by an online key of
+	// the previous version that the update removes. Kept so that the
+	// version stays verifiable on its own after the key is gone.
+	SignerKey *mesh.KeyData `json:",omitempty"`
+	// MeshProfile is, for a ProfileAccount, the ProfileMesh its signed
+	// MeshProfileUDF names.
+	MeshProfile string `json:",omitempty"`
+	// Updated is the profile's signed Updated time (absent if the profile
+	// has none): the version order of a profile (see docs/formats.md).
+	Updated *time.Time `json:",omitempty"`
+	// Proof is the AccountProof that bound Entry to the record's account
+	// (Publish of an entry that is not the account's own profile), and
+	// ProofSigner the UDF of the administration key that signed it.
+	Proof       Entry  `json:",omitempty"`
+	ProofSigner string `json:",omitempty"`
 	// Entry is the Mesh object as received.
 	Entry Entry `json:",omitempty"`
 }

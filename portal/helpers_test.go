@@ -55,10 +55,17 @@ func newTestPortal(t testing.TB, cfg portal.Config) *testPortal {
 // replicated state and a Merkle tree per replica.
 func newPortalAt(t testing.TB, origin string, cfg portal.Config) *testPortal {
 	t.Helper()
+	return openPortalAt(t, origin, t.TempDir(), cfg)
+}
+
+// openPortalAt is newPortalAt on the log in dir: a portal restarted on the
+// data of one closed before (close its log first).
+func openPortalAt(t testing.TB, origin, dir string, cfg portal.Config) *testPortal {
+	t.Helper()
 	ctx := context.Background()
 	state := portal.NewState()
 	l, err := log.Open(ctx, log.Options{
-		Dir: t.TempDir(), Logger: quietLogger(), Origin: origin,
+		Dir: dir, Logger: quietLogger(), Origin: origin,
 		Indexers:      []log.Indexer{state},
 		BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, treePrefix)}, // IndexBatch only uses its txn
 		ReplicaIndexers: func(peer string) log.ReplicaOptions {
@@ -144,9 +151,14 @@ func newKey(t testing.TB, c mesh.Curve) *mesh.PrivateKey {
 	return k
 }
 
-// entryOf signs obj with keys and returns the tagged entry.
+// entryOf signs obj with keys and returns the tagged entry. A profile is
+// stamped first with an Updated time later than the one it had, so that
+// each call makes a newer version.
 func entryOf(t testing.TB, obj mesh.Object, keys ...*mesh.PrivateKey) portal.Entry {
 	t.Helper()
+	if p, ok := obj.(mesh.SignedProfile); ok {
+		stampUpdated(p.Base())
+	}
 	env, err := mesh.SignObject(obj, keys...)
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +168,34 @@ func entryOf(t testing.TB, obj mesh.Object, keys ...*mesh.PrivateKey) portal.Ent
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// stampUpdated sets p.Updated to now, or just after its previous value.
+func stampUpdated(p *mesh.Profile) {
+	now := time.Now().UTC().Round(0)
+	if p.Updated != nil && !now.After(*p.Updated) {
+		now = p.Updated.Add(time.Microsecond)
+	}
+	p.Updated = &now
+}
+
+// accountProof signs an AccountProof for account and tx (and, for Publish,
+// entry) with key, now.
+func accountProof(t testing.TB, account, tx string, entry portal.Entry, key *mesh.PrivateKey) portal.Entry {
+	t.Helper()
+	proof, err := portal.SignAccountProof(account, tx, entry, time.Now(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proof
+}
+
+// publishFor publishes an entry for account with a proof signed by key.
+func publishFor(t testing.TB, c *client.Client, account string, entry portal.Entry, key *mesh.PrivateKey) error {
+	t.Helper()
+	_, err := c.Publish(context.Background(), &portal.PublishRequest{Entry: entry, AccountID: account,
+		Proof: accountProof(t, account, portal.TxPublish, entry, key)})
+	return err
 }
 
 func envelopeOf(t testing.TB, obj mesh.Object, keys ...*mesh.PrivateKey) *mesh.Envelope {

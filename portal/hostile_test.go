@@ -84,7 +84,7 @@ func TestHostileInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"Publish without an entry", wire(t, "PublishRequest", map[string]any{}), nil, 400, "Entry is missing"},
 		{"Publish of an oversized entry", wire(t, "PublishRequest", map[string]any{"Entry": map[string]any{"ProfileMesh": []any{map[string]string{"dig": big}}}}), nil, 413, "over the limit"},
 		{"Publish with a bad signature", wire(t, "PublishRequest", map[string]any{"Entry": json.RawMessage(tampered)}), nil, 0, "PublishRequest.Entry"},
-		{"Publish of an unauthorized update", wire(t, "PublishRequest", map[string]any{"Entry": entryOf(t, &hijack, stranger)}), nil, 401, "neither its offline key nor one of its online keys"},
+		{"Publish of an unauthorized update", wire(t, "PublishRequest", map[string]any{"Entry": entryOf(t, &hijack, stranger), "AccountID": "alice"}), nil, 401, "neither its offline key nor one of its online keys"},
 		{"Publish signed by a stranger", wire(t, "PublishRequest", map[string]any{"Entry": entryOf(t, alice.profileMesh, stranger)}), nil, 401, "PublishRequest.Entry"},
 		{"Publish of a connection request", wire(t, "PublishRequest", map[string]any{"Entry": entryOf(t, request, devKey)}), nil, 400, "want one of"},
 		{"Publish with a wrong type", []byte(`{"PublishRequest":{"Entry":"ProfileMesh"}}`), nil, 400, "Mesh entry"},

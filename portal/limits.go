@@ -2,63 +2,129 @@ package portal
 
 import (
 	"fmt"
+	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 )
 
-// rateLimiter keeps one token bucket per client IP. Buckets idle for longer
-// than idleAfter are dropped during a sweep, which runs inline at most once
-// per sweepEvery, so the limiter needs no goroutine.
+// rateLimiter keeps one token bucket per client, in an LRU of at most
+// maxClients entries: memory stays bounded (about 200 bytes a client) however
+// many addresses a client rotates through. A client is an IPv4 address or
+// an IPv6 /64, the block one subscriber usually holds, so rotating through
+// the addresses of one /64 gains nothing. A client forgotten because the
+// LRU is full starts again with a full burst; only the least recently seen
+// clients are forgotten, so an active client keeps its bucket.
 type rateLimiter struct {
 	limit rate.Limit
 	burst int
 
-	mu        sync.Mutex
-	clients   map[string]*clientBucket
-	lastSweep time.Time
+	mu      sync.Mutex
+	clients *simplelru.LRU[netip.Prefix, *rate.Limiter]
 }
-
-type clientBucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-const (
-	sweepEvery = time.Minute
-	idleAfter  = 5 * time.Minute
-)
 
 // newRateLimiter returns a limiter of perSecond requests per client with the
-// given burst; perSecond 0 allows everything.
-func newRateLimiter(perSecond float64, burst int) *rateLimiter {
-	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, clients: map[string]*clientBucket{}}
+// given burst, remembering at most maxClients clients; perSecond 0 allows
+// everything.
+func newRateLimiter(perSecond float64, burst, maxClients int) (*rateLimiter, error) {
+	lru, err := simplelru.NewLRU[netip.Prefix, *rate.Limiter](maxClients, nil)
+	if err != nil {
+		return nil, fmt.Errorf("portal: rate limiter of %d clients: %w", maxClients, err)
+	}
+	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, clients: lru}, nil
 }
 
 // allow reports whether client may make a request at now.
-func (rl *rateLimiter) allow(client string, now time.Time) bool {
+func (rl *rateLimiter) allow(client netip.Prefix, now time.Time) bool {
 	if rl.limit == 0 {
 		return true
 	}
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	if now.Sub(rl.lastSweep) > sweepEvery {
-		for k, c := range rl.clients {
-			if now.Sub(c.seen) > idleAfter {
-				delete(rl.clients, k)
-			}
+	lim, ok := rl.clients.Get(client)
+	if !ok {
+		lim = rate.NewLimiter(rl.limit, rl.burst)
+		rl.clients.Add(client, lim)
+	}
+	return lim.AllowN(now, 1)
+}
+
+// remembered is the number of clients the limiter holds.
+func (rl *rateLimiter) remembered() int {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	return rl.clients.Len()
+}
+
+// clientPrefix is the rate-limiting key of an address: the address itself
+// for IPv4 (and IPv4-mapped IPv6), its /64 for IPv6.
+func clientPrefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64) // a is a valid IPv6 address: no error
+	return p
+}
+
+// client is the rate-limiting key of a request: the prefix of the peer's
+// address, or, when the peer is a trusted proxy, of the client its
+// ProxyHeader names. An unparsable peer address (not a TCP connection) is
+// the zero prefix, one client for all of them.
+func (s *Server) client(r *http.Request) netip.Prefix {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	peer := ap.Addr().Unmap()
+	if s.trustedProxy(peer) {
+		if a, ok := s.forwardedClient(r.Header.Values(s.cfg.ProxyHeader)); ok {
+			return clientPrefix(a)
 		}
-		rl.lastSweep = now
 	}
-	c := rl.clients[client]
-	if c == nil {
-		c = &clientBucket{lim: rate.NewLimiter(rl.limit, rl.burst)}
-		rl.clients[client] = c
+	return clientPrefix(peer)
+}
+
+func (s *Server) trustedProxy(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
 	}
-	c.seen = now
-	return c.lim.AllowN(now, 1)
+	return false
+}
+
+// forwardedClient reads the client's address from the values of the proxy
+// header. X-Forwarded-For is a list that every proxy appends to: walking
+// from the right, the first address that is not a trusted proxy is the
+// client (anything left of it was written by the client and proves
+// nothing). Other headers hold one address. A value that does not parse
+// makes the header useless: ok is false and the peer is the client.
+func (s *Server) forwardedClient(values []string) (netip.Addr, bool) {
+	if len(values) == 0 {
+		return netip.Addr{}, false
+	}
+	if !strings.EqualFold(s.cfg.ProxyHeader, "X-Forwarded-For") {
+		a, err := netip.ParseAddr(strings.TrimSpace(values[len(values)-1]))
+		return a.Unmap(), err == nil
+	}
+	hops := strings.Split(strings.Join(values, ","), ",")
+	var last netip.Addr
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		last = a.Unmap()
+		if !s.trustedProxy(last) {
+			return last, true
+		}
+	}
+	return last, true // every hop is a trusted proxy: the first is the client
 }
 
 // Account names. A name is case-insensitive (seed 001 §8.1.2): it is stored

@@ -164,16 +164,22 @@ type DataItem struct {
 	// Leaf is the leaf encoding of the record (log.Record.MarshalLeaf):
 	// SHA-256(0x00 || Leaf) is its leaf hash in the tree. Standard base64.
 	Leaf []byte `json:",omitempty"`
+	// Inclusion (Get with Full) is the RFC 6962 inclusion proof of Leaf at
+	// Index in the tree of GetResponse.Proof.Checkpoint; absent when the
+	// entry is newer than that checkpoint.
+	Inclusion [][]byte `json:",omitempty"`
 }
 
 // HelloRequest asks for the service's protocol versions.
 type HelloRequest struct{ MeshRequest }
 
-// HelloResponse reports the protocol versions the service speaks.
+// HelloResponse reports the protocol versions the service speaks, and
+// the service's own signed ProfileService (seed 002 §4.3) if it has one.
 type HelloResponse struct {
 	MeshResponse
-	Version    *Version  `json:",omitempty"`
-	Alternates []Version `json:",omitempty"`
+	Version                 *Version        `json:",omitempty"`
+	Alternates              []Version       `json:",omitempty"`
+	EnvelopedProfileService json.RawMessage `json:",omitempty"`
 }
 
 // ValidateRequest asks whether an account name is acceptable.
@@ -238,12 +244,54 @@ type GetResponse struct {
 	MeshResponse
 	DataItems []DataItem `json:",omitempty"`
 	PageKey   string     `json:",omitempty"`
+	// Proof (with Full) lets a client check the entries offline against
+	// the log they are in and the federation's latest certificate.
+	Proof *GetProof `json:",omitempty"`
+}
+
+// GetProof is what Get with Full proves about its entries.
+type GetProof struct {
+	// Checkpoint is the latest signed checkpoint of the log the entries
+	// are in (the node's own, or for replicated entries the latest
+	// checkpoint of their origin that the node's replica verified).
+	// Each DataItem's Inclusion ends in it.
+	Checkpoint string `json:",omitempty"`
+	// Certificate proves that the federation certified that log, if the
+	// node holds a certificate yet.
+	Certificate *CertificateProof `json:",omitempty"`
+}
+
+// CertificateProof ties a log's checkpoint to the latest master-hash
+// certificate this node committed to its own log.
+type CertificateProof struct {
+	// Checkpoint is the node's own latest signed checkpoint; the MasterHash
+	// record is in its tree.
+	Checkpoint string `json:",omitempty"`
+	// RecordIndex and RecordLeaf are the MasterHash record's index and leaf
+	// encoding; its payload holds the certificate (a signed note) and the
+	// checkpoints it covers, in origin order (docs/formats.md).
+	RecordIndex uint64
+	RecordLeaf  []byte `json:",omitempty"`
+	// RecordInclusion is the inclusion proof of RecordLeaf in Checkpoint.
+	RecordInclusion [][]byte `json:",omitempty"`
+	// Consistency is the RFC 6962 consistency proof from the certified
+	// checkpoint of the entries' log to GetProof.Checkpoint; absent when
+	// they are the same size or the certified one is the larger.
+	Consistency [][]byte `json:",omitempty"`
 }
 
 // PublishRequest publishes a signed profile or an escrow entry.
 type PublishRequest struct {
 	MeshRequest
 	Entry Entry `json:",omitempty"`
+	// AccountID is the account of this portal the entry is published for
+	// (required): the account's profile, the ProfileMesh its ProfileAccount
+	// names, or any other entry vouched for by Proof.
+	AccountID string `json:",omitempty"`
+	// Proof is an AccountProof for Publish and Entry, signed by a key of
+	// the account's profile; required unless Entry is the account's own
+	// profile (or its ProfileMesh).
+	Proof Entry `json:",omitempty"`
 }
 
 // PublishResponse reports the outcome of Publish.
@@ -330,6 +378,9 @@ type ConnectPendingRequest struct {
 	MeshRequest
 	AccountID         string             `json:",omitempty"`
 	SearchConstraints *SearchConstraints `json:",omitempty"`
+	// Proof is an AccountProof for ConnectPending, signed by a key of the
+	// account's profile (required, on every page).
+	Proof Entry `json:",omitempty"`
 }
 
 // ConnectPendingResponse lists pending requests, oldest first.

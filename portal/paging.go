@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"time"
@@ -9,8 +11,11 @@ import (
 )
 
 // cursor is the content of the PageKey of Get and ConnectPending: the query
-// and where the next page starts. It is opaque to clients (base64url JSON);
-// forging one only lets a client ask a query it could have asked directly.
+// and where the next page starts. It is opaque to clients: the unpadded
+// base64url of its JSON followed by the first 16 bytes of
+// HMAC-SHA256(page-key secret, JSON). The secret is the node's own
+// (Config.PageKeySecret), so a client can neither forge a key nor edit one,
+// e.g. to move a ConnectPending page key to another account.
 type cursor struct {
 	Tx        string    `json:"t"`
 	Name      string    `json:"n"`           // identifier (Get) or account (ConnectPending)
@@ -20,21 +25,30 @@ type cursor struct {
 	Before    time.Time `json:"b,omitzero"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
+// pageKeyMACSize is the length of a page key's MAC.
+const pageKeyMACSize = 16
+
+func (s *Server) pageKeyMAC(b []byte) []byte {
+	m := hmac.New(sha256.New, s.pageSecret)
+	m.Write(b)
+	return m.Sum(nil)[:pageKeyMACSize]
 }
 
-func decodeCursor(field, tx, key string) (cursor, error) {
+func (s *Server) encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(append(b, s.pageKeyMAC(b)...))
+}
+
+func (s *Server) decodeCursor(field, tx, key string) (cursor, error) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(key)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
+	if err == nil && len(b) > pageKeyMACSize {
+		body, mac := b[:len(b)-pageKeyMACSize], b[len(b)-pageKeyMACSize:]
+		if hmac.Equal(mac, s.pageKeyMAC(body)) && json.Unmarshal(body, &c) == nil && c.Tx == tx {
+			return c, nil
+		}
 	}
-	if err != nil || c.Tx != tx {
-		return cursor{}, Errorf(ClientBadRequest, "%s.PageKey is not a page key this portal issued for %s", field, tx)
-	}
-	return c, nil
+	return cursor{}, Errorf(ClientBadRequest, "%s.PageKey is not a page key this portal issued for %s", field, tx)
 }
 
 // bounds are the effective limits of one page.
@@ -126,7 +140,7 @@ func (s *Server) collect(src source, c cursor, b bounds, size func(*log.Record) 
 			n := size(&rec)
 			if len(recs) == b.entries || (len(recs) > 0 && used+n > b.bytes) {
 				c.Next = seq
-				return recs, c.encode(), nil
+				return recs, s.encodeCursor(c), nil
 			}
 			recs, used, c.Next = append(recs, rec), used+n, seq+1
 		}

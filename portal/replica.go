@@ -40,6 +40,9 @@ type replicaObject struct {
 	Kind log.Kind  // Profile, Escrow or Account
 	Type string    `json:",omitempty"` // entry type, e.g. ProfileMesh
 	Time time.Time // when the origin sequenced the record
+	// Updated is the version's Updated time as the origin's PortalEntry
+	// gives it (nil if none).
+	Updated *time.Time `json:",omitempty"`
 }
 
 // replicaSpace is the key prefix of one origin's replicated state.
@@ -63,7 +66,10 @@ func replicaHistoryPrefix(origin, id string) []byte {
 // ReplicaIndexer returns the indexer of the replica log of a peer origin
 // (log.ReplicaOptions.Indexers): it records the origin's profiles and escrow
 // entries (latest version and every version of each identifier) in the
-// replicated state of that origin. It never rejects a record: the origin
+// replicated state of that origin. The latest version never regresses: a
+// record becomes it only if its Updated is later than the latest's (the
+// rule of docs/formats.md), so an older version the origin logged again
+// stays in the history only. It never rejects a record: the origin
 // already admitted it and the replica mirrors the origin's log exactly, so
 // records it does not materialize (connections, account closings, InterMesh
 // records, payloads that are not a PortalEntry) are passed over, and only a
@@ -91,9 +97,16 @@ func (ri replicaIndexer) Index(txn *badger.Txn, rec *log.Record) error {
 	if err != nil || (rec.Kind == log.KindAccount && pe.Status == AccountClosed) {
 		return nil // not an object, or an account closing: the profile stays as it was
 	}
-	obj := replicaObject{Seq: rec.Seq, Kind: rec.Kind, Type: pe.Type, Time: rec.Time.UTC()}
-	if err := setJSON(txn, replicaObjectKey(ri.origin, rec.Identifier), &obj); err != nil {
+	var cur replicaObject
+	found, err := getJSON(txn, replicaObjectKey(ri.origin, rec.Identifier), &cur)
+	if err != nil {
 		return err
+	}
+	if !found || newer(pe.Updated, cur.Updated) {
+		obj := replicaObject{Seq: rec.Seq, Kind: rec.Kind, Type: pe.Type, Time: rec.Time.UTC(), Updated: pe.Updated}
+		if err := setJSON(txn, replicaObjectKey(ri.origin, rec.Identifier), &obj); err != nil {
+			return err
+		}
 	}
 	return txn.Set(binary.BigEndian.AppendUint64(replicaHistoryPrefix(ri.origin, rec.Identifier), rec.Seq), nil)
 }

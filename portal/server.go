@@ -2,13 +2,16 @@ package portal
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -71,6 +74,16 @@ type PeerProofs interface {
 	PeerProofs(ctx context.Context, checkpoint []byte) ([]PeerProof, error)
 }
 
+// EntryProofs proves Get's entries (the node implements it): GetProof and
+// the inclusion proofs of Full answers.
+type EntryProofs interface {
+	// ProveEntries returns the proof for entries of origin's log ("" for
+	// the node's own) and one inclusion proof per index (nil for an index
+	// the proof's checkpoint does not cover); a nil proof if the node has
+	// no checkpoint of that log yet.
+	ProveEntries(ctx context.Context, origin string, indexes []uint64) (*GetProof, [][][]byte, error)
+}
+
 // EvidenceSource gives the equivocation evidence the node holds, for
 // Status. A Deps.Peers that also implements it fills StatusResponse.Evidence.
 type EvidenceSource interface {
@@ -88,6 +101,10 @@ type Authorizer interface {
 type Config struct {
 	// Service is the portal's DNS name, shown in Hello and on the status page.
 	Service string
+	// ServiceProfile is the portal's signed ProfileService envelope
+	// ([header, payload, trailer]), returned by Hello. Optional; the node
+	// derives it from its key (mesh.ServiceProfileFromSeed).
+	ServiceProfile json.RawMessage
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64
 	// MaxEntryBytes bounds one Mesh entry (profile, escrow entry, signed
@@ -111,6 +128,30 @@ type Config struct {
 	// AdminToken, if set, is a bearer token that authorizes DeleteAccount
 	// without a signed proof.
 	AdminToken string
+
+	// RateClients bounds the clients the rate limiter remembers (an IPv4
+	// address or an IPv6 /64 each; the least recently seen is forgotten
+	// first). Default 65536.
+	RateClients int
+	// TrustedProxies are the reverse proxies whose ProxyHeader names the
+	// client (for rate limiting); from any other peer the header is ignored.
+	TrustedProxies []netip.Prefix
+	// ProxyHeader is the header trusted proxies set: X-Forwarded-For (the
+	// rightmost address that is not a trusted proxy is the client) or a
+	// one-address header such as X-Real-IP. Default X-Forwarded-For.
+	ProxyHeader string
+	// MaxInFlight bounds the requests handled at once (once their body is
+	// read); one more is answered 503 ServerOverload. Default 256.
+	MaxInFlight int
+	// MaxConnections bounds the connections LimitListener keeps open; one
+	// more is answered 503 ServerOverload and closed. Default 1024.
+	MaxConnections int
+	// ReadHeaderTimeout, ReadTimeout (headers and body), WriteTimeout and
+	// IdleTimeout are HTTPServer's time limits. Defaults 10s, 30s, 60s, 120s.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// PageKeySecret is the key that MACs page keys. Optional: nil means a
+	// random key, so page keys stop working when the portal restarts.
+	PageKeySecret []byte
 }
 
 func (c *Config) setDefaults() {
@@ -135,6 +176,26 @@ func (c *Config) setDefaults() {
 	if c.AccountMaxLength <= 0 {
 		c.AccountMaxLength = 64
 	}
+	if c.RateClients <= 0 {
+		c.RateClients = 65536
+	}
+	if c.ProxyHeader == "" {
+		c.ProxyHeader = "X-Forwarded-For"
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1024
+	}
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+	}{{&c.ReadHeaderTimeout, 10 * time.Second}, {&c.ReadTimeout, 30 * time.Second}, {&c.WriteTimeout, 60 * time.Second}, {&c.IdleTimeout, 120 * time.Second}} {
+		if *d.p <= 0 {
+			*d.p = d.def
+		}
+	}
 }
 
 // Deps are the components the portal is built on. Log and State are
@@ -146,6 +207,9 @@ type Deps struct {
 	Schedule    Schedule
 	Peers       PeerProofs
 	Authorizer  Authorizer
+	// Proofs proves Get's entries with Full; nil means Get carries no
+	// proofs.
+	Proofs EntryProofs
 	// Replicas are the replica logs of peers whose records Get and Transfer
 	// serve besides the node's own (their state is kept by
 	// State.ReplicaIndexer). Nil means Log's, if Log implements ReplicaLogs
@@ -175,8 +239,12 @@ type Server struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	limiter  *rateLimiter
+	inFlight *gate
 	metrics  *metrics
+	overload *overloadMetrics
 	started  time.Time
+	// pageSecret MACs page keys (paging.go).
+	pageSecret []byte
 }
 
 // New returns a portal server. It binds deps.State to deps.Log's database.
@@ -199,6 +267,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.now = time.Now
 	}
 	s.started = s.now()
+	s.pageSecret = cfg.PageKeySecret
+	if len(s.pageSecret) == 0 {
+		s.pageSecret = make([]byte, 32)
+		if _, err := rand.Read(s.pageSecret); err != nil {
+			return nil, fmt.Errorf("portal: page key secret: %w", err)
+		}
+	}
 	s.replicas = deps.Replicas
 	if rl, ok := deps.Log.(ReplicaLogs); ok && s.replicas == nil {
 		s.replicas = rl
@@ -207,12 +282,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.origin = o.Origin()
 	}
 	s.state.Bind(deps.Log.DB())
-	s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
-	m, err := newMetrics(deps.Registerer, deps.Log, deps.Schedule)
-	if err != nil {
+	var err error
+	if s.limiter, err = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateClients); err != nil {
 		return nil, err
 	}
-	s.metrics = m
+	s.inFlight = newGate(cfg.MaxInFlight)
+	if s.metrics, err = newMetrics(deps.Registerer, deps.Log, deps.Schedule); err != nil {
+		return nil, err
+	}
+	if s.overload, err = newOverloadMetrics(deps.Registerer); err != nil {
+		return nil, fmt.Errorf("portal: registering metrics: %w", err)
+	}
 	return s, nil
 }
 
@@ -222,10 +302,13 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WellKnownPath, s.serveProtocol)
 	mux.HandleFunc(strings.TrimSuffix(WellKnownPath, "/"), s.serveProtocol)
-	mux.HandleFunc("GET /checkpoint", s.serveCheckpoint)
+	// The operator endpoints count towards MaxInFlight; /healthz, which
+	// does no work, does not.
+	mux.Handle("GET /checkpoint", s.limitInFlight(http.HandlerFunc(s.serveCheckpoint)))
 	mux.HandleFunc("GET /healthz", s.serveHealth)
-	mux.Handle("GET /metrics", s.metricsHandler())
-	mux.HandleFunc("GET /{$}", s.serveStatusPage)
+	mux.Handle("GET /metrics", s.limitInFlight(s.metricsHandler()))
+	mux.Handle("GET /{$}", s.limitInFlight(http.HandlerFunc(s.serveStatusPage)))
+	mux.Handle("GET /status.json", s.limitInFlight(http.HandlerFunc(s.serveStatusJSON)))
 	return mux
 }
 
@@ -233,8 +316,14 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	tx, resp := s.transact(w, r)
+	s.metrics.observe(tx, resp.Response().Status, s.now().Sub(start))
+	s.writeResponse(w, tx, resp)
+}
+
+// writeResponse writes a transaction's response; a 503 asks the client to
+// retry after a second.
+func (s *Server) writeResponse(w http.ResponseWriter, tx string, resp Response) {
 	status := resp.Response().Status
-	s.metrics.observe(tx, status, s.now().Sub(start))
 	body, err := EncodeResponse(tx, resp)
 	if err != nil {
 		s.logger.Error("portal: encoding response", "transaction", tx, "err", err)
@@ -242,6 +331,9 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if status == ServerOverload {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.WriteHeader(HTTPStatus(status))
 	_, _ = w.Write(body)
 }
@@ -249,8 +341,8 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request) {
 // transact reads, decodes, authorizes and runs a request; it always returns
 // a response with Status set.
 func (s *Server) transact(w http.ResponseWriter, r *http.Request) (string, Response) {
-	if !s.limiter.allow(clientIP(r), s.now()) {
-		return "", s.fail("", Errorf(TooManyRequests, "too many requests from %s: the limit is %g per second", clientIP(r), s.cfg.RateLimit))
+	if client := s.client(r); !s.limiter.allow(client, s.now()) {
+		return "", s.fail("", Errorf(TooManyRequests, "too many requests from %s: the limit is %g per second", client, s.cfg.RateLimit))
 	}
 	if r.Method != http.MethodPost {
 		return "", s.fail("", Errorf(ClientBadRequest, "the portal protocol uses POST, not %s", r.Method))
@@ -267,6 +359,10 @@ func (s *Server) transact(w http.ResponseWriter, r *http.Request) (string, Respo
 	if err != nil {
 		return tx, s.fail(tx, err)
 	}
+	if !s.inFlight.enter() {
+		return tx, s.overloaded(tx)
+	}
+	defer s.inFlight.leave()
 	resp, err := s.dispatch(r, tx, req)
 	if err != nil {
 		return tx, s.fail(tx, err)
@@ -292,7 +388,7 @@ func (s *Server) dispatch(r *http.Request, tx string, req any) (Response, error)
 	case *DeleteRequest:
 		return s.deleteAccount(ctx, r, req)
 	case *GetRequest:
-		return s.get(req)
+		return s.get(ctx, req)
 	case *PublishRequest:
 		return s.publish(ctx, req)
 	case *StatusRequest:
@@ -333,19 +429,16 @@ func (s *Server) fail(tx string, err error) Response {
 }
 
 // bearer reports whether the request carries "Authorization: Bearer token".
+// The comparison takes the same time whatever the presented token is: both
+// are hashed first, so neither their contents nor their lengths leak.
 func bearer(r *http.Request, token string) bool {
 	if token == "" {
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
-}
-
-// clientIP is the rate-limiting key: the remote IP of the connection.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	if !ok {
+		return false
 	}
-	return host
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }

@@ -25,6 +25,7 @@ var (
 	ErrConflict        = errors.New("identifier already holds a different object")
 	ErrNoPending       = errors.New("no pending connection request")
 	ErrPending         = errors.New("a connection request is already pending")
+	ErrNotNewer        = errors.New("not newer than the registered version")
 )
 
 // StatePrefix is the first byte of every Badger key the portal state writes.
@@ -56,6 +57,9 @@ type accountState struct {
 	Status     string    // Open or Closed
 	Seq        uint64    // the last Account record
 	Created    time.Time // when the account was (last) created
+	// MeshProfile is the ProfileMesh that the account's ProfileAccount
+	// names, if any: it is published for the account too.
+	MeshProfile string `json:",omitempty"`
 }
 
 // objectState is the materialized latest version of a profile or escrow entry.
@@ -65,6 +69,10 @@ type objectState struct {
 	Type       string   // entry type, e.g. ProfileMesh
 	OfflineKey string   `json:",omitempty"`
 	OnlineKeys []string `json:",omitempty"`
+	// Updated is the version's signed Updated time (nil if it has none).
+	Updated *time.Time `json:",omitempty"`
+	// Account is the account the version was published for.
+	Account string `json:",omitempty"`
 }
 
 // connState is the materialized state of a device's connection request.
@@ -166,13 +174,20 @@ func (s *State) Index(txn *badger.Txn, rec *log.Record) error {
 
 // checkObject applies the update rules of a profile or escrow entry: a new
 // profile must be signed by its own offline key; an update by the offline
-// key or an online key of the registered version; an escrow entry is never
-// replaced.
+// key or an online key of the registered version, and it must be newer
+// (checkNewer); an escrow entry is never replaced. A published entry
+// (record kinds Profile and Escrow) must also be bound to an open account
+// of this portal (checkBinding).
 func (s *State) checkObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) error {
 	var cur objectState
 	found, err := getJSON(txn, stateKey(tagObject, rec.Identifier), &cur)
 	if err != nil {
 		return err
+	}
+	if rec.Kind != log.KindAccount {
+		if err := s.checkBinding(txn, rec, pe, found, &cur); err != nil {
+			return err
+		}
 	}
 	escrow := rec.Kind == log.KindEscrow
 	switch {
@@ -197,11 +212,75 @@ func (s *State) checkObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) e
 		return &Error{Status: ClientUnauthorized, Err: ErrNotAuthorized,
 			Description: fmt.Sprintf("update of %s is signed by %s, which is neither its offline key nor one of its online keys", rec.Identifier, pe.Signer)}
 	}
+	return checkNewer(rec, pe, &cur)
+}
+
+// checkNewer enforces the version order of a profile (docs/formats.md,
+// "Profile versions"): an update's signed Updated must be later than the
+// registered version's; a version without Updated is older than any
+// version with one. CreateAccount may also bind the registered version
+// itself (an equal Updated).
+func checkNewer(rec *log.Record, pe *PortalEntry, cur *objectState) error {
+	switch {
+	case newer(pe.Updated, cur.Updated):
+		return nil
+	case rec.Kind == log.KindAccount && timesEqual(cur.Updated, pe.Updated):
+		return nil
+	}
+	return &Error{Status: AlreadyExists, Err: ErrNotNewer,
+		Description: fmt.Sprintf("profile %s: this version (Updated %s) is not newer than the registered version (record %d, Updated %s): an update must carry a later Updated time",
+			rec.Identifier, formatUpdated(pe.Updated), cur.Seq, formatUpdated(cur.Updated))}
+}
+
+// newer reports whether a version with Updated next is newer than one with
+// Updated cur: a version without Updated is older than any with one.
+func newer(next, cur *time.Time) bool {
+	return next != nil && (cur == nil || next.After(*cur))
+}
+
+func timesEqual(a, b *time.Time) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && a.Equal(*b))
+}
+
+func formatUpdated(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// checkBinding checks that a published entry is bound to an open account
+// of this portal (the record's Account): the account's own profile, or the
+// ProfileMesh its ProfileAccount names, needs nothing more; any other entry
+// needs an AccountProof signed by a key of the account's profile (the
+// server verified it; ProofSigner is its key), and an entry published
+// before for one account cannot be updated for another.
+func (s *State) checkBinding(txn *badger.Txn, rec *log.Record, pe *PortalEntry, found bool, cur *objectState) error {
+	if rec.Account == "" {
+		return &Error{Status: ClientUnauthorized, Err: ErrAccountNotFound,
+			Description: fmt.Sprintf("%s is published for no account: publishing needs an account at this portal (CreateAccount first)", rec.Identifier)}
+	}
+	acct, obj, err := s.openAccount(txn, rec.Account)
+	if err != nil {
+		return err
+	}
+	if rec.Identifier == acct.ProfileUDF || (acct.MeshProfile != "" && rec.Identifier == acct.MeshProfile) {
+		return nil
+	}
+	if pe.ProofSigner == "" || (pe.ProofSigner != obj.OfflineKey && !slices.Contains(obj.OnlineKeys, pe.ProofSigner)) {
+		return &Error{Status: ClientUnauthorized, Err: ErrNotAuthorized,
+			Description: fmt.Sprintf("%s is not the profile of account %q: publishing it for the account needs an AccountProof signed by a key of the account's profile %s", rec.Identifier, acct.AccountID, acct.ProfileUDF)}
+	}
+	if found && cur.Account != "" && cur.Account != rec.Account {
+		return &Error{Status: ClientUnauthorized, Err: ErrNotAuthorized,
+			Description: fmt.Sprintf("%s was published for another account of this portal", rec.Identifier)}
+	}
 	return nil
 }
 
 func (s *State) writeObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) error {
-	obj := objectState{Seq: rec.Seq, Kind: rec.Kind, Type: pe.Type, OfflineKey: pe.OfflineKey, OnlineKeys: pe.OnlineKeys}
+	obj := objectState{Seq: rec.Seq, Kind: rec.Kind, Type: pe.Type, OfflineKey: pe.OfflineKey, OnlineKeys: pe.OnlineKeys,
+		Updated: pe.Updated, Account: rec.Account}
 	if err := setJSON(txn, stateKey(tagObject, rec.Identifier), &obj); err != nil {
 		return err
 	}
@@ -221,7 +300,8 @@ func (s *State) indexCreate(txn *badger.Txn, rec *log.Record, pe *PortalEntry) e
 	if err := s.checkObject(txn, rec, pe); err != nil {
 		return err
 	}
-	acct = accountState{AccountID: pe.AccountID, ProfileUDF: rec.Identifier, Status: AccountOpen, Seq: rec.Seq, Created: rec.Time}
+	acct = accountState{AccountID: pe.AccountID, ProfileUDF: rec.Identifier, Status: AccountOpen, Seq: rec.Seq, Created: rec.Time,
+		MeshProfile: pe.MeshProfile}
 	if err := s.writeObject(txn, rec, pe); err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 		t.Fatal("account names are case-insensitive: ALICE@example.COM should be taken")
 	}
 	meshEntry := entryOf(t, alice.profileMesh, alice.meshOffline)
-	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: meshEntry})
+	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: meshEntry, AccountID: "alice@example.com"})
 	mustStatus(t, err, portal.SuccessOK)
 
 	// §8.3.1 The ring's user looks the profile up by account.
@@ -81,7 +81,8 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 	}
 
 	// §8.3.3 The administration device polls.
-	pending, err := c.ConnectPending(ctx, &portal.ConnectPendingRequest{AccountID: "alice@example.com"})
+	pending, err := c.ConnectPending(ctx, &portal.ConnectPendingRequest{AccountID: "alice@example.com",
+		Proof: accountProof(t, "alice@example.com", portal.TxConnectPending, nil, alice.acctOnline)})
 	mustStatus(t, err, portal.SuccessOK)
 	if len(pending.Pending) != 1 || !jsonEqual(pending.Pending[0], requestEntry) {
 		t.Fatalf("ConnectPending: %+v", pending)
@@ -89,7 +90,7 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 
 	// §8.3.4 It updates the account profile, signed with the online key.
 	alice.profileAccount.Names = []string{"Alice Ring"}
-	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, alice.profileAccount, alice.acctOnline)})
+	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, alice.profileAccount, alice.acctOnline), AccountID: "alice@example.com"})
 	mustStatus(t, err, portal.SuccessOK)
 
 	// §8.3.5 It posts the result, signed by the administration key.
@@ -104,7 +105,8 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 	if !jsonEqual(st.Result, resultEntry) {
 		t.Fatalf("ConnectStatus result %s, want the posted result", st.Result)
 	}
-	pending, err = c.ConnectPending(ctx, &portal.ConnectPendingRequest{AccountID: "alice@example.com"})
+	pending, err = c.ConnectPending(ctx, &portal.ConnectPendingRequest{AccountID: "alice@example.com",
+		Proof: accountProof(t, "alice@example.com", portal.TxConnectPending, nil, alice.acctOnline)})
 	mustStatus(t, err, portal.SuccessOK)
 	if len(pending.Pending) != 0 {
 		t.Fatalf("ConnectPending after completion: %d pending", len(pending.Pending))
@@ -116,10 +118,10 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 	svc := &mesh.ProfileService{Profile: mesh.Profile{KeyOfflineSignature: mesh.NewKeyData(svcKey.Public())},
 		KeyEncryption: mesh.NewKeyData(newKey(t, mesh.CurveX448).Public())}
 	svcEnv := envelopeOf(t, svc, svcKey)
-	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, svc, svcKey)})
+	err = publishFor(t, c, "alice@example.com", entryOf(t, svc, svcKey), alice.acctOnline)
 	mustStatus(t, err, portal.SuccessOK)
 	alice.profileAccount.EnvelopedProfileService = svcEnv
-	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, alice.profileAccount, alice.acctOnline)})
+	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, alice.profileAccount, alice.acctOnline), AccountID: "alice@example.com"})
 	mustStatus(t, err, portal.SuccessOK)
 	versions, err := c.Get(ctx, &portal.GetRequest{Identifier: alice.accountUDF(), Multiple: true, Full: true})
 	mustStatus(t, err, portal.SuccessOK)
@@ -138,7 +140,7 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Publish(ctx, &portal.PublishRequest{Entry: escrowEntry(t, escrow)})
+	err = publishFor(t, c, "alice@example.com", escrowEntry(t, escrow), alice.acctOnline)
 	mustStatus(t, err, portal.SuccessOK)
 	recovered, err := mesh.Recover([]string{shares[2], shares[0]}, func(id mesh.UDF) (*mesh.OfflineEscrowEntry, error) {
 		resp, err := c.Get(ctx, &portal.GetRequest{Identifier: id.String()})
@@ -174,11 +176,12 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 }
 
 // seedProfiles are the signed profiles of seed 002, as the reference
-// implementation wrote them (extracted by package mesh into its testdata).
+// implementation wrote them (extracted by package mesh into its testdata),
+// in the order they are published.
 var seedProfiles = []struct{ file, typ string }{
+	{"EnvelopedProfileAccount.json", mesh.TypeProfileAccount},
 	{"EnvelopedProfileMesh.json", mesh.TypeProfileMesh},
 	{"EnvelopedProfileDevice.json", mesh.TypeProfileDevice},
-	{"EnvelopedProfileAccount.json", mesh.TypeProfileAccount},
 	{"EnvelopedProfileService.json", mesh.TypeProfileService},
 }
 
@@ -191,12 +194,29 @@ func seedEntry(t *testing.T, file, typ string) []byte {
 	return append(append(append([]byte("{"), tag...), ':'), append(bytes.TrimSpace(env), '}')...)
 }
 
-// The seed's profiles are accepted and found by Get; a copy with any one
-// byte of the payload, signature or digest changed is refused and changes
-// nothing.
+// The seed's profiles are accepted and found by Get, through the
+// documented sequence: an account is created bound to the ProfileAccount,
+// then the ProfileMesh it names is published for it; the device and service
+// profiles are published for an account whose administration key vouches
+// for them. A copy with any one byte of the payload, signature or digest
+// changed is refused and changes nothing.
 func TestSeed002ProfilesArePublishedAndTamperedCopiesRefused(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPortal(t, portal.Config{})
+	holder := newUser(t, "holder@example.com")
+	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "holder", Profile: entryOf(t, holder.profileAccount, holder.acctOffline)})
+	mustStatus(t, err, portal.SuccessOK)
+	publish := func(typ string, raw []byte) error {
+		switch typ {
+		case mesh.TypeProfileAccount:
+			_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "seed", Profile: raw})
+			return err
+		case mesh.TypeProfileMesh:
+			_, err := p.client.Publish(ctx, &portal.PublishRequest{Entry: raw, AccountID: "seed"})
+			return err
+		}
+		return publishFor(t, p.client, "holder", raw, holder.acctOnline)
+	}
 	for _, s := range seedProfiles {
 		t.Run(s.typ, func(t *testing.T) {
 			raw := seedEntry(t, s.file, s.typ)
@@ -218,16 +238,14 @@ func TestSeed002ProfilesArePublishedAndTamperedCopiesRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 				before := p.log.Size()
-				_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: tampered})
-				if pe := mustStatus(t, err, portal.ClientUnauthorized); pe.Description == "" {
+				if pe := mustStatus(t, publish(s.typ, tampered), portal.ClientUnauthorized); pe.Description == "" {
 					t.Fatal("no StatusDescription")
 				}
 				if p.log.Size() != before {
 					t.Fatal("a refused publish changed the log")
 				}
 			}
-			_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: raw})
-			mustStatus(t, err, portal.SuccessOK)
+			mustStatus(t, publish(s.typ, raw), portal.SuccessOK)
 			id := env.Trailer.Signatures[0].Kid
 			got, err := p.client.Get(ctx, &portal.GetRequest{Identifier: id})
 			mustStatus(t, err, portal.SuccessOK)

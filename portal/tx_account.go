@@ -16,7 +16,7 @@ func (s *Server) hello(*HelloRequest) *HelloResponse {
 	if s.cfg.Service != "" {
 		v.URI = []string{"https://" + s.cfg.Service + WellKnownPath}
 	}
-	return &HelloResponse{Version: v}
+	return &HelloResponse{Version: v, EnvelopedProfileService: s.cfg.ServiceProfile}
 }
 
 // validateAccount answers ValidateAccount. An unacceptable or taken name is
@@ -53,7 +53,13 @@ func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*Create
 	if err != nil {
 		return nil, err
 	}
-	pe := portalEntry(TxCreateAccount, e, req.Profile)
+	if err := s.checkUpdated("CreateRequest.Profile", e); err != nil {
+		return nil, err
+	}
+	if err := s.checkReplicated("CreateRequest.Profile", e); err != nil {
+		return nil, err
+	}
+	pe := portalEntry(TxCreateAccount, e, req.Profile, nil)
 	pe.AccountID, pe.Status = req.Account, AccountOpen
 	if _, err := s.append(ctx, log.KindAccount, e.Identifier.String(), account, pe); err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func (s *Server) connectStart(ctx context.Context, req *ConnectStartRequest) (*C
 	if err := checkParent(field, e, acct); err != nil {
 		return nil, err
 	}
-	pe := portalEntry(TxConnectStart, e, req.SignedRequest)
+	pe := portalEntry(TxConnectStart, e, req.SignedRequest, nil)
 	pe.AccountID = req.AccountID
 	if _, err := s.append(ctx, log.KindConnectionRequest, e.Identifier.String(), account, pe); err != nil {
 		return nil, err
@@ -61,25 +61,32 @@ func (s *Server) connectStart(ctx context.Context, req *ConnectStartRequest) (*C
 }
 
 // connectPending answers ConnectPending: the account's pending requests,
-// oldest first, paged.
+// oldest first, paged. They are the account's private state: every page
+// needs an AccountProof (for ConnectPending) signed by a key of the
+// account's profile, and a page key only continues the account it was
+// issued for.
 func (s *Server) connectPending(req *ConnectPendingRequest) (*ConnectPendingResponse, error) {
 	const field = "ConnectPendingRequest"
 	b, err := s.pageBounds(field, req.SearchConstraints)
 	if err != nil {
 		return nil, err
 	}
-	var c cursor
+	account, acct, err := s.connectAccount(field+".AccountID", req.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.verifyAccountProof(field+".Proof", req.Proof, account, acct, TxConnectPending, nil); err != nil {
+		return nil, err
+	}
+	c := cursor{Tx: TxConnectPending, Name: account}
+	c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
 	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
-		if c, err = decodeCursor(field+".SearchConstraints", TxConnectPending, sc.PageKey); err != nil {
+		if c, err = s.decodeCursor(field+".SearchConstraints", TxConnectPending, sc.PageKey); err != nil {
 			return nil, err
 		}
-	} else {
-		account, _, err := s.connectAccount(field+".AccountID", req.AccountID)
-		if err != nil {
-			return nil, err
+		if c.Name != account {
+			return nil, Errorf(ClientBadRequest, "%s.SearchConstraints.PageKey continues another account's requests, not %q", field, req.AccountID)
 		}
-		c = cursor{Tx: TxConnectPending, Name: account}
-		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
 	}
 	recs, next, err := s.collect(s.localSource(tagQueue), c, b, func(r *log.Record) int { return len(r.Payload) })
 	if err != nil {
@@ -110,7 +117,7 @@ func (s *Server) connectComplete(ctx context.Context, req *ConnectCompleteReques
 	if err := checkParent(field, e, acct); err != nil {
 		return nil, err
 	}
-	pe := portalEntry(TxConnectComplete, e, req.Result)
+	pe := portalEntry(TxConnectComplete, e, req.Result, nil)
 	pe.AccountID = req.AccountID
 	if _, err := s.append(ctx, log.KindConnectionResult, e.Identifier.String(), account, pe); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"time"
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
@@ -9,28 +10,80 @@ import (
 
 // publishTypes are the entries Publish accepts.
 var publishTypes = []string{mesh.TypeProfileMesh, mesh.TypeProfileDevice, mesh.TypeProfileAccount,
-	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry}
+	mesh.TypeProfileService, mesh.TypeProfileHost, mesh.TypeOfflineEscrowEntry, mesh.TypeCatalogedPublication}
 
-// publish answers Publish: a signed profile or an OfflineEscrowEntry. The
-// entry is verified completely first; the indexer then decides, atomically
-// with the append, whether the signer may register it (a new profile: its
-// offline key; an update: the offline key or an online key of the
-// registered version; an escrow entry: never replaced). No account is
-// needed: profiles are self-authenticating.
+// publish answers Publish: a signed profile, an OfflineEscrowEntry or a
+// CatalogedPublication (an encrypted entry, stored like an escrow entry), for
+// an open account of this portal (PublishRequest.AccountID). The entry is
+// verified completely first; the indexer then decides, atomically with the
+// append, whether it may be registered: the account's own profile (or the
+// ProfileMesh its ProfileAccount names) by its signature chain, any other
+// entry only with an AccountProof; a new profile signed by its offline key;
+// an update by the offline key or an online key of the registered version,
+// and newer than it; an escrow entry never replaced. A new entry answers
+// SuccessCreated, an update SuccessUpdated.
 func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResponse, error) {
-	e, err := s.verifyEntry("PublishRequest.Entry", req.Entry, s.registered, publishTypes...)
+	const field = "PublishRequest.Entry"
+	e, prev, err := s.verifyAgainstRegistered(field, req.Entry, publishTypes...)
 	if err != nil {
 		return nil, err
 	}
-	kind := log.KindProfile
-	if e.Type == mesh.TypeOfflineEscrowEntry {
-		kind = log.KindEscrow
+	if req.AccountID == "" {
+		return nil, Errorf(ClientUnauthorized, "PublishRequest.AccountID is missing: publishing needs an account at this portal, bound to the profile (CreateAccount first)")
 	}
-	if _, err := s.append(ctx, kind, e.Identifier.String(), "", portalEntry(TxPublish, e, req.Entry)); err != nil {
+	account, acct, err := s.connectAccount("PublishRequest.AccountID", req.AccountID)
+	if err != nil {
 		return nil, err
+	}
+	if err := s.checkUpdated(field, e); err != nil {
+		return nil, err
+	}
+	if err := s.checkReplicated(field, e); err != nil {
+		return nil, err
+	}
+	pe := portalEntry(TxPublish, e, req.Entry, prev)
+	id := e.Identifier.String()
+	if id != acct.ProfileUDF && id != acct.MeshProfile {
+		signer, err := s.verifyAccountProof("PublishRequest.Proof", req.Proof, account, acct, TxPublish, e.Envelope)
+		if err != nil {
+			return nil, err
+		}
+		pe.Proof, pe.ProofSigner = req.Proof, signer
+	}
+	kind := log.KindProfile
+	if e.Type == mesh.TypeOfflineEscrowEntry || e.Type == mesh.TypeCatalogedPublication {
+		kind = log.KindEscrow // stored opaque, never replaced
+	}
+	_, update, err := s.state.object(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.append(ctx, kind, id, account, pe); err != nil {
+		return nil, err
+	}
+	if update {
+		return &PublishResponse{MeshResponse{Status: SuccessUpdated}}, nil
 	}
 	return &PublishResponse{MeshResponse{Status: SuccessCreated}}, nil
 }
+
+// checkUpdated refuses a profile whose signed Updated is further in the
+// future than the portal's clock allows: such a version would outrank
+// every later one.
+func (s *Server) checkUpdated(field string, e *mesh.Entry) error {
+	p := e.Profile()
+	if p == nil || p.Base().Updated == nil {
+		return nil
+	}
+	if u := *p.Base().Updated; u.After(s.now().Add(maxClockSkew)) {
+		return Errorf(ClientBadRequest, "%s: Updated %s is in the future (the portal's time is %s)", field,
+			u.UTC().Format(time.RFC3339), s.now().UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// maxClockSkew is how far in the future a profile's Updated may be.
+const maxClockSkew = 5 * time.Minute
 
 // get answers Get by Identifier (a profile or escrow entry) or by Account
 // (the account's profile). Without Multiple it returns the latest version
@@ -39,7 +92,7 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 // the entry against a checkpoint. An identifier this portal never
 // registered is looked up in the replicated state of its peers (see
 // versionsOf); such entries are flagged Replicated, with their Origin.
-func (s *Server) get(req *GetRequest) (*GetResponse, error) {
+func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
 	const field = "GetRequest"
 	b, err := s.pageBounds(field, req.SearchConstraints)
 	if err != nil {
@@ -51,7 +104,7 @@ func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 	var c cursor
 	var src versions
 	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
-		if c, err = decodeCursor(field+".SearchConstraints", TxGet, sc.PageKey); err != nil {
+		if c, err = s.decodeCursor(field+".SearchConstraints", TxGet, sc.PageKey); err != nil {
 			return nil, err
 		}
 		if src, err = s.versionsFrom(c.Origin); err != nil {
@@ -91,7 +144,32 @@ func (s *Server) get(req *GetRequest) (*GetResponse, error) {
 		}
 		resp.DataItems = append(resp.DataItems, item)
 	}
+	if req.Full && s.deps.Proofs != nil {
+		if err := s.proveEntries(ctx, src.origin, resp); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
+}
+
+// proveEntries adds the proofs of a Full Get answer's entries of origin's
+// log ("" for the node's own).
+func (s *Server) proveEntries(ctx context.Context, origin string, resp *GetResponse) error {
+	indexes := make([]uint64, len(resp.DataItems))
+	for i, item := range resp.DataItems {
+		indexes[i] = *item.Index
+	}
+	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, origin, indexes)
+	if err != nil || proof == nil {
+		return err
+	}
+	resp.Proof = proof
+	for i := range resp.DataItems {
+		if i < len(inclusions) {
+			resp.DataItems[i].Inclusion = inclusions[i]
+		}
+	}
+	return nil
 }
 
 // resolveGet returns the identifier a GetRequest asks for.
@@ -143,7 +221,7 @@ func (s *Server) latest(src versions, c cursor) ([]log.Record, error) {
 		if next == "" {
 			return last, nil
 		}
-		if c, err = decodeCursor("", TxGet, next); err != nil {
+		if c, err = s.decodeCursor("", TxGet, next); err != nil {
 			return nil, err
 		}
 	}

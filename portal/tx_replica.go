@@ -2,8 +2,10 @@ package portal
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal/mesh"
 )
 
 // versions are the versions of the identifiers of one source: a source of
@@ -43,37 +45,63 @@ func (s *Server) replicaVersions(origin string, r *log.Replica) versions {
 	}
 }
 
-// versionsOf returns where Get finds id: the local state if this portal
-// registered id (local entries always win), else the replica of the peer
-// whose latest version of id was sequenced last (ties go to the origin
-// first in name order), else a NotFound error.
+// versionsOf returns where Get finds id, so that no portal serves a
+// version older than one it holds (the version order of docs/formats.md):
+//
+//   - If this portal registered id, the local state, unless a replica holds
+//     a newer version that supersedes the registered one (checked as
+//     supersedingVersion does: a chain of versions endorsed by the
+//     registered version's keys), which is then served.
+//   - Otherwise the replica whose latest version is the newest, ties going
+//     to the one sequenced last, then to the origin first in name order.
+//   - Without any version, a NotFound error.
 func (s *Server) versionsOf(id string) (versions, error) {
-	if _, found, err := s.state.object(id); err != nil {
+	local, have, err := s.state.object(id)
+	if err != nil {
 		return versions{}, err
-	} else if found {
+	}
+	if s.replicas == nil {
+		if !have {
+			return versions{}, Errorf(NotFound, "no entry with identifier %s", id)
+		}
 		return s.localVersions(), nil
 	}
-	if s.replicas != nil {
-		origins, err := s.replicas.Replicas()
+	origins, err := s.replicas.Replicas()
+	if err != nil {
+		return versions{}, err
+	}
+	best, bestUpdated, bestTime := "", (*time.Time)(nil), time.Time{}
+	var registered *mesh.Entry
+	for _, origin := range origins {
+		obj, found, err := s.state.replicaObjectOf(origin, id)
 		if err != nil {
 			return versions{}, err
 		}
-		var best string
-		var bestObj replicaObject
-		for _, origin := range origins {
-			obj, found, err := s.state.replicaObjectOf(origin, id)
-			if err != nil {
+		switch {
+		case !found:
+		case have:
+			if !newer(obj.Updated, local.Updated) || (best != "" && !newer(obj.Updated, bestUpdated)) {
+				continue
+			}
+			if registered == nil {
+				if registered, err = s.registeredProfile(id); err != nil || registered == nil {
+					return s.localVersions(), err
+				}
+			}
+			if last, _, err := s.supersedingVersion("GetRequest.Identifier", origin, registered); err != nil {
 				return versions{}, err
+			} else if last != nil {
+				best, bestUpdated = origin, obj.Updated
 			}
-			if found && (best == "" || obj.Time.After(bestObj.Time)) {
-				best, bestObj = origin, obj
-			}
-		}
-		if best != "" {
-			return s.versionsFrom(best)
+		case best == "" || newer(obj.Updated, bestUpdated) ||
+			(timesEqual(obj.Updated, bestUpdated) && obj.Time.After(bestTime)):
+			best, bestUpdated, bestTime = origin, obj.Updated, obj.Time
 		}
 	}
-	return versions{}, Errorf(NotFound, "no entry with identifier %s", id)
+	if best == "" && !have {
+		return versions{}, Errorf(NotFound, "no entry with identifier %s", id)
+	}
+	return s.versionsFrom(best)
 }
 
 // versionsFrom returns the versions of origin ("" for the local ones).
@@ -99,4 +127,18 @@ func (s *Server) replicaLog(field, origin string) (*log.Replica, error) {
 		return nil, fmt.Errorf("portal: opening the replica of %q: %w", origin, err)
 	}
 	return r, nil
+}
+
+// registeredProfile is registered for a profile identifier; nil if id is
+// not a registered profile.
+func (s *Server) registeredProfile(id string) (*mesh.Entry, error) {
+	u, err := mesh.ParseUDF(id)
+	if err != nil {
+		return nil, nil
+	}
+	e, err := s.registered(u)
+	if err != nil || e == nil || e.Profile() == nil {
+		return nil, err
+	}
+	return e, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
@@ -49,25 +50,63 @@ func meshError(field string, err error) *Error {
 	return &Error{Status: status, Description: fmt.Sprintf("%s: %v", field, err), Err: err}
 }
 
-// portalEntry describes a verified entry for the log.
-func portalEntry(tx string, e *mesh.Entry, raw Entry) *PortalEntry {
+// portalEntry describes a verified entry for the log. prev is the
+// registered version the entry was verified against (nil if its own keys
+// sufficed): if the signer is a key of prev only, its public key is kept in
+// SignerKey.
+func portalEntry(tx string, e *mesh.Entry, raw Entry, prev *mesh.Entry) *PortalEntry {
 	pe := &PortalEntry{Transaction: tx, Type: e.Type, Entry: raw}
 	if !e.Signer.IsZero() {
 		pe.Signer = e.Signer.String()
 	}
-	if e.Profile() != nil {
+	if p := e.Profile(); p != nil {
 		pe.OfflineKey = e.Identifier.String()
 		for _, k := range e.OnlineKeys {
 			pe.OnlineKeys = append(pe.OnlineKeys, k.String())
+		}
+		if e.Type == mesh.TypeProfileAccount && !e.Subject.IsZero() {
+			pe.MeshProfile = e.Subject.String()
+		}
+		if u := p.Base().Updated; u != nil {
+			t := u.UTC()
+			pe.Updated = &t
+		}
+		if !e.SignedOffline && !slices.ContainsFunc(e.OnlineKeys, e.Signer.Equal) && prev != nil && prev.Profile() != nil {
+			if keys, err := prev.Profile().Base().OnlineKeys(); err == nil {
+				for _, k := range keys {
+					if k.UDF().Equal(e.Signer) {
+						pe.SignerKey = mesh.NewKeyData(k)
+					}
+				}
+			}
 		}
 	}
 	return pe
 }
 
+// verifyAgainstRegistered verifies a request's entry whose signer may be a
+// key of the registered version of its profile (a profile update, a
+// connection result). It returns the entry and the registered version it
+// was verified against, if that was needed.
+func (s *Server) verifyAgainstRegistered(field string, raw Entry, types ...string) (*mesh.Entry, *mesh.Entry, error) {
+	var prev *mesh.Entry
+	lookup := func(id mesh.UDF) (*mesh.Entry, error) {
+		e, err := s.registered(id)
+		if e != nil {
+			prev = e
+		}
+		return e, err
+	}
+	e, err := s.verifyEntry(field, raw, lookup, types...)
+	return e, prev, err
+}
+
 // registered returns the verified registered version of a profile, or nil
 // if there is none. It re-verifies the stored entry, so it costs a signature
 // check; it serves the rare transactions that need the public keys of a
-// registered profile (ConnectComplete, DeleteAccount).
+// registered profile (ConnectComplete, DeleteAccount, account proofs). A
+// version signed by a key that only its previous version listed verifies
+// with the SignerKey kept in its record.
 func (s *Server) registered(id mesh.UDF) (*mesh.Entry, error) {
 	obj, found, err := s.state.object(id.String())
 	if err != nil || !found {
@@ -81,7 +120,15 @@ func (s *Server) registered(id mesh.UDF) (*mesh.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := mesh.VerifyEntry(pe.Entry, 0)
+	v := mesh.Verifier{}
+	if pe.SignerKey != nil {
+		// The version was verified against its previous version, of which
+		// only the signer's key matters: present that key as the online
+		// key of a stand-in previous version.
+		kept := &mesh.Entry{Object: &mesh.ProfileMesh{Profile: mesh.Profile{KeysOnlineSignature: []mesh.KeyData{*pe.SignerKey}}}}
+		v.Lookup = func(mesh.UDF) (*mesh.Entry, error) { return kept, nil }
+	}
+	e, err := v.Verify(pe.Entry)
 	if err != nil {
 		return nil, fmt.Errorf("portal: registered version of %s (record %d) no longer verifies: %w", id, rec.Seq, err)
 	}

@@ -28,13 +28,13 @@ func BenchmarkReplicationLag(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		entry, _, err := NewProfile()
+		entry, id, err := NewProfile()
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 		start := time.Now()
-		if _, err := c0.Publish(b.Context(), &portal.PublishRequest{Entry: entry}); err != nil {
+		if _, err := c0.CreateAccount(b.Context(), &portal.CreateRequest{Account: id, Profile: entry}); err != nil {
 			b.Fatal(err)
 		}
 		size := tn.Node(0).Log().Size()

@@ -45,7 +45,7 @@ func NewProfile() (entry []byte, identifier string, err error) {
 	return entry, offline.UDF().String(), nil
 }
 
-// Traffic publishes a fresh profile and creates an account bound to it every
+// Traffic creates an account bound to a fresh profile (which publishes it) every
 // interval, round robin over the running nodes, until ctx ends. Failures of
 // stopped nodes are skipped; it returns the number of accounts created.
 func (t *Testnet) Traffic(ctx context.Context, interval time.Duration) int {
@@ -68,7 +68,8 @@ func (t *Testnet) Traffic(ctx context.Context, interval time.Duration) int {
 	}
 }
 
-// createAccount publishes a new profile at node n and binds account to it.
+// createAccount binds account to a new profile at node n; the portal
+// registers the profile in the same record.
 func (t *Testnet) createAccount(ctx context.Context, n int, account string) error {
 	c, err := client.New(t.PortalURL(n))
 	if err != nil {
@@ -76,9 +77,6 @@ func (t *Testnet) createAccount(ctx context.Context, n int, account string) erro
 	}
 	entry, _, err := NewProfile()
 	if err != nil {
-		return err
-	}
-	if _, err := c.Publish(ctx, &portal.PublishRequest{Entry: entry}); err != nil {
 		return err
 	}
 	_, err = c.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: entry})

@@ -168,3 +168,19 @@ token (--token).`,
 	cmd.Flags().StringVar(&profile, "profile", "", "the profile the account is bound to (UDF, prefix or local name)")
 	return cmd
 }
+
+// signAccountProof signs an AccountProof for account and transaction tx
+// (and, for Publish, entry) with the administration key of the account's
+// profile, which must be in the keystore: the portal asks for it before it
+// reveals the account's private state or publishes an entry for it.
+func signAccountProof(ks *Keystore, account, tx string, entry portal.Entry) (portal.Entry, error) {
+	p, err := ks.ProfileOfAccount(account)
+	if err != nil {
+		return nil, fmt.Errorf("%s for account %q needs the administration key of its profile: %w", tx, account, err)
+	}
+	key, err := p.Key(keyAdmin)
+	if err != nil {
+		return nil, fmt.Errorf("%s for account %q: %w", tx, account, err)
+	}
+	return portal.SignAccountProof(account, tx, entry, time.Now(), key)
+}

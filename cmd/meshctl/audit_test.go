@@ -82,11 +82,11 @@ func (a *auditNet) publish(t *testing.T, n int) {
 			t.Fatal(err)
 		}
 		for range n {
-			entry, _, err := testnet.NewProfile()
+			entry, id, err := testnet.NewProfile()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Publish(t.Context(), &portal.PublishRequest{Entry: entry}); err != nil {
+			if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: id, Profile: entry}); err != nil {
 				t.Fatalf("publish at node %d: %v", i, err)
 			}
 		}

@@ -97,6 +97,10 @@ type deviceResult struct {
 	ParentUDF   string `json:",omitempty"`
 	Status      string
 	Dir         string `json:",omitempty"`
+	// AccountEncryptionKey and DeviceSignatureKey are the keys an
+	// activation handed over (on the status run that stored them).
+	AccountEncryptionKey string `json:",omitempty"`
+	DeviceSignatureKey   string `json:",omitempty"`
 }
 
 func newDeviceConnectCommand(opts *globalOptions) *cobra.Command {
@@ -219,9 +223,10 @@ func defaultAccount(cmd *cobra.Command, ks *Keystore, account string) (string, e
 	return "", usagef(cmd, "%s needs --account NAME (the keystore's profiles are bound to %d accounts)", commandName(cmd), len(accounts))
 }
 
-// pendingRequests lists every pending request of an account, verified.
-func pendingRequests(ctx context.Context, c *portalClient, account string) ([]pendingRequest, error) {
-	req := &portal.ConnectPendingRequest{AccountID: account}
+// pendingRequests lists every pending request of an account, verified;
+// proof is the AccountProof that every page needs.
+func pendingRequests(ctx context.Context, c *portalClient, account string, proof portal.Entry) ([]pendingRequest, error) {
+	req := &portal.ConnectPendingRequest{AccountID: account, Proof: proof}
 	var out []pendingRequest
 	for {
 		resp, err := c.ConnectPending(ctx, req)
@@ -256,7 +261,11 @@ func newDevicePendingCommand(opts *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pending [--account NAME]",
 		Short: "On an admin device: list the account's pending connection requests (ConnectPending)",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `List the account's pending connection requests. They are the account's private
+state: the request carries an AccountProof, a signed timestamp for the account
+and ConnectPending, signed with the administration key of the account's profile,
+which must be in the keystore.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := opts.pendingOf(cmd, account)
 			if err != nil {
@@ -305,7 +314,11 @@ func (o *globalOptions) pendingOf(cmd *cobra.Command, account string) (pendingQu
 	if q.client, err = o.client(); err != nil {
 		return q, err
 	}
-	q.pending, err = pendingRequests(cmd.Context(), q.client, q.account)
+	proof, err := signAccountProof(q.ks, q.account, portal.TxConnectPending, nil)
+	if err != nil {
+		return q, err
+	}
+	q.pending, err = pendingRequests(cmd.Context(), q.client, q.account, proof)
 	return q, err
 }
 
@@ -354,7 +367,13 @@ the device ID that 'meshctl device pending' lists (a unique prefix will do).`, r
 			if err != nil {
 				return fmt.Errorf("answering for profile %s: %w", p.ParentUDF, err)
 			}
-			signed, err := signEntry(&mesh.ConnectionResult{ConnectionRequest: *p.request, Result: result}, key)
+			res := &mesh.ConnectionResult{ConnectionRequest: *p.request, Result: result}
+			if result == mesh.ResultAccepted {
+				if res.EnvelopedActivationAccount, err = activationFor(opts.rand, prof, key, p.request, account); err != nil {
+					return err
+				}
+			}
+			signed, err := signEntry(res, key)
 			if err != nil {
 				return err
 			}
@@ -410,12 +429,19 @@ the account's profile; a device of the keystore records it.`,
 				return c.wrap(fmt.Sprintf("asking for the status of device %s", id), err)
 			}
 			r := deviceResult{Identifier: id, Account: account, Status: devicePending}
+			var activation *mesh.Activation
 			if len(resp.Result) > 0 {
 				res, err := verifyResult(cmd.Context(), c, resp.Result)
 				if err != nil {
 					return err
 				}
 				r.Status, r.ParentUDF = res.Result, res.ParentUDF
+				if d != nil && res.EnvelopedActivationAccount != nil && !d.activated() {
+					if activation, err = d.activate(cmd.Context(), c, res); err != nil {
+						return err
+					}
+					r.AccountEncryptionKey, r.DeviceSignatureKey = activation.AccountEncryption.UDF().String(), activation.DeviceSignature.UDF().String()
+				}
 			}
 			if d != nil {
 				r.Description, r.ParentUDF, r.Dir = d.State.Description, d.State.ParentUDF, d.Dir
@@ -432,6 +458,9 @@ the account's profile; a device of the keystore records it.`,
 					fmt.Fprintf(w, "Device %s: the request to join account %s is pending.\n", id, account)
 				case mesh.ResultAccepted:
 					fmt.Fprintf(w, "Device %s: Accepted into account %s (profile %s).\n", id, account, r.ParentUDF)
+					if activation != nil {
+						fmt.Fprintf(w, "Activated: the account's encryption key %s and this device's signature key %s are in the keystore.\n", r.AccountEncryptionKey, r.DeviceSignatureKey)
+					}
 				default:
 					fmt.Fprintf(w, "Device %s: %s by account %s.\n", id, r.Status, account)
 				}

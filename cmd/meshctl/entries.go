@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -24,12 +25,16 @@ type publishResult struct {
 
 // newPublishCommand is 'meshctl publish FILE|-': publish a signed entry.
 func newPublishCommand(opts *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "publish FILE|-",
+	var account string
+	cmd := &cobra.Command{
+		Use:   "publish FILE|- [--account NAME]",
 		Short: "Publish a signed entry (a profile or an OfflineEscrowEntry) from a file or stdin (Publish)",
 		Long: `Publish a type-tagged Mesh entry, {"<Type>":[header, payload, trailer]}, read from
-FILE or from stdin ("-"). The entry is checked locally first (shape, digest and
-signature), so a broken file is reported before anything is sent.`,
+FILE or from stdin ("-"), for an account of the portal (--account; default: the
+keystore's only account). The entry is checked locally first (shape, digest and
+signature), so a broken file is reported before anything is sent. An entry that
+is not the account's own profile is vouched for by an AccountProof signed with
+the administration key of the account's profile, from the keystore.`,
 		Args: exactArgs(1, "one file name, or - for stdin"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readInput(cmd, args[0])
@@ -41,11 +46,24 @@ signature), so a broken file is reported before anything is sent.`,
 			if err != nil {
 				return fmt.Errorf("%s is not a valid signed entry: %w", inputName(args[0]), err)
 			}
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			if account, err = defaultAccount(cmd, ks, account); err != nil {
+				return err
+			}
+			req := &portal.PublishRequest{Entry: raw, AccountID: account}
+			if p, err := ks.ProfileOfAccount(account); err != nil || !mesh.UDFEqual(p.State.Identifier, e.Identifier.String()) {
+				if req.Proof, err = signAccountProof(ks, account, portal.TxPublish, raw); err != nil {
+					return err
+				}
+			}
 			c, err := opts.client()
 			if err != nil {
 				return err
 			}
-			resp, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: raw})
+			resp, err := c.Publish(cmd.Context(), req)
 			if err != nil {
 				return c.wrap("publishing "+e.Type+" "+e.Identifier.String(), err)
 			}
@@ -55,6 +73,8 @@ signature), so a broken file is reported before anything is sent.`,
 			})
 		},
 	}
+	cmd.Flags().StringVar(&account, "account", "", "the account to publish for (default: the keystore's only account)")
+	return cmd
 }
 
 // readInput reads a file, or stdin for "-".
@@ -85,6 +105,8 @@ type getOptions struct {
 	id, account string
 	full, all   bool
 	raw         bool
+	verify      bool
+	federation  string
 }
 
 // getItem is one entry of the JSON output of get: the portal's DataItem and
@@ -105,17 +127,34 @@ type getItem struct {
 func newGetCommand(opts *globalOptions) *cobra.Command {
 	var g getOptions
 	cmd := &cobra.Command{
-		Use:   "get (--id UDF | --account NAME) [--full] [--all] [--raw]",
+		Use:   "get (--id UDF | --account NAME) [--full] [--all] [--raw] [--verify --federation FILE]",
 		Short: "Get a published profile or escrow entry by identifier or account (Get)",
 		Long: `Get the latest version of a published entry, by its identifier (--id) or by the
 account it is bound to (--account). --all gets every version, oldest first; --full
 adds the log metadata (index, time, leaf). Each entry's signature is verified
 locally. --raw prints only the entries, one per line, as 'meshctl publish -' reads
-them.`,
+them. --verify (with --federation FILE, implies --full) also checks offline that
+each entry is in its log's signed checkpoint, and that this checkpoint extends
+one that a quorum of the federation certified, and says what it proved; it
+exits 1 if anything could not be proved.`,
 		Args: exactArgs(0, "no arguments (use --id or --account)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (g.id == "") == (g.account == "") {
 				return usagef(cmd, "get needs exactly one of --id UDF and --account NAME")
+			}
+			var keys *federationKeys
+			if g.verify != (g.federation != "") {
+				return usagef(cmd, "--verify needs --federation FILE, and --federation is only for --verify")
+			}
+			if g.verify {
+				fed, err := config.LoadFederation(g.federation)
+				if err != nil {
+					return err
+				}
+				if keys, err = newFederationKeys(fed); err != nil {
+					return fmt.Errorf("%s: %w", g.federation, err)
+				}
+				g.full = true
 			}
 			c, err := opts.client()
 			if err != nil {
@@ -127,6 +166,7 @@ them.`,
 				what = "getting account " + fmt.Sprintf("%q", g.account)
 			}
 			var items []getItem
+			var checks []getVerification
 			for {
 				resp, err := c.Get(cmd.Context(), req)
 				if err != nil {
@@ -134,6 +174,9 @@ them.`,
 				}
 				for _, d := range resp.DataItems {
 					items = append(items, inspectItem(d))
+				}
+				if keys != nil {
+					checks = append(checks, verifyGet(keys, resp))
 				}
 				if resp.PageKey == "" {
 					break
@@ -147,11 +190,41 @@ them.`,
 				}
 				return nil
 			}
-			return opts.emit(cmd, items, func(w io.Writer) {
+			if keys == nil {
+				return opts.emit(cmd, items, func(w io.Writer) {
+					for _, it := range items {
+						printItem(w, it)
+					}
+				})
+			}
+			failed := false
+			for _, v := range checks {
+				failed = failed || v.Failed != ""
+			}
+			err = opts.emit(cmd, struct {
+				Items  []getItem
+				Proofs []getVerification
+			}{items, checks}, func(w io.Writer) {
 				for _, it := range items {
 					printItem(w, it)
 				}
+				for _, v := range checks {
+					fmt.Fprintln(w, "proved:")
+					for _, p := range v.Proved {
+						fmt.Fprintf(w, "  %s\n", p)
+					}
+					if v.Failed != "" {
+						fmt.Fprintf(w, "NOT PROVED: %s\n", v.Failed)
+					}
+				}
+				if !failed {
+					fmt.Fprintln(w, "Verified: every entry is in its log's signed checkpoint, which extends a checkpoint the federation's quorum certified.")
+				}
 			})
+			if err == nil && failed {
+				return &exitError{code: exitFailure}
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -160,6 +233,8 @@ them.`,
 	f.BoolVar(&g.full, "full", false, "include the log metadata: index, time, kind, leaf")
 	f.BoolVar(&g.all, "all", false, "every version, oldest first (Multiple)")
 	f.BoolVar(&g.raw, "raw", false, "print only the entries, one JSON per line")
+	f.BoolVar(&g.verify, "verify", false, "check the entries' inclusion and the federation's certificate offline (needs --federation)")
+	f.StringVar(&g.federation, "federation", "", "the federation file whose member keys --verify trusts")
 	return cmd
 }
 

@@ -60,7 +60,8 @@ func newEscrowCreateCommand(opts *globalOptions) *cobra.Command {
 		Long: `Escrow the private keys of a profile (offline, administration and encryption):
 they are encrypted under a fresh key, which is split into M shares of which any N
 recover it (Shamir, done here: the portal never sees a share). The encrypted
-OfflineEscrowEntry is published; the shares are printed. Give them to different
+OfflineEscrowEntry is published for the profile's first account, vouched for by
+an AccountProof signed with its administration key; the shares are printed. Give them to different
 people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -95,11 +96,23 @@ people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 			if err != nil {
 				return fmt.Errorf("encoding the escrow entry: %w", err)
 			}
+			if len(p.State.Accounts) == 0 {
+				return fmt.Errorf("escrowing profile %s: the portal takes an escrow entry only for an account: bind one first ('meshctl account create NAME')", p.State.Identifier)
+			}
+			ks, err := opts.keystore()
+			if err != nil {
+				return err
+			}
+			account := p.State.Accounts[0]
+			proof, err := signAccountProof(ks, account, portal.TxPublish, raw)
+			if err != nil {
+				return err
+			}
 			c, err := opts.client()
 			if err != nil {
 				return err
 			}
-			if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: raw}); err != nil {
+			if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: raw, AccountID: account, Proof: proof}); err != nil {
 				return c.wrap("publishing the escrow entry", err)
 			}
 			p.State.Escrows = append(p.State.Escrows, entry.Identifier)

@@ -89,15 +89,14 @@ type profileResult struct {
 
 func newProfileCreateCommand(opts *globalOptions) *cobra.Command {
 	var name string
-	var publish bool
 	cmd := &cobra.Command{
 		Use:   "create [--name NAME]",
 		Short: "Create a ProfileMesh and its keys (offline, administration, encryption) in the keystore",
 		Long: `Create a new personal Mesh profile (ProfileMesh): an Ed448 offline signature key,
 whose UDF is the profile's identifier, an Ed448 administration key (this device's
 online signing key) and an X448 encryption key. The keys are written to the
-keystore; the signed profile is published with --publish, or when an account is
-created with it ('meshctl account create').`,
+keystore. The portal takes a profile only for an account: the signed profile is
+published when an account is created with it ('meshctl account create').`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ks, err := opts.keystore()
@@ -119,30 +118,17 @@ created with it ('meshctl account create').`,
 				_ = os.RemoveAll(dir)
 				return err
 			}
-			if publish {
-				c, err := opts.client()
-				if err != nil {
-					return err
-				}
-				if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: entry}); err != nil {
-					return c.wrap("publishing profile "+id, err)
-				}
-			}
 			return opts.emit(cmd, describeProfile(p, true), func(w io.Writer) {
 				fmt.Fprintf(w, "Created profile %s", id)
 				if name != "" {
 					fmt.Fprintf(w, " (%s)", name)
 				}
 				fmt.Fprintf(w, "\nKeys are in %s\n", dir)
-				if publish {
-					fmt.Fprintf(w, "Published to %s\n", opts.portal)
-				}
 				fmt.Fprintf(w, "Next: 'meshctl account create NAME' binds an account to it; 'meshctl escrow create' backs up its keys.\n")
 			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "a local name for the profile (never published)")
-	cmd.Flags().BoolVar(&publish, "publish", false, "publish the profile to the portal")
 	return cmd
 }
 
@@ -236,12 +222,28 @@ func newProfileShowCommand(opts *globalOptions) *cobra.Command {
 }
 
 func newProfilePublishCommand(opts *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "publish [PROFILE]",
-		Short: "Publish a profile of the keystore to the portal (Publish)",
-		Args:  maxArgs(1, "one profile (UDF, prefix or name)"),
+	var account string
+	cmd := &cobra.Command{
+		Use:   "publish [PROFILE] [--account NAME]",
+		Short: "Publish a new version of a keystore profile for its account (Publish)",
+		Long: `Sign a new version of a profile of the keystore (the same profile, Updated now,
+signed by its administration key) and publish it for an account bound to it
+(--account; default: the profile's only account). The portal keeps only a
+version newer than the one it holds, so an old version cannot be replayed.`,
+		Args: maxArgs(1, "one profile (UDF, prefix or name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := opts.findProfile(firstArg(args))
+			if err != nil {
+				return err
+			}
+			if account == "" {
+				if len(p.State.Accounts) != 1 {
+					return usagef(cmd, "publishing profile %s needs --account NAME: it is bound to %d accounts (the portal takes a profile only for an account; 'meshctl account create' makes one)",
+						p.State.Identifier, len(p.State.Accounts))
+				}
+				account = p.State.Accounts[0]
+			}
+			entry, err := newProfileVersion(p, time.Now())
 			if err != nil {
 				return err
 			}
@@ -249,16 +251,46 @@ func newProfilePublishCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: p.Entry})
+			resp, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: entry, AccountID: account})
 			if err != nil {
 				return c.wrap("publishing profile "+p.State.Identifier, err)
 			}
+			p.Entry = entry
+			if err := replaceFile(filepath.Join(p.Dir, fileProfile), append(append([]byte(nil), entry...), '\n')); err != nil {
+				return fmt.Errorf("the new version was published, but saving it in the keystore failed: %w", err)
+			}
 			return opts.emit(cmd, publishResult{Type: mesh.TypeProfileMesh, Identifier: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription},
 				func(w io.Writer) {
-					fmt.Fprintf(w, "Published ProfileMesh %s to %s\n", p.State.Identifier, opts.portal)
+					fmt.Fprintf(w, "Published ProfileMesh %s to %s for account %s\n", p.State.Identifier, opts.portal, account)
 				})
 		},
 	}
+	cmd.Flags().StringVar(&account, "account", "", "the account to publish for (default: the profile's only account)")
+	return cmd
+}
+
+// newProfileVersion signs the next version of a keystore profile: the
+// same ProfileMesh with Updated set to now (or just after the current
+// version's Updated), signed by the administration key.
+func newProfileVersion(p *localProfile, now time.Time) ([]byte, error) {
+	_, env, err := mesh.ParseEntry(p.Entry)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s in the keystore: %w", p.State.Identifier, err)
+	}
+	var pm mesh.ProfileMesh
+	if err := mesh.DecodePayload(env.Payload, &pm); err != nil {
+		return nil, fmt.Errorf("profile %s in the keystore: %w", p.State.Identifier, err)
+	}
+	now = now.UTC().Round(0)
+	if pm.Updated != nil && !now.After(*pm.Updated) {
+		now = pm.Updated.Add(time.Microsecond)
+	}
+	pm.Updated = &now
+	key, err := p.Key(keyAdmin)
+	if err != nil {
+		return nil, fmt.Errorf("signing a new version of profile %s: %w", p.State.Identifier, err)
+	}
+	return signEntry(&pm, key)
 }
 
 func firstArg(args []string) string {

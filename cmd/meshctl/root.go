@@ -86,11 +86,13 @@ sent to a portal. Output is for humans unless --json is given.`,
 		newPublishCommand(opts),
 		newGetCommand(opts),
 		newDeviceCommand(opts),
+		newMessageCommand(opts),
 		newEscrowCommand(opts),
 		newStatusCommand(opts),
 		newHelloCommand(opts),
 		newTransferCommand(opts),
 		newAuditCommand(opts),
+		newLoadCommand(opts),
 	)
 	return root
 }

@@ -39,6 +39,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newInitCommand(), newRunCommand(), newTestnetCommand())
+	root.AddCommand(newInitCommand(), newRunCommand(), newTestnetCommand(), newMemberCommand())
 	return root
 }

@@ -19,13 +19,18 @@ func newRunCommand() *cobra.Command {
 		period          string
 		federation      string
 		transferPublic  bool
+		adminToken      string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --dir DIR",
 		Short: "Run a node until SIGINT or SIGTERM",
 		Long: `Run serves the portal, closes an epoch every period on the wall-clock
 schedule, and (with a federation file) takes part in the InterMesh.
-Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flags.`,
+Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flags.
+
+SIGUSR1 isolates the node from the other federation members (its connection
+gater refuses and closes every member connection; the portal keeps serving);
+SIGUSR2 lets it reconnect. 'meshd testnet --chaos' partitions members this way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -53,6 +58,9 @@ Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flag
 			if f.Changed("transfer-public") {
 				c.HTTP.TransferPublic = transferPublic
 			}
+			if f.Changed("admin-token") {
+				c.HTTP.AdminToken = adminToken
+			}
 			if err := c.Validate(); err != nil {
 				return err
 			}
@@ -61,6 +69,8 @@ Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flag
 			if err != nil {
 				return err
 			}
+			stopSignals := isolateOnSignals(cmd.Context(), n, logger)
+			defer stopSignals()
 			return n.Run(cmd.Context())
 		},
 	}
@@ -70,6 +80,8 @@ Settings come from DIR/meshd.toml, then MESHD_* environment variables, then flag
 	cmd.Flags().StringVar(&period, "period", "", "epoch period, e.g. 10s (overrides epoch.period)")
 	cmd.Flags().StringVar(&federation, "federation", "", "federation file (overrides p2p.federation)")
 	cmd.Flags().BoolVar(&transferPublic, "transfer-public", false, "let anyone call Transfer (overrides http.transfer_public)")
+	cmd.Flags().StringVar(&adminToken, "admin-token", "", "the operator's bearer token for DeleteAccount without a proof (overrides http.admin_token; "+
+		"other users of the machine can read command lines: prefer MESHD_HTTP_ADMIN_TOKEN or the config file)")
 	return cmd
 }
 

@@ -6,14 +6,15 @@ import (
 
 // Entry type names accepted by Verifier.
 const (
-	TypeProfileMesh        = "ProfileMesh"
-	TypeProfileDevice      = "ProfileDevice"
-	TypeProfileAccount     = "ProfileAccount"
-	TypeProfileService     = "ProfileService"
-	TypeProfileHost        = "ProfileHost"
-	TypeConnectionRequest  = "ConnectionRequest"
-	TypeConnectionResult   = "ConnectionResult"
-	TypeOfflineEscrowEntry = "OfflineEscrowEntry"
+	TypeProfileMesh          = "ProfileMesh"
+	TypeProfileDevice        = "ProfileDevice"
+	TypeProfileAccount       = "ProfileAccount"
+	TypeProfileService       = "ProfileService"
+	TypeProfileHost          = "ProfileHost"
+	TypeConnectionRequest    = "ConnectionRequest"
+	TypeConnectionResult     = "ConnectionResult"
+	TypeOfflineEscrowEntry   = "OfflineEscrowEntry"
+	TypeCatalogedPublication = "CatalogedPublication"
 )
 
 // Entry is a verified, type-tagged entry: what a portal stores and serves.
@@ -38,7 +39,7 @@ type Entry struct {
 	OnlineKeys []UDF
 	// Object is the decoded payload: *ProfileMesh, *ProfileDevice,
 	// *ProfileAccount, *ProfileService, *ProfileHost, *ConnectionRequest,
-	// *ConnectionResult or *OfflineEscrowEntry.
+	// *ConnectionResult, *OfflineEscrowEntry or *CatalogedPublication.
 	Object Object
 	// Envelope is the parsed envelope.
 	Envelope *Envelope
@@ -189,6 +190,17 @@ func (v Verifier) verifyObject(e *Entry) error {
 		id, _ := r.DeviceUDF()
 		e.Object, e.Identifier, e.Subject, e.Signer = &r, id, parent, signer
 		return nil
+	case TypeCatalogedPublication:
+		var p CatalogedPublication
+		if err := DecodePayload(env.Payload, &p); err != nil {
+			return err
+		}
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		id, _ := ParseUDF(p.ID)
+		e.Object, e.Identifier = &p, id
+		return nil
 	case TypeOfflineEscrowEntry:
 		var o OfflineEscrowEntry
 		if err := DecodePayload(env.Payload, &o); err != nil {
@@ -242,8 +254,8 @@ func MayReplace(old, next *Entry) error {
 		return fieldErr(ErrNotPermitted, "entry", "identifier %s cannot replace %s", next.Identifier, old.Identifier)
 	}
 	switch {
-	case next.Type == TypeOfflineEscrowEntry:
-		return fieldErr(ErrNotPermitted, "entry", "escrow entry %s already exists", old.Identifier)
+	case next.Type == TypeOfflineEscrowEntry, next.Type == TypeCatalogedPublication:
+		return fieldErr(ErrNotPermitted, "entry", "%s %s already exists", next.Type, old.Identifier)
 	case next.Profile() != nil:
 		if next.SignedOffline || slices.Contains(old.OnlineKeys, next.Signer) {
 			return nil

@@ -46,12 +46,16 @@ type Envelope struct {
 	Trailer Trailer
 }
 
-// Header is the envelope header. Only "dig" is interpreted.
+// Header is the envelope header: "dig", and for an encrypted envelope the
+// fields of EncryptionHeader (encrypt.go).
 type Header struct {
 	// Dig is the digest algorithm ("SHA2").
 	Dig string
-	// Raw is the header object exactly as received (or as built by Sign).
+	// Raw is the header object exactly as received (or as built by Sign
+	// or Encrypt).
 	Raw json.RawMessage
+	// Encryption is set if the header has "enc": the payload is encrypted.
+	Encryption *EncryptionHeader
 }
 
 // Trailer is the envelope trailer.
@@ -166,7 +170,12 @@ func (h *Header) parse(raw json.RawMessage) error {
 	if dig != DigestSHA2 && dig != "S512" {
 		return fieldErr(ErrUnsupported, "header.dig", "digest %q, want SHA2 or S512", dig)
 	}
-	h.Dig, h.Raw = dig, bytes.Clone(raw)
+	h.Dig, h.Raw, h.Encryption = dig, bytes.Clone(raw), nil
+	if _, ok := o.values["enc"]; ok {
+		if h.Encryption, err = parseEncryption(o); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -22,17 +22,16 @@ const (
 
 // Key sizes in bytes, as they travel in "Public" and "Private".
 const (
-	// PublicKeySize is the size of an Ed448 public key. X448 public keys
-	// come in two forms: the 56-byte RFC 7748 u-coordinate (X448PublicKeySize,
-	// what GenerateKey makes), and the reference implementation's 57-byte
-	// Edwards-form encoding (the last byte is 0x00 or 0x80), which seed
-	// 002's examples use. Both are accepted and fingerprinted as they are.
+	// PublicKeySize is the size of an Ed448 public key (RFC 8032).
 	PublicKeySize = ed448.PublicKeySize
-	// X448PublicKeySize is the size of an RFC 7748 X448 public key.
-	X448PublicKeySize = x448.Size
+	// X448PublicKeySize is the size of an X448 public key as the Mesh
+	// writes it: RFC 7748's 56-byte u-coordinate and a sign byte (0x00, or
+	// 0x80 when the point's v-coordinate is odd); see x448.go.
+	X448PublicKeySize = x448.Size + 1
 	// Ed448PrivateKeySize is the size of an Ed448 private key (its seed).
 	Ed448PrivateKeySize = ed448.SeedSize
-	// X448PrivateKeySize is the size of an X448 private key (the scalar).
+	// X448PrivateKeySize is the size of an X448 private key (the scalar,
+	// unclamped as generated; RFC 7748 clamps it when it is used).
 	X448PrivateKeySize = x448.Size
 )
 
@@ -62,8 +61,10 @@ type PublicKey struct {
 	Raw   []byte
 }
 
-// NewPublicKey checks curve and size and returns the key. For X448 a
-// 56-byte key is accepted and padded with the zero byte.
+// NewPublicKey checks curve and size and returns the key. An X448 key must
+// be the Mesh's 57-byte form, canonical and on curve448 (a bare 56-byte
+// RFC 7748 key is refused: its UDF would differ from the reference
+// implementation's for the same key).
 func NewPublicKey(c Curve, raw []byte) (PublicKey, error) {
 	switch c {
 	case CurveEd448:
@@ -71,11 +72,11 @@ func NewPublicKey(c Curve, raw []byte) (PublicKey, error) {
 			return PublicKey{}, fieldErr(ErrMalformed, "Public", "Ed448 key is %d bytes, want %d", len(raw), PublicKeySize)
 		}
 	case CurveX448:
-		switch {
-		case len(raw) == X448PublicKeySize:
-		case len(raw) == PublicKeySize && raw[x448.Size]&0x7F == 0:
-		default:
-			return PublicKey{}, fieldErr(ErrMalformed, "Public", "X448 key is %d bytes, want 56, or 57 in Edwards form", len(raw))
+		if len(raw) != X448PublicKeySize {
+			return PublicKey{}, fieldErr(ErrMalformed, "Public", "X448 key is %d bytes, want %d (the 56-byte u-coordinate and a sign byte)", len(raw), X448PublicKeySize)
+		}
+		if !x448OnCurve(raw) {
+			return PublicKey{}, fieldErr(ErrMalformed, "Public", "not an X448 key: u not below p or not on curve448, or sign byte not 0x00/0x80")
 		}
 	default:
 		return PublicKey{}, fieldErr(ErrUnsupported, "crv", "curve %q", c)
@@ -146,10 +147,11 @@ func NewPrivateKey(c Curve, raw []byte) (*PrivateKey, error) {
 		if len(raw) != X448PrivateKeySize {
 			return nil, fieldErr(ErrMalformed, "Private", "X448 private key is %d bytes, want %d", len(raw), X448PrivateKeySize)
 		}
-		var sk, pk x448.Key
-		copy(sk[:], raw)
-		x448.KeyGen(&pk, &sk)
-		k.pub = PublicKey{Curve: c, Raw: bytes.Clone(pk[:])}
+		pub, ok := x448PublicFromPrivate(raw)
+		if !ok {
+			return nil, fieldErr(ErrMalformed, "Private", "X448 private key gives the point at infinity")
+		}
+		k.pub = PublicKey{Curve: c, Raw: pub[:]}
 	default:
 		return nil, fieldErr(ErrUnsupported, "crv", "curve %q", c)
 	}
@@ -176,17 +178,18 @@ func (k *PrivateKey) Sign(message []byte) ([]byte, error) {
 	return ed448.Sign(k.ed, message, ""), nil
 }
 
-// SharedSecret is the X448 agreement of k with peer (56 bytes).
+// SharedSecret is the RFC 7748 X448 agreement of k with peer: 56 bytes,
+// computed on the first 56 bytes (the u-coordinate) of peer's key.
 func (k *PrivateKey) SharedSecret(peer PublicKey) ([]byte, error) {
 	if k.curve != CurveX448 || peer.Curve != CurveX448 {
 		return nil, fieldErr(ErrWrongCurve, "key", "X448 agreement needs two X448 keys, have %s and %s", k.curve, peer.Curve)
 	}
 	if len(peer.Raw) != X448PublicKeySize {
-		return nil, fieldErr(ErrUnsupported, "Public", "agreement with a %d-byte (Edwards-form) X448 key is not implemented", len(peer.Raw))
+		return nil, fieldErr(ErrMalformed, "Public", "X448 key is %d bytes, want %d", len(peer.Raw), X448PublicKeySize)
 	}
 	var sk, pk, shared x448.Key
 	copy(sk[:], k.raw)
-	copy(pk[:], peer.Raw)
+	copy(pk[:], peer.Raw[:x448.Size])
 	if !x448.Shared(&shared, &sk, &pk) {
 		return nil, fieldErr(ErrMalformed, "Public", "low-order X448 key")
 	}

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -314,6 +315,15 @@ func FuzzVerifyEntry(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Add([]byte(`{"ProfileMesh":[{"dig":"SHA2"},"e30",{"PayloadDigest":"AA"}]}`))
+	secret, err := Encrypt(rand.Reader, []byte("x"), []PublicKey{m.encryption.Public()}, m.online)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, _, err := NewPublication(secret)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pub)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := VerifyEntry(raw, 0)
 		if err != nil {

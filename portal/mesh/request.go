@@ -39,6 +39,10 @@ type ConnectionResult struct {
 	ConnectionRequest
 	// Result is ResultAccepted, ResultRefused or ResultQuery.
 	Result string `json:"Result,omitempty"`
+	// EnvelopedActivationAccount, on an accepted result, is the device's
+	// activation (activation.go): encrypted to the device's KeyEncryption
+	// and signed by the same administration key as the result.
+	EnvelopedActivationAccount *Envelope `json:"EnvelopedActivationAccount,omitempty"`
 }
 
 // TypeName implements Object.
@@ -106,7 +110,8 @@ func (r *ConnectionResult) Validate(env *Envelope, authority SignedProfile) erro
 	default:
 		return fieldErr(ErrMalformed, "Result", "%q, want Accepted, Refused or Query", r.Result)
 	}
-	if _, err := r.check(); err != nil {
+	dev, err := r.check()
+	if err != nil {
 		return err
 	}
 	if authority == nil {
@@ -119,6 +124,21 @@ func (r *ConnectionResult) Validate(env *Envelope, authority SignedProfile) erro
 	if !UDFEqual(r.ParentUDF, id.String()) {
 		return fieldErr(ErrIdentifierMismatch, "ParentUDF", "%s, authority profile is %s", r.ParentUDF, id)
 	}
-	_, err = verifyByAuthority(env, authority)
-	return err
+	if _, err = verifyByAuthority(env, authority); err != nil {
+		return err
+	}
+	if a := r.EnvelopedActivationAccount; a != nil {
+		const field = "EnvelopedActivationAccount"
+		if r.Result != ResultAccepted {
+			return fieldErr(ErrMalformed, field, "present on a %s result", r.Result)
+		}
+		enc, _ := dev.KeyEncryption.PublicKey()
+		if !a.Encrypted() || len(a.RecipientKeys()) != 1 || a.RecipientKeys()[0] != enc.UDF().String() {
+			return fieldErr(ErrMalformed, field, "not encrypted to the device's KeyEncryption %s alone", enc.UDF())
+		}
+		if _, err := verifyByAuthority(a, authority); err != nil {
+			return inField(field, err)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/intermesh/intermesh/portal"
+)
+
+// getVerification is what 'meshctl get --verify' proved about one Get
+// answer, checked offline with the federation file alone
+// (golang.org/x/mod/sumdb/note for signatures, transparency-dev/merkle for
+// proofs, this command's own parsers of the documented formats).
+type getVerification struct {
+	// Proved lists what was proved, one statement a line.
+	Proved []string
+	// Failed says what could not be proved; empty when everything was.
+	Failed string `json:",omitempty"`
+}
+
+// verifyGet checks a Get answer's entries against its proof: each entry's
+// leaf is in the signed checkpoint of its log, and that checkpoint extends
+// one that a quorum of the federation certified in the latest certificate,
+// whose MasterHash record is in the node's own signed checkpoint.
+func verifyGet(keys *federationKeys, resp *portal.GetResponse) getVerification {
+	var v getVerification
+	if err := verifyGetProof(keys, resp, &v); err != nil {
+		v.Failed = err.Error()
+	}
+	return v
+}
+
+func verifyGetProof(keys *federationKeys, resp *portal.GetResponse, v *getVerification) error {
+	p := resp.Proof
+	if p == nil || p.Checkpoint == "" {
+		return errors.New("the portal sent no proof (it has no checkpoint yet, or does not prove Get)")
+	}
+	cp, err := keys.openCheckpoint(p.Checkpoint)
+	if err != nil {
+		return err
+	}
+	v.Proved = append(v.Proved, fmt.Sprintf("checkpoint of %s at size %d (round %d) is signed by %s's key in the federation file",
+		cp.Origin, cp.Size, cp.Round, cp.Origin))
+	for _, item := range resp.DataItems {
+		if err := verifyGetItem(cp, item); err != nil {
+			return err
+		}
+		v.Proved = append(v.Proved, fmt.Sprintf("entry %s (index %d) is in %s's log: its leaf matches the entry and the inclusion proof ends in that checkpoint's root",
+			item.Identifier, *item.Index, cp.Origin))
+	}
+	c := p.Certificate
+	if c == nil {
+		return fmt.Errorf("no certificate: the node has not committed a master-hash certificate yet")
+	}
+	own, err := keys.openCheckpoint(c.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("the node's checkpoint: %w", err)
+	}
+	rec, err := parseLeaf(c.RecordLeaf)
+	if err != nil {
+		return fmt.Errorf("the MasterHash record: %w", err)
+	}
+	if rec.Kind != "MasterHash" || rec.Seq != c.RecordIndex || rec.Origin != own.Origin {
+		return fmt.Errorf("the certificate record is a %s record %d of %s, not MasterHash record %d of %s",
+			rec.Kind, rec.Seq, rec.Origin, c.RecordIndex, own.Origin)
+	}
+	if err := verifyInclusion(c.RecordIndex, own.Size, rfc6962.DefaultHasher.HashLeaf(c.RecordLeaf), c.RecordInclusion, own.Root); err != nil {
+		return fmt.Errorf("the MasterHash record %d in %s's checkpoint at size %d: %w", c.RecordIndex, own.Origin, own.Size, err)
+	}
+	rr, err := parseRoundResult(rec.Payload)
+	if err != nil {
+		return err
+	}
+	if rr.Outcome != outcomeCertificate {
+		return fmt.Errorf("the MasterHash record of round %d holds %q, not a certificate", rr.Round, rr.Outcome)
+	}
+	cert, err := keys.verifyMasterNote(rr.Note, rr.Checkpoints, rr.Round, true)
+	if err != nil {
+		return err
+	}
+	v.Proved = append(v.Proved, fmt.Sprintf("master-hash certificate of round %d: %d of %d members signed (quorum %d), M_r recomputed from its %d checkpoints; its MasterHash record is entry %d of %s's log, in its signed checkpoint at size %d",
+		rr.Round, len(cert.Signers), len(keys.origins), keys.quorum, len(cert.Checkpoints), c.RecordIndex, own.Origin, own.Size))
+	i := cert.index(cp.Origin)
+	if i < 0 {
+		return fmt.Errorf("the certificate of round %d covers no checkpoint of %s", rr.Round, cp.Origin)
+	}
+	certified := cert.Checkpoints[i]
+	switch {
+	case certified.Size > cp.Size:
+		return fmt.Errorf("the certified checkpoint of %s (size %d) is newer than the one the entries are proved in (size %d); ask again later",
+			cp.Origin, certified.Size, cp.Size)
+	case certified.Size == cp.Size && !bytes.Equal(certified.Root, cp.Root):
+		return fmt.Errorf("%s signed two roots for size %d: the certified one and the proof's", cp.Origin, cp.Size)
+	}
+	if err := verifyConsistency(certified, cp, c.Consistency); err != nil {
+		return fmt.Errorf("%s's checkpoint at size %d does not extend the certified one at size %d: %w", cp.Origin, cp.Size, certified.Size, err)
+	}
+	v.Proved = append(v.Proved, fmt.Sprintf("%s's checkpoint at size %d extends its checkpoint at size %d that the federation certified in round %d (consistency proof)",
+		cp.Origin, cp.Size, certified.Size, rr.Round))
+	return nil
+}
+
+// verifyGetItem checks that an item's leaf is what the item says and that
+// it is in cp.
+func verifyGetItem(cp signedCheckpoint, item portal.DataItem) error {
+	if item.Index == nil || len(item.Leaf) == 0 {
+		return fmt.Errorf("entry %s has no index or leaf (ask with --full)", item.Identifier)
+	}
+	l, err := parseLeaf(item.Leaf)
+	if err != nil {
+		return fmt.Errorf("entry %s: %w", item.Identifier, err)
+	}
+	if l.Seq != *item.Index || l.Identifier != item.Identifier || l.Origin != cp.Origin {
+		return fmt.Errorf("entry %s: the leaf is record %d of %s about %q, not index %d of %s",
+			item.Identifier, l.Seq, l.Origin, l.Identifier, *item.Index, cp.Origin)
+	}
+	if err := sameEntry(l.Payload, item.Entry); err != nil {
+		return fmt.Errorf("entry %s: %w", item.Identifier, err)
+	}
+	if *item.Index >= cp.Size {
+		return fmt.Errorf("entry %s (index %d) is newer than the checkpoint at size %d; ask again after the next checkpoint",
+			item.Identifier, *item.Index, cp.Size)
+	}
+	if err := verifyInclusion(*item.Index, cp.Size, rfc6962.DefaultHasher.HashLeaf(item.Leaf), item.Inclusion, cp.Root); err != nil {
+		return fmt.Errorf("entry %s (index %d) in %s's checkpoint at size %d: %w", item.Identifier, *item.Index, cp.Origin, cp.Size, err)
+	}
+	return nil
+}
+
+// sameEntry checks that the entry a Get item carries is the one its leaf's
+// payload (a portal entry, {"PortalEntry":{..., "Entry": ...}}) holds.
+func sameEntry(payload []byte, entry json.RawMessage) error {
+	var m struct {
+		PortalEntry struct {
+			Entry json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return fmt.Errorf("the leaf's payload is not a portal entry: %w", err)
+	}
+	var a, b bytes.Buffer
+	if json.Compact(&a, m.PortalEntry.Entry) != nil || json.Compact(&b, entry) != nil || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		return errors.New("the entry is not the one in its leaf")
+	}
+	return nil
+}

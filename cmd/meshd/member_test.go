@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/intermesh/intermesh/config"
+)
+
+// meshd runs the meshd command line in this process and returns its output.
+func meshd(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&out)
+	if err := root.Execute(); err != nil {
+		t.Fatalf("meshd %v: %v\n%s", args, err, out.String())
+	}
+	return out.String()
+}
+
+func TestMemberEntriesOfSeparatelyInitializedNodesMakeAValidFederationFile(t *testing.T) {
+	base := t.TempDir()
+	fed := "name = \"example\"\nepoch_period = \"10s\"\n"
+	for i := range 3 {
+		dir := filepath.Join(base, fmt.Sprintf("n%d", i))
+		meshd(t, "init", "--dir", dir, "--origin", fmt.Sprintf("example.org/n%d", i), "--federation", "../federation.toml")
+		fed += "\n" + meshd(t, "member", "--dir", dir, "--addr", fmt.Sprintf("/dns4/n%d.example.org/tcp/4001", i))
+	}
+	path := filepath.Join(base, "federation.toml")
+	if err := os.WriteFile(path, []byte(fed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.LoadFederation(path)
+	if err != nil {
+		t.Fatalf("the assembled federation file does not load: %v\n%s", err, fed)
+	}
+	if len(f.Members) != 3 || f.Members[2].Addrs[0] != "/dns4/n2.example.org/tcp/4001" || f.Members[1].HTTP != "http://127.0.0.1:8080" {
+		t.Errorf("unexpected members: %+v", f.Members)
+	}
+	// Each node starts against the assembled file (its key matches its entry).
+	for i := range 3 {
+		c, err := config.Load(filepath.Join(base, fmt.Sprintf("n%d", i)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.FederationPath() != path {
+			t.Errorf("node %d points at %s", i, c.FederationPath())
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
+)
+
+// ProveEntries implements portal.EntryProofs: for entries of origin's log
+// ("" or the node's origin for its own, else a replica), the latest
+// checkpoint of that log the node holds (its own, or the latest one of the
+// origin that its replica verified), the inclusion proof of each index in
+// it, and the tie to the latest certificate the node committed: the
+// MasterHash record, its inclusion in the node's own latest checkpoint, and
+// the consistency proof from the certified checkpoint of the entries' log
+// to the checkpoint of the proof.
+func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64) (*portal.GetProof, [][][]byte, error) {
+	own, err := n.tree.LatestCheckpoint()
+	if errors.Is(err, merkle.ErrNotFound) || (err == nil && len(own) == 0) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: latest checkpoint: %w", err)
+	}
+	tree, signed := n.tree, own
+	if origin == "" {
+		origin = n.cfg.Origin
+	}
+	if origin != n.cfg.Origin {
+		if n.mesh == nil {
+			return nil, nil, nil
+		}
+		signed = n.mesh.Replicas()[origin].Verified
+		if len(signed) == 0 {
+			return nil, nil, nil
+		}
+		tree = merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin))
+	}
+	cp, err := merkle.ParseCheckpoint(noteBody(signed))
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: checkpoint of %s: %w", origin, err)
+	}
+	inclusions := make([][][]byte, len(indexes))
+	for i, idx := range indexes {
+		if idx >= cp.Size {
+			continue
+		}
+		if inclusions[i], err = tree.InclusionProof(idx, cp.Size); err != nil {
+			return nil, nil, fmt.Errorf("node: inclusion proof of %s's entry %d: %w", origin, idx, err)
+		}
+	}
+	proof := &portal.GetProof{Checkpoint: string(signed)}
+	if n.mesh == nil {
+		return proof, inclusions, nil
+	}
+	ownCp, err := merkle.ParseCheckpoint(noteBody(own))
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: own checkpoint: %w", err)
+	}
+	_, rec, ok := n.masters.latestBelow(ownCp.Size)
+	if !ok {
+		return proof, inclusions, nil
+	}
+	record, err := n.log.Get(rec.seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: MasterHash record %d: %w", rec.seq, err)
+	}
+	recordProof, err := n.tree.InclusionProof(rec.seq, ownCp.Size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: inclusion proof of record %d: %w", rec.seq, err)
+	}
+	cert := &portal.CertificateProof{
+		Checkpoint:      string(own),
+		RecordIndex:     rec.seq,
+		RecordLeaf:      record.MarshalLeaf(),
+		RecordInclusion: recordProof,
+	}
+	for _, c := range rec.result.Checkpoints {
+		certified, err := merkle.ParseCheckpoint(noteBody(c))
+		if err != nil || certified.Origin != origin || certified.Size >= cp.Size {
+			continue
+		}
+		if cert.Consistency, err = tree.ConsistencyProof(certified.Size, cp.Size); err != nil {
+			return nil, nil, fmt.Errorf("node: consistency proof of %s from %d to %d: %w", origin, certified.Size, cp.Size, err)
+		}
+	}
+	proof.Certificate = cert
+	return proof, inclusions, nil
+}

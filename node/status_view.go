@@ -1,0 +1,186 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"sort"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
+)
+
+// Status page horizons: the grid's rounds and the charts' time span, and
+// the most points a chart gets.
+const (
+	gridRounds  = 30
+	chartWindow = time.Hour
+	chartPoints = 120
+)
+
+// FederationStatus implements portal.FederationView: the federation as this
+// node sees it, for the status page and /status.json.
+func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, error) {
+	if n.mesh == nil {
+		return nil, nil
+	}
+	fs := &portal.FederationStatus{
+		Federation:    n.fed.Name,
+		Self:          n.cfg.Origin,
+		Quorum:        n.fed.EffectiveQuorum(),
+		PeriodSeconds: n.schedule.Period.Seconds(),
+		Connected:     len(n.mesh.Peers()),
+	}
+	for _, m := range n.fed.Members {
+		fs.Members = append(fs.Members, m.Origin)
+	}
+	var err error
+	if fs.Evidence, err = n.Evidence(ctx); err != nil {
+		return nil, err
+	}
+	accused := evidenceRounds(fs.Evidence)
+
+	closed := n.Epoch()
+	if closed > 0 {
+		closed-- // the round in progress has no checkpoint yet
+	}
+	first := uint64(0)
+	if closed+1 > gridRounds {
+		first = closed + 1 - gridRounds
+	}
+	for r := first; r <= closed; r++ {
+		fs.Rounds = append(fs.Rounds, n.roundStatus(r, fs.Members, accused))
+	}
+
+	for _, st := range n.mesh.Replicas() {
+		rs := portal.ReplicaStatus{Origin: st.Origin, Size: st.Size, Known: st.Known, VerifiedSize: st.VerifiedSize, Untrusted: st.Untrusted}
+		if st.Known > st.Size {
+			rs.LagRecords = st.Known - st.Size
+		}
+		if cp, err := merkle.ParseCheckpoint(noteBody(st.Verified)); err == nil && len(st.Verified) > 0 {
+			rs.VerifiedRound = cp.Round
+			if cp.Round <= closed {
+				rs.LagRounds = closed - cp.Round
+			}
+		}
+		fs.Replicas = append(fs.Replicas, rs)
+	}
+
+	if cert, ok := n.mesh.LatestCertificate(); ok {
+		cs := &portal.CertificateStatus{Round: cert.Round, MasterHash: base64.StdEncoding.EncodeToString(cert.MasterHash),
+			Note: string(cert.Note), Checkpoints: len(cert.Checkpoints)}
+		if nn, err := note.Open(cert.Note, n.federationVerifiers()); err == nil {
+			for _, s := range nn.Sigs {
+				cs.Signers = append(cs.Signers, s.Name)
+			}
+		}
+		fs.Certificate = cs
+	}
+	sort.Slice(fs.Replicas, func(i, j int) bool { return fs.Replicas[i].Origin < fs.Replicas[j].Origin })
+	fs.Growth = n.growth(closed)
+	return fs, nil
+}
+
+// roundStatus is one column of the grid: what the node holds of round r for
+// each member.
+func (n *Node) roundStatus(r uint64, members []string, accused map[string]uint64) portal.RoundStatus {
+	rs := portal.RoundStatus{Round: r, Cells: make([]string, len(members))}
+	cert, certified := n.mesh.Certificate(r)
+	covered := map[string]bool{}
+	if certified {
+		rs.Signatures = n.signatures(cert.Note)
+		for _, c := range cert.Checkpoints {
+			if cp, err := merkle.ParseCheckpoint(noteBody(c)); err == nil {
+				covered[cp.Origin] = true
+			}
+		}
+	}
+	_, ownErr := n.tree.CheckpointAt(r)
+	for i, m := range members {
+		switch since, ok := accused[m]; {
+		case ok && r >= since:
+			rs.Cells[i] = portal.CellEvidence
+		case certified && covered[m]:
+			rs.Cells[i] = portal.CellCertified
+		case certified:
+			rs.Cells[i] = portal.CellMissing
+		case ownErr == nil:
+			rs.Cells[i] = portal.CellNoQuorum
+		default:
+			rs.Cells[i] = portal.CellUnknown // this node was not running
+		}
+	}
+	return rs
+}
+
+// evidenceRounds maps each accused member to the round it contradicted
+// itself in: the later round of the two notes of its evidence (the earliest
+// such round if there are several pieces).
+func evidenceRounds(es []portal.Evidence) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, e := range es {
+		since := uint64(0)
+		for _, s := range e.Notes {
+			if cp, err := merkle.ParseCheckpoint(noteBody([]byte(s))); err == nil {
+				since = max(since, cp.Round)
+			}
+		}
+		if prev, ok := out[e.Origin]; !ok || since < prev {
+			out[e.Origin] = since
+		}
+	}
+	return out
+}
+
+// growth reads the node's own checkpoints of the last chartWindow (the
+// log size at each round close) and keeps at most chartPoints of them,
+// evenly spread.
+func (n *Node) growth(closed uint64) []portal.GrowthPoint {
+	period := n.schedule.Period
+	if period <= 0 {
+		return nil
+	}
+	rounds := min(uint64(chartWindow/period), closed)
+	var all []portal.GrowthPoint
+	for r := closed - rounds; r <= closed; r++ {
+		signed, err := n.tree.CheckpointAt(r)
+		if err != nil || len(signed) == 0 {
+			continue
+		}
+		cp, err := merkle.ParseCheckpoint(noteBody(signed))
+		if err != nil {
+			continue
+		}
+		all = append(all, portal.GrowthPoint{Time: time.Unix(cp.Time, 0).UTC(), Size: cp.Size})
+	}
+	if len(all) <= chartPoints {
+		return all
+	}
+	out := make([]portal.GrowthPoint, 0, chartPoints)
+	for i := range chartPoints {
+		out = append(out, all[i*(len(all)-1)/(chartPoints-1)])
+	}
+	return out
+}
+
+// signatures counts the valid member signatures on a note.
+func (n *Node) signatures(signed []byte) int {
+	nn, err := note.Open(signed, n.federationVerifiers())
+	if err != nil {
+		return 0
+	}
+	return len(nn.Sigs)
+}
+
+// federationVerifiers are the note verifiers of every member.
+func (n *Node) federationVerifiers() note.Verifiers {
+	var vs []note.Verifier
+	for _, m := range n.fed.Members {
+		if v, err := note.NewVerifier(m.Key); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	return note.VerifierList(vs...)
+}

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal/tiles"
+)
+
+// handler is the node's HTTP handler: the C2SP tlog-tiles read API of its
+// log and replicas (package tiles), and the portal for everything else.
+func (n *Node) handler() http.Handler {
+	mux := http.NewServeMux()
+	tiles.New(tiles.Config{
+		Own: tiles.Log{
+			Checkpoint: func() ([]byte, error) {
+				signed, err := n.tree.LatestCheckpoint()
+				if errors.Is(err, merkle.ErrNotFound) {
+					return nil, nil
+				}
+				return signed, err
+			},
+			Hashes:  n.tree,
+			Entries: n.log,
+		},
+		Replica:  n.tileReplica,
+		Replicas: n.tileReplicas,
+		Cosigned: n.cosignedCheckpoint,
+		Logger:   n.logger,
+	}).Register(mux)
+	if n.witnessing.witness != nil {
+		mux.Handle("POST /add-checkpoint", n.witnessing.witness)
+	}
+	mux.Handle("/", n.portal.Handler())
+	return mux
+}
+
+// tileReplicas lists the members whose logs the node replicates.
+func (n *Node) tileReplicas() []string {
+	if n.mesh == nil {
+		return nil
+	}
+	var origins []string
+	for o := range n.mesh.Replicas() {
+		origins = append(origins, o)
+	}
+	slices.Sort(origins)
+	return origins
+}
+
+// tileReplica is the node's replica of origin's log, served up to the
+// latest checkpoint of origin that the replica verified.
+func (n *Node) tileReplica(origin string) (tiles.Log, bool) {
+	if n.mesh == nil {
+		return tiles.Log{}, false
+	}
+	if _, ok := n.mesh.Replicas()[origin]; !ok {
+		return tiles.Log{}, false
+	}
+	rep, err := n.log.Replica(origin)
+	if err != nil {
+		return tiles.Log{}, false
+	}
+	return tiles.Log{
+		Checkpoint: func() ([]byte, error) { return n.mesh.Replicas()[origin].Verified, nil },
+		Hashes:     merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin)),
+		Entries:    rep,
+	}, true
+}

@@ -1,0 +1,164 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/portal/witness"
+)
+
+// WitnessPolicyFile is the name, in the node's directory, of its witness
+// policy (see witness.Policy); without it the node asks only its
+// federation's members to cosign.
+const WitnessPolicyFile = "witness-policy"
+
+// witnessing is the node's side of the witness protocols.
+type witnessing struct {
+	witness   *witness.Witness   // serves add-checkpoint; nil without a federation
+	submitter *witness.Submitter // asks witnesses to cosign; nil if there are none
+	queue     chan []byte        // the latest checkpoint to submit
+
+	requests    *prometheus.CounterVec // add-checkpoint answers served, by status
+	submissions *prometheus.CounterVec // submissions to witnesses, by outcome
+}
+
+// newWitnessMetrics registers the witness metrics.
+func (n *Node) newWitnessMetrics() error {
+	w := &n.witnessing
+	w.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "intermesh_witness_add_checkpoint_total",
+		Help: "add-checkpoint requests this node answered as a witness, by HTTP status.",
+	}, []string{"status"})
+	w.submissions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "intermesh_witness_submissions_total",
+		Help: "Checkpoints this node submitted to a witness, by outcome (cosigned, failed).",
+	}, []string{"outcome"})
+	for _, c := range []prometheus.Collector{w.requests, w.submissions} {
+		if err := n.registry.Register(c); err != nil {
+			return fmt.Errorf("node: metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// newWitnessing sets up the node's witness of its federation's members and
+// the submission of its checkpoints to its policy's witnesses and to the
+// other members.
+func (n *Node) newWitnessing() error {
+	if err := n.newWitnessMetrics(); err != nil {
+		return err
+	}
+	var extra []witness.PolicyWitness
+	if n.fed != nil {
+		cosigner, err := witness.NewCosigner(witness.CosignerName(n.cfg.Origin), n.key)
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		var logs []note.Verifier
+		for _, m := range n.fed.Members {
+			v, err := note.NewVerifier(m.Key)
+			if err != nil {
+				return fmt.Errorf("node: federation member %s: %w", m.Origin, err)
+			}
+			logs = append(logs, v)
+			if m.Origin == n.cfg.Origin || m.HTTP == "" {
+				continue
+			}
+			wv, err := witness.MemberVerifier(m.Key)
+			if err != nil {
+				return fmt.Errorf("node: federation member %s: %w", m.Origin, err)
+			}
+			extra = append(extra, witness.PolicyWitness{Name: m.Origin, Verifier: wv, URL: m.HTTP})
+		}
+		n.witnessing.witness, err = witness.New(witness.Config{
+			DB: n.log.DB(), Cosigner: cosigner, Logs: logs, Logger: n.logger,
+			Observe: func(status int) { n.witnessing.requests.WithLabelValues(fmt.Sprint(status)).Inc() },
+		})
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+	}
+	path := filepath.Join(n.cfg.Dir, WitnessPolicyFile)
+	var policy *witness.Policy
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("node: witness policy: %w", err)
+	default:
+		if policy, err = witness.ParsePolicy(b); err != nil {
+			return fmt.Errorf("node: %s: %w", path, err)
+		}
+	}
+	if policy == nil && len(extra) == 0 {
+		return nil
+	}
+	n.witnessing.submitter = witness.NewSubmitter(witness.SubmitterConfig{
+		Policy: policy, Extra: extra, Proofs: n.tree, Logger: n.logger,
+		Observe: func(name string, d time.Duration, err error) {
+			outcome := "cosigned"
+			if err != nil {
+				outcome = "failed"
+			}
+			n.witnessing.submissions.WithLabelValues(outcome).Inc()
+		},
+	})
+	n.witnessing.queue = make(chan []byte, 1)
+	return nil
+}
+
+// offerToWitnesses queues a new checkpoint for the witnesses, replacing
+// one that is still waiting.
+func (n *Node) offerToWitnesses(signed []byte) {
+	q := n.witnessing.queue
+	if q == nil {
+		return
+	}
+	for {
+		select {
+		case q <- signed:
+			return
+		default:
+		}
+		select {
+		case <-q:
+		default:
+		}
+	}
+}
+
+// runWitnessSubmissions submits each queued checkpoint until ctx ends.
+func (n *Node) runWitnessSubmissions(ctx context.Context) {
+	if n.witnessing.queue == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case signed := <-n.witnessing.queue:
+			if _, count, err := n.witnessing.submitter.Submit(ctx, signed); err != nil {
+				n.logger.Warn("submitting the checkpoint to witnesses failed", "err", err)
+			} else {
+				n.logger.Debug("checkpoint submitted to witnesses", "policy_cosignatures", count)
+			}
+		}
+	}
+}
+
+// cosignedCheckpoint is the latest checkpoint the witness policy's quorum
+// cosigned, with every cosignature it got; nil if none.
+func (n *Node) cosignedCheckpoint() ([]byte, error) {
+	if n.witnessing.submitter == nil {
+		return nil, nil
+	}
+	return n.witnessing.submitter.Cosigned(), nil
+}

@@ -1,0 +1,167 @@
+package portal
+
+import (
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"github.com/intermesh/intermesh/portal/mesh"
+)
+
+// AccountProof proves that a request comes from an administration device of
+// an account: a signed timestamp, bound to the account, the transaction and
+// (for Publish) the entry it vouches for. It travels as a signed entry
+// {"AccountProof":[header, payload, trailer]} whose payload is
+//
+//	{"AccountProof":{"Account":"alice@example.com","Transaction":"ConnectPending",
+//	  "Signed":"2026-11-28T23:50:00Z"}}
+//
+// signed by the offline key or an online (administration) key of the
+// profile the account is bound to. The portal accepts it while Signed is
+// within AccountProofWindow of its clock, so no portal state is needed; a
+// proof captured in that window can be replayed only for the same account
+// and transaction (and, for Publish, the same entry) until it expires.
+type AccountProof struct {
+	// Account is the account name.
+	Account string
+	// Transaction is the transaction the proof authorizes, e.g. "Publish".
+	Transaction string
+	// Signed is when the proof was signed.
+	Signed time.Time
+	// Digest is, for Publish, the unpadded base64url SHA-512 of the payload
+	// of the entry published (its PayloadDigest).
+	Digest string `json:",omitempty"`
+}
+
+// TypeName implements mesh.Object.
+func (*AccountProof) TypeName() string { return "AccountProof" }
+
+// AccountProofWindow is how far Signed may be from the portal's clock, in
+// either direction.
+const AccountProofWindow = 5 * time.Minute
+
+// SignAccountProof returns an AccountProof entry for account and
+// transaction tx, signed at signed by key. For Publish, entry is the entry
+// published; otherwise nil.
+func SignAccountProof(account, tx string, entry Entry, signed time.Time, key *mesh.PrivateKey) (Entry, error) {
+	p := &AccountProof{Account: account, Transaction: tx, Signed: signed.UTC()}
+	if len(entry) > 0 {
+		_, env, err := mesh.ParseEntry(entry)
+		if err != nil {
+			return nil, fmt.Errorf("portal: account proof: %w", err)
+		}
+		p.Digest = entryDigest(env)
+	}
+	env, err := mesh.SignObject(p, key)
+	if err != nil {
+		return nil, fmt.Errorf("portal: signing account proof: %w", err)
+	}
+	raw, err := mesh.MarshalEntry(p.TypeName(), env)
+	if err != nil {
+		return nil, fmt.Errorf("portal: account proof: %w", err)
+	}
+	return raw, nil
+}
+
+// entryDigest is the Digest an AccountProof gives for an entry.
+func entryDigest(env *mesh.Envelope) string {
+	d := sha512.Sum512(env.Payload)
+	return base64.RawURLEncoding.EncodeToString(d[:])
+}
+
+// verifyAccountProof checks the AccountProof of a request field: for
+// account (canonical name, open, state acct) and transaction tx, within the
+// window, for the entry whose envelope is env (Publish; nil otherwise), and
+// signed by a key of the account's registered profile. It returns the
+// signer's UDF. Every refusal is ClientUnauthorized, except a malformed
+// proof (ClientBadRequest).
+func (s *Server) verifyAccountProof(field string, raw Entry, account string, acct accountState, tx string, env *mesh.Envelope) (string, error) {
+	if len(raw) == 0 {
+		return "", Errorf(ClientUnauthorized, "%s is missing: %s for account %q needs an AccountProof signed by an administration key of the account's profile",
+			field, tx, acct.AccountID)
+	}
+	if err := s.checkEntry(field, raw); err != nil {
+		return "", err
+	}
+	var proof AccountProof
+	typ, penv, err := mesh.ParseEntry(raw)
+	if err != nil {
+		return "", meshError(field, err)
+	}
+	if err := mesh.DecodePayload(penv.Payload, &proof); err != nil || typ != proof.TypeName() {
+		return "", Errorf(ClientBadRequest, "%s must be a signed %q entry", field, proof.TypeName())
+	}
+	now := s.now()
+	switch {
+	case CanonicalAccount(proof.Account) != account:
+		return "", Errorf(ClientUnauthorized, "%s is for account %q, not %q", field, proof.Account, acct.AccountID)
+	case proof.Transaction != tx:
+		return "", Errorf(ClientUnauthorized, "%s is for transaction %q, not %q", field, proof.Transaction, tx)
+	case proof.Signed.IsZero():
+		return "", Errorf(ClientBadRequest, "%s has no Signed time", field)
+	case proof.Signed.Before(now.Add(-AccountProofWindow)) || proof.Signed.After(now.Add(AccountProofWindow)):
+		return "", Errorf(ClientUnauthorized, "%s was signed at %s, more than %s from the portal's time %s: sign a fresh one",
+			field, proof.Signed.UTC().Format(time.RFC3339), AccountProofWindow, now.UTC().Format(time.RFC3339))
+	case proof.Signed.Before(acct.Created.Add(-deleteProofPast)):
+		return "", Errorf(ClientUnauthorized, "%s was signed before account %q was created: it is not for this account", field, acct.AccountID)
+	}
+	if env != nil && subtle.ConstantTimeCompare([]byte(proof.Digest), []byte(entryDigest(env))) != 1 {
+		return "", Errorf(ClientUnauthorized, "%s vouches for another entry (Digest %q)", field, proof.Digest)
+	}
+	keys, err := s.accountKeys(acct)
+	if err != nil {
+		return "", err
+	}
+	signer, err := penv.VerifyWith(func(kid mesh.UDF) (mesh.PublicKey, error) {
+		if k, ok := keys[kid]; ok {
+			return k, nil
+		}
+		return mesh.PublicKey{}, mesh.ErrUnknownKey
+	})
+	if err != nil {
+		return "", meshError(field, err)
+	}
+	return signer.String(), nil
+}
+
+// accountKeys returns the keys that may sign for an account: the offline
+// and online keys of the registered version of its profile. The version
+// was verified when it was appended to this node's log, so its keys are
+// read without checking its signature again (an account proof then costs
+// one signature check, not two).
+func (s *Server) accountKeys(acct accountState) (map[mesh.UDF]mesh.PublicKey, error) {
+	fail := func(err error) (map[mesh.UDF]mesh.PublicKey, error) {
+		return nil, fmt.Errorf("portal: the profile %s of account %q cannot be read: %w", acct.ProfileUDF, acct.AccountID, err)
+	}
+	obj, found, err := s.state.object(acct.ProfileUDF)
+	if err != nil || !found {
+		return fail(fmt.Errorf("not registered (%v)", err))
+	}
+	rec, err := s.log.Get(obj.Seq)
+	if err != nil {
+		return fail(err)
+	}
+	pe, err := UnmarshalPortalEntry(rec.Payload)
+	if err != nil {
+		return fail(err)
+	}
+	typ, env, err := mesh.ParseEntry(pe.Entry)
+	if err != nil {
+		return fail(err)
+	}
+	var p mesh.SignedProfile
+	switch typ {
+	case mesh.TypeProfileMesh:
+		p = &mesh.ProfileMesh{}
+	case mesh.TypeProfileAccount:
+		p = &mesh.ProfileAccount{}
+	default:
+		return fail(fmt.Errorf("an account's profile cannot be a %s", typ))
+	}
+	if err := mesh.DecodePayload(env.Payload, p); err != nil {
+		return fail(err)
+	}
+	return mesh.AuthorityKeys(p)
+}

@@ -1,0 +1,91 @@
+package portal
+
+import (
+	"context"
+	"time"
+)
+
+// FederationView gives the federation as the node sees it, for the status
+// page and GET /status.json. A Deps.Peers that also implements it adds the
+// federation section to both.
+type FederationView interface {
+	// FederationStatus returns the node's view; nil when it runs alone.
+	FederationStatus(ctx context.Context) (*FederationStatus, error)
+}
+
+// The states of a grid cell: what the node holds of one member in one round.
+const (
+	// CellCertified: the round's master-hash certificate covers the
+	// member's checkpoint.
+	CellCertified = "certified"
+	// CellMissing: the round has a certificate, without the member's
+	// checkpoint (it was down, cut off or late).
+	CellMissing = "missing"
+	// CellNoQuorum: this node closed the round but no certificate formed.
+	CellNoQuorum = "no-quorum"
+	// CellEvidence: the node holds evidence that the member equivocated,
+	// from this round on.
+	CellEvidence = "evidence"
+	// CellUnknown: this node has nothing of the round (it was not running).
+	CellUnknown = "unknown"
+)
+
+// FederationStatus is the federation as one node sees it. Example (JSON):
+//
+//	{"Federation":"testnet","Self":"testnet/node0","Quorum":3,"PeriodSeconds":10,"Connected":3,
+//	 "Members":["testnet/node0","testnet/node1",...],
+//	 "Rounds":[{"Round":179575125,"Signatures":4,"Cells":["certified","certified","missing",...]},...],
+//	 "Replicas":[{"Origin":"testnet/node1","Size":120,"Known":120,"LagRecords":0,"LagRounds":0,...}],
+//	 "Certificate":{"Round":179575125,"MasterHash":"...","Signers":[...],"Checkpoints":4,"Note":"..."},
+//	 "Evidence":[...],"Growth":[{"Time":"2026-11-28T23:00:00Z","Size":118},...]}
+type FederationStatus struct {
+	Federation    string
+	Self          string
+	Quorum        int
+	PeriodSeconds float64
+	Connected     int // members this node is connected to
+	Members       []string
+	// Rounds are the last closed rounds, oldest first; each has one cell
+	// per member, in Members order.
+	Rounds      []RoundStatus
+	Replicas    []ReplicaStatus
+	Certificate *CertificateStatus `json:",omitempty"`
+	Evidence    []Evidence
+	// Growth is the node's log size at its round closes over the last
+	// hour, oldest first (from its own checkpoints).
+	Growth []GrowthPoint
+}
+
+// RoundStatus is one round of the grid.
+type RoundStatus struct {
+	Round      uint64
+	Signatures int // member signatures on its certificate, 0 if none
+	Cells      []string
+}
+
+// ReplicaStatus is what the node holds of one member's log.
+type ReplicaStatus struct {
+	Origin        string
+	Size          uint64 // records held
+	Known         uint64 // records the origin is known to have
+	LagRecords    uint64
+	VerifiedSize  uint64 // size of the newest checkpoint the replica reproduces
+	VerifiedRound uint64
+	LagRounds     uint64 // rounds between the last closed round and VerifiedRound
+	Untrusted     string `json:",omitempty"`
+}
+
+// CertificateStatus is the newest master-hash certificate the node holds.
+type CertificateStatus struct {
+	Round       uint64
+	MasterHash  string // base64
+	Signers     []string
+	Checkpoints int
+	Note        string
+}
+
+// GrowthPoint is the log size at a round close.
+type GrowthPoint struct {
+	Time time.Time
+	Size uint64
+}

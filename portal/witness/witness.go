@@ -1,0 +1,280 @@
+// Package witness speaks the transparency-log witness protocols: it serves
+// C2SP tlog-witness add-checkpoint (https://c2sp.org/tlog-witness) as a
+// witness of a fixed set of logs, cosigning with C2SP tlog-cosignature
+// cosignature/v1 (https://c2sp.org/tlog-cosignature); and, as a log, it
+// submits the node's checkpoints to external witnesses under a policy and
+// keeps their cosignatures (Submitter).
+//
+// A node witnesses its federation's members with its own Ed25519 key, so
+// members cosign each other's checkpoints by the standard protocol and any
+// other log or witness tool can talk to them.
+//
+// A cosignature vouches for a checkpoint's origin, size and root only: it
+// says that, at its time, the witness had seen no tree of that log larger
+// than this one and that it checked this one consistent with every earlier
+// one it cosigned. Extension lines are signed but not vouched for.
+//
+// # Storage
+//
+// The witness keeps, per witnessed origin, the size and root of the latest
+// checkpoint it cosigned, in the node's Badger database under keys whose
+// first byte is 'w' (no other package uses it):
+//
+//	'w' 'l' <origin>   size (8 bytes, big-endian) || root (32 bytes)
+//
+// A check of a request's old size and the write of the new state happen
+// under one lock and one synced transaction, before the answer.
+package witness
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// KeyPrefix is the first byte of every Badger key the witness writes.
+const KeyPrefix byte = 'w'
+
+// maxRequest bounds an add-checkpoint request body: an old-size line, 63
+// proof lines and a checkpoint with a few signatures.
+const maxRequest = 16 << 10
+
+// maxProof is the most consistency proof lines a request may carry.
+const maxProof = 63
+
+// Witness answers add-checkpoint for the logs it trusts.
+type Witness struct {
+	db      *badger.DB
+	signer  *Cosigner
+	logs    map[string]note.Verifier // origin → the log's key
+	logger  *slog.Logger
+	mu      sync.Mutex // serializes check-and-persist
+	metrics func(status int)
+}
+
+// Config says what a Witness witnesses.
+type Config struct {
+	// DB holds the witness state (required).
+	DB *badger.DB
+	// Cosigner signs the cosignatures (required).
+	Cosigner *Cosigner
+	// Logs are the verifier keys of the logs witnessed, one per origin
+	// (the key name is the origin).
+	Logs []note.Verifier
+	// Logger logs store failures. Optional.
+	Logger *slog.Logger
+	// Observe, if set, is called with the status of every answer.
+	Observe func(status int)
+}
+
+// New returns a witness for cfg.
+func New(cfg Config) (*Witness, error) {
+	if cfg.DB == nil || cfg.Cosigner == nil {
+		return nil, errors.New("witness: Config.DB and Config.Cosigner are required")
+	}
+	w := &Witness{db: cfg.DB, signer: cfg.Cosigner, logs: map[string]note.Verifier{}, logger: cfg.Logger, metrics: cfg.Observe}
+	if w.logger == nil {
+		w.logger = slog.Default()
+	}
+	for _, v := range cfg.Logs {
+		if _, dup := w.logs[v.Name()]; dup {
+			return nil, fmt.Errorf("witness: two keys for log %q", v.Name())
+		}
+		w.logs[v.Name()] = v
+	}
+	return w, nil
+}
+
+// VerifierKey is the witness's cosignature/v1 verifier key.
+func (w *Witness) VerifierKey() string { return w.signer.VerifierKey() }
+
+// ServeHTTP answers POST add-checkpoint (the caller routes it).
+func (w *Witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	status, body, contentType := w.addCheckpoint(r)
+	if w.metrics != nil {
+		w.metrics(status)
+	}
+	rw.Header().Set("Content-Type", contentType)
+	rw.WriteHeader(status)
+	_, _ = rw.Write(body)
+}
+
+// addCheckpoint runs one request and returns the answer.
+func (w *Witness) addCheckpoint(r *http.Request) (int, []byte, string) {
+	const text = "text/plain; charset=utf-8"
+	fail := func(status int, format string, a ...any) (int, []byte, string) {
+		return status, []byte(fmt.Sprintf(format, a...) + "\n"), text
+	}
+	if r.Method != http.MethodPost {
+		return fail(http.StatusMethodNotAllowed, "add-checkpoint is a POST")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest+1))
+	if err != nil {
+		return fail(http.StatusBadRequest, "reading the request: %v", err)
+	}
+	if len(body) > maxRequest {
+		return fail(http.StatusRequestEntityTooLarge, "the request is over %d bytes", maxRequest)
+	}
+	req, err := parseRequest(body)
+	if err != nil {
+		return fail(http.StatusBadRequest, "%v", err)
+	}
+	v, ok := w.logs[req.origin]
+	if !ok {
+		return fail(http.StatusNotFound, "unknown log %q", req.origin)
+	}
+	n, err := note.Open(req.note, note.VerifierList(v))
+	if err != nil {
+		var unverified *note.UnverifiedNoteError
+		var invalid *note.InvalidSignatureError
+		if errors.As(err, &unverified) || errors.As(err, &invalid) {
+			return fail(http.StatusForbidden, "the checkpoint carries no valid signature by %s's key", req.origin)
+		}
+		return fail(http.StatusBadRequest, "the checkpoint is not a signed note: %v", err)
+	}
+	cp, err := parseCheckpoint([]byte(n.Text))
+	if err != nil {
+		return fail(http.StatusBadRequest, "%v", err)
+	}
+	if cp.origin != req.origin {
+		return fail(http.StatusBadRequest, "the note's origin line is not %q", req.origin)
+	}
+	if req.old > cp.size {
+		return fail(http.StatusBadRequest, "old size %d is larger than the checkpoint's size %d", req.old, cp.size)
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	known, err := w.load(cp.origin)
+	if err != nil {
+		w.logger.Error("witness: reading state", "origin", cp.origin, "err", err)
+		return fail(http.StatusInternalServerError, "cannot read the witness state")
+	}
+	if req.old != known.size || (req.old == cp.size && cp.root != known.root) {
+		return http.StatusConflict, []byte(strconv.FormatUint(known.size, 10) + "\n"), "text/x.tlog.size"
+	}
+	if err := verifyConsistency(req.old, cp, known.root, req.proof); err != nil {
+		return fail(http.StatusUnprocessableEntity, "%v", err)
+	}
+	if err := w.store(cp); err != nil {
+		w.logger.Error("witness: persisting state", "origin", cp.origin, "err", err)
+		return fail(http.StatusInternalServerError, "cannot persist the witness state")
+	}
+	signed, err := note.Sign(&note.Note{Text: n.Text}, w.signer)
+	if err != nil {
+		return fail(http.StatusInternalServerError, "cannot cosign: %v", err)
+	}
+	return http.StatusOK, signatureLines(signed), text
+}
+
+// verifyConsistency checks an add-checkpoint's consistency proof from the
+// known tree (old size, known root) to cp.
+func verifyConsistency(old uint64, cp checkpoint, knownRoot [32]byte, p [][]byte) error {
+	switch {
+	case old == 0 && len(p) != 0:
+		return errors.New("the consistency proof from size 0 must be empty")
+	case old == 0:
+		return nil
+	case old == cp.size && len(p) != 0:
+		return errors.New("the consistency proof between equal sizes must be empty")
+	case old == cp.size:
+		return nil
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old, cp.size, p, knownRoot[:], cp.root[:]); err != nil {
+		return fmt.Errorf("the consistency proof from size %d to %d does not verify: %w", old, cp.size, err)
+	}
+	return nil
+}
+
+// signatureLines returns the signature lines of a signed note.
+func signatureLines(signed []byte) []byte {
+	i := bytes.LastIndex(signed, []byte("\n\n"))
+	return signed[i+2:]
+}
+
+// request is a parsed add-checkpoint body.
+type request struct {
+	old    uint64
+	proof  [][]byte
+	origin string
+	note   []byte
+}
+
+// parseRequest parses "old N\n", up to 63 base64 hash lines, "\n", then a
+// signed checkpoint note.
+func parseRequest(body []byte) (request, error) {
+	head, rest, ok := bytes.Cut(body, []byte("\n\n"))
+	if !ok {
+		return request{}, errors.New("no blank line after the old size and proof")
+	}
+	lines := strings.Split(string(head), "\n")
+	size, ok := strings.CutPrefix(lines[0], "old ")
+	n, err := strconv.ParseUint(size, 10, 64)
+	if !ok || err != nil || strconv.FormatUint(n, 10) != size {
+		return request{}, errors.New(`the first line is not "old <size>" in canonical decimal`)
+	}
+	req := request{old: n, note: rest}
+	if len(lines)-1 > maxProof {
+		return request{}, fmt.Errorf("%d proof lines, at most %d", len(lines)-1, maxProof)
+	}
+	for i, l := range lines[1:] {
+		h, err := base64.StdEncoding.DecodeString(l)
+		if err != nil || len(h) != 32 {
+			return request{}, fmt.Errorf("proof line %d is not the base64 of a 32-byte hash", i+1)
+		}
+		req.proof = append(req.proof, h)
+	}
+	req.origin, _, _ = strings.Cut(string(rest), "\n")
+	return req, nil
+}
+
+// treeState is the latest cosigned size and root of a log.
+type treeState struct {
+	size uint64
+	root [32]byte
+}
+
+func stateKey(origin string) []byte { return append([]byte{KeyPrefix, 'l'}, origin...) }
+
+// load reads the state of origin; the zero state if it was never cosigned.
+func (w *Witness) load(origin string) (treeState, error) {
+	var st treeState
+	err := w.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(stateKey(origin))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 40 {
+				return fmt.Errorf("witness: state of %q is %d bytes", origin, len(v))
+			}
+			st.size = binary.BigEndian.Uint64(v)
+			copy(st.root[:], v[8:])
+			return nil
+		})
+	})
+	return st, err
+}
+
+// store persists cp as the latest cosigned state of its origin.
+func (w *Witness) store(cp checkpoint) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 40), cp.size)
+	v = append(v, cp.root[:]...)
+	return w.db.Update(func(txn *badger.Txn) error { return txn.Set(stateKey(cp.origin), v) })
+}

@@ -1,0 +1,247 @@
+package testnet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ChaosOptions configure Processes.Chaos.
+//
+// The mechanism: a kill is SIGKILL of a member process, and its restart
+// `meshd run` on the same directory; a partition is SIGUSR1 to a member,
+// which makes its libp2p connection gater refuse and close every
+// connection with the other members (while its portal keeps serving), and
+// the heal is SIGUSR2. Both are real: the process dies without a chance to
+// flush anything, the partitioned member's checkpoints and records stop
+// reaching the others and theirs stop reaching it.
+type ChaosOptions struct {
+	// Seed seeds the random choices (victims, intervals, durations); a run
+	// with the same seed makes the same choices. Printed by the caller.
+	Seed uint64
+	// KillEvery is the mean interval between kills (each interval is drawn
+	// uniformly from [KillEvery/2, 3*KillEvery/2]); 0 kills nobody.
+	KillEvery time.Duration
+	// PartitionEvery is the mean interval between partitions; 0 partitions
+	// nobody.
+	PartitionEvery time.Duration
+	// Down is the mean time a killed member stays down and a partition
+	// lasts (drawn from [Down/2, 3*Down/2]). Default 2 epoch periods.
+	Down time.Duration
+	// MaxFaulty is how many members may be down or partitioned at once.
+	// Default: members minus quorum, so that every round can still be
+	// certified; at least 1.
+	MaxFaulty int
+	// Log receives one line per event; nil discards them.
+	Log io.Writer
+}
+
+// ChaosStats counts what Chaos did.
+type ChaosStats struct {
+	Kills, Restarts, Partitions, Heals int
+	// Failed counts faults that could not be injected or undone (a restart
+	// that failed, a signal that could not be sent), with the last error.
+	Failed  int
+	LastErr string `json:",omitempty"`
+}
+
+// Chaos kills and restarts members and partitions and heals them at random
+// intervals until ctx ends; then it heals and restarts every member it
+// faulted, and returns what it did.
+func (p *Processes) Chaos(ctx context.Context, o ChaosOptions) ChaosStats {
+	if o.Down <= 0 {
+		o.Down = 2 * p.opts.Period
+	}
+	if o.MaxFaulty <= 0 {
+		o.MaxFaulty = max(1, p.Size()-p.fed.EffectiveQuorum())
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	c := &chaos{p: p, o: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), faulty: map[int]bool{}}
+	var wg sync.WaitGroup
+	if o.KillEvery > 0 {
+		wg.Go(func() { c.every(ctx, o.KillEvery, c.kill) })
+	}
+	if o.PartitionEvery > 0 {
+		wg.Go(func() { c.every(ctx, o.PartitionEvery, c.partition) })
+	}
+	wg.Wait()
+	c.undoAll()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// chaos is one Chaos run.
+type chaos struct {
+	p   *Processes
+	o   ChaosOptions
+	mu  sync.Mutex
+	rng *rand.Rand // guarded by mu
+	// faulty are the members down or partitioned now; undo restores one.
+	faulty map[int]bool
+	undo   []func()
+	stats  ChaosStats
+	wg     sync.WaitGroup // pending undos
+}
+
+// jitter draws a duration uniformly from [d/2, 3d/2].
+func (c *chaos) jitter(d time.Duration) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return d/2 + time.Duration(c.rng.Int64N(int64(d)+1))
+}
+
+// every calls fault at random intervals around mean until ctx ends.
+func (c *chaos) every(ctx context.Context, mean time.Duration, fault func(context.Context)) {
+	for {
+		t := time.NewTimer(c.jitter(mean))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		fault(ctx)
+	}
+}
+
+// pick chooses a healthy member to fault and marks it faulty, or returns
+// -1 when MaxFaulty members are faulty already.
+func (c *chaos) pick() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.faulty) >= c.o.MaxFaulty {
+		return -1
+	}
+	var healthy []int
+	for i := range c.p.Size() {
+		if !c.faulty[i] && c.p.Running(i) {
+			healthy = append(healthy, i)
+		}
+	}
+	if len(healthy) == 0 {
+		return -1
+	}
+	i := healthy[c.rng.IntN(len(healthy))]
+	c.faulty[i] = true
+	return i
+}
+
+func (c *chaos) logf(format string, args ...any) {
+	fmt.Fprintf(c.o.Log, "%s chaos: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (c *chaos) failed(err error) {
+	c.mu.Lock()
+	c.stats.Failed++
+	c.stats.LastErr = err.Error()
+	c.mu.Unlock()
+	c.logf("FAILED: %v", err)
+}
+
+// kill SIGKILLs a member and restarts it after a while.
+func (c *chaos) kill(ctx context.Context) {
+	i := c.pick()
+	if i < 0 {
+		return
+	}
+	if err := c.p.Kill(i); err != nil {
+		c.failed(err)
+		c.heal(i)
+		return
+	}
+	down := c.jitter(c.o.Down)
+	c.mu.Lock()
+	c.stats.Kills++
+	c.mu.Unlock()
+	c.logf("SIGKILL node%d; restarting it in %s", i, down.Round(time.Millisecond))
+	c.later(ctx, down, func() {
+		if err := c.p.StartMember(context.WithoutCancel(ctx), i); err != nil {
+			c.failed(err)
+		} else {
+			c.mu.Lock()
+			c.stats.Restarts++
+			c.mu.Unlock()
+			c.logf("node%d restarted", i)
+		}
+		c.heal(i)
+	})
+}
+
+// partition isolates a member from the others and heals it after a while.
+func (c *chaos) partition(ctx context.Context) {
+	i := c.pick()
+	if i < 0 {
+		return
+	}
+	if err := c.p.Isolate(i, true); err != nil {
+		c.failed(err)
+		c.heal(i)
+		return
+	}
+	d := c.jitter(c.o.Down)
+	c.mu.Lock()
+	c.stats.Partitions++
+	c.mu.Unlock()
+	c.logf("partition node%d from the others for %s", i, d.Round(time.Millisecond))
+	c.later(ctx, d, func() {
+		if err := c.p.Isolate(i, false); err != nil {
+			c.failed(err)
+		} else {
+			c.mu.Lock()
+			c.stats.Heals++
+			c.mu.Unlock()
+			c.logf("node%d healed", i)
+		}
+		c.heal(i)
+	})
+}
+
+// heal marks member i healthy again.
+func (c *chaos) heal(i int) {
+	c.mu.Lock()
+	delete(c.faulty, i)
+	c.mu.Unlock()
+}
+
+// later runs undo after d, or at once when ctx ends (so that a Chaos run
+// leaves every member up and connected).
+func (c *chaos) later(ctx context.Context, d time.Duration, undo func()) {
+	c.wg.Go(func() {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		undo()
+	})
+}
+
+// undoAll waits for the pending restarts and heals.
+func (c *chaos) undoAll() { c.wg.Wait() }
+
+// Isolate partitions member i from the others (on true: SIGUSR1, its
+// gater refuses every member connection) or heals it (SIGUSR2).
+func (p *Processes) Isolate(i int, on bool) error {
+	p.mu.Lock()
+	pr := p.procs[i]
+	p.mu.Unlock()
+	if pr == nil {
+		return fmt.Errorf("testnet: member %d is not running", i)
+	}
+	sig := syscall.SIGUSR2
+	if on {
+		sig = syscall.SIGUSR1
+	}
+	if err := pr.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("testnet: member %d: %w", i, err)
+	}
+	return nil
+}

@@ -1,0 +1,332 @@
+package testnet
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/node"
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/client"
+)
+
+// soakConfig is the scale of a chaos run. The defaults are the 60-second
+// run of `make test`; `make soak` sets the environment for the long one.
+type soakConfig struct {
+	Duration       time.Duration // INTERMESH_SOAK_DURATION
+	Nodes          int           // INTERMESH_SOAK_NODES
+	Rate           float64       // INTERMESH_SOAK_RATE, publishes per second
+	Accounts       int           // INTERMESH_SOAK_ACCOUNTS
+	Period         time.Duration // INTERMESH_SOAK_PERIOD
+	KillEvery      time.Duration // INTERMESH_SOAK_KILL_EVERY
+	PartitionEvery time.Duration // INTERMESH_SOAK_PARTITION_EVERY
+	Down           time.Duration // INTERMESH_SOAK_DOWN
+	Seed           uint64        // INTERMESH_SOAK_SEED (default: the clock)
+}
+
+func soakFromEnv(t *testing.T) soakConfig {
+	t.Helper()
+	c := soakConfig{Duration: time.Minute, Nodes: 4, Rate: 40, Accounts: 20, Period: 2 * time.Second,
+		KillEvery: 15 * time.Second, PartitionEvery: 20 * time.Second, Down: 4 * time.Second, Seed: uint64(time.Now().UnixNano())}
+	dur := func(name string, d *time.Duration) {
+		if v := os.Getenv(name); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			*d = x
+		}
+	}
+	num := func(name string, set func(string) error) {
+		if v := os.Getenv(name); v != "" {
+			if err := set(v); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+	}
+	dur("INTERMESH_SOAK_DURATION", &c.Duration)
+	dur("INTERMESH_SOAK_PERIOD", &c.Period)
+	dur("INTERMESH_SOAK_KILL_EVERY", &c.KillEvery)
+	dur("INTERMESH_SOAK_PARTITION_EVERY", &c.PartitionEvery)
+	dur("INTERMESH_SOAK_DOWN", &c.Down)
+	num("INTERMESH_SOAK_NODES", func(v string) (err error) { c.Nodes, err = strconv.Atoi(v); return })
+	num("INTERMESH_SOAK_ACCOUNTS", func(v string) (err error) { c.Accounts, err = strconv.Atoi(v); return })
+	num("INTERMESH_SOAK_RATE", func(v string) (err error) { c.Rate, err = strconv.ParseFloat(v, 64); return })
+	num("INTERMESH_SOAK_SEED", func(v string) (err error) { c.Seed, err = strconv.ParseUint(v, 10, 64); return })
+	return c
+}
+
+// buildMeshctl compiles cmd/meshctl into a temporary directory.
+func buildMeshctl(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "meshctl")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/meshctl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// soakFigures are what a chaos run reports.
+type soakFigures struct {
+	Seed             uint64
+	Config           string
+	Chaos            ChaosStats
+	Load             json.RawMessage // meshctl load --json
+	Verify           json.RawMessage // meshctl load --verify --json
+	RoundsChecked    int
+	RoundsCertified  int
+	RoundsNoQuorum   int      // rounds no member holds a certificate of
+	NoQuorumRounds   []uint64 `json:",omitempty"`
+	MaxLagRecords    uint64
+	MaxLagRounds     uint64
+	MaxRSSBytes      uint64
+	MaxRssAnonBytes  uint64
+	AuditExit        int
+	AuditSummary     string
+	ElapsedSeconds   float64
+	AcknowledgedLost int
+}
+
+func TestChaosKillsAndPartitionsLoseNoAcknowledgedWriteAndEveryRoundIsCertified(t *testing.T) {
+	cfg := soakFromEnv(t)
+	meshctl := buildMeshctl(t)
+	bin := buildMeshd(t)
+	httpBase, err := FreeBasePort(cfg.Nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2pBase, err := FreeBasePort(cfg.Nodes, httpBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := StartProcesses(t.Context(), ProcessOptions{
+		Layout: Layout{Dir: dir, Nodes: cfg.Nodes, HTTPBasePort: httpBase, P2PBasePort: p2pBase, Period: cfg.Period},
+		Binary: bin,
+		Env:    []string{"MESHD_HTTP_RATE_PER_SECOND=0", "MESHD_LOG_LEVEL=warn"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("closing the testnet: %v", err)
+		}
+	})
+	fedPath := filepath.Join(dir, FederationFile)
+	waitForProcessAgreement(t, p, 60*time.Second, cfg.Nodes)
+	fig := soakFigures{Seed: cfg.Seed, Config: fmt.Sprintf("%+v", cfg)}
+	t.Logf("chaos seed %d (INTERMESH_SOAK_SEED=%d repeats its choices); %+v", cfg.Seed, cfg.Seed, cfg)
+
+	s := node.Schedule{Period: cfg.Period}
+	startRound := s.Round(time.Now()) + 1
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { p.sampleWhile(ctx, &fig) })
+	var chaosLog bytes.Buffer
+	wg.Go(func() {
+		fig.Chaos = p.Chaos(ctx, ChaosOptions{Seed: cfg.Seed, KillEvery: cfg.KillEvery, PartitionEvery: cfg.PartitionEvery,
+			Down: cfg.Down, Log: &lockedWriter{w: &chaosLog}})
+	})
+	acks := filepath.Join(dir, "acks.jsonl")
+	load := exec.CommandContext(t.Context(), meshctl, "--json", "load", "--federation", fedPath,
+		"--rate", fmt.Sprint(cfg.Rate), "--duration", cfg.Duration.String(), "--accounts", fmt.Sprint(cfg.Accounts),
+		"--acks", acks, "--timeout", "5s", "--concurrency", "128")
+	loadOut, loadErr := load.Output()
+	wg.Wait()
+	endRound := s.Round(time.Now()) - 1
+	t.Logf("chaos:\n%s", chaosLog.String())
+	if loadErr != nil {
+		t.Fatalf("meshctl load: %v\n%s", loadErr, loadOut)
+	}
+	fig.Load = loadOut
+
+	// Every member is up and connected again: every acknowledged write must
+	// be served, replicated and certified.
+	verify := exec.CommandContext(t.Context(), meshctl, "--json", "load", "--verify", "--federation", fedPath,
+		"--acks", acks, "--wait", "3m")
+	verifyOut, verifyErr := verify.Output()
+	fig.Verify = verifyOut
+	var ver struct {
+		OK       bool     `json:"ok"`
+		Writes   int      `json:"writes"`
+		Served   int      `json:"served_by_portal"`
+		Replicas int      `json:"served_by_every_replica"`
+		Included int      `json:"included_under_certificate"`
+		Failures []string `json:"failures"`
+	}
+	json.Unmarshal(verifyOut, &ver)
+	fig.AcknowledgedLost = ver.Writes - ver.Served
+
+	audit := exec.CommandContext(t.Context(), meshctl, "audit", "--federation", fedPath)
+	auditOut, _ := audit.CombinedOutput()
+	fig.AuditExit = audit.ProcessState.ExitCode()
+	fig.AuditSummary = firstLines(string(auditOut), 12)
+
+	p.countCertifiedRounds(t, startRound, endRound, &fig)
+	fig.ElapsedSeconds = time.Since(started).Seconds()
+
+	report, _ := json.MarshalIndent(fig, "", "  ")
+	t.Logf("figures:\n%s", report)
+	if path := os.Getenv("INTERMESH_SOAK_REPORT"); path != "" {
+		os.WriteFile(path, report, 0o644)
+	}
+
+	if verifyErr != nil || !ver.OK {
+		t.Errorf("load --verify failed (%v): %d writes, %d served, %d replicated everywhere, %d certified; %v",
+			verifyErr, ver.Writes, ver.Served, ver.Replicas, ver.Included, ver.Failures)
+	}
+	if ver.Writes == 0 {
+		t.Error("no write was acknowledged")
+	}
+	if fig.AuditExit != 0 {
+		t.Errorf("meshctl audit exited %d:\n%s", fig.AuditExit, auditOut)
+	}
+	if fig.RoundsNoQuorum > 0 {
+		t.Errorf("%d of %d rounds have no certificate on any member: %v", fig.RoundsNoQuorum, fig.RoundsChecked, fig.NoQuorumRounds)
+	}
+	if fig.Chaos.Kills == 0 || fig.Chaos.Failed > 0 || (cfg.PartitionEvery > 0 && cfg.PartitionEvery < cfg.Duration && fig.Chaos.Partitions == 0) {
+		t.Errorf("the chaos did not run as asked: %+v", fig.Chaos)
+	}
+}
+
+// lockedWriter serializes writes.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// sampleWhile samples, every second until ctx ends, each running member's
+// memory (/proc/<pid>/status) and replica lag (/status.json), keeping the
+// maxima in fig.
+func (p *Processes) sampleWhile(ctx context.Context, fig *soakFigures) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for i := range p.Size() {
+			pid := p.Pid(i)
+			if pid == 0 || !p.Running(i) {
+				continue
+			}
+			rss, anon := procMemory(pid)
+			fig.MaxRSSBytes = max(fig.MaxRSSBytes, rss)
+			fig.MaxRssAnonBytes = max(fig.MaxRssAnonBytes, anon)
+			resp, err := hc.Get(p.PortalURL(i) + "/status.json")
+			if err != nil {
+				continue
+			}
+			var st struct{ Federation *portal.FederationStatus }
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if st.Federation == nil {
+				continue
+			}
+			for _, r := range st.Federation.Replicas {
+				fig.MaxLagRecords = max(fig.MaxLagRecords, r.LagRecords)
+				fig.MaxLagRounds = max(fig.MaxLagRounds, r.LagRounds)
+			}
+		}
+	}
+}
+
+// procMemory reads VmRSS and RssAnon of a process, in bytes.
+func procMemory(pid int) (rss, anon uint64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseUint(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "RssAnon:":
+			anon = kb << 10
+		}
+	}
+	return rss, anon
+}
+
+// countCertifiedRounds reads every member's MasterHash records and counts,
+// for each round from first to last, whether any member committed a
+// certificate with at least the quorum's valid member signatures.
+func (p *Processes) countCertifiedRounds(t *testing.T, first, last uint64, fig *soakFigures) {
+	t.Helper()
+	vs := federationVerifierList(p.fed)
+	certified := map[uint64]bool{}
+	for i := range p.Size() {
+		c, err := client.New(p.PortalURL(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.TransferAll(t.Context(), 0, 0, func(item portal.DataItem) error {
+			if item.Kind != "MasterHash" {
+				return nil
+			}
+			body := []byte(item.Entry)
+			if len(body) == 0 {
+				body = item.Payload
+			}
+			var r intermesh.RoundResult
+			if err := json.Unmarshal(body, &r); err != nil || r.Outcome != intermesh.OutcomeCertificate {
+				return nil
+			}
+			if n, err := note.Open(r.Note, vs); err == nil && len(n.Sigs) >= p.fed.EffectiveQuorum() {
+				certified[r.Round] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("reading member %d's MasterHash records: %v", i, err)
+		}
+	}
+	for r := first; r <= last; r++ {
+		fig.RoundsChecked++
+		if certified[r] {
+			fig.RoundsCertified++
+		} else {
+			fig.RoundsNoQuorum++
+			fig.NoQuorumRounds = append(fig.NoQuorumRounds, r)
+		}
+	}
+}
