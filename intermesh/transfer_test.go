@@ -25,7 +25,7 @@ func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
 	origin := fed.Members[2].Origin
 	a := startNode(t, fed, keys, 0, nil, nil, nil)
 	small := testRecords(origin, 0, 2000, 10)
-	big := testRecords(origin, 1, 1, 2<<20)[0]
+	big := make([]byte, 2<<20) // a frame over any leaf's size (log.MaxLeafLen)
 	cases := []struct {
 		name       string
 		maxEntries int
@@ -36,7 +36,7 @@ func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
 		{"more records than asked", 10, 1 << 20, func(i uint64) ([]byte, bool) { return small[i].MarshalLeaf(), i < 1000 }, "limit 0"},
 		{"a record beyond the bytes asked", 10, 1 << 20, func(i uint64) ([]byte, bool) {
 			if i == 1 {
-				return big.MarshalLeaf(), true
+				return big, true
 			}
 			return small[i].MarshalLeaf(), i < 2
 		}, "limit"},
