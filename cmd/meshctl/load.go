@@ -308,6 +308,9 @@ func (l *loadRun) createAccounts(ctx context.Context) ([]*loadAccount, time.Dura
 
 // sendUpdates publishes profile updates at the paced rate for the duration.
 // Request k is scheduled at start + k/rate; its latency counts from then.
+// When the portals fall behind (all --concurrency requests in flight),
+// requests wait for a slot, and those still unsent when the duration is
+// over are counted as not sent.
 func (l *loadRun) sendUpdates(ctx context.Context, accounts []*loadAccount) {
 	var (
 		wg   sync.WaitGroup
@@ -318,11 +321,16 @@ func (l *loadRun) sendUpdates(ctx context.Context, accounts []*loadAccount) {
 	l.stats.begin(start)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for k := 0; ; k++ {
+	scheduled := int(float64(l.o.duration) / float64(interval))
+	if float64(scheduled)*float64(interval) < float64(l.o.duration) {
+		scheduled++
+	}
+	deadline := time.NewTimer(l.o.duration)
+	defer deadline.Stop()
+	sent := 0
+	defer func() { l.stats.notSent(scheduled - sent) }()
+	for k := 0; k < scheduled; k++ {
 		at := start.Add(time.Duration(k) * interval)
-		if at.Sub(start) >= l.o.duration {
-			break
-		}
 		if d := time.Until(at); d > 0 {
 			timer.Reset(d)
 			select {
@@ -333,13 +341,20 @@ func (l *loadRun) sendUpdates(ctx context.Context, accounts []*loadAccount) {
 		if ctx.Err() != nil {
 			break
 		}
+		over := false
 		select {
 		case slot <- struct{}{}:
 		case <-ctx.Done():
+		case <-deadline.C:
+			over = true
 		}
-		if ctx.Err() != nil {
+		if over || ctx.Err() != nil || time.Since(start) >= l.o.duration {
+			if !over && ctx.Err() == nil {
+				<-slot
+			}
 			break
 		}
+		sent++
 		a := accounts[k%len(accounts)]
 		wg.Go(func() {
 			defer func() { <-slot }()
