@@ -422,3 +422,35 @@ func InForce(chain []*FederationVersion, round uint64) *FederationVersion {
 	}
 	return chain[0]
 }
+
+// MergeFederationSignatures returns the update a with the signatures of b
+// added: both must be signed notes of the same text. Signature lines are
+// kept once each, a's first; the result is at most MaxFederationNote.
+func MergeFederationSignatures(a, b []byte) ([]byte, error) {
+	ta, sa, okA := bytes.Cut(a, []byte("\n\n"))
+	tb, sb, okB := bytes.Cut(b, []byte("\n\n"))
+	if !okA || !okB {
+		return nil, fmt.Errorf("%w: merging signatures: not a signed note", ErrFederationUpdate)
+	}
+	if !bytes.Equal(ta, tb) {
+		return nil, fmt.Errorf("%w: merging signatures of two different texts", ErrFederationUpdate)
+	}
+	out := append(bytes.Clone(ta), '\n', '\n')
+	seen := map[string]bool{}
+	for _, sigs := range [][]byte{sa, sb} {
+		for _, line := range strings.SplitAfter(string(sigs), "\n") {
+			if line == "" || seen[line] {
+				continue
+			}
+			if !strings.HasSuffix(line, "\n") {
+				return nil, fmt.Errorf("%w: merging signatures: the note does not end with a newline", ErrFederationUpdate)
+			}
+			seen[line] = true
+			out = append(out, line...)
+		}
+	}
+	if len(out) > MaxFederationNote {
+		return nil, fmt.Errorf("%w: merged update is %d bytes, over the limit of %d", ErrFederationUpdate, len(out), MaxFederationNote)
+	}
+	return out, nil
+}

@@ -33,17 +33,21 @@ func (n *Node) handler() http.Handler {
 	if n.witnessing.witness != nil {
 		mux.Handle("POST /add-checkpoint", n.witnessing.witness)
 	}
+	if n.history != nil {
+		n.registerFederation(mux)
+	}
 	mux.Handle("/", n.portal.Handler())
 	return mux
 }
 
 // tileReplicas lists the members whose logs the node replicates.
 func (n *Node) tileReplicas() []string {
-	if n.mesh == nil {
+	mesh := n.Mesh()
+	if mesh == nil {
 		return nil
 	}
 	var origins []string
-	for o := range n.mesh.Replicas() {
+	for o := range mesh.Replicas() {
 		origins = append(origins, o)
 	}
 	slices.Sort(origins)
@@ -53,10 +57,11 @@ func (n *Node) tileReplicas() []string {
 // tileReplica is the node's replica of origin's log, served up to the
 // latest checkpoint of origin that the replica verified.
 func (n *Node) tileReplica(origin string) (tiles.Log, bool) {
-	if n.mesh == nil {
+	mesh := n.Mesh()
+	if mesh == nil {
 		return tiles.Log{}, false
 	}
-	if _, ok := n.mesh.Replicas()[origin]; !ok {
+	if _, ok := mesh.Replicas()[origin]; !ok {
 		return tiles.Log{}, false
 	}
 	rep, err := n.log.Replica(origin)
@@ -64,8 +69,13 @@ func (n *Node) tileReplica(origin string) (tiles.Log, bool) {
 		return tiles.Log{}, false
 	}
 	return tiles.Log{
-		Checkpoint: func() ([]byte, error) { return n.mesh.Replicas()[origin].Verified, nil },
-		Hashes:     merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin)),
-		Entries:    rep,
+		Checkpoint: func() ([]byte, error) {
+			if m := n.Mesh(); m != nil {
+				return m.Replicas()[origin].Verified, nil
+			}
+			return mesh.Replicas()[origin].Verified, nil
+		},
+		Hashes:  merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin)),
+		Entries: rep,
 	}, true
 }
