@@ -200,6 +200,11 @@ func (n *Node) SubmitFederationUpdate(ctx context.Context, signed []byte) (Feder
 	defer h.mu.Unlock()
 	cur := h.chain[len(h.chain)-1]
 	if next, err := config.ParseFederationText(noteText(signed)); err == nil && next.Version <= cur.Version {
+		if have := h.chain[next.Version]; bytes.Equal(have.Text(), next.Text()) {
+			// Accepted already (perhaps from a peer's log): nothing to do.
+			th := sha256.Sum256(have.Text())
+			return FederationSubmission{Accepted: true, Proposal: FederationProposal{Version: have.Version, Hash: th[:], Note: string(h.notes[have.Version])}}, nil
+		}
 		return FederationSubmission{}, fmt.Errorf("%w: version %d, the node is at version %d", ErrFederationStale, next.Version, cur.Version)
 	}
 	u, err := config.CheckFederationUpdate(cur, signed)
@@ -313,4 +318,14 @@ func noteText(signed []byte) []byte {
 		return nil
 	}
 	return append(bytes.Clone(text), '\n')
+}
+
+// FederationChain is the node's verified chain of federation versions, the
+// genesis first; nil when the node runs alone.
+func (n *Node) FederationChain() []*config.FederationVersion {
+	if n.history == nil {
+		return nil
+	}
+	_, chain := n.history.current()
+	return slices.Clone(chain)
 }
