@@ -284,7 +284,12 @@ func corruptingProxy(t *testing.T, base, suffix string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := httputil.NewSingleHostReverseProxy(u)
+	// The proxy asks for identity encoding so the corruption hits the
+	// bytes the client hashes.
+	p := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Header.Set("Accept-Encoding", "identity")
+	}}
 	p.ModifyResponse = func(resp *http.Response) error {
 		if !strings.HasSuffix(resp.Request.URL.Path, suffix) || resp.StatusCode != http.StatusOK {
 			return nil
@@ -301,10 +306,6 @@ func corruptingProxy(t *testing.T, base, suffix string) string {
 		resp.ContentLength = int64(len(b))
 		return nil
 	}
-	// The proxy asks for identity encoding so the corruption hits the
-	// bytes the client hashes.
-	director := p.Director
-	p.Director = func(r *http.Request) { director(r); r.Header.Set("Accept-Encoding", "identity") }
 	s := httptest.NewServer(p)
 	t.Cleanup(s.Close)
 	return s.URL + "/"

@@ -55,7 +55,8 @@ func TestGetVerifyProvesAnEntryAgainstTheFederationsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Publish(t.Context(), &portal.PublishRequest{Entry: entry}); err != nil {
+	// CreateAccount registers the account's profile (Publish needs an account first).
+	if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: id, Profile: entry}); err != nil {
 		t.Fatal(err)
 	}
 
