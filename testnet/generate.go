@@ -33,6 +33,9 @@ type Layout struct {
 	Period time.Duration
 	// Quorum is the federation quorum; 0 uses the default, floor(2n/3)+1.
 	Quorum int
+	// AdminToken is every node's http.admin_token (the operator's token,
+	// for federation updates). Optional: none.
+	AdminToken string
 }
 
 // Origin is the log name of node i of a testnet.
@@ -101,6 +104,7 @@ func (l Layout) GenerateNode(i, httpPort, p2pPort int) (config.Member, error) {
 		Key:         key,
 		// A testnet is for looking at: anyone may pull its logs.
 		TransferPublic: true,
+		AdminToken:     l.AdminToken,
 	})
 	if err != nil {
 		return config.Member{}, err

@@ -52,3 +52,8 @@ func (t *Testnet) Signer(i int) (note.Signer, error) {
 	}
 	return s, nil
 }
+
+// DefaultAdminToken is the operator token `meshd testnet` gives its nodes
+// unless told otherwise: a testnet listens on 127.0.0.1 only, and its
+// README walk-through (adding a member) needs one.
+const DefaultAdminToken = "intermesh-testnet-operator"
