@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,9 +14,11 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/node"
 	"github.com/intermesh/intermesh/portal/client"
 	"github.com/intermesh/intermesh/testnet"
@@ -172,5 +176,141 @@ func TestAFifthMemberAddedWithMeshctlIsAuditedAcrossTheChange(t *testing.T) {
 		return n.Origin == fifth.Origin
 	}) {
 		t.Error("the audit did not reach the member that joined")
+	}
+}
+
+// TestARotatedKeyIsRefusedAfterItsRoundAndTheAuditSpansBothKeys rotates
+// node 3's key by an update signed by a quorum and the new key: from the
+// effective round its old key no longer takes part (its node, still
+// holding the old key, stops voting and is not dialled), it restarts with
+// the new key and is certified again, and the audit verifies its
+// checkpoints and the certificates with the key in force in each round.
+func TestARotatedKeyIsRefusedAfterItsRoundAndTheAuditSpansBothKeys(t *testing.T) {
+	httpBase, err := testnet.FreeBasePort(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2pBase, err := testnet.FreeBasePort(4, httpBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := testnet.Layout{Dir: t.TempDir(), Nodes: 4, Name: "testnet", HTTPBasePort: httpBase, P2PBasePort: p2pBase, Period: time.Second}
+	tn, err := testnet.Start(t.Context(), testnet.Options{Layout: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tn.Close(); err != nil {
+			t.Errorf("closing the testnet: %v", err)
+		}
+	})
+	old := tn.Federation().Members[3]
+	pub, newKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := old
+	if rotated.Key, err = config.VerifierKey(old.Origin, pub); err != nil {
+		t.Fatal(err)
+	}
+	id, err := config.PeerIDFromKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated.PeerID = id.String()
+	members := slices.Clone(tn.Federation().Members)
+	members[3] = rotated
+	now := node.Schedule{Period: time.Second}.Round(time.Now())
+	v1, err := config.Genesis(tn.Federation()).Next(&config.Federation{Name: "testnet", EpochPeriod: tn.Federation().EpochPeriod, Members: members}, now+5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := v1.Text()
+	newSigner, err := merkle.NewSigner(old.Origin, newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []int{0, 1, 2, -1} {
+		s := newSigner
+		if j >= 0 {
+			if s, err = tn.Signer(j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if signed, err = config.SignFederationUpdate(signed, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for j := range 4 {
+		if sub, err := tn.Node(j).SubmitFederationUpdate(t.Context(), signed); err != nil || !sub.Accepted {
+			t.Fatalf("node %d: %+v, %v", j, sub, err)
+		}
+	}
+	// From the effective round, node 3 (still with its old key) is out.
+	oldID, err := peer.Decode(old.PeerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = testnet.WaitFor(t.Context(), 20*time.Second, "node 3's old key out of the federation", func() bool {
+		if tn.Node(3).Mesh() != nil {
+			return false
+		}
+		for j := range 3 {
+			if m := tn.Node(j).Mesh(); m == nil || slices.Contains(m.Peers(), oldID) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The operator gives node 3 its new key and restarts it.
+	if err := tn.StopNode(3); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(l.NodeDir(3), config.KeyFileName)
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.WriteKey(keyPath, newKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.StartNode(t.Context(), 3); err != nil {
+		t.Fatal(err)
+	}
+	for j := range 4 {
+		c, err := client.New(tn.PortalURL(j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = testnet.WaitFor(t.Context(), 40*time.Second, fmt.Sprintf("node %d proving a certificate covering the new key", j), func() bool {
+			st, err := c.Status(t.Context())
+			if err != nil || len(st.Peers) != 4 {
+				return false
+			}
+			m := tn.Node(j).Mesh()
+			if m == nil {
+				return false
+			}
+			cert, ok := m.LatestCertificate()
+			return ok && cert.Round >= v1.Effective && intermesh.VerifyCertificate(&cert, &v1.Federation) == nil && len(cert.Checkpoints) == 4
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"--json", "audit", "--federation", filepath.Join(l.Dir, testnet.FederationFile)}, strings.NewReader(""), &out, &errb)
+	var rep struct {
+		OK                bool           `json:"ok"`
+		FederationVersion uint64         `json:"federation_version"`
+		Failures          []auditFailure `json:"failures"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("audit: exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())
+	}
+	if code != 0 || !rep.OK || rep.FederationVersion != 1 {
+		t.Fatalf("audit across the rotation: exit %d, version %d, failures: %+v", code, rep.FederationVersion, rep.Failures)
 	}
 }
