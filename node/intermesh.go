@@ -126,6 +126,15 @@ func (n *Node) newMesh(ctx context.Context) error {
 		DB:         n.log.DB(),
 		Log:        n.log,
 		Commit:     n.commitRound,
+		// A replica cut back to repair it: the portal's replicated state
+		// of that origin is rebuilt from what the replica holds now.
+		ReplicaReset: func(ctx context.Context, origin string) error {
+			rep, err := n.log.Replica(origin)
+			if err != nil {
+				return err
+			}
+			return n.state.RebuildReplica(ctx, n.log.DB(), origin, rep)
+		},
 		Logger:     n.logger.With("component", "intermesh"),
 		Registerer: n.registry,
 	})
