@@ -36,6 +36,9 @@ type InitOptions struct {
 	TransferPublic bool
 	// Key is the node key; nil generates one.
 	Key ed25519.PrivateKey
+	// AdminToken is the operator's bearer token (http.admin_token).
+	// Optional.
+	AdminToken string
 }
 
 // Init creates a node directory: a fresh Ed25519 node key (mode 0600), a
@@ -72,6 +75,7 @@ func Init(dir string, o InitOptions) (Config, error) {
 	}
 	c.P2P.Federation = o.Federation
 	c.HTTP.TransferPublic = o.TransferPublic
+	c.HTTP.AdminToken = o.AdminToken
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
@@ -156,7 +160,7 @@ listen = "{{.HTTP.Listen}}"
 transfer_public = {{.HTTP.TransferPublic}}
 # The operator's bearer token: DeleteAccount with it needs no signed proof
 # (meshctl account delete NAME --token T). At least 16 characters.
-# admin_token = ""
+{{if .HTTP.AdminToken}}admin_token = "{{.HTTP.AdminToken}}"{{else}}# admin_token = ""{{end}}
 # Time limits: request headers; whole request (headers and body: a client
 # trickling its body is cut off); handling plus answer; idle keep-alive.
 # read_header_timeout = "{{.HTTP.ReadHeaderTimeout}}"

@@ -295,8 +295,9 @@
 // limits. Penalties halve every 10 s; a member whose score falls below
 // -400 (graylist) has all its gossip ignored until it recovers. Scores are
 // exported (intermesh_peer_score, intermesh_peers_graylisted,
-// intermesh_peer_penalties_total) and a member crossing the threshold is
-// logged. Held early messages cost nothing.
+// intermesh_peer_penalties_total, intermesh_graylistings_total) and a
+// member crossing the threshold is logged. Held early messages cost
+// nothing.
 //
 // # Persistence
 //

@@ -103,6 +103,10 @@ type Config struct {
 	// up to what its source holds) before the node votes. Default half
 	// the period.
 	CatchUpTimeout time.Duration
+	// FirstRound is the first round this Mesh takes part in: the round
+	// from which Federation is in force. Messages of earlier rounds are
+	// ignored (they belong to the previous member set). Optional: 0.
+	FirstRound uint64
 }
 
 // member is one federation member as the Mesh needs it.
@@ -310,6 +314,7 @@ func newMesh(cfg Config) (*Mesh, error) {
 	m.metrics = mt
 	m.store = &store{db: cfg.DB}
 	m.state = newState(m)
+	m.state.floor = cfg.FirstRound
 	if cfg.Log != nil {
 		if m.repl, err = newReplicator(m, cfg.Log); err != nil {
 			return nil, fmt.Errorf("%w: Log: %w", ErrConfig, err)

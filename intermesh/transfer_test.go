@@ -23,8 +23,8 @@ import (
 // (plus one frame header), and keeps nothing of it.
 func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
 	t.Parallel()
-	fed, keys := testFederation(t, 3)
-	origin := fed.Members[2].Origin
+	fed, keys := testFederation(t, 6)
+	origin := fed.Members[5].Origin
 	a := startNode(t, fed, keys, 0, nil, nil, nil)
 	small := testRecords(origin, 0, 2000, 10)
 	big := testRecords(origin, 1, 1, 300)[0]
@@ -47,8 +47,8 @@ func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
 		}, "limit"},
 		{"records without end", 10, 1 << 20, func(i uint64) ([]byte, bool) { return small[i%2000].MarshalLeaf(), true }, "limit 0"},
 	}
-	for _, c := range cases {
-		rh := rogueHost(t, keys[1])
+	for i, c := range cases {
+		rh := rogueHost(t, keys[1+i]) // a member of its own: no connection left over from another case
 		sent := make(chan int, 1)
 		rh.SetStreamHandler(TransferProtocol, func(s network.Stream) {
 			n, err := serveFrames(s, c.frames)

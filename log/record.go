@@ -20,6 +20,7 @@ const (
 	KindConnectionResult  Kind = "ConnectionResult"  // an administration device answers
 	KindMasterHash        Kind = "MasterHash"        // a quorum master-hash certificate or vote
 	KindEvidence          Kind = "Evidence"          // proof that a federation member equivocated
+	KindFederationUpdate  Kind = "FederationUpdate"  // a certified federation update (a signed note)
 )
 
 // Record is one entry of the log.

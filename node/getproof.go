@@ -29,11 +29,12 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 	if origin == "" {
 		origin = n.cfg.Origin
 	}
+	mesh := n.Mesh()
 	if origin != n.cfg.Origin {
-		if n.mesh == nil {
+		if mesh == nil {
 			return nil, nil, nil
 		}
-		signed = n.mesh.Replicas()[origin].Verified
+		signed = mesh.Replicas()[origin].Verified
 		if len(signed) == 0 {
 			return nil, nil, nil
 		}
@@ -53,7 +54,7 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 		}
 	}
 	proof := &portal.GetProof{Checkpoint: string(signed)}
-	if n.mesh == nil {
+	if mesh == nil {
 		return proof, inclusions, nil
 	}
 	ownCp, err := merkle.ParseCheckpoint(noteBody(own))

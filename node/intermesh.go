@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -117,21 +118,30 @@ func (n *Node) newMesh(ctx context.Context) error {
 		return fmt.Errorf("node: epoch.period is %s but the federation %q (%s) says epoch_period = %s: they must agree",
 			n.cfg.Epoch.Period, fed.Name, path, fed.EpochPeriod)
 	}
-	n.fed = fed
-	n.mesh, err = intermesh.New(ctx, intermesh.Config{
-		Federation: fed,
-		Origin:     n.cfg.Origin,
-		Key:        n.key,
-		Listen:     n.cfg.P2P.Listen,
-		DB:         n.log.DB(),
-		Log:        n.log,
-		Commit:     n.commitRound,
-		Logger:     n.logger.With("component", "intermesh"),
-		Registerer: n.registry,
-	})
+	n.genesis = fed
+	if n.history, err = loadHistory(n.log.DB(), fed); err != nil {
+		return err
+	}
+	_, chain := n.history.current()
+	if !slices.ContainsFunc(chain, n.memberOf) {
+		if err := n.bootstrap(ctx); err != nil {
+			return fmt.Errorf("node: %q is not a member of federation %q (%s) with its key: %w", n.cfg.Origin, fed.Name, path, err)
+		}
+		_, chain = n.history.current()
+	}
+	// Follow the version in force now; if the node is a member only of a
+	// later one, runMembership starts its Mesh when that one takes effect.
+	v := config.InForce(chain, n.Epoch())
+	n.following.Store(v)
+	if !n.memberOf(v) {
+		n.logger.Info("not a member of the federation version in force", "version", v.Version)
+		return nil
+	}
+	mesh, err := n.newVersionMesh(ctx, v)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	n.active.Store(&activeMesh{mesh: mesh, version: v})
 	return nil
 }
 
@@ -165,7 +175,8 @@ func (n *Node) commitRound(ctx context.Context, r intermesh.RoundResult) error {
 // Status passes the checkpoint its answer carries, so that every proof in
 // the answer ends in it even when a round closes meanwhile.
 func (n *Node) PeerProofs(ctx context.Context, latest []byte) ([]portal.PeerProof, error) {
-	if n.mesh == nil || len(latest) == 0 {
+	mesh := n.Mesh()
+	if mesh == nil || len(latest) == 0 {
 		return nil, nil // no checkpoint yet: nothing can be proven
 	}
 	own, _, err := merkle.OpenCheckpoint(latest, n.verifiers())
@@ -235,7 +246,11 @@ func noteBody(signed []byte) []byte {
 // checkpoints, from the replica's tree (via the Mesh) for a peer's.
 func (n *Node) consistencyProof(origin string, signed []byte) ([]byte, [][]byte, bool) {
 	if origin != n.cfg.Origin {
-		return n.mesh.ConsistencyProof(origin, signed)
+		mesh := n.Mesh()
+		if mesh == nil {
+			return nil, nil, false
+		}
+		return mesh.ConsistencyProof(origin, signed)
 	}
 	cp, _, err := merkle.OpenCheckpoint(signed, n.verifiers())
 	if err != nil || cp.Round == 0 {
@@ -259,11 +274,12 @@ func (n *Node) consistencyProof(origin string, signed []byte) ([]byte, [][]byte,
 // Evidence implements portal.EvidenceSource: the equivocation evidence the
 // node holds, each with the index of its Evidence record in the log.
 func (n *Node) Evidence(context.Context) ([]portal.Evidence, error) {
-	if n.mesh == nil {
+	mesh := n.Mesh()
+	if mesh == nil {
 		return nil, nil
 	}
 	var out []portal.Evidence
-	for _, e := range n.mesh.Evidence() {
+	for _, e := range mesh.Evidence() {
 		pe := portal.Evidence{
 			Origin: e.Origin,
 			Reason: e.Reason,
@@ -271,7 +287,7 @@ func (n *Node) Evidence(context.Context) ([]portal.Evidence, error) {
 			Root1:  e.Root1,
 			Proof:  e.Proof,
 		}
-		if seq, ok := n.mesh.EvidenceRecord(e); ok {
+		if seq, ok := mesh.EvidenceRecord(e); ok {
 			pe.RecordIndex = &seq
 		}
 		out = append(out, pe)

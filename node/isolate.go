@@ -14,10 +14,11 @@ import (
 // how `meshd testnet --chaos` partitions separate processes. The other
 // members see the node as unreachable and certify without it.
 func (n *Node) Isolate(on bool) error {
-	if n.mesh == nil {
+	mesh, fed := n.Mesh(), n.federation()
+	if mesh == nil || fed == nil {
 		return fmt.Errorf("node: %s runs alone: nothing to isolate it from", n.cfg.Origin)
 	}
-	for _, m := range n.fed.Members {
+	for _, m := range fed.Members {
 		if m.Origin == n.cfg.Origin {
 			continue
 		}
@@ -26,9 +27,9 @@ func (n *Node) Isolate(on bool) error {
 			return fmt.Errorf("node: member %s: peer ID: %w", m.Origin, err)
 		}
 		if on {
-			n.mesh.Block(id)
+			mesh.Block(id)
 		} else {
-			n.mesh.Unblock(id)
+			mesh.Unblock(id)
 		}
 	}
 	if on {

@@ -52,9 +52,13 @@ type Node struct {
 	lastClose atomic.Int64 // Unix nanoseconds of the last epoch close
 	metrics   *nodeMetrics
 
-	fed     *config.Federation // nil when the node runs alone
-	mesh    *intermesh.Mesh    // nil when the node runs alone
-	masters masterRecords
+	genesis   *config.Federation                       // the federation file; nil when the node runs alone
+	history   *history                                 // the federation's versions; nil when alone
+	active    atomic.Pointer[activeMesh]               // the Mesh of the version in force; nil when none
+	following atomic.Pointer[config.FederationVersion] // the version the node follows
+	meshReg   *meshRegisterer                          // the active Mesh's metrics
+	fedInbox  chan []byte                              // federation updates found in peers' logs
+	masters   masterRecords
 
 	witnessing witnessing // the witness protocols (witness.go)
 }
@@ -89,7 +93,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		schedule: Schedule{Period: cfg.Epoch.Period.Duration},
 		state:    portal.NewState(),
 		registry: prometheus.NewRegistry(),
+		fedInbox: make(chan []byte, 256),
 	}
+	n.meshReg = &meshRegisterer{reg: n.registry}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The tree appends inside the log's commit transaction and needs no
@@ -98,7 +104,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	n.log, err = log.Open(ctx, log.Options{
 		Dir:           cfg.DataDir(),
 		Logger:        logger,
-		Indexers:      []log.Indexer{n.state, intermesh.EvidenceIndexer{}},
+		Indexers:      []log.Indexer{n.state, intermesh.EvidenceIndexer{}, FederationIndexer{}},
 		BatchIndexers: []log.BatchIndexer{indexTree},
 		MaxBatch:      cfg.Store.MaxBatch,
 		Origin:        cfg.Origin,
@@ -106,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		// replicated state in the transactions that append to it.
 		ReplicaIndexers: func(origin string) log.ReplicaOptions {
 			return log.ReplicaOptions{
-				Indexers:      []log.Indexer{n.state.ReplicaIndexer(origin)},
+				Indexers:      []log.Indexer{n.state.ReplicaIndexer(origin), fedReplicaIndexer{n.fedInbox}},
 				BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, merkle.ReplicaPrefix(origin))},
 			}
 		},
@@ -133,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		n.log.Close()
 		return nil, err
 	}
-	if n.mesh != nil {
+	if n.history != nil {
 		if err := n.masters.load(ctx, n.log); err != nil {
 			n.closeStores()
 			return nil, err
@@ -144,7 +150,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		return nil, err
 	}
 	var peers portal.PeerProofs
-	if n.mesh != nil {
+	if n.history != nil {
 		peers = n
 	}
 	service, err := serviceProfile(key)
@@ -196,14 +202,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 // closeStores closes the InterMesh host and the log.
 func (n *Node) closeStores() error {
 	var err error
-	if n.mesh != nil {
-		err = n.mesh.Close()
+	if a := n.active.Load(); a != nil {
+		err = a.mesh.Close()
 	}
 	return errors.Join(err, n.log.Close())
 }
-
-// Mesh is the node's InterMesh side, or nil when it runs alone.
-func (n *Node) Mesh() *intermesh.Mesh { return n.mesh }
 
 // checkTree makes sure the tree covers exactly the log: they are written in
 // one transaction, so anything else is corruption.
@@ -265,15 +268,9 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
-	if n.mesh != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.mesh.Run(runCtx); err != nil {
-				errs <- fmt.Errorf("node: intermesh: %w", err)
-				cancel()
-			}
-		}()
+	if n.history != nil {
+		wg.Go(func() { n.runMembership(runCtx) })
+		wg.Go(func() { n.runLearner(runCtx) })
 	}
 	wg.Add(3)
 	go func() {
@@ -344,8 +341,8 @@ func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error
 		n.metrics.epochFailures.Inc()
 		return err
 	}
-	if n.mesh != nil {
-		if err := n.mesh.PublishCheckpoint(ctx, round, signed); err != nil {
+	if mesh := n.Mesh(); mesh != nil {
+		if err := mesh.PublishCheckpoint(ctx, round, signed); err != nil {
 			n.logger.Warn("publishing the checkpoint to the federation failed", "round", round, "err", err)
 		}
 	}

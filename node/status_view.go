@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
 )
@@ -23,17 +24,18 @@ const (
 // FederationStatus implements portal.FederationView: the federation as this
 // node sees it, for the status page and /status.json.
 func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, error) {
-	if n.mesh == nil {
+	mesh, fed := n.Mesh(), n.federation()
+	if mesh == nil || fed == nil {
 		return nil, nil
 	}
 	fs := &portal.FederationStatus{
-		Federation:    n.fed.Name,
+		Federation:    fed.Name,
 		Self:          n.cfg.Origin,
-		Quorum:        n.fed.EffectiveQuorum(),
+		Quorum:        fed.EffectiveQuorum(),
 		PeriodSeconds: n.schedule.Period.Seconds(),
-		Connected:     len(n.mesh.Peers()),
+		Connected:     len(mesh.Peers()),
 	}
-	for _, m := range n.fed.Members {
+	for _, m := range fed.Members {
 		fs.Members = append(fs.Members, m.Origin)
 	}
 	var err error
@@ -51,10 +53,10 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 		first = closed + 1 - gridRounds
 	}
 	for r := first; r <= closed; r++ {
-		fs.Rounds = append(fs.Rounds, n.roundStatus(r, fs.Members, accused))
+		fs.Rounds = append(fs.Rounds, n.roundStatus(mesh, r, fs.Members, accused))
 	}
 
-	for _, st := range n.mesh.Replicas() {
+	for _, st := range mesh.Replicas() {
 		rs := portal.ReplicaStatus{Origin: st.Origin, Size: st.Size, Known: st.Known, VerifiedSize: st.VerifiedSize, Untrusted: st.Untrusted}
 		if st.Known > st.Size {
 			rs.LagRecords = st.Known - st.Size
@@ -68,7 +70,7 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 		fs.Replicas = append(fs.Replicas, rs)
 	}
 
-	if cert, ok := n.mesh.LatestCertificate(); ok {
+	if cert, ok := mesh.LatestCertificate(); ok {
 		cs := &portal.CertificateStatus{Round: cert.Round, MasterHash: base64.StdEncoding.EncodeToString(cert.MasterHash),
 			Note: string(cert.Note), Checkpoints: len(cert.Checkpoints)}
 		if nn, err := note.Open(cert.Note, n.federationVerifiers()); err == nil {
@@ -85,9 +87,9 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 
 // roundStatus is one column of the grid: what the node holds of round r for
 // each member.
-func (n *Node) roundStatus(r uint64, members []string, accused map[string]uint64) portal.RoundStatus {
+func (n *Node) roundStatus(mesh *intermesh.Mesh, r uint64, members []string, accused map[string]uint64) portal.RoundStatus {
 	rs := portal.RoundStatus{Round: r, Cells: make([]string, len(members))}
-	cert, certified := n.mesh.Certificate(r)
+	cert, certified := mesh.Certificate(r)
 	covered := map[string]bool{}
 	if certified {
 		rs.Signatures = n.signatures(cert.Note)
@@ -177,7 +179,11 @@ func (n *Node) signatures(signed []byte) int {
 // federationVerifiers are the note verifiers of every member.
 func (n *Node) federationVerifiers() note.Verifiers {
 	var vs []note.Verifier
-	for _, m := range n.fed.Members {
+	fed := n.federation()
+	if fed == nil {
+		return note.VerifierList()
+	}
+	for _, m := range fed.Members {
 		if v, err := note.NewVerifier(m.Key); err == nil {
 			vs = append(vs, v)
 		}

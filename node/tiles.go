@@ -33,6 +33,9 @@ func (n *Node) handler() http.Handler {
 	if n.witnessing.witness != nil {
 		mux.Handle("POST /add-checkpoint", n.witnessing.witness)
 	}
+	if n.history != nil {
+		n.registerFederation(mux)
+	}
 	mux.Handle("/", n.portal.Handler())
 	// The tlog-tiles reads count towards http.max_in_flight as the portal's
 	// own read endpoints do. The portal (pattern "/") counts its requests
@@ -51,11 +54,12 @@ func (n *Node) handler() http.Handler {
 
 // tileReplicas lists the members whose logs the node replicates.
 func (n *Node) tileReplicas() []string {
-	if n.mesh == nil {
+	mesh := n.Mesh()
+	if mesh == nil {
 		return nil
 	}
 	var origins []string
-	for o := range n.mesh.Replicas() {
+	for o := range mesh.Replicas() {
 		origins = append(origins, o)
 	}
 	slices.Sort(origins)
@@ -65,10 +69,11 @@ func (n *Node) tileReplicas() []string {
 // tileReplica is the node's replica of origin's log, served up to the
 // latest checkpoint of origin that the replica verified.
 func (n *Node) tileReplica(origin string) (tiles.Log, bool) {
-	if n.mesh == nil {
+	mesh := n.Mesh()
+	if mesh == nil {
 		return tiles.Log{}, false
 	}
-	if _, ok := n.mesh.Replicas()[origin]; !ok {
+	if _, ok := mesh.Replicas()[origin]; !ok {
 		return tiles.Log{}, false
 	}
 	rep, err := n.log.Replica(origin)
@@ -76,8 +81,13 @@ func (n *Node) tileReplica(origin string) (tiles.Log, bool) {
 		return tiles.Log{}, false
 	}
 	return tiles.Log{
-		Checkpoint: func() ([]byte, error) { return n.mesh.Replicas()[origin].Verified, nil },
-		Hashes:     merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin)),
-		Entries:    rep,
+		Checkpoint: func() ([]byte, error) {
+			if m := n.Mesh(); m != nil {
+				return m.Replicas()[origin].Verified, nil
+			}
+			return mesh.Replicas()[origin].Verified, nil
+		},
+		Hashes:  merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin)),
+		Entries: rep,
 	}, true
 }

@@ -57,13 +57,13 @@ func (n *Node) newWitnessing() error {
 		return err
 	}
 	var extra []witness.PolicyWitness
-	if n.fed != nil {
+	if n.federation() != nil {
 		cosigner, err := witness.NewCosigner(witness.CosignerName(n.cfg.Origin), n.key)
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}
 		var logs []note.Verifier
-		for _, m := range n.fed.Members {
+		for _, m := range n.federation().Members {
 			v, err := note.NewVerifier(m.Key)
 			if err != nil {
 				return fmt.Errorf("node: federation member %s: %w", m.Origin, err)

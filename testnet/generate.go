@@ -33,6 +33,9 @@ type Layout struct {
 	Period time.Duration
 	// Quorum is the federation quorum; 0 uses the default, floor(2n/3)+1.
 	Quorum int
+	// AdminToken is every node's http.admin_token (the operator's token,
+	// for federation updates). Optional: none.
+	AdminToken string
 }
 
 // Origin is the log name of node i of a testnet.
@@ -56,46 +59,11 @@ func Generate(l Layout) (*config.Federation, error) {
 	}
 	fed := &config.Federation{Name: l.Name, Quorum: l.Quorum, EpochPeriod: config.Duration{Duration: l.Period}}
 	for i := 0; i < l.Nodes; i++ {
-		pub, key, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		p2p := []string{
-			fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.P2PBasePort+i),
-			fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", l.P2PBasePort+i),
-		}
-		fedPath, err := filepath.Rel(l.NodeDir(i), filepath.Join(l.Dir, FederationFile))
-		if err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		c, err := config.Init(l.NodeDir(i), config.InitOptions{
-			Origin:      l.Origin(i),
-			HTTPListen:  fmt.Sprintf("127.0.0.1:%d", l.HTTPBasePort+i),
-			P2PListen:   p2p,
-			Federation:  fedPath,
-			EpochPeriod: config.Duration{Duration: l.Period},
-			Key:         key,
-			// A testnet is for looking at: anyone may pull its logs.
-			TransferPublic: true,
-		})
+		m, err := l.GenerateNode(i, l.HTTPBasePort+i, l.P2PBasePort+i)
 		if err != nil {
 			return nil, err
 		}
-		vkey, err := config.VerifierKey(c.Origin, pub)
-		if err != nil {
-			return nil, err
-		}
-		id, err := config.PeerIDFromKey(pub)
-		if err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		fed.Members = append(fed.Members, config.Member{
-			Origin: c.Origin,
-			PeerID: id.String(),
-			Key:    vkey,
-			Addrs:  p2p,
-			HTTP:   "http://" + c.HTTP.Listen,
-		})
+		fed.Members = append(fed.Members, m)
 	}
 	if err := fed.Validate(); err != nil {
 		return nil, err
@@ -104,4 +72,50 @@ func Generate(l Layout) (*config.Federation, error) {
 		return nil, err
 	}
 	return fed, nil
+}
+
+// GenerateNode creates the directory of node i (key and config file, the
+// config naming the testnet's federation file) with its portal on
+// 127.0.0.1:httpPort and libp2p on TCP and QUIC 127.0.0.1:p2pPort, and
+// returns its [[member]] entry. Generate calls it for every node; a test
+// calls it for a node that joins later by a federation update.
+func (l Layout) GenerateNode(i, httpPort, p2pPort int) (config.Member, error) {
+	if l.Name == "" {
+		l.Name = "testnet"
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return config.Member{}, fmt.Errorf("testnet: %w", err)
+	}
+	p2p := []string{
+		fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort),
+		fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p2pPort),
+	}
+	fedPath, err := filepath.Rel(l.NodeDir(i), filepath.Join(l.Dir, FederationFile))
+	if err != nil {
+		return config.Member{}, fmt.Errorf("testnet: %w", err)
+	}
+	c, err := config.Init(l.NodeDir(i), config.InitOptions{
+		Origin:      l.Origin(i),
+		HTTPListen:  fmt.Sprintf("127.0.0.1:%d", httpPort),
+		P2PListen:   p2p,
+		Federation:  fedPath,
+		EpochPeriod: config.Duration{Duration: l.Period},
+		Key:         key,
+		// A testnet is for looking at: anyone may pull its logs.
+		TransferPublic: true,
+		AdminToken:     l.AdminToken,
+	})
+	if err != nil {
+		return config.Member{}, err
+	}
+	vkey, err := config.VerifierKey(c.Origin, pub)
+	if err != nil {
+		return config.Member{}, err
+	}
+	id, err := config.PeerIDFromKey(pub)
+	if err != nil {
+		return config.Member{}, fmt.Errorf("testnet: %w", err)
+	}
+	return config.Member{Origin: c.Origin, PeerID: id.String(), Key: vkey, Addrs: p2p, HTTP: "http://" + c.HTTP.Listen}, nil
 }

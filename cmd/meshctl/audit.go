@@ -84,7 +84,7 @@ shown while fetching when stderr is a terminal.`,
 				}
 			}
 			rep, err := runAudit(cmd, auditConfig{
-				fed: fed, nodes: nodes, token: opts.token, cache: o.cache, replicas: !o.noReplicas,
+				fed: fed, nodes: nodes, token: opts.token, cache: o.cache, replicas: !o.noReplicas, allMembers: len(o.nodes) == 0,
 			})
 			if err != nil {
 				return err
@@ -108,11 +108,13 @@ shown while fetching when stderr is a terminal.`,
 
 // auditConfig is what one audit needs.
 type auditConfig struct {
-	fed      *config.Federation
-	nodes    []string
-	token    string
-	cache    string
-	replicas bool
+	fed   *config.Federation
+	nodes []string
+	// allMembers adds the portals of members that joined by updates.
+	allMembers bool
+	token      string
+	cache      string
+	replicas   bool
 }
 
 // auditor runs one audit.
@@ -122,6 +124,10 @@ type auditor struct {
 	cmd    *cobra.Command // for the progress bar
 	report *auditReport
 	nodes  []*nodeAudit
+	// chain is the federation's verified chain of versions (the file
+	// first), chainNotes the signed updates after it.
+	chain      []*config.FederationVersion
+	chainNotes [][]byte
 }
 
 // runAudit audits every node in turn, then compares what they showed.
@@ -136,16 +142,36 @@ func runAudit(cmd *cobra.Command, cfg auditConfig) (*auditReport, error) {
 	}
 	ctx := cmd.Context()
 	var urls []string
-	for _, u := range cfg.nodes {
-		if !slices.ContainsFunc(urls, func(v string) bool { return sameURL(u, v) }) {
+	addURL := func(u string) {
+		if u != "" && !slices.ContainsFunc(urls, func(v string) bool { return sameURL(u, v) }) {
 			urls = append(urls, u)
+		}
+	}
+	for _, u := range cfg.nodes {
+		addURL(u)
+	}
+	chain, badChains := a.loadFederationChain(ctx, urls)
+	a.chain = chain
+	if err := keys.setChain(chain); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	a.report.FederationVersion = chain[len(chain)-1].Version
+	if cfg.allMembers {
+		for _, v := range chain[1:] {
+			for _, m := range v.Members {
+				addURL(m.HTTP)
+			}
 		}
 	}
 	for _, u := range urls {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
-		a.nodes = append(a.nodes, a.auditNode(ctx, u))
+		n := a.auditNode(ctx, u)
+		if err, bad := badChains[u]; bad {
+			a.report.fail(n.rep, checkFederationRecords, "GET /federation/updates: %v", err)
+		}
+		a.nodes = append(a.nodes, n)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)

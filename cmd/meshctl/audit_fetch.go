@@ -70,7 +70,7 @@ func (l *logCopy) add(item *portal.DataItem) error {
 	if why := leafMismatch(&leaf, item, l.origin); why != "" {
 		l.problems = append(l.problems, fmt.Sprintf("entry %d: %s", next, why))
 	}
-	if leaf.Kind == "MasterHash" || leaf.Kind == "Evidence" {
+	if leaf.Kind == "MasterHash" || leaf.Kind == "Evidence" || leaf.Kind == "FederationUpdate" {
 		if l.records == nil {
 			l.records = map[uint64]auditLeaf{}
 		}

@@ -183,6 +183,8 @@ func (a *auditor) checkRecords(n *nodeAudit) {
 		switch leaf.Kind {
 		case "MasterHash":
 			a.checkMasterRecord(n, idx, &leaf)
+		case "FederationUpdate":
+			a.checkFederationRecord(n, idx, &leaf)
 		case "Evidence":
 			e, err := parseEvidence(leaf.Payload)
 			if err != nil {

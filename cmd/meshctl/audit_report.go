@@ -30,11 +30,14 @@ const (
 
 // auditReport is the result of an audit; with --json it is printed as is.
 type auditReport struct {
-	Federation string         `json:"federation"`
-	Quorum     int            `json:"quorum"`
-	OK         bool           `json:"ok"`
-	Nodes      []*nodeReport  `json:"nodes"`
-	Failures   []auditFailure `json:"failures"`
+	Federation string `json:"federation"`
+	Quorum     int    `json:"quorum"`
+	// FederationVersion is the latest version of the federation's
+	// verified chain of updates (0: it never changed).
+	FederationVersion uint64         `json:"federation_version"`
+	OK                bool           `json:"ok"`
+	Nodes             []*nodeReport  `json:"nodes"`
+	Failures          []auditFailure `json:"failures"`
 	// Evidence lists the verified proofs of misbehaviour: found in Status,
 	// in Evidence records, or by the audit itself.
 	Evidence []evidenceReport `json:"evidence,omitempty"`
@@ -203,6 +206,9 @@ func (r *auditReport) finish() {
 // writeHuman prints the short report.
 func (r *auditReport) writeHuman(w io.Writer) {
 	fmt.Fprintf(w, "Audit of federation %s (quorum %d), %d nodes\n", r.Federation, r.Quorum, len(r.Nodes))
+	if r.FederationVersion > 0 {
+		fmt.Fprintf(w, "Federation changed by %d verified updates; each round judged by the members and quorum in force then\n", r.FederationVersion)
+	}
 	for _, n := range r.Nodes {
 		fmt.Fprintf(w, "\n%s\n", n.label())
 		fmt.Fprintf(w, "  checkpoint size %d, %d entries fetched", n.Size, n.Entries)

@@ -26,6 +26,16 @@ type federationKeys struct {
 	byOrigin map[string]note.Verifier // one per member
 	all      note.Verifiers
 	http     map[string]string // member origin → portal URL
+	// versions are the federation's versions after the genesis file, in
+	// order (setChain); empty when it never changed.
+	versions []keyVersion
+}
+
+// keyVersion is one version of the federation as the audit needs it.
+type keyVersion struct {
+	effective uint64
+	quorum    int
+	byOrigin  map[string]note.Verifier
 }
 
 // newFederationKeys reads the members' verifier keys.
@@ -68,9 +78,9 @@ func (k *federationKeys) openCheckpoint(signed string) (signedCheckpoint, error)
 	if err != nil {
 		return signedCheckpoint{}, err
 	}
-	v, ok := k.byOrigin[cp.Origin]
+	v, ok := k.keyOf(cp.Origin, cp.Round)
 	if !ok {
-		return signedCheckpoint{}, fmt.Errorf("the checkpoint's origin %q is not a federation member", cp.Origin)
+		return signedCheckpoint{}, fmt.Errorf("the checkpoint's origin %q is not a federation member in round %d", cp.Origin, cp.Round)
 	}
 	n, err := note.Open([]byte(signed), k.all)
 	if err != nil {
@@ -126,13 +136,14 @@ func (k *federationKeys) verifyMasterNote(signed string, checkpoints []string, r
 	}
 	c := &auditCertificate{auditVote: v, Note: signed}
 	for _, s := range n.Sigs {
-		if !slices.Contains(c.Signers, s.Name) {
+		// Only the keys of the members in force in the round count.
+		if mv, ok := k.verifierAt(s.Name, round); ok && mv.KeyHash() == s.Hash && !slices.Contains(c.Signers, s.Name) {
 			c.Signers = append(c.Signers, s.Name)
 		}
 	}
 	slices.Sort(c.Signers)
-	if quorum && len(c.Signers) < k.quorum {
-		return nil, fmt.Errorf("round %d: %d member signatures, the quorum is %d", round, len(c.Signers), k.quorum)
+	if q := k.quorumAt(round); quorum && len(c.Signers) < q {
+		return nil, fmt.Errorf("round %d: %d signatures of the members in force, the quorum is %d", round, len(c.Signers), q)
 	}
 	if v.Count != uint64(len(checkpoints)) {
 		return nil, fmt.Errorf("round %d: the note counts %d checkpoints, %d are listed", round, v.Count, len(checkpoints))
@@ -144,6 +155,9 @@ func (k *federationKeys) verifyMasterNote(signed string, checkpoints []string, r
 		}
 		if cp.Round != round {
 			return nil, fmt.Errorf("round %d: the checkpoint of %s is for round %d", round, cp.Origin, cp.Round)
+		}
+		if _, member := k.verifierAt(cp.Origin, round); !member {
+			return nil, fmt.Errorf("round %d: %s is not a member in force in that round", round, cp.Origin)
 		}
 		if i > 0 && c.Checkpoints[i-1].Origin >= cp.Origin {
 			return nil, fmt.Errorf("round %d: checkpoints not in strictly increasing origin order at %s", round, cp.Origin)

@@ -93,6 +93,7 @@ sent to a portal. Output is for humans unless --json is given.`,
 		newTransferCommand(opts),
 		newAuditCommand(opts),
 		newLoadCommand(opts),
+		newFederationCommand(opts),
 	)
 	return root
 }

@@ -78,6 +78,7 @@ then comes from the members' public Status answers.`,
 	f.IntVar(&opts.P2PBasePort, "p2p-base-port", 4001, "node i listens for libp2p on 127.0.0.1:P+i (TCP and QUIC)")
 	f.DurationVar(&opts.Period, "period", 10*time.Second, "epoch period")
 	f.IntVar(&opts.Quorum, "quorum", 0, "quorum (default floor(2n/3)+1)")
+	f.StringVar(&opts.AdminToken, "admin-token", testnet.DefaultAdminToken, "every new node's http.admin_token, for meshctl federation propose|sign (a testnet listens on 127.0.0.1 only)")
 	f.DurationVar(&traffic, "traffic", time.Second, "interval between generated portal transactions (0 turns traffic off)")
 	f.BoolVar(&verbose, "verbose", false, "print the nodes' logs")
 	f.BoolVar(&processes, "processes", false, "run every member as its own meshd process")

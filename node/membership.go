@@ -1,0 +1,428 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/log"
+)
+
+// Membership changes at a round boundary.
+//
+// A version of the federation in force from round e (its `effective`
+// line) runs in its own intermesh.Mesh: the node swaps its Mesh for one
+// built from the new version once it has committed round e-1 (or at the
+// latest four fifths into round e, after the commit deadline of round
+// e-1), and before round e closes. The new Mesh takes part from round e
+// (intermesh.Config.FirstRound), so no round mixes two member sets: its
+// connection gater, topic validators, quorum and replicas are those of the
+// new version. A node that is not a member of the new version runs no Mesh
+// from round e on (its portal keeps serving, its log stays auditable); a
+// node that joins starts its Mesh at round e.
+
+// activeMesh is the Mesh the node runs and the version it was built from.
+type activeMesh struct {
+	mesh    *intermesh.Mesh
+	version *config.FederationVersion
+}
+
+// Mesh is the node's InterMesh side, or nil when it runs alone (or is not a
+// member of the federation version in force).
+func (n *Node) Mesh() *intermesh.Mesh {
+	if a := n.active.Load(); a != nil {
+		return a.mesh
+	}
+	return nil
+}
+
+// federation is the federation of the Mesh the node runs, or nil.
+func (n *Node) federation() *config.Federation {
+	if a := n.active.Load(); a != nil {
+		return &a.version.Federation
+	}
+	return nil
+}
+
+// FederationVersion is the version of the federation the node's Mesh runs
+// (0 for the genesis file), and whether it runs one.
+func (n *Node) FederationVersion() (uint64, bool) {
+	if a := n.active.Load(); a != nil {
+		return a.version.Version, true
+	}
+	return 0, false
+}
+
+// meshRegisterer registers a Mesh's metrics and unregisters them all when
+// the Mesh is replaced.
+type meshRegisterer struct {
+	reg  prometheus.Registerer
+	mu   sync.Mutex
+	done []prometheus.Collector
+}
+
+func (r *meshRegisterer) Register(c prometheus.Collector) error {
+	if err := r.reg.Register(c); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.done = append(r.done, c)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *meshRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r *meshRegisterer) Unregister(c prometheus.Collector) bool { return r.reg.Unregister(c) }
+
+// unregisterAll removes every collector registered so far.
+func (r *meshRegisterer) unregisterAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.done {
+		r.reg.Unregister(c)
+	}
+	r.done = nil
+}
+
+// member reports whether the node is a member of v with its own key.
+func (n *Node) memberOf(v *config.FederationVersion) bool {
+	m, ok := v.Member(n.cfg.Origin)
+	if !ok {
+		return false
+	}
+	pub, err := m.PublicKey()
+	return err == nil && pub.Equal(n.key.Public())
+}
+
+// newVersionMesh builds (not runs) the Mesh of version v.
+func (n *Node) newVersionMesh(ctx context.Context, v *config.FederationVersion) (*intermesh.Mesh, error) {
+	fed := v.Federation
+	return intermesh.New(ctx, intermesh.Config{
+		Federation: &fed,
+		Origin:     n.cfg.Origin,
+		Key:        n.key,
+		Listen:     n.cfg.P2P.Listen,
+		DB:         n.log.DB(),
+		Log:        n.log,
+		Commit:     n.commitRound,
+		Logger:     n.logger.With("component", "intermesh", "federation_version", v.Version),
+		Registerer: n.meshReg,
+		FirstRound: v.Effective,
+	})
+}
+
+// runMembership runs the active Mesh and replaces it when a new version of
+// the federation comes into force, until ctx ends; then it stops the Mesh
+// (Close is left to closeStores).
+func (n *Node) runMembership(ctx context.Context) {
+	var (
+		wg      sync.WaitGroup
+		stopRun context.CancelFunc = func() {}
+	)
+	run := func(a *activeMesh) {
+		if a == nil {
+			return
+		}
+		mctx, cancel := context.WithCancel(ctx)
+		stopRun = cancel
+		wg.Go(func() {
+			if err := a.mesh.Run(mctx); err != nil {
+				n.logger.Error("intermesh stopped", "err", err)
+			}
+		})
+	}
+	run(n.active.Load())
+	defer func() { stopRun(); wg.Wait() }()
+	for {
+		changed := n.history.wait()
+		next, at := n.nextSwitch()
+		if next == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				continue
+			}
+		}
+		if !n.waitSwitch(ctx, changed, next, at) {
+			if ctx.Err() != nil {
+				return
+			}
+			continue // the chain grew meanwhile: recompute
+		}
+		// Round next.Effective-1 is committed (or its commit deadline has
+		// passed): replace the Mesh.
+		stopRun()
+		wg.Wait()
+		stopRun = func() {}
+		old := n.active.Load()
+		if old != nil {
+			if err := old.mesh.Close(); err != nil {
+				n.logger.Warn("closing the Mesh of the previous federation version", "err", err)
+			}
+			n.meshReg.unregisterAll()
+		}
+		if !n.memberOf(next) {
+			n.active.Store(nil)
+			n.logger.Warn("not a member of the federation version in force: no longer taking part in rounds",
+				"version", next.Version, "effective_round", next.Effective)
+			n.switched(next)
+			continue
+		}
+		a, err := n.startVersion(ctx, next)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			n.logger.Error("starting the Mesh of a new federation version failed", "version", next.Version, "err", err)
+			n.active.Store(nil)
+			n.switched(next)
+			continue
+		}
+		n.active.Store(a)
+		n.switched(next)
+		n.logger.Info("federation version in force", "version", next.Version, "round", next.Effective,
+			"members", len(next.Members), "quorum", next.Quorum)
+		run(a)
+	}
+}
+
+// startVersion builds the Mesh of v, retrying while the old host's ports
+// are released.
+func (n *Node) startVersion(ctx context.Context, v *config.FederationVersion) (*activeMesh, error) {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		var m *intermesh.Mesh
+		if m, err = n.newVersionMesh(ctx, v); err == nil {
+			return &activeMesh{mesh: m, version: v}, nil
+		}
+		n.meshReg.unregisterAll()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+// switched records that the node now follows version v.
+func (n *Node) switched(v *config.FederationVersion) {
+	n.following.Store(v)
+}
+
+// nextSwitch returns the version the node must follow next and when: the
+// latest version in force at the round where the first version after the
+// one it follows takes effect.
+func (n *Node) nextSwitch() (*config.FederationVersion, time.Time) {
+	cur := n.following.Load()
+	_, chain := n.history.current()
+	var first *config.FederationVersion
+	for _, v := range chain {
+		if v.Version > cur.Version {
+			first = v
+			break
+		}
+	}
+	if first == nil {
+		return nil, time.Time{}
+	}
+	e := max(first.Effective, n.Epoch())
+	target := config.InForce(chain, e)
+	if target.Version <= cur.Version {
+		target = first
+	}
+	period := n.schedule.Period
+	latest := time.Unix(0, 0).Add(time.Duration(target.Effective) * period).Add(period * 4 / 5)
+	return target, latest
+}
+
+// waitSwitch waits until version next may replace the Mesh: round
+// next.Effective has begun and the node committed round next.Effective-1
+// (or latest has passed). It returns false if ctx ended or the chain grew.
+func (n *Node) waitSwitch(ctx context.Context, changed <-chan struct{}, next *config.FederationVersion, latest time.Time) bool {
+	tick := time.NewTicker(max(n.schedule.Period/50, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		r := n.schedule.Round(now)
+		if r > next.Effective || !now.Before(latest) ||
+			(r == next.Effective && (next.Effective == 0 || n.masters.has(next.Effective-1) || n.Mesh() == nil)) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// fedReplicaIndexer hands the FederationUpdate records of a peer's log,
+// as the node replicates it, to the node's learner.
+type fedReplicaIndexer struct{ inbox chan<- []byte }
+
+// Index implements log.Indexer; it never refuses a record.
+func (x fedReplicaIndexer) Index(_ *badger.Txn, rec *log.Record) error {
+	if rec.Kind != log.KindFederationUpdate || len(rec.Payload) > config.MaxFederationNote {
+		return nil
+	}
+	select {
+	case x.inbox <- bytes.Clone(rec.Payload):
+	default: // the learner is behind; the members' /federation/updates fill the gap
+	}
+	return nil
+}
+
+// maxFutureUpdates bounds the updates for later versions the learner keeps
+// until the versions before them arrive.
+const maxFutureUpdates = 16
+
+// runLearner takes the certified updates found in peers' logs into the
+// node's chain, in version order, and at start asks the members for the
+// updates it may have missed while it was offline.
+func (n *Node) runLearner(ctx context.Context) {
+	future := map[uint64][]byte{}
+	learn := func(signed []byte) {
+		next, err := config.ParseFederationText(noteText(signed))
+		if err != nil {
+			return
+		}
+		cur, _ := n.history.current()
+		switch {
+		case next.Version <= cur.Version:
+			return
+		case next.Version > cur.Version+1:
+			if len(future) < maxFutureUpdates {
+				future[next.Version] = signed
+			}
+			return
+		}
+		if _, err := n.learnFederationUpdate(ctx, signed); err != nil {
+			n.logger.Warn("a federation update from a peer was refused", "version", next.Version, "err", err)
+			return
+		}
+		for {
+			cur, _ := n.history.current()
+			f, ok := future[cur.Version+1]
+			delete(future, cur.Version+1)
+			if !ok {
+				return
+			}
+			if _, err := n.learnFederationUpdate(ctx, f); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for _, u := range n.fetchUpdates(ctx) {
+			select {
+			case n.fedInbox <- u:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-n.fedInbox:
+			learn(u)
+		}
+	}
+}
+
+// FederationUpdates is the body of GET /federation/updates.
+type FederationUpdates struct {
+	// Updates are the signed updates from version 1 on.
+	Updates []string
+}
+
+// fetchUpdates asks the members of every version the node knows for their
+// chains (GET /federation/updates), best effort, and returns the updates
+// of the longest answer.
+func (n *Node) fetchUpdates(ctx context.Context) [][]byte {
+	_, chain := n.history.current()
+	seen := map[string]bool{}
+	var best [][]byte
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := len(chain) - 1; i >= 0; i-- {
+		for _, m := range chain[i].Members {
+			if m.HTTP == "" || m.Origin == n.cfg.Origin || seen[m.HTTP] {
+				continue
+			}
+			seen[m.HTTP] = true
+			got, err := getUpdates(ctx, client, m.HTTP)
+			if err != nil {
+				n.logger.Debug("fetching federation updates", "member", m.Origin, "err", err)
+				continue
+			}
+			if len(got) > len(best) {
+				best = got
+			}
+		}
+	}
+	return best
+}
+
+// getUpdates reads a node's GET /federation/updates.
+func getUpdates(ctx context.Context, client *http.Client, base string) ([][]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/federation/updates", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /federation/updates: %s", resp.Status)
+	}
+	var fu FederationUpdates
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1024*config.MaxFederationNote)).Decode(&fu); err != nil {
+		return nil, fmt.Errorf("GET /federation/updates: %w", err)
+	}
+	out := make([][]byte, 0, len(fu.Updates))
+	for _, u := range fu.Updates {
+		out = append(out, []byte(u))
+	}
+	return out, nil
+}
+
+// bootstrap makes a node that is not a member of any version it knows learn
+// the chain from the members, verifying each step from its genesis file.
+func (n *Node) bootstrap(ctx context.Context) error {
+	for _, u := range n.fetchUpdates(ctx) {
+		if _, err := n.learnFederationUpdate(ctx, u); err != nil {
+			return err
+		}
+	}
+	_, chain := n.history.current()
+	if !slices.ContainsFunc(chain, n.memberOf) {
+		return errors.New("no member served a chain of federation updates that adds this node with its key")
+	}
+	return nil
+}
