@@ -278,7 +278,7 @@ func CheckFederationUpdate(cur *FederationVersion, signed []byte) (*FederationUp
 	if !ok {
 		return nil, fmt.Errorf("%w: not a signed note (no blank line before the signatures)", ErrFederationUpdate)
 	}
-	next, err := ParseFederationText(append(text, '\n'))
+	next, err := ParseFederationText(signed[:len(text)+1]) // the text and its newline, without writing into signed
 	if err != nil {
 		return nil, err
 	}
