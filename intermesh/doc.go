@@ -277,7 +277,7 @@
 //     texts per member and round, so n·(n+1) per round;
 //   - Transfer pages read: the max_entries and max_bytes the client asked
 //     for (20,000 records, 16 MiB, plus one leaf of at most
-//     log.MaxPayloadLen+1 MiB); a frame past them fails the page before it
+//     log.MaxLeafLen bytes); a frame past them fails the page before it
 //     is read;
 //   - fork investigations: one at a time per member, within maxForkLeaves
 //     leaf hashes, allocated as the origin's records arrive (starting from
@@ -295,8 +295,9 @@
 // limits. Penalties halve every 10 s; a member whose score falls below
 // -400 (graylist) has all its gossip ignored until it recovers. Scores are
 // exported (intermesh_peer_score, intermesh_peers_graylisted,
-// intermesh_peer_penalties_total) and a member crossing the threshold is
-// logged. Held early messages cost nothing.
+// intermesh_peer_penalties_total, intermesh_graylistings_total) and a
+// member crossing the threshold is logged. Held early messages cost
+// nothing.
 //
 // # Persistence
 //

@@ -20,6 +20,7 @@ import (
 //	intermesh_peer_score{member}                   gossipsub score of each connected member
 //	intermesh_peers_graylisted                     members whose gossip is ignored now (score below the graylist threshold)
 //	intermesh_peer_penalties_total{member}         application-specific penalties charged (score.go)
+//	intermesh_graylistings_total{member}           times a member's penalty alone crossed the graylist threshold
 //	intermesh_equivocations_total                  evidence recorded against members
 //	intermesh_evidence                             evidence held now (gauge)
 //	intermesh_replica_lag_records{origin}          records known to exist that the replica lacks
@@ -50,6 +51,7 @@ type metrics struct {
 	peerScore     *prometheus.GaugeVec
 	graylisted    prometheus.Gauge
 	penalties     *prometheus.CounterVec
+	graylistings  *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
@@ -129,8 +131,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_peer_penalties_total",
 			Help: "Application-specific gossip penalties charged to a member, for valid but useless messages and lying relay pages.",
 		}, []string{"member"}),
+		graylistings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_graylistings_total",
+			Help: "Times a member's application-specific penalty alone crossed the graylist threshold (its gossip is then ignored until the penalty decays).",
+		}, []string{"member"}),
 	}
-	for _, c := range []prometheus.Collector{mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
+	for _, c := range []prometheus.Collector{mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
 		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err

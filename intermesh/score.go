@@ -26,7 +26,9 @@ import (
 // (scoreThresholds: -400, after about 40 useless messages within a few
 // seconds, or 4 lying pages) and gossipsub ignores everything it sends until
 // its score recovers. The scores are exported as intermesh_peer_score and
-// intermesh_peers_graylisted, and a member crossing the threshold is logged.
+// intermesh_peers_graylisted (at each inspection), a member whose penalty
+// alone crosses the threshold is counted in intermesh_graylistings_total
+// the moment it does, and both are logged.
 // Messages held because their round has not closed (hold.go) cost nothing:
 // an honest member with a fast clock sends them.
 const (
@@ -49,8 +51,8 @@ type penalty struct {
 	at    time.Time
 }
 
-// add adds v to p's penalty.
-func (ps *penalties) add(p peer.ID, v float64) {
+// add adds v to p's penalty and returns its penalty before and after.
+func (ps *penalties) add(p peer.ID, v float64) (before, after float64) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.by == nil {
@@ -62,8 +64,10 @@ func (ps *penalties) add(p peer.ID, v float64) {
 		ps.by[p] = pe
 	}
 	now := time.Now()
-	pe.value = pe.decayed(now) + v
+	before = pe.decayed(now)
+	pe.value = before + v
 	pe.at = now
+	return before, pe.value
 }
 
 // of returns p's penalty now.
@@ -85,8 +89,13 @@ func (m *Mesh) penalize(p peer.ID, v float64) {
 	if _, ok := m.byPeer[p]; !ok || p == m.self.id {
 		return
 	}
-	m.penalties.add(p, v)
-	m.metrics.penalties.WithLabelValues(m.byPeer[p]).Add(v)
+	before, after := m.penalties.add(p, v)
+	o := m.byPeer[p]
+	m.metrics.penalties.WithLabelValues(o).Add(v)
+	if gray := -scoreThresholds().GraylistThreshold; before <= gray && after > gray {
+		m.metrics.graylistings.WithLabelValues(o).Inc()
+		m.log.Warn("member's penalties alone put it below the graylist threshold: gossipsub ignores its gossip until they decay", "member", o, "penalty", after)
+	}
 }
 
 // appScore is gossipsub's AppSpecificScore: very low for a non-member (the

@@ -48,8 +48,8 @@ const TransferProtocol = protocol.ID("/intermesh/transfer/1")
 // Transfer limits.
 const (
 	transferTimeout      = 30 * time.Second
-	maxTransferFrame     = 4 << 10                   // request and header frames
-	maxLeafFrame         = log.MaxPayloadLen + 1<<20 // a record's leaf encoding
+	maxTransferFrame     = 4 << 10        // request and header frames
+	maxLeafFrame         = log.MaxLeafLen // a record's leaf encoding
 	defaultTransferCount = 20000
 	maxTransferCount     = 100000
 	defaultTransferBytes = 8 << 20

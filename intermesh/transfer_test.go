@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/intermesh/intermesh/log"
 )
 
 // TestTransferReadsStopAtThePageLimitsAskedFor runs a member's key in a
@@ -21,11 +23,11 @@ import (
 // (plus one frame header), and keeps nothing of it.
 func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
 	t.Parallel()
-	fed, keys := testFederation(t, 3)
-	origin := fed.Members[2].Origin
+	fed, keys := testFederation(t, 6)
+	origin := fed.Members[5].Origin
 	a := startNode(t, fed, keys, 0, nil, nil, nil)
 	small := testRecords(origin, 0, 2000, 10)
-	big := testRecords(origin, 1, 1, 2<<20)[0]
+	big := testRecords(origin, 1, 1, 300)[0]
 	cases := []struct {
 		name       string
 		maxEntries int
@@ -34,42 +36,28 @@ func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
 		want       string
 	}{
 		{"more records than asked", 10, 1 << 20, func(i uint64) ([]byte, bool) { return small[i].MarshalLeaf(), i < 1000 }, "limit 0"},
-		{"a record beyond the bytes asked", 10, 1 << 20, func(i uint64) ([]byte, bool) {
+		{"a record beyond the bytes asked", 10, 200, func(i uint64) ([]byte, bool) {
 			if i == 1 {
 				return big.MarshalLeaf(), true
 			}
 			return small[i].MarshalLeaf(), i < 2
 		}, "limit"},
+		{"a frame larger than any leaf", 10, 1 << 20, func(i uint64) ([]byte, bool) {
+			return make([]byte, log.MaxLeafLen+1), true
+		}, "limit"},
 		{"records without end", 10, 1 << 20, func(i uint64) ([]byte, bool) { return small[i%2000].MarshalLeaf(), true }, "limit 0"},
 	}
-	for _, c := range cases {
-		rh := rogueHost(t, keys[1])
+	for i, c := range cases {
+		rh := rogueHost(t, keys[1+i]) // a member of its own: no connection left over from another case
 		sent := make(chan int, 1)
 		rh.SetStreamHandler(TransferProtocol, func(s network.Stream) {
-			defer s.Reset()
-			r := bufio.NewReader(s)
-			if _, err := readFrame(r, maxTransferFrame); err != nil {
+			n, err := serveFrames(s, c.frames)
+			sent <- n
+			if err != nil {
+				s.Reset()
 				return
 			}
-			w := bufio.NewWriter(s)
-			hb, _ := json.Marshal(transferHeader{Size: 1 << 40})
-			n := 0
-			defer func() { sent <- n }()
-			if writeFrame(w, hb) != nil {
-				return
-			}
-			for j := uint64(0); ; j++ {
-				f, more := c.frames(j)
-				if !more {
-					_ = writeFrame(w, nil)
-					_ = w.Flush()
-					return
-				}
-				if writeFrame(w, f) != nil || w.Flush() != nil {
-					return
-				}
-				n++
-			}
+			s.Close()
 		})
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		if err := a.AddPeer(ctx, peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}); err != nil {
@@ -85,5 +73,40 @@ func TestTransferReadsStopAtThePageLimitsAskedFor(t *testing.T) {
 		}
 		rh.Close()
 		<-sent
+	}
+}
+
+// serveFrames answers a Transfer request with a header claiming a huge log
+// and the frames given, whatever the request asked; it returns how many
+// record frames it wrote.
+func serveFrames(s network.Stream, frames func(i uint64) ([]byte, bool)) (int, error) {
+	r := bufio.NewReader(s)
+	if _, err := readFrame(r, maxTransferFrame); err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriter(s)
+	hb, err := json.Marshal(transferHeader{Size: 1 << 40})
+	if err != nil {
+		return 0, err
+	}
+	if err := writeFrame(w, hb); err != nil {
+		return 0, err
+	}
+	n := 0
+	for j := uint64(0); ; j++ {
+		f, more := frames(j)
+		if !more {
+			if err := writeFrame(w, nil); err != nil {
+				return n, err
+			}
+			return n, w.Flush()
+		}
+		if err := writeFrame(w, f); err != nil {
+			return n, err
+		}
+		if err := w.Flush(); err != nil {
+			return n, err
+		}
+		n++
 	}
 }

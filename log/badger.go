@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -70,4 +73,41 @@ func classifyWriteError(err error) error {
 		return fmt.Errorf("%w: %w", ErrDiskFull, err)
 	}
 	return err
+}
+
+// removeEmptyValueLogs deletes the zero-length value-log files of dir. A
+// process killed between Badger creating a value-log file and sizing it
+// leaves one behind, and Badger v4.9 then refuses to open the directory
+// ("Open existing file ... Create a new file"): a node killed at that
+// moment would never start again. A zero-length file holds nothing, not
+// even the 20-byte header every value-log file starts with, so no key can
+// point into it and removing it loses nothing. logger may be nil.
+func removeEmptyValueLogs(dir string, logger *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("log: reading %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".vlog" {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+		if info.Size() != 0 {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("log: removing the empty value-log file %s: %w", path, err)
+		}
+		if logger != nil {
+			logger.Warn("removed an empty value-log file left by a crash", "file", path)
+		}
+	}
+	return nil
 }

@@ -184,6 +184,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := removeEmptyValueLogs(opts.Dir, logger); err != nil {
+		return nil, err
+	}
 	db, err := badger.Open(badgerOptions(opts, logger))
 	if err != nil {
 		return nil, fmt.Errorf("log: opening Badger in %s: %w", opts.Dir, classifyWriteError(err))

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -19,15 +20,10 @@ import (
 // returns its portal's address.
 func startHoldingNode(t *testing.T, edit func(h *config.HTTP)) string {
 	t.Helper()
-	c := newTestNode(t, t.TempDir())
-	c.HTTP.RatePerSecond = 0 // the slow clients stand for many addresses
-	edit(&c.HTTP)
-	n, err := New(context.Background(), c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runNode(t, n)
-	return n.HTTPAddr()
+	return startHoldingNodeRated(t, func(h *config.HTTP) {
+		h.RatePerSecond = 0 // the slow clients stand for many addresses
+		edit(h)
+	})
 }
 
 // trickler is a slow client: it sends the headers of a Publish with a large
@@ -200,4 +196,74 @@ func TestConnectionsPastTheCapGetServerOverload(t *testing.T) {
 		_, err := c.Hello(context.Background())
 		return err == nil
 	})
+}
+
+// helloFrom sends Hello with X-Forwarded-For: client and returns the
+// protocol status.
+func helloFrom(t *testing.T, addr, client string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+portal.WellKnownPath, strings.NewReader(`{"HelloRequest":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", client)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer map[string]portal.MeshResponse
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range answer {
+		return r.Status
+	}
+	t.Fatal("an empty answer")
+	return 0
+}
+
+// The rate limiter takes the client from X-Forwarded-For only when the peer
+// is one of http.trusted_proxies; from anyone else the header changes
+// nothing.
+func TestTheProxyHeaderIsHonouredOnlyFromTrustedProxies(t *testing.T) {
+	t.Parallel()
+	limited := func(h *config.HTTP) { h.RatePerSecond, h.RateBurst = 0.001, 1 }
+	t.Run("from a trusted proxy each client has its own bucket", func(t *testing.T) {
+		addr := startHoldingNodeRated(t, func(h *config.HTTP) { limited(h); h.TrustedProxies = []string{"127.0.0.0/8"} })
+		for _, client := range []string{"203.0.113.1", "203.0.113.2", "2001:db8:0:1::1"} {
+			if st := helloFrom(t, addr, client); st != portal.SuccessOK {
+				t.Fatalf("first request of %s: status %d", client, st)
+			}
+		}
+		if st := helloFrom(t, addr, "203.0.113.1"); st != portal.TooManyRequests {
+			t.Fatalf("second request of 203.0.113.1: status %d, want 429", st)
+		}
+		if st := helloFrom(t, addr, "2001:db8:0:1::2"); st != portal.TooManyRequests {
+			t.Fatalf("another address of the same /64: status %d, want 429", st)
+		}
+	})
+	t.Run("from an untrusted peer the header is ignored", func(t *testing.T) {
+		addr := startHoldingNodeRated(t, func(h *config.HTTP) { limited(h); h.TrustedProxies = []string{"192.0.2.1"} })
+		if st := helloFrom(t, addr, "203.0.113.1"); st != portal.SuccessOK {
+			t.Fatalf("first request: status %d", st)
+		}
+		if st := helloFrom(t, addr, "203.0.113.2"); st != portal.TooManyRequests {
+			t.Fatalf("a forged X-Forwarded-For from an untrusted peer escaped the limit: status %d", st)
+		}
+	})
+}
+
+// startHoldingNodeRated is startHoldingNode keeping the rate limit that
+// edit sets.
+func startHoldingNodeRated(t *testing.T, edit func(h *config.HTTP)) string {
+	t.Helper()
+	c := newTestNode(t, t.TempDir())
+	edit(&c.HTTP)
+	n, err := New(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, n)
+	return n.HTTPAddr()
 }

@@ -37,7 +37,19 @@ func (n *Node) handler() http.Handler {
 		n.registerFederation(mux)
 	}
 	mux.Handle("/", n.portal.Handler())
-	return mux
+	// The tlog-tiles reads count towards http.max_in_flight as the portal's
+	// own read endpoints do. The portal (pattern "/") counts its requests
+	// itself, once their body is read. The witness's add-checkpoint, which
+	// has a body, is not counted, lest a client trickling its body hold a
+	// slot; the connection cap and http.read_timeout bound it.
+	limited := n.portal.LimitInFlight(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			limited.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // tileReplicas lists the members whose logs the node replicates.

@@ -4,10 +4,12 @@
 // Mesh data model (profiles, envelopes, UDFs) is portal/mesh.
 //
 // It owns: the protocol messages (shared with the client), request decoding
-// and limits (body and entry size, per-IP rate), the transactions, the
-// materialized state (accounts, the latest version of every profile and
-// escrow entry, pending device connections) and the operator endpoints
-// GET /checkpoint, /healthz, /metrics and the status page at /. It does not
+// and limits (body and entry size, a bounded per-client rate limiter, the
+// HTTP server's timeouts and its caps on connections and requests in flight:
+// overload.go), the transactions, the materialized state (accounts, the
+// latest version of every profile and escrow entry, pending device
+// connections) and the operator endpoints GET /checkpoint, /healthz,
+// /metrics and the status page at /. It does not
 // own the log, the Merkle tree or checkpoints (packages log and merkle), nor
 // replication (package intermesh).
 //
@@ -52,7 +54,9 @@
 //	state := portal.NewState()
 //	l, _ := log.Open(ctx, log.Options{Dir: dir, Indexers: []log.Indexer{state}, ...})
 //	srv, _ := portal.New(portal.Config{...}, portal.Deps{Log: l, State: state, ...})
-//	http.ListenAndServe(addr, srv.Handler())
+//	hs := srv.HTTPServer(nil)            // the configured timeouts
+//	ln, _ := net.Listen("tcp", addr)
+//	hs.Serve(srv.LimitListener(ln))      // the connection cap
 //
 // # Choices the drafts leave open
 //

@@ -195,3 +195,44 @@ func TestARefusedLargeBodyIsAnsweredThroughTheCappedListener(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClientAddress: whatever a client writes into the proxy header, the
+// rate-limiting key is the peer's own prefix, or, only when the peer is a
+// trusted proxy, the prefix of an address written in the header that is
+// not itself a trusted proxy (or the leftmost one if all are).
+func FuzzClientAddress(f *testing.F) {
+	f.Add("10.0.0.5:5000", "203.0.113.9")
+	f.Add("10.0.0.5:5000", "1.2.3.4, 203.0.113.9, 10.0.0.7")
+	f.Add("198.51.100.7:5000", "203.0.113.9")
+	f.Add("[2001:db8::1]:443", "2001:db8:1:2:3:4:5:6,::ffff:10.0.0.9")
+	f.Add("10.0.0.5:5000", ",,, ,")
+	f.Add("pipe", "10.0.0.1")
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("2001:db8::/64")}
+	f.Fuzz(func(t *testing.T, remote, header string) {
+		s := &Server{cfg: Config{TrustedProxies: trusted, ProxyHeader: "X-Forwarded-For"}}
+		r, _ := http.NewRequest(http.MethodGet, "http://portal.test/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-Forwarded-For", header)
+		got := s.client(r)
+		ap, err := netip.ParseAddrPort(remote)
+		if err != nil {
+			if got.IsValid() {
+				t.Fatalf("an unparsable peer %q gave %v", remote, got)
+			}
+			return
+		}
+		peer := ap.Addr().Unmap()
+		if got == clientPrefix(peer) {
+			return
+		}
+		if !s.trustedProxy(peer) {
+			t.Fatalf("untrusted peer %v: the header %q chose %v", peer, header, got)
+		}
+		for _, hop := range strings.Split(header, ",") {
+			if a, err := netip.ParseAddr(strings.TrimSpace(hop)); err == nil && clientPrefix(a) == got {
+				return
+			}
+		}
+		t.Fatalf("peer %v, header %q: %v is neither the peer nor in the header", peer, header, got)
+	})
+}

@@ -209,9 +209,12 @@ func (s *Server) overloaded(tx string) Response {
 	return s.fail(tx, Errorf(ServerOverload, "the portal is handling %d requests, its limit; retry later", s.cfg.MaxInFlight))
 }
 
-// limitInFlight wraps an operator endpoint (no request body) in the
-// MaxInFlight bound.
-func (s *Server) limitInFlight(h http.Handler) http.Handler {
+// LimitInFlight wraps a handler of requests without a body to read (the
+// operator endpoints, and the node's other read endpoints such as
+// tlog-tiles) in the MaxInFlight bound: past it the request is answered 503
+// ServerOverload. The protocol endpoint counts itself, after reading the
+// body; do not wrap Handler in it.
+func (s *Server) LimitInFlight(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.inFlight.enter() {
 			s.writeResponse(w, "", s.overloaded(""))

@@ -304,11 +304,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(strings.TrimSuffix(WellKnownPath, "/"), s.serveProtocol)
 	// The operator endpoints count towards MaxInFlight; /healthz, which
 	// does no work, does not.
-	mux.Handle("GET /checkpoint", s.limitInFlight(http.HandlerFunc(s.serveCheckpoint)))
+	mux.Handle("GET /checkpoint", s.LimitInFlight(http.HandlerFunc(s.serveCheckpoint)))
 	mux.HandleFunc("GET /healthz", s.serveHealth)
-	mux.Handle("GET /metrics", s.limitInFlight(s.metricsHandler()))
-	mux.Handle("GET /{$}", s.limitInFlight(http.HandlerFunc(s.serveStatusPage)))
-	mux.Handle("GET /status.json", s.limitInFlight(http.HandlerFunc(s.serveStatusJSON)))
+	mux.Handle("GET /metrics", s.LimitInFlight(s.metricsHandler()))
+	mux.Handle("GET /{$}", s.LimitInFlight(http.HandlerFunc(s.serveStatusPage)))
+	mux.Handle("GET /status.json", s.LimitInFlight(http.HandlerFunc(s.serveStatusJSON)))
 	return mux
 }
 

@@ -83,9 +83,8 @@ type chaos struct {
 	o   ChaosOptions
 	mu  sync.Mutex
 	rng *rand.Rand // guarded by mu
-	// faulty are the members down or partitioned now; undo restores one.
+	// faulty are the members down or partitioned now.
 	faulty map[int]bool
-	undo   []func()
 	stats  ChaosStats
 	wg     sync.WaitGroup // pending undos
 }

@@ -124,7 +124,7 @@ func TestEveryMetricOfTheDashboardAndAlertsIsOnARunningNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Publish(t.Context(), &portal.PublishRequest{Entry: entry}); err != nil {
+	if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: "metrics@example.com", Profile: entry}); err != nil {
 		t.Fatal(err)
 	}
 	waitForAgreement(t, tn, 30*time.Second, 3)

@@ -3,6 +3,8 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +22,9 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/client"
+	"github.com/intermesh/intermesh/portal/mesh"
 	"github.com/intermesh/intermesh/portal/tiles"
 )
 
@@ -323,6 +328,13 @@ func TestStandardTlogClientsRejectACorruptedTileOrBundle(t *testing.T) {
 	if _, err := readWithXMod(tn.PortalURL(0)+"/", cp, tlog.Tree{}); err != nil {
 		t.Fatalf("the honest node does not read: %v", err)
 	}
+	// The proxy itself passes an untouched log through.
+	if _, err := readWithXMod(corruptingProxy(t, tn.PortalURL(0), "/no-such-path"), cp, tlog.Tree{}); err != nil {
+		t.Fatalf("reading through a proxy that corrupts nothing: %v", err)
+	}
+	if _, err := readWithTorchwood(t.Context(), corruptingProxy(t, tn.PortalURL(0), "/no-such-path"), cp); err != nil {
+		t.Fatalf("reading through a proxy that corrupts nothing: %v", err)
+	}
 	for _, c := range []struct {
 		name, suffix string
 	}{
@@ -340,5 +352,73 @@ func TestStandardTlogClientsRejectACorruptedTileOrBundle(t *testing.T) {
 				t.Errorf("torchwood read the log through a proxy that corrupts %s", c.suffix)
 			}
 		})
+	}
+}
+
+// bigProfile returns a signed ProfileMesh whose entry is between lo and hi
+// bytes long, and its identifier. It is padded with names (each within the
+// profile limits) of '<', which JSON writes as 6 bytes.
+func bigProfile(t *testing.T, lo, hi int) ([]byte, string) {
+	t.Helper()
+	offline, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := mesh.GenerateKey(rand.Reader, mesh.CurveX448)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &mesh.ProfileMesh{Profile: mesh.Profile{
+		KeyOfflineSignature: mesh.NewKeyData(offline.Public()),
+		KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(admin.Public())},
+	}, KeyEncryption: mesh.NewKeyData(enc.Public())}
+	for {
+		env, err := mesh.SignObject(p, offline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry, err := mesh.MarshalEntry(p.TypeName(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case len(entry) > hi:
+			t.Fatalf("the entry grew past %d bytes (%d)", hi, len(entry))
+		case len(entry) >= lo:
+			return entry, offline.UDF().String()
+		}
+		step := min(1000, max(1, (lo-len(entry))/8/2))
+		if n := len(p.Names); n == 0 || len(p.Names[n-1])+step > 1000 {
+			p.Names = append(p.Names, "")
+		}
+		p.Names[len(p.Names)-1] += strings.Repeat("<", step)
+	}
+}
+
+func TestAnEntryWhoseLeafWouldNotFitAnEntryBundleIsRefusedWith413(t *testing.T) {
+	tn := startTestnet(t, 1)
+	// Under the portal's 64 KiB entry limit, but its record's leaf (the
+	// entry in a portal entry, plus the record fields) is over 65,535 bytes.
+	entry, id := bigProfile(t, log.MaxLeafLen-200, 64<<10)
+	c, err := client.New(tn.PortalURL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := tn.Node(0).Log().Size()
+	_, err = c.CreateAccount(t.Context(), &portal.CreateRequest{Account: id, Profile: entry})
+	var pe *portal.Error
+	t.Logf("CreateAccount with a %d-byte entry: %v", len(entry), err)
+	if !errors.As(err, &pe) || pe.Status != portal.TooLarge || !strings.Contains(pe.Description, "65535") {
+		t.Fatalf("CreateAccount with a %d-byte entry: %v; want 413 naming the 65,535-byte leaf limit", len(entry), err)
+	}
+	if got := tn.Node(0).Log().Size(); got > before+1 { // a round's MasterHash record may land meanwhile
+		t.Fatalf("the log grew from %d to %d records", before, got)
+	}
+	if _, err := c.Get(t.Context(), &portal.GetRequest{Identifier: id}); err == nil {
+		t.Fatal("the refused profile is served")
 	}
 }

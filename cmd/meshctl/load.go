@@ -159,6 +159,12 @@ type loadAccount struct {
 	enc     *mesh.KeyData
 	auth    *mesh.KeyData
 	id      string // the profile's UDF
+
+	// mu serializes the account's updates: each version must carry a
+	// later Updated than the one registered, so versions are signed and
+	// sent one after the other.
+	mu      sync.Mutex
+	updated time.Time // Updated of the latest version signed
 }
 
 // newLoadAccount makes the keys of an account and its first profile entry.
@@ -182,14 +188,21 @@ func newLoadAccount(name string, portal int) (*loadAccount, []byte, string, erro
 }
 
 // profile signs a new version of the account's ProfileAccount with a fresh
-// administration key, and returns the entry and its PayloadDigest.
+// administration key and an Updated time later than the previous
+// version's, and returns the entry and its PayloadDigest.
 func (a *loadAccount) profile() ([]byte, string, error) {
 	admin, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
 	if err != nil {
 		return nil, "", err
 	}
+	updated := time.Now().UTC().Truncate(time.Microsecond)
+	if !updated.After(a.updated) {
+		updated = a.updated.Add(time.Microsecond)
+	}
+	a.updated = updated
 	p := &mesh.ProfileAccount{
 		Profile: mesh.Profile{
+			Assertion:           mesh.Assertion{Updated: &updated},
 			KeyOfflineSignature: mesh.NewKeyData(a.offline.Public()),
 			KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(admin.Public())},
 		},
@@ -295,6 +308,9 @@ func (l *loadRun) createAccounts(ctx context.Context) ([]*loadAccount, time.Dura
 
 // sendUpdates publishes profile updates at the paced rate for the duration.
 // Request k is scheduled at start + k/rate; its latency counts from then.
+// When the portals fall behind (all --concurrency requests in flight),
+// requests wait for a slot, and those still unsent when the duration is
+// over are counted as not sent.
 func (l *loadRun) sendUpdates(ctx context.Context, accounts []*loadAccount) {
 	var (
 		wg   sync.WaitGroup
@@ -305,11 +321,16 @@ func (l *loadRun) sendUpdates(ctx context.Context, accounts []*loadAccount) {
 	l.stats.begin(start)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for k := 0; ; k++ {
+	scheduled := int(float64(l.o.duration) / float64(interval))
+	if float64(scheduled)*float64(interval) < float64(l.o.duration) {
+		scheduled++
+	}
+	deadline := time.NewTimer(l.o.duration)
+	defer deadline.Stop()
+	sent := 0
+	defer func() { l.stats.notSent(scheduled - sent) }()
+	for k := 0; k < scheduled; k++ {
 		at := start.Add(time.Duration(k) * interval)
-		if at.Sub(start) >= l.o.duration {
-			break
-		}
 		if d := time.Until(at); d > 0 {
 			timer.Reset(d)
 			select {
@@ -320,13 +341,20 @@ func (l *loadRun) sendUpdates(ctx context.Context, accounts []*loadAccount) {
 		if ctx.Err() != nil {
 			break
 		}
+		over := false
 		select {
 		case slot <- struct{}{}:
 		case <-ctx.Done():
+		case <-deadline.C:
+			over = true
 		}
-		if ctx.Err() != nil {
+		if over || ctx.Err() != nil || time.Since(start) >= l.o.duration {
+			if !over && ctx.Err() == nil {
+				<-slot
+			}
 			break
 		}
+		sent++
 		a := accounts[k%len(accounts)]
 		wg.Go(func() {
 			defer func() { <-slot }()
@@ -338,13 +366,15 @@ func (l *loadRun) sendUpdates(ctx context.Context, accounts []*loadAccount) {
 
 // update publishes one new version of a's profile, scheduled at at.
 func (l *loadRun) update(ctx context.Context, a *loadAccount, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	entry, digest, err := a.profile()
 	if err != nil {
 		l.stats.refuse("local error", err)
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, l.o.timeout)
-	_, err = l.clients[a.portal].Publish(rctx, &portal.PublishRequest{Entry: entry})
+	_, err = l.clients[a.portal].Publish(rctx, &portal.PublishRequest{Entry: entry, AccountID: a.name})
 	cancel()
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {

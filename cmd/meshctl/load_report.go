@@ -110,6 +110,7 @@ type loadStats struct {
 	latencies []time.Duration // of acknowledged updates
 	refused   map[string]int
 	examples  map[string]string // reason → the first error of that reason
+	unsent    int               // scheduled updates never sent
 }
 
 func newLoadStats() *loadStats {
@@ -122,6 +123,12 @@ func (s *loadStats) setupAcked()       { s.mu.Lock(); s.setup++; s.mu.Unlock() }
 func (s *loadStats) acked(d time.Duration) {
 	s.mu.Lock()
 	s.latencies = append(s.latencies, d)
+	s.mu.Unlock()
+}
+
+func (s *loadStats) notSent(n int) {
+	s.mu.Lock()
+	s.unsent += max(0, n)
 	s.mu.Unlock()
 }
 
@@ -189,6 +196,7 @@ type loadReport struct {
 	Rate            float64           `json:"rate"`
 	DurationSeconds float64           `json:"duration_seconds"`
 	Acknowledged    int               `json:"acknowledged"`     // updates
+	NotSent         int               `json:"not_sent"`         // scheduled updates never sent: the portals were too far behind
 	Refused         map[string]int    `json:"refused"`          // by reason, accounts and updates
 	Examples        map[string]string `json:"refused_examples"` // by reason, the first error
 	Throughput      float64           `json:"throughput"`       // acknowledged updates per second
@@ -196,6 +204,7 @@ type loadReport struct {
 	LatencyP99ms    float64           `json:"latency_p99_ms"`
 	LatencyMaxms    float64           `json:"latency_max_ms"`
 	Acks            string            `json:"acks_file"`
+	Concurrency     int               `json:"concurrency"`
 }
 
 func (s *loadStats) report(o loadOptions, nodes []string, accounts int, setup, elapsed time.Duration) *loadReport {
@@ -204,9 +213,9 @@ func (s *loadStats) report(o loadOptions, nodes []string, accounts int, setup, e
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	r := &loadReport{
 		Portals: nodes, Accounts: accounts, SetupSeconds: setup.Seconds(), Rate: o.rate,
-		DurationSeconds: elapsed.Seconds(), Acknowledged: len(s.latencies), Refused: map[string]int{},
+		DurationSeconds: elapsed.Seconds(), Acknowledged: len(s.latencies), NotSent: s.unsent, Refused: map[string]int{},
 		LatencyP50ms: ms(percentile(s.latencies, 0.50)), LatencyP99ms: ms(percentile(s.latencies, 0.99)),
-		LatencyMaxms: ms(percentile(s.latencies, 1)), Acks: o.acks,
+		LatencyMaxms: ms(percentile(s.latencies, 1)), Acks: o.acks, Concurrency: o.concurrency,
 	}
 	r.Examples = map[string]string{}
 	for k, v := range s.refused {
@@ -222,6 +231,9 @@ func (r *loadReport) writeHuman(w io.Writer) {
 	fmt.Fprintf(w, "load: %d portals, %d accounts created in %.1fs\n", len(r.Portals), r.Accounts, r.SetupSeconds)
 	fmt.Fprintf(w, "updates: %d acknowledged in %.1fs (%.1f/s, asked %.1f/s)\n", r.Acknowledged, r.DurationSeconds, r.Throughput, r.Rate)
 	fmt.Fprintf(w, "latency from the scheduled time: p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms)
+	if r.NotSent > 0 {
+		fmt.Fprintf(w, "not sent: %d scheduled updates (all %d-request slots were busy until the end)\n", r.NotSent, r.Concurrency)
+	}
 	if len(r.Refused) == 0 {
 		fmt.Fprintln(w, "refused: none")
 	}

@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +158,32 @@ func TestPercentileIsTheNearestRank(t *testing.T) {
 	}
 	if percentile(nil, 0.5) != 0 {
 		t.Error("percentile of nothing is not 0")
+	}
+}
+
+func TestLoadCountsWhatAPortalTooSlowToKeepUpWasNeverSent(t *testing.T) {
+	p := newTestPortal(t)
+	target, err := url.Parse(p.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond) // a portal that answers 10 requests a second per connection
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	var rep loadReport
+	r := loadJSON(t, &rep, "load", "--node", slow.URL, "--rate", "100", "--duration", "1s", "--accounts", "1",
+		"--concurrency", "2", "--acks", filepath.Join(t.TempDir(), "acks.jsonl"))
+	if r.code != exitOK {
+		t.Fatalf("load: exit %d\n%s", r.code, r.stderr)
+	}
+	refused := 0
+	for _, n := range rep.Refused {
+		refused += n
+	}
+	if rep.NotSent == 0 || rep.Acknowledged+refused+rep.NotSent != 100 {
+		t.Errorf("of 100 scheduled updates: %d acknowledged, %d refused, %d not sent; want every one accounted for and some not sent", rep.Acknowledged, refused, rep.NotSent)
 	}
 }

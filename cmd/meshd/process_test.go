@@ -324,7 +324,7 @@ func TestCrashMeshdKilledUnderPublishLoad(t *testing.T) {
 		}
 		ld.end(t)
 		latest = ld.acked
-		t.Logf("kill %d: %d publishes acknowledged", k+1, len(latest))
+		t.Logf("kill %d: %d accounts created (each publishing its profile) acknowledged", k+1, len(latest))
 	}
 	d := startDaemon(t, bin, dir, addr, nil)
 	checkServed(t, d.url, append(earlier, latest...))

@@ -1,0 +1,308 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/mesh"
+	"github.com/intermesh/intermesh/portal/tiles"
+)
+
+// growthProfile is one account of the growth benchmark: its keys, and a
+// way to sign its next version.
+type growthProfile struct {
+	account        string
+	id             string
+	offline, admin *mesh.PrivateKey
+	enc            *mesh.KeyData
+	updated        time.Time
+}
+
+// growthProfiles makes n accounts with real keys.
+func growthProfiles(b *testing.B, n int) []*growthProfile {
+	b.Helper()
+	out := make([]*growthProfile, n)
+	for i := range out {
+		offline, _ := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+		admin, _ := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+		enc, _ := mesh.GenerateKey(rand.Reader, mesh.CurveX448)
+		out[i] = &growthProfile{account: fmt.Sprintf("grow%d@example.com", i), id: offline.UDF().String(),
+			offline: offline, admin: admin, enc: mesh.NewKeyData(enc.Public())}
+	}
+	return out
+}
+
+// next signs the profile's next version (a later Updated) and returns the
+// record the portal appends when it accepts it: CreateAccount for the first
+// version, Publish for the account's own profile afterwards.
+func (g *growthProfile) next(first bool) (log.Record, error) {
+	g.updated = g.updated.Add(time.Microsecond)
+	if now := time.Now().UTC(); now.After(g.updated) {
+		g.updated = now
+	}
+	updated := g.updated
+	p := &mesh.ProfileMesh{
+		Profile: mesh.Profile{
+			Assertion:           mesh.Assertion{Updated: &updated},
+			KeyOfflineSignature: mesh.NewKeyData(g.offline.Public()),
+			KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(g.admin.Public())},
+		},
+		KeyEncryption: g.enc,
+	}
+	env, err := mesh.SignObject(p, g.offline)
+	if err != nil {
+		return log.Record{}, err
+	}
+	entry, err := mesh.MarshalEntry(p.TypeName(), env)
+	if err != nil {
+		return log.Record{}, err
+	}
+	pe := &portal.PortalEntry{Transaction: "Publish", Type: p.TypeName(), AccountID: g.account, Signer: g.id,
+		OfflineKey: g.id, OnlineKeys: []string{g.admin.UDF().String()}, Updated: &updated, Entry: entry}
+	kind := log.KindProfile
+	if first {
+		pe.Transaction, pe.Status, kind = "CreateAccount", portal.AccountOpen, log.KindAccount
+	}
+	payload, err := portal.MarshalPortalEntry(pe)
+	if err != nil {
+		return log.Record{}, err
+	}
+	return log.Record{Kind: kind, Identifier: g.id, Account: portal.CanonicalAccount(g.account), Payload: payload}, nil
+}
+
+// growAppenders is how many goroutines append at once: enough for group
+// commits of hundreds of records, as a busy portal's concurrent requests
+// make.
+const growAppenders = 1000
+
+// memorySample is the process's memory at a log size.
+type memorySample struct {
+	records        uint64
+	rss, anon      uint64 // from /proc/self/status
+	heap           uint64 // Go heap in use
+	lsm, vlog      int64  // Badger's files
+	getP99, getMax time.Duration
+}
+
+func readProcStatus() (rss, anon uint64) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseUint(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "RssAnon:":
+			anon = kb << 10
+		}
+	}
+	return rss, anon
+}
+
+// BenchmarkGrowOneNodeToAMillionRecords grows one node's log to
+// NODE_GROW_RECORDS records (default 1,000,000) through the log's append
+// path (group commit, the Merkle tree and the portal's state indexer in the
+// same transactions, epochs closing every second), with records as a
+// Publish of real signed profiles writes them, while a client keeps calling
+// Get (Full, with the leaf), GET /checkpoint and a random full level-0 hash
+// tile and entry bundle (C2SP tlog-tiles) over HTTP. Every 100,000
+// records it logs RSS and RssAnon (/proc/self/status), the Go heap, Badger's
+// size and Get's latency. Run it with -benchtime 1x; GOMEMLIMIT applies.
+func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
+	total := uint64(1_000_000)
+	if v := os.Getenv("NODE_GROW_RECORDS"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			b.Fatalf("NODE_GROW_RECORDS: %v", err)
+		}
+		total = n
+	}
+	profiles := growthProfiles(b, 1000)
+	for range b.N {
+		c, err := config.Init(b.TempDir(), config.InitOptions{
+			Origin: "grow.example/node", HTTPListen: "127.0.0.1:0", EpochPeriod: config.Duration{Duration: time.Second},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.HTTP.RatePerSecond = 0
+		n, err := New(context.Background(), c, slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Listen(); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		runDone := make(chan error, 1)
+		go func() { runDone <- n.Run(ctx) }()
+		samples := growNode(b, n, total, profiles)
+		cancel()
+		if err := <-runDone; err != nil {
+			b.Fatal(err)
+		}
+		last := samples[len(samples)-1]
+		b.ReportMetric(float64(last.rss)/(1<<20), "RSS-MB")
+		b.ReportMetric(float64(last.anon)/(1<<20), "RssAnon-MB")
+		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.anon) - int(y.anon) }).anon)/(1<<20), "max-RssAnon-MB")
+		b.ReportMetric(float64(last.lsm+last.vlog)/(1<<20), "badger-MB")
+		b.ReportMetric(float64(last.getP99.Microseconds())/1000, "get-p99-ms")
+	}
+}
+
+// growNode appends total records to n's log with growAppenders appenders while a
+// reader calls Get and /checkpoint, sampling memory every 100,000 records.
+func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []memorySample {
+	var (
+		next    atomic.Uint64
+		wg      sync.WaitGroup
+		stop    = make(chan struct{})
+		latMu   sync.Mutex
+		lats    []time.Duration
+		samples []memorySample
+	)
+	url := "http://" + n.HTTPAddr()
+	start := time.Now()
+	wg.Go(func() { // the reader
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			body := fmt.Sprintf(`{"GetRequest":{"Identifier":%q,"Full":true}}`, profiles[mrand.IntN(len(profiles))].id)
+			t0 := time.Now()
+			resp, err := http.Post(url+portal.WellKnownPath, "application/json", bytes.NewReader([]byte(body)))
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			// Tiles exist up to the latest checkpoint's size (none before
+			// the first round closes).
+			var reads []string
+			var size uint64
+			if signed, err := n.Tree().LatestCheckpoint(); err == nil && len(signed) > 0 {
+				reads = append(reads, "/checkpoint")
+				if cp, err := merkle.ParseCheckpoint(noteBody(signed)); err == nil {
+					size = cp.Size
+				}
+			}
+			if full := size / 256; full > 0 {
+				i := mrand.Uint64N(full)
+				reads = append(reads, "/"+tiles.Tile{Level: 0, Index: i, Width: 256}.Path(),
+					"/"+tiles.Tile{Entries: true, Index: i, Width: 256}.Path())
+			}
+			for _, path := range reads {
+				if resp, err := http.Get(url + path); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("GET %s: %s", path, resp.Status)
+					}
+				}
+			}
+			latMu.Lock()
+			lats = append(lats, time.Since(t0))
+			latMu.Unlock()
+		}
+	})
+	sample := func(records uint64) {
+		rss, anon := readProcStatus()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		lsm, vlog := n.Log().DB().Size()
+		latMu.Lock()
+		s := memorySample{records: records, rss: rss, anon: anon, heap: ms.HeapInuse, lsm: lsm, vlog: vlog}
+		if len(lats) > 0 {
+			slices.Sort(lats)
+			s.getP99, s.getMax = lats[len(lats)*99/100], lats[len(lats)-1]
+			lats = lats[:0]
+		}
+		latMu.Unlock()
+		samples = append(samples, s)
+		// Also on stderr at once: a long run's progress shows before it ends.
+		fmt.Fprintf(os.Stderr, "grow: %8d records  %6.1f s  RSS %4d MB  RssAnon %4d MB  Go heap %4d MB\n",
+			records, time.Since(start).Seconds(), rss>>20, anon>>20, ms.HeapInuse>>20)
+		b.Logf("%8d records  %6.1f s  RSS %4d MB  RssAnon %4d MB  Go heap %4d MB  badger %5d MB  Get+checkpoint+tiles p99 %6.2f ms max %6.1f ms",
+			records, time.Since(start).Seconds(), rss>>20, anon>>20, ms.HeapInuse>>20, (lsm+vlog)>>20,
+			float64(s.getP99.Microseconds())/1000, float64(s.getMax.Microseconds())/1000)
+	}
+	// Each appender owns some accounts and appends their versions in
+	// order (each must be newer than the last); the accounts are created
+	// first.
+	var appenders sync.WaitGroup
+	var sampleMu sync.Mutex
+	for g := range growAppenders {
+		appenders.Go(func() {
+			var mine []*growthProfile
+			for i := g; i < len(profiles); i += growAppenders {
+				mine = append(mine, profiles[i])
+			}
+			created := make([]bool, len(mine))
+			for j := 0; len(mine) > 0; j = (j + 1) % len(mine) {
+				k := next.Add(1) - 1
+				if k >= total {
+					return
+				}
+				rec, err := mine[j].next(!created[j])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				created[j] = true
+				if _, err := n.Log().Append(context.Background(), rec); err != nil {
+					b.Errorf("append %d: %v", k, err)
+					return
+				}
+				if (k+1)%100_000 == 0 {
+					sampleMu.Lock()
+					sample(k + 1)
+					sampleMu.Unlock()
+				}
+			}
+		})
+	}
+	appenders.Wait()
+	if path := os.Getenv("NODE_GROW_HEAPPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(samples) == 0 || samples[len(samples)-1].records != total {
+		sample(total)
+	}
+	b.Logf("%d records in %.1f s (%.0f records/s)", total, time.Since(start).Seconds(), float64(total)/time.Since(start).Seconds())
+	return samples
+}
