@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -348,6 +346,10 @@ func (n *Node) runLearner(ctx context.Context) {
 	}
 }
 
+// startupFetch bounds how long a starting node asks the members for the
+// federation updates it missed.
+const startupFetch = 3 * time.Second
+
 // FederationUpdates is the body of GET /federation/updates.
 type FederationUpdates struct {
 	// Updates are the signed updates from version 1 on.
@@ -404,19 +406,4 @@ func getUpdates(ctx context.Context, client *http.Client, base string) ([][]byte
 		out = append(out, []byte(u))
 	}
 	return out, nil
-}
-
-// bootstrap makes a node that is not a member of any version it knows learn
-// the chain from the members, verifying each step from its genesis file.
-func (n *Node) bootstrap(ctx context.Context) error {
-	for _, u := range n.fetchUpdates(ctx) {
-		if _, err := n.learnFederationUpdate(ctx, u); err != nil {
-			return err
-		}
-	}
-	_, chain := n.history.current()
-	if !slices.ContainsFunc(chain, n.memberOf) {
-		return errors.New("no member served a chain of federation updates that adds this node with its key")
-	}
-	return nil
 }
