@@ -129,24 +129,24 @@ func (v *FederationVersion) Next(next *Federation, effective uint64) (*Federatio
 	return n, nil
 }
 
-// check tests that n may follow prev, apart from the signatures.
-func (n *FederationVersion) check(prev *FederationVersion) error {
-	if err := n.Validate(); err != nil {
+// check tests that v may follow prev, apart from the signatures.
+func (v *FederationVersion) check(prev *FederationVersion) error {
+	if err := v.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrFederationUpdate, err)
 	}
 	switch {
-	case n.Name != prev.Name:
-		return fmt.Errorf("%w: federation %q cannot follow federation %q", ErrFederationUpdate, n.Name, prev.Name)
-	case n.Version != prev.Version+1:
-		return fmt.Errorf("%w: version %d does not follow the current version %d", ErrFederationUpdate, n.Version, prev.Version)
-	case n.Prev != prev.Hash():
-		return fmt.Errorf("%w: version %d: prev is not the hash of the current version %d", ErrFederationUpdate, n.Version, prev.Version)
-	case n.EpochPeriod != prev.EpochPeriod:
-		return fmt.Errorf("%w: version %d: the epoch period cannot change (%s, was %s)", ErrFederationUpdate, n.Version, n.EpochPeriod.Duration, prev.EpochPeriod.Duration)
-	case n.Effective <= prev.Effective:
-		return fmt.Errorf("%w: version %d: effective round %d is not after version %d's round %d", ErrFederationUpdate, n.Version, n.Effective, prev.Version, prev.Effective)
-	case len(n.Members) > MaxFederationMembers:
-		return fmt.Errorf("%w: version %d: %d members, over the limit of %d", ErrFederationUpdate, n.Version, len(n.Members), MaxFederationMembers)
+	case v.Name != prev.Name:
+		return fmt.Errorf("%w: federation %q cannot follow federation %q", ErrFederationUpdate, v.Name, prev.Name)
+	case v.Version != prev.Version+1:
+		return fmt.Errorf("%w: version %d does not follow the current version %d", ErrFederationUpdate, v.Version, prev.Version)
+	case v.Prev != prev.Hash():
+		return fmt.Errorf("%w: version %d: prev is not the hash of the current version %d", ErrFederationUpdate, v.Version, prev.Version)
+	case v.EpochPeriod != prev.EpochPeriod:
+		return fmt.Errorf("%w: version %d: the epoch period cannot change (%s, was %s)", ErrFederationUpdate, v.Version, v.EpochPeriod.Duration, prev.EpochPeriod.Duration)
+	case v.Effective <= prev.Effective:
+		return fmt.Errorf("%w: version %d: effective round %d is not after version %d's round %d", ErrFederationUpdate, v.Version, v.Effective, prev.Version, prev.Effective)
+	case len(v.Members) > MaxFederationMembers:
+		return fmt.Errorf("%w: version %d: %d members, over the limit of %d", ErrFederationUpdate, v.Version, len(v.Members), MaxFederationMembers)
 	}
 	return nil
 }
@@ -278,7 +278,7 @@ func CheckFederationUpdate(cur *FederationVersion, signed []byte) (*FederationUp
 	if !ok {
 		return nil, fmt.Errorf("%w: not a signed note (no blank line before the signatures)", ErrFederationUpdate)
 	}
-	next, err := ParseFederationText(append(text, '\n'))
+	next, err := ParseFederationText(signed[:len(text)+1]) // the text and its newline, without writing into signed
 	if err != nil {
 		return nil, err
 	}

@@ -207,19 +207,22 @@ func (n *Node) SubmitFederationUpdate(ctx context.Context, signed []byte) (Feder
 		}
 		return FederationSubmission{}, fmt.Errorf("%w: version %d, the node is at version %d", ErrFederationStale, next.Version, cur.Version)
 	}
+	// More signatures for a pending proposal are merged with it first: a
+	// new key's signature alone is not a proposal, but completes one.
+	th := sha256.Sum256(noteText(signed))
+	old, known := h.pending[th]
+	if known {
+		merged, err := config.MergeFederationSignatures(old, signed)
+		if err != nil {
+			return FederationSubmission{}, err
+		}
+		signed = merged
+	}
 	u, err := config.CheckFederationUpdate(cur, signed)
 	if err != nil {
 		return FederationSubmission{}, err
 	}
-	th := sha256.Sum256(u.Next.Text())
-	if old, ok := h.pending[th]; ok {
-		if signed, err = config.MergeFederationSignatures(old, signed); err != nil {
-			return FederationSubmission{}, err
-		}
-		if u, err = config.CheckFederationUpdate(cur, signed); err != nil {
-			return FederationSubmission{}, err
-		}
-	} else {
+	if !known {
 		if slices.Contains(u.Signers, n.cfg.Origin) {
 			for other, note := range h.pending {
 				if o, err := config.CheckFederationUpdate(cur, note); err == nil && other != th && slices.Contains(o.Signers, n.cfg.Origin) {

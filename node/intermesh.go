@@ -122,12 +122,22 @@ func (n *Node) newMesh(ctx context.Context) error {
 	if n.history, err = loadHistory(n.log.DB(), fed); err != nil {
 		return err
 	}
+	// A node that was offline learns the updates it missed from the
+	// members before it takes part (briefly: the members may be down too;
+	// it also learns them later from their logs).
+	fctx, cancel := context.WithTimeout(ctx, startupFetch)
+	for _, u := range n.fetchUpdates(fctx) {
+		if _, err := n.learnFederationUpdate(ctx, u); err != nil {
+			n.logger.Warn("a federation update served by a member was refused", "err", err)
+			break
+		}
+	}
+	cancel()
 	_, chain := n.history.current()
 	if !slices.ContainsFunc(chain, n.memberOf) {
-		if err := n.bootstrap(ctx); err != nil {
-			return fmt.Errorf("node: %q is not a member of federation %q (%s) with its key: %w", n.cfg.Origin, fed.Name, path, err)
-		}
-		_, chain = n.history.current()
+		// A new member bootstraps the same way: from the chain of updates
+		// the members serve, each step verified from its genesis file.
+		return fmt.Errorf("node: %q is not a member of federation %q (%s) with its key, and no member served a chain of updates that adds it", n.cfg.Origin, fed.Name, path)
 	}
 	// Follow the version in force now; if the node is a member only of a
 	// later one, runMembership starts its Mesh when that one takes effect.

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -304,15 +302,23 @@ func (x fedReplicaIndexer) Index(_ *badger.Txn, rec *log.Record) error {
 	return nil
 }
 
-// maxFutureUpdates bounds the updates for later versions the learner keeps
-// until the versions before them arrive.
-const maxFutureUpdates = 16
-
 // runLearner takes the certified updates found in peers' logs into the
-// node's chain, in version order, and at start asks the members for the
-// updates it may have missed while it was offline.
+// node's chain, in version order. At start, and whenever it sees an update
+// for a later version than the next (it missed one), it asks the members
+// for their chains (GET /federation/updates), at most once a period.
 func (n *Node) runLearner(ctx context.Context) {
-	future := map[uint64][]byte{}
+	var (
+		fetching  bool
+		lastFetch time.Time
+		fetched   = make(chan [][]byte, 1)
+	)
+	fetch := func() {
+		if fetching || time.Since(lastFetch) < n.schedule.Period {
+			return
+		}
+		fetching, lastFetch = true, time.Now()
+		go func() { fetched <- n.fetchUpdates(ctx) }()
+	}
 	learn := func(signed []byte) {
 		next, err := config.ParseFederationText(noteText(signed))
 		if err != nil {
@@ -323,45 +329,35 @@ func (n *Node) runLearner(ctx context.Context) {
 		case next.Version <= cur.Version:
 			return
 		case next.Version > cur.Version+1:
-			if len(future) < maxFutureUpdates {
-				future[next.Version] = signed
-			}
+			fetch() // a version is missing: ask the members
 			return
 		}
 		if _, err := n.learnFederationUpdate(ctx, signed); err != nil {
 			n.logger.Warn("a federation update from a peer was refused", "version", next.Version, "err", err)
-			return
-		}
-		for {
-			cur, _ := n.history.current()
-			f, ok := future[cur.Version+1]
-			delete(future, cur.Version+1)
-			if !ok {
-				return
-			}
-			if _, err := n.learnFederationUpdate(ctx, f); err != nil {
-				return
-			}
 		}
 	}
-	go func() {
-		for _, u := range n.fetchUpdates(ctx) {
-			select {
-			case n.fedInbox <- u:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	fetch()
 	for {
 		select {
 		case <-ctx.Done():
+			if fetching {
+				<-fetched
+			}
 			return
+		case us := <-fetched:
+			fetching = false
+			for _, u := range us {
+				learn(u)
+			}
 		case u := <-n.fedInbox:
 			learn(u)
 		}
 	}
 }
+
+// startupFetch bounds how long a starting node asks the members for the
+// federation updates it missed.
+const startupFetch = 3 * time.Second
 
 // FederationUpdates is the body of GET /federation/updates.
 type FederationUpdates struct {
@@ -419,19 +415,4 @@ func getUpdates(ctx context.Context, client *http.Client, base string) ([][]byte
 		out = append(out, []byte(u))
 	}
 	return out, nil
-}
-
-// bootstrap makes a node that is not a member of any version it knows learn
-// the chain from the members, verifying each step from its genesis file.
-func (n *Node) bootstrap(ctx context.Context) error {
-	for _, u := range n.fetchUpdates(ctx) {
-		if _, err := n.learnFederationUpdate(ctx, u); err != nil {
-			return err
-		}
-	}
-	_, chain := n.history.current()
-	if !slices.ContainsFunc(chain, n.memberOf) {
-		return errors.New("no member served a chain of federation updates that adds this node with its key")
-	}
-	return nil
 }

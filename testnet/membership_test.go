@@ -320,6 +320,9 @@ func TestAMemberOfflineDuringAChangeRejoinsUnderTheNewVersion(t *testing.T) {
 	if err := tn.StartNode(t.Context(), 3); err != nil {
 		t.Fatal(err)
 	}
+	if v, ok := tn.Node(3).FederationVersion(); !ok || v != 1 {
+		t.Errorf("the rejoined member runs version %d (%v), want 1 from its start", v, ok)
+	}
 	waitCertifiedUnder(t, tn, v1, []int{0, 1, 2, 3}, []string{tn.Federation().Members[3].Origin}, 40*time.Second)
 	if !hasUpdateRecord(t, tn.Node(3), 1) {
 		t.Error("the rejoined member did not record the update")

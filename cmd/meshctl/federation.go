@@ -147,7 +147,7 @@ text for one version); --token is the nodes' http.admin_token.`,
 			}
 			text := msg
 			if t, _, ok := bytes.Cut(msg, []byte("\n\n")); ok {
-				text = append(t, '\n')
+				text = msg[:len(t)+1]
 			}
 			next, err := config.ParseFederationText(text)
 			if err != nil {

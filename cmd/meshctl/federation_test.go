@@ -120,12 +120,11 @@ func TestAFifthMemberAddedWithMeshctlIsAuditedAcrossTheChange(t *testing.T) {
 	// Wait until every node's Status proves a certificate of the five
 	// under version 1.
 	for j := range 5 {
-		c, err := client.New(tn.Node(j).FederationChain()[1].Members[0].HTTP)
+		base := fifth.HTTP
 		if j < 4 {
-			c, err = client.New(url(j))
-		} else {
-			c, err = client.New(fifth.HTTP)
+			base = url(j)
 		}
+		c, err := client.New(base)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -100,7 +100,7 @@ func (s *Submitter) Submit(ctx context.Context, signed []byte) ([]byte, int, err
 	if !ok {
 		return nil, 0, errors.New("witness: the checkpoint is not a signed note")
 	}
-	cp, err := parseCheckpoint(append(text, '\n'))
+	cp, err := parseCheckpoint(signed[:len(text)+1]) // not append: that writes into the caller's note, which others read
 	if err != nil {
 		return nil, 0, err
 	}
