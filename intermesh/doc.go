@@ -196,8 +196,12 @@
 // is dropped, and the relay is logged, counted
 // (intermesh_relay_pages_rejected_total), penalized (see Peer scoring) and
 // not asked for that origin's records for a minute; the origin is never
-// blamed for it. A replica that stopped matching its origin (below) is not
-// repaired in place: it stays untrusted, and its records as they are.
+// blamed for it. A replica that stopped matching its origin (below) is
+// repaired from the origin, without a restart, once the origin's records
+// reproduce its checkpoints again (repair.go): the replica is cut back to
+// the last record it shares with the origin's signed history (records and
+// Merkle tree in one transaction, then Config.ReplicaReset rebuilds what
+// the node derived from it) and filled again from the origin.
 //
 // Each accepted checkpoint of a member is checked against its replica as
 // soon as the replica holds cp.Size records: the root the replica's tree
@@ -208,7 +212,7 @@
 // Status). A root that does not match, or a signed batch or a page from the
 // origin that conflicts with a record held (log.ForkError), makes the
 // replica untrusted: it is logged, counted (intermesh_replica_inconsistent_total),
-// shown in Replicas, and no longer appended to.
+// shown in Replicas, and no longer appended to until it is repaired.
 //
 // At start the node catches up before it votes: it waits (within
 // CatchUpTimeout, default half a period) for connections to a quorum of

@@ -24,7 +24,14 @@ var testListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"
 // a 1 s epoch period, and their keys.
 func testFederation(t testing.TB, n int) (*config.Federation, []ed25519.PrivateKey) {
 	t.Helper()
-	fed := &config.Federation{Name: "test", EpochPeriod: config.Duration{Duration: time.Second}}
+	return testFederationOf(t, n, time.Second)
+}
+
+// testFederationOf is testFederation with another epoch period (a whole
+// number of seconds); its test clock is newClockOf(period).
+func testFederationOf(t testing.TB, n int, period time.Duration) (*config.Federation, []ed25519.PrivateKey) {
+	t.Helper()
+	fed := &config.Federation{Name: "test", EpochPeriod: config.Duration{Duration: period}}
 	var keys []ed25519.PrivateKey
 	for i := range n {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -57,9 +64,10 @@ func testFederation(t testing.TB, n int) (*config.Federation, []ed25519.PrivateK
 // just closed, its checkpoints are due, and its deadlines pass as they
 // would after a real close.
 type clock struct {
-	round roundCounter
-	base  *clock        // a skewed clock reads base's time plus skew
-	skew  time.Duration // how far this clock is ahead of base
+	round  roundCounter
+	period time.Duration // the federation's; 1 s unless newClockOf
+	base   *clock        // a skewed clock reads base's time plus skew
+	skew   time.Duration // how far this clock is ahead of base
 }
 
 // roundCounter is the round a clock has closed last, and when it was set.
@@ -98,12 +106,17 @@ func (c *roundCounter) read() (uint64, time.Time) {
 	return c.r, c.set
 }
 
-// clockRun is how long after being set a test clock stops.
+// clockRun is how long after being set a test clock of a 1 s period stops
+// (in proportion for other periods).
 const clockRun = 900 * time.Millisecond
 
-func newClock() *clock {
-	c := &clock{}
-	c.round.Store(uint64(time.Now().Unix()))
+func newClock() *clock { return newClockOf(time.Second) }
+
+// newClockOf is a test clock for a federation of the given period: it
+// stops 90% of a period after being set.
+func newClockOf(period time.Duration) *clock {
+	c := &clock{period: period}
+	c.round.Store(uint64(time.Now().UnixNano() / int64(period)))
 	return c
 }
 
@@ -112,7 +125,7 @@ func (c *clock) now() time.Time {
 		return c.base.now().Add(c.skew)
 	}
 	r, set := c.round.read()
-	return time.Unix(int64(r+1), 0).Add(min(time.Since(set), clockRun))
+	return time.Unix(0, int64(r+1)*int64(c.period)).Add(min(time.Since(set), clockRun*c.period/time.Second))
 }
 
 // skewed returns a clock that reads d later than c (earlier if d < 0); c

@@ -96,6 +96,11 @@ type Config struct {
 	// serves and uses the Transfer stream, and appends Evidence records.
 	// DB must then be Log.DB(). Optional: nil replicates nothing.
 	Log *log.Log
+	// ReplicaReset is called after a replica was cut back to repair it
+	// (repair.go), before it is filled again, to rebuild the state the node
+	// derived from that replica outside its transactions (the portal's
+	// replicated state). Optional.
+	ReplicaReset func(ctx context.Context, origin string) error
 	// PublishInterval is how often the log's new records are gossiped.
 	// Default 50 ms.
 	PublishInterval time.Duration

@@ -53,6 +53,7 @@ type replicaState struct {
 	pullMu sync.Mutex    // one Transfer pull at a time
 
 	suspicious chan struct{} // cap 1: the fork investigator has work
+	mending    chan struct{} // cap 1: the repairer has work (repair.go)
 
 	mu        sync.Mutex
 	target    uint64                // records known to exist
@@ -60,6 +61,7 @@ type replicaState struct {
 	verified  []heldCheckpoint      // latest last, at most keepVerified
 	untrusted string                // why the replica is no longer trusted
 	suspect   *heldCheckpoint       // to investigate for a fork (fork.go)
+	mendWith  *heldCheckpoint       // to repair the replica with (repair.go)
 	badRelays map[peer.ID]time.Time // relays not asked until then (relay.go)
 }
 
@@ -84,7 +86,7 @@ func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
 		r.origins[o] = &replicaState{
 			origin: o, id: mb.id, rep: rep,
 			tree: merkle.NewTree(l.DB(), merkle.ReplicaPrefix(o)),
-			wake: make(chan struct{}, 1), suspicious: make(chan struct{}, 1),
+			wake: make(chan struct{}, 1), suspicious: make(chan struct{}, 1), mending: make(chan struct{}, 1),
 		}
 	}
 	return r, nil
@@ -108,6 +110,7 @@ func (r *replicator) run(ctx context.Context) {
 	for _, rs := range r.origins {
 		wg.Go(func() { r.fetchLoop(ctx, rs) })
 		wg.Go(func() { r.investigateLoop(ctx, rs) })
+		wg.Go(func() { r.repairLoop(ctx, rs) })
 	}
 	wg.Wait()
 }
@@ -257,6 +260,7 @@ func (r *replicator) verify(rs *replicaState) {
 			r.m.metrics.inconsistent.WithLabelValues(rs.origin).Inc()
 			r.m.log.Warn("replica does not match its origin's checkpoint; no longer trusted", "member", rs.origin, "round", hc.cp.Round, "err", err)
 			rs.suspectLocked(hc)
+			rs.repairLocked(hc)
 			rs.pending = nil
 			return
 		case errors.Is(err, merkle.ErrBeyondTree):
@@ -279,6 +283,7 @@ func (r *replicator) distrust(rs *replicaState, why string) {
 	rs.untrusted = why
 	for _, hc := range rs.pending {
 		rs.suspectLocked(hc)
+		rs.repairLocked(hc)
 	}
 	rs.pending = nil
 	r.m.metrics.inconsistent.WithLabelValues(rs.origin).Inc()
@@ -373,6 +378,11 @@ func (r *replicator) sources(rs *replicaState) []peer.ID {
 func (r *replicator) pull(ctx context.Context, rs *replicaState, p peer.ID) error {
 	rs.pullMu.Lock()
 	defer rs.pullMu.Unlock()
+	return r.pullLocked(ctx, rs, p)
+}
+
+// pullLocked is pull with rs.pullMu held.
+func (r *replicator) pullLocked(ctx context.Context, rs *replicaState, p peer.ID) error {
 	type result struct {
 		page transferPage
 		err  error
@@ -486,6 +496,7 @@ func (rs *replicaState) addCheckpoint(hc heldCheckpoint) {
 	defer rs.mu.Unlock()
 	if rs.untrusted != "" {
 		rs.suspectLocked(hc)
+		rs.repairLocked(hc)
 		return
 	}
 	if len(rs.pending) >= keepVerified {

@@ -40,12 +40,16 @@ func openTestLog(t testing.TB, origin string) *log.Log {
 
 // startReplicating creates and runs a Mesh for member i that replicates
 // into l; the returned stop cancels Run, waits for it and closes the Mesh.
-func startReplicating(t testing.TB, fed *config.Federation, keys []ed25519.PrivateKey, i int, l *log.Log) (*Mesh, func()) {
+func startReplicating(t testing.TB, fed *config.Federation, keys []ed25519.PrivateKey, i int, l *log.Log, opts ...func(*Config)) (*Mesh, func()) {
 	t.Helper()
-	m, err := New(context.Background(), Config{
+	cfg := Config{
 		Federation: fed, Origin: fed.Members[i].Origin, Key: keys[i], Listen: testListen,
 		DB: l.DB(), Log: l, CatchUpTimeout: 200 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

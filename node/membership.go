@@ -122,6 +122,15 @@ func (n *Node) newVersionMesh(ctx context.Context, v *config.FederationVersion) 
 		DB:         n.log.DB(),
 		Log:        n.log,
 		Commit:     n.commitRound,
+		// A replica cut back to repair it: the portal's replicated state
+		// of that origin is rebuilt from what the replica holds now.
+		ReplicaReset: func(ctx context.Context, origin string) error {
+			rep, err := n.log.Replica(origin)
+			if err != nil {
+				return err
+			}
+			return n.state.RebuildReplica(ctx, n.log.DB(), origin, rep)
+		},
 		Logger:     n.logger.With("component", "intermesh", "federation_version", v.Version),
 		Registerer: n.meshReg,
 		FirstRound: v.Effective,
