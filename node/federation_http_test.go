@@ -147,6 +147,9 @@ func TestFederationUpdatesOverHTTPAreAuthenticatedCheckedAndSurviveARestart(t *t
 	if k := updateRecords(t, n); k != 1 {
 		t.Fatalf("%d FederationUpdate records after one accepted update", k)
 	}
+	if body := getText(t, "http://"+n.HTTPAddr()+"/metrics"); !strings.Contains(body, "intermesh_federation_version_accepted 1") || !strings.Contains(body, "intermesh_federation_version 0") {
+		t.Errorf("metrics after accepting version 1 (in force later):\n%s", grepLines(body, "intermesh_federation"))
+	}
 	var fu FederationUpdates
 	getJSON(t, "http://"+n.HTTPAddr()+"/federation/updates", &fu)
 	if len(fu.Updates) != 1 {
@@ -197,4 +200,26 @@ func updateRecords(t *testing.T, n *Node) int {
 		}
 		c.PageKey = page.PageKey
 	}
+}
+
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return b.String()
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -416,3 +416,32 @@ func getUpdates(ctx context.Context, client *http.Client, base string) ([][]byte
 	}
 	return out, nil
 }
+
+// registerFederationMetrics exports the versions of the federation the node
+// follows and has accepted, so that a dashboard shows a change reaching
+// every member.
+func (n *Node) registerFederationMetrics() error {
+	for _, g := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "intermesh_federation_version",
+			Help: "The version of the federation whose member set this node follows now (0: the federation file).",
+		}, func() float64 {
+			if v := n.following.Load(); v != nil {
+				return float64(v.Version)
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "intermesh_federation_version_accepted",
+			Help: "The latest certified federation update this node accepted (it may take effect in a later round).",
+		}, func() float64 {
+			cur, _ := n.history.current()
+			return float64(cur.Version)
+		}),
+	} {
+		if err := n.registry.Register(g); err != nil {
+			return fmt.Errorf("node: federation metrics: %w", err)
+		}
+	}
+	return nil
+}

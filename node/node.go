@@ -140,6 +140,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		return nil, err
 	}
 	if n.history != nil {
+		if err := n.registerFederationMetrics(); err != nil {
+			n.closeStores()
+			return nil, err
+		}
 		if err := n.masters.load(ctx, n.log); err != nil {
 			n.closeStores()
 			return nil, err
