@@ -65,7 +65,9 @@ func auditCertificate(t *testing.T, fed *config.Federation, cert Certificate) {
 }
 
 func TestFourMembersAgreeOnEveryRound(t *testing.T) {
-	fed, keys := testFederation(t, 4)
+	// Real clocks and a 2 s period: round r closes at (r+1)·2 s, and its
+	// deadlines count from then, so the test closes rounds on time.
+	fed, keys := testFederationOf(t, 4, 2*time.Second)
 	var nodes []*node
 	for i := range 4 {
 		nodes = append(nodes, startNode(t, fed, keys, i, nil, nil, nil))
@@ -73,9 +75,9 @@ func TestFourMembersAgreeOnEveryRound(t *testing.T) {
 	connect(t, nodes)
 	period := fed.EpochPeriod.Duration
 	// Close rounds on the wall clock: round r ends at (r+1)·period.
-	first := uint64(time.Now().Unix())
+	first := uint64(time.Now().UnixNano() / int64(period))
 	for r := first; r < first+3; r++ {
-		time.Sleep(time.Until(time.Unix(int64(r+1), 0))) // wait for the round's end, as the node's ticker does
+		time.Sleep(time.Until(time.Unix(0, int64(r+1)*int64(period)))) // wait for the round's end, as the node's ticker does
 		publish(t, nodes, r)
 		cert := sameCertificate(t, nodes, r, 4)
 		auditCertificate(t, fed, cert)
