@@ -96,6 +96,7 @@ func (m *Mesh) startGossip() error {
 		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { _, ok := m.byPeer[p]; return ok }),
 		pubsub.WithPeerScore(scoreParams(m, names), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(m.inspectScores, scoreInspect),
+		pubsub.WithLogger(m.log.With("component", "gossipsub")),
 	)
 	if err != nil {
 		return fmt.Errorf("intermesh: gossipsub: %w", err)
@@ -158,6 +159,10 @@ func scoreParams(m *Mesh, names map[string]string) *pubsub.PeerScoreParams {
 		AppSpecificWeight:    1,
 		DecayInterval:        time.Second,
 		DecayToZero:          0.01,
+		// A member's counters outlive its connection (the watchdog in
+		// host.go and restarts close connections), so that reconnecting
+		// does not wipe a score.
+		RetainScore: 10 * time.Minute,
 	}
 }
 

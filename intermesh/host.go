@@ -29,6 +29,9 @@ const (
 	maxRedial      = 30 * time.Second
 	checkConnected = 500 * time.Millisecond
 	dialTimeout    = 5 * time.Second
+	// gossipStall is how long a connected member may be missing from the
+	// peers of a gossip topic before gossipWatchdog closes the connection.
+	gossipStall = 2 * time.Second
 )
 
 // startHost creates the libp2p host: the node's key as identity, TCP and
@@ -148,6 +151,63 @@ func (m *Mesh) keepConnected(ctx context.Context, p peer.ID) {
 			}
 		}
 		t.Reset(wait)
+	}
+}
+
+// gossipWatchdog closes the connection to any member that has been
+// connected but missing from the peers of a gossip topic for gossipStall,
+// so that the reconnector dials it afresh; it runs until ctx ends.
+//
+// gossipsub learns a peer's topics only from the first message of that
+// peer's stream to us, and forgets them whenever one of the two streams
+// between us fails. A failed stream while the connection stays up (a
+// duplicate connection closed while a restarted member redials, a reset
+// stream) therefore leaves gossipsub sending that member nothing for as
+// long as the connection lasts, and after four such failures within ten
+// minutes it drops the peer altogether. Both sides then lack each other:
+// without this watchdog a member killed and restarted a few times could stay
+// connected to the others and never again receive some of their checkpoints.
+// A new connection starts both streams again. A graylisted member is left
+// alone: gossipsub ignores its messages, subscriptions included, on purpose.
+func (m *Mesh) gossipWatchdog(ctx context.Context) {
+	t := time.NewTicker(checkConnected)
+	defer t.Stop()
+	kinds := topicKinds()
+	absent := map[peer.ID]time.Time{} // since when
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		seen := map[peer.ID]int{}
+		for _, k := range kinds {
+			for _, p := range m.topics.byKind(k).ListPeers() {
+				seen[p]++
+			}
+		}
+		now := time.Now()
+		for p, member := range m.byPeer {
+			if p == m.host.ID() || seen[p] == len(kinds) || m.host.Network().Connectedness(p) != network.Connected || m.Graylisted(member) {
+				delete(absent, p)
+				continue
+			}
+			since, ok := absent[p]
+			if !ok {
+				absent[p] = now
+				continue
+			}
+			if now.Sub(since) < gossipStall {
+				continue
+			}
+			m.log.Warn("member connected but not exchanging gossip: reconnecting", "member", member,
+				"for", now.Sub(since).Round(time.Millisecond), "topics", seen[p], "of", len(kinds))
+			m.metrics.gossipResets.WithLabelValues(member).Inc()
+			if err := m.host.Network().ClosePeer(p); err != nil {
+				m.log.Warn("closing the connection to a member", "member", member, "err", err)
+			}
+			delete(absent, p)
+		}
 	}
 }
 

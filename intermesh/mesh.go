@@ -340,6 +340,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	wg.Go(func() { m.publishLoop(ctx) })
 	wg.Go(func() { m.commitLoop(ctx) })
 	wg.Go(func() { m.reconnectLoop(ctx) })
+	wg.Go(func() { m.gossipWatchdog(ctx) })
 	if m.repl != nil {
 		wg.Go(func() { m.repl.run(ctx) })
 	}

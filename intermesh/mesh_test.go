@@ -3,10 +3,12 @@ package intermesh
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/network"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/config"
@@ -214,4 +216,63 @@ func TestLateCheckpointConvergesToTheLargerCertificate(t *testing.T) {
 	// and the larger certificate replaces the smaller one everywhere.
 	publish(t, nodes[3:], r)
 	auditCertificate(t, fed, sameCertificate(t, nodes, r, 4))
+}
+
+// resetGossipStreams resets n's outbound gossipsub streams to every
+// connected member, as a transient stream failure does (a duplicate
+// connection closed while a restarted member reconnects, a stream reset by a
+// middlebox), leaving the connections up.
+func resetGossipStreams(t *testing.T, n *node) int {
+	t.Helper()
+	reset := 0
+	for _, c := range n.Host().Network().Conns() {
+		for _, s := range c.GetStreams() {
+			if strings.HasPrefix(string(s.Protocol()), "/meshsub/") && s.Stat().Direction == network.DirOutbound {
+				s.Reset()
+				reset++
+			}
+		}
+	}
+	return reset
+}
+
+func TestGossipRecoversAfterItsStreamsToConnectedMembersFail(t *testing.T) {
+	// gossipsub forgets a peer's subscriptions when its stream to that peer
+	// fails, and learns them again only from a new inbound stream, which a
+	// peer that stays connected never opens: so one failed stream used to
+	// cut n0's messages off from the others for as long as the connection
+	// lasted (and four within 10 minutes made gossipsub drop the peer). The
+	// other members then certify rounds without n0's checkpoint. The
+	// watchdog (host.go) closes such a connection and redials.
+	fed, keys := testFederation(t, 4) // quorum 3
+	clk := newClock()
+	var nodes []*node
+	for i := range 4 {
+		nodes = append(nodes, startNode(t, fed, keys, i, nil, clk, nil))
+	}
+	connect(t, nodes)
+	r := clk.round.Add(1)
+	publish(t, nodes, r)
+	sameCertificate(t, nodes, r, 4)
+
+	n0 := nodes[0]
+	if got := resetGossipStreams(t, n0); got != 3 {
+		t.Fatalf("reset %d gossip streams of %s, want 3", got, n0.origin)
+	}
+	waitFor(t, 5*time.Second, "n0 forgetting the others' topics", func() bool {
+		return len(n0.topics.checkpoint.ListPeers()) == 0
+	})
+	waitFor(t, 20*time.Second, "n0 and the others exchanging gossip again", func() bool {
+		for _, n := range nodes {
+			if len(n.topics.checkpoint.ListPeers()) != 3 || len(n.topics.master.ListPeers()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	for range 2 {
+		r := clk.round.Add(1)
+		publish(t, nodes, r)
+		auditCertificate(t, fed, sameCertificate(t, nodes, r, 4))
+	}
 }

@@ -20,6 +20,7 @@ import (
 //	intermesh_peer_score{member}                   gossipsub score of each connected member
 //	intermesh_peers_graylisted                     members whose gossip is ignored now (score below the graylist threshold)
 //	intermesh_peer_penalties_total{member}         application-specific penalties charged (score.go)
+//	intermesh_gossip_reconnects_total{member}       connections to a member closed and redialled because gossip to it had stalled (host.go)
 //	intermesh_replica_repairs_total{origin,result} replicas repaired from their origin; result repaired|failed
 //	intermesh_graylistings_total{member}           times a member's penalty alone crossed the graylist threshold
 //	intermesh_equivocations_total                  evidence recorded against members
@@ -54,6 +55,7 @@ type metrics struct {
 	penalties     *prometheus.CounterVec
 	graylistings  *prometheus.CounterVec
 	repairs       *prometheus.CounterVec
+	gossipResets  *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
@@ -141,8 +143,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_replica_repairs_total",
 			Help: "Repairs of a replica that stopped matching its origin, from the origin's records, by result (repaired, failed).",
 		}, []string{"origin", "result"}),
+		gossipResets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_gossip_reconnects_total",
+			Help: "Connections to a member closed and redialled because it had been connected without exchanging gossip for 2 s.",
+		}, []string{"member"}),
 	}
-	for _, c := range []prometheus.Collector{mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
+	for _, c := range []prometheus.Collector{mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
 		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err

@@ -96,17 +96,24 @@ func (c *chaos) jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(c.rng.Int64N(int64(d)+1))
 }
 
-// every calls fault at random intervals around mean until ctx ends.
-func (c *chaos) every(ctx context.Context, mean time.Duration, fault func(context.Context)) {
+// every calls fault at random intervals around mean until ctx ends. A
+// fault that could not be done (too many members faulty already) is tried
+// again every half second, so that every interval brings its fault.
+func (c *chaos) every(ctx context.Context, mean time.Duration, fault func(context.Context) bool) {
+	wait := c.jitter(mean)
 	for {
-		t := time.NewTimer(c.jitter(mean))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		fault(ctx)
+		if fault(ctx) {
+			wait = c.jitter(mean)
+		} else {
+			wait = 500 * time.Millisecond
+		}
 	}
 }
 
@@ -144,16 +151,17 @@ func (c *chaos) failed(err error) {
 	c.logf("FAILED: %v", err)
 }
 
-// kill SIGKILLs a member and restarts it after a while.
-func (c *chaos) kill(ctx context.Context) {
+// kill SIGKILLs a member and restarts it after a while; false when no
+// member could be picked.
+func (c *chaos) kill(ctx context.Context) bool {
 	i := c.pick()
 	if i < 0 {
-		return
+		return false
 	}
 	if err := c.p.Kill(i); err != nil {
 		c.failed(err)
 		c.heal(i)
-		return
+		return true
 	}
 	down := c.jitter(c.o.Down)
 	c.mu.Lock()
@@ -171,18 +179,20 @@ func (c *chaos) kill(ctx context.Context) {
 		}
 		c.heal(i)
 	})
+	return true
 }
 
-// partition isolates a member from the others and heals it after a while.
-func (c *chaos) partition(ctx context.Context) {
+// partition isolates a member from the others and heals it after a while;
+// false when no member could be picked.
+func (c *chaos) partition(ctx context.Context) bool {
 	i := c.pick()
 	if i < 0 {
-		return
+		return false
 	}
 	if err := c.p.Isolate(i, true); err != nil {
 		c.failed(err)
 		c.heal(i)
-		return
+		return true
 	}
 	d := c.jitter(c.o.Down)
 	c.mu.Lock()
@@ -200,6 +210,7 @@ func (c *chaos) partition(ctx context.Context) {
 		}
 		c.heal(i)
 	})
+	return true
 }
 
 // heal marks member i healthy again.
