@@ -121,6 +121,14 @@ type Logging struct {
 type Store struct {
 	// MaxBatch is the most records one group commit may hold. Default 1024.
 	MaxBatch int `toml:"max_batch"`
+	// MappedLimitMB bounds the node's resident memory mapped from files
+	// (RssFile in /proc/self/status), most of it Badger's table files,
+	// which Badger memory-maps and the kernel otherwise reclaims only under
+	// memory pressure: when it is above this many MiB (checked every
+	// second), the node asks the kernel to reclaim the pages of Badger's
+	// tables (MADV_PAGEOUT; Linux 5.4 or later), which later reads fetch
+	// from disk again. 0 (the default) leaves them to the kernel.
+	MappedLimitMB int `toml:"mapped_limit_mb"`
 }
 
 // P2P configures the InterMesh side of the node.
@@ -229,6 +237,7 @@ var envVars = []struct {
 	{"MESHD_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"MESHD_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"MESHD_STORE_MAX_BATCH", func(c *Config, v string) error { return parseInt(v, &c.Store.MaxBatch) }},
+	{"MESHD_STORE_MAPPED_LIMIT_MB", func(c *Config, v string) error { return parseInt(v, &c.Store.MappedLimitMB) }},
 	{"MESHD_P2P_LISTEN", func(c *Config, v string) error { c.P2P.Listen = strings.Split(v, ","); return nil }},
 	{"MESHD_P2P_FEDERATION", func(c *Config, v string) error { c.P2P.Federation = v; return nil }},
 }
@@ -324,6 +333,8 @@ func (c *Config) Validate() error {
 		return bad("epoch.period", "%s must be a whole number of seconds", c.Epoch.Period.Duration)
 	case c.Store.MaxBatch < 1 || c.Store.MaxBatch > 65536:
 		return bad("store.max_batch", "%d is outside 1..65536", c.Store.MaxBatch)
+	case c.Store.MappedLimitMB < 0 || c.Store.MappedLimitMB > 1<<20:
+		return bad("store.mapped_limit_mb", "%d is outside 0..1048576 (0 turns it off)", c.Store.MappedLimitMB)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "%q is not host:port: %v", c.HTTP.Listen, err)

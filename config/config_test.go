@@ -71,13 +71,15 @@ func TestEnvironmentOverridesTheFile(t *testing.T) {
 		"MESHD_EPOCH_PERIOD":    "3s",
 		"MESHD_P2P_LISTEN":      "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2",
 		"MESHD_HTTP_RATE_BURST": "7",
+
+		"MESHD_STORE_MAPPED_LIMIT_MB": "300",
 	}
 	c, err := Load(dir, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.HTTP.Listen != "127.0.0.1:9999" || c.Epoch.Period.Duration != 3*time.Second ||
-		len(c.P2P.Listen) != 2 || c.HTTP.RateBurst != 7 {
+		len(c.P2P.Listen) != 2 || c.HTTP.RateBurst != 7 || c.Store.MappedLimitMB != 300 {
 		t.Errorf("env not applied: %+v", c)
 	}
 }
@@ -101,6 +103,9 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"a bad multiaddress names the field", "origin = \"a\"\n[p2p]\nlisten = [\"tcp:4001\"]\n", nil, "p2p.listen[0]"},
 		{"a bad environment value names the variable", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_RATE_BURST": "many"}, "MESHD_HTTP_RATE_BURST"},
 		{"a batch size of zero names the field", "origin = \"a\"\n[store]\nmax_batch = 0\n", nil, "store.max_batch"},
+		{"a negative mapped-memory limit names the field", "origin = \"a\"\n[store]\nmapped_limit_mb = -1\n", nil, "store.mapped_limit_mb"},
+		{"a mapped-memory limit over 1 TiB names the field", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MAPPED_LIMIT_MB": "2000000"}, "store.mapped_limit_mb"},
+		{"a bad mapped-memory limit from the environment names the variable", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MAPPED_LIMIT_MB": "300MB"}, "MESHD_STORE_MAPPED_LIMIT_MB"},
 		{"a short admin token is refused", "origin = \"a\"\n[http]\nadmin_token = \"secret\"\n", nil, "http.admin_token"},
 		{"a short admin token from the environment is refused", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_ADMIN_TOKEN": "short"}, "http.admin_token"},
 		{"a zero write timeout names the field", "origin = \"a\"\n[http]\nwrite_timeout = \"0s\"\n", nil, "http.write_timeout"},

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // badgerOptions returns the Badger options of a log directory: durable
@@ -29,13 +30,18 @@ func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(opts.Dir).
 		WithLogger(badgerLogger{logger}).
 		WithMetricsEnabled(false). // Badger's metrics are process-global expvars
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
-		WithBlockCacheSize(16 << 20).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(3).
+		WithBaseTableSize(1 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
 		WithIndexCacheSize(8 << 20).
 		WithVerifyValueChecksum(true).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2)
+	o.TableSizeMultiplier = 1
 	if opts.TuneBadger != nil {
 		o = opts.TuneBadger(o)
 	}

@@ -122,11 +122,63 @@ func dirSizes(dir string) (lsm, vlog int64) {
 
 // memorySample is the process's memory at a log size.
 type memorySample struct {
-	records        uint64
-	rss, anon      uint64 // from /proc/self/status
-	heap           uint64 // Go heap in use
-	lsm, vlog      int64  // Badger's files
-	getP99, getMax time.Duration
+	records   uint64
+	rss, anon uint64 // from /proc/self/status
+	heap      uint64 // Go heap in use
+	// The peaks since the previous sample (sampled every 100 ms).
+	peakRSS, peakAnon, peakHeap uint64
+	lsm, vlog                   int64 // Badger's files
+	getP99, getMax              time.Duration
+}
+
+// memoryPeak is the largest memory the monitor saw between two samples.
+type memoryPeak struct {
+	mu              sync.Mutex
+	anon, rss, heap uint64
+	profiled        uint64 // heap in use when the last peak profile was written
+}
+
+// monitorMemory reads /proc/self/status and the Go heap every 100 ms until
+// stop closes, keeping the peaks in p; when profile is not empty it writes
+// a heap profile there each time the heap in use reaches a new high of more
+// than 100 MB (32 MB above the last profiled one), so that the profile shows
+// what the heap held at its peak.
+func monitorMemory(p *memoryPeak, stop <-chan struct{}, profile string) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		rss, anon := readProcStatus()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		p.mu.Lock()
+		p.anon, p.rss, p.heap = max(p.anon, anon), max(p.rss, rss), max(p.heap, ms.HeapInuse)
+		write := profile != "" && ms.HeapInuse > 100<<20 && ms.HeapInuse > p.profiled+32<<20
+		if write {
+			p.profiled = ms.HeapInuse
+		}
+		p.mu.Unlock()
+		if write {
+			if f, err := os.Create(profile + ".peak"); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+				fmt.Fprintf(os.Stderr, "grow: heap profile at %d MB in use written to %s.peak\n", ms.HeapInuse>>20, profile)
+			}
+		}
+	}
+}
+
+// take returns the peaks and resets them.
+func (p *memoryPeak) take() (anon, rss, heap uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	anon, rss, heap = p.anon, p.rss, p.heap
+	p.anon, p.rss, p.heap = 0, 0, 0
+	return anon, rss, heap
 }
 
 func readProcStatus() (rss, anon uint64) {
@@ -160,7 +212,11 @@ func readProcStatus() (rss, anon uint64) {
 // Get (Full, with the leaf), GET /checkpoint and a random full level-0 hash
 // tile and entry bundle (C2SP tlog-tiles) over HTTP. Every 100,000
 // records it logs RSS and RssAnon (/proc/self/status), the Go heap, Badger's
-// size and Get's latency. Run it with -benchtime 1x; GOMEMLIMIT applies.
+// size and Get's latency, with the peaks of RSS, RssAnon and the heap read
+// every 100 ms in between. Run it with -benchtime 1x; GOMEMLIMIT applies.
+// NODE_GROW_MAPPED_LIMIT_MB sets store.mapped_limit_mb; NODE_GROW_HEAPPROFILE
+// names a file for a heap profile at the end (and FILE.peak, one at the
+// heap's highest point).
 func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 	total := uint64(1_000_000)
 	if v := os.Getenv("NODE_GROW_RECORDS"); v != "" {
@@ -179,6 +235,11 @@ func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.HTTP.RatePerSecond = 0
+		if v := os.Getenv("NODE_GROW_MAPPED_LIMIT_MB"); v != "" {
+			if c.Store.MappedLimitMB, err = strconv.Atoi(v); err != nil {
+				b.Fatalf("NODE_GROW_MAPPED_LIMIT_MB: %v", err)
+			}
+		}
 		n, err := New(context.Background(), c, slog.New(slog.DiscardHandler))
 		if err != nil {
 			b.Fatal(err)
@@ -197,7 +258,8 @@ func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 		last := samples[len(samples)-1]
 		b.ReportMetric(float64(last.rss)/(1<<20), "RSS-MB")
 		b.ReportMetric(float64(last.anon)/(1<<20), "RssAnon-MB")
-		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.anon) - int(y.anon) }).anon)/(1<<20), "max-RssAnon-MB")
+		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.peakAnon) - int(y.peakAnon) }).peakAnon)/(1<<20), "max-RssAnon-MB")
+		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.peakRSS) - int(y.peakRSS) }).peakRSS)/(1<<20), "max-RSS-MB")
 		b.ReportMetric(float64(last.lsm+last.vlog)/(1<<20), "badger-MB")
 		b.ReportMetric(float64(last.getP99.Microseconds())/1000, "get-p99-ms")
 	}
@@ -216,6 +278,14 @@ func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []
 	)
 	url := "http://" + n.HTTPAddr()
 	start := time.Now()
+	var peaks memoryPeak
+	monitorStop := make(chan struct{})
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		monitorMemory(&peaks, monitorStop, os.Getenv("NODE_GROW_HEAPPROFILE"))
+	}()
+	defer func() { close(monitorStop); <-monitorDone }()
 	wg.Go(func() { // the reader
 		for {
 			select {
@@ -272,12 +342,13 @@ func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []
 			lats = lats[:0]
 		}
 		latMu.Unlock()
+		s.peakAnon, s.peakRSS, s.peakHeap = peaks.take()
 		samples = append(samples, s)
 		// Also on stderr at once: a long run's progress shows before it ends.
-		fmt.Fprintf(os.Stderr, "grow: %8d records  %6.1f s  RSS %4d MB  RssAnon %4d MB  Go heap %4d MB\n",
-			records, time.Since(start).Seconds(), rss>>20, anon>>20, ms.HeapInuse>>20)
-		b.Logf("%8d records  %6.1f s  RSS %4d MB  RssAnon %4d MB  Go heap %4d MB  badger %5d MB  Get+checkpoint+tiles p99 %6.2f ms max %6.1f ms",
-			records, time.Since(start).Seconds(), rss>>20, anon>>20, ms.HeapInuse>>20, (lsm+vlog)>>20,
+		fmt.Fprintf(os.Stderr, "grow: %8d records  %6.1f s  RSS %4d MB (peak %4d)  RssAnon %4d MB (peak %4d)  Go heap %4d MB (peak %4d)  badger lsm %5d MB vlog %5d MB\n",
+			records, time.Since(start).Seconds(), rss>>20, s.peakRSS>>20, anon>>20, s.peakAnon>>20, ms.HeapInuse>>20, s.peakHeap>>20, lsm>>20, vlog>>20)
+		b.Logf("%8d records  %6.1f s  RSS %4d MB (peak %4d)  RssAnon %4d MB (peak %4d)  Go heap %4d MB (peak %4d)  badger %5d MB  Get+checkpoint+tiles p99 %6.2f ms max %6.1f ms",
+			records, time.Since(start).Seconds(), rss>>20, s.peakRSS>>20, anon>>20, s.peakAnon>>20, ms.HeapInuse>>20, s.peakHeap>>20, (lsm+vlog)>>20,
 			float64(s.getP99.Microseconds())/1000, float64(s.getMax.Microseconds())/1000)
 	}
 	// Each appender owns some accounts and appends their versions in

@@ -276,6 +276,9 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Go(func() { n.runMembership(runCtx) })
 		wg.Go(func() { n.runLearner(runCtx) })
 	}
+	if n.cfg.Store.MappedLimitMB > 0 {
+		wg.Go(func() { n.runMappedLimit(runCtx) })
+	}
 	wg.Add(3)
 	go func() {
 		defer wg.Done()

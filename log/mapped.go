@@ -1,0 +1,91 @@
+package log
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Badger v4 memory-maps every table (.sst), the value log (.vlog) and the
+// memtables' write-ahead logs (.mem), and has no option to read them
+// otherwise; the pages of those files it has touched count in the process's
+// resident memory (RssFile), so a node's RSS grows with its store until the
+// kernel needs the memory back. ReleaseMappedPages gives them back at once.
+
+// MappedStats are the table mappings ReleaseMappedPages advised.
+type MappedStats struct {
+	Mappings int   // mappings of the log's table files
+	Bytes    int64 // their total length
+}
+
+// ReleaseMappedPages asks the kernel to reclaim the resident pages of the
+// log's memory-mapped table files (Badger's .sst files in Options.Dir), as
+// it would under memory pressure: they are read from disk again when next
+// touched. Tables are immutable once written, so this loses nothing; only
+// later reads of those pages cost a disk read. It is Linux only (it reads
+// /proc/self/maps and needs MADV_PAGEOUT, Linux 5.4); elsewhere it returns
+// an error and changes nothing.
+func (l *Log) ReleaseMappedPages() (MappedStats, error) {
+	if l.closed.Load() {
+		return MappedStats{}, ErrClosed
+	}
+	dir, err := filepath.Abs(l.opts.Dir)
+	if err != nil {
+		return MappedStats{}, fmt.Errorf("log: %w", err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return MappedStats{}, fmt.Errorf("log: releasing mapped pages: %w", err)
+	}
+	var st MappedStats
+	for _, m := range tableMappings(maps, dir) {
+		unmapped, err := pageout(m)
+		if err != nil {
+			return st, fmt.Errorf("log: releasing mapped pages: %w", err)
+		}
+		if !unmapped {
+			st.Mappings++
+			st.Bytes += int64(m.end - m.start)
+		}
+	}
+	return st, nil
+}
+
+// mapping is an address range of /proc/self/maps.
+type mapping struct{ start, end uintptr }
+
+// tableMappings returns the ranges of maps (the text of /proc/self/maps)
+// that map a Badger table file (.sst) directly inside dir. Lines it cannot
+// parse are skipped.
+func tableMappings(maps []byte, dir string) []mapping {
+	var out []mapping
+	sc := bufio.NewScanner(bytes.NewReader(maps))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		// address perms offset dev inode pathname
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 {
+			continue
+		}
+		path := strings.Join(fields[5:], " ")
+		if filepath.Ext(path) != ".sst" || filepath.Dir(path) != dir {
+			continue
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err := errors.Join(err1, err2); err != nil || end <= start {
+			continue
+		}
+		out = append(out, mapping{start: uintptr(start), end: uintptr(end)})
+	}
+	return out
+}
