@@ -125,7 +125,7 @@ type Store struct {
 	// (RssFile in /proc/self/status), most of it Badger's table files,
 	// which Badger memory-maps and the kernel otherwise reclaims only under
 	// memory pressure: when it is above this many MiB (checked every
-	// second), the node asks the kernel to reclaim the pages of Badger's
+	// 250 ms), the node asks the kernel to reclaim the pages of Badger's
 	// tables (MADV_PAGEOUT; Linux 5.4 or later), which later reads fetch
 	// from disk again. 0 (the default) leaves them to the kernel.
 	MappedLimitMB int `toml:"mapped_limit_mb"`

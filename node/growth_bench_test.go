@@ -42,7 +42,7 @@ type growthProfile struct {
 }
 
 // growthProfiles makes n accounts with real keys.
-func growthProfiles(b *testing.B, n int) []*growthProfile {
+func growthProfiles(b testing.TB, n int) []*growthProfile {
 	b.Helper()
 	out := make([]*growthProfile, n)
 	for i := range out {
@@ -166,7 +166,7 @@ func monitorMemory(p *memoryPeak, stop <-chan struct{}, profile string) {
 			if f, err := os.Create(profile + ".peak"); err == nil {
 				pprof.WriteHeapProfile(f)
 				f.Close()
-				fmt.Fprintf(os.Stderr, "grow: heap profile at %d MB in use written to %s.peak\n", ms.HeapInuse>>20, profile)
+				fmt.Fprintf(os.Stderr, "grow: heap profile at %d MiB in use written to %s.peak\n", ms.HeapInuse>>20, profile)
 			}
 		}
 	}
@@ -256,11 +256,11 @@ func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 			b.Fatal(err)
 		}
 		last := samples[len(samples)-1]
-		b.ReportMetric(float64(last.rss)/(1<<20), "RSS-MB")
-		b.ReportMetric(float64(last.anon)/(1<<20), "RssAnon-MB")
-		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.peakAnon) - int(y.peakAnon) }).peakAnon)/(1<<20), "max-RssAnon-MB")
-		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.peakRSS) - int(y.peakRSS) }).peakRSS)/(1<<20), "max-RSS-MB")
-		b.ReportMetric(float64(last.lsm+last.vlog)/(1<<20), "badger-MB")
+		b.ReportMetric(float64(last.rss)/(1<<20), "RSS-MiB")
+		b.ReportMetric(float64(last.anon)/(1<<20), "RssAnon-MiB")
+		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.peakAnon) - int(y.peakAnon) }).peakAnon)/(1<<20), "max-RssAnon-MiB")
+		b.ReportMetric(float64(slices.MaxFunc(samples, func(x, y memorySample) int { return int(x.peakRSS) - int(y.peakRSS) }).peakRSS)/(1<<20), "max-RSS-MiB")
+		b.ReportMetric(float64(last.lsm+last.vlog)/(1<<20), "badger-MiB")
 		b.ReportMetric(float64(last.getP99.Microseconds())/1000, "get-p99-ms")
 	}
 }
@@ -345,9 +345,9 @@ func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []
 		s.peakAnon, s.peakRSS, s.peakHeap = peaks.take()
 		samples = append(samples, s)
 		// Also on stderr at once: a long run's progress shows before it ends.
-		fmt.Fprintf(os.Stderr, "grow: %8d records  %6.1f s  RSS %4d MB (peak %4d)  RssAnon %4d MB (peak %4d)  Go heap %4d MB (peak %4d)  badger lsm %5d MB vlog %5d MB\n",
+		fmt.Fprintf(os.Stderr, "grow: %8d records  %6.1f s  RSS %4d MiB (peak %4d)  RssAnon %4d MiB (peak %4d)  Go heap %4d MiB (peak %4d)  badger lsm %5d MiB vlog %5d MiB\n",
 			records, time.Since(start).Seconds(), rss>>20, s.peakRSS>>20, anon>>20, s.peakAnon>>20, ms.HeapInuse>>20, s.peakHeap>>20, lsm>>20, vlog>>20)
-		b.Logf("%8d records  %6.1f s  RSS %4d MB (peak %4d)  RssAnon %4d MB (peak %4d)  Go heap %4d MB (peak %4d)  badger %5d MB  Get+checkpoint+tiles p99 %6.2f ms max %6.1f ms",
+		b.Logf("%8d records  %6.1f s  RSS %4d MiB (peak %4d)  RssAnon %4d MiB (peak %4d)  Go heap %4d MiB (peak %4d)  badger %5d MiB  Get+checkpoint+tiles p99 %6.2f ms max %6.1f ms",
 			records, time.Since(start).Seconds(), rss>>20, s.peakRSS>>20, anon>>20, s.peakAnon>>20, ms.HeapInuse>>20, s.peakHeap>>20, (lsm+vlog)>>20,
 			float64(s.getP99.Microseconds())/1000, float64(s.getMax.Microseconds())/1000)
 	}

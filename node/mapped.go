@@ -15,7 +15,7 @@ import (
 
 // mappedCheckPeriod is how often the node compares its file-mapped resident
 // memory with store.mapped_limit_mb.
-const mappedCheckPeriod = time.Second
+const mappedCheckPeriod = 250 * time.Millisecond
 
 // runMappedLimit keeps the node's file-mapped resident memory (RssFile)
 // near cfg.Store.MappedLimitMB until ctx is done: every mappedCheckPeriod,
