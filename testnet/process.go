@@ -217,7 +217,7 @@ func (p *Processes) waitReady(ctx context.Context, i int, pr *process) error {
 }
 
 // WaitRejoined waits until member i exchanges gossip with every other
-// member (Gossiping in its /status.json), for at most timeout.
+// member (Federation.Gossiping in its /status.json), for at most timeout.
 func (p *Processes) WaitRejoined(ctx context.Context, i int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -226,9 +226,9 @@ func (p *Processes) WaitRejoined(ctx context.Context, i int, timeout time.Durati
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var st struct{ Gossiping int }
+		var st struct{ Federation struct{ Gossiping int } }
 		if resp, err := hc.Get(url); err == nil {
-			if resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st) == nil && st.Gossiping == p.Size()-1 {
+			if resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st) == nil && st.Federation.Gossiping == p.Size()-1 {
 				resp.Body.Close()
 				return nil
 			}
