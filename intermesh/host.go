@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -32,6 +33,10 @@ const (
 	// gossipStall is how long a connected member may be missing from the
 	// peers of a gossip topic before gossipWatchdog closes the connection.
 	gossipStall = 2 * time.Second
+	// leaveGrace is how long after gossipsub reports a connected member
+	// leaving a topic the watchdog waits for it to come back (a replaced
+	// stream says hello again within milliseconds).
+	leaveGrace = 500 * time.Millisecond
 )
 
 // startHost creates the libp2p host: the node's key as identity, TCP and
@@ -156,28 +161,64 @@ func (m *Mesh) keepConnected(ctx context.Context, p peer.ID) {
 
 // gossipWatchdog closes the connection to any member that has been
 // connected but missing from the peers of a gossip topic for gossipStall,
-// so that the reconnector dials it afresh; it runs until ctx ends.
+// or for leaveGrace after gossipsub reported it leaving a topic while the
+// connection stayed up, so that the reconnector dials it afresh; it runs
+// until ctx ends.
 //
 // gossipsub learns a peer's topics only from the first message of that
 // peer's stream to us, and forgets them whenever one of the two streams
 // between us fails. A failed stream while the connection stays up (a
-// duplicate connection closed while a restarted member redials, a reset
-// stream) therefore leaves gossipsub sending that member nothing for as
-// long as the connection lasts, and after four such failures within ten
-// minutes it drops the peer altogether. Both sides then lack each other:
-// without this watchdog a member killed and restarted a few times could stay
-// connected to the others and never again receive some of their checkpoints.
-// A new connection starts both streams again. A graylisted member is left
-// alone: gossipsub ignores its messages, subscriptions included, on purpose.
+// restarted member's old QUIC connection reset while its new one is up, a
+// duplicate connection closed, a reset stream) therefore leaves gossipsub
+// sending that member nothing for as long as the connection lasts, and after
+// four such failures within ten minutes it drops the peer altogether.
+// Without this watchdog a member killed and restarted a few times could stay
+// connected to the others and never again receive some of their
+// checkpoints. A new connection starts both streams again. A graylisted
+// member is left alone: gossipsub ignores its messages, subscriptions
+// included, on purpose.
 func (m *Mesh) gossipWatchdog(ctx context.Context) {
-	t := time.NewTicker(checkConnected)
-	defer t.Stop()
 	kinds := topicKinds()
-	absent := map[peer.ID]time.Time{} // since when
+	left := make(chan peer.ID, 64)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, k := range kinds {
+		h, err := m.topics.byKind(k).EventHandler()
+		if err != nil {
+			m.log.Error("gossip watchdog: topic events", "topic", k, "err", err)
+			continue
+		}
+		wg.Go(func() {
+			defer h.Cancel()
+			for {
+				ev, err := h.NextPeerEvent(ctx)
+				if err != nil {
+					return
+				}
+				if ev.Type != pubsub.PeerLeave {
+					continue
+				}
+				select {
+				case left <- ev.Peer:
+				default: // the ticker catches it within gossipStall
+				}
+			}
+		})
+	}
+	t := time.NewTicker(checkConnected / 2)
+	defer t.Stop()
+	absent := map[peer.ID]time.Time{} // since when, or a left peer's deadline minus gossipStall
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case p := <-left:
+			if _, ok := m.byPeer[p]; ok {
+				if since, ok := absent[p]; !ok || since.After(time.Now().Add(leaveGrace-gossipStall)) {
+					absent[p] = time.Now().Add(leaveGrace - gossipStall)
+				}
+			}
+			continue
 		case <-t.C:
 		}
 		seen := map[peer.ID]int{}
@@ -201,7 +242,7 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 				continue
 			}
 			m.log.Warn("member connected but not exchanging gossip: reconnecting", "member", member,
-				"for", now.Sub(since).Round(time.Millisecond), "topics", seen[p], "of", len(kinds))
+				"topics", seen[p], "of", len(kinds))
 			m.metrics.gossipResets.WithLabelValues(member).Inc()
 			if err := m.host.Network().ClosePeer(p); err != nil {
 				m.log.Warn("closing the connection to a member", "member", member, "err", err)
@@ -209,6 +250,25 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 			delete(absent, p)
 		}
 	}
+}
+
+// GossipPeers returns the members this node exchanges gossip with now:
+// connected, and known to gossipsub on every topic.
+func (m *Mesh) GossipPeers() []peer.ID {
+	kinds := topicKinds()
+	seen := map[peer.ID]int{}
+	for _, k := range kinds {
+		for _, p := range m.topics.byKind(k).ListPeers() {
+			seen[p]++
+		}
+	}
+	var out []peer.ID
+	for _, p := range m.Peers() {
+		if seen[p] == len(kinds) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // gater admits connections with federation members only, and none with a

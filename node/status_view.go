@@ -34,6 +34,7 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 		Quorum:        fed.EffectiveQuorum(),
 		PeriodSeconds: n.schedule.Period.Seconds(),
 		Connected:     len(mesh.Peers()),
+		Gossiping:     len(mesh.GossipPeers()),
 	}
 	for _, m := range fed.Members {
 		fs.Members = append(fs.Members, m.Origin)

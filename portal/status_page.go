@@ -155,7 +155,7 @@ this page as data: <a href="/status.json">/status.json</a>.</p>
 </table>
 {{with .Federation}}
 <h2>Federation {{.Federation}}</h2>
-<p>Quorum {{.Quorum}} of {{len .Members}}; rounds of {{.PeriodSeconds}} s; connected to {{.Connected}} members.
+<p>Quorum {{.Quorum}} of {{len .Members}}; rounds of {{.PeriodSeconds}} s; connected to {{.Connected}} members, exchanging gossip with {{.Gossiping}}.
 The last {{len .Rounds}} rounds as this node holds them (columns: round number mod 1000):
 <span class="c-certified">ok</span> certified with the member's checkpoint,
 <span class="c-missing">miss</span> certified without it,

@@ -32,7 +32,7 @@ const (
 
 // FederationStatus is the federation as one node sees it. Example (JSON):
 //
-//	{"Federation":"testnet","Self":"testnet/node0","Quorum":3,"PeriodSeconds":10,"Connected":3,
+//	{"Federation":"testnet","Self":"testnet/node0","Quorum":3,"PeriodSeconds":10,"Connected":3,"Gossiping":3,
 //	 "Members":["testnet/node0","testnet/node1",...],
 //	 "Rounds":[{"Round":179575125,"Signatures":4,"Cells":["certified","certified","missing",...]},...],
 //	 "Replicas":[{"Origin":"testnet/node1","Size":120,"Known":120,"LagRecords":0,"LagRounds":0,...}],
@@ -44,6 +44,7 @@ type FederationStatus struct {
 	Quorum        int
 	PeriodSeconds float64
 	Connected     int // members this node is connected to
+	Gossiping     int // of those, members it exchanges gossip with on every topic
 	Members       []string
 	// Rounds are the last closed rounds, oldest first; each has one cell
 	// per member, in Members order.

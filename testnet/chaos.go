@@ -34,7 +34,9 @@ type ChaosOptions struct {
 	Down time.Duration
 	// MaxFaulty is how many members may be down or partitioned at once.
 	// Default: members minus quorum, so that every round can still be
-	// certified; at least 1.
+	// certified; at least 1. A restarted or healed member counts as
+	// faulty until it exchanges gossip with every other member again (or
+	// for at most 30 s).
 	MaxFaulty int
 	// Log receives one line per event; nil discards them.
 	Log io.Writer
@@ -43,6 +45,11 @@ type ChaosOptions struct {
 // ChaosStats counts what Chaos did.
 type ChaosStats struct {
 	Kills, Restarts, Partitions, Heals int
+	// NotRejoined counts restarted or healed members that did not
+	// exchange gossip with every other member within 30 s; MaxRejoin is the
+	// longest time one took.
+	NotRejoined int
+	MaxRejoin   time.Duration
 	// Failed counts faults that could not be injected or undone (a restart
 	// that failed, a signal that could not be sent), with the last error.
 	Failed  int
@@ -176,6 +183,7 @@ func (c *chaos) kill(ctx context.Context) bool {
 			c.stats.Restarts++
 			c.mu.Unlock()
 			c.logf("node%d restarted", i)
+			c.rejoined(ctx, i)
 		}
 		c.heal(i)
 	})
@@ -207,11 +215,37 @@ func (c *chaos) partition(ctx context.Context) bool {
 			c.stats.Heals++
 			c.mu.Unlock()
 			c.logf("node%d healed", i)
+			c.rejoined(ctx, i)
 		}
 		c.heal(i)
 	})
 	return true
 }
+
+// rejoined waits until member i exchanges gossip with every other member
+// again: until then it still counts as faulty (a restarted member is not
+// back until it has reconnected), so that the faults never outnumber
+// MaxFaulty.
+func (c *chaos) rejoined(ctx context.Context, i int) {
+	start := time.Now()
+	err := c.p.WaitRejoined(context.WithoutCancel(ctx), i, rejoinTimeout)
+	took := time.Since(start)
+	c.mu.Lock()
+	c.stats.MaxRejoin = max(c.stats.MaxRejoin, took)
+	if err != nil {
+		c.stats.NotRejoined++
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.logf("node%d: %v", i, err)
+		return
+	}
+	c.logf("node%d exchanges gossip with every member again (%s)", i, took.Round(time.Millisecond))
+}
+
+// rejoinTimeout bounds how long a restarted or healed member may take to
+// rejoin before the chaos counts it healthy anyway.
+const rejoinTimeout = 30 * time.Second
 
 // heal marks member i healthy again.
 func (c *chaos) heal(i int) {

@@ -222,6 +222,9 @@ func TestChaosKillsAndPartitionsLoseNoAcknowledgedWriteAndEveryRoundIsCertified(
 			}
 		}
 	}
+	if fig.Chaos.NotRejoined > 0 {
+		t.Errorf("%d restarted or healed members did not exchange gossip with every other member within 30 s", fig.Chaos.NotRejoined)
+	}
 	if fig.Chaos.Kills == 0 || fig.Chaos.Failed > 0 || (cfg.PartitionEvery > 0 && cfg.PartitionEvery < cfg.Duration && fig.Chaos.Partitions == 0) {
 		t.Errorf("the chaos did not run as asked: %+v", fig.Chaos)
 	}

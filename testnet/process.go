@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -213,6 +214,32 @@ func (p *Processes) waitReady(ctx context.Context, i int, pr *process) error {
 		return fmt.Errorf("testnet: member %d exited at start (%v); see %s", i, pr.err, filepath.Join(p.opts.NodeDir(i), LogFileName))
 	}
 	return err
+}
+
+// WaitRejoined waits until member i exchanges gossip with every other
+// member (Federation.Gossiping in its /status.json), for at most timeout.
+func (p *Processes) WaitRejoined(ctx context.Context, i int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := p.PortalURL(i) + "/status.json"
+	hc := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var st struct{ Federation struct{ Gossiping int } }
+		if resp, err := hc.Get(url); err == nil {
+			if resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st) == nil && st.Federation.Gossiping == p.Size()-1 {
+				resp.Body.Close()
+				return nil
+			}
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testnet: member %d is not exchanging gossip with every other member: %w", i, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // forget clears slot i if it still holds pr.
