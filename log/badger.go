@@ -17,15 +17,32 @@ import (
 
 // badgerOptions returns the Badger options of a log directory: durable
 // commits (SyncWrites: a commit returns only after the write-ahead log is
-// synced), and small memtables and caches so that Go's own memory stays
-// small; Badger memory-maps its files, so resident memory still grows with
-// the database.
+// synced), and options that bound the memory Badger allocates on the Go
+// heap, which is mostly its table builders: a compaction builds each output
+// table in memory, several at once.
+//
+//   - 8 MiB memtables, two of them: the smallest that keeps the 1 MiB value
+//     threshold below (a transaction may be at most 15% of a memtable).
+//   - Level 0 stalls writes at 3 tables. Badger compacts level 0 into
+//     itself, as one table of unbounded size built in memory (from a 256 MiB
+//     buffer), when it has 4 tables it cannot move down; with at most 3 that
+//     never happens, and writes wait for compaction instead.
+//   - 1 MiB tables at every level (TableSizeMultiplier 1), so a builder
+//     holds about 1 MiB whatever the level.
+//   - No block compression: with it every builder also holds a compressed
+//     copy of each block, and reads need a block cache. Tables take about
+//     50% more disk.
+//
+// Badger memory-maps its files (tables, value log, memtable logs) and has no
+// option not to, so resident memory still grows with the database; see
+// Log.ReleaseMappedPages.
 //
 // Values up to Badger's default threshold (1 MiB) stay in the LSM tree and
 // its write-ahead log, whose sync error a commit returns. Larger payloads go
 // to the value log, whose sync error Badger v4.9 only logs; reads of them
 // verify Badger's checksum, so a value lost that way reads as ErrCorrupt
-// rather than as wrong data.
+// rather than as wrong data. (So the threshold is not lowered to keep the
+// LSM tree small.)
 func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(opts.Dir).
 		WithLogger(badgerLogger{logger}).
