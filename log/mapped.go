@@ -34,9 +34,14 @@ func (l *Log) ReleaseMappedPages() (MappedStats, error) {
 	if l.closed.Load() {
 		return MappedStats{}, ErrClosed
 	}
+	// /proc/self/maps names files by their absolute path, symbolic links
+	// resolved.
 	dir, err := filepath.Abs(l.opts.Dir)
+	if err == nil {
+		dir, err = filepath.EvalSymlinks(dir)
+	}
 	if err != nil {
-		return MappedStats{}, fmt.Errorf("log: %w", err)
+		return MappedStats{}, fmt.Errorf("log: releasing mapped pages: %w", err)
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
