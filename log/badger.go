@@ -98,14 +98,15 @@ func classifyWriteError(err error) error {
 	return err
 }
 
-// removeEmptyValueLogs deletes the zero-length value-log files of dir. A
-// process killed between Badger creating a value-log file and sizing it
-// leaves one behind, and Badger v4.9 then refuses to open the directory
-// ("Open existing file ... Create a new file"): a node killed at that
-// moment would never start again. A zero-length file holds nothing, not
-// even the 20-byte header every value-log file starts with, so no key can
-// point into it and removing it loses nothing. logger may be nil.
-func removeEmptyValueLogs(dir string, logger *slog.Logger) error {
+// removeEmptyLogFiles deletes the zero-length value-log (.vlog) and
+// memtable write-ahead log (.mem) files of dir. A process killed between
+// Badger creating such a file and sizing it leaves one behind, and Badger
+// v4.9 then refuses to open the directory ("Create a new file"): a node
+// killed at that moment would never start again. A zero-length file holds
+// nothing, not even the 20-byte header every such file starts with, so no
+// key can point into it, no acknowledged write can be in it, and removing
+// it loses nothing. logger may be nil.
+func removeEmptyLogFiles(dir string, logger *slog.Logger) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -114,7 +115,7 @@ func removeEmptyValueLogs(dir string, logger *slog.Logger) error {
 		return fmt.Errorf("log: reading %s: %w", dir, err)
 	}
 	for _, e := range entries {
-		if e.IsDir() || filepath.Ext(e.Name()) != ".vlog" {
+		if ext := filepath.Ext(e.Name()); e.IsDir() || ext != ".vlog" && ext != ".mem" {
 			continue
 		}
 		info, err := e.Info()
@@ -126,10 +127,10 @@ func removeEmptyValueLogs(dir string, logger *slog.Logger) error {
 		}
 		path := filepath.Join(dir, e.Name())
 		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("log: removing the empty value-log file %s: %w", path, err)
+			return fmt.Errorf("log: removing the empty log file %s: %w", path, err)
 		}
 		if logger != nil {
-			logger.Warn("removed an empty value-log file left by a crash", "file", path)
+			logger.Warn("removed an empty Badger log file left by a crash", "file", path)
 		}
 	}
 	return nil

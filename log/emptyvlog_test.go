@@ -13,6 +13,19 @@ import (
 // node would never restart; Open removes such a file first (it holds no
 // byte of data, not even the file's header).
 func TestOpenAfterAKillLeftAnEmptyValueLogFile(t *testing.T) {
+	testOpenAfterAKillLeftAnEmptyFile(t, "*.vlog", "000099.vlog")
+}
+
+// The same for a memtable's write-ahead log (.mem): Badger creates one
+// each time a memtable fills, and TestCrashKillWriter's kills found this.
+func TestOpenAfterAKillLeftAnEmptyMemtableLog(t *testing.T) {
+	testOpenAfterAKillLeftAnEmptyFile(t, "", "00099.mem")
+}
+
+// testOpenAfterAKillLeftAnEmptyFile writes records, closes the log, adds
+// the empty file name (beside the files matching existing, unless "";
+// a clean close leaves no memtable log), and reopens.
+func testOpenAfterAKillLeftAnEmptyFile(t *testing.T, existing, name string) {
 	dir := t.TempDir()
 	l := openTestLog(t, dir, Options{})
 	for i := range 10 {
@@ -23,11 +36,13 @@ func TestOpenAfterAKillLeftAnEmptyValueLogFile(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	vlogs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	if err != nil || len(vlogs) == 0 {
-		t.Fatalf("no value-log file in %s (%v)", dir, err)
+	if existing != "" {
+		files, err := filepath.Glob(filepath.Join(dir, existing))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no %s file in %s (%v)", existing, dir, err)
+		}
 	}
-	empty := filepath.Join(dir, "000099.vlog")
+	empty := filepath.Join(dir, name)
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +72,7 @@ func TestOpenKeepsValueLogFilesThatHoldData(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	if err := removeEmptyValueLogs(dir, nil); err != nil {
+	if err := removeEmptyLogFiles(dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))

@@ -184,7 +184,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := removeEmptyValueLogs(opts.Dir, logger); err != nil {
+	if err := removeEmptyLogFiles(opts.Dir, logger); err != nil {
 		return nil, err
 	}
 	db, err := badger.Open(badgerOptions(opts, logger))
