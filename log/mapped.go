@@ -48,15 +48,21 @@ func (l *Log) ReleaseMappedPages() (MappedStats, error) {
 		return MappedStats{}, fmt.Errorf("log: releasing mapped pages: %w", err)
 	}
 	var st MappedStats
+	var errs []error
 	for _, m := range tableMappings(maps, dir) {
 		unmapped, err := pageout(m)
 		if err != nil {
-			return st, fmt.Errorf("log: releasing mapped pages: %w", err)
+			// The others may still succeed (EAGAIN, EINTR).
+			errs = append(errs, err)
+			continue
 		}
 		if !unmapped {
 			st.Mappings++
 			st.Bytes += int64(m.end - m.start)
 		}
+	}
+	if len(errs) > 0 {
+		return st, fmt.Errorf("log: releasing mapped pages: %d of %d mappings failed, the first with %w", len(errs), st.Mappings+len(errs), errs[0])
 	}
 	return st, nil
 }

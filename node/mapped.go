@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/intermesh/intermesh/log"
@@ -20,12 +21,14 @@ const mappedCheckPeriod = 250 * time.Millisecond
 // runMappedLimit keeps the node's file-mapped resident memory (RssFile)
 // near cfg.Store.MappedLimitMB until ctx is done: every mappedCheckPeriod,
 // when RssFile is above the limit, the log has the kernel reclaim the pages
-// of Badger's tables. If that cannot be done (not Linux, a kernel before
-// 5.4) it says so once and stops.
+// of Badger's tables. If that cannot be done at all (not Linux, a kernel
+// before 5.4) it says so once and stops; other failures are logged and
+// retried at the next check.
 func (n *Node) runMappedLimit(ctx context.Context) {
 	limit := uint64(n.cfg.Store.MappedLimitMB) << 20
 	t := time.NewTicker(mappedCheckPeriod)
 	defer t.Stop()
+	warned := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -41,12 +44,19 @@ func (n *Node) runMappedLimit(ctx context.Context) {
 			continue
 		}
 		st, err := n.log.ReleaseMappedPages()
-		if errors.Is(err, log.ErrClosed) {
+		n.mappedReleased.Add(st.Bytes)
+		switch {
+		case errors.Is(err, log.ErrClosed):
 			return
-		}
-		if err != nil {
+		case errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL):
 			n.logger.Error("store.mapped_limit_mb is not enforced", "err", err)
 			return
+		case err != nil:
+			if !warned {
+				n.logger.Warn("releasing the pages of Badger's tables failed; retrying", "err", err)
+				warned = true
+			}
+			continue
 		}
 		after, _ := rssFile()
 		n.logger.Debug("released the pages of Badger's tables", "rss_file_before", before, "rss_file_after", after,

@@ -50,7 +50,9 @@ type Node struct {
 	listener net.Listener
 
 	lastClose atomic.Int64 // Unix nanoseconds of the last epoch close
-	metrics   *nodeMetrics
+
+	mappedReleased atomic.Int64 // bytes of table mappings advised by runMappedLimit, in total
+	metrics        *nodeMetrics
 
 	genesis   *config.Federation                       // the federation file; nil when the node runs alone
 	history   *history                                 // the federation's versions; nil when alone
