@@ -67,6 +67,40 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
+func TestDebugListenServesTheProfilerAndNothingElse(t *testing.T) {
+	c := newTestNode(t, t.TempDir())
+	c.HTTP.DebugListen = "127.0.0.1:0"
+	n, err := New(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, n)
+	waitFor(t, 5*time.Second, "the debug server", func() bool { return n.DebugAddr() != "" })
+	base := "http://" + n.DebugAddr()
+	if got := get(t, base+"/debug/pprof/"); !strings.Contains(got, "goroutine") {
+		t.Errorf("/debug/pprof/ served %q", got)
+	}
+	if got := get(t, base+"/debug/pprof/goroutine?debug=1"); !strings.Contains(got, "goroutine profile") {
+		t.Errorf("goroutine profile: %q", got)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the debug address serves /metrics: %s", resp.Status)
+	}
+	resp, err = http.Get("http://" + n.HTTPAddr() + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Error("the portal's address serves the profiler")
+	}
+}
+
 func TestNodeClosesEpochsAndServesItsCheckpoint(t *testing.T) {
 	c := newTestNode(t, t.TempDir())
 	ctx := context.Background()

@@ -34,12 +34,12 @@ func (s *Server) checkReplicated(field string, e *mesh.Entry) error {
 	if err != nil {
 		return err
 	}
-	for _, origin := range origins {
-		obj, found, err := s.state.replicaObjectOf(origin, id)
-		if err != nil {
-			return err
-		}
-		if !found || !newer(obj.Updated, p.Base().Updated) {
+	objs, found, err := s.state.replicaObjectsOf(origins, id)
+	if err != nil {
+		return err
+	}
+	for i, origin := range origins {
+		if !found[i] || !newer(objs[i].Updated, p.Base().Updated) {
 			continue
 		}
 		last, seq, err := s.supersedingVersion(field, origin, e)
