@@ -276,3 +276,54 @@ func TestGossipRecoversAfterItsStreamsToConnectedMembersFail(t *testing.T) {
 		auditCertificate(t, fed, sameCertificate(t, nodes, r, 4))
 	}
 }
+
+func TestGossipWatchClosesLaterEachTimeAMemberDoesNotComeBack(t *testing.T) {
+	var w gossipWatch
+	now := time.Unix(1_000_000, 0)
+	// closeAfter steps the clock by 250 ms while the member stays connected
+	// but absent, and returns how long it took until a close.
+	closeAfter := func() time.Duration {
+		t.Helper()
+		start := now
+		for range 1000 {
+			now = now.Add(250 * time.Millisecond)
+			if w.check(now, true, false) {
+				return now.Sub(start)
+			}
+		}
+		t.Fatal("never closed")
+		return 0
+	}
+	for i, want := range []time.Duration{2, 4, 8, 16, 32, 32} {
+		if got := closeAfter(); got < want*time.Second || got > want*time.Second+500*time.Millisecond {
+			t.Errorf("close %d after %s, want %ds", i+1, got, want)
+		}
+	}
+	// A member not connected, or present, is never closed.
+	for range 200 {
+		now = now.Add(250 * time.Millisecond)
+		if w.check(now, false, false) {
+			t.Fatal("closed a member that is not connected")
+		}
+	}
+	// Present for 30 s: the count starts again, and a member reported
+	// leaving a topic is closed 0.5 s later.
+	for range 121 {
+		now = now.Add(250 * time.Millisecond)
+		if w.check(now, true, true) {
+			t.Fatal("closed a member that gossips")
+		}
+	}
+	if w.resets != 0 {
+		t.Fatalf("after 30 s of gossip, %d resets remembered", w.resets)
+	}
+	w.left(now)
+	if got := closeAfter(); got > 500*time.Millisecond {
+		t.Errorf("a member that left a topic was closed after %s, want 0.5 s", got)
+	}
+	// Right after a close, leaving a topic waits the longer stall.
+	w.left(now)
+	if got := closeAfter(); got < 4*time.Second {
+		t.Errorf("second close after %s, want 4 s", got)
+	}
+}
