@@ -236,7 +236,15 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 			}
 			w := watched[p]
 			connected := m.host.Network().Connectedness(p) == network.Connected && !m.Graylisted(member)
-			if !w.check(now, connected, seen[p] == len(kinds)) {
+			var opened time.Time // of the newest connection
+			if connected {
+				for _, c := range m.host.Network().ConnsToPeer(p) {
+					if o := c.Stat().Opened; o.After(opened) {
+						opened = o
+					}
+				}
+			}
+			if !w.check(now, connected, seen[p] == len(kinds), opened) {
 				continue
 			}
 			m.log.Warn("member connected but not exchanging gossip: reconnecting", "member", member,
@@ -253,7 +261,9 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 // come back after its connection was closed waits twice as long before the
 // next close (2, 4, 8, 16, then 32 s), so that a member slow to say hello
 // (an overloaded machine) is not disconnected over and over; 30 s of
-// healthy gossip start the count again.
+// healthy gossip start the count again. A connection younger than
+// freshConn is given until it is freshConn old to say hello, unless
+// gossipsub reported the member leaving a topic (a stream that failed).
 type gossipWatch struct {
 	deadline     time.Time // close the connection then if still absent; zero: not absent
 	resets       int       // closes since the member was last healthy for healthyAgain
@@ -261,8 +271,12 @@ type gossipWatch struct {
 }
 
 // healthyAgain is how long a member must gossip on every topic before its
-// resets are forgotten.
-const healthyAgain = 30 * time.Second
+// resets are forgotten; freshConn is how long a new connection may take to
+// bring gossip up.
+const (
+	healthyAgain = 30 * time.Second
+	freshConn    = 10 * time.Second
+)
 
 // stall is how long a connected member may be absent before its
 // connection is closed.
@@ -280,9 +294,9 @@ func (w *gossipWatch) left(now time.Time) {
 }
 
 // check updates the state at now (connected: connected and not graylisted;
-// present: a gossip peer on every topic) and reports whether to close the
-// connection.
-func (w *gossipWatch) check(now time.Time, connected, present bool) bool {
+// present: a gossip peer on every topic; opened: when the newest connection
+// to the member was opened) and reports whether to close the connection.
+func (w *gossipWatch) check(now time.Time, connected, present bool, opened time.Time) bool {
 	switch {
 	case !connected:
 		w.deadline, w.healthySince = time.Time{}, time.Time{}
@@ -299,6 +313,9 @@ func (w *gossipWatch) check(now time.Time, connected, present bool) bool {
 	w.healthySince = time.Time{}
 	if w.deadline.IsZero() {
 		w.deadline = now.Add(w.stall())
+		if fresh := opened.Add(freshConn); fresh.After(w.deadline) {
+			w.deadline = fresh
+		}
 		return false
 	}
 	if now.Before(w.deadline) {

@@ -287,7 +287,7 @@ func TestGossipWatchClosesLaterEachTimeAMemberDoesNotComeBack(t *testing.T) {
 		start := now
 		for range 1000 {
 			now = now.Add(250 * time.Millisecond)
-			if w.check(now, true, false) {
+			if w.check(now, true, false, time.Time{}) {
 				return now.Sub(start)
 			}
 		}
@@ -302,7 +302,7 @@ func TestGossipWatchClosesLaterEachTimeAMemberDoesNotComeBack(t *testing.T) {
 	// A member not connected, or present, is never closed.
 	for range 200 {
 		now = now.Add(250 * time.Millisecond)
-		if w.check(now, false, false) {
+		if w.check(now, false, false, time.Time{}) {
 			t.Fatal("closed a member that is not connected")
 		}
 	}
@@ -310,7 +310,7 @@ func TestGossipWatchClosesLaterEachTimeAMemberDoesNotComeBack(t *testing.T) {
 	// leaving a topic is closed 0.5 s later.
 	for range 121 {
 		now = now.Add(250 * time.Millisecond)
-		if w.check(now, true, true) {
+		if w.check(now, true, true, time.Time{}) {
 			t.Fatal("closed a member that gossips")
 		}
 	}
@@ -325,5 +325,25 @@ func TestGossipWatchClosesLaterEachTimeAMemberDoesNotComeBack(t *testing.T) {
 	w.left(now)
 	if got := closeAfter(); got < 4*time.Second {
 		t.Errorf("second close after %s, want 4 s", got)
+	}
+	// A new connection gets 10 s to bring gossip up, unless the member is
+	// reported leaving a topic.
+	w = gossipWatch{}
+	opened := now
+	start := now
+	for !w.check(now, true, false, opened) {
+		now = now.Add(250 * time.Millisecond)
+	}
+	if got := now.Sub(start); got < freshConn || got > freshConn+500*time.Millisecond {
+		t.Errorf("a new connection was closed after %s, want %s", got, freshConn)
+	}
+	w = gossipWatch{}
+	opened, start = now, now
+	w.left(now)
+	for !w.check(now, true, false, opened) {
+		now = now.Add(250 * time.Millisecond)
+	}
+	if got := now.Sub(start); got > time.Second {
+		t.Errorf("a new connection whose stream failed was closed after %s, want 0.5 s", got)
 	}
 }
