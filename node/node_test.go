@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,8 +132,17 @@ func TestNodeClosesEpochsAndServesItsCheckpoint(t *testing.T) {
 	if n.LastCheckpointTime().IsZero() || !n.NextCheckpointTime().After(n.LastCheckpointTime()) {
 		t.Errorf("last %v next %v", n.LastCheckpointTime(), n.NextCheckpointTime())
 	}
-	if got := get(t, base+"/metrics"); !strings.Contains(got, "intermesh_epoch_close_seconds") {
+	metrics := get(t, base+"/metrics")
+	if !strings.Contains(metrics, "intermesh_epoch_close_seconds") {
 		t.Error("/metrics lacks the epoch metrics")
+	}
+	// The store's size is read from its files (Badger's own Size answers 0
+	// without its global metrics): the value log holds the record.
+	vlogSize := regexp.MustCompile(`(?m)^intermesh_store_bytes\{part="vlog"\} (\S+)$`).FindStringSubmatch(metrics)
+	if vlogSize == nil {
+		t.Error("/metrics lacks intermesh_store_bytes{part=\"vlog\"}")
+	} else if v, err := strconv.ParseFloat(vlogSize[1], 64); err != nil || v <= 0 {
+		t.Errorf("intermesh_store_bytes{part=\"vlog\"} = %s, want the value log's size", vlogSize[1])
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v on a clean stop", err)
