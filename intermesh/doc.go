@@ -314,9 +314,11 @@
 // fails while the connection stays up (a restarted member's stale QUIC
 // connection reset after its new one is up, a duplicate connection closed)
 // would otherwise leave the two sending each other nothing for as long as
-// the connection lasts. A connected member missing from a topic for 2 s,
-// or still missing 0.5 s after gossipsub reported it leaving one, has its
-// connection closed and redialled (intermesh_gossip_reconnects_total). A
+// the connection lasts. A connected member missing from a topic for 3 s
+// (10 s after a new connection opened), or still missing 2 s after
+// gossipsub reported it leaving one, has its connection closed and
+// redialled (intermesh_gossip_reconnects_total); each further close of a
+// member that does not come back waits twice as long, up to 48 s. A
 // graylisted member is left alone. GossipPeers lists the members gossip
 // flows with.
 //

@@ -32,11 +32,12 @@ const (
 	dialTimeout    = 5 * time.Second
 	// gossipStall is how long a connected member may be missing from the
 	// peers of a gossip topic before gossipWatchdog closes the connection.
-	gossipStall = 2 * time.Second
+	gossipStall = 3 * time.Second
 	// leaveGrace is how long after gossipsub reports a connected member
 	// leaving a topic the watchdog waits for it to come back (a replaced
-	// stream says hello again within milliseconds).
-	leaveGrace = 500 * time.Millisecond
+	// stream says hello again within milliseconds on an idle machine, but
+	// seconds can pass on an overloaded one).
+	leaveGrace = 2 * time.Second
 )
 
 // startHost creates the libp2p host: the node's key as identity, TCP and
@@ -259,7 +260,7 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 
 // gossipWatch is the watchdog's state of one member. A member that does not
 // come back after its connection was closed waits twice as long before the
-// next close (2, 4, 8, 16, then 32 s), so that a member slow to say hello
+// next close (3, 6, 12, 24, then 48 s), so that a member slow to say hello
 // (an overloaded machine) is not disconnected over and over; 30 s of
 // healthy gossip start the count again. A connection younger than
 // freshConn is given until it is freshConn old to say hello, unless
