@@ -41,7 +41,7 @@ testnet: build ## start a local 4-node testnet (Ctrl-C stops it)
 	./bin/meshd testnet --nodes 4
 
 SOAK_ENV ?= INTERMESH_SOAK_DURATION=10m INTERMESH_SOAK_NODES=8 INTERMESH_SOAK_RATE=500 \
-	INTERMESH_SOAK_ACCOUNTS=200 INTERMESH_SOAK_PERIOD=10s INTERMESH_SOAK_KILL_EVERY=30s \
+	INTERMESH_SOAK_ACCOUNTS=1000 INTERMESH_SOAK_CONCURRENCY=512 INTERMESH_SOAK_PERIOD=10s INTERMESH_SOAK_KILL_EVERY=30s \
 	INTERMESH_SOAK_PARTITION_EVERY=45s INTERMESH_SOAK_DOWN=20s INTERMESH_SOAK_REPORT=$(CURDIR)/soak-report.json
 
 chaos: ## the 60-second chaos run alone (4 member processes, kills and partitions under load; also part of make test)

@@ -69,6 +69,12 @@ type HTTP struct {
 	// 16 characters. Optional; keep it out of a world-readable file.
 	AdminToken string `toml:"admin_token"`
 
+	// DebugListen, when set, is a second address on which the node serves
+	// Go's profiler (net/http/pprof, under /debug/pprof/) and nothing else,
+	// without authentication: bind it to 127.0.0.1. Optional; off by
+	// default.
+	DebugListen string `toml:"debug_listen"`
+
 	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
 	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request, headers and body: a client
@@ -224,6 +230,7 @@ var envVars = []struct {
 	{"MESHD_HTTP_TRANSFER_TOKEN", func(c *Config, v string) error { c.HTTP.TransferToken = v; return nil }},
 	{"MESHD_HTTP_TRANSFER_PUBLIC", func(c *Config, v string) error { return parseBool(v, &c.HTTP.TransferPublic) }},
 	{"MESHD_HTTP_ADMIN_TOKEN", func(c *Config, v string) error { c.HTTP.AdminToken = v; return nil }},
+	{"MESHD_HTTP_DEBUG_LISTEN", func(c *Config, v string) error { c.HTTP.DebugListen = v; return nil }},
 	{"MESHD_HTTP_READ_HEADER_TIMEOUT", func(c *Config, v string) error { return c.HTTP.ReadHeaderTimeout.UnmarshalText([]byte(v)) }},
 	{"MESHD_HTTP_READ_TIMEOUT", func(c *Config, v string) error { return c.HTTP.ReadTimeout.UnmarshalText([]byte(v)) }},
 	{"MESHD_HTTP_WRITE_TIMEOUT", func(c *Config, v string) error { return c.HTTP.WriteTimeout.UnmarshalText([]byte(v)) }},
@@ -338,6 +345,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "%q is not host:port: %v", c.HTTP.Listen, err)
+	}
+	if c.HTTP.DebugListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.DebugListen); err != nil {
+			return bad("http.debug_listen", "%q is not host:port: %v", c.HTTP.DebugListen, err)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

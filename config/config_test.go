@@ -97,6 +97,7 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"a bad duration is refused", "origin = \"a\"\n[epoch]\nperiod = \"soon\"\n", nil, "soon"},
 		{"a short period names the field", "origin = \"a\"\n[epoch]\nperiod = \"500ms\"\n", nil, "epoch.period"},
 		{"a bad listen address names the field", "origin = \"a\"\n[http]\nlisten = \"nowhere\"\n", nil, "http.listen"},
+		{"a bad debug address names the field", "origin = \"a\"\n[http]\ndebug_listen = \"nowhere\"\n", nil, "http.debug_listen"},
 		{"an empty origin names the field", "[http]\n", nil, "origin"},
 		{"an origin with spaces is refused", "origin = \"a b\"\n", nil, "origin"},
 		{"a bad log level names the field", "origin = \"a\"\n[log]\nlevel = \"loud\"\n", nil, "log.level"},

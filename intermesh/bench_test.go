@@ -3,14 +3,17 @@ package intermesh
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// BenchmarkRoundToCertificate measures, for federations of 4, 8 and 16
-// members in one process (real libp2p hosts on 127.0.0.1, real gossipsub),
+// BenchmarkRoundToCertificate measures, for federations of 4, 8, 16 and 32
+// members (INTERMESH_BENCH_MEMBERS, e.g. "4,8", chooses others) in one process (real libp2p hosts on 127.0.0.1, real gossipsub),
 // the time from the close of a round (every member publishing its
 // checkpoint at the same instant) to the moment each member has the round's
 // certificate (its Commit hook is called). It reports the median and 99th
@@ -21,7 +24,18 @@ import (
 //
 //	go test ./intermesh/ -run XXX -bench RoundToCertificate -benchtime 50x
 func BenchmarkRoundToCertificate(b *testing.B) {
-	for _, n := range []int{4, 8, 16} {
+	sizes := []int{4, 8, 16, 32}
+	if v := os.Getenv("INTERMESH_BENCH_MEMBERS"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("INTERMESH_BENCH_MEMBERS: %q is not a member count", f)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) { benchmarkRounds(b, n) })
 	}
 }
@@ -54,7 +68,7 @@ func benchmarkRounds(b *testing.B, n int) {
 		}
 		wg.Wait()
 		for _, nd := range nodes {
-			waitFor(b, 5*time.Second, "the round's certificate", func() bool { _, ok := nd.result(r); return ok })
+			waitFor(b, 5*time.Second+time.Duration(n)*200*time.Millisecond, "the round's certificate", func() bool { _, ok := nd.result(r); return ok })
 			res, _ := nd.result(r)
 			if res.Outcome != OutcomeCertificate {
 				b.Fatalf("%s: round %d ended %q", nd.origin, r, res.Outcome)

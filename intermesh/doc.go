@@ -301,7 +301,26 @@
 // exported (intermesh_peer_score, intermesh_peers_graylisted,
 // intermesh_peer_penalties_total, intermesh_graylistings_total) and a
 // member crossing the threshold is logged. Held early messages cost
-// nothing.
+// nothing. A member's scoring counters outlive its connection for 10
+// minutes, so reconnecting does not clear them.
+//
+// # Connections
+//
+// Each node dials every other member it is not connected to (backing off
+// from 250 ms to 30 s), and a watchdog checks every 250 ms that each
+// connected member is also a gossip peer on every topic. gossipsub learns a
+// peer's topics only from the first message of the peer's stream and
+// forgets them when either stream between the two fails; a stream that
+// fails while the connection stays up (a restarted member's stale QUIC
+// connection reset after its new one is up, a duplicate connection closed)
+// would otherwise leave the two sending each other nothing for as long as
+// the connection lasts. A connected member missing from a topic for 3 s
+// (10 s after a new connection opened), or still missing 2 s after
+// gossipsub reported it leaving one, has its connection closed and
+// redialled (intermesh_gossip_reconnects_total); each further close of a
+// member that does not come back waits twice as long, up to 48 s. A
+// graylisted member is left alone. GossipPeers lists the members gossip
+// flows with.
 //
 // # Persistence
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -96,7 +97,7 @@ func (m *Mesh) startGossip() error {
 		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { _, ok := m.byPeer[p]; return ok }),
 		pubsub.WithPeerScore(scoreParams(m, names), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(m.inspectScores, scoreInspect),
-		pubsub.WithLogger(m.log.With("component", "gossipsub")),
+		pubsub.WithLogger(slog.New(demoted{m.log.Handler()}).With("component", "gossipsub")),
 	)
 	if err != nil {
 		return fmt.Errorf("intermesh: gossipsub: %w", err)
@@ -176,6 +177,23 @@ func scoreThresholds() *pubsub.PeerScoreThresholds {
 		GraylistThreshold:    -400,
 	}
 }
+
+// demoted logs gossipsub's records one level lower than gossipsub does
+// (its warnings, e.g. "slow heartbeat" on a busy machine, at info), so that
+// a node's warnings stay about what an operator can act on.
+type demoted struct{ h slog.Handler }
+
+func (d demoted) Enabled(ctx context.Context, l slog.Level) bool {
+	return d.h.Enabled(ctx, l-4)
+}
+
+func (d demoted) Handle(ctx context.Context, r slog.Record) error {
+	r.Level -= 4
+	return d.h.Handle(ctx, r)
+}
+
+func (d demoted) WithAttrs(as []slog.Attr) slog.Handler { return demoted{d.h.WithAttrs(as)} }
+func (d demoted) WithGroup(g string) slog.Handler       { return demoted{d.h.WithGroup(g)} }
 
 // outbound is a message for the publisher.
 type outbound struct {

@@ -246,7 +246,8 @@ func startNode(t testing.TB, fed *config.Federation, keys []ed25519.PrivateKey, 
 // on both consensus topics.
 func connect(t testing.TB, nodes []*node) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	wait := 10*time.Second + time.Duration(len(nodes))*time.Second // 32 members make 496 connections
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for i, a := range nodes {
 		for _, b := range nodes[i+1:] {
@@ -255,7 +256,7 @@ func connect(t testing.TB, nodes []*node) {
 			}
 		}
 	}
-	waitFor(t, 10*time.Second, "gossip topics joined", func() bool {
+	waitFor(t, wait, "gossip topics joined", func() bool {
 		for _, n := range nodes {
 			if len(n.topics.checkpoint.ListPeers()) < len(nodes)-1 || len(n.topics.master.ListPeers()) < len(nodes)-1 {
 				return false

@@ -32,11 +32,12 @@ const (
 	dialTimeout    = 5 * time.Second
 	// gossipStall is how long a connected member may be missing from the
 	// peers of a gossip topic before gossipWatchdog closes the connection.
-	gossipStall = 2 * time.Second
+	gossipStall = 3 * time.Second
 	// leaveGrace is how long after gossipsub reports a connected member
 	// leaving a topic the watchdog waits for it to come back (a replaced
-	// stream says hello again within milliseconds).
-	leaveGrace = 500 * time.Millisecond
+	// stream says hello again within milliseconds on an idle machine, but
+	// seconds can pass on an overloaded one).
+	leaveGrace = 2 * time.Second
 )
 
 // startHost creates the libp2p host: the node's key as identity, TCP and
@@ -162,8 +163,9 @@ func (m *Mesh) keepConnected(ctx context.Context, p peer.ID) {
 // gossipWatchdog closes the connection to any member that has been
 // connected but missing from the peers of a gossip topic for gossipStall,
 // or for leaveGrace after gossipsub reported it leaving a topic while the
-// connection stayed up, so that the reconnector dials it afresh; it runs
-// until ctx ends.
+// connection stayed up, so that the reconnector dials it afresh (a member
+// closed again before it was healthy for 30 s waits longer: see
+// gossipWatch); it runs until ctx ends.
 //
 // gossipsub learns a peer's topics only from the first message of that
 // peer's stream to us, and forgets them whenever one of the two streams
@@ -207,16 +209,17 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 	}
 	t := time.NewTicker(checkConnected / 2)
 	defer t.Stop()
-	absent := map[peer.ID]time.Time{} // since when, or a left peer's deadline minus gossipStall
+	watched := map[peer.ID]*gossipWatch{}
+	for p := range m.byPeer {
+		watched[p] = &gossipWatch{}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case p := <-left:
-			if _, ok := m.byPeer[p]; ok {
-				if since, ok := absent[p]; !ok || since.After(time.Now().Add(leaveGrace-gossipStall)) {
-					absent[p] = time.Now().Add(leaveGrace - gossipStall)
-				}
+			if w := watched[p]; w != nil {
+				w.left(time.Now())
 			}
 			continue
 		case <-t.C:
@@ -229,27 +232,99 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 		}
 		now := time.Now()
 		for p, member := range m.byPeer {
-			if p == m.host.ID() || seen[p] == len(kinds) || m.host.Network().Connectedness(p) != network.Connected || m.Graylisted(member) {
-				delete(absent, p)
+			if p == m.host.ID() {
 				continue
 			}
-			since, ok := absent[p]
-			if !ok {
-				absent[p] = now
-				continue
+			w := watched[p]
+			connected := m.host.Network().Connectedness(p) == network.Connected && !m.Graylisted(member)
+			var opened time.Time // of the newest connection
+			if connected {
+				for _, c := range m.host.Network().ConnsToPeer(p) {
+					if o := c.Stat().Opened; o.After(opened) {
+						opened = o
+					}
+				}
 			}
-			if now.Sub(since) < gossipStall {
+			if !w.check(now, connected, seen[p] == len(kinds), opened) {
 				continue
 			}
 			m.log.Warn("member connected but not exchanging gossip: reconnecting", "member", member,
-				"topics", seen[p], "of", len(kinds))
+				"topics", seen[p], "of", len(kinds), "resets_in_a_row", w.resets)
 			m.metrics.gossipResets.WithLabelValues(member).Inc()
 			if err := m.host.Network().ClosePeer(p); err != nil {
 				m.log.Warn("closing the connection to a member", "member", member, "err", err)
 			}
-			delete(absent, p)
 		}
 	}
+}
+
+// gossipWatch is the watchdog's state of one member. A member that does not
+// come back after its connection was closed waits twice as long before the
+// next close (3, 6, 12, 24, then 48 s), so that a member slow to say hello
+// (an overloaded machine) is not disconnected over and over; 30 s of
+// healthy gossip start the count again. A connection younger than
+// freshConn is given until it is freshConn old to say hello, unless
+// gossipsub reported the member leaving a topic (a stream that failed).
+type gossipWatch struct {
+	deadline     time.Time // close the connection then if still absent; zero: not absent
+	resets       int       // closes since the member was last healthy for healthyAgain
+	healthySince time.Time // zero: not healthy now
+}
+
+// healthyAgain is how long a member must gossip on every topic before its
+// resets are forgotten; freshConn is how long a new connection may take to
+// bring gossip up.
+const (
+	healthyAgain = 30 * time.Second
+	freshConn    = 10 * time.Second
+)
+
+// stall is how long a connected member may be absent before its
+// connection is closed.
+func (w *gossipWatch) stall() time.Duration { return gossipStall << min(w.resets, 4) }
+
+// left records that gossipsub reported the member leaving a topic at now.
+func (w *gossipWatch) left(now time.Time) {
+	wait := w.stall()
+	if w.resets == 0 {
+		wait = leaveGrace
+	}
+	if w.deadline.IsZero() || now.Add(wait).Before(w.deadline) {
+		w.deadline = now.Add(wait)
+	}
+}
+
+// check updates the state at now (connected: connected and not graylisted;
+// present: a gossip peer on every topic; opened: when the newest connection
+// to the member was opened) and reports whether to close the connection.
+func (w *gossipWatch) check(now time.Time, connected, present bool, opened time.Time) bool {
+	switch {
+	case !connected:
+		w.deadline, w.healthySince = time.Time{}, time.Time{}
+		return false
+	case present:
+		w.deadline = time.Time{}
+		if w.healthySince.IsZero() {
+			w.healthySince = now
+		} else if now.Sub(w.healthySince) >= healthyAgain {
+			w.resets = 0
+		}
+		return false
+	}
+	w.healthySince = time.Time{}
+	if w.deadline.IsZero() {
+		w.deadline = now.Add(w.stall())
+		if fresh := opened.Add(freshConn); fresh.After(w.deadline) {
+			w.deadline = fresh
+		}
+		return false
+	}
+	if now.Before(w.deadline) {
+		return false
+	}
+	w.deadline = time.Time{}
+	w.resets++
+	return true
 }
 
 // GossipPeers returns the members this node exchanges gossip with now:

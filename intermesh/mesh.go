@@ -231,7 +231,7 @@ func newMesh(cfg Config) (*Mesh, error) {
 		cfg.ClockSkew = period / 20
 	}
 	if cfg.PublishInterval <= 0 {
-		cfg.PublishInterval = 50 * time.Millisecond
+		cfg.PublishInterval = 250 * time.Millisecond
 	}
 	if cfg.CatchUpTimeout <= 0 {
 		cfg.CatchUpTimeout = period / 2

@@ -276,3 +276,74 @@ func TestGossipRecoversAfterItsStreamsToConnectedMembersFail(t *testing.T) {
 		auditCertificate(t, fed, sameCertificate(t, nodes, r, 4))
 	}
 }
+
+func TestGossipWatchClosesLaterEachTimeAMemberDoesNotComeBack(t *testing.T) {
+	var w gossipWatch
+	now := time.Unix(1_000_000, 0)
+	// closeAfter steps the clock by 250 ms while the member stays connected
+	// but absent, and returns how long it took until a close.
+	closeAfter := func() time.Duration {
+		t.Helper()
+		start := now
+		for range 1000 {
+			now = now.Add(250 * time.Millisecond)
+			if w.check(now, true, false, time.Time{}) {
+				return now.Sub(start)
+			}
+		}
+		t.Fatal("never closed")
+		return 0
+	}
+	for i, want := range []time.Duration{3, 6, 12, 24, 48, 48} {
+		if got := closeAfter(); got < want*time.Second || got > want*time.Second+500*time.Millisecond {
+			t.Errorf("close %d after %s, want %ds", i+1, got, want)
+		}
+	}
+	// A member not connected, or present, is never closed.
+	for range 200 {
+		now = now.Add(250 * time.Millisecond)
+		if w.check(now, false, false, time.Time{}) {
+			t.Fatal("closed a member that is not connected")
+		}
+	}
+	// Present for 30 s: the count starts again, and a member reported
+	// leaving a topic is closed 2 s later.
+	for range 121 {
+		now = now.Add(250 * time.Millisecond)
+		if w.check(now, true, true, time.Time{}) {
+			t.Fatal("closed a member that gossips")
+		}
+	}
+	if w.resets != 0 {
+		t.Fatalf("after 30 s of gossip, %d resets remembered", w.resets)
+	}
+	w.left(now)
+	if got := closeAfter(); got != leaveGrace {
+		t.Errorf("a member that left a topic was closed after %s, want %s", got, leaveGrace)
+	}
+	// Right after a close, leaving a topic waits the longer stall.
+	w.left(now)
+	if got := closeAfter(); got < 2*gossipStall {
+		t.Errorf("second close after %s, want %s", got, 2*gossipStall)
+	}
+	// A new connection gets 10 s to bring gossip up, unless the member is
+	// reported leaving a topic.
+	w = gossipWatch{}
+	opened := now
+	start := now
+	for !w.check(now, true, false, opened) {
+		now = now.Add(250 * time.Millisecond)
+	}
+	if got := now.Sub(start); got < freshConn || got > freshConn+500*time.Millisecond {
+		t.Errorf("a new connection was closed after %s, want %s", got, freshConn)
+	}
+	w = gossipWatch{}
+	opened, start = now, now
+	w.left(now)
+	for !w.check(now, true, false, opened) {
+		now = now.Add(250 * time.Millisecond)
+	}
+	if got := now.Sub(start); got != leaveGrace {
+		t.Errorf("a new connection whose stream failed was closed after %s, want %s", got, leaveGrace)
+	}
+}

@@ -145,7 +145,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"origin", "result"}),
 		gossipResets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intermesh_gossip_reconnects_total",
-			Help: "Connections to a member closed and redialled because it had been connected without exchanging gossip for 2 s.",
+			Help: "Connections to a member closed and redialled because it had been connected without exchanging gossip (see the package's Connections).",
 		}, []string{"member"}),
 	}
 	for _, c := range []prometheus.Collector{mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,

@@ -131,7 +131,7 @@ func (n *Node) newVersionMesh(ctx context.Context, v *config.FederationVersion) 
 			}
 			return n.state.RebuildReplica(ctx, n.log.DB(), origin, rep)
 		},
-		Logger:     n.logger.With("component", "intermesh", "federation_version", v.Version),
+		Logger:     n.logger.With("federation_version", v.Version),
 		Registerer: n.meshReg,
 		FirstRound: v.Effective,
 	})

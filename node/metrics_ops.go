@@ -1,6 +1,8 @@
 package node
 
 import (
+	"io/fs"
+	"path/filepath"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +45,30 @@ func newOpsCollector(n *Node) *opsCollector {
 	}
 }
 
+// storeSizes sums the sizes of Badger's table files (lsm) and value log files
+// (vlog) under dir. Badger's own DB.Size reads expvars that exist only
+// with its process-global metrics, which the node turns off, and so always
+// answered 0.
+func storeSizes(dir string) (lsm, vlog int64) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".sst":
+			lsm += info.Size()
+		case ".vlog":
+			vlog += info.Size()
+		}
+		return nil
+	})
+	return lsm, vlog
+}
+
 // Describe implements prometheus.Collector.
 func (c *opsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.store, c.diskFree, c.diskSize, c.members, c.quorum, c.certified, c.lagRounds} {
@@ -53,7 +79,7 @@ func (c *opsCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
-	lsm, vlog := n.log.DB().Size()
+	lsm, vlog := storeSizes(n.cfg.DataDir())
 	ch <- prometheus.MustNewConstMetric(c.store, prometheus.GaugeValue, float64(lsm), "lsm")
 	ch <- prometheus.MustNewConstMetric(c.store, prometheus.GaugeValue, float64(vlog), "vlog")
 	var fs syscall.Statfs_t

@@ -35,12 +35,13 @@ const shutdownGrace = 10 * time.Second
 
 // Node is one running intermesh node.
 type Node struct {
-	cfg      config.Config
-	logger   *slog.Logger
-	key      ed25519.PrivateKey
-	signer   note.Signer
-	verifier note.Verifier
-	schedule Schedule
+	debugAddr atomic.Pointer[string] // see DebugAddr
+	cfg       config.Config
+	logger    *slog.Logger
+	key       ed25519.PrivateKey
+	signer    note.Signer
+	verifier  note.Verifier
+	schedule  Schedule
 
 	log      *log.Log
 	tree     *merkle.Tree
@@ -278,6 +279,17 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Go(func() { n.runMembership(runCtx) })
 		wg.Go(func() { n.runLearner(runCtx) })
 	}
+	if addr := n.cfg.HTTP.DebugListen; addr != "" {
+		dbg, err := startDebugServer(addr)
+		if err != nil {
+			n.listener.Close()
+			n.closeStores()
+			return err
+		}
+		n.debugAddr.Store(&dbg.Addr)
+		n.logger.Warn("serving Go's profiler without authentication", "debug_listen", "http://"+dbg.Addr+"/debug/pprof/")
+		defer dbg.Close()
+	}
 	if n.cfg.Store.MappedLimitMB > 0 {
 		wg.Go(func() { n.runMappedLimit(runCtx) })
 	}
@@ -313,6 +325,15 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.logger.Info("node stopped", "origin", n.cfg.Origin, "log_size", n.log.Size())
 	return err
+}
+
+// DebugAddr returns the address Go's profiler is served on (http.debug_listen),
+// once Run serves it, or "".
+func (n *Node) DebugAddr() string {
+	if a := n.debugAddr.Load(); a != nil {
+		return *a
+	}
+	return ""
 }
 
 // Close releases a node that was never Run.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +69,40 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
+func TestDebugListenServesTheProfilerAndNothingElse(t *testing.T) {
+	c := newTestNode(t, t.TempDir())
+	c.HTTP.DebugListen = "127.0.0.1:0"
+	n, err := New(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, n)
+	waitFor(t, 5*time.Second, "the debug server", func() bool { return n.DebugAddr() != "" })
+	base := "http://" + n.DebugAddr()
+	if got := get(t, base+"/debug/pprof/"); !strings.Contains(got, "goroutine") {
+		t.Errorf("/debug/pprof/ served %q", got)
+	}
+	if got := get(t, base+"/debug/pprof/goroutine?debug=1"); !strings.Contains(got, "goroutine profile") {
+		t.Errorf("goroutine profile: %q", got)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the debug address serves /metrics: %s", resp.Status)
+	}
+	resp, err = http.Get("http://" + n.HTTPAddr() + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Error("the portal's address serves the profiler")
+	}
+}
+
 func TestNodeClosesEpochsAndServesItsCheckpoint(t *testing.T) {
 	c := newTestNode(t, t.TempDir())
 	ctx := context.Background()
@@ -96,8 +132,17 @@ func TestNodeClosesEpochsAndServesItsCheckpoint(t *testing.T) {
 	if n.LastCheckpointTime().IsZero() || !n.NextCheckpointTime().After(n.LastCheckpointTime()) {
 		t.Errorf("last %v next %v", n.LastCheckpointTime(), n.NextCheckpointTime())
 	}
-	if got := get(t, base+"/metrics"); !strings.Contains(got, "intermesh_epoch_close_seconds") {
+	metrics := get(t, base+"/metrics")
+	if !strings.Contains(metrics, "intermesh_epoch_close_seconds") {
 		t.Error("/metrics lacks the epoch metrics")
+	}
+	// The store's size is read from its files (Badger's own Size answers 0
+	// without its global metrics): the value log holds the record.
+	vlogSize := regexp.MustCompile(`(?m)^intermesh_store_bytes\{part="vlog"\} (\S+)$`).FindStringSubmatch(metrics)
+	if vlogSize == nil {
+		t.Error("/metrics lacks intermesh_store_bytes{part=\"vlog\"}")
+	} else if v, err := strconv.ParseFloat(vlogSize[1], 64); err != nil || v <= 0 {
+		t.Errorf("intermesh_store_bytes{part=\"vlog\"} = %s, want the value log's size", vlogSize[1])
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v on a clean stop", err)

@@ -138,16 +138,17 @@ func evidenceRounds(es []portal.Evidence) map[string]uint64 {
 }
 
 // growth reads the node's own checkpoints of the last chartWindow (the
-// log size at each round close) and keeps at most chartPoints of them,
-// evenly spread.
+// log size at each round close): at most chartPoints of them, at rounds
+// evenly spread over the window, so that a page load reads at most
+// chartPoints checkpoints however short the period. A round the node did
+// not close (it was down) is left out.
 func (n *Node) growth(closed uint64) []portal.GrowthPoint {
 	period := n.schedule.Period
 	if period <= 0 {
 		return nil
 	}
-	rounds := min(uint64(chartWindow/period), closed)
-	var all []portal.GrowthPoint
-	for r := closed - rounds; r <= closed; r++ {
+	var out []portal.GrowthPoint
+	for _, r := range growthRounds(closed, min(uint64(chartWindow/period), closed), chartPoints) {
 		signed, err := n.tree.CheckpointAt(r)
 		if err != nil || len(signed) == 0 {
 			continue
@@ -156,14 +157,24 @@ func (n *Node) growth(closed uint64) []portal.GrowthPoint {
 		if err != nil {
 			continue
 		}
-		all = append(all, portal.GrowthPoint{Time: time.Unix(cp.Time, 0).UTC(), Size: cp.Size})
+		out = append(out, portal.GrowthPoint{Time: time.Unix(cp.Time, 0).UTC(), Size: cp.Size})
 	}
-	if len(all) <= chartPoints {
-		return all
-	}
-	out := make([]portal.GrowthPoint, 0, chartPoints)
-	for i := range chartPoints {
-		out = append(out, all[i*(len(all)-1)/(chartPoints-1)])
+	return out
+}
+
+// growthRounds returns at most points rounds, increasing, evenly spread
+// from closed-rounds to closed (both included).
+func growthRounds(closed, rounds uint64, points int) []uint64 {
+	var out []uint64
+	for i := range uint64(points) {
+		r := closed - rounds
+		if points > 1 {
+			r += i * rounds / uint64(points-1)
+		}
+		if len(out) > 0 && r == out[len(out)-1] {
+			continue // fewer rounds than points
+		}
+		out = append(out, r)
 	}
 	return out
 }

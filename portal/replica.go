@@ -131,6 +131,23 @@ func (s *State) replicaObjectOf(origin, id string) (obj replicaObject, found boo
 	return obj, found, err
 }
 
+// replicaObjectsOf reads the latest version of id from each origin, in one
+// read transaction (each transaction waits for the commits in flight, so a
+// lookup across every replica costs one wait, not one per member). found[i]
+// says whether origins[i] holds a version.
+func (s *State) replicaObjectsOf(origins []string, id string) (objs []replicaObject, found []bool, err error) {
+	objs, found = make([]replicaObject, len(origins)), make([]bool, len(origins))
+	err = s.view(func(txn *badger.Txn) error {
+		for i, origin := range origins {
+			if found[i], err = getJSON(txn, replicaObjectKey(origin, id), &objs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return objs, found, err
+}
+
 // replicaSeqs lists the sequence numbers of the versions of id from origin,
 // from seq from on, at most limit of them; more says whether there are
 // others after them.

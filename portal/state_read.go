@@ -26,6 +26,40 @@ func (s *State) account(name string) (acct accountState, found bool, err error) 
 	return acct, found, err
 }
 
+// publishReads are what Publish reads before appending (all advisory: the
+// indexer decides atomically with the append).
+type publishReads struct {
+	acct         accountState
+	acctFound    bool
+	objFound     bool            // this portal registered a version of the entry
+	replicas     []replicaObject // the latest version of the entry in each of origins
+	replicaFound []bool
+}
+
+// readForPublish reads an account, whether an entry is registered, and the
+// entry's latest version in each origin's replica, in one read transaction:
+// each Badger read transaction waits for the commits in flight (replica
+// appends included), so one read costs one wait instead of one per lookup.
+func (s *State) readForPublish(account, id string, origins []string) (pr publishReads, err error) {
+	pr.replicas, pr.replicaFound = make([]replicaObject, len(origins)), make([]bool, len(origins))
+	err = s.view(func(txn *badger.Txn) error {
+		if pr.acctFound, err = getJSON(txn, stateKey(tagAccount, account), &pr.acct); err != nil {
+			return err
+		}
+		var obj objectState
+		if pr.objFound, err = getJSON(txn, stateKey(tagObject, id), &obj); err != nil {
+			return err
+		}
+		for i, origin := range origins {
+			if pr.replicaFound[i], err = getJSON(txn, replicaObjectKey(origin, id), &pr.replicas[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return pr, err
+}
+
 // object returns the latest version of a profile or escrow entry.
 func (s *State) object(id string) (obj objectState, found bool, err error) {
 	err = s.view(func(txn *badger.Txn) error {

@@ -208,8 +208,9 @@ func sizeChart(g []GrowthPoint) template.HTML {
 	return lineChart("log size (records)", "size-chart", xs, ys)
 }
 
-// rateChart draws the write rate (records per second between round
-// closes) as an inline SVG line.
+// rateChart draws the rate at which the log grew (records appended per
+// second between the sampled round closes: portal writes, plus one
+// master-hash record a round and any evidence) as an inline SVG line.
 func rateChart(g []GrowthPoint) template.HTML {
 	var xs, ys []float64
 	for i := 1; i < len(g); i++ {
@@ -220,7 +221,7 @@ func rateChart(g []GrowthPoint) template.HTML {
 		xs = append(xs, float64(g[i].Time.Unix()))
 		ys = append(ys, float64(g[i].Size-g[i-1].Size)/dt)
 	}
-	return lineChart("writes per second", "rate-chart", xs, ys)
+	return lineChart("records appended per second", "rate-chart", xs, ys)
 }
 
 // lineChart renders numbers only (no text from outside), so its output is

@@ -34,12 +34,23 @@ func (s *Server) checkReplicated(field string, e *mesh.Entry) error {
 	if err != nil {
 		return err
 	}
-	for _, origin := range origins {
-		obj, found, err := s.state.replicaObjectOf(origin, id)
-		if err != nil {
-			return err
-		}
-		if !found || !newer(obj.Updated, p.Base().Updated) {
+	objs, found, err := s.state.replicaObjectsOf(origins, id)
+	if err != nil {
+		return err
+	}
+	return s.checkReplicatedIn(field, e, origins, objs, found)
+}
+
+// checkReplicatedIn is checkReplicated with the entry's latest version in
+// each origin's replica already read (objs[i], if found[i]).
+func (s *Server) checkReplicatedIn(field string, e *mesh.Entry, origins []string, objs []replicaObject, found []bool) error {
+	p := e.Profile()
+	if p == nil {
+		return nil
+	}
+	id := e.Identifier.String()
+	for i, origin := range origins {
+		if !found[i] || !newer(objs[i].Updated, p.Base().Updated) {
 			continue
 		}
 		last, seq, err := s.supersedingVersion(field, origin, e)

@@ -25,10 +25,19 @@ func (s *Server) connectAccount(field, name string) (string, accountState, error
 	if err != nil {
 		return "", acct, err
 	}
-	if !found || acct.Status != AccountOpen {
-		return "", acct, &Error{Status: NotFound, Err: ErrAccountNotFound, Description: "account " + jsonQuote(name) + " does not exist"}
+	if err := openAccount(name, acct, found); err != nil {
+		return "", acct, err
 	}
 	return account, acct, nil
+}
+
+// openAccount says why an account read as acct (found or not) cannot be
+// used, or nil if it is open.
+func openAccount(name string, acct accountState, found bool) error {
+	if !found || acct.Status != AccountOpen {
+		return &Error{Status: NotFound, Err: ErrAccountNotFound, Description: "account " + jsonQuote(name) + " does not exist"}
+	}
+	return nil
 }
 
 func checkParent(field string, e *mesh.Entry, acct accountState) error {

@@ -31,18 +31,32 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 	if req.AccountID == "" {
 		return nil, Errorf(ClientUnauthorized, "PublishRequest.AccountID is missing: publishing needs an account at this portal, bound to the profile (CreateAccount first)")
 	}
-	account, acct, err := s.connectAccount("PublishRequest.AccountID", req.AccountID)
+	account, err := s.account("PublishRequest.AccountID", req.AccountID)
 	if err != nil {
+		return nil, err
+	}
+	var origins []string
+	if s.replicas != nil && e.Profile() != nil {
+		if origins, err = s.replicas.Replicas(); err != nil {
+			return nil, err
+		}
+	}
+	id := e.Identifier.String()
+	reads, err := s.state.readForPublish(account, id, origins)
+	if err != nil {
+		return nil, err
+	}
+	acct := reads.acct
+	if err := openAccount(req.AccountID, acct, reads.acctFound); err != nil {
 		return nil, err
 	}
 	if err := s.checkUpdated(field, e); err != nil {
 		return nil, err
 	}
-	if err := s.checkReplicated(field, e); err != nil {
+	if err := s.checkReplicatedIn(field, e, origins, reads.replicas, reads.replicaFound); err != nil {
 		return nil, err
 	}
 	pe := portalEntry(TxPublish, e, req.Entry, prev)
-	id := e.Identifier.String()
 	if id != acct.ProfileUDF && id != acct.MeshProfile {
 		signer, err := s.verifyAccountProof("PublishRequest.Proof", req.Proof, account, acct, TxPublish, e.Envelope)
 		if err != nil {
@@ -54,10 +68,7 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 	if e.Type == mesh.TypeOfflineEscrowEntry || e.Type == mesh.TypeCatalogedPublication {
 		kind = log.KindEscrow // stored opaque, never replaced
 	}
-	_, update, err := s.state.object(id)
-	if err != nil {
-		return nil, err
-	}
+	update := reads.objFound
 	if _, err := s.append(ctx, kind, id, account, pe); err != nil {
 		return nil, err
 	}

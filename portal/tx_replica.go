@@ -72,11 +72,12 @@ func (s *Server) versionsOf(id string) (versions, error) {
 	}
 	best, bestUpdated, bestTime := "", (*time.Time)(nil), time.Time{}
 	var registered *mesh.Entry
-	for _, origin := range origins {
-		obj, found, err := s.state.replicaObjectOf(origin, id)
-		if err != nil {
-			return versions{}, err
-		}
+	objs, founds, err := s.state.replicaObjectsOf(origins, id)
+	if err != nil {
+		return versions{}, err
+	}
+	for i, origin := range origins {
+		obj, found := objs[i], founds[i]
 		switch {
 		case !found:
 		case have:

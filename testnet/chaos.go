@@ -36,7 +36,7 @@ type ChaosOptions struct {
 	// Default: members minus quorum, so that every round can still be
 	// certified; at least 1. A restarted or healed member counts as
 	// faulty until it exchanges gossip with every other member again (or
-	// for at most 30 s).
+	// for at most 2 minutes).
 	MaxFaulty int
 	// Log receives one line per event; nil discards them.
 	Log io.Writer
@@ -46,7 +46,7 @@ type ChaosOptions struct {
 type ChaosStats struct {
 	Kills, Restarts, Partitions, Heals int
 	// NotRejoined counts restarted or healed members that did not
-	// exchange gossip with every other member within 30 s; MaxRejoin is the
+	// exchange gossip with every other member within 2 minutes; MaxRejoin is the
 	// longest time one took.
 	NotRejoined int
 	MaxRejoin   time.Duration
@@ -245,7 +245,7 @@ func (c *chaos) rejoined(ctx context.Context, i int) {
 
 // rejoinTimeout bounds how long a restarted or healed member may take to
 // rejoin before the chaos counts it healthy anyway.
-const rejoinTimeout = 30 * time.Second
+const rejoinTimeout = 2 * time.Minute
 
 // heal marks member i healthy again.
 func (c *chaos) heal(i int) {

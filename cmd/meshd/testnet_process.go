@@ -62,7 +62,7 @@ func runProcessTestnet(cmd *cobra.Command, l testnet.Layout, traffic time.Durati
 	err = p.Watch(cmd.Context(), out, traffic)
 	wg.Wait()
 	if chaos.on {
-		fmt.Fprintf(out, "testnet: chaos seed %d: %d kills, %d restarts, %d partitions, %d heals, %d failed; slowest rejoin %s, %d not rejoined within 30 s\n",
+		fmt.Fprintf(out, "testnet: chaos seed %d: %d kills, %d restarts, %d partitions, %d heals, %d failed; slowest rejoin %s, %d not rejoined within 2 min\n",
 			chaos.seed, stats.Kills, stats.Restarts, stats.Partitions, stats.Heals, stats.Failed,
 			stats.MaxRejoin.Round(time.Millisecond), stats.NotRejoined)
 	}
