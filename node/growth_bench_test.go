@@ -7,12 +7,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -98,27 +96,6 @@ func (g *growthProfile) next(first bool) (log.Record, error) {
 // make.
 const growAppenders = 1000
 
-// dirSizes sums the sizes of Badger's table (.sst) and value log (.vlog)
-// files under dir (Badger's own Size() is only refreshed periodically).
-func dirSizes(dir string) (lsm, vlog int64) {
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		switch filepath.Ext(path) {
-		case ".sst":
-			lsm += info.Size()
-		case ".vlog":
-			vlog += info.Size()
-		}
-		return nil
-	})
-	return lsm, vlog
-}
 
 // memorySample is the process's memory at a log size.
 type memorySample struct {
@@ -333,7 +310,7 @@ func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []
 		rss, anon := readProcStatus()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		lsm, vlog := dirSizes(n.cfg.DataDir())
+		lsm, vlog := storeSizes(n.cfg.DataDir())
 		latMu.Lock()
 		s := memorySample{records: records, rss: rss, anon: anon, heap: ms.HeapInuse, lsm: lsm, vlog: vlog}
 		if len(lats) > 0 {
