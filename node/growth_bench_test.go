@@ -96,7 +96,6 @@ func (g *growthProfile) next(first bool) (log.Record, error) {
 // make.
 const growAppenders = 1000
 
-
 // memorySample is the process's memory at a log size.
 type memorySample struct {
 	records   uint64
