@@ -224,12 +224,7 @@ func (m *Mesh) gossipWatchdog(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
-		seen := map[peer.ID]int{}
-		for _, k := range kinds {
-			for _, p := range m.topics.byKind(k).ListPeers() {
-				seen[p]++
-			}
-		}
+		seen := m.topicCounts()
 		now := time.Now()
 		for p, member := range m.byPeer {
 			if p == m.host.ID() {
@@ -327,16 +322,23 @@ func (w *gossipWatch) check(now time.Time, connected, present bool, opened time.
 	return true
 }
 
-// GossipPeers returns the members this node exchanges gossip with now:
-// connected, and known to gossipsub on every topic.
-func (m *Mesh) GossipPeers() []peer.ID {
-	kinds := topicKinds()
+// topicCounts returns, for each peer, on how many of the gossip topics
+// gossipsub knows it as a peer.
+func (m *Mesh) topicCounts() map[peer.ID]int {
 	seen := map[peer.ID]int{}
-	for _, k := range kinds {
+	for _, k := range topicKinds() {
 		for _, p := range m.topics.byKind(k).ListPeers() {
 			seen[p]++
 		}
 	}
+	return seen
+}
+
+// GossipPeers returns the members this node exchanges gossip with now:
+// connected, and known to gossipsub on every topic.
+func (m *Mesh) GossipPeers() []peer.ID {
+	kinds := topicKinds()
+	seen := m.topicCounts()
 	var out []peer.ID
 	for _, p := range m.Peers() {
 		if seen[p] == len(kinds) {
