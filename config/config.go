@@ -133,8 +133,19 @@ type Store struct {
 	// memory pressure: when it is above this many MiB (checked every
 	// 250 ms), the node asks the kernel to reclaim the pages of Badger's
 	// tables (MADV_PAGEOUT; Linux 5.4 or later), which later reads fetch
-	// from disk again. 0 (the default) leaves them to the kernel.
+	// from disk again. 0 leaves them to the kernel. Default
+	// DefaultMappedLimitMB.
 	MappedLimitMB int `toml:"mapped_limit_mb"`
+	// MemoryLimitMB is the Go runtime's soft memory limit, in MiB, that
+	// `meshd run` sets for its process (debug.SetMemoryLimit) unless the
+	// GOMEMLIMIT environment variable is set, which wins: above it the
+	// garbage collector runs more often and returns freed memory to the
+	// kernel sooner. It bounds garbage, not live data: if the live heap is
+	// above it, the collector may take up to half the CPU. 0 sets no limit.
+	// Default DefaultMemoryLimitMB.
+	// The limit is per process, so nodes sharing one process (an in-process
+	// testnet) do not set it.
+	MemoryLimitMB int `toml:"memory_limit_mb"`
 }
 
 // P2P configures the InterMesh side of the node.
@@ -183,7 +194,7 @@ func Default(dir string) Config {
 		},
 		Epoch: Epoch{Period: Duration{10 * time.Second}},
 		Log:   Logging{Level: "info", Format: "text"},
-		Store: Store{MaxBatch: 1024},
+		Store: Store{MaxBatch: 1024, MemoryLimitMB: DefaultMemoryLimitMB, MappedLimitMB: DefaultMappedLimitMB},
 		P2P: P2P{Listen: []string{
 			"/ip4/127.0.0.1/tcp/4001",
 			"/ip4/127.0.0.1/udp/4001/quic-v1",
@@ -245,6 +256,7 @@ var envVars = []struct {
 	{"MESHD_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"MESHD_STORE_MAX_BATCH", func(c *Config, v string) error { return parseInt(v, &c.Store.MaxBatch) }},
 	{"MESHD_STORE_MAPPED_LIMIT_MB", func(c *Config, v string) error { return parseInt(v, &c.Store.MappedLimitMB) }},
+	{"MESHD_STORE_MEMORY_LIMIT_MB", func(c *Config, v string) error { return parseInt(v, &c.Store.MemoryLimitMB) }},
 	{"MESHD_P2P_LISTEN", func(c *Config, v string) error { c.P2P.Listen = strings.Split(v, ","); return nil }},
 	{"MESHD_P2P_FEDERATION", func(c *Config, v string) error { c.P2P.Federation = v; return nil }},
 }
@@ -342,6 +354,8 @@ func (c *Config) Validate() error {
 		return bad("store.max_batch", "%d is outside 1..65536", c.Store.MaxBatch)
 	case c.Store.MappedLimitMB < 0 || c.Store.MappedLimitMB > 1<<20:
 		return bad("store.mapped_limit_mb", "%d is outside 0..1048576 (0 turns it off)", c.Store.MappedLimitMB)
+	case c.Store.MemoryLimitMB != 0 && (c.Store.MemoryLimitMB < MinMemoryLimitMB || c.Store.MemoryLimitMB > 1<<20):
+		return bad("store.memory_limit_mb", "%d is outside %d..1048576 (0 sets no limit)", c.Store.MemoryLimitMB, MinMemoryLimitMB)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "%q is not host:port: %v", c.HTTP.Listen, err)
@@ -374,6 +388,19 @@ func (c *Config) Validate() error {
 
 // MinAdminTokenLength is the shortest http.admin_token accepted.
 const MinAdminTokenLength = 16
+
+// MinMemoryLimitMB is the smallest store.memory_limit_mb other than 0: below
+// it a node's own live heap (memtables, compactions) is over the limit and
+// the garbage collector would run without pause.
+const MinMemoryLimitMB = 32
+
+// The defaults of store.memory_limit_mb and store.mapped_limit_mb, with
+// which one node grown to 1,000,000 records stays below 100 MB of anonymous
+// memory and 500 MB of RSS (README, "Performance").
+const (
+	DefaultMemoryLimitMB = 64
+	DefaultMappedLimitMB = 128
+)
 
 // TrustedProxyPrefixes parses TrustedProxies: each an IP address (a
 // one-address prefix) or a CIDR prefix.

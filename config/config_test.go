@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,13 +74,14 @@ func TestEnvironmentOverridesTheFile(t *testing.T) {
 		"MESHD_HTTP_RATE_BURST": "7",
 
 		"MESHD_STORE_MAPPED_LIMIT_MB": "300",
+		"MESHD_STORE_MEMORY_LIMIT_MB": "0",
 	}
 	c, err := Load(dir, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.HTTP.Listen != "127.0.0.1:9999" || c.Epoch.Period.Duration != 3*time.Second ||
-		len(c.P2P.Listen) != 2 || c.HTTP.RateBurst != 7 || c.Store.MappedLimitMB != 300 {
+		len(c.P2P.Listen) != 2 || c.HTTP.RateBurst != 7 || c.Store.MappedLimitMB != 300 || c.Store.MemoryLimitMB != 0 {
 		t.Errorf("env not applied: %+v", c)
 	}
 }
@@ -106,6 +108,11 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"a batch size of zero names the field", "origin = \"a\"\n[store]\nmax_batch = 0\n", nil, "store.max_batch"},
 		{"a negative mapped-memory limit names the field", "origin = \"a\"\n[store]\nmapped_limit_mb = -1\n", nil, "store.mapped_limit_mb"},
 		{"a mapped-memory limit over 1 TiB names the field", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MAPPED_LIMIT_MB": "2000000"}, "store.mapped_limit_mb"},
+		{"a negative memory limit names the field", "origin = \"a\"\n[store]\nmemory_limit_mb = -1\n", nil, "store.memory_limit_mb"},
+		{"a memory limit below the minimum names the field", "origin = \"a\"\n[store]\nmemory_limit_mb = 31\n", nil, "store.memory_limit_mb"},
+		{"a memory limit over 1 TiB names the field", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MEMORY_LIMIT_MB": "1048577"}, "store.memory_limit_mb"},
+		{"a memory limit with a unit names the variable", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MEMORY_LIMIT_MB": "64MiB"}, "MESHD_STORE_MEMORY_LIMIT_MB"},
+		{"a memory limit that is no integer names the field", "origin = \"a\"\n[store]\nmemory_limit_mb = \"64\"\n", nil, "memory_limit_mb"},
 		{"a bad mapped-memory limit from the environment names the variable", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MAPPED_LIMIT_MB": "300MB"}, "MESHD_STORE_MAPPED_LIMIT_MB"},
 		{"a short admin token is refused", "origin = \"a\"\n[http]\nadmin_token = \"secret\"\n", nil, "http.admin_token"},
 		{"a short admin token from the environment is refused", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_ADMIN_TOKEN": "short"}, "http.admin_token"},
@@ -193,5 +200,33 @@ func TestTheDefaultsOfTheHTTPServerAreSet(t *testing.T) {
 	if h.ReadHeaderTimeout.Duration == 0 || h.ReadTimeout.Duration == 0 || h.WriteTimeout.Duration == 0 ||
 		h.IdleTimeout.Duration == 0 || h.MaxConnections == 0 || h.MaxInFlight == 0 || h.RateClients == 0 || h.AdminToken != "" {
 		t.Fatalf("defaults: %+v", h)
+	}
+}
+
+func TestMemoryLimitsAtTheirBoundsAndDefaultsAreAccepted(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, InitOptions{Origin: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.MemoryLimitMB != DefaultMemoryLimitMB || c.Store.MappedLimitMB != DefaultMappedLimitMB {
+		t.Errorf("defaults: memory_limit_mb %d, mapped_limit_mb %d; want %d, %d",
+			c.Store.MemoryLimitMB, c.Store.MappedLimitMB, DefaultMemoryLimitMB, DefaultMappedLimitMB)
+	}
+	for _, v := range []string{"0", "32", "1048576"} {
+		c, err := Load(dir, func(k string) string {
+			if k == "MESHD_STORE_MEMORY_LIMIT_MB" {
+				return v
+			}
+			return ""
+		})
+		if err != nil {
+			t.Errorf("memory_limit_mb %s: %v", v, err)
+		} else if got := strconv.Itoa(c.Store.MemoryLimitMB); got != v {
+			t.Errorf("memory_limit_mb %s loaded as %s", v, got)
+		}
 	}
 }

@@ -189,6 +189,12 @@ period = "{{.Epoch.Period}}"
 [store]
 # Most records committed in one group commit.
 # max_batch = {{.Store.MaxBatch}}
+# Above this many MiB of file-mapped resident memory, have the kernel reclaim
+# the pages of Badger's memory-mapped tables (0 leaves them to the kernel).
+# mapped_limit_mb = {{.Store.MappedLimitMB}}
+# The Go runtime's soft memory limit in MiB (GOMEMLIMIT in the environment
+# wins; 0 sets none).
+# memory_limit_mb = {{.Store.MemoryLimitMB}}
 
 [p2p]
 # libp2p listen addresses.

@@ -65,6 +65,9 @@ SIGUSR2 lets it reconnect. 'meshd testnet --chaos' partitions members this way.`
 				return err
 			}
 			logger := newLogger(cmd.ErrOrStderr(), c.Log)
+			if limit, source := node.ApplyMemoryLimit(c, os.Getenv); source != "none" {
+				logger.Info("Go memory limit", "mib", limit>>20, "from", source)
+			}
 			n, err := node.New(cmd.Context(), c, logger)
 			if err != nil {
 				return err
