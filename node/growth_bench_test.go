@@ -111,14 +111,19 @@ type memorySample struct {
 type memoryPeak struct {
 	mu              sync.Mutex
 	anon, rss, heap uint64
-	profiled        uint64 // heap in use when the last peak profile was written
+	// The highest of the whole run, never reset, and the sample they
+	// were seen in.
+	maxAnon, maxRSS uint64
+	maxAnonAt       time.Time
+	profiled        uint64 // RssAnon when the last peak profile was written
 }
 
 // monitorMemory reads /proc/self/status and the Go heap every 100 ms until
 // stop closes, keeping the peaks in p; when profile is not empty it writes
-// a heap profile there each time the heap in use reaches a new high of more
-// than 100 MB (32 MB above the last profiled one), so that the profile shows
-// what the heap held at its peak.
+// a heap profile to profile.peak each time RssAnon reaches a new high above
+// 64 MiB (2 MiB above the last profiled one), so that the profile shows
+// what the heap held at the peak (as of the last garbage collection, as
+// heap profiles do).
 func monitorMemory(p *memoryPeak, stop <-chan struct{}, profile string) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -133,19 +138,31 @@ func monitorMemory(p *memoryPeak, stop <-chan struct{}, profile string) {
 		runtime.ReadMemStats(&ms)
 		p.mu.Lock()
 		p.anon, p.rss, p.heap = max(p.anon, anon), max(p.rss, rss), max(p.heap, ms.HeapInuse)
-		write := profile != "" && ms.HeapInuse > 100<<20 && ms.HeapInuse > p.profiled+32<<20
+		if anon > p.maxAnon {
+			p.maxAnon, p.maxAnonAt = anon, time.Now()
+		}
+		p.maxRSS = max(p.maxRSS, rss)
+		write := profile != "" && anon > 64<<20 && anon > p.profiled+2<<20
 		if write {
-			p.profiled = ms.HeapInuse
+			p.profiled = anon
 		}
 		p.mu.Unlock()
 		if write {
 			if f, err := os.Create(profile + ".peak"); err == nil {
 				pprof.WriteHeapProfile(f)
 				f.Close()
-				fmt.Fprintf(os.Stderr, "grow: heap profile at %d MiB in use written to %s.peak\n", ms.HeapInuse>>20, profile)
+				fmt.Fprintf(os.Stderr, "grow: heap profile at RssAnon %d MiB, %d MiB heap in use written to %s.peak\n", anon>>20, ms.HeapInuse>>20, profile)
 			}
 		}
 	}
+}
+
+// whole returns the highest RssAnon and RSS of the whole run, and when the
+// RssAnon one was seen.
+func (p *memoryPeak) whole() (anon, rss uint64, anonAt time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxAnon, p.maxRSS, p.maxAnonAt
 }
 
 // take returns the peaks and resets them.
@@ -189,10 +206,13 @@ func readProcStatus() (rss, anon uint64) {
 // tile and entry bundle (C2SP tlog-tiles) over HTTP. Every 100,000
 // records it logs RSS and RssAnon (/proc/self/status), the Go heap, Badger's
 // size and Get's latency, with the peaks of RSS, RssAnon and the heap read
-// every 100 ms in between. Run it with -benchtime 1x; GOMEMLIMIT applies.
-// NODE_GROW_MAPPED_LIMIT_MB sets store.mapped_limit_mb; NODE_GROW_HEAPPROFILE
+// every 100 ms in between. Run it with -benchtime 1x. The node has the
+// default configuration, and the Go memory limit is applied as meshd run
+// applies it (GOMEMLIMIT, if set, wins over store.memory_limit_mb).
+// NODE_GROW_MAPPED_LIMIT_MB sets store.mapped_limit_mb,
+// NODE_GROW_MEMORY_LIMIT_MB store.memory_limit_mb; NODE_GROW_HEAPPROFILE
 // names a file for a heap profile at the end (and FILE.peak, one at the
-// heap's highest point).
+// highest RssAnon above 64 MiB).
 func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 	total := uint64(1_000_000)
 	if v := os.Getenv("NODE_GROW_RECORDS"); v != "" {
@@ -216,6 +236,18 @@ func BenchmarkGrowOneNodeToAMillionRecords(b *testing.B) {
 				b.Fatalf("NODE_GROW_MAPPED_LIMIT_MB: %v", err)
 			}
 		}
+		if v := os.Getenv("NODE_GROW_MEMORY_LIMIT_MB"); v != "" {
+			if c.Store.MemoryLimitMB, err = strconv.Atoi(v); err != nil {
+				b.Fatalf("NODE_GROW_MEMORY_LIMIT_MB: %v", err)
+			}
+		}
+		if err := c.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		// As meshd run does: GOMEMLIMIT, if set, wins.
+		limit, source := ApplyMemoryLimit(c, os.Getenv)
+		b.Logf("Go memory limit %d MiB (%s), store.mapped_limit_mb %d", limit>>20, source, c.Store.MappedLimitMB)
+		fmt.Fprintf(os.Stderr, "grow: Go memory limit %d MiB (%s), store.mapped_limit_mb %d\n", limit>>20, source, c.Store.MappedLimitMB)
 		n, err := New(context.Background(), c, slog.New(slog.DiscardHandler))
 		if err != nil {
 			b.Fatal(err)
@@ -375,5 +407,10 @@ func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []
 		sample(total)
 	}
 	b.Logf("%d records in %.1f s (%.0f records/s)", total, time.Since(start).Seconds(), float64(total)/time.Since(start).Seconds())
+	anon, rss, anonAt := peaks.whole()
+	b.Logf("highest over the whole run (read every 100 ms): RssAnon %.1f MiB (at %.1f s), RSS %.1f MiB",
+		float64(anon)/(1<<20), anonAt.Sub(start).Seconds(), float64(rss)/(1<<20))
+	fmt.Fprintf(os.Stderr, "grow: highest over the whole run: RssAnon %.1f MiB (at %.1f s), RSS %.1f MiB\n",
+		float64(anon)/(1<<20), anonAt.Sub(start).Seconds(), float64(rss)/(1<<20))
 	return samples
 }
