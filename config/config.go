@@ -142,9 +142,11 @@ type Store struct {
 	// garbage collector runs more often and returns freed memory to the
 	// kernel sooner. It bounds garbage, not live data: if the live heap is
 	// above it, the collector may take up to half the CPU. 0 sets no limit.
-	// Default DefaultMemoryLimitMB.
-	// The limit is per process, so nodes sharing one process (an in-process
-	// testnet) do not set it.
+	// MemoryLimitAuto (-1, the default) sets LoneMemoryLimitMB for a node
+	// without a federation file and no limit for a federation member, which
+	// also holds its peers' replicas and gossip and whose live heap under
+	// load is above that. The limit is per process, so nodes sharing one
+	// process (an in-process testnet) do not set it.
 	MemoryLimitMB int `toml:"memory_limit_mb"`
 }
 
@@ -194,7 +196,7 @@ func Default(dir string) Config {
 		},
 		Epoch: Epoch{Period: Duration{10 * time.Second}},
 		Log:   Logging{Level: "info", Format: "text"},
-		Store: Store{MaxBatch: 1024, MemoryLimitMB: DefaultMemoryLimitMB, MappedLimitMB: DefaultMappedLimitMB},
+		Store: Store{MaxBatch: 1024, MemoryLimitMB: MemoryLimitAuto, MappedLimitMB: DefaultMappedLimitMB},
 		P2P: P2P{Listen: []string{
 			"/ip4/127.0.0.1/tcp/4001",
 			"/ip4/127.0.0.1/udp/4001/quic-v1",
@@ -354,8 +356,10 @@ func (c *Config) Validate() error {
 		return bad("store.max_batch", "%d is outside 1..65536", c.Store.MaxBatch)
 	case c.Store.MappedLimitMB < 0 || c.Store.MappedLimitMB > 1<<20:
 		return bad("store.mapped_limit_mb", "%d is outside 0..1048576 (0 turns it off)", c.Store.MappedLimitMB)
-	case c.Store.MemoryLimitMB != 0 && (c.Store.MemoryLimitMB < MinMemoryLimitMB || c.Store.MemoryLimitMB > 1<<20):
-		return bad("store.memory_limit_mb", "%d is outside %d..1048576 (0 sets no limit)", c.Store.MemoryLimitMB, MinMemoryLimitMB)
+	case c.Store.MemoryLimitMB != 0 && c.Store.MemoryLimitMB != MemoryLimitAuto &&
+		(c.Store.MemoryLimitMB < MinMemoryLimitMB || c.Store.MemoryLimitMB > 1<<20):
+		return bad("store.memory_limit_mb", "%d is outside %d..1048576 (0 sets no limit, -1 chooses by whether the node has a federation)",
+			c.Store.MemoryLimitMB, MinMemoryLimitMB)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "%q is not host:port: %v", c.HTTP.Listen, err)
@@ -394,11 +398,16 @@ const MinAdminTokenLength = 16
 // the garbage collector would run without pause.
 const MinMemoryLimitMB = 32
 
-// The defaults of store.memory_limit_mb and store.mapped_limit_mb, with
+// MemoryLimitAuto, the default store.memory_limit_mb, is LoneMemoryLimitMB
+// for a node without a federation file and no limit for a federation
+// member.
+const MemoryLimitAuto = -1
+
+// LoneMemoryLimitMB and DefaultMappedLimitMB are the memory limits with
 // which one node grown to 1,000,000 records stays below 100 MB of anonymous
 // memory and 500 MB of RSS (README, "Performance").
 const (
-	DefaultMemoryLimitMB = 64
+	LoneMemoryLimitMB    = 64
 	DefaultMappedLimitMB = 128
 )
 

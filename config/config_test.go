@@ -108,7 +108,7 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"a batch size of zero names the field", "origin = \"a\"\n[store]\nmax_batch = 0\n", nil, "store.max_batch"},
 		{"a negative mapped-memory limit names the field", "origin = \"a\"\n[store]\nmapped_limit_mb = -1\n", nil, "store.mapped_limit_mb"},
 		{"a mapped-memory limit over 1 TiB names the field", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MAPPED_LIMIT_MB": "2000000"}, "store.mapped_limit_mb"},
-		{"a negative memory limit names the field", "origin = \"a\"\n[store]\nmemory_limit_mb = -1\n", nil, "store.memory_limit_mb"},
+		{"a negative memory limit other than -1 names the field", "origin = \"a\"\n[store]\nmemory_limit_mb = -2\n", nil, "store.memory_limit_mb"},
 		{"a memory limit below the minimum names the field", "origin = \"a\"\n[store]\nmemory_limit_mb = 31\n", nil, "store.memory_limit_mb"},
 		{"a memory limit over 1 TiB names the field", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MEMORY_LIMIT_MB": "1048577"}, "store.memory_limit_mb"},
 		{"a memory limit with a unit names the variable", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MEMORY_LIMIT_MB": "64MiB"}, "MESHD_STORE_MEMORY_LIMIT_MB"},
@@ -212,11 +212,11 @@ func TestMemoryLimitsAtTheirBoundsAndDefaultsAreAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Store.MemoryLimitMB != DefaultMemoryLimitMB || c.Store.MappedLimitMB != DefaultMappedLimitMB {
+	if c.Store.MemoryLimitMB != MemoryLimitAuto || c.Store.MappedLimitMB != DefaultMappedLimitMB {
 		t.Errorf("defaults: memory_limit_mb %d, mapped_limit_mb %d; want %d, %d",
-			c.Store.MemoryLimitMB, c.Store.MappedLimitMB, DefaultMemoryLimitMB, DefaultMappedLimitMB)
+			c.Store.MemoryLimitMB, c.Store.MappedLimitMB, MemoryLimitAuto, DefaultMappedLimitMB)
 	}
-	for _, v := range []string{"0", "32", "1048576"} {
+	for _, v := range []string{"-1", "0", "32", "1048576"} {
 		c, err := Load(dir, func(k string) string {
 			if k == "MESHD_STORE_MEMORY_LIMIT_MB" {
 				return v

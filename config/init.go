@@ -193,7 +193,8 @@ period = "{{.Epoch.Period}}"
 # the pages of Badger's memory-mapped tables (0 leaves them to the kernel).
 # mapped_limit_mb = {{.Store.MappedLimitMB}}
 # The Go runtime's soft memory limit in MiB (GOMEMLIMIT in the environment
-# wins; 0 sets none).
+# wins; 0 sets none; -1: 64 for a node without a federation, none for a
+# federation member).
 # memory_limit_mb = {{.Store.MemoryLimitMB}}
 
 [p2p]

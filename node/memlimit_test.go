@@ -14,19 +14,25 @@ func TestApplyMemoryLimitSetsTheConfiguredLimitUnlessGOMEMLIMITIsSet(t *testing.
 	tests := []struct {
 		name       string
 		mb         int
+		federation string
 		gomemlimit string
 		want       int64
 		source     string
 	}{
-		{"the setting applies", 80, "", 80 << 20, "store.memory_limit_mb"},
-		{"GOMEMLIMIT wins and the runtime's limit stays", 80, "200MiB", before, "GOMEMLIMIT"},
-		{"0 sets nothing", 0, "", before, "none"},
+		{"the setting applies", 80, "", "", 80 << 20, "store.memory_limit_mb"},
+		{"the setting applies to a federation member too", 400, "federation.toml", "", 400 << 20, "store.memory_limit_mb"},
+		{"GOMEMLIMIT wins and the runtime's limit stays", 80, "", "200MiB", before, "GOMEMLIMIT"},
+		{"0 sets nothing", 0, "", "", before, "none"},
+		{"auto limits a node alone", config.MemoryLimitAuto, "", "", config.LoneMemoryLimitMB << 20, "store.memory_limit_mb"},
+		{"auto sets nothing for a federation member", config.MemoryLimitAuto, "federation.toml", "", before, "none"},
+		{"GOMEMLIMIT wins over auto", config.MemoryLimitAuto, "", "200MiB", before, "GOMEMLIMIT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			debug.SetMemoryLimit(before)
 			c := config.Default(t.TempDir())
 			c.Store.MemoryLimitMB = tt.mb
+			c.P2P.Federation = tt.federation
 			got, source := ApplyMemoryLimit(c, func(k string) string {
 				if k == "GOMEMLIMIT" {
 					return tt.gomemlimit
