@@ -83,6 +83,15 @@
 //
 // Pubsub neither signs nor numbers messages (StrictNoSign): every payload is
 // signed by its origin, and the message ID is the SHA-256 of the payload.
+// Every member publishes to all the members it is connected to (flood
+// publish). Checkpoints, votes and evidence are also relayed by the
+// members that receive them; records batches are not (their validator
+// takes the batch and tells gossipsub to ignore it, which costs the sender
+// nothing): relaying them made every member receive each batch about four
+// times, and a member its origin cannot reach fetches the records with
+// Transfer from another member once a checkpoint of the origin reaches it
+// (see Replication). Copies dropped as already seen are counted in
+// intermesh_gossip_duplicates_total.
 //
 // # Master hash
 //
