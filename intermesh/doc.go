@@ -83,6 +83,15 @@
 //
 // Pubsub neither signs nor numbers messages (StrictNoSign): every payload is
 // signed by its origin, and the message ID is the SHA-256 of the payload.
+// Every member publishes to all the members it is connected to (flood
+// publish). Checkpoints, votes and evidence are also relayed by the
+// members that receive them; records batches are not (their validator
+// takes the batch and tells gossipsub to ignore it, which costs the sender
+// nothing): relaying them made every member receive each batch about four
+// times, and a member its origin cannot reach fetches the records with
+// Transfer from another member once a checkpoint of the origin reaches it
+// (see Replication). Copies dropped as already seen are counted in
+// intermesh_gossip_duplicates_total.
 //
 // # Master hash
 //
@@ -156,7 +165,7 @@
 //
 // # Replication
 //
-// With Config.Log the Mesh replicates. Every PublishInterval (50 ms) it
+// With Config.Log the Mesh replicates. Every PublishInterval (250 ms by default) it
 // reads the records its log committed since the last tick (it polls
 // Log.Size and reads with Log.Range: a log hook could not publish, since a
 // transaction may still fail) and gossips them in batches of at most 64 KiB
@@ -172,17 +181,23 @@
 // before it. The validator rejects a batch that is not signed by its
 // origin, a member, or whose leaves are not that origin's contiguous
 // records from first; valid batches of other members are appended to the
-// origin's replica log (log.Replica) by one goroutine, dropped when it is
-// 256 batches behind.
+// origin's replica log (log.Replica) by one goroutine per origin, so the
+// origins' commits share Badger's writes and fsyncs; batches that queued
+// up behind a commit are appended together (up to 4096 records), and a
+// batch is dropped when its origin's queue is full: 256/(members-1)
+// batches, at least 8.
 //
 // Gossip is not reliable (it drops silently under load), so every gap is
 // repaired with the Transfer stream (TransferProtocol, /intermesh/transfer/1,
-// documented there): a batch that starts past the replica's end, a
-// checkpoint of a size the replica does not reach, or a dropped batch wakes
-// the origin's fetcher, which pages everything missing from the origin if
-// it is connected, else from any connected member (each serves its own log
-// and its replicas), fetching the next page while it appends the current
-// one, and retrying every second while records are known to be missing.
+// documented there): a batch that starts past the replica's end or a
+// dropped batch wakes the origin's fetcher at once; records announced by a
+// checkpoint or a batch are fetched if they are still missing a second
+// later (gossip is usually delivering them: fetching them at once would
+// move every record twice under load). The fetcher pages everything
+// missing from the origin if it is connected, else from any connected
+// member (each serves its own log and its replicas), fetching the next
+// page while it appends the current one, and retrying every second while
+// records are known to be missing.
 // A page relayed by a member other than the origin counts only as far as a
 // checkpoint of the origin proves it: its records are taken up to the
 // largest checkpoint of the origin not yet verified that the page reaches,

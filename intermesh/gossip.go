@@ -82,9 +82,10 @@ func messageID(m *pb.Message) string {
 func (m *Mesh) startGossip() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.psStop = cancel
-	names := map[string]string{}
+	names, kinds := map[string]string{}, map[string]string{}
 	for _, k := range topicKinds() {
 		names[k] = TopicName(m.fed.Name, k)
+		kinds[names[k]] = k
 	}
 	ps, err := pubsub.NewGossipSub(ctx, m.host,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
@@ -97,6 +98,7 @@ func (m *Mesh) startGossip() error {
 		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { _, ok := m.byPeer[p]; return ok }),
 		pubsub.WithPeerScore(scoreParams(m, names), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(m.inspectScores, scoreInspect),
+		pubsub.WithRawTracer(gossipTracer{mt: m.metrics, kinds: kinds}),
 		pubsub.WithLogger(slog.New(demoted{m.log.Handler()}).With("component", "gossipsub")),
 	)
 	if err != nil {

@@ -20,7 +20,10 @@ import (
 //	intermesh_peer_score{member}                   gossipsub score of each connected member
 //	intermesh_peers_graylisted                     members whose gossip is ignored now (score below the graylist threshold)
 //	intermesh_peer_penalties_total{member}         application-specific penalties charged (score.go)
-//	intermesh_gossip_reconnects_total{member}       connections to a member closed and redialled because gossip to it had stalled (host.go)
+//	intermesh_gossip_duplicates_total{topic}       copies of gossip messages already seen, dropped (gossiptrace.go)
+//	intermesh_gossip_duplicate_bytes_total{topic}  their payload bytes
+//	intermesh_gossip_dropped_rpcs_total            gossip RPCs dropped because a member's outbound queue was full
+//	intermesh_gossip_reconnects_total{member}      connections to a member closed and redialled because gossip to it had stalled (host.go)
 //	intermesh_replica_repairs_total{origin,result} replicas repaired from their origin; result repaired|failed
 //	intermesh_graylistings_total{member}           times a member's penalty alone crossed the graylist threshold
 //	intermesh_equivocations_total                  evidence recorded against members
@@ -56,6 +59,10 @@ type metrics struct {
 	graylistings  *prometheus.CounterVec
 	repairs       *prometheus.CounterVec
 	gossipResets  *prometheus.CounterVec
+
+	duplicates     *prometheus.CounterVec
+	duplicateBytes *prometheus.CounterVec
+	droppedRPCs    prometheus.Counter
 }
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
@@ -147,8 +154,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_gossip_reconnects_total",
 			Help: "Connections to a member closed and redialled because it had been connected without exchanging gossip (see the package's Connections).",
 		}, []string{"member"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_gossip_duplicates_total",
+			Help: "Copies of gossip messages already seen, dropped by gossipsub, by topic (the cost of relaying).",
+		}, []string{"topic"}),
+		duplicateBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_gossip_duplicate_bytes_total",
+			Help: "Payload bytes of the copies counted by intermesh_gossip_duplicates_total, by topic.",
+		}, []string{"topic"}),
+		droppedRPCs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intermesh_gossip_dropped_rpcs_total",
+			Help: "Gossip RPCs dropped because a member's outbound queue was full.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
+	for _, c := range []prometheus.Collector{mt.duplicates, mt.duplicateBytes, mt.droppedRPCs, mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
 		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err

@@ -22,7 +22,9 @@ const (
 	maxPublishLag    = 8192        // records; further behind, peers fetch them
 	retryFetch       = time.Second // after every source failed
 	connectWait      = 50 * time.Millisecond
-	inboxBatches     = 256              // batches waiting to be appended
+	inboxBatches     = 128              // batches queued to be appended, shared by the origins
+	minInboxBatches  = 8                // batches queued per origin, at least; as many wait for their turn
+	maxMergedRecords = 4096             // records of queued batches appended in one go
 	inboxCheckpoints = 256              // checkpoints waiting to be checked
 	pullPageEntries  = 20000            // records per Transfer page
 	pullPageBytes    = 16 << 20         // bytes per Transfer page
@@ -31,13 +33,13 @@ const (
 
 // replicator keeps the replica logs of the other members (see "Replication"
 // in the package comment). Run starts its goroutines: the publisher of this
-// node's records, the appender of gossiped batches, one fetcher per member,
-// the catch-up, and the Transfer server's handlers.
+// node's records, the checker of checkpoints, one appender of gossiped
+// batches and one fetcher per member, the catch-up, and the Transfer
+// server's handlers.
 type replicator struct {
 	m       *Mesh
 	l       *log.Log
 	srv     transferServer
-	batches chan *recordsBatch
 	cps     chan heldCheckpoint
 	ready   chan struct{} // closed once the catch-up has ended
 	origins map[string]*replicaState
@@ -49,8 +51,9 @@ type replicaState struct {
 	id     peer.ID
 	rep    *log.Replica
 	tree   *merkle.Tree
-	wake   chan struct{} // cap 1: the fetcher has work
-	pullMu sync.Mutex    // one Transfer pull at a time
+	wake   chan struct{}      // cap 1: the fetcher has work
+	inbox  chan *recordsBatch // valid gossiped batches waiting to be appended
+	pullMu sync.Mutex         // one Transfer pull at a time
 
 	suspicious chan struct{} // cap 1: the fork investigator has work
 	mending    chan struct{} // cap 1: the repairer has work (repair.go)
@@ -69,12 +72,12 @@ func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
 	r := &replicator{
 		m:       m,
 		l:       l,
-		batches: make(chan *recordsBatch, inboxBatches),
 		cps:     make(chan heldCheckpoint, inboxCheckpoints),
 		ready:   make(chan struct{}),
 		origins: map[string]*replicaState{},
 	}
 	r.srv = transferServer{m: m, l: l}
+	perOrigin := max(minInboxBatches, inboxBatches/max(1, len(m.members)-1))
 	for o, mb := range m.members {
 		if o == m.self.origin {
 			continue
@@ -86,7 +89,7 @@ func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
 		r.origins[o] = &replicaState{
 			origin: o, id: mb.id, rep: rep,
 			tree: merkle.NewTree(l.DB(), merkle.ReplicaPrefix(o)),
-			wake: make(chan struct{}, 1), suspicious: make(chan struct{}, 1), mending: make(chan struct{}, 1),
+			wake: make(chan struct{}, 1), inbox: make(chan *recordsBatch, perOrigin), suspicious: make(chan struct{}, 1), mending: make(chan struct{}, 1),
 		}
 	}
 	return r, nil
@@ -105,9 +108,10 @@ func (r *replicator) run(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { r.publishLoop(ctx) })
-	wg.Go(func() { r.applyLoop(ctx) })
+	wg.Go(func() { r.checkLoop(ctx) })
 	wg.Go(func() { r.catchUp(ctx) })
 	for _, rs := range r.origins {
+		wg.Go(func() { r.appendLoop(ctx, rs) })
 		wg.Go(func() { r.fetchLoop(ctx, rs) })
 		wg.Go(func() { r.investigateLoop(ctx, rs) })
 		wg.Go(func() { r.repairLoop(ctx, rs) })
@@ -125,16 +129,19 @@ func (r *replicator) caughtUp() bool {
 	}
 }
 
-// offerBatch hands a valid gossiped batch to the appender; when it is busy
-// the batch is dropped, and the gap it leaves is fetched later.
+// offerBatch hands a valid gossiped batch to its origin's appender; when
+// that is inboxBatches/(members-1) batches behind (at least
+// minInboxBatches) the batch is dropped, and the gap it leaves is fetched.
 func (r *replicator) offerBatch(b *recordsBatch) {
+	rs := r.origins[b.origin]
+	if rs == nil {
+		return
+	}
 	select {
-	case r.batches <- b:
+	case rs.inbox <- b:
 	default:
-		if rs := r.origins[b.origin]; rs != nil {
-			rs.raiseTarget(b.first + uint64(len(b.recs)))
-			rs.poke()
-		}
+		rs.raiseTarget(b.first + uint64(len(b.recs)))
+		rs.poke()
 	}
 }
 
@@ -186,31 +193,144 @@ func (r *replicator) publishLoop(ctx context.Context) {
 	}
 }
 
-// applyLoop appends gossiped batches and checks checkpoints against the
-// replicas until ctx ends.
-func (r *replicator) applyLoop(ctx context.Context) {
+// appendLoop appends rs's gossiped batches until ctx ends. The appenders of
+// the origins run side by side, so their commits share Badger's writes
+// and fsyncs. Gossipsub validates messages concurrently and so delivers an
+// origin's batches out of order: a batch that starts past the replica's
+// end waits in a reorder buffer for the ones before it, and the fetcher
+// pulls what is still missing a retryFetch later. Batches that continue
+// each other are appended together.
+func (r *replicator) appendLoop(ctx context.Context, rs *replicaState) {
+	q := newReorder(cap(rs.inbox))
+	t := time.NewTicker(retryFetch)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case b := <-r.batches:
+		case b := <-rs.inbox:
+			r.hold(rs, q, b)
+		case <-t.C: // a pull may have filled the gap before a held batch
+			if q.len() == 0 {
+				continue
+			}
+		}
+		for drained := false; !drained; {
+			select {
+			case b := <-rs.inbox:
+				r.hold(rs, q, b)
+			default:
+				drained = true
+			}
+		}
+		for ctx.Err() == nil {
+			b := q.next(rs.rep.Size())
+			if b == nil {
+				break
+			}
 			r.applyBatch(ctx, b)
+		}
+	}
+}
+
+// hold puts b in q, and makes the batch q drops to make room, if any, a
+// gap to fetch.
+func (r *replicator) hold(rs *replicaState, q *reorder, b *recordsBatch) {
+	rs.raiseTarget(b.first + uint64(len(b.recs)))
+	if q.add(b) != nil {
+		rs.poke()
+	}
+}
+
+// reorder holds an origin's gossiped batches until the replica reaches
+// them, by first record, at most max of them.
+type reorder struct {
+	max  int
+	held map[uint64]*recordsBatch
+}
+
+func newReorder(max int) *reorder {
+	return &reorder{max: max, held: map[uint64]*recordsBatch{}}
+}
+
+func (q *reorder) len() int { return len(q.held) }
+
+// add holds b (of two batches with the same first, the longer) and
+// returns the batch dropped to keep at most max: the one that starts
+// furthest ahead, possibly b.
+func (q *reorder) add(b *recordsBatch) (dropped *recordsBatch) {
+	if c, ok := q.held[b.first]; ok && len(c.recs) >= len(b.recs) {
+		return nil
+	}
+	q.held[b.first] = b
+	if len(q.held) <= q.max {
+		return nil
+	}
+	far := b
+	for _, c := range q.held {
+		if c.first > far.first {
+			far = c
+		}
+	}
+	delete(q.held, far.first)
+	return far
+}
+
+// next forgets the batches that end at or before size, and returns the
+// held batches that extend a replica of size records, merged into one
+// batch (from one that starts at or before size, then those that continue
+// it, up to maxMergedRecords records); nil if no batch extends it.
+func (q *reorder) next(size uint64) *recordsBatch {
+	var b *recordsBatch
+	for first, c := range q.held {
+		end := first + uint64(len(c.recs))
+		switch {
+		case end <= size:
+			delete(q.held, first)
+		case first <= size && (b == nil || end > b.first+uint64(len(b.recs))):
+			b = c
+		}
+	}
+	if b == nil {
+		return nil
+	}
+	delete(q.held, b.first)
+	merged := b
+	for len(merged.recs) < maxMergedRecords {
+		c, ok := q.held[merged.first+uint64(len(merged.recs))]
+		if !ok {
+			break
+		}
+		delete(q.held, c.first)
+		if merged == b {
+			merged = &recordsBatch{origin: b.origin, first: b.first, recs: append([]log.Record(nil), b.recs...)}
+		}
+		merged.recs = append(merged.recs, c.recs...)
+	}
+	return merged
+}
+
+// checkLoop checks the members' checkpoints against their replicas until
+// ctx ends.
+func (r *replicator) checkLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case hc := <-r.cps:
 			rs := r.origins[hc.cp.Origin]
 			if rs == nil {
 				continue
 			}
 			rs.addCheckpoint(hc)
-			rs.raiseTarget(hc.cp.Size)
+			rs.raiseTarget(hc.cp.Size) // fetched if gossip has not brought them in a retryFetch
 			r.verify(rs)
-			if rs.rep.Size() < hc.cp.Size {
-				rs.poke()
-			}
 		}
 	}
 }
 
-// applyBatch appends one gossiped batch to its origin's replica.
+// applyBatch appends a gossiped batch (or several merged) to its origin's
+// replica.
 func (r *replicator) applyBatch(ctx context.Context, b *recordsBatch) {
 	rs := r.origins[b.origin]
 	if rs == nil || rs.distrusted() {
@@ -300,20 +420,29 @@ func (r *replicator) observe(rs *replicaState) {
 	r.m.metrics.lag.WithLabelValues(rs.origin).Set(float64(target - min(target, size)))
 }
 
-// fetchLoop fills the replica's gaps with Transfer whenever it is poked,
-// retrying while records are known to be missing, until ctx ends.
+// fetchLoop fills the replica's gaps with Transfer until ctx ends. A
+// poke (a batch dropped, or one that starts past the replica's end) pulls
+// at once. Other known gaps (records a checkpoint or a batch being
+// appended announced) are what gossip is still delivering, so the loop
+// waits for them: at every tick it pulls only if the replica still lacks
+// records that were known to exist at the previous tick, a whole
+// retryFetch ago. Pulling them earlier would fetch every record twice
+// under load, once by Transfer and once by gossip.
 func (r *replicator) fetchLoop(ctx context.Context, rs *replicaState) {
-	t := time.NewTimer(retryFetch)
+	t := time.NewTicker(retryFetch)
 	defer t.Stop()
+	var known uint64 // the target at the previous tick
 	for {
+		due := uint64(0)
 		select {
 		case <-ctx.Done():
 			return
 		case <-rs.wake:
+			due = rs.targetSize()
 		case <-t.C:
+			due, known = known, rs.targetSize()
 		}
-		t.Reset(retryFetch)
-		if rs.distrusted() || rs.rep.Size() >= rs.targetSize() {
+		if rs.distrusted() || rs.rep.Size() >= due {
 			continue
 		}
 		r.pullAny(ctx, rs)

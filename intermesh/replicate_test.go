@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,80 @@ func BenchmarkCatchUpOverTransfer(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/total, "entries/s")
+}
+
+func TestBatchesWaitForTheOnesBeforeThemAndContinuingOnesAreMerged(t *testing.T) {
+	batch := func(first, n uint64) *recordsBatch {
+		return &recordsBatch{origin: "a", first: first, recs: testRecords("a", first, n, 8)}
+	}
+	span := func(b *recordsBatch) [2]uint64 {
+		if b == nil {
+			return [2]uint64{}
+		}
+		for i, r := range b.recs {
+			if r.Seq != b.first+uint64(i) {
+				t.Fatalf("record %d of a batch from %d has seq %d", i, b.first, r.Seq)
+			}
+		}
+		return [2]uint64{b.first, b.first + uint64(len(b.recs))}
+	}
+	tests := []struct {
+		name    string
+		max     int
+		held    []*recordsBatch
+		size    uint64
+		want    [][2]uint64 // the batches next returns, in turn, as [first, end)
+		dropped []uint64    // firsts of the batches add dropped
+		left    int         // batches held at the end
+	}{
+		{"nothing held", 8, nil, 10, nil, nil, 0},
+		{"out of order, merged in order", 8, []*recordsBatch{batch(14, 2), batch(10, 2), batch(12, 2)}, 10, [][2]uint64{{10, 16}}, nil, 0},
+		{"a gap waits", 8, []*recordsBatch{batch(10, 2), batch(20, 1), batch(21, 1)}, 10, [][2]uint64{{10, 12}}, nil, 2},
+		{"only later batches wait", 8, []*recordsBatch{batch(20, 1)}, 10, nil, nil, 1},
+		{"held ones are forgotten", 8, []*recordsBatch{batch(2, 3), batch(5, 5)}, 10, nil, nil, 0},
+		{"an overlap is appended whole", 8, []*recordsBatch{batch(8, 4)}, 10, [][2]uint64{{8, 12}}, nil, 0},
+		{"the longer of two with one first", 8, []*recordsBatch{batch(10, 1), batch(10, 3), batch(10, 2)}, 10, [][2]uint64{{10, 13}}, nil, 0},
+		{"the one furthest ahead is dropped", 2, []*recordsBatch{batch(30, 1), batch(10, 1), batch(20, 1)}, 10, [][2]uint64{{10, 11}}, []uint64{30}, 1},
+		{"a new one furthest ahead is dropped", 2, []*recordsBatch{batch(10, 1), batch(20, 1), batch(30, 1)}, 10, [][2]uint64{{10, 11}}, []uint64{30}, 1},
+		{"at most maxMergedRecords", 8, []*recordsBatch{batch(10, maxMergedRecords), batch(10+maxMergedRecords, 1)}, 10,
+			[][2]uint64{{10, 10 + maxMergedRecords}, {10 + maxMergedRecords, 11 + maxMergedRecords}}, nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newReorder(tc.max)
+			var dropped []uint64
+			for _, b := range tc.held {
+				if d := q.add(b); d != nil {
+					dropped = append(dropped, d.first)
+				}
+			}
+			if !slices.Equal(dropped, tc.dropped) {
+				t.Errorf("dropped %v, want %v", dropped, tc.dropped)
+			}
+			size := tc.size
+			var got [][2]uint64
+			for b := q.next(size); b != nil; b = q.next(size) {
+				got = append(got, span(b))
+				size = span(b)[1]
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("next gave %v, want %v", got, tc.want)
+			}
+			if q.len() != tc.left {
+				t.Errorf("%d batches left, want %d", q.len(), tc.left)
+			}
+		})
+	}
+	t.Run("merging leaves the batches held unchanged", func(t *testing.T) {
+		q := newReorder(8)
+		a, b := batch(10, 2), batch(12, 2)
+		q.add(a)
+		q.add(b)
+		if got := span(q.next(10)); got != [2]uint64{10, 14} {
+			t.Fatalf("next gave %v, want [10 14]", got)
+		}
+		if len(a.recs) != 2 || len(b.recs) != 2 {
+			t.Errorf("batches changed: %d and %d records", len(a.recs), len(b.recs))
+		}
+	})
 }

@@ -23,13 +23,17 @@ import (
 // verdict is the outcome of validating one message, with the reason for a
 // reject or ignore (for logs).
 type verdict struct {
-	result pubsub.ValidationResult
-	reason string
-	cost   float64 // application-specific penalty of the sender (score.go)
+	result  pubsub.ValidationResult
+	reason  string
+	cost    float64 // application-specific penalty of the sender (score.go)
+	noRelay bool    // valid and taken, but not relayed to other members
 }
 
 var (
 	accepted = verdict{result: pubsub.ValidationAccept}
+	// taken is a valid message this node used that it does not relay:
+	// gossipsub is told to ignore it (which costs the sender nothing).
+	taken = verdict{result: pubsub.ValidationAccept, noRelay: true}
 )
 
 func rejected(format string, a ...any) verdict {
@@ -208,7 +212,11 @@ func (m *Mesh) checkRecordsMsg(from peer.ID, data []byte) verdict {
 		return ignored("this node's own records")
 	}
 	m.repl.offerBatch(b)
-	return accepted
+	// Not relayed: the origin floods its batches to every member it is
+	// connected to, and relaying them too made every member receive each
+	// batch about four times. A member the origin cannot reach fetches the
+	// records with Transfer from any member (see Replication).
+	return taken
 }
 
 // record counts a verdict in the metrics, logs rejections and returns the
@@ -220,6 +228,9 @@ func (m *Mesh) record(topic string, from peer.ID, v verdict) pubsub.ValidationRe
 	}
 	if v.result == pubsub.ValidationReject {
 		m.log.Debug("gossip rejected", "topic", topic, "from", from, "member", m.byPeer[from], "reason", v.reason)
+	}
+	if v.noRelay {
+		return pubsub.ValidationIgnore
 	}
 	return v.result
 }

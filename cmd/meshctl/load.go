@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -43,11 +44,14 @@ func newLoadCommand(opts *globalOptions) *cobra.Command {
 (Ed448 offline and administration keys, an X448 encryption key, a valid signed
 envelope), spread round robin over the portals (--node, repeatable; default:
 every member's http URL in --federation, else --portal). Then, for --duration,
-it publishes signed updates of those profiles (each rotates the administration
-key, signed by the offline key) at --rate requests per second, open loop: the
+it publishes signed updates of those profiles (each signed by the offline key,
+with a later Updated time and the other of two administration keys made with
+the account, so consecutive versions differ in their keys) at --rate requests
+per second, open loop: the
 latency of a request is measured from the time it was scheduled, so a stalled
 portal shows as latency, not as a lower rate. At most --concurrency requests
-are in flight. A progress line is shown when stderr is a terminal.
+are in flight, over connections kept open (up to --concurrency per portal). A
+progress line is shown when stderr is a terminal.
 
 The report gives the writes acknowledged and refused (by reason), latency
 p50/p99/max of the acknowledged updates and the throughput; --json prints it
@@ -158,13 +162,15 @@ type loadAccount struct {
 	offline *mesh.PrivateKey
 	enc     *mesh.KeyData
 	auth    *mesh.KeyData
-	id      string // the profile's UDF
+	admins  [2]*mesh.KeyData // the administration keys versions alternate between
+	id      string           // the profile's UDF
 
 	// mu serializes the account's updates: each version must carry a
 	// later Updated than the one registered, so versions are signed and
 	// sent one after the other.
 	mu      sync.Mutex
 	updated time.Time // Updated of the latest version signed
+	version int       // versions signed
 }
 
 // newLoadAccount makes the keys of an account and its first profile entry.
@@ -183,18 +189,25 @@ func newLoadAccount(name string, portal int) (*loadAccount, []byte, string, erro
 	}
 	a := &loadAccount{name: name, portal: portal, offline: offline, id: offline.UDF().String(),
 		enc: mesh.NewKeyData(enc.Public()), auth: mesh.NewKeyData(auth.Public())}
+	for i := range a.admins {
+		admin, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		a.admins[i] = mesh.NewKeyData(admin.Public())
+	}
 	entry, digest, err := a.profile()
 	return a, entry, digest, err
 }
 
-// profile signs a new version of the account's ProfileAccount with a fresh
-// administration key and an Updated time later than the previous
-// version's, and returns the entry and its PayloadDigest.
+// profile signs a new version of the account's ProfileAccount, with the
+// administration key the previous version did not have and an Updated time
+// later than the previous version's, and returns the entry and its
+// PayloadDigest. (Making a fresh key for every version would cost the
+// client an Ed448 key generation per write.)
 func (a *loadAccount) profile() ([]byte, string, error) {
-	admin, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
-	if err != nil {
-		return nil, "", err
-	}
+	admin := a.admins[a.version%len(a.admins)]
+	a.version++
 	updated := time.Now().UTC().Truncate(time.Microsecond)
 	if !updated.After(a.updated) {
 		updated = a.updated.Add(time.Microsecond)
@@ -204,7 +217,7 @@ func (a *loadAccount) profile() ([]byte, string, error) {
 		Profile: mesh.Profile{
 			Assertion:           mesh.Assertion{Updated: &updated},
 			KeyOfflineSignature: mesh.NewKeyData(a.offline.Public()),
-			KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(admin.Public())},
+			KeysOnlineSignature: []mesh.KeyData{*admin},
 		},
 		AccountAddresses:  []string{a.name},
 		KeyEncryption:     a.enc,
@@ -234,8 +247,17 @@ type loadRun struct {
 func runLoad(cmd *cobra.Command, opts *globalOptions, o loadOptions, nodes []string) (*loadReport, error) {
 	ctx := cmd.Context()
 	l := &loadRun{o: o, nodes: nodes, stats: newLoadStats()}
+	// Keep a connection open for every request that may be in flight: with
+	// net/http's default of 2 idle connections per host, most requests
+	// would open a new TCP connection, and the client and the portals
+	// would spend their CPU on that instead of on the writes.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0
+	tr.MaxIdleConnsPerHost = o.concurrency
+	hc := &http.Client{Transport: tr}
+	defer tr.CloseIdleConnections()
 	for _, n := range nodes {
-		var copts []client.Option
+		copts := []client.Option{client.WithHTTPClient(hc)}
 		if opts.token != "" {
 			copts = append(copts, client.WithToken(opts.token))
 		}
