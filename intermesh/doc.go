@@ -182,10 +182,14 @@
 // origin, a member, or whose leaves are not that origin's contiguous
 // records from first; valid batches of other members are appended to the
 // origin's replica log (log.Replica) by one goroutine per origin, so the
-// origins' commits share Badger's writes and fsyncs; batches that queued
-// up behind a commit are appended together (up to 4096 records), and a
-// batch is dropped when its origin's queue is full: 256/(members-1)
-// batches, at least 8.
+// origins' commits share Badger's writes and fsyncs. Gossipsub validates
+// messages concurrently, so an origin's batches arrive out of order: a
+// batch that starts past the replica's end waits in a reorder buffer for
+// the batches before it, and batches that continue each other are
+// appended together (up to 4096 records). Per origin, the queue and the
+// reorder buffer each hold at most 128/(members-1) batches (at least 8,
+// each under 1 MiB); a batch beyond that is dropped (from the buffer, the
+// one furthest ahead) and its records fetched.
 //
 // Gossip is not reliable (it drops silently under load), so every gap is
 // repaired with the Transfer stream (TransferProtocol, /intermesh/transfer/1,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -53,7 +54,11 @@ type replicaState struct {
 	tree   *merkle.Tree
 	wake   chan struct{}      // cap 1: the fetcher has work
 	inbox  chan *recordsBatch // valid gossiped batches waiting to be appended
-	pullMu sync.Mutex         // one Transfer pull at a time
+	// reach is how far the replica gets with the batches its appender
+	// holds (its size if none continues it): the fetcher leaves records
+	// below it to the appender.
+	reach  atomic.Uint64
+	pullMu sync.Mutex // one Transfer pull at a time
 
 	suspicious chan struct{} // cap 1: the fork investigator has work
 	mending    chan struct{} // cap 1: the repairer has work (repair.go)
@@ -223,6 +228,7 @@ func (r *replicator) appendLoop(ctx context.Context, rs *replicaState) {
 				drained = true
 			}
 		}
+		r.held(rs, q)
 		for ctx.Err() == nil {
 			b := q.next(rs.rep.Size())
 			if b == nil {
@@ -230,7 +236,18 @@ func (r *replicator) appendLoop(ctx context.Context, rs *replicaState) {
 			}
 			r.applyBatch(ctx, b)
 		}
+		r.held(rs, q)
 	}
+}
+
+// held publishes how far the batches in q take the replica (rs.reach; 0
+// when q is empty).
+func (r *replicator) held(rs *replicaState, q *reorder) {
+	reach := uint64(0)
+	if q.len() > 0 {
+		reach = q.reach(rs.rep.Size())
+	}
+	rs.reach.Store(reach)
 }
 
 // hold puts b in q, and makes the batch q drops to make room, if any, a
@@ -254,6 +271,23 @@ func newReorder(max int) *reorder {
 }
 
 func (q *reorder) len() int { return len(q.held) }
+
+// reach returns how far the held batches extend a replica of size
+// records without a gap.
+func (q *reorder) reach(size uint64) uint64 {
+	for {
+		ext := size
+		for first, b := range q.held {
+			if end := first + uint64(len(b.recs)); first <= size && end > ext {
+				ext = end
+			}
+		}
+		if ext == size {
+			return size
+		}
+		size = ext
+	}
+}
 
 // add holds b (of two batches with the same first, the longer) and
 // returns the batch dropped to keep at most max: the one that starts
@@ -421,13 +455,14 @@ func (r *replicator) observe(rs *replicaState) {
 }
 
 // fetchLoop fills the replica's gaps with Transfer until ctx ends. A
-// poke (a batch dropped, or one that starts past the replica's end) pulls
-// at once. Other known gaps (records a checkpoint or a batch being
-// appended announced) are what gossip is still delivering, so the loop
-// waits for them: at every tick it pulls only if the replica still lacks
-// records that were known to exist at the previous tick, a whole
-// retryFetch ago. Pulling them earlier would fetch every record twice
-// under load, once by Transfer and once by gossip.
+// poke (a batch dropped) pulls at once. Other known gaps (records a
+// checkpoint or a batch announced) are what gossip is still delivering,
+// so the loop waits for them: at every tick it pulls only if the replica
+// still lacks records that were known to exist at the previous tick, a
+// whole retryFetch ago, and that the appender does not hold (rs.reach:
+// an appender slowed by the disk holds batches for longer than that).
+// Pulling them earlier would fetch records twice under load, once by
+// Transfer and once by gossip.
 func (r *replicator) fetchLoop(ctx context.Context, rs *replicaState) {
 	t := time.NewTicker(retryFetch)
 	defer t.Stop()
@@ -441,6 +476,9 @@ func (r *replicator) fetchLoop(ctx context.Context, rs *replicaState) {
 			due = rs.targetSize()
 		case <-t.C:
 			due, known = known, rs.targetSize()
+			if rs.reach.Load() >= due {
+				continue // held by the appender, which is behind
+			}
 		}
 		if rs.distrusted() || rs.rep.Size() >= due {
 			continue

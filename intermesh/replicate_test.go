@@ -321,8 +321,22 @@ func TestBatchesWaitForTheOnesBeforeThemAndContinuingOnesAreMerged(t *testing.T)
 			if q.len() != tc.left {
 				t.Errorf("%d batches left, want %d", q.len(), tc.left)
 			}
+			if r := q.reach(size); r != size {
+				t.Errorf("the batches left reach %d from %d; only continuing ones were left out", r, size)
+			}
 		})
 	}
+	t.Run("reach follows the held batches without a gap", func(t *testing.T) {
+		q := newReorder(8)
+		for _, b := range []*recordsBatch{batch(12, 3), batch(10, 2), batch(14, 4), batch(30, 1)} {
+			q.add(b)
+		}
+		for _, c := range []struct{ size, want uint64 }{{10, 18}, {9, 9}, {16, 18}, {18, 18}, {30, 31}, {40, 40}} {
+			if got := q.reach(c.size); got != c.want {
+				t.Errorf("reach(%d) = %d, want %d", c.size, got, c.want)
+			}
+		}
+	})
 	t.Run("merging leaves the batches held unchanged", func(t *testing.T) {
 		q := newReorder(8)
 		a, b := batch(10, 2), batch(12, 2)

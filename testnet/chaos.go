@@ -35,8 +35,8 @@ type ChaosOptions struct {
 	// MaxFaulty is how many members may be down or partitioned at once.
 	// Default: members minus quorum, so that every round can still be
 	// certified; at least 1. A restarted or healed member counts as
-	// faulty until it exchanges gossip with every other member again (or
-	// for at most 2 minutes).
+	// faulty until it exchanges gossip with every other member that is up
+	// and not partitioned (or for at most 2 minutes).
 	MaxFaulty int
 	// Log receives one line per event; nil discards them.
 	Log io.Writer
@@ -69,7 +69,7 @@ func (p *Processes) Chaos(ctx context.Context, o ChaosOptions) ChaosStats {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	c := &chaos{p: p, o: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), faulty: map[int]bool{}}
+	c := &chaos{p: p, o: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), faulty: map[int]bool{}, out: map[int]bool{}}
 	var wg sync.WaitGroup
 	if o.KillEvery > 0 {
 		wg.Go(func() { c.every(ctx, o.KillEvery, c.kill) })
@@ -90,10 +90,13 @@ type chaos struct {
 	o   ChaosOptions
 	mu  sync.Mutex
 	rng *rand.Rand // guarded by mu
-	// faulty are the members down or partitioned now.
+	// faulty are the members down or partitioned now, or not rejoined yet.
 	faulty map[int]bool
-	stats  ChaosStats
-	wg     sync.WaitGroup // pending undos
+	// out are the members down (killed, not restarted) or partitioned now:
+	// no member can exchange gossip with them.
+	out   map[int]bool
+	stats ChaosStats
+	wg    sync.WaitGroup // pending undos
 }
 
 // jitter draws a duration uniformly from [d/2, 3d/2].
@@ -173,6 +176,7 @@ func (c *chaos) kill(ctx context.Context) bool {
 	down := c.jitter(c.o.Down)
 	c.mu.Lock()
 	c.stats.Kills++
+	c.out[i] = true
 	c.mu.Unlock()
 	c.logf("SIGKILL node%d; restarting it in %s", i, down.Round(time.Millisecond))
 	c.later(ctx, down, func() {
@@ -181,6 +185,7 @@ func (c *chaos) kill(ctx context.Context) bool {
 		} else {
 			c.mu.Lock()
 			c.stats.Restarts++
+			delete(c.out, i)
 			c.mu.Unlock()
 			c.logf("node%d restarted", i)
 			c.rejoined(ctx, i)
@@ -205,6 +210,7 @@ func (c *chaos) partition(ctx context.Context) bool {
 	d := c.jitter(c.o.Down)
 	c.mu.Lock()
 	c.stats.Partitions++
+	c.out[i] = true
 	c.mu.Unlock()
 	c.logf("partition node%d from the others for %s", i, d.Round(time.Millisecond))
 	c.later(ctx, d, func() {
@@ -213,6 +219,7 @@ func (c *chaos) partition(ctx context.Context) bool {
 		} else {
 			c.mu.Lock()
 			c.stats.Heals++
+			delete(c.out, i)
 			c.mu.Unlock()
 			c.logf("node%d healed", i)
 			c.rejoined(ctx, i)
@@ -223,12 +230,25 @@ func (c *chaos) partition(ctx context.Context) bool {
 }
 
 // rejoined waits until member i exchanges gossip with every other member
-// again: until then it still counts as faulty (a restarted member is not
-// back until it has reconnected), so that the faults never outnumber
-// MaxFaulty.
+// that is not down or partitioned again: until then it still counts as
+// faulty (a restarted member is not back until it has reconnected), so
+// that the faults never outnumber MaxFaulty. Members that another fault
+// keeps out are not waited for (they would make this member's rejoin look
+// as slow as their own fault).
 func (c *chaos) rejoined(ctx context.Context, i int) {
 	start := time.Now()
-	err := c.p.WaitRejoined(context.WithoutCancel(ctx), i, rejoinTimeout)
+	want := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := c.p.Size() - 1
+		for j := range c.out {
+			if j != i {
+				n--
+			}
+		}
+		return n
+	}
+	err := c.p.waitGossiping(context.WithoutCancel(ctx), i, rejoinTimeout, want)
 	took := time.Since(start)
 	c.mu.Lock()
 	c.stats.MaxRejoin = max(c.stats.MaxRejoin, took)

@@ -6,14 +6,26 @@ import (
 	"net"
 )
 
+// Ports FreeBasePort chooses from: below Linux's default ephemeral range
+// (32768–60999), from which the kernel picks the local ports of outgoing
+// connections, so that a busy client on the machine cannot take them
+// between the check and the bind.
+const (
+	minBasePort = 10000
+	maxBasePort = 32768
+)
+
 // FreeBasePort returns a base port p such that TCP ports p..p+n-1 and UDP
 // ports p..p+n-1 on 127.0.0.1 were all free when it looked, avoiding
 // exclude (another base already handed out for n ports). Tests use it to
-// run testnets side by side; the ports can still be taken by someone else
-// before the nodes bind them.
+// run testnets side by side; the ports can still be taken by another
+// listener before the nodes bind them.
 func FreeBasePort(n int, exclude ...int) (int, error) {
+	if n < 1 || n > maxBasePort-minBasePort {
+		return 0, fmt.Errorf("testnet: %d ports asked for", n)
+	}
 	for attempt := 0; attempt < 100; attempt++ {
-		base := 20000 + rand.IntN(40000)
+		base := minBasePort + rand.IntN(maxBasePort-minBasePort-n+1)
 		if overlaps(base, n, exclude) || !portsFree(base, n) {
 			continue
 		}

@@ -219,6 +219,12 @@ func (p *Processes) waitReady(ctx context.Context, i int, pr *process) error {
 // WaitRejoined waits until member i exchanges gossip with every other
 // member (Federation.Gossiping in its /status.json), for at most timeout.
 func (p *Processes) WaitRejoined(ctx context.Context, i int, timeout time.Duration) error {
+	return p.waitGossiping(ctx, i, timeout, func() int { return p.Size() - 1 })
+}
+
+// waitGossiping waits until member i exchanges gossip with at least want()
+// other members, for at most timeout.
+func (p *Processes) waitGossiping(ctx context.Context, i int, timeout time.Duration, want func() int) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := p.PortalURL(i) + "/status.json"
@@ -228,15 +234,15 @@ func (p *Processes) WaitRejoined(ctx context.Context, i int, timeout time.Durati
 	for {
 		var st struct{ Federation struct{ Gossiping int } }
 		if resp, err := hc.Get(url); err == nil {
-			if resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st) == nil && st.Federation.Gossiping == p.Size()-1 {
-				resp.Body.Close()
+			ok := resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st) == nil
+			resp.Body.Close()
+			if ok && st.Federation.Gossiping >= want() {
 				return nil
 			}
-			resp.Body.Close()
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("testnet: member %d is not exchanging gossip with every other member: %w", i, ctx.Err())
+			return fmt.Errorf("testnet: member %d is not exchanging gossip with %d other members: %w", i, want(), ctx.Err())
 		case <-tick.C:
 		}
 	}

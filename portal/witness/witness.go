@@ -249,12 +249,15 @@ type treeState struct {
 
 func stateKey(origin string) []byte { return append([]byte{KeyPrefix, 'l'}, origin...) }
 
-// load reads the state of origin; the zero state if it was never cosigned.
+// load reads the state of origin; size 0 and the empty tree's root if it
+// was never cosigned.
 func (w *Witness) load(origin string) (treeState, error) {
 	var st treeState
 	err := w.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(stateKey(origin))
 		if errors.Is(err, badger.ErrKeyNotFound) {
+			// Nothing cosigned yet: the witness knows the empty tree.
+			copy(st.root[:], rfc6962.DefaultHasher.EmptyRoot())
 			return nil
 		}
 		if err != nil {
