@@ -393,12 +393,12 @@ func (c *Config) Validate() error {
 // MinAdminTokenLength is the shortest http.admin_token accepted.
 const MinAdminTokenLength = 16
 
-// MinMemoryLimitMB is the smallest store.memory_limit_mb other than 0: below
+// MinMemoryLimitMB is the smallest store.memory_limit_mb other than 0 and -1: below
 // it a node's own live heap (memtables, compactions) is over the limit and
 // the garbage collector would run without pause.
 const MinMemoryLimitMB = 32
 
-// MemoryLimitAuto, the default store.memory_limit_mb, is LoneMemoryLimitMB
+// MemoryLimitAuto is the default store.memory_limit_mb: LoneMemoryLimitMB
 // for a node without a federation file and no limit for a federation
 // member.
 const MemoryLimitAuto = -1
