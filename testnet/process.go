@@ -228,7 +228,10 @@ func (p *Processes) waitGossiping(ctx context.Context, i int, timeout time.Durat
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := p.PortalURL(i) + "/status.json"
-	hc := &http.Client{Timeout: 2 * time.Second}
+	// /status.json takes 150 ms on an idle 8-member testnet and over 3 s on
+	// a member catching up under 500 publishes/s; a short timeout made
+	// rejoined members look as if they never came back.
+	hc := &http.Client{Timeout: 15 * time.Second}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
