@@ -113,6 +113,28 @@ func (t *Tree) CheckpointAt(round uint64) ([]byte, error) {
 	return signed, err
 }
 
+// CheckpointsAt returns the signed notes of the checkpoints closed for
+// rounds, in one read transaction (a Badger read waits for the commits in
+// flight, so a page showing many rounds pays that wait once); a round with
+// no checkpoint has a nil note.
+func (t *Tree) CheckpointsAt(rounds []uint64) ([][]byte, error) {
+	out := make([][]byte, len(rounds))
+	err := t.db.View(func(txn *badger.Txn) error {
+		for i, r := range rounds {
+			signed, err := t.checkpointTxn(txn, r)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return err
+			default:
+				out[i] = signed
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // latestCheckpoint is the latest closed checkpoint of a tree.
 type latestCheckpoint struct {
 	round  uint64

@@ -65,6 +65,10 @@ func TestCloseEpochChainsSignedCheckpoints(t *testing.T) {
 	if _, err := tree.CheckpointAt(99); !errors.Is(err, ErrNotFound) {
 		t.Errorf("CheckpointAt(99): err = %v, want ErrNotFound", err)
 	}
+	all, err := tree.CheckpointsAt([]uint64{99, 101, 100, 102})
+	if err != nil || len(all) != 4 || all[0] != nil || string(all[1]) != string(signed2) || string(all[2]) != string(signed1) || all[3] != nil {
+		t.Errorf("CheckpointsAt(99, 101, 100, 102) = %q, %v; want nil, the second note, the first, nil", all, err)
+	}
 }
 
 func TestCloseEpochRejectsStaleRounds(t *testing.T) {

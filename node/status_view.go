@@ -53,8 +53,16 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 	if closed+1 > gridRounds {
 		first = closed + 1 - gridRounds
 	}
+	var grid []uint64
 	for r := first; r <= closed; r++ {
-		fs.Rounds = append(fs.Rounds, n.roundStatus(mesh, r, fs.Members, accused))
+		grid = append(grid, r)
+	}
+	own, err := n.tree.CheckpointsAt(grid)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range grid {
+		fs.Rounds = append(fs.Rounds, n.roundStatus(mesh, r, own[i] != nil, fs.Members, accused))
 	}
 
 	for _, st := range mesh.Replicas() {
@@ -87,8 +95,8 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 }
 
 // roundStatus is one column of the grid: what the node holds of round r for
-// each member.
-func (n *Node) roundStatus(mesh *intermesh.Mesh, r uint64, members []string, accused map[string]uint64) portal.RoundStatus {
+// each member; closedOwn says whether the node closed its own checkpoint of r.
+func (n *Node) roundStatus(mesh *intermesh.Mesh, r uint64, closedOwn bool, members []string, accused map[string]uint64) portal.RoundStatus {
 	rs := portal.RoundStatus{Round: r, Cells: make([]string, len(members))}
 	cert, certified := mesh.Certificate(r)
 	covered := map[string]bool{}
@@ -100,7 +108,6 @@ func (n *Node) roundStatus(mesh *intermesh.Mesh, r uint64, members []string, acc
 			}
 		}
 	}
-	_, ownErr := n.tree.CheckpointAt(r)
 	for i, m := range members {
 		switch since, ok := accused[m]; {
 		case ok && r >= since:
@@ -109,7 +116,7 @@ func (n *Node) roundStatus(mesh *intermesh.Mesh, r uint64, members []string, acc
 			rs.Cells[i] = portal.CellCertified
 		case certified:
 			rs.Cells[i] = portal.CellMissing
-		case ownErr == nil:
+		case closedOwn:
 			rs.Cells[i] = portal.CellNoQuorum
 		default:
 			rs.Cells[i] = portal.CellUnknown // this node was not running
@@ -148,9 +155,13 @@ func (n *Node) growth(closed uint64) []portal.GrowthPoint {
 		return nil
 	}
 	var out []portal.GrowthPoint
-	for _, r := range growthRounds(closed, min(uint64(chartWindow/period), closed), chartPoints) {
-		signed, err := n.tree.CheckpointAt(r)
-		if err != nil || len(signed) == 0 {
+	notes, err := n.tree.CheckpointsAt(growthRounds(closed, min(uint64(chartWindow/period), closed), chartPoints))
+	if err != nil {
+		n.logger.Warn("status: reading checkpoints for the growth charts", "err", err)
+		return nil
+	}
+	for _, signed := range notes {
+		if len(signed) == 0 {
 			continue
 		}
 		cp, err := merkle.ParseCheckpoint(noteBody(signed))
