@@ -55,8 +55,8 @@ type replicaState struct {
 	wake   chan struct{}      // cap 1: the fetcher has work
 	inbox  chan *recordsBatch // valid gossiped batches waiting to be appended
 	// reach is how far the replica gets with the batches its appender
-	// holds (its size if none continues it): the fetcher leaves records
-	// below it to the appender.
+	// holds (0 when it holds none): the fetcher leaves records below it to
+	// the appender.
 	reach  atomic.Uint64
 	pullMu sync.Mutex // one Transfer pull at a time
 
