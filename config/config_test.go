@@ -75,13 +75,15 @@ func TestEnvironmentOverridesTheFile(t *testing.T) {
 
 		"MESHD_STORE_MAPPED_LIMIT_MB": "300",
 		"MESHD_STORE_MEMORY_LIMIT_MB": "0",
+		"MESHD_STORE_PROFILE":         "small",
 	}
 	c, err := Load(dir, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.HTTP.Listen != "127.0.0.1:9999" || c.Epoch.Period.Duration != 3*time.Second ||
-		len(c.P2P.Listen) != 2 || c.HTTP.RateBurst != 7 || c.Store.MappedLimitMB != 300 || c.Store.MemoryLimitMB != 0 {
+		len(c.P2P.Listen) != 2 || c.HTTP.RateBurst != 7 || c.Store.MappedLimitMB != 300 || c.Store.MemoryLimitMB != 0 ||
+		c.Store.Profile != ProfileSmall {
 		t.Errorf("env not applied: %+v", c)
 	}
 }
@@ -113,6 +115,9 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"a memory limit over 1 TiB names the field", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MEMORY_LIMIT_MB": "1048577"}, "store.memory_limit_mb"},
 		{"a memory limit with a unit names the variable", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MEMORY_LIMIT_MB": "64MiB"}, "MESHD_STORE_MEMORY_LIMIT_MB"},
 		{"a memory limit that is no integer names the field", "origin = \"a\"\n[store]\nmemory_limit_mb = \"64\"\n", nil, "memory_limit_mb"},
+		{"an unknown store profile names the field", "origin = \"a\"\n[store]\nprofile = \"huge\"\n", nil, "store.profile"},
+		{"an empty store profile names the field", "origin = \"a\"\n", map[string]string{"MESHD_STORE_PROFILE": " "}, "store.profile"},
+		{"a store profile in capitals is refused", "origin = \"a\"\n[store]\nprofile = \"Large\"\n", nil, "store.profile"},
 		{"a bad mapped-memory limit from the environment names the variable", "origin = \"a\"\n", map[string]string{"MESHD_STORE_MAPPED_LIMIT_MB": "300MB"}, "MESHD_STORE_MAPPED_LIMIT_MB"},
 		{"a short admin token is refused", "origin = \"a\"\n[http]\nadmin_token = \"secret\"\n", nil, "http.admin_token"},
 		{"a short admin token from the environment is refused", "origin = \"a\"\n", map[string]string{"MESHD_HTTP_ADMIN_TOKEN": "short"}, "http.admin_token"},
@@ -228,5 +233,30 @@ func TestMemoryLimitsAtTheirBoundsAndDefaultsAreAccepted(t *testing.T) {
 		} else if got := strconv.Itoa(c.Store.MemoryLimitMB); got != v {
 			t.Errorf("memory_limit_mb %s loaded as %s", v, got)
 		}
+	}
+}
+
+func TestStoreProfileAutoChoosesByFederation(t *testing.T) {
+	tests := []struct {
+		profile, federation, want string
+	}{
+		{ProfileAuto, "", ProfileSmall},
+		{ProfileAuto, "federation.toml", ProfileLarge},
+		{ProfileSmall, "federation.toml", ProfileSmall},
+		{ProfileLarge, "", ProfileLarge},
+	}
+	for _, tt := range tests {
+		c := Default(t.TempDir())
+		c.Origin = "a"
+		c.Store.Profile, c.P2P.Federation = tt.profile, tt.federation
+		if err := c.Validate(); err != nil {
+			t.Errorf("profile %q: %v", tt.profile, err)
+		}
+		if got := c.StoreProfile(); got != tt.want {
+			t.Errorf("profile %q with federation %q: StoreProfile() = %q, want %q", tt.profile, tt.federation, got, tt.want)
+		}
+	}
+	if got := Default(t.TempDir()).Store.Profile; got != ProfileAuto {
+		t.Errorf("default store.profile %q, want %q", got, ProfileAuto)
 	}
 }

@@ -193,9 +193,13 @@ period = "{{.Epoch.Period}}"
 # the pages of Badger's memory-mapped tables (0 leaves them to the kernel).
 # mapped_limit_mb = {{.Store.MappedLimitMB}}
 # The Go runtime's soft memory limit in MiB (GOMEMLIMIT in the environment
-# wins; 0 sets none; -1: 64 for a node without a federation, none for a
+# wins; 0 sets none; -1: 64 for a node without a federation, 320 for a
 # federation member).
 # memory_limit_mb = {{.Store.MemoryLimitMB}}
+# Badger's options: small (least memory), large (less CPU per write under a
+# sustained load, more memory), or auto: small without a federation, large
+# for a federation member.
+# profile = "{{.Store.Profile}}"
 
 [p2p]
 # libp2p listen addresses.

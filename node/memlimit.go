@@ -4,13 +4,15 @@ import (
 	"runtime/debug"
 
 	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/log"
 )
 
 // ApplyMemoryLimit sets the Go runtime's soft memory limit of the process
 // from c's store.memory_limit_mb, unless getenv("GOMEMLIMIT") is set (the
 // runtime has then applied that, and it wins): the setting's MiB, or with
 // config.MemoryLimitAuto config.LoneMemoryLimitMB for a node without a
-// federation file and none for a federation member; 0 sets none. It returns
+// federation file and config.MemberMemoryLimitMB for a federation member; 0
+// sets none. It returns
 // the limit in force afterwards (math.MaxInt64 for none) and where it came
 // from: "GOMEMLIMIT", "store.memory_limit_mb" or "none". The limit is the
 // whole process's, so only a process that runs one node calls it (meshd
@@ -18,7 +20,7 @@ import (
 func ApplyMemoryLimit(c config.Config, getenv func(string) string) (limit int64, source string) {
 	mb := c.Store.MemoryLimitMB
 	if mb == config.MemoryLimitAuto {
-		mb = 0
+		mb = config.MemberMemoryLimitMB
 		if c.P2P.Federation == "" {
 			mb = config.LoneMemoryLimitMB
 		}
@@ -33,4 +35,13 @@ func ApplyMemoryLimit(c config.Config, getenv func(string) string) (limit int64,
 	default:
 		return debug.SetMemoryLimit(-1), "none"
 	}
+}
+
+// logProfile maps a resolved store.profile (config.Config.StoreProfile) to
+// the log's Badger profile.
+func logProfile(p string) log.Profile {
+	if p == config.ProfileLarge {
+		return log.ProfileLarge
+	}
+	return log.ProfileSmall
 }

@@ -24,7 +24,7 @@ func TestApplyMemoryLimitSetsTheConfiguredLimitUnlessGOMEMLIMITIsSet(t *testing.
 		{"GOMEMLIMIT wins and the runtime's limit stays", 80, "", "200MiB", before, "GOMEMLIMIT"},
 		{"0 sets nothing", 0, "", "", before, "none"},
 		{"auto limits a node alone", config.MemoryLimitAuto, "", "", config.LoneMemoryLimitMB << 20, "store.memory_limit_mb"},
-		{"auto sets nothing for a federation member", config.MemoryLimitAuto, "federation.toml", "", before, "none"},
+		{"auto sets the member limit for a federation member", config.MemoryLimitAuto, "federation.toml", "", config.MemberMemoryLimitMB << 20, "store.memory_limit_mb"},
 		{"GOMEMLIMIT wins over auto", config.MemoryLimitAuto, "", "200MiB", before, "GOMEMLIMIT"},
 	}
 	for _, tt := range tests {

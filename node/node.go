@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		BatchIndexers: []log.BatchIndexer{indexTree},
 		MaxBatch:      cfg.Store.MaxBatch,
 		Origin:        cfg.Origin,
+		Profile:       logProfile(cfg.StoreProfile()),
 		// A replica of a peer's log keeps its own tree and the portal's
 		// replicated state in the transactions that append to it.
 		ReplicaIndexers: func(origin string) log.ReplicaOptions {

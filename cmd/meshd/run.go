@@ -68,6 +68,7 @@ SIGUSR2 lets it reconnect. 'meshd testnet --chaos' partitions members this way.`
 			if limit, source := node.ApplyMemoryLimit(c, os.Getenv); source != "none" {
 				logger.Info("Go memory limit", "mib", limit>>20, "from", source)
 			}
+			logger.Info("store profile", "profile", c.StoreProfile(), "setting", c.Store.Profile)
 			n, err := node.New(cmd.Context(), c, logger)
 			if err != nil {
 				return err

@@ -1,0 +1,55 @@
+package log
+
+import (
+	"context"
+	"testing"
+)
+
+// Each profile keeps writes durable, and they differ only in memory:
+// ProfileLarge's memtables hold four times as much and level 0 takes more
+// tables before writes wait.
+func TestProfilesKeepSyncWritesAndDifferInMemory(t *testing.T) {
+	small := badgerOptions(Options{Dir: t.TempDir()}, nil)
+	large := badgerOptions(Options{Dir: t.TempDir(), Profile: ProfileLarge}, nil)
+	if !small.SyncWrites || !large.SyncWrites {
+		t.Fatalf("SyncWrites: small %v, large %v; want both on", small.SyncWrites, large.SyncWrites)
+	}
+	if small.MemTableSize != 8<<20 || large.MemTableSize != 32<<20 {
+		t.Errorf("memtables: small %d, large %d; want 8 and 32 MiB", small.MemTableSize, large.MemTableSize)
+	}
+	if small.NumLevelZeroTablesStall != 3 || large.NumLevelZeroTablesStall != 8 {
+		t.Errorf("level 0 stalls at: small %d, large %d tables; want 3 and 8", small.NumLevelZeroTablesStall, large.NumLevelZeroTablesStall)
+	}
+	if small.ValueThreshold != large.ValueThreshold {
+		t.Errorf("value threshold: small %d, large %d; the profiles must store records alike", small.ValueThreshold, large.ValueThreshold)
+	}
+}
+
+// A store written with one profile opens with the other and keeps every
+// record: a node's profile can change between restarts (store.profile
+// auto changes it when the node joins a federation).
+func TestAStoreWrittenWithOneProfileOpensWithTheOther(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n := 0
+	for _, p := range []Profile{ProfileLarge, ProfileSmall, ProfileLarge} {
+		l := openTestLog(t, dir, Options{Profile: p})
+		if got := l.Size(); got != uint64(n) {
+			t.Fatalf("profile %d: size %d after reopening, want %d", p, got, n)
+		}
+		for i := range 50 {
+			if _, err := l.Append(ctx, testRecord(n+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n += 50
+		for i := range n {
+			if _, err := l.Get(uint64(i)); err != nil {
+				t.Fatalf("profile %d: record %d: %v", p, i, err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
