@@ -53,6 +53,7 @@ type Node struct {
 	lastClose atomic.Int64 // Unix nanoseconds of the last epoch close
 
 	mappedReleased atomic.Int64 // bytes of table mappings advised by runMappedLimit, in total
+	certSigners    certSigners  // the status page's verified certificate signers
 	metrics        *nodeMetrics
 
 	genesis   *config.Federation                       // the federation file; nil when the node runs alone

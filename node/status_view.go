@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"sort"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
@@ -62,7 +65,7 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 		return nil, err
 	}
 	for i, r := range grid {
-		fs.Rounds = append(fs.Rounds, n.roundStatus(mesh, r, own[i] != nil, fs.Members, accused))
+		fs.Rounds = append(fs.Rounds, n.roundStatus(mesh, fed, r, own[i] != nil, fs.Members, accused))
 	}
 
 	for _, st := range mesh.Replicas() {
@@ -82,11 +85,7 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 	if cert, ok := mesh.LatestCertificate(); ok {
 		cs := &portal.CertificateStatus{Round: cert.Round, MasterHash: base64.StdEncoding.EncodeToString(cert.MasterHash),
 			Note: string(cert.Note), Checkpoints: len(cert.Checkpoints)}
-		if nn, err := note.Open(cert.Note, n.federationVerifiers()); err == nil {
-			for _, s := range nn.Sigs {
-				cs.Signers = append(cs.Signers, s.Name)
-			}
-		}
+		cs.Signers = n.certSigners.of(fed, cert.Note)
 		fs.Certificate = cs
 	}
 	sort.Slice(fs.Replicas, func(i, j int) bool { return fs.Replicas[i].Origin < fs.Replicas[j].Origin })
@@ -96,12 +95,12 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 
 // roundStatus is one column of the grid: what the node holds of round r for
 // each member; closedOwn says whether the node closed its own checkpoint of r.
-func (n *Node) roundStatus(mesh *intermesh.Mesh, r uint64, closedOwn bool, members []string, accused map[string]uint64) portal.RoundStatus {
+func (n *Node) roundStatus(mesh *intermesh.Mesh, fed *config.Federation, r uint64, closedOwn bool, members []string, accused map[string]uint64) portal.RoundStatus {
 	rs := portal.RoundStatus{Round: r, Cells: make([]string, len(members))}
 	cert, certified := mesh.Certificate(r)
 	covered := map[string]bool{}
 	if certified {
-		rs.Signatures = n.signatures(cert.Note)
+		rs.Signatures = len(n.certSigners.of(fed, cert.Note))
 		for _, c := range cert.Checkpoints {
 			if cp, err := merkle.ParseCheckpoint(noteBody(c)); err == nil {
 				covered[cp.Origin] = true
@@ -190,22 +189,62 @@ func growthRounds(closed, rounds uint64, points int) []uint64 {
 	return out
 }
 
-// signatures counts the valid member signatures on a note.
-func (n *Node) signatures(signed []byte) int {
-	nn, err := note.Open(signed, n.federationVerifiers())
-	if err != nil {
-		return 0
-	}
-	return len(nn.Sigs)
+// certSigners remembers which members' signatures on a certificate note
+// verify, so that the status page checks each certificate once rather than
+// on every request: the grid's 30 certificates carry up to one signature
+// per member each, and verifying them all took 31 ms of CPU per
+// /status.json at 8 members, most of the page's cost. Entries are keyed by
+// the note's SHA-256 and hold for one federation (a membership change
+// starts afresh, since the signatures that count change with it); at most
+// certSignersMax are kept.
+type certSigners struct {
+	mu  sync.Mutex
+	fed *config.Federation // the federation the entries were verified against
+	vs  note.Verifiers
+	m   map[[sha256.Size]byte][]string
 }
 
-// federationVerifiers are the note verifiers of every member.
-func (n *Node) federationVerifiers() note.Verifiers {
-	var vs []note.Verifier
-	fed := n.federation()
+// certSignersMax bounds certSigners: the grid's rounds and the latest
+// certificate, with room for the rounds to move on; when full, it is
+// emptied.
+const certSignersMax = 4 * gridRounds
+
+// of returns the names of the members of fed whose signatures on signed
+// verify, in the note's order; nil if none does or fed is nil.
+func (c *certSigners) of(fed *config.Federation, signed []byte) []string {
 	if fed == nil {
-		return note.VerifierList()
+		return nil
 	}
+	h := sha256.Sum256(signed)
+	c.mu.Lock()
+	if c.fed != fed {
+		c.fed, c.vs, c.m = fed, federationVerifiers(fed), map[[sha256.Size]byte][]string{}
+	}
+	names, ok := c.m[h]
+	vs := c.vs
+	c.mu.Unlock()
+	if ok {
+		return names
+	}
+	if nn, err := note.Open(signed, vs); err == nil {
+		for _, s := range nn.Sigs {
+			names = append(names, s.Name)
+		}
+	}
+	c.mu.Lock()
+	if c.fed == fed {
+		if len(c.m) >= certSignersMax {
+			clear(c.m)
+		}
+		c.m[h] = names
+	}
+	c.mu.Unlock()
+	return names
+}
+
+// federationVerifiers are the note verifiers of every member of fed.
+func federationVerifiers(fed *config.Federation) note.Verifiers {
+	var vs []note.Verifier
 	for _, m := range fed.Members {
 		if v, err := note.NewVerifier(m.Key); err == nil {
 			vs = append(vs, v)
