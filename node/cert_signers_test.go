@@ -56,6 +56,13 @@ func TestCertSignersVerifiesEachNoteOncePerFederation(t *testing.T) {
 		t.Errorf("no federation: signers %q, want none", got)
 	}
 
+	// The names are the caller's: changing them leaves the cache alone.
+	got := c.of(&fed, cert)
+	got[0] = "mallory"
+	if again := c.of(&fed, cert); !slices.Equal(again, []string{"a", "b"}) || c.count(&fed, cert) != 2 {
+		t.Errorf("after the caller changed its copy: signers %q, count %d; want [a b], 2", again, c.count(&fed, cert))
+	}
+
 	// A second look at the same note is answered from memory: with the
 	// verifiers taken away it still names both members.
 	c.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"runtime/debug"
 
 	"github.com/intermesh/intermesh/config"
-	"github.com/intermesh/intermesh/log"
 )
 
 // ApplyMemoryLimit sets the Go runtime's soft memory limit of the process
@@ -12,11 +11,11 @@ import (
 // runtime has then applied that, and it wins): the setting's MiB, or with
 // config.MemoryLimitAuto config.LoneMemoryLimitMB for a node without a
 // federation file and config.MemberMemoryLimitMB for a federation member; 0
-// sets none. It returns
-// the limit in force afterwards (math.MaxInt64 for none) and where it came
-// from: "GOMEMLIMIT", "store.memory_limit_mb" or "none". The limit is the
-// whole process's, so only a process that runs one node calls it (meshd
-// run), not one that runs several (an in-process testnet).
+// sets none. It returns the limit in force afterwards (math.MaxInt64 for
+// none) and where it came from: "GOMEMLIMIT", "store.memory_limit_mb" or
+// "none". The limit is the whole process's, so only a process that runs one
+// node calls it (meshd run), not one that runs several (an in-process
+// testnet).
 func ApplyMemoryLimit(c config.Config, getenv func(string) string) (limit int64, source string) {
 	mb := c.Store.MemoryLimitMB
 	if mb == config.MemoryLimitAuto {
@@ -35,13 +34,4 @@ func ApplyMemoryLimit(c config.Config, getenv func(string) string) (limit int64,
 	default:
 		return debug.SetMemoryLimit(-1), "none"
 	}
-}
-
-// logProfile maps a resolved store.profile (config.Config.StoreProfile) to
-// the log's Badger profile.
-func logProfile(p string) log.Profile {
-	if p == config.ProfileLarge {
-		return log.ProfileLarge
-	}
-	return log.ProfileSmall
 }

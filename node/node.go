@@ -419,3 +419,12 @@ func serviceProfile(key ed25519.PrivateKey) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// logProfile maps a resolved store.profile (config.Config.StoreProfile) to
+// the log's Badger profile.
+func logProfile(p string) log.Profile {
+	if p == config.ProfileLarge {
+		return log.ProfileLarge
+	}
+	return log.ProfileSmall
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -100,7 +101,7 @@ func (n *Node) roundStatus(mesh *intermesh.Mesh, fed *config.Federation, r uint6
 	cert, certified := mesh.Certificate(r)
 	covered := map[string]bool{}
 	if certified {
-		rs.Signatures = len(n.certSigners.of(fed, cert.Note))
+		rs.Signatures = n.certSigners.count(fed, cert.Note)
 		for _, c := range cert.Checkpoints {
 			if cp, err := merkle.ParseCheckpoint(noteBody(c)); err == nil {
 				covered[cp.Origin] = true
@@ -210,8 +211,20 @@ type certSigners struct {
 const certSignersMax = 4 * gridRounds
 
 // of returns the names of the members of fed whose signatures on signed
-// verify, in the note's order; nil if none does or fed is nil.
+// verify, in the note's order; nil if none does or fed is nil. The slice is
+// the caller's.
 func (c *certSigners) of(fed *config.Federation, signed []byte) []string {
+	return slices.Clone(c.lookup(fed, signed))
+}
+
+// count returns how many members of fed signed signed (len of).
+func (c *certSigners) count(fed *config.Federation, signed []byte) int {
+	return len(c.lookup(fed, signed))
+}
+
+// lookup is of without the copy: the slice is the cache's, not to be
+// changed.
+func (c *certSigners) lookup(fed *config.Federation, signed []byte) []string {
 	if fed == nil {
 		return nil
 	}
