@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,6 +32,14 @@ func TestPageKeyVector(t *testing.T) {
 	}
 	if seq, err := decodePageKey("AQAAAAAAAAPoqVhzyg"); err != nil || seq != 1000 {
 		t.Errorf("decodePageKey = %d, %v; want 1000", seq, err)
+	}
+	// The base64 decoder skips CR and LF: a key of the right length made
+	// partly or wholly of them decodes short and must be refused, not
+	// indexed past its end.
+	for _, key := range []string{strings.Repeat("\n", 18), "AQAAAAAAAAPoqVhz\r\n", "\nAQAAAAAAAAPoqVhz"} {
+		if seq, err := decodePageKey(key); !errors.Is(err, ErrInvalidPageKey) {
+			t.Errorf("decodePageKey(%q) = %d, %v; want ErrInvalidPageKey", key, seq, err)
+		}
 	}
 }
 
@@ -66,6 +75,8 @@ func FuzzPageKey(f *testing.F) {
 	f.Add("")
 	f.Add("AQAAAAAAAAPoqVhzyh")
 	f.Add("AQAAAAAAAAPoqVhzyg==")
+	f.Add(strings.Repeat("\n", 18))
+	f.Add("AQAAAAAAAAPoqVhz\n\n")
 	f.Fuzz(func(t *testing.T, key string) {
 		seq, err := decodePageKey(key)
 		if err != nil {

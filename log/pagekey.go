@@ -47,6 +47,11 @@ func decodePageKey(key string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrInvalidPageKey, err)
 	}
+	// The decoder skips CR and LF, so a key of the right length can still
+	// decode to fewer bytes.
+	if len(b) != pageKeyLen {
+		return 0, fmt.Errorf("%w: %d bytes, want %d", ErrInvalidPageKey, len(b), pageKeyLen)
+	}
 	if b[0] != pageKeyVersion {
 		return 0, fmt.Errorf("%w: version %d, want %d", ErrInvalidPageKey, b[0], pageKeyVersion)
 	}

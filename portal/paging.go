@@ -42,7 +42,9 @@ func (s *Server) encodeCursor(c cursor) string {
 func (s *Server) decodeCursor(field, tx, key string) (cursor, error) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(key)
-	if err == nil && len(b) > pageKeyMACSize {
+	// The decoder skips CR and LF, so only the canonical spelling of the
+	// bytes is the key that was issued.
+	if err == nil && len(b) > pageKeyMACSize && base64.RawURLEncoding.EncodeToString(b) == key {
 		body, mac := b[:len(b)-pageKeyMACSize], b[len(b)-pageKeyMACSize:]
 		if hmac.Equal(mac, s.pageKeyMAC(body)) && json.Unmarshal(body, &c) == nil && c.Tx == tx {
 			return c, nil

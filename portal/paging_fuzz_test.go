@@ -14,6 +14,7 @@ func FuzzDecodePageKey(f *testing.F) {
 	f.Add(issued)
 	f.Add("")
 	f.Add("garbage")
+	f.Add(issued[:len(issued)/2] + "\n" + issued[len(issued)/2:])
 	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"t":"ConnectPending","n":"bob","s":0}`)))
 	f.Fuzz(func(t *testing.T, key string) {
 		c, err := s.decodeCursor("f", TxConnectPending, key)
@@ -38,6 +39,11 @@ func TestAnEditedPageKeyIsRefused(t *testing.T) {
 	other := &Server{pageSecret: []byte("another node's secret")}
 	if _, err := other.decodeCursor("f", TxGet, issued); err == nil {
 		t.Fatal("another secret accepted the key")
+	}
+	for _, spelled := range []string{issued[:5] + "\n" + issued[5:], issued + "\r\n", "\n" + issued} {
+		if _, err := s.decodeCursor("f", TxGet, spelled); err == nil {
+			t.Fatalf("the issued key spelled %q was accepted", spelled)
+		}
 	}
 	raw, _ := base64.RawURLEncoding.DecodeString(issued)
 	for i := range raw {
