@@ -201,3 +201,19 @@ func (f *Federation) Member(origin string) (Member, bool) {
 	}
 	return Member{}, false
 }
+
+// Verifiers returns a note verifier for every member's key, in member
+// order: what checks the members' signatures on checkpoints, votes and
+// certificates. A federation that passed Validate gets no error; otherwise
+// the error names the first member whose key does not parse.
+func (f *Federation) Verifiers() (note.Verifiers, error) {
+	vs := make([]note.Verifier, 0, len(f.Members))
+	for i, m := range f.Members {
+		v, err := note.NewVerifier(m.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: member[%d] (%s): key: %w", ErrFederation, i, m.Origin, err)
+		}
+		vs = append(vs, v)
+	}
+	return note.VerifierList(vs...), nil
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // testFederation returns a valid federation of n members.
@@ -83,5 +85,30 @@ func TestFederationValidationNamesTheField(t *testing.T) {
 				t.Fatalf("Validate: %v, want an error naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFederationVerifiersKnowEveryMember(t *testing.T) {
+	f := testFederation(t, 3)
+	vs, err := f.Verifiers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range f.Members {
+		name, _, _ := strings.Cut(m.Key, "+")
+		var hash uint32
+		if v, err := note.NewVerifier(m.Key); err == nil {
+			hash = v.KeyHash()
+		}
+		if v, err := vs.Verifier(name, hash); err != nil || v.Name() != m.Origin {
+			t.Errorf("member %s: verifier %v, %v", m.Origin, v, err)
+		}
+	}
+	if _, err := vs.Verifier("test/stranger", 1); err == nil {
+		t.Error("a stranger's key was known")
+	}
+	f.Members[1].Key = "test/node1+00000000+AAAA"
+	if _, err := f.Verifiers(); !errors.Is(err, ErrFederation) || !strings.Contains(err.Error(), "member[1] (test/node1)") {
+		t.Errorf("a bad key: %v", err)
 	}
 }

@@ -58,15 +58,10 @@ func (c *Certificate) UnmarshalJSON(b []byte) error {
 // signatures of at least the federation's quorum of members. On success it
 // sets cert.MasterHash.
 func VerifyCertificate(cert *Certificate, fed *config.Federation) error {
-	var vs []note.Verifier
-	for i, m := range fed.Members {
-		v, err := note.NewVerifier(m.Key)
-		if err != nil {
-			return fmt.Errorf("%w: federation member[%d]: %w", ErrInvalidVote, i, err)
-		}
-		vs = append(vs, v)
+	verifiers, err := fed.Verifiers()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidVote, err)
 	}
-	verifiers := note.VerifierList(vs...)
 	n, err := note.Open(cert.Note, verifiers)
 	if err != nil {
 		return fmt.Errorf("%w: round %d: %w", ErrInvalidVote, cert.Round, err)

@@ -231,13 +231,17 @@ func (c *certSigners) lookup(fed *config.Federation, signed []byte) []string {
 	h := sha256.Sum256(signed)
 	c.mu.Lock()
 	if c.fed != fed {
-		c.fed, c.vs, c.m = fed, federationVerifiers(fed), map[[sha256.Size]byte][]string{}
+		c.vs, _ = fed.Verifiers() // nil for a federation that did not validate: no names
+		c.fed, c.m = fed, map[[sha256.Size]byte][]string{}
 	}
 	names, ok := c.m[h]
 	vs := c.vs
 	c.mu.Unlock()
 	if ok {
 		return names
+	}
+	if vs == nil {
+		return nil
 	}
 	if nn, err := note.Open(signed, vs); err == nil {
 		for _, s := range nn.Sigs {
@@ -253,15 +257,4 @@ func (c *certSigners) lookup(fed *config.Federation, signed []byte) []string {
 	}
 	c.mu.Unlock()
 	return names
-}
-
-// federationVerifiers are the note verifiers of every member of fed.
-func federationVerifiers(fed *config.Federation) note.Verifiers {
-	var vs []note.Verifier
-	for _, m := range fed.Members {
-		if v, err := note.NewVerifier(m.Key); err == nil {
-			vs = append(vs, v)
-		}
-	}
-	return note.VerifierList(vs...)
 }

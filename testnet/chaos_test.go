@@ -321,7 +321,7 @@ func procMemory(pid int) (rss, anon uint64) {
 // certificate with at least the quorum's valid member signatures.
 func (p *Processes) countCertifiedRounds(t *testing.T, first, last uint64, fig *soakFigures) {
 	t.Helper()
-	vs := federationVerifierList(p.fed)
+	vs := p.vs
 	certified := map[uint64]bool{}
 	for i := range p.Size() {
 		c, err := client.New(p.PortalURL(i))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/intermesh/intermesh/config"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // ProcessOptions configure a testnet of separate processes.
@@ -42,6 +43,7 @@ const LogFileName = "meshd.log"
 type Processes struct {
 	opts  ProcessOptions
 	fed   *config.Federation
+	vs    note.Verifiers // the members' keys
 	mu    sync.Mutex
 	procs []*process
 }
@@ -84,8 +86,12 @@ func StartProcesses(ctx context.Context, opts ProcessOptions) (*Processes, error
 	if len(fed.Members) != opts.Nodes {
 		return nil, fmt.Errorf("testnet: %s has %d members, not %d", fedPath, len(fed.Members), opts.Nodes)
 	}
+	vs, err := fed.Verifiers()
+	if err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
 	opts.Period = fed.EpochPeriod.Duration
-	p := &Processes{opts: opts, fed: fed, procs: make([]*process, opts.Nodes)}
+	p := &Processes{opts: opts, fed: fed, vs: vs, procs: make([]*process, opts.Nodes)}
 	for i := range p.procs {
 		if err := p.ownFederationFile(i); err != nil {
 			return nil, err

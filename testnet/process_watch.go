@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/node"
 	"github.com/intermesh/intermesh/portal"
@@ -63,14 +62,13 @@ func (p *Processes) Watch(ctx context.Context, w io.Writer, traffic time.Duratio
 // checkpoint covers that certificate's MasterHash record.
 func (p *Processes) RoundReport(ctx context.Context, r uint64) RoundReport {
 	rep := RoundReport{Round: r, Nodes: make([]NodeRound, len(p.procs))}
-	vs := federationVerifierList(p.fed)
 	var wg sync.WaitGroup
 	for i := range p.procs {
 		if !p.Running(i) {
 			continue
 		}
 		rep.Nodes[i].Running = true
-		wg.Go(func() { rep.Nodes[i] = memberRound(ctx, p.PortalURL(i), p.fed.Members[i].Origin, r, vs) })
+		wg.Go(func() { rep.Nodes[i] = memberRound(ctx, p.PortalURL(i), p.fed.Members[i].Origin, r, p.vs) })
 	}
 	wg.Wait()
 	return rep
@@ -140,17 +138,6 @@ func certifiedRound(st *portal.StatusResponse, vs note.Verifiers) (statusCertifi
 	}
 	cert.signatures = len(n.Sigs)
 	return cert, nil
-}
-
-// federationVerifierList are the note verifiers of every member.
-func federationVerifierList(fed *config.Federation) note.Verifiers {
-	var vs []note.Verifier
-	for _, m := range fed.Members {
-		if v, err := note.NewVerifier(m.Key); err == nil {
-			vs = append(vs, v)
-		}
-	}
-	return note.VerifierList(vs...)
 }
 
 // Traffic creates an account bound to a fresh signed profile every

@@ -51,15 +51,11 @@ func startTestnet(t testing.TB, n int) *Testnet {
 // federationVerifiers are the note verifiers of every member.
 func federationVerifiers(t *testing.T, tn *Testnet) note.Verifiers {
 	t.Helper()
-	var vs []note.Verifier
-	for _, m := range tn.Federation().Members {
-		v, err := note.NewVerifier(m.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs = append(vs, v)
+	vs, err := tn.Federation().Verifiers()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return note.VerifierList(vs...)
+	return vs
 }
 
 // waitForAgreement waits until some round after the current one has a

@@ -138,13 +138,11 @@ func (t *Testnet) RoundReport(r uint64) RoundReport {
 // countSignatures counts the federation members' valid signatures on a
 // signed note.
 func (t *Testnet) countSignatures(signed []byte) int {
-	var vs []note.Verifier
-	for _, m := range t.fed.Members {
-		if v, err := note.NewVerifier(m.Key); err == nil {
-			vs = append(vs, v)
-		}
+	vs, err := t.fed.Verifiers()
+	if err != nil {
+		return 0
 	}
-	n, err := note.Open(signed, note.VerifierList(vs...))
+	n, err := note.Open(signed, vs)
 	if err != nil {
 		return 0
 	}
