@@ -92,13 +92,23 @@ func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
 
 // badgerLogger sends Badger's log lines to slog. Badger reports routine
 // events (tables opened, compactions) at info level; they go to debug here
-// to keep the node's log about what an operator can act on.
+// to keep the node's log about what an operator can act on. One info line
+// is not routine: "L0 was stalled for D" (D over a second) says that level 0
+// was full and every write, acknowledgments included, waited for a
+// compaction; it goes out as a warning.
 type badgerLogger struct{ l *slog.Logger }
 
 func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
 func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug-4, f, a) }
+
+func (b badgerLogger) Infof(f string, a ...any) {
+	if strings.HasPrefix(f, "L0 was stalled") {
+		b.log(slog.LevelWarn, f, a)
+		return
+	}
+	b.log(slog.LevelDebug, f, a)
+}
 
 func (b badgerLogger) log(level slog.Level, f string, a []any) {
 	ctx := context.Background()

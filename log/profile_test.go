@@ -1,7 +1,10 @@
 package log
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +54,21 @@ func TestAStoreWrittenWithOneProfileOpensWithTheOther(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Badger's routine info lines go to debug, but a level-0 stall (every write
+// waited) is a warning an operator sees.
+func TestBadgerStallIsAWarning(t *testing.T) {
+	var buf bytes.Buffer
+	b := badgerLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	b.Infof("Compaction for level: %d DONE\n", 0)
+	b.Infof("L0 was stalled for %s\n", "2.5s")
+	out := buf.String()
+	if strings.Contains(out, "Compaction") {
+		t.Errorf("a routine line reached the info level: %s", out)
+	}
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, `msg="L0 was stalled for 2.5s"`) || !strings.Contains(out, "component=badger") {
+		t.Errorf("the stall line: %q", out)
 	}
 }

@@ -307,14 +307,14 @@ func (l *loadRun) createAccounts(ctx context.Context) ([]*loadAccount, time.Dura
 			defer func() { <-slot }()
 			a, entry, digest, err := newLoadAccount(fmt.Sprintf("%s-%d@example.com", prefix, k), k%len(l.nodes))
 			if err != nil {
-				l.stats.refuse("local error", err)
+				l.stats.refuse(l.nodes[k%len(l.nodes)], "local error", err)
 				return
 			}
 			rctx, cancel := context.WithTimeout(ctx, l.o.timeout)
 			_, err = l.clients[a.portal].CreateAccount(rctx, &portal.CreateRequest{Account: a.name, Profile: entry})
 			cancel()
 			if err != nil {
-				l.stats.refuse(refusalReason(err), err)
+				l.stats.refuse(l.nodes[a.portal], refusalReason(err), err)
 				return
 			}
 			l.stats.setupAcked()
@@ -392,7 +392,7 @@ func (l *loadRun) update(ctx context.Context, a *loadAccount, at time.Time) {
 	defer a.mu.Unlock()
 	entry, digest, err := a.profile()
 	if err != nil {
-		l.stats.refuse("local error", err)
+		l.stats.refuse(l.nodes[a.portal], "local error", err)
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, l.o.timeout)
@@ -402,7 +402,7 @@ func (l *loadRun) update(ctx context.Context, a *loadAccount, at time.Time) {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return // interrupted: neither acknowledged nor refused
 		}
-		l.stats.refuse(refusalReason(err), err)
+		l.stats.refuse(l.nodes[a.portal], refusalReason(err), err)
 		return
 	}
 	l.stats.acked(time.Since(at))

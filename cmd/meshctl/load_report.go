@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -109,12 +111,13 @@ type loadStats struct {
 	setup     int
 	latencies []time.Duration // of acknowledged updates
 	refused   map[string]int
-	examples  map[string]string // reason → the first error of that reason
-	unsent    int               // scheduled updates never sent
+	byPortal  map[string]map[string]int // portal → reason → count
+	examples  map[string]string         // reason → the first error of that reason
+	unsent    int                       // scheduled updates never sent
 }
 
 func newLoadStats() *loadStats {
-	return &loadStats{refused: map[string]int{}, examples: map[string]string{}}
+	return &loadStats{refused: map[string]int{}, byPortal: map[string]map[string]int{}, examples: map[string]string{}}
 }
 
 func (s *loadStats) begin(t time.Time) { s.mu.Lock(); s.start = t; s.mu.Unlock() }
@@ -132,9 +135,14 @@ func (s *loadStats) notSent(n int) {
 	s.mu.Unlock()
 }
 
-func (s *loadStats) refuse(reason string, err error) {
+// refuse counts a write to portal that was not acknowledged, for reason.
+func (s *loadStats) refuse(portal, reason string, err error) {
 	s.mu.Lock()
 	s.refused[reason]++
+	if s.byPortal[portal] == nil {
+		s.byPortal[portal] = map[string]int{}
+	}
+	s.byPortal[portal][reason]++
 	if _, ok := s.examples[reason]; !ok && err != nil {
 		s.examples[reason] = err.Error()
 	}
@@ -190,21 +198,22 @@ func (s *loadStats) progressLine() string {
 
 // loadReport is the outcome of a run.
 type loadReport struct {
-	Portals         []string          `json:"portals"`
-	Accounts        int               `json:"accounts"`
-	SetupSeconds    float64           `json:"setup_seconds"`
-	Rate            float64           `json:"rate"`
-	DurationSeconds float64           `json:"duration_seconds"`
-	Acknowledged    int               `json:"acknowledged"`     // updates
-	NotSent         int               `json:"not_sent"`         // scheduled updates never sent: the portals were too far behind
-	Refused         map[string]int    `json:"refused"`          // by reason, accounts and updates
-	Examples        map[string]string `json:"refused_examples"` // by reason, the first error
-	Throughput      float64           `json:"throughput"`       // acknowledged updates per second
-	LatencyP50ms    float64           `json:"latency_p50_ms"`
-	LatencyP99ms    float64           `json:"latency_p99_ms"`
-	LatencyMaxms    float64           `json:"latency_max_ms"`
-	Acks            string            `json:"acks_file"`
-	Concurrency     int               `json:"concurrency"`
+	Portals         []string                  `json:"portals"`
+	Accounts        int                       `json:"accounts"`
+	SetupSeconds    float64                   `json:"setup_seconds"`
+	Rate            float64                   `json:"rate"`
+	DurationSeconds float64                   `json:"duration_seconds"`
+	Acknowledged    int                       `json:"acknowledged"`      // updates
+	NotSent         int                       `json:"not_sent"`          // scheduled updates never sent: the portals were too far behind
+	Refused         map[string]int            `json:"refused"`           // by reason, accounts and updates
+	RefusedByPortal map[string]map[string]int `json:"refused_by_portal"` // the same by portal, then reason
+	Examples        map[string]string         `json:"refused_examples"`  // by reason, the first error
+	Throughput      float64                   `json:"throughput"`        // acknowledged updates per second
+	LatencyP50ms    float64                   `json:"latency_p50_ms"`
+	LatencyP99ms    float64                   `json:"latency_p99_ms"`
+	LatencyMaxms    float64                   `json:"latency_max_ms"`
+	Acks            string                    `json:"acks_file"`
+	Concurrency     int                       `json:"concurrency"`
 }
 
 func (s *loadStats) report(o loadOptions, nodes []string, accounts int, setup, elapsed time.Duration) *loadReport {
@@ -220,6 +229,10 @@ func (s *loadStats) report(o loadOptions, nodes []string, accounts int, setup, e
 	r.Examples = map[string]string{}
 	for k, v := range s.refused {
 		r.Refused[k], r.Examples[k] = v, s.examples[k]
+	}
+	r.RefusedByPortal = map[string]map[string]int{}
+	for p, m := range s.byPortal {
+		r.RefusedByPortal[p] = maps.Clone(m)
 	}
 	if elapsed > 0 {
 		r.Throughput = float64(len(s.latencies)) / elapsed.Seconds()
@@ -239,6 +252,19 @@ func (r *loadReport) writeHuman(w io.Writer) {
 	}
 	for _, reason := range sortedReasons(r.Refused) {
 		fmt.Fprintf(w, "refused: %d %s (e.g. %s)\n", r.Refused[reason], reason, r.Examples[reason])
+	}
+	if len(r.Refused) > 0 {
+		for _, p := range r.Portals {
+			m := r.RefusedByPortal[p]
+			if len(m) == 0 {
+				continue
+			}
+			var parts []string
+			for _, reason := range sortedReasons(m) {
+				parts = append(parts, fmt.Sprintf("%d %s", m[reason], reason))
+			}
+			fmt.Fprintf(w, "  by %s: %s\n", p, strings.Join(parts, ", "))
+		}
 	}
 	fmt.Fprintf(w, "acknowledged writes listed in %s; check them with: meshctl load --verify --federation FILE --acks %s\n", r.Acks, r.Acks)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -185,5 +186,36 @@ func TestLoadCountsWhatAPortalTooSlowToKeepUpWasNeverSent(t *testing.T) {
 	}
 	if rep.NotSent == 0 || rep.Acknowledged+refused+rep.NotSent != 100 {
 		t.Errorf("of 100 scheduled updates: %d acknowledged, %d refused, %d not sent; want every one accounted for and some not sent", rep.Acknowledged, refused, rep.NotSent)
+	}
+}
+
+// A portal that is down is named in the report with its refusals, and the
+// portal that answered has none.
+func TestLoadReportsRefusalsByPortal(t *testing.T) {
+	p := newTestPortal(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	acks := filepath.Join(t.TempDir(), "acks.jsonl")
+	args := []string{"load", "--node", p.url, "--node", dead, "--rate", "20", "--duration", "1s", "--accounts", "4", "--acks", acks}
+	var rep loadReport
+	if r := loadJSON(t, &rep, args...); r.code != exitOK {
+		t.Fatalf("load: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := rep.RefusedByPortal[dead]["connection refused"]; n != 2 || n != rep.Refused["connection refused"] {
+		t.Errorf("refused by the down portal: %v (all: %v); want its 2 accounts", rep.RefusedByPortal, rep.Refused)
+	}
+	if len(rep.RefusedByPortal[p.url]) != 0 || rep.Acknowledged == 0 {
+		t.Errorf("the live portal: %d acknowledged, refused %v", rep.Acknowledged, rep.RefusedByPortal[p.url])
+	}
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitOK {
+		t.Fatalf("load: exit %d\n%s", code, errb.String())
+	}
+	if want := "  by " + dead + ": 2 connection refused\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("the human report lacks %q:\n%s", want, out.String())
 	}
 }
