@@ -100,6 +100,11 @@ type Options struct {
 	// TuneBadger, if set, adjusts the Badger options the log chose (the
 	// Profile's). SyncWrites is forced on afterwards.
 	TuneBadger func(badger.Options) badger.Options
+	// ObserveCommit, if set, is told how long each committed batch of the
+	// log (not of its replicas) spent in Badger's commit: the write, its
+	// fsync, and any wait for a full level 0. It runs on the sequencer and
+	// must be quick.
+	ObserveCommit func(d time.Duration, records int)
 }
 
 // Profile is a set of Badger options (Options.Profile). Neither changes

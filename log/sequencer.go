@@ -249,7 +249,12 @@ func (l *Log) tryCommit(reqs []*request) (outcome attempt, at int, err error) {
 	} else if err != nil {
 		return attemptDone, 0, fmt.Errorf("log: writing head: %w", classifyWriteError(err))
 	}
-	switch err := txn.Commit(); {
+	start := time.Now()
+	err = txn.Commit()
+	if err == nil && l.opts.ObserveCommit != nil {
+		l.opts.ObserveCommit(time.Since(start), len(admitted))
+	}
+	switch {
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return attemptTooBig, 0, err
 	case errors.Is(err, badger.ErrConflict):

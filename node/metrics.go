@@ -12,6 +12,7 @@ type nodeMetrics struct {
 	epochSeconds  prometheus.Histogram
 	epochFailures prometheus.Counter
 	round         prometheus.Gauge
+	commitSeconds prometheus.Histogram // the log's batches in Badger's commit
 }
 
 func newNodeMetrics(reg prometheus.Registerer) (*nodeMetrics, error) {
@@ -29,8 +30,13 @@ func newNodeMetrics(reg prometheus.Registerer) (*nodeMetrics, error) {
 			Name: "intermesh_round",
 			Help: "The last round this node closed.",
 		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "intermesh_log_commit_seconds",
+			Help:    "Time a batch of the node's log spent in the store's commit: the write, its fsync, and any wait for a full level 0. Every acknowledgment waits for one.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.epochSeconds, m.epochFailures, m.round} {
+	for _, c := range []prometheus.Collector{m.epochSeconds, m.epochFailures, m.round, m.commitSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("node: metrics: %w", err)
 		}

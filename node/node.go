@@ -105,6 +105,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	// The tree appends inside the log's commit transaction and needs no
 	// database handle for that; the one built after Open reads.
 	indexTree := merkle.NewTree(nil, treePrefix)
+	if n.metrics, err = newNodeMetrics(n.registry); err != nil {
+		return nil, err
+	}
 	n.log, err = log.Open(ctx, log.Options{
 		Dir:           cfg.DataDir(),
 		Logger:        logger,
@@ -113,6 +116,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		MaxBatch:      cfg.Store.MaxBatch,
 		Origin:        cfg.Origin,
 		Profile:       logProfile(cfg.StoreProfile()),
+		ObserveCommit: func(d time.Duration, _ int) { n.metrics.commitSeconds.Observe(d.Seconds()) },
 		// A replica of a peer's log keeps its own tree and the portal's
 		// replicated state in the transactions that append to it.
 		ReplicaIndexers: func(origin string) log.ReplicaOptions {
@@ -134,10 +138,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		if cp, _, err := merkle.OpenCheckpoint(last, n.verifiers()); err == nil {
 			n.lastClose.Store(time.Unix(cp.Time, 0).UnixNano())
 		}
-	}
-	if n.metrics, err = newNodeMetrics(n.registry); err != nil {
-		n.log.Close()
-		return nil, err
 	}
 	n.registry.MustRegister(newOpsCollector(n))
 	if err := n.newMesh(ctx); err != nil {

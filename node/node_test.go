@@ -144,6 +144,13 @@ func TestNodeClosesEpochsAndServesItsCheckpoint(t *testing.T) {
 	} else if v, err := strconv.ParseFloat(vlogSize[1], 64); err != nil || v <= 0 {
 		t.Errorf("intermesh_store_bytes{part=\"vlog\"} = %s, want the value log's size", vlogSize[1])
 	}
+	// The record's batch went through the store's commit, and was timed.
+	commits := regexp.MustCompile(`(?m)^intermesh_log_commit_seconds_count (\S+)$`).FindStringSubmatch(metrics)
+	if commits == nil {
+		t.Error("/metrics lacks intermesh_log_commit_seconds")
+	} else if v, err := strconv.ParseFloat(commits[1], 64); err != nil || v < 1 {
+		t.Errorf("intermesh_log_commit_seconds_count = %s, want at least the record's batch", commits[1])
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v on a clean stop", err)
 	}
