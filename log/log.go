@@ -104,7 +104,7 @@ type Options struct {
 	// log (not of its replicas) spent in Badger's commit: the write, its
 	// fsync, and any wait for a full level 0. It runs on the sequencer and
 	// must be quick.
-	ObserveCommit func(d time.Duration, records int)
+	ObserveCommit func(time.Duration)
 }
 
 // Profile is a set of Badger options (Options.Profile). Neither changes

@@ -252,7 +252,7 @@ func (l *Log) tryCommit(reqs []*request) (outcome attempt, at int, err error) {
 	start := time.Now()
 	err = txn.Commit()
 	if err == nil && l.opts.ObserveCommit != nil {
-		l.opts.ObserveCommit(time.Since(start), len(admitted))
+		l.opts.ObserveCommit(time.Since(start))
 	}
 	switch {
 	case errors.Is(err, badger.ErrTxnTooBig):

@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		MaxBatch:      cfg.Store.MaxBatch,
 		Origin:        cfg.Origin,
 		Profile:       logProfile(cfg.StoreProfile()),
-		ObserveCommit: func(d time.Duration, _ int) { n.metrics.commitSeconds.Observe(d.Seconds()) },
+		ObserveCommit: func(d time.Duration) { n.metrics.commitSeconds.Observe(d.Seconds()) },
 		// A replica of a peer's log keeps its own tree and the portal's
 		// replicated state in the transactions that append to it.
 		ReplicaIndexers: func(origin string) log.ReplicaOptions {

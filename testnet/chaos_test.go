@@ -321,7 +321,6 @@ func procMemory(pid int) (rss, anon uint64) {
 // certificate with at least the quorum's valid member signatures.
 func (p *Processes) countCertifiedRounds(t *testing.T, first, last uint64, fig *soakFigures) {
 	t.Helper()
-	vs := p.vs
 	certified := map[uint64]bool{}
 	for i := range p.Size() {
 		c, err := client.New(p.PortalURL(i))
@@ -340,7 +339,7 @@ func (p *Processes) countCertifiedRounds(t *testing.T, first, last uint64, fig *
 			if err := json.Unmarshal(body, &r); err != nil || r.Outcome != intermesh.OutcomeCertificate {
 				return nil
 			}
-			if n, err := note.Open(r.Note, vs); err == nil && len(n.Sigs) >= p.fed.EffectiveQuorum() {
+			if n, err := note.Open(r.Note, p.vs); err == nil && len(n.Sigs) >= p.fed.EffectiveQuorum() {
 				certified[r.Round] = true
 			}
 			return nil

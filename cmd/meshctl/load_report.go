@@ -109,15 +109,14 @@ type loadStats struct {
 	mu        sync.Mutex
 	start     time.Time
 	setup     int
-	latencies []time.Duration // of acknowledged updates
-	refused   map[string]int
-	byPortal  map[string]map[string]int // portal → reason → count
+	latencies []time.Duration           // of acknowledged updates
+	refused   map[string]map[string]int // portal → reason → count
 	examples  map[string]string         // reason → the first error of that reason
 	unsent    int                       // scheduled updates never sent
 }
 
 func newLoadStats() *loadStats {
-	return &loadStats{refused: map[string]int{}, byPortal: map[string]map[string]int{}, examples: map[string]string{}}
+	return &loadStats{refused: map[string]map[string]int{}, examples: map[string]string{}}
 }
 
 func (s *loadStats) begin(t time.Time) { s.mu.Lock(); s.start = t; s.mu.Unlock() }
@@ -138,30 +137,41 @@ func (s *loadStats) notSent(n int) {
 // refuse counts a write to portal that was not acknowledged, for reason.
 func (s *loadStats) refuse(portal, reason string, err error) {
 	s.mu.Lock()
-	s.refused[reason]++
-	if s.byPortal[portal] == nil {
-		s.byPortal[portal] = map[string]int{}
+	if s.refused[portal] == nil {
+		s.refused[portal] = map[string]int{}
 	}
-	s.byPortal[portal][reason]++
+	s.refused[portal][reason]++
 	if _, ok := s.examples[reason]; !ok && err != nil {
 		s.examples[reason] = err.Error()
 	}
 	s.mu.Unlock()
 }
 
+// byReason sums the refusals over the portals; s.mu is held.
+func (s *loadStats) byReason() map[string]int {
+	total := map[string]int{}
+	for _, m := range s.refused {
+		for reason, n := range m {
+			total[reason] += n
+		}
+	}
+	return total
+}
+
 // refusalSummary lists the refusals, most frequent first.
 func (s *loadStats) refusalSummary() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.refused) == 0 {
+	total := s.byReason()
+	if len(total) == 0 {
 		return "no refusals"
 	}
 	out := ""
-	for _, r := range sortedReasons(s.refused) {
+	for _, r := range sortedReasons(total) {
 		if out != "" {
 			out += ", "
 		}
-		out += fmt.Sprintf("%d %s, e.g. %s", s.refused[r], r, s.examples[r])
+		out += fmt.Sprintf("%d %s, e.g. %s", total[r], r, s.examples[r])
 	}
 	return out
 }
@@ -185,7 +195,7 @@ func (s *loadStats) progressLine() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	refused := 0
-	for _, n := range s.refused {
+	for _, n := range s.byReason() {
 		refused += n
 	}
 	if s.start.IsZero() {
@@ -227,11 +237,11 @@ func (s *loadStats) report(o loadOptions, nodes []string, accounts int, setup, e
 		LatencyMaxms: ms(percentile(s.latencies, 1)), Acks: o.acks, Concurrency: o.concurrency,
 	}
 	r.Examples = map[string]string{}
-	for k, v := range s.refused {
+	for k, v := range s.byReason() {
 		r.Refused[k], r.Examples[k] = v, s.examples[k]
 	}
 	r.RefusedByPortal = map[string]map[string]int{}
-	for p, m := range s.byPortal {
+	for p, m := range s.refused {
 		r.RefusedByPortal[p] = maps.Clone(m)
 	}
 	if elapsed > 0 {
@@ -253,18 +263,16 @@ func (r *loadReport) writeHuman(w io.Writer) {
 	for _, reason := range sortedReasons(r.Refused) {
 		fmt.Fprintf(w, "refused: %d %s (e.g. %s)\n", r.Refused[reason], reason, r.Examples[reason])
 	}
-	if len(r.Refused) > 0 {
-		for _, p := range r.Portals {
-			m := r.RefusedByPortal[p]
-			if len(m) == 0 {
-				continue
-			}
-			var parts []string
-			for _, reason := range sortedReasons(m) {
-				parts = append(parts, fmt.Sprintf("%d %s", m[reason], reason))
-			}
-			fmt.Fprintf(w, "  by %s: %s\n", p, strings.Join(parts, ", "))
+	for _, p := range r.Portals {
+		m := r.RefusedByPortal[p]
+		if len(m) == 0 {
+			continue
 		}
+		var parts []string
+		for _, reason := range sortedReasons(m) {
+			parts = append(parts, fmt.Sprintf("%d %s", m[reason], reason))
+		}
+		fmt.Fprintf(w, "  by %s: %s\n", p, strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(w, "acknowledged writes listed in %s; check them with: meshctl load --verify --federation FILE --acks %s\n", r.Acks, r.Acks)
 }
