@@ -66,6 +66,32 @@ type BatchIndexer interface {
 	IndexBatch(txn *badger.Txn, recs []Record) error
 }
 
+// TxnObserver is implemented by an Indexer or a BatchIndexer that keeps
+// something of what it wrote outside the transaction (a cache of the state
+// it derives). After every transaction in which the log called Index or
+// IndexBatch, whatever its outcome, the log calls TxnDone before it calls
+// the indexer again: committed says whether the transaction committed. A
+// transaction that did not commit wrote nothing, and its records are
+// indexed again, or other records in their place.
+type TxnObserver interface {
+	TxnDone(committed bool)
+}
+
+// txnDone tells the TxnObservers among indexers and batch indexers the
+// outcome of a transaction.
+func txnDone(indexers []Indexer, batchIndexers []BatchIndexer, committed bool) {
+	for _, ix := range indexers {
+		if o, ok := ix.(TxnObserver); ok {
+			o.TxnDone(committed)
+		}
+	}
+	for _, bi := range batchIndexers {
+		if o, ok := bi.(TxnObserver); ok {
+			o.TxnDone(committed)
+		}
+	}
+}
+
 // Options configure Open.
 type Options struct {
 	// Dir is the Badger directory; it is created if missing.

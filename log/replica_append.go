@@ -155,6 +155,8 @@ func (r *Replica) commit(recs []Record) error {
 	err := r.log.withDB(func() error {
 		txn := r.log.db.NewTransaction(true)
 		defer txn.Discard()
+		committed := false
+		defer func() { txnDone(r.opts.Indexers, r.opts.BatchIndexers, committed) }()
 		batch := make([]Record, len(recs)) // the indexers' copies
 		for i := range recs {
 			batch[i] = recs[i]
@@ -185,6 +187,7 @@ func (r *Replica) commit(recs []Record) error {
 		if err := txn.Commit(); err != nil {
 			return fmt.Errorf("log: replica of %q: committing records %d to %d: %w", r.origin, recs[0].Seq, last.Seq, classifyWriteError(err))
 		}
+		committed = true
 		r.last = last.Time.UTC()
 		r.size.Store(last.Seq + 1)
 		return nil

@@ -201,6 +201,8 @@ func (l *Log) finishAll(reqs []*request, err error) {
 func (l *Log) tryCommit(reqs []*request) (outcome attempt, at int, err error) {
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
+	committed := false
+	defer func() { txnDone(l.opts.Indexers, l.opts.BatchIndexers, committed) }()
 	next, last := l.seq.next, l.seq.last
 	admitted := make([]Record, 0, len(reqs))
 	for i, r := range reqs {
@@ -264,6 +266,7 @@ func (l *Log) tryCommit(reqs []*request) (outcome attempt, at int, err error) {
 		l.logger.Error("commit failed", "first", admitted[0].Seq, "records", len(admitted), "err", err)
 		return attemptDone, 0, fmt.Errorf("log: committing records %d to %d: %w", admitted[0].Seq, next-1, err)
 	}
+	committed = true
 	l.seq.next, l.seq.last = next, last
 	l.publish(h)
 	l.stats.batches.Add(1)

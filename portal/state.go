@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/intermesh/intermesh/log"
 )
@@ -94,6 +96,11 @@ type connState struct {
 // the log's database (New does that with Log.DB).
 type State struct {
 	db atomic.Pointer[badger.DB]
+
+	latestMu sync.Mutex
+	// latest holds, per origin, the Updated of the latest replicated
+	// version of the identifiers indexed last (see replicaIndexer).
+	latest map[string]*lru.Cache[string, *time.Time]
 }
 
 // NewState returns a State not yet bound to a database; Index works without
@@ -428,6 +435,9 @@ func replay(ctx context.Context, db *badger.DB, recs Records, ix log.Indexer) er
 			}
 			return nil
 		})
+		if o, ok := ix.(log.TxnObserver); ok {
+			o.TxnDone(err == nil)
+		}
 		if err != nil {
 			return err
 		}
