@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -47,6 +50,46 @@ func TestAReplayThroughAnotherMemberIsRefused(t *testing.T) {
 	// A version newer than v2, signed by the offline key, is the owner's.
 	_, err = b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, r.u.profileMesh, r.u.meshOffline)})
 	mustStatus(t, err, portal.SuccessOK)
+}
+
+// Publish checks the replicated versions that the replica indexers remember
+// without reading them, and what they remember follows the replica: once
+// B's replica of A is cut back before v2 (as a repair does) and rebuilt, v2
+// no longer refuses v1 at B; once the replica is filled again, it does, and
+// B serves v2.
+func TestAReplicaCutBackNoLongerRefusesWhatItHeld(t *testing.T) {
+	ctx := context.Background()
+	a := newPortalAt(t, originA, portal.Config{})
+	b := newPortalAt(t, originB, portal.Config{})
+	r := rotate(t, a, "alice")
+	rep := replicate(t, a, b)
+	carol := newUser(t, "carol@b.example")
+	_, err := b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "carol", Profile: entryOf(t, carol.profileAccount, carol.acctOffline)})
+	mustStatus(t, err, portal.SuccessOK)
+	err = publishFor(t, b.client, "carol", r.v1, carol.acctOnline)
+	mustStatus(t, err, portal.AlreadyExists)
+
+	tree := merkle.NewTree(nil, merkle.ReplicaPrefix(originA))
+	if err := rep.Truncate(ctx, r.v2Seq, func(txn *badger.Txn) error { return tree.TruncateTxn(txn, r.v2Seq) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.state.RebuildReplica(ctx, b.log.DB(), originA, rep); err != nil {
+		t.Fatal(err)
+	}
+	err = publishFor(t, b.client, "carol", r.v1, carol.acctOnline)
+	mustStatus(t, err, portal.SuccessOK)
+
+	replicate(t, a, b)
+	want := fmt.Sprintf("record %d of %s", r.v2Seq, originA)
+	err = publishFor(t, b.client, "carol", r.v1, carol.acctOnline)
+	if pe := mustStatus(t, err, portal.AlreadyExists); !strings.Contains(pe.Description, want) {
+		t.Errorf("Publish of v1 at B: %q does not say %q", pe.Description, want)
+	}
+	got, err := b.client.Get(ctx, &portal.GetRequest{Identifier: r.u.meshOffline.UDF().String(), Full: true})
+	mustStatus(t, err, portal.SuccessOK)
+	if item := got.DataItems[0]; item.Origin != originA || *item.Index != r.v2Seq {
+		t.Fatalf("B serves record %d of %q, want record %d of A (v2)", *item.Index, item.Origin, r.v2Seq)
+	}
 }
 
 // The replicated latest version never goes back: an older version that an

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"errors"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -29,19 +30,27 @@ func (s *State) account(name string) (acct accountState, found bool, err error) 
 // publishReads are what Publish reads before appending (all advisory: the
 // indexer decides atomically with the append).
 type publishReads struct {
-	acct         accountState
-	acctFound    bool
-	objFound     bool            // this portal registered a version of the entry
-	replicas     []replicaObject // the latest version of the entry in each of origins
-	replicaFound []bool
+	acct      accountState
+	acctFound bool
+	objFound  bool // this portal registered a version of the entry
+	// replicaUpdated[i] is the Updated of the entry's latest version in the
+	// replica of origins[i], if replicaFound[i].
+	replicaUpdated []*time.Time
+	replicaFound   []bool
 }
 
 // readForPublish reads an account, whether an entry is registered, and the
-// entry's latest version in each origin's replica, in one read transaction:
-// each Badger read transaction waits for the commits in flight (replica
-// appends included), so one read costs one wait instead of one per lookup.
+// Updated of the entry's latest version in each origin's replica, in one
+// read transaction: each Badger read transaction waits for the commits in
+// flight (replica appends included), so one read costs one wait instead of
+// one per lookup. An entry the replica indexers remember (State.latest,
+// committed state only) is not read: a profile updated every few seconds
+// at another member has versions in many of Badger's tables, and a read
+// seeks every one of them. What they remember may be a few microseconds
+// behind the store (it is updated once a commit returns), which is less
+// than any replication delay.
 func (s *State) readForPublish(account, id string, origins []string) (pr publishReads, err error) {
-	pr.replicas, pr.replicaFound = make([]replicaObject, len(origins)), make([]bool, len(origins))
+	pr.replicaUpdated, pr.replicaFound = make([]*time.Time, len(origins)), make([]bool, len(origins))
 	err = s.view(func(txn *badger.Txn) error {
 		if pr.acctFound, err = getJSON(txn, stateKey(tagAccount, account), &pr.acct); err != nil {
 			return err
@@ -51,9 +60,14 @@ func (s *State) readForPublish(account, id string, origins []string) (pr publish
 			return err
 		}
 		for i, origin := range origins {
-			if pr.replicaFound[i], err = getJSON(txn, replicaObjectKey(origin, id), &pr.replicas[i]); err != nil {
+			if pr.replicaUpdated[i], pr.replicaFound[i] = s.latestOf(origin).Get(id); pr.replicaFound[i] {
+				continue
+			}
+			var rep replicaObject
+			if pr.replicaFound[i], err = getJSON(txn, replicaObjectKey(origin, id), &rep); err != nil {
 				return err
 			}
+			pr.replicaUpdated[i] = rep.Updated
 		}
 		return nil
 	})

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -38,19 +39,24 @@ func (s *Server) checkReplicated(field string, e *mesh.Entry) error {
 	if err != nil {
 		return err
 	}
-	return s.checkReplicatedIn(field, e, origins, objs, found)
+	updated := make([]*time.Time, len(objs))
+	for i := range objs {
+		updated[i] = objs[i].Updated
+	}
+	return s.checkReplicatedIn(field, e, origins, updated, found)
 }
 
-// checkReplicatedIn is checkReplicated with the entry's latest version in
-// each origin's replica already read (objs[i], if found[i]).
-func (s *Server) checkReplicatedIn(field string, e *mesh.Entry, origins []string, objs []replicaObject, found []bool) error {
+// checkReplicatedIn is checkReplicated with the Updated of the entry's
+// latest version in each origin's replica already read (updated[i], if
+// found[i]).
+func (s *Server) checkReplicatedIn(field string, e *mesh.Entry, origins []string, updated []*time.Time, found []bool) error {
 	p := e.Profile()
 	if p == nil {
 		return nil
 	}
 	id := e.Identifier.String()
 	for i, origin := range origins {
-		if !found[i] || !newer(objs[i].Updated, p.Base().Updated) {
+		if !found[i] || !newer(updated[i], p.Base().Updated) {
 			continue
 		}
 		last, seq, err := s.supersedingVersion(field, origin, e)

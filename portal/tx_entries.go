@@ -53,7 +53,7 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 	if err := s.checkUpdated(field, e); err != nil {
 		return nil, err
 	}
-	if err := s.checkReplicatedIn(field, e, origins, reads.replicas, reads.replicaFound); err != nil {
+	if err := s.checkReplicatedIn(field, e, origins, reads.replicaUpdated, reads.replicaFound); err != nil {
 		return nil, err
 	}
 	pe := portalEntry(TxPublish, e, req.Entry, prev)
