@@ -82,8 +82,12 @@ func (s *State) ReplicaIndexer(origin string) log.Indexer {
 }
 
 // ReplicaLatestCacheSize bounds, per origin, how many identifiers the
-// replica indexers remember the latest version of (State.latest): about
-// 150 bytes each, so 150 KB per origin and 15 MB for 100 origins.
+// replica indexers remember the latest version of (State.latest): at most
+// about 250 bytes each (the identifier, its Updated and the LRU's
+// bookkeeping), so 250 KB per origin held and 25 MB for 100. The
+// identifiers indexed in one transaction wait in the indexer's pending map
+// until it commits: at most one batch of the replica (log.DefaultMaxBatch
+// records).
 const ReplicaLatestCacheSize = 1024
 
 // latestOf returns the cache of origin's committed latest versions: the
