@@ -81,14 +81,14 @@ func (s *State) ReplicaIndexer(origin string) log.Indexer {
 	return &replicaIndexer{origin: origin, latest: s.latestOf(origin), pending: make(map[string]*time.Time)}
 }
 
-// ReplicaLatestCacheSize bounds, per origin, how many identifiers the
+// replicaLatestCacheSize bounds, per origin, how many identifiers the
 // replica indexers remember the latest version of (State.latest): at most
 // about 250 bytes each (the identifier, its Updated and the LRU's
 // bookkeeping), so 250 KB per origin held and 25 MB for 100. The
 // identifiers indexed in one transaction wait in the indexer's pending map
 // until it commits: at most one batch of the replica (log.DefaultMaxBatch
 // records).
-const ReplicaLatestCacheSize = 1024
+const replicaLatestCacheSize = 1024
 
 // latestOf returns the cache of origin's committed latest versions: the
 // Updated of the latest version of the identifiers indexed last.
@@ -98,7 +98,7 @@ func (s *State) latestOf(origin string) *lru.Cache[string, *time.Time] {
 	if c, ok := s.latest[origin]; ok {
 		return c
 	}
-	c, err := lru.New[string, *time.Time](ReplicaLatestCacheSize)
+	c, err := lru.New[string, *time.Time](replicaLatestCacheSize)
 	if err != nil {
 		panic(err) // only for a size below 1
 	}

@@ -21,7 +21,7 @@ func (r recordSlice) Size() uint64                       { return uint64(len(r))
 func (r recordSlice) Get(seq uint64) (log.Record, error) { return r[seq], nil }
 
 // The replica indexer's memory of the identifiers it indexed last
-// (replicaLatest) never changes what it decides. Over random records of a
+// (State.latest) never changes what it decides. Over random records of a
 // few identifiers (updates, regressions, ties, versions without Updated,
 // account closings), attempts indexed and then discarded (their records
 // replaced by others at the same sequence numbers, as when a batch fails

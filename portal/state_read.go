@@ -40,17 +40,11 @@ type publishReads struct {
 }
 
 // readForPublish reads an account, whether an entry is registered, and the
-// Updated of the entry's latest version in each origin's replica, in one
-// read transaction: each Badger read transaction waits for the commits in
-// flight (replica appends included), so one read costs one wait instead of
-// one per lookup. An entry the replica indexers remember (State.latest,
-// committed state only) is not read: a profile updated every few seconds
-// at another member has versions in many of Badger's tables, and a read
-// seeks every one of them. What they remember may be a few microseconds
-// behind the store (it is updated once a commit returns), which is less
-// than any replication delay.
+// Updated of the entry's latest version in each origin's replica
+// (readReplicaUpdated), in one read transaction: each Badger read
+// transaction waits for the commits in flight (replica appends included),
+// so one read costs one wait instead of one per lookup.
 func (s *State) readForPublish(account, id string, origins []string) (pr publishReads, err error) {
-	pr.replicaUpdated, pr.replicaFound = make([]*time.Time, len(origins)), make([]bool, len(origins))
 	err = s.view(func(txn *badger.Txn) error {
 		if pr.acctFound, err = getJSON(txn, stateKey(tagAccount, account), &pr.acct); err != nil {
 			return err
@@ -59,19 +53,43 @@ func (s *State) readForPublish(account, id string, origins []string) (pr publish
 		if pr.objFound, err = getJSON(txn, stateKey(tagObject, id), &obj); err != nil {
 			return err
 		}
-		for i, origin := range origins {
-			if pr.replicaUpdated[i], pr.replicaFound[i] = s.latestOf(origin).Get(id); pr.replicaFound[i] {
-				continue
-			}
-			var rep replicaObject
-			if pr.replicaFound[i], err = getJSON(txn, replicaObjectKey(origin, id), &rep); err != nil {
-				return err
-			}
-			pr.replicaUpdated[i] = rep.Updated
-		}
-		return nil
+		pr.replicaUpdated, pr.replicaFound, err = s.readReplicaUpdated(txn, origins, id)
+		return err
 	})
 	return pr, err
+}
+
+// replicaUpdatedOf returns the Updated of the latest version of id in each
+// origin's replica (readReplicaUpdated) in one read transaction; found[i]
+// says whether origins[i] holds a version.
+func (s *State) replicaUpdatedOf(origins []string, id string) (updated []*time.Time, found []bool, err error) {
+	err = s.view(func(txn *badger.Txn) error {
+		updated, found, err = s.readReplicaUpdated(txn, origins, id)
+		return err
+	})
+	return updated, found, err
+}
+
+// readReplicaUpdated returns the Updated of the latest version of id in each
+// origin's replica. An identifier the replica indexers remember
+// (State.latest, committed state only) is not read from txn: a profile
+// updated every few seconds at another member has versions in many of
+// Badger's tables, and a read seeks every one of them. What they remember
+// may be a few microseconds behind the store (it is updated once a commit
+// returns), which is less than any replication delay.
+func (s *State) readReplicaUpdated(txn *badger.Txn, origins []string, id string) (updated []*time.Time, found []bool, err error) {
+	updated, found = make([]*time.Time, len(origins)), make([]bool, len(origins))
+	for i, origin := range origins {
+		if updated[i], found[i] = s.latestOf(origin).Get(id); found[i] {
+			continue
+		}
+		var rep replicaObject
+		if found[i], err = getJSON(txn, replicaObjectKey(origin, id), &rep); err != nil {
+			return nil, nil, err
+		}
+		updated[i] = rep.Updated
+	}
+	return updated, found, nil
 }
 
 // object returns the latest version of a profile or escrow entry.

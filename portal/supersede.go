@@ -35,13 +35,9 @@ func (s *Server) checkReplicated(field string, e *mesh.Entry) error {
 	if err != nil {
 		return err
 	}
-	objs, found, err := s.state.replicaObjectsOf(origins, id)
+	updated, found, err := s.state.replicaUpdatedOf(origins, id)
 	if err != nil {
 		return err
-	}
-	updated := make([]*time.Time, len(objs))
-	for i := range objs {
-		updated[i] = objs[i].Updated
 	}
 	return s.checkReplicatedIn(field, e, origins, updated, found)
 }
