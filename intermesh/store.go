@@ -172,28 +172,42 @@ func (m *Mesh) loadState() error {
 		return fmt.Errorf("intermesh: load evidence: %w", err)
 	}
 	if m.store.db != nil {
-		err = m.store.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{keySpace, certKind}, Reverse: true})
-			defer it.Close()
-			it.Seek(certKey(^uint64(0)))
-			if !it.Valid() {
-				return nil
-			}
-			return it.Item().Value(func(v []byte) error {
-				var c Certificate
-				if err := json.Unmarshal(v, &c); err != nil {
-					return err
-				}
-				st.certs[c.Round] = c
-				return nil
-			})
-		})
+		c, found, err := LatestCertificate(m.store.db)
 		if err != nil {
-			return fmt.Errorf("intermesh: load latest certificate: %w", err)
+			return err
+		}
+		if found {
+			st.certs[c.Round] = c
 		}
 	}
 	m.publishView(st)
 	return nil
+}
+
+// LatestCertificate returns the certificate of the latest round a Mesh of
+// the node whose database is db certified (under any version of the
+// federation), and whether there is one. The node refuses a federation
+// update that would be in force from that round or an earlier one (a
+// backdated update), with this certificate as evidence.
+func LatestCertificate(db *badger.DB) (Certificate, bool, error) {
+	var (
+		c     Certificate
+		found bool
+	)
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{keySpace, certKind}, Reverse: true})
+		defer it.Close()
+		it.Seek(certKey(^uint64(0)))
+		if !it.Valid() {
+			return nil
+		}
+		found = true
+		return it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &c) })
+	})
+	if err != nil {
+		return Certificate{}, false, fmt.Errorf("intermesh: load latest certificate: %w", err)
+	}
+	return c, found, nil
 }
 
 // queueJob hands a job to the committer, in order. When the committer is

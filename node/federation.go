@@ -103,6 +103,9 @@ type history struct {
 	notes   [][]byte                    // signed update of each version (nil for the genesis)
 	pending map[[32]byte][]byte         // text hash → merged signed note, for the next version
 	changed chan struct{}               // closed and replaced when the chain grows
+
+	backdated     []BackdatedUpdate     // refused backdated updates, oldest first (backdate.go)
+	backdatedSeen map[[32]byte]struct{} // hashes of their signed notes
 }
 
 // loadHistory reads the accepted updates from the database and verifies
@@ -253,7 +256,8 @@ func (n *Node) SubmitFederationUpdate(ctx context.Context, signed []byte) (Feder
 // learnFederationUpdate takes a certified update found in a peer's log (or
 // served by a member at bootstrap): unlike the operator's path, its
 // effective round may have passed, since another member accepted it in
-// time. It reports whether the chain grew.
+// time, but not a round this node certified already (backdate.go). It
+// reports whether the chain grew.
 func (n *Node) learnFederationUpdate(ctx context.Context, signed []byte) (bool, error) {
 	h := n.history
 	h.mu.Lock()
@@ -268,6 +272,13 @@ func (n *Node) learnFederationUpdate(ctx context.Context, signed []byte) (bool, 
 	}
 	if !u.Certified {
 		return false, fmt.Errorf("%w: version %d in a peer's log is not certified", config.ErrFederationUpdate, u.Next.Version)
+	}
+	if err := n.checkNotBackdated(u, signed); err != nil {
+		return false, err
+	}
+	if r := n.Epoch(); u.Next.Effective < r {
+		n.logger.Warn("learned a federation update after its effective round: the rounds since then that this node did not certify are judged under it",
+			"version", u.Next.Version, "effective_round", u.Next.Effective, "round", r)
 	}
 	return true, n.acceptLocked(ctx, u, signed)
 }

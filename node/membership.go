@@ -421,6 +421,10 @@ func getUpdates(ctx context.Context, client *http.Client, base string) ([][]byte
 // follows and has accepted, so that a dashboard shows a change reaching
 // every member.
 func (n *Node) registerFederationMetrics() error {
+	n.fedRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "intermesh_federation_updates_refused_total",
+		Help: "Certified federation updates from peers this node refused, by reason (backdated: in force from a round already certified; unverified: an entry of a member's chain that does not verify).",
+	}, []string{"reason"})
 	for _, g := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "intermesh_federation_version",
@@ -438,6 +442,7 @@ func (n *Node) registerFederationMetrics() error {
 			cur, _ := n.history.current()
 			return float64(cur.Version)
 		}),
+		n.fedRefused,
 	} {
 		if err := n.registry.Register(g); err != nil {
 			return fmt.Errorf("node: federation metrics: %w", err)

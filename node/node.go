@@ -63,6 +63,8 @@ type Node struct {
 	meshReg   *meshRegisterer                          // the active Mesh's metrics
 	fedInbox  chan []byte                              // federation updates found in peers' logs
 	masters   masterRecords
+	// fedRefused counts the federation updates from peers the node refused.
+	fedRefused *prometheus.CounterVec
 
 	witnessing witnessing // the witness protocols (witness.go)
 }
