@@ -186,10 +186,7 @@ func (r *replicator) fetchLeafHashes(ctx context.Context, rs *replicaState, size
 func (rs *replicaState) verifiedSize() uint64 {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if n := len(rs.verified); n > 0 {
-		return rs.verified[n-1].cp.Size
-	}
-	return 0
+	return largestSize(rs.verified)
 }
 
 // foundEvidence records evidence this node found off the round loop (a

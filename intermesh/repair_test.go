@@ -102,3 +102,166 @@ func TestAPoisonedReplicaIsRepairedFromItsOrigin(t *testing.T) {
 		t.Fatalf("B blames A: %v", ev)
 	}
 }
+
+// forkCase is how a member's fork, a smaller checkpoint on another history,
+// is ordered against the checkpoint of it that the replica verified.
+type forkCase struct {
+	name string
+	// forkAfter: the fork is signed in a later round than the verified
+	// checkpoint (a tree that shrank), else in an earlier one (the replica's
+	// tree proves that the verified checkpoint does not extend it).
+	forkAfter bool
+}
+
+// TestARepairNeverRollsAReplicaBackToAForkOfItsOrigin: B's replica of A
+// holds A's 8 records, verified against A's checkpoint. A then serves
+// another history of 5 records and signs its checkpoint; B's replica does
+// not reproduce it and is no longer trusted. A repair to that checkpoint
+// would cut the replica back to the fork; instead B records evidence
+// against A (both checkpoints are A's signed word) and keeps the 8 records
+// it verified.
+func TestARepairNeverRollsAReplicaBackToAForkOfItsOrigin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []forkCase{
+		{name: "the fork signed after the verified checkpoint", forkAfter: true},
+		{name: "the fork signed before the verified checkpoint", forkAfter: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testRepairToAFork(t, tc)
+		})
+	}
+}
+
+func testRepairToAFork(t *testing.T, tc forkCase) {
+	fed, keys := testFederation(t, 2)
+	origin := fed.Members[0].Origin
+	la, lb := openTestLog(t, origin), openTestLog(t, fed.Members[1].Origin)
+	signer := newTestLog(t, origin, keys[0]).signer
+	honest := testRecords(origin, 0, 8, 3)
+	rep, err := lb.Replica(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rep.Append(t.Context(), honest); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("fork", i), Payload: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := merkle.NewTree(la.DB(), []byte("local")).Root(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wide := func(c *Config) { c.RoundWindow = 100 }
+	a, _ := startReplicating(t, fed, keys, 0, la, wide)
+	b, _ := startReplicating(t, fed, keys, 1, lb, wide)
+	connect(t, []*node{{Mesh: a}, {Mesh: b}})
+	r := uint64(time.Now().Unix()) - 50
+	offerSigned(t, b, signedCheckpoint(t, signer, leafHashesOf(honest), r))
+	waitFor(t, 5*time.Second, "B's replica of A verified", func() bool { return b.Replicas()[origin].VerifiedSize == 8 })
+
+	forkRound := r - 10
+	if tc.forkAfter {
+		forkRound = r + 10
+	}
+	fork, err := merkle.SignCheckpoint(merkle.Checkpoint{Origin: origin, Size: 5, Root: root, Round: forkRound, Time: int64(forkRound)}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offerSigned(t, b, fork)
+	waitFor(t, 10*time.Second, "evidence against A, or a repair", func() bool {
+		return len(b.Evidence()) > 0 || counterValue(t, b.metrics.repairs.WithLabelValues(origin, "repaired")) > 0
+	})
+	if st := b.Replicas()[origin]; st.Size < 8 || st.VerifiedSize < 8 {
+		t.Fatalf("B's replica of A rolled back to %d records, %d verified; it had verified 8", st.Size, st.VerifiedSize)
+	}
+	for i := range honest {
+		got, err := rep.Get(uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.MarshalLeaf(), honest[i].MarshalLeaf()) {
+			t.Fatalf("replica record %d is not the one verified", i)
+		}
+	}
+	ev := b.Evidence()
+	if len(ev) != 1 || ev[0].Origin != origin {
+		t.Fatalf("evidence %+v, want one piece against %s", ev, origin)
+	}
+	if _, err := VerifyEvidence(ev[0], fed); err != nil {
+		t.Fatalf("VerifyEvidence: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the Evidence record appended", func() bool {
+		_, ok := b.EvidenceRecord(ev[0])
+		return ok
+	})
+}
+
+// TestAReplicaCorruptedPastItsVerifiedSizeIsRepairedFromItsHonestOrigin:
+// B's replica of A holds A's first 6 records, verified against A's
+// checkpoint, and 2 forged ones after them. A's checkpoint of its 8
+// records makes the replica untrusted; the repair cuts the 2 forged
+// records (not the 6 verified), fetches A's records 6 and 7, verifies the
+// checkpoint, and keeps the checkpoint of 6 verified before: B still
+// proves A's log consistent from it. A is not blamed.
+func TestAReplicaCorruptedPastItsVerifiedSizeIsRepairedFromItsHonestOrigin(t *testing.T) {
+	t.Parallel()
+	fed, keys := testFederation(t, 2)
+	origin := fed.Members[0].Origin
+	la, lb := openTestLog(t, origin), openTestLog(t, fed.Members[1].Origin)
+	signer := newTestLog(t, origin, keys[0]).signer
+	for i := range 8 {
+		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("p", i), Payload: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := la.Range(t.Context(), log.Constraints{From: 0, MaxEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisoned := append([]log.Record(nil), page.Records...)
+	for i := 6; i < 8; i++ {
+		poisoned[i].Payload = []byte(`{"forged":true}`)
+	}
+	rep, err := lb.Replica(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rep.Append(t.Context(), poisoned); err != nil {
+		t.Fatal(err)
+	}
+
+	wide := func(c *Config) { c.RoundWindow = 100 }
+	a, _ := startReplicating(t, fed, keys, 0, la, wide)
+	b, _ := startReplicating(t, fed, keys, 1, lb, wide)
+	connect(t, []*node{{Mesh: a}, {Mesh: b}})
+	r := uint64(time.Now().Unix()) - 50
+	c6 := signedCheckpoint(t, signer, leafHashesOf(page.Records[:6]), r)
+	offerSigned(t, b, c6)
+	waitFor(t, 5*time.Second, "B's replica of A verified up to 6", func() bool { return b.Replicas()[origin].VerifiedSize == 6 })
+	c8 := signedCheckpoint(t, signer, leafHashesOf(page.Records), r+1)
+	offerSigned(t, b, c8)
+	waitFor(t, 10*time.Second, "B's replica of A repaired and verified", func() bool {
+		st := b.Replicas()[origin]
+		return st.VerifiedSize == 8 && st.Untrusted == ""
+	})
+	for i := range page.Records {
+		got, err := rep.Get(uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.MarshalLeaf(), page.Records[i].MarshalLeaf()) {
+			t.Fatalf("replica record %d is not A's after the repair", i)
+		}
+	}
+	if prev, _, ok := b.ConsistencyProof(origin, c8); !ok || !bytes.Equal(prev, c6) {
+		t.Fatalf("after the repair, B proves A's checkpoint of 8 consistent from %q (%v), want its checkpoint of 6", prev, ok)
+	}
+	if ev := b.Evidence(); len(ev) != 0 {
+		t.Fatalf("B blames A: %v", ev)
+	}
+}
