@@ -26,6 +26,10 @@ import (
 
 const testOrigin = "portal.test/log"
 
+// testService is the service name of a test portal without one of its own:
+// what its Hello answers and its AccountProofs name.
+const testService = "portal.test"
+
 var treePrefix = []byte{'T'}
 
 // testPortal is a real portal: a log on Badger in a temporary directory with
@@ -91,7 +95,7 @@ func openPortalAt(t testing.TB, origin, dir string, cfg portal.Config) *testPort
 	tree := merkle.NewTree(l.DB(), treePrefix)
 	reg := prometheus.NewRegistry()
 	if cfg.Service == "" {
-		cfg.Service = "portal.test"
+		cfg.Service = testService
 	}
 	srv, err := portal.New(cfg, portal.Deps{
 		Log: l, State: state, Checkpoints: tree, Schedule: portal.PeriodSchedule{Period: 10 * time.Second},
@@ -179,11 +183,11 @@ func stampUpdated(p *mesh.Profile) {
 	p.Updated = &now
 }
 
-// accountProof signs an AccountProof for account and tx (and, for Publish,
-// entry) with key, now.
+// accountProof signs an AccountProof for a test portal (testService),
+// account and tx (and, for Publish, entry) with key, now.
 func accountProof(t testing.TB, account, tx string, entry portal.Entry, key *mesh.PrivateKey) portal.Entry {
 	t.Helper()
-	proof, err := portal.SignAccountProof(account, tx, entry, time.Now(), key)
+	proof, err := portal.SignAccountProof(testService, account, tx, entry, time.Now(), key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,12 +173,16 @@ type DataItem struct {
 // HelloRequest asks for the service's protocol versions.
 type HelloRequest struct{ MeshRequest }
 
-// HelloResponse reports the protocol versions the service speaks, and
-// the service's own signed ProfileService (seed 002 §4.3) if it has one.
+// HelloResponse reports the protocol versions the service speaks, its
+// service name (which AccountProofs name), and the service's own signed
+// ProfileService (seed 002 §4.3) if it has one.
 type HelloResponse struct {
 	MeshResponse
-	Version                 *Version        `json:",omitempty"`
-	Alternates              []Version       `json:",omitempty"`
+	Version    *Version  `json:",omitempty"`
+	Alternates []Version `json:",omitempty"`
+	// Service is the portal's service name (its Config.Service, e.g.
+	// "example.com"): an AccountProof for this portal names it in Portal.
+	Service                 string          `json:",omitempty"`
 	EnvelopedProfileService json.RawMessage `json:",omitempty"`
 }
 

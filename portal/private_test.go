@@ -31,12 +31,15 @@ func TestConnectPendingNeedsAProofOfTheAccountsKey(t *testing.T) {
 		mustStatus(t, err, portal.SuccessOK)
 	}
 	stranger := newKey(t, mesh.CurveEd448)
-	proof := func(account, tx string, signed time.Time, key *mesh.PrivateKey) portal.Entry {
-		e, err := portal.SignAccountProof(account, tx, nil, signed, key)
+	proofFor := func(service, account, tx string, signed time.Time, key *mesh.PrivateKey) portal.Entry {
+		e, err := portal.SignAccountProof(service, account, tx, nil, signed, key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return e
+	}
+	proof := func(account, tx string, signed time.Time, key *mesh.PrivateKey) portal.Entry {
+		return proofFor(testService, account, tx, signed, key)
 	}
 	now := time.Now()
 	valid := proof("alice", portal.TxConnectPending, now, alice.acctOnline)
@@ -59,6 +62,8 @@ func TestConnectPendingNeedsAProofOfTheAccountsKey(t *testing.T) {
 		{"a stranger's proof", proof("alice", portal.TxConnectPending, now, stranger), 401, "unknown key"},
 		{"a proof signed by another account's key", proof("alice", portal.TxConnectPending, now, bob.acctOnline), 401, "unknown key"},
 		{"a proof for another account", proof("bob", portal.TxConnectPending, now, alice.acctOnline), 401, "is for account \"bob\""},
+		{"a proof for another portal", proofFor("other.example", "alice", portal.TxConnectPending, now, alice.acctOnline), 401, `is for portal "other.example", not this portal "portal.test"`},
+		{"a proof that names no portal", entryOf(t, &proofWithoutPortal{Account: "alice", Transaction: portal.TxConnectPending, Signed: now}, alice.acctOnline), 401, "names no Portal"},
 		{"a proof for another transaction", proof("alice", portal.TxPublish, now, alice.acctOnline), 401, "is for transaction"},
 		{"a stale proof", proof("alice", portal.TxConnectPending, now.Add(-10*time.Minute), alice.acctOnline), 401, "sign a fresh one"},
 		{"a proof from the future", proof("alice", portal.TxConnectPending, now.Add(10*time.Minute), alice.acctOnline), 401, "sign a fresh one"},

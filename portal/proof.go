@@ -4,6 +4,7 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,19 +12,26 @@ import (
 )
 
 // AccountProof proves that a request comes from an administration device of
-// an account: a signed timestamp, bound to the account, the transaction and
-// (for Publish) the entry it vouches for. It travels as a signed entry
-// {"AccountProof":[header, payload, trailer]} whose payload is
+// an account: a signed timestamp, bound to the portal, the account, the
+// transaction and (for Publish) the entry it vouches for. It travels as a
+// signed entry {"AccountProof":[header, payload, trailer]} whose payload is
 //
-//	{"AccountProof":{"Account":"alice@example.com","Transaction":"ConnectPending",
-//	  "Signed":"2026-11-28T23:50:00Z"}}
+//	{"AccountProof":{"Portal":"example.com","Account":"alice@example.com",
+//	  "Transaction":"ConnectPending","Signed":"2026-11-28T23:50:00Z"}}
 //
 // signed by the offline key or an online (administration) key of the
-// profile the account is bound to. The portal accepts it while Signed is
-// within AccountProofWindow of its clock, so no portal state is needed; a
-// proof captured in that window can be replayed only for the same account
-// and transaction (and, for Publish, the same entry) until it expires.
+// profile the account is bound to. Portal is the service name the portal
+// gives in HelloResponse.Service: a proof made for one portal is refused by
+// every other, even where the same account name exists (it would otherwise
+// read the account's pending requests there, or publish there). The portal
+// accepts it while Signed is within AccountProofWindow of its clock, so no
+// portal state is needed; a proof captured in that window can be replayed
+// only at the same portal, for the same account and transaction (and, for
+// Publish, the same entry) until it expires.
 type AccountProof struct {
+	// Portal is the service name of the portal the proof is for, as its
+	// Hello answers it (HelloResponse.Service).
+	Portal string
 	// Account is the account name.
 	Account string
 	// Transaction is the transaction the proof authorizes, e.g. "Publish".
@@ -42,11 +50,15 @@ func (*AccountProof) TypeName() string { return "AccountProof" }
 // either direction.
 const AccountProofWindow = 5 * time.Minute
 
-// SignAccountProof returns an AccountProof entry for account and
-// transaction tx, signed at signed by key. For Publish, entry is the entry
-// published; otherwise nil.
-func SignAccountProof(account, tx string, entry Entry, signed time.Time, key *mesh.PrivateKey) (Entry, error) {
-	p := &AccountProof{Account: account, Transaction: tx, Signed: signed.UTC()}
+// SignAccountProof returns an AccountProof entry for the portal named
+// service (its HelloResponse.Service), account and transaction tx, signed
+// at signed by key. For Publish, entry is the entry published; otherwise
+// nil.
+func SignAccountProof(service, account, tx string, entry Entry, signed time.Time, key *mesh.PrivateKey) (Entry, error) {
+	if service == "" {
+		return nil, fmt.Errorf("portal: account proof for %s: %w", tx, ErrNoPortalName)
+	}
+	p := &AccountProof{Portal: service, Account: account, Transaction: tx, Signed: signed.UTC()}
 	if len(entry) > 0 {
 		_, env, err := mesh.ParseEntry(entry)
 		if err != nil {
@@ -65,6 +77,10 @@ func SignAccountProof(account, tx string, entry Entry, signed time.Time, key *me
 	return raw, nil
 }
 
+// ErrNoPortalName is returned by SignAccountProof for an empty service
+// name: a proof must name the portal it is for.
+var ErrNoPortalName = errors.New("the portal's service name is empty (it is HelloResponse.Service)")
+
 // entryDigest is the Digest an AccountProof gives for an entry.
 func entryDigest(env *mesh.Envelope) string {
 	d := sha512.Sum512(env.Payload)
@@ -73,8 +89,9 @@ func entryDigest(env *mesh.Envelope) string {
 
 // verifyAccountProof checks the AccountProof of a request field: for
 // account (canonical name, open, state acct) and transaction tx, within the
-// window, for the entry whose envelope is env (Publish; nil otherwise), and
-// signed by a key of the account's registered profile. It returns the
+// window, for this portal (serviceName), for the entry whose envelope is
+// env (Publish; nil otherwise), and signed by a key of the account's
+// registered profile. It returns the
 // signer's UDF. Every refusal is ClientUnauthorized, except a malformed
 // proof (ClientBadRequest).
 func (s *Server) verifyAccountProof(field string, raw Entry, account string, acct accountState, tx string, env *mesh.Envelope) (string, error) {
@@ -92,6 +109,9 @@ func (s *Server) verifyAccountProof(field string, raw Entry, account string, acc
 	}
 	if err := mesh.DecodePayload(penv.Payload, &proof); err != nil || typ != proof.TypeName() {
 		return "", Errorf(ClientBadRequest, "%s must be a signed %q entry", field, proof.TypeName())
+	}
+	if err := s.checkProofPortal(field, proof.Portal); err != nil {
+		return "", err
 	}
 	now := s.now()
 	switch {
@@ -124,6 +144,29 @@ func (s *Server) verifyAccountProof(field string, raw Entry, account string, acc
 		return "", meshError(field, err)
 	}
 	return signer.String(), nil
+}
+
+// checkProofPortal refuses an AccountProof that names another portal, or
+// none: a proof alice made for one portal must not open her account of the
+// same name at another.
+func (s *Server) checkProofPortal(field, named string) error {
+	own := s.serviceName()
+	switch {
+	case named == "":
+		return Errorf(ClientUnauthorized, "%s names no Portal: sign one for this portal, %q (HelloResponse.Service)", field, own)
+	case named != own:
+		return Errorf(ClientUnauthorized, "%s is for portal %q, not this portal %q: sign one for %q (HelloResponse.Service)", field, named, own, own)
+	}
+	return nil
+}
+
+// serviceName is the name this portal gives in Hello and that its
+// AccountProofs must name: Config.Service, or the log's origin without it.
+func (s *Server) serviceName() string {
+	if s.cfg.Service != "" {
+		return s.cfg.Service
+	}
+	return s.origin
 }
 
 // accountKeys returns the keys that may sign for an account: the offline

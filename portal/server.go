@@ -99,7 +99,9 @@ type Authorizer interface {
 // Config holds the portal's limits and credentials. Zero values mean the
 // documented defaults.
 type Config struct {
-	// Service is the portal's DNS name, shown in Hello and on the status page.
+	// Service is the portal's DNS name, shown in Hello and on the status
+	// page; every AccountProof it accepts names it (AccountProof.Portal).
+	// Without it, the log's origin stands in.
 	Service string
 	// ServiceProfile is the portal's signed ProfileService envelope
 	// ([header, payload, trailer]), returned by Hello. Optional; the node

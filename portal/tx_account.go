@@ -10,13 +10,14 @@ import (
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
-// hello answers Hello: the protocol version (Mesh 3.0, JSON).
+// hello answers Hello: the protocol version (Mesh 3.0, JSON) and the
+// portal's service name, which AccountProofs name.
 func (s *Server) hello(*HelloRequest) *HelloResponse {
 	v := &Version{Major: 3, Minor: 0, Encodings: []Encoding{{ID: []string{"application/json"}}}}
 	if s.cfg.Service != "" {
 		v.URI = []string{"https://" + s.cfg.Service + WellKnownPath}
 	}
-	return &HelloResponse{Version: v, EnvelopedProfileService: s.cfg.ServiceProfile}
+	return &HelloResponse{Version: v, Service: s.serviceName(), EnvelopedProfileService: s.cfg.ServiceProfile}
 }
 
 // validateAccount answers ValidateAccount. An unacceptable or taken name is

@@ -78,7 +78,11 @@ func TestAnEncryptedEntryCrossesTheFederationAndOnlyTheAccountsDeviceReadsIt(t *
 	if _, err := c0.CreateAccount(ctx, &portal.CreateRequest{Account: "alice@example.com", Profile: aliceEntry}); err != nil {
 		t.Fatal(err)
 	}
-	proof, err := portal.SignAccountProof("alice@example.com", portal.TxPublish, entry, time.Now(), admin)
+	hello, err := c0.Hello(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := portal.SignAccountProof(hello.Service, "alice@example.com", portal.TxPublish, entry, time.Now(), admin)
 	if err != nil {
 		t.Fatal(err)
 	}

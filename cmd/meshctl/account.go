@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -169,11 +170,13 @@ token (--token).`,
 	return cmd
 }
 
-// signAccountProof signs an AccountProof for account and transaction tx
-// (and, for Publish, entry) with the administration key of the account's
-// profile, which must be in the keystore: the portal asks for it before it
-// reveals the account's private state or publishes an entry for it.
-func signAccountProof(ks *Keystore, account, tx string, entry portal.Entry) (portal.Entry, error) {
+// signAccountProof signs an AccountProof for the portal c talks to, account
+// and transaction tx (and, for Publish, entry) with the administration key
+// of the account's profile, which must be in the keystore: the portal asks
+// for it before it reveals the account's private state or publishes an
+// entry for it. The proof names the portal as its Hello does
+// (HelloResponse.Service), so no other portal takes it.
+func signAccountProof(ctx context.Context, c *portalClient, ks *Keystore, account, tx string, entry portal.Entry) (portal.Entry, error) {
 	p, err := ks.ProfileOfAccount(account)
 	if err != nil {
 		return nil, fmt.Errorf("%s for account %q needs the administration key of its profile: %w", tx, account, err)
@@ -182,5 +185,12 @@ func signAccountProof(ks *Keystore, account, tx string, entry portal.Entry) (por
 	if err != nil {
 		return nil, fmt.Errorf("%s for account %q: %w", tx, account, err)
 	}
-	return portal.SignAccountProof(account, tx, entry, time.Now(), key)
+	hello, err := c.Hello(ctx)
+	if err != nil {
+		return nil, c.wrap(fmt.Sprintf("asking the portal its name for the AccountProof of %s", tx), err)
+	}
+	if hello.Service == "" {
+		return nil, fmt.Errorf("%s for account %q: the portal at %s does not give its service name in Hello, which an AccountProof must name", tx, account, c.url)
+	}
+	return portal.SignAccountProof(hello.Service, account, tx, entry, time.Now(), key)
 }

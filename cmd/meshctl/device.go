@@ -262,7 +262,7 @@ func newDevicePendingCommand(opts *globalOptions) *cobra.Command {
 		Use:   "pending [--account NAME]",
 		Short: "On an admin device: list the account's pending connection requests (ConnectPending)",
 		Long: `List the account's pending connection requests. They are the account's private
-state: the request carries an AccountProof, a signed timestamp for the account
+state: the request carries an AccountProof, a signed timestamp for this portal, the account
 and ConnectPending, signed with the administration key of the account's profile,
 which must be in the keystore.`,
 		Args: exactArgs(0, "no arguments"),
@@ -314,7 +314,7 @@ func (o *globalOptions) pendingOf(cmd *cobra.Command, account string) (pendingQu
 	if q.client, err = o.client(); err != nil {
 		return q, err
 	}
-	proof, err := signAccountProof(q.ks, q.account, portal.TxConnectPending, nil)
+	proof, err := signAccountProof(cmd.Context(), q.client, q.ks, q.account, portal.TxConnectPending, nil)
 	if err != nil {
 		return q, err
 	}

@@ -53,15 +53,15 @@ the administration key of the account's profile, from the keystore.`,
 			if account, err = defaultAccount(cmd, ks, account); err != nil {
 				return err
 			}
-			req := &portal.PublishRequest{Entry: raw, AccountID: account}
-			if p, err := ks.ProfileOfAccount(account); err != nil || !mesh.UDFEqual(p.State.Identifier, e.Identifier.String()) {
-				if req.Proof, err = signAccountProof(ks, account, portal.TxPublish, raw); err != nil {
-					return err
-				}
-			}
 			c, err := opts.client()
 			if err != nil {
 				return err
+			}
+			req := &portal.PublishRequest{Entry: raw, AccountID: account}
+			if p, err := ks.ProfileOfAccount(account); err != nil || !mesh.UDFEqual(p.State.Identifier, e.Identifier.String()) {
+				if req.Proof, err = signAccountProof(cmd.Context(), c, ks, account, portal.TxPublish, raw); err != nil {
+					return err
+				}
 			}
 			resp, err := c.Publish(cmd.Context(), req)
 			if err != nil {

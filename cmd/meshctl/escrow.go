@@ -104,11 +104,11 @@ people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 				return err
 			}
 			account := p.State.Accounts[0]
-			proof, err := signAccountProof(ks, account, portal.TxPublish, raw)
+			c, err := opts.client()
 			if err != nil {
 				return err
 			}
-			c, err := opts.client()
+			proof, err := signAccountProof(cmd.Context(), c, ks, account, portal.TxPublish, raw)
 			if err != nil {
 				return err
 			}

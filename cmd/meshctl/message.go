@@ -108,7 +108,7 @@ administration key. It prints the message ID, which 'meshctl message read' takes
 			if account == "" {
 				account = to
 			}
-			proof, err := signAccountProof(ks, account, portal.TxPublish, entry)
+			proof, err := signAccountProof(cmd.Context(), c, ks, account, portal.TxPublish, entry)
 			if err != nil {
 				return err
 			}
