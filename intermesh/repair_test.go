@@ -3,6 +3,7 @@ package intermesh
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -263,5 +264,67 @@ func TestAReplicaCorruptedPastItsVerifiedSizeIsRepairedFromItsHonestOrigin(t *te
 	}
 	if ev := b.Evidence(); len(ev) != 0 {
 		t.Fatalf("B blames A: %v", ev)
+	}
+}
+
+// leafTree is a provingTree over leaf hashes held in memory.
+type leafTree [][]byte
+
+func (l leafTree) Root(size uint64) ([]byte, error) { return merkle.LeafRoot(l, size) }
+
+func (l leafTree) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
+	return merkle.LeafConsistencyProof(l, size1, size2)
+}
+
+// heldNote parses a signed checkpoint note the test signed.
+func heldNote(t *testing.T, n []byte) heldCheckpoint {
+	t.Helper()
+	cp, err := merkle.ParseCheckpoint(n[:bytes.LastIndex(n, []byte("\n\n"))+1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return heldCheckpoint{cp: cp, note: n, hash: sha256.Sum256(n)}
+}
+
+// TestARepairTellsAForkFromAnOlderCheckpoint: forkWith, against a replica
+// that verified a checkpoint of 8 records of round 100, finds evidence
+// exactly for the checkpoints that cannot be honest along with it, and
+// the evidence verifies with the federation file alone.
+func TestARepairTellsAForkFromAnOlderCheckpoint(t *testing.T) {
+	t.Parallel()
+	fed, keys := testFederation(t, 1)
+	s := newTestLog(t, fed.Members[0].Origin, keys[0]).signer
+	honest, rewritten := forkedLogs(8, 8)
+	verified := heldNote(t, signedCheckpoint(t, s, honest, 100))
+	for _, tc := range []struct {
+		name     string
+		c        []byte
+		trusted  uint64
+		evidence bool
+	}{
+		{"the verified checkpoint itself is no fork", signedCheckpoint(t, s, honest, 100), 8, false},
+		{"an older checkpoint of a prefix is no fork", signedCheckpoint(t, s, honest[:5], 99), 8, false},
+		{"a later checkpoint that extends it is no fork", signedCheckpoint(t, s, append(honest[:8:8], honest[0]), 101), 8, false},
+		{"a later checkpoint of fewer records is a fork", signedCheckpoint(t, s, honest[:5], 101), 8, true},
+		{"a checkpoint of the same size and another root is a fork", signedCheckpoint(t, s, rewritten, 98), 8, true},
+		{"another checkpoint for the same round is a fork", signedCheckpoint(t, s, honest[:5], 100), 8, true},
+		{"an older checkpoint of another history is a fork", signedCheckpoint(t, s, rewritten[:5], 99), 8, true},
+		{"an older checkpoint of another history, past the trusted tree, is left alone", signedCheckpoint(t, s, rewritten[:5], 99), 7, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, forked, err := forkWith(heldNote(t, tc.c), []heldCheckpoint{verified}, leafTree(honest), tc.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if forked != tc.evidence {
+				t.Fatalf("evidence found: %v, want %v (%+v)", forked, tc.evidence, e)
+			}
+			if !forked {
+				return
+			}
+			if _, err := VerifyEvidence(e, fed); err != nil {
+				t.Fatalf("VerifyEvidence: %v", err)
+			}
+		})
 	}
 }
