@@ -18,7 +18,9 @@ import (
 //	                 a signer already uncounted, or one past its
 //	                 maxTextsPerSigner texts of the round)
 //	penaltyBadRelay  a Transfer page relayed by a member that contradicts a
-//	                 checkpoint of the records' origin
+//	                 checkpoint of the records' origin, or a chain of
+//	                 federation updates a member serves with an entry that
+//	                 does not verify (PenalizeBadFederationChain)
 //
 // A peer's penalty halves every penaltyHalfLife, so an honest member that
 // once forwards a message that has become useless is soon forgiven, while a
@@ -95,6 +97,15 @@ func (m *Mesh) penalize(p peer.ID, v float64) {
 	if gray := -scoreThresholds().GraylistThreshold; before <= gray && after > gray {
 		m.metrics.graylistings.WithLabelValues(o).Inc()
 		m.log.Warn("member's penalties alone put it below the graylist threshold: gossipsub ignores its gossip until they decay", "member", o, "penalty", after)
+	}
+}
+
+// PenalizeBadFederationChain charges member, as for a lying Transfer page,
+// for serving a chain of federation updates (GET /federation/updates) with
+// an entry that does not verify. A non-member is ignored.
+func (m *Mesh) PenalizeBadFederationChain(member string) {
+	if mb, ok := m.members[member]; ok {
+		m.penalize(mb.id, penaltyBadRelay)
 	}
 }
 

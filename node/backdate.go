@@ -85,9 +85,7 @@ func (n *Node) checkNotBackdated(u *config.FederationUpdate, signed []byte) erro
 		n.logger.Error("a backdated federation update was refused: its signers certified a change of members for rounds already certified under other members",
 			"version", ev.Version, "effective_round", ev.Effective, "certified_round", ev.Round, "signers", ev.Signers)
 	}
-	if n.fedRefused != nil {
-		n.fedRefused.WithLabelValues("backdated").Inc()
-	}
+	n.fedRefused.WithLabelValues("backdated").Inc()
 	return fmt.Errorf("%w: version %d would be in force from round %d, but round %d is certified already under version %d",
 		ErrFederationBackdated, u.Next.Version, u.Next.Effective, cert.Round, u.Next.Version-1)
 }

@@ -3,10 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
 	"time"
 
@@ -305,13 +302,17 @@ func (x fedReplicaIndexer) Index(_ *badger.Txn, rec *log.Record) error {
 // runLearner takes the certified updates found in peers' logs into the
 // node's chain, in version order. At start, and whenever it sees an update
 // for a later version than the next (it missed one), it asks the members
-// for their chains (GET /federation/updates), at most once a period.
+// for their chains (GET /federation/updates), at most once a period, and
+// asks again each period until it has the version it saw.
 func (n *Node) runLearner(ctx context.Context) {
 	var (
 		fetching  bool
 		lastFetch time.Time
 		fetched   = make(chan [][]byte, 1)
+		wanted    uint64 // a version seen in a peer's log and not yet in the chain
+		tick      = time.NewTicker(n.schedule.Period)
 	)
+	defer tick.Stop()
 	fetch := func() {
 		if fetching || time.Since(lastFetch) < n.schedule.Period {
 			return
@@ -329,6 +330,7 @@ func (n *Node) runLearner(ctx context.Context) {
 		case next.Version <= cur.Version:
 			return
 		case next.Version > cur.Version+1:
+			wanted = max(wanted, next.Version)
 			fetch() // a version is missing: ask the members
 			return
 		}
@@ -349,6 +351,14 @@ func (n *Node) runLearner(ctx context.Context) {
 			for _, u := range us {
 				learn(u)
 			}
+			if len(us) == maxUpdatesAhead {
+				cur, _ := n.history.current()
+				wanted = max(wanted, cur.Version+1) // there may be more
+			}
+		case <-tick.C:
+			if cur, _ := n.history.current(); cur.Version < wanted {
+				fetch()
+			}
 		case u := <-n.fedInbox:
 			learn(u)
 		}
@@ -359,72 +369,19 @@ func (n *Node) runLearner(ctx context.Context) {
 // federation updates it missed.
 const startupFetch = 3 * time.Second
 
-// FederationUpdates is the body of GET /federation/updates.
-type FederationUpdates struct {
-	// Updates are the signed updates from version 1 on.
-	Updates []string
-}
-
-// fetchUpdates asks the members of every version the node knows for their
-// chains (GET /federation/updates), best effort, and returns the updates
-// of the longest answer.
-func (n *Node) fetchUpdates(ctx context.Context) [][]byte {
-	_, chain := n.history.current()
-	seen := map[string]bool{}
-	var best [][]byte
-	client := &http.Client{Timeout: 5 * time.Second}
-	for i := len(chain) - 1; i >= 0; i-- {
-		for _, m := range chain[i].Members {
-			if m.HTTP == "" || m.Origin == n.cfg.Origin || seen[m.HTTP] {
-				continue
-			}
-			seen[m.HTTP] = true
-			got, err := getUpdates(ctx, client, m.HTTP)
-			if err != nil {
-				n.logger.Debug("fetching federation updates", "member", m.Origin, "err", err)
-				continue
-			}
-			if len(got) > len(best) {
-				best = got
-			}
-		}
-	}
-	return best
-}
-
-// getUpdates reads a node's GET /federation/updates.
-func getUpdates(ctx context.Context, client *http.Client, base string) ([][]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/federation/updates", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /federation/updates: %s", resp.Status)
-	}
-	var fu FederationUpdates
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1024*config.MaxFederationNote)).Decode(&fu); err != nil {
-		return nil, fmt.Errorf("GET /federation/updates: %w", err)
-	}
-	out := make([][]byte, 0, len(fu.Updates))
-	for _, u := range fu.Updates {
-		out = append(out, []byte(u))
-	}
-	return out, nil
+// newFedRefused is the counter of the federation updates from peers a node
+// refused (registered with the federation metrics).
+func newFedRefused() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "intermesh_federation_updates_refused_total",
+		Help: "Federation updates from peers this node refused, by reason (backdated: in force from a round already certified; unverified: a member served a chain with an entry that does not verify).",
+	}, []string{"reason"})
 }
 
 // registerFederationMetrics exports the versions of the federation the node
 // follows and has accepted, so that a dashboard shows a change reaching
 // every member.
 func (n *Node) registerFederationMetrics() error {
-	n.fedRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "intermesh_federation_updates_refused_total",
-		Help: "Certified federation updates from peers this node refused, by reason (backdated: in force from a round already certified; unverified: an entry of a member's chain that does not verify).",
-	}, []string{"reason"})
 	for _, g := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "intermesh_federation_version",

@@ -100,6 +100,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		state:    portal.NewState(),
 		registry: prometheus.NewRegistry(),
 		fedInbox: make(chan []byte, 256),
+
+		fedRefused: newFedRefused(),
 	}
 	n.meshReg = &meshRegisterer{reg: n.registry}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
