@@ -229,9 +229,18 @@ func (n *Node) startVersion(ctx context.Context, v *config.FederationVersion) (*
 	return nil, err
 }
 
-// switched records that the node now follows version v.
+// switched records that the node now follows version v, and makes its
+// witness follow v's members.
 func (n *Node) switched(v *config.FederationVersion) {
 	n.following.Store(v)
+	if n.witnessing.witness == nil {
+		return
+	}
+	if err := n.witnessFollow(v); err != nil {
+		n.logger.Error("the witness could not follow the federation version in force", "version", v.Version, "err", err)
+		return
+	}
+	n.logger.Info("the witness follows the federation version in force", "version", v.Version, "members", len(v.Members))
 }
 
 // nextSwitch returns the version the node must follow next and when: the

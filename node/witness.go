@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/portal/witness"
 )
 
@@ -51,58 +52,35 @@ func (n *Node) newWitnessMetrics() error {
 
 // newWitnessing sets up the node's witness of its federation's members and
 // the submission of its checkpoints to its policy's witnesses and to the
-// other members.
+// other members. Both follow the federation: witnessFollow sets the
+// members of the version the node follows, and runMembership calls it
+// again when another version comes into force.
 func (n *Node) newWitnessing() error {
 	if err := n.newWitnessMetrics(); err != nil {
 		return err
 	}
-	var extra []witness.PolicyWitness
-	if n.federation() != nil {
+	policy, err := n.loadWitnessPolicy()
+	if err != nil {
+		return err
+	}
+	if n.history != nil {
 		cosigner, err := witness.NewCosigner(witness.CosignerName(n.cfg.Origin), n.key)
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}
-		var logs []note.Verifier
-		for _, m := range n.federation().Members {
-			v, err := note.NewVerifier(m.Key)
-			if err != nil {
-				return fmt.Errorf("node: federation member %s: %w", m.Origin, err)
-			}
-			logs = append(logs, v)
-			if m.Origin == n.cfg.Origin || m.HTTP == "" {
-				continue
-			}
-			wv, err := witness.MemberVerifier(m.Key)
-			if err != nil {
-				return fmt.Errorf("node: federation member %s: %w", m.Origin, err)
-			}
-			extra = append(extra, witness.PolicyWitness{Name: m.Origin, Verifier: wv, URL: m.HTTP})
-		}
 		n.witnessing.witness, err = witness.New(witness.Config{
-			DB: n.log.DB(), Cosigner: cosigner, Logs: logs, Logger: n.logger,
+			DB: n.log.DB(), Cosigner: cosigner, Logger: n.logger,
 			Observe: func(status int) { n.witnessing.requests.WithLabelValues(fmt.Sprint(status)).Inc() },
 		})
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}
 	}
-	path := filepath.Join(n.cfg.Dir, WitnessPolicyFile)
-	var policy *witness.Policy
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("node: witness policy: %w", err)
-	default:
-		if policy, err = witness.ParsePolicy(b); err != nil {
-			return fmt.Errorf("node: %s: %w", path, err)
-		}
-	}
-	if policy == nil && len(extra) == 0 {
+	if policy == nil && n.history == nil {
 		return nil
 	}
 	n.witnessing.submitter = witness.NewSubmitter(witness.SubmitterConfig{
-		Policy: policy, Extra: extra, Proofs: n.tree, Logger: n.logger,
+		Policy: policy, Proofs: n.tree, Logger: n.logger,
 		Observe: func(name string, d time.Duration, err error) {
 			outcome := "cosigned"
 			if err != nil {
@@ -112,6 +90,58 @@ func (n *Node) newWitnessing() error {
 		},
 	})
 	n.witnessing.queue = make(chan []byte, 1)
+	if n.history != nil {
+		return n.witnessFollow(n.following.Load())
+	}
+	return nil
+}
+
+// loadWitnessPolicy reads the node's witness policy file; nil if it has
+// none.
+func (n *Node) loadWitnessPolicy() (*witness.Policy, error) {
+	path := filepath.Join(n.cfg.Dir, WitnessPolicyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("node: witness policy: %w", err)
+	}
+	policy, err := witness.ParsePolicy(b)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s: %w", path, err)
+	}
+	return policy, nil
+}
+
+// witnessFollow makes the node's witness cosign the checkpoints of the
+// members of v only (a removed member's are refused with 404, a new
+// member's and a rotated key's are cosigned), and asks the other members
+// of v that serve HTTP to cosign the node's own checkpoints.
+func (n *Node) witnessFollow(v *config.FederationVersion) error {
+	var (
+		logs  []note.Verifier
+		extra []witness.PolicyWitness
+	)
+	for _, m := range v.Members {
+		nv, err := note.NewVerifier(m.Key)
+		if err != nil {
+			return fmt.Errorf("node: federation version %d: member %s: %w", v.Version, m.Origin, err)
+		}
+		logs = append(logs, nv)
+		if m.Origin == n.cfg.Origin || m.HTTP == "" {
+			continue
+		}
+		wv, err := witness.MemberVerifier(m.Key)
+		if err != nil {
+			return fmt.Errorf("node: federation version %d: member %s: %w", v.Version, m.Origin, err)
+		}
+		extra = append(extra, witness.PolicyWitness{Name: m.Origin, Verifier: wv, URL: m.HTTP})
+	}
+	if err := n.witnessing.witness.SetLogs(logs); err != nil {
+		return fmt.Errorf("node: federation version %d: %w", v.Version, err)
+	}
+	n.witnessing.submitter.SetExtra(extra)
 	return nil
 }
 

@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -37,7 +39,7 @@ type ConsistencyProver interface {
 // cosigned, with every cosignature it got.
 type Submitter struct {
 	policy  *Policy
-	extra   []PolicyWitness // submitted to, not counted in the quorum
+	extra   atomic.Pointer[[]PolicyWitness] // submitted to, not counted in the quorum (SetExtra replaces them)
 	proofs  ConsistencyProver
 	client  *http.Client
 	logger  *slog.Logger
@@ -69,8 +71,9 @@ type SubmitterConfig struct {
 
 // NewSubmitter returns a Submitter for cfg.
 func NewSubmitter(cfg SubmitterConfig) *Submitter {
-	s := &Submitter{policy: cfg.Policy, extra: cfg.Extra, proofs: cfg.Proofs, client: cfg.Client, logger: cfg.Logger,
+	s := &Submitter{policy: cfg.Policy, proofs: cfg.Proofs, client: cfg.Client, logger: cfg.Logger,
 		observe: cfg.Observe, known: map[string]uint64{}}
+	s.SetExtra(cfg.Extra)
 	if s.policy == nil {
 		s.policy = &Policy{}
 	}
@@ -81,6 +84,14 @@ func NewSubmitter(cfg SubmitterConfig) *Submitter {
 		s.logger = slog.Default()
 	}
 	return s
+}
+
+// SetExtra replaces the witnesses asked besides the policy's (the
+// federation's members, which change with it); a submission under way
+// keeps the ones it started with.
+func (s *Submitter) SetExtra(extra []PolicyWitness) {
+	extra = slices.Clone(extra)
+	s.extra.Store(&extra)
 }
 
 // Cosigned returns the latest checkpoint that met the policy's quorum,
@@ -104,7 +115,10 @@ func (s *Submitter) Submit(ctx context.Context, signed []byte) ([]byte, int, err
 	if err != nil {
 		return nil, 0, err
 	}
-	all := append(append([]PolicyWitness(nil), s.policy.Witnesses...), s.extra...)
+	all := append(append([]PolicyWitness(nil), s.policy.Witnesses...), *s.extra.Load()...)
+	if len(all) == 0 {
+		return bytes.Clone(signed), 0, nil // no witness to ask (yet)
+	}
 	lines := make([][]byte, len(all))
 	var wg sync.WaitGroup
 	for i, w := range all {

@@ -1,6 +1,6 @@
 // Package witness speaks the transparency-log witness protocols: it serves
 // C2SP tlog-witness add-checkpoint (https://c2sp.org/tlog-witness) as a
-// witness of a fixed set of logs, cosigning with C2SP tlog-cosignature
+// witness of a set of logs (which its owner may change: SetLogs), cosigning with C2SP tlog-cosignature
 // cosignature/v1 (https://c2sp.org/tlog-cosignature); and, as a log, it
 // submits the node's checkpoints to external witnesses under a policy and
 // keeps their cosignatures (Submitter).
@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/proof"
@@ -59,7 +60,7 @@ const maxProof = 63
 type Witness struct {
 	db      *badger.DB
 	signer  *Cosigner
-	logs    map[string]note.Verifier // origin → the log's key
+	logs    atomic.Pointer[map[string]note.Verifier] // origin → the log's key (SetLogs replaces it)
 	logger  *slog.Logger
 	mu      sync.Mutex // serializes check-and-persist
 	metrics func(status int)
@@ -85,17 +86,31 @@ func New(cfg Config) (*Witness, error) {
 	if cfg.DB == nil || cfg.Cosigner == nil {
 		return nil, errors.New("witness: Config.DB and Config.Cosigner are required")
 	}
-	w := &Witness{db: cfg.DB, signer: cfg.Cosigner, logs: map[string]note.Verifier{}, logger: cfg.Logger, metrics: cfg.Observe}
+	w := &Witness{db: cfg.DB, signer: cfg.Cosigner, logger: cfg.Logger, metrics: cfg.Observe}
 	if w.logger == nil {
 		w.logger = slog.Default()
 	}
-	for _, v := range cfg.Logs {
-		if _, dup := w.logs[v.Name()]; dup {
-			return nil, fmt.Errorf("witness: two keys for log %q", v.Name())
-		}
-		w.logs[v.Name()] = v
+	if err := w.SetLogs(cfg.Logs); err != nil {
+		return nil, err
 	}
 	return w, nil
+}
+
+// SetLogs replaces the logs the witness witnesses (the verifier key of
+// each, named by its origin): from then on it cosigns only theirs, and
+// answers 404 for any other. The state it keeps of a log it no longer
+// witnesses stays, so that it resumes from there if the log comes back.
+// Safe to call while the witness serves.
+func (w *Witness) SetLogs(logs []note.Verifier) error {
+	m := make(map[string]note.Verifier, len(logs))
+	for _, v := range logs {
+		if _, dup := m[v.Name()]; dup {
+			return fmt.Errorf("witness: two keys for log %q", v.Name())
+		}
+		m[v.Name()] = v
+	}
+	w.logs.Store(&m)
+	return nil
 }
 
 // VerifierKey is the witness's cosignature/v1 verifier key.
@@ -132,7 +147,7 @@ func (w *Witness) addCheckpoint(r *http.Request) (int, []byte, string) {
 	if err != nil {
 		return fail(http.StatusBadRequest, "%v", err)
 	}
-	v, ok := w.logs[req.origin]
+	v, ok := (*w.logs.Load())[req.origin]
 	if !ok {
 		return fail(http.StatusNotFound, "unknown log %q", req.origin)
 	}
