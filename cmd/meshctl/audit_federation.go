@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -129,7 +130,9 @@ func getUpdatesOf(ctx context.Context, base string) ([][]byte, error) {
 }
 
 // checkFederationRecord checks a FederationUpdate record: it is the
-// certified step to its version of the chain the audit follows.
+// certified step to its version of the chain the audit follows, and it is
+// not backdated: the log certified no round from its effective round on
+// before it (the records are checked in log order).
 func (a *auditor) checkFederationRecord(n *nodeAudit, idx uint64, leaf *auditLeaf) {
 	var v uint64
 	if _, err := fmt.Sscanf(leaf.Identifier, "federation/%d", &v); err != nil || fmt.Sprintf("federation/%d", v) != leaf.Identifier || v == 0 {
@@ -148,6 +151,13 @@ func (a *auditor) checkFederationRecord(n *nodeAudit, idx uint64, leaf *auditLea
 		a.report.fail(n.rep, checkFederationRecords, "record %d: version %d is not certified", idx, v)
 	case u.Next.Hash() != a.chain[v].Hash():
 		a.report.fail(n.rep, checkFederationRecords, "record %d: version %d differs from the chain's", idx, v)
+	case n.rep.RoundsCertified > 0 && n.rep.LastRound >= u.Next.Effective:
+		// The log certified round LastRound under the version before, then
+		// took a version in force from that round or earlier: its signers
+		// rewrote the members of rounds already certified.
+		a.report.fail(n.rep, checkFederationRecords,
+			"record %d: version %d is backdated: in force from round %d, but the log certified round %d before it; signed by %s",
+			idx, v, u.Next.Effective, n.rep.LastRound, strings.Join(u.Signers, ", "))
 	default:
 		a.report.pass(n.rep, checkFederationRecords)
 	}

@@ -102,3 +102,58 @@ func TestTheAuditJudgesEachRoundByTheMembersInForce(t *testing.T) {
 		t.Error("node2's key after the rotation is not the new one")
 	}
 }
+
+// TestTheAuditFailsALogThatTookABackdatedUpdate walks a log's records in
+// order: a certified FederationUpdate record is backdated when the log
+// certified a round from its effective round on before it.
+func TestTheAuditFailsALogThatTookABackdatedUpdate(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, _ := config.VerifierKey("f/node0", pub)
+	id, _ := config.PeerIDFromKey(pub)
+	fed := &config.Federation{Name: "f", EpochPeriod: config.Duration{Duration: time.Second},
+		Members: []config.Member{{Origin: "f/node0", PeerID: id.String(), Key: vkey}}}
+	g := config.Genesis(fed)
+	next := *fed
+	next.Name = "f"
+	next.Quorum = 1
+	v1, err := g.Next(&next, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := merkle.NewSigner("f/node0", priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := config.SignFederationUpdate(v1.Text(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		certified int    // certificates before the record
+		last      uint64 // the latest round they certified
+		backdated bool
+	}{
+		{"no round certified before it", 0, 0, false},
+		{"the log certified up to the round before the effective one", 5, 99, false},
+		{"the log certified the effective round", 5, 100, true},
+		{"the log certified rounds after the effective one", 5, 150, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &auditor{chain: []*config.FederationVersion{g, v1}, report: &auditReport{Failures: []auditFailure{}}}
+			n := &nodeAudit{rep: &nodeReport{Origin: "f/node0", RoundsCertified: tc.certified, LastRound: tc.last}}
+			a.checkFederationRecord(n, 7, &auditLeaf{Kind: "FederationUpdate", Identifier: "federation/1", Payload: signed})
+			failed := n.rep.Checks[checkFederationRecords].Failed == 1
+			if failed != tc.backdated {
+				t.Fatalf("failed %v, want %v: %+v", failed, tc.backdated, a.report.Failures)
+			}
+			if failed && !strings.Contains(a.report.Failures[0].Detail, "backdated") || failed && !strings.Contains(a.report.Failures[0].Detail, "f/node0") {
+				t.Fatalf("the failure does not say it is backdated, nor who signed: %s", a.report.Failures[0].Detail)
+			}
+		})
+	}
+}
