@@ -44,14 +44,14 @@ const (
 // QUIC only, Noise or TLS (libp2p's defaults), a gater admitting only
 // members, and none of what a closed network does not need (relays, hole
 // punching, NAT port mapping, AutoNAT probing, mDNS, libp2p's own metrics on
-// the global registry).
+// the global registry), then Config.HostOptions.
 func (m *Mesh) startHost(ctx context.Context) error {
 	sk, err := crypto.UnmarshalEd25519PrivateKey(m.cfg.Key)
 	if err != nil {
 		return fmt.Errorf("%w: Key: %w", ErrConfig, err)
 	}
 	m.gater = newGater(m.byPeer, m.self.id)
-	h, err := libp2p.New(
+	opts := []libp2p.Option{
 		libp2p.Identity(sk),
 		libp2p.ListenAddrStrings(m.cfg.Listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -60,7 +60,8 @@ func (m *Mesh) startHost(ctx context.Context) error {
 		libp2p.DisableRelay(),
 		libp2p.ForceReachabilityPublic(),
 		libp2p.DisableMetrics(),
-	)
+	}
+	h, err := libp2p.New(append(opts, m.cfg.HostOptions...)...)
 	if err != nil {
 		return fmt.Errorf("intermesh: libp2p host on %v: %w", m.cfg.Listen, err)
 	}

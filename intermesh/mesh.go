@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -112,6 +113,10 @@ type Config struct {
 	// from which Federation is in force. Messages of earlier rounds are
 	// ignored (they belong to the previous member set). Optional: 0.
 	FirstRound uint64
+	// HostOptions are more libp2p options, applied after the host's own
+	// (see startHost), e.g. a QUIC transport over a simulated network in a
+	// test. Optional.
+	HostOptions []libp2p.Option
 }
 
 // member is one federation member as the Mesh needs it.
