@@ -118,19 +118,34 @@ func (s *Server) localSource(tag byte) source {
 	}
 }
 
+// MaxPageExamined bounds the records one page of Get (with Multiple) or
+// ConnectPending reads from its index: those it returns and those it skips
+// (outside the request's time window) count alike, so a narrow window
+// cannot make one request walk a whole index. A page that has examined
+// MaxPageExamined records ends there, with what it found (possibly
+// nothing) and a PageKey that continues after the last record it
+// examined: a client follows PageKeys until there is none, whether or not
+// a page held entries.
+const MaxPageExamined = 1024
+
 // collect walks the sequence numbers an index lists from c.Next on, reading
 // each record and keeping those inside c's time window, until a bound is
-// reached. It returns the records and the cursor of the next page ("" if
-// none).
+// reached: b's entries or bytes, or MaxPageExamined records examined. It
+// returns the records and the cursor of the next page ("" if none).
 func (s *Server) collect(src source, c cursor, b bounds, size func(*log.Record) int) ([]log.Record, string, error) {
 	var recs []log.Record
-	used := 0
+	used, examined := 0, 0
 	for {
-		seqs, more, err := src.seqs(c.Name, c.Next, b.entries+1)
+		seqs, more, err := src.seqs(c.Name, c.Next, min(b.entries, MaxPageExamined-examined)+1)
 		if err != nil {
 			return nil, "", err
 		}
 		for _, seq := range seqs {
+			if examined == MaxPageExamined {
+				c.Next = seq
+				return recs, s.encodeCursor(c), nil
+			}
+			examined++
 			rec, err := src.get(seq)
 			if err != nil {
 				return nil, "", err
