@@ -23,6 +23,11 @@ type cursor struct {
 	Next      uint64    `json:"s"`           // first sequence number of the next page
 	NotBefore time.Time `json:"nb,omitzero"`
 	Before    time.Time `json:"b,omitzero"`
+	// Latest marks the search of a Get without Multiple for the latest
+	// version inside the window; Found is 1 + the sequence number of the
+	// latest one it found so far, 0 for none.
+	Latest bool   `json:"l,omitempty"`
+	Found  uint64 `json:"f,omitempty"`
 }
 
 // pageKeyMACSize is the length of a page key's MAC.
@@ -118,14 +123,16 @@ func (s *Server) localSource(tag byte) source {
 	}
 }
 
-// MaxPageExamined bounds the records one page of Get (with Multiple) or
-// ConnectPending reads from its index: those it returns and those it skips
-// (outside the request's time window) count alike, so a narrow window
-// cannot make one request walk a whole index. A page that has examined
-// MaxPageExamined records ends there, with what it found (possibly
-// nothing) and a PageKey that continues after the last record it
-// examined: a client follows PageKeys until there is none, whether or not
-// a page held entries.
+// MaxPageExamined bounds the records one page of Get or ConnectPending
+// reads from its index: those it returns and those it skips (outside the
+// request's time window) count alike, so a narrow window cannot make one
+// request walk a whole index. A page that has examined MaxPageExamined
+// records ends there, with what it found (possibly nothing) and a PageKey
+// that continues after the last record it examined: a client follows
+// PageKeys until there is none, whether or not a page held entries. A Get
+// without Multiple whose window excludes the latest version searches the
+// history under the same bound, and answers with no entry and a PageKey
+// when the search is not done.
 const MaxPageExamined = 1024
 
 // collect walks the sequence numbers an index lists from c.Next on, reading
@@ -133,22 +140,33 @@ const MaxPageExamined = 1024
 // reached: b's entries or bytes, or MaxPageExamined records examined. It
 // returns the records and the cursor of the next page ("" if none).
 func (s *Server) collect(src source, c cursor, b bounds, size func(*log.Record) int) ([]log.Record, string, error) {
+	recs, next, _, err := s.walk(src, c, b, MaxPageExamined, size)
+	if err != nil || next == nil {
+		return recs, "", err
+	}
+	return recs, s.encodeCursor(*next), nil
+}
+
+// walk is collect examining at most budget records, the ones it skips
+// included. It returns the records, the cursor of the rest (nil if none)
+// and how many records it examined.
+func (s *Server) walk(src source, c cursor, b bounds, budget int, size func(*log.Record) int) ([]log.Record, *cursor, int, error) {
 	var recs []log.Record
 	used, examined := 0, 0
 	for {
-		seqs, more, err := src.seqs(c.Name, c.Next, min(b.entries, MaxPageExamined-examined)+1)
+		seqs, more, err := src.seqs(c.Name, c.Next, min(b.entries, budget-examined)+1)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, examined, err
 		}
 		for _, seq := range seqs {
-			if examined == MaxPageExamined {
+			if examined == budget {
 				c.Next = seq
-				return recs, s.encodeCursor(c), nil
+				return recs, &c, examined, nil
 			}
 			examined++
 			rec, err := src.get(seq)
 			if err != nil {
-				return nil, "", err
+				return nil, nil, examined, err
 			}
 			if !inWindow(rec.Time, c.NotBefore, c.Before) {
 				c.Next = seq + 1
@@ -157,12 +175,12 @@ func (s *Server) collect(src source, c cursor, b bounds, size func(*log.Record) 
 			n := size(&rec)
 			if len(recs) == b.entries || (len(recs) > 0 && used+n > b.bytes) {
 				c.Next = seq
-				return recs, s.encodeCursor(c), nil
+				return recs, &c, examined, nil
 			}
 			recs, used, c.Next = append(recs, rec), used+n, seq+1
 		}
 		if !more {
-			return recs, "", nil
+			return recs, nil, examined, nil
 		}
 	}
 }

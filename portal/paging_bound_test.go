@@ -82,3 +82,44 @@ func connectStarts(t *testing.T, p *testPortal, alice *user, n int) {
 		mustStatus(t, err, portal.SuccessOK)
 	}
 }
+
+// A Get without Multiple whose window excludes the latest version searches
+// the history at most MaxPageExamined versions per request: alice's profile
+// has one version inside the window and MaxPageExamined+1 after it. The
+// first answer holds no version and a key to continue; following it finds
+// the version inside the window.
+func TestAGetOfTheLatestVersionExaminesAtMostMaxPageExaminedVersions(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPortal(t, portal.Config{})
+	alice := newUser(t, "alice@example.com")
+	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, alice.profileAccount, alice.acctOffline)})
+	mustStatus(t, err, portal.SuccessOK)
+	publish := func() portal.Entry {
+		entry := entryOf(t, alice.profileAccount, alice.acctOffline)
+		_, err := p.client.Publish(ctx, &portal.PublishRequest{Entry: entry, AccountID: "alice"})
+		mustStatus(t, err, portal.SuccessOK)
+		return entry
+	}
+	inside := publish()
+	publish()
+	after, err := p.log.Get(p.log.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range portal.MaxPageExamined {
+		publish()
+	}
+	req := &portal.GetRequest{Identifier: alice.accountUDF(), SearchConstraints: &portal.SearchConstraints{Before: &after.Time}}
+	first, err := p.client.Get(ctx, req)
+	mustStatus(t, err, portal.SuccessOK)
+	if len(first.DataItems) != 0 || first.PageKey == "" {
+		t.Fatalf("the first answer, after %d versions: %d versions, page key %q; want none and a key to continue",
+			portal.MaxPageExamined, len(first.DataItems), first.PageKey)
+	}
+	req.SearchConstraints = &portal.SearchConstraints{PageKey: first.PageKey}
+	second, err := p.client.Get(ctx, req)
+	mustStatus(t, err, portal.SuccessOK)
+	if second.PageKey != "" || len(second.DataItems) != 1 || !jsonEqual(second.DataItems[0].Entry, inside) {
+		t.Fatalf("the second answer: %d versions, page key %q; want the version inside the window and no key", len(second.DataItems), second.PageKey)
+	}
+}

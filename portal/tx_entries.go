@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/intermesh/intermesh/log"
@@ -99,6 +100,8 @@ const maxClockSkew = 5 * time.Minute
 // get answers Get by Identifier (a profile or escrow entry) or by Account
 // (the account's profile). Without Multiple it returns the latest version
 // inside the time window; with Multiple every version, oldest first, paged.
+// Either examines at most MaxPageExamined versions per request, and
+// answers with a PageKey when it stopped there.
 // Full adds the log metadata and the leaf bytes, with which a client checks
 // the entry against a checkpoint. An identifier this portal never
 // registered is looked up in the replicated state of its peers (see
@@ -136,10 +139,10 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 	payloadSize := func(r *log.Record) int { return len(r.Payload) }
 	var recs []log.Record
 	var next string
-	if req.Multiple {
+	if req.Multiple && !c.Latest {
 		recs, next, err = s.collect(src.source, c, b, payloadSize)
 	} else {
-		recs, err = s.latest(src, c)
+		recs, next, err = s.latest(src, c)
 	}
 	if err != nil {
 		return nil, err
@@ -206,34 +209,54 @@ func (s *Server) resolveGet(req *GetRequest) (string, error) {
 	return "", Errorf(ClientBadRequest, "GetRequest needs an Identifier or an Account")
 }
 
-// latest returns the latest version of c.Name in src inside c's time window.
-func (s *Server) latest(src versions, c cursor) ([]log.Record, error) {
-	seq, found, err := src.latest(c.Name)
-	if err != nil || !found {
-		return nil, err
-	}
-	rec, err := src.get(seq)
-	if err != nil {
-		return nil, err
-	}
-	if inWindow(rec.Time, c.NotBefore, c.Before) {
-		return []log.Record{rec}, nil
-	}
-	// An earlier version may fall inside the window: walk the history.
-	var last []log.Record
-	for c.Next = 0; ; {
-		recs, next, err := s.collect(src.source, c, bounds{entries: 256, bytes: 1 << 30}, func(*log.Record) int { return 0 })
+// latest returns the latest version of c.Name in src inside c's time
+// window. When the latest version is outside the window it searches the
+// history, at most MaxPageExamined versions per request: if that does not
+// reach the end, it returns no record and the page key that continues the
+// search.
+func (s *Server) latest(src versions, c cursor) ([]log.Record, string, error) {
+	if !c.Latest {
+		seq, found, err := src.latest(c.Name)
+		if err != nil || !found {
+			return nil, "", err
+		}
+		rec, err := src.get(seq)
 		if err != nil {
-			return nil, err
+			return nil, "", err
+		}
+		if inWindow(rec.Time, c.NotBefore, c.Before) {
+			return []log.Record{rec}, "", nil
+		}
+		c.Latest, c.Next = true, 0
+	}
+	for budget := MaxPageExamined; ; {
+		recs, next, examined, err := s.walk(src.source, c, bounds{entries: 256, bytes: math.MaxInt}, budget, func(*log.Record) int { return 0 })
+		if err != nil {
+			return nil, "", err
 		}
 		if len(recs) > 0 {
-			last = recs[len(recs)-1:]
+			c.Found = recs[len(recs)-1].Seq + 1
 		}
-		if next == "" {
-			return last, nil
+		if budget -= examined; next == nil || budget == 0 {
+			return s.latestFound(src, c, next)
 		}
-		if c, err = s.decodeCursor("", TxGet, next); err != nil {
-			return nil, err
-		}
+		c.Next = next.Next
 	}
+}
+
+// latestFound ends a search of latest: the version found, or (next not
+// nil) the page key that continues the search.
+func (s *Server) latestFound(src versions, c cursor, next *cursor) ([]log.Record, string, error) {
+	if next != nil {
+		next.Found = c.Found
+		return nil, s.encodeCursor(*next), nil
+	}
+	if c.Found == 0 {
+		return nil, "", nil
+	}
+	rec, err := src.get(c.Found - 1)
+	if err != nil {
+		return nil, "", err
+	}
+	return []log.Record{rec}, "", nil
 }
