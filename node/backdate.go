@@ -7,6 +7,7 @@ import (
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/portal"
 )
 
 // Backdated federation updates.
@@ -38,25 +39,6 @@ const maxBackdated = 8
 // the node already certified under the version before it.
 var ErrFederationBackdated = errors.New("node: backdated federation update")
 
-// BackdatedUpdate is the evidence of a backdated federation update: the
-// update, certified by the signers of the version before it, and the
-// certificate of a round it would rewrite.
-type BackdatedUpdate struct {
-	// Version is the version the update would make.
-	Version uint64
-	// Effective is the round it claims to be in force from.
-	Effective uint64
-	// Signers are the members who signed it.
-	Signers []string
-	// Update is the signed update note.
-	Update string
-	// Round is a round the node certified under the version before, not
-	// before Effective.
-	Round uint64
-	// Certificate is the signed certificate note of Round.
-	Certificate string
-}
-
 // checkNotBackdated returns ErrFederationBackdated, and keeps the evidence,
 // if u would be in force from a round the node has certified already; h.mu
 // is held.
@@ -69,7 +51,7 @@ func (n *Node) checkNotBackdated(u *config.FederationUpdate, signed []byte) erro
 		return nil
 	}
 	h := n.history
-	ev := BackdatedUpdate{Version: u.Next.Version, Effective: u.Next.Effective, Signers: u.Signers,
+	ev := portal.BackdatedUpdate{Version: u.Next.Version, Effective: u.Next.Effective, Signers: u.Signers,
 		Update: string(signed), Round: cert.Round, Certificate: string(cert.Note)}
 	th := sha256.Sum256(signed)
 	if _, seen := h.backdatedSeen[th]; !seen {
@@ -92,12 +74,12 @@ func (n *Node) checkNotBackdated(u *config.FederationUpdate, signed []byte) erro
 
 // BackdatedUpdates returns the backdated federation updates the node
 // refused, oldest first.
-func (n *Node) BackdatedUpdates() []BackdatedUpdate {
+func (n *Node) BackdatedUpdates() []portal.BackdatedUpdate {
 	if n.history == nil {
 		return nil
 	}
 	h := n.history
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]BackdatedUpdate(nil), h.backdated...)
+	return append([]portal.BackdatedUpdate(nil), h.backdated...)
 }

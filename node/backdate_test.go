@@ -12,6 +12,7 @@ import (
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
 )
 
 // joinerUpdate returns version 1 of n's federation, in force from round
@@ -93,6 +94,15 @@ func TestABackdatedUpdateFromAPeersLogIsRefusedAndKeptAsEvidence(t *testing.T) {
 	}
 	if body := getText(t, "http://"+n.HTTPAddr()+"/metrics"); !strings.Contains(body, `intermesh_federation_updates_refused_total{reason="backdated"} 2`) {
 		t.Errorf("metrics:\n%s", grepLines(body, "intermesh_federation"))
+	}
+	// The status page and /status.json show it, naming the signers.
+	var st struct{ Federation struct{ Backdated []portal.BackdatedUpdate } }
+	getJSON(t, "http://"+n.HTTPAddr()+"/status.json", &st)
+	if b := st.Federation.Backdated; len(b) != 1 || b[0].Update != string(signed) || b[0].Signers[0] != c.Origin {
+		t.Errorf("/status.json shows %+v", b)
+	}
+	if page := getText(t, "http://"+n.HTTPAddr()+"/"); !strings.Contains(page, "Backdated federation updates refused") || !strings.Contains(page, `<b class="accused">`+c.Origin) {
+		t.Errorf("the status page does not show the backdated update:\n%s", page)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal"
 )
 
 // The federation's history on a node.
@@ -104,8 +105,8 @@ type history struct {
 	pending map[[32]byte][]byte         // text hash → merged signed note, for the next version
 	changed chan struct{}               // closed and replaced when the chain grows
 
-	backdated     []BackdatedUpdate     // refused backdated updates, oldest first (backdate.go)
-	backdatedSeen map[[32]byte]struct{} // hashes of their signed notes
+	backdated     []portal.BackdatedUpdate // refused backdated updates, oldest first (backdate.go)
+	backdatedSeen map[[32]byte]struct{}    // hashes of their signed notes
 }
 
 // loadHistory reads the accepted updates from the database and verifies

@@ -47,6 +47,7 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 	if fs.Evidence, err = n.Evidence(ctx); err != nil {
 		return nil, err
 	}
+	fs.Backdated = n.BackdatedUpdates()
 	accused := evidenceRounds(fs.Evidence)
 
 	closed := n.Epoch()

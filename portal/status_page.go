@@ -146,6 +146,10 @@ this page as data: <a href="/status.json">/status.json</a>.</p>
 {{with .Evidence}}<div class="banner" id="evidence"><b>Evidence of equivocation.</b>
 {{range .}}<p>Member <b class="accused">{{.Origin}}</b> signed two checkpoints that cannot both be true ({{.Reason}}):</p>
 <pre>{{index .Notes 0}}</pre><pre>{{index .Notes 1}}</pre>{{end}}</div>{{end}}
+{{with .Federation}}{{with .Backdated}}<div class="banner" id="backdated"><b>Backdated federation updates refused.</b>
+{{range .}}<p>Version {{.Version}}, signed by {{range $i, $s := .Signers}}{{if $i}}, {{end}}<b class="accused">{{$s}}</b>{{end}}, would be in force from round {{.Effective}},
+but this node certified round {{.Round}} under the members before it:</p>
+<pre>{{.Update}}</pre><pre>{{.Certificate}}</pre>{{end}}</div>{{end}}{{end}}
 <table>
 <tr><td>Log size</td><td id="size">{{.Size}} records</td></tr>
 <tr><td>Last write</td><td>{{time .LastWrite}}</td></tr>

@@ -52,9 +52,32 @@ type FederationStatus struct {
 	Replicas    []ReplicaStatus
 	Certificate *CertificateStatus `json:",omitempty"`
 	Evidence    []Evidence
+	// Backdated are the federation updates the node refused because they
+	// would be in force from a round it had certified already: evidence
+	// against their signers.
+	Backdated []BackdatedUpdate `json:",omitempty"`
 	// Growth is the node's log size at its round closes over the last
 	// hour, oldest first (from its own checkpoints).
 	Growth []GrowthPoint
+}
+
+// BackdatedUpdate is the evidence of a backdated federation update: the
+// update, certified by the signers of the version before it, and the
+// certificate of a round it would rewrite (Round ≥ Effective).
+type BackdatedUpdate struct {
+	// Version is the version the update would make.
+	Version uint64
+	// Effective is the round it claims to be in force from.
+	Effective uint64
+	// Signers are the members who signed it.
+	Signers []string
+	// Update is the signed update note.
+	Update string
+	// Round is a round the node certified under the version before, not
+	// before Effective.
+	Round uint64
+	// Certificate is the signed certificate note of Round.
+	Certificate string
 }
 
 // RoundStatus is one round of the grid.

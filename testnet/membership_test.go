@@ -182,6 +182,14 @@ func TestAFifthMemberJoinsARunningFederationAndItsCheckpointsAreCertified(t *tes
 	if r < v1.Effective {
 		t.Fatalf("round %d certified before the effective round %d", r, v1.Effective)
 	}
+	// The round report counts the new member from its effective round on,
+	// and its signature with its key.
+	if rep := tn.RoundReport(r); !rep.Agreed() || !rep.Nodes[i].Member || rep.Nodes[0].Signatures < v1.Quorum {
+		t.Errorf("the round report of round %d under version 1:\n%s", r, rep)
+	}
+	if rep := tn.RoundReport(v1.Effective - 1); rep.Nodes[i].Member {
+		t.Errorf("the round report of round %d counts the new member before it joined:\n%s", v1.Effective-1, rep)
+	}
 	for j := range 5 {
 		n := tn.Node(j)
 		if chainVersion(n) != 1 || !hasUpdateRecord(t, n, 1) {
@@ -238,6 +246,11 @@ func TestARemovedMemberIsNoLongerCountedNorConnected(t *testing.T) {
 	}
 	if !hasUpdateRecord(t, tn.Node(3), 1) {
 		t.Error("the removed member did not record the update that removed it")
+	}
+	// The round report leaves the removed member, still running, out.
+	rep := tn.RoundReport(r)
+	if !rep.Agreed() || rep.Nodes[3].Member || !rep.Nodes[0].Member {
+		t.Errorf("the round report of round %d under version 1:\n%s", r, rep)
 	}
 }
 

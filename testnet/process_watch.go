@@ -67,7 +67,7 @@ func (p *Processes) RoundReport(ctx context.Context, r uint64) RoundReport {
 		if !p.Running(i) {
 			continue
 		}
-		rep.Nodes[i].Running = true
+		rep.Nodes[i].Running, rep.Nodes[i].Member = true, true // member processes run the federation file
 		wg.Go(func() { rep.Nodes[i] = memberRound(ctx, p.PortalURL(i), p.fed.Members[i].Origin, r, p.vs) })
 	}
 	wg.Wait()
@@ -76,7 +76,7 @@ func (p *Processes) RoundReport(ctx context.Context, r uint64) RoundReport {
 
 // memberRound is one member's view of round r from its Status.
 func memberRound(ctx context.Context, url, origin string, r uint64, vs note.Verifiers) NodeRound {
-	nr := NodeRound{Running: true}
+	nr := NodeRound{Running: true, Member: true}
 	c, err := client.New(url)
 	if err != nil {
 		nr.Err = err

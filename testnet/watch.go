@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/node"
 )
@@ -43,7 +44,11 @@ func (t *Testnet) Watch(ctx context.Context, w io.Writer, traffic time.Duration)
 
 // NodeRound is one node's view of a round.
 type NodeRound struct {
-	Running    bool
+	Running bool
+	// Member reports that the node is a member of the federation version
+	// in force in the round (as its own chain says); a running node that
+	// is not (removed, or not yet joined) is left out of Agreed.
+	Member     bool
 	Size       uint64 // tree size of its checkpoint, if it made one
 	Root       []byte // root of its checkpoint
 	Err        error  // why there is no checkpoint
@@ -58,13 +63,14 @@ type RoundReport struct {
 	Nodes []NodeRound
 }
 
-// Agreed reports whether every running node holds a certificate for the
-// round and all of them have the same master hash.
+// Agreed reports whether every running member (of the federation version
+// in force in the round) holds a certificate for the round and all of them
+// have the same master hash.
 func (r RoundReport) Agreed() bool {
 	var first []byte
 	running := 0
 	for _, n := range r.Nodes {
-		if !n.Running {
+		if !n.Running || !n.Member {
 			continue
 		}
 		running++
@@ -88,6 +94,8 @@ func (r RoundReport) String() string {
 		switch {
 		case !n.Running:
 			fmt.Fprintf(&b, "\n  node%-2d stopped", i)
+		case !n.Member:
+			fmt.Fprintf(&b, "\n  node%-2d not a member in this round", i)
 		case n.Err != nil:
 			fmt.Fprintf(&b, "\n  node%-2d no checkpoint: %v", i, n.Err)
 		default:
@@ -114,6 +122,8 @@ func (t *Testnet) RoundReport(r uint64) RoundReport {
 		}
 		nr := &rep.Nodes[i]
 		nr.Running = true
+		v := inForce(n, t.fed, r)
+		_, nr.Member = v.Member(n.Origin())
 		signed, err := n.Tree().CheckpointAt(r)
 		if err != nil {
 			nr.Err = err
@@ -128,17 +138,26 @@ func (t *Testnet) RoundReport(r uint64) RoundReport {
 		if m := n.Mesh(); m != nil {
 			if cert, ok := m.Certificate(r); ok {
 				nr.MasterHash, nr.Covered = cert.MasterHash, len(cert.Checkpoints)
-				nr.Signatures = t.countSignatures(cert.Note)
+				nr.Signatures = countSignatures(&v.Federation, cert.Note)
 			}
 		}
 	}
 	return rep
 }
 
-// countSignatures counts the federation members' valid signatures on a
-// signed note.
-func (t *Testnet) countSignatures(signed []byte) int {
-	vs, err := t.fed.Verifiers()
+// inForce is the federation version in force in round r as node n's chain
+// says (the federation file if n runs without one).
+func inForce(n *node.Node, genesis *config.Federation, r uint64) *config.FederationVersion {
+	if chain := n.FederationChain(); len(chain) > 0 {
+		return config.InForce(chain, r)
+	}
+	return config.Genesis(genesis)
+}
+
+// countSignatures counts the valid signatures of fed's members on a signed
+// note.
+func countSignatures(fed *config.Federation, signed []byte) int {
+	vs, err := fed.Verifiers()
 	if err != nil {
 		return 0
 	}
