@@ -35,7 +35,7 @@ var errForkInconclusive = errors.New("intermesh: fork investigation inconclusive
 // checkpoint larger than every verified one can prove a fork with a
 // consistency proof, and the latest such one is kept.
 func (rs *replicaState) suspectLocked(hc heldCheckpoint) {
-	if n := len(rs.verified); n == 0 || hc.cp.Size <= rs.verified[n-1].cp.Size {
+	if len(rs.verified) == 0 || hc.cp.Size <= largestSize(rs.verified) {
 		return
 	}
 	if rs.suspect != nil && rs.suspect.cp.Round > hc.cp.Round {

@@ -100,7 +100,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"origin"}),
 		verifiedSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "intermesh_replica_verified_size",
-			Help: "Tree size of the latest checkpoint of an origin that its replica was verified against.",
+			Help: "Tree size of the largest checkpoint of an origin that its replica was verified against; never decreases.",
 		}, []string{"origin"}),
 		inconsistent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intermesh_replica_inconsistent_total",

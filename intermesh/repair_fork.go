@@ -21,11 +21,22 @@ type provingTree interface {
 
 // largestSize is the size of the largest of cps (0 if none).
 func largestSize(cps []heldCheckpoint) uint64 {
-	var s uint64
-	for _, hc := range cps {
-		s = max(s, hc.cp.Size)
+	if i := largestIndex(cps); i >= 0 {
+		return cps[i].cp.Size
 	}
-	return s
+	return 0
+}
+
+// largestIndex is the index in cps (in round order) of the largest
+// checkpoint, the latest of the largest ones; -1 if cps is empty.
+func largestIndex(cps []heldCheckpoint) int {
+	best := -1
+	for i, hc := range cps {
+		if best < 0 || hc.cp.Size >= cps[best].cp.Size {
+			best = i
+		}
+	}
+	return best
 }
 
 // forkWith looks, among verified, for a checkpoint that cannot be honest

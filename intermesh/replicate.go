@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -408,7 +409,7 @@ func (r *replicator) verify(rs *replicaState) {
 		switch {
 		case err == nil:
 			rs.addVerified(hc)
-			r.m.metrics.verifiedSize.WithLabelValues(rs.origin).Set(float64(rs.verified[len(rs.verified)-1].cp.Size))
+			r.m.metrics.verifiedSize.WithLabelValues(rs.origin).Set(float64(largestSize(rs.verified)))
 		case errors.Is(err, merkle.ErrInconsistent):
 			rs.untrusted = err.Error()
 			r.m.metrics.inconsistent.WithLabelValues(rs.origin).Inc()
@@ -683,14 +684,20 @@ func (rs *replicaState) addCheckpoint(hc heldCheckpoint) {
 }
 
 // addVerified remembers a verified checkpoint, in round order; rs.mu held.
+// Past keepVerified the oldest is forgotten, unless it is the largest: the
+// verified size never decreases.
 func (rs *replicaState) addVerified(hc heldCheckpoint) {
 	i := len(rs.verified)
 	for i > 0 && rs.verified[i-1].cp.Round > hc.cp.Round {
 		i--
 	}
-	rs.verified = append(rs.verified[:i], append([]heldCheckpoint{hc}, rs.verified[i:]...)...)
+	rs.verified = slices.Insert(rs.verified, i, hc)
 	if len(rs.verified) > keepVerified {
-		rs.verified = rs.verified[len(rs.verified)-keepVerified:]
+		drop := 0
+		if largestIndex(rs.verified) == 0 {
+			drop = 1
+		}
+		rs.verified = slices.Delete(rs.verified, drop, drop+1)
 	}
 }
 

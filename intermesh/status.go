@@ -92,8 +92,10 @@ type ReplicaState struct {
 	// Known is the number of records the member is known to have (from its
 	// checkpoints and record batches).
 	Known uint64
-	// Verified is the latest checkpoint of the member (signed note) whose
-	// root the replica reproduces, nil if none yet.
+	// Verified is the largest checkpoint of the member (signed note) whose
+	// root the replica reproduces (of the largest, the latest round), nil
+	// if none yet. A later round's smaller checkpoint the replica also
+	// reproduces does not replace it: the verified size never decreases.
 	Verified []byte
 	// VerifiedSize is the tree size of Verified.
 	VerifiedSize uint64
@@ -113,8 +115,8 @@ func (m *Mesh) Replicas() map[string]ReplicaState {
 		size := rs.rep.Size()
 		rs.mu.Lock()
 		st := ReplicaState{Origin: o, Size: size, Known: max(rs.target, size), Untrusted: rs.untrusted}
-		if n := len(rs.verified); n > 0 {
-			st.Verified, st.VerifiedSize = rs.verified[n-1].note, rs.verified[n-1].cp.Size
+		if i := largestIndex(rs.verified); i >= 0 {
+			st.Verified, st.VerifiedSize = rs.verified[i].note, rs.verified[i].cp.Size
 		}
 		rs.mu.Unlock()
 		out[o] = st
