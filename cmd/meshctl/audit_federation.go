@@ -67,11 +67,21 @@ func (k *federationKeys) verifierAt(origin string, round uint64) (note.Verifier,
 }
 
 // keyOf is the key origin's checkpoints of round are signed with: its key
-// in force in that round, or, for a checkpoint made before it joined, its
-// key in the first version that lists it. A certificate still counts only
+// in force in that round; for a checkpoint made after it was removed (a
+// retired member's log stays auditable), its key in the last version
+// before round that lists it; for one made before it joined, its key in
+// the first version that lists it. A certificate still counts only
 // members in force (verifyMasterNote).
 func (k *federationKeys) keyOf(origin string, round uint64) (note.Verifier, bool) {
 	if v, ok := k.verifierAt(origin, round); ok {
+		return v, true
+	}
+	for i := len(k.versions) - 1; i >= 0; i-- {
+		if v, ok := k.versions[i].byOrigin[origin]; ok && k.versions[i].effective <= round {
+			return v, true
+		}
+	}
+	if v, ok := k.byOrigin[origin]; ok {
 		return v, true
 	}
 	for _, kv := range k.versions {

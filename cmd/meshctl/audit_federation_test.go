@@ -101,6 +101,12 @@ func TestTheAuditJudgesEachRoundByTheMembersInForce(t *testing.T) {
 	if v, ok := keys.keyOf("f/node2", 250); !ok || v.KeyHash() != new2.signer.KeyHash() {
 		t.Error("node2's key after the rotation is not the new one")
 	}
+	if v, ok := keys.keyOf("f/node3", 150); !ok || v.KeyHash() != ks[3].signer.KeyHash() {
+		t.Error("the removed node3's own log (still auditable) is not read with its last key")
+	}
+	if v, ok := keys.keyOf("f/node2", 150); !ok || v.KeyHash() != ks[2].signer.KeyHash() {
+		t.Error("node2's key before the rotation is not the old one")
+	}
 }
 
 // TestTheAuditFailsALogThatTookABackdatedUpdate walks a log's records in

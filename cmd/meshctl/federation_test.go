@@ -176,6 +176,51 @@ func TestAFifthMemberAddedWithMeshctlIsAuditedAcrossTheChange(t *testing.T) {
 	}) {
 		t.Error("the audit did not reach the member that joined")
 	}
+
+	// A removal: version 2 retires node 3 (signed by four of the five);
+	// the audit passes across both changes.
+	gone := tn.Federation().Members[3].Origin
+	removal := filepath.Join(dir, "removal.txt")
+	if r := meshctl(t, "--portal", url(0), "federation", "propose", "--remove", gone, "--in", "10", "--out", removal); r.code != 0 {
+		t.Fatalf("propose --remove: exit %d: %s", r.code, r.stderr)
+	}
+	members := []string{url(0), url(1), url(2), url(3), fifth.HTTP}
+	for _, j := range []int{0, 1, 2, i} {
+		submitTo := members[min(j, 4)]
+		if j == 2 {
+			submitTo = strings.Join(members, ",") // the third signature completes the quorum of four with the fourth below
+		}
+		if j == i {
+			submitTo = strings.Join(members, ",")
+		}
+		r := meshctl(t, "--portal", url(0), "--token", federationToken, "federation", "sign", "--key", key(j), "--in", removal, "--out", removal, "--submit", submitTo)
+		if r.code != 0 {
+			t.Fatalf("sign the removal by node %d: exit %d: %s", j, r.code, r.stderr)
+		}
+	}
+	chain = tn.Node(0).FederationChain()
+	if len(chain) != 3 {
+		t.Fatalf("node 0's chain has %d versions after the removal was signed by four", len(chain))
+	}
+	v2 := chain[2]
+	for _, j := range []int{0, 1, 2, i} {
+		err := testnet.WaitFor(t.Context(), 40*time.Second, fmt.Sprintf("node %d certifying under version 2", j), func() bool {
+			cert, ok := tn.Node(j).Mesh().LatestCertificate()
+			return ok && cert.Round >= v2.Effective+1 && intermesh.VerifyCertificate(&cert, &v2.Federation) == nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.Reset()
+	errb.Reset()
+	code = run(t.Context(), []string{"--json", "audit", "--federation", filepath.Join(l.Dir, testnet.FederationFile)}, strings.NewReader(""), &out, &errb)
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("audit: exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())
+	}
+	if code != 0 || !rep.OK || rep.FederationVersion != 2 {
+		t.Fatalf("audit across the join and the removal: exit %d, version %d, failures: %+v", code, rep.FederationVersion, rep.Failures)
+	}
 }
 
 // TestARotatedKeyIsRefusedAfterItsRoundAndTheAuditSpansBothKeys rotates
