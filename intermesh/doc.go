@@ -58,6 +58,14 @@
 //
 //	— test/node1 <base64 of 4-byte key hash || Ed25519 signature>
 //
+// A checkpoint is known by the SHA-256 of its note, so a note is taken only
+// in that one form: the origin's signature line alone, in canonical
+// base64. A copy with another signature line (a cosignature, a stranger's,
+// the origin's twice) or loosened base64 still opens with the origin's key
+// but is refused, on every topic and as evidence: otherwise anyone holding
+// a member's checkpoint could forge a "second checkpoint of the round" in
+// its name.
+//
 // The master topic /intermesh/<federation>/master/1 carries votes. A vote is
 // a C2SP signed note whose text is the federation's master origin line, the
 // number of checkpoints covered, the base64 master hash M_r and the round:

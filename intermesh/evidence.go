@@ -38,9 +38,12 @@ const maxProofHashes = 128
 const reasonNotConsistent = "not-consistent"
 
 // VerifyEvidence checks evidence offline, with the federation file alone:
-// both notes are checkpoints of e.Origin signed by its key in fed, they are
-// different, and they cannot both come from one honest append-only log. It
-// returns why they conflict.
+// both notes are checkpoints of e.Origin signed by its key in fed, each in
+// its canonical form (the text and the origin's signature line alone, as
+// the origin writes it: a copy of a note with another signature line or
+// loosened base64 is not a second checkpoint), they are different, and
+// they cannot both come from one honest append-only log. It returns why
+// they conflict.
 //
 // Evidence without Root1 and Proof must conflict on its face: the same
 // round, a tree that shrank in a later round, the same size with two roots,
@@ -72,7 +75,7 @@ func verifyEvidence(e Evidence, vs note.Verifiers) (string, error) {
 		if len(n) > maxCheckpointSize {
 			return "", fmt.Errorf("%w: note %d is %d bytes, limit %d", ErrInvalidEvidence, i, len(n), maxCheckpointSize)
 		}
-		cp, _, err := merkle.OpenCheckpoint(n, vs)
+		cp, err := openCheckpoint(n, vs)
 		if err != nil {
 			return "", fmt.Errorf("%w: note %d: %w", ErrInvalidEvidence, i, err)
 		}

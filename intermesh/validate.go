@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"sync"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/merkle"
 )
@@ -130,7 +133,7 @@ func (m *Mesh) verifyCheckpoint(data []byte) (heldCheckpoint, error) {
 		}
 		hc.cp = cp
 	} else {
-		cp, _, err := merkle.OpenCheckpoint(data, m.verifiers)
+		cp, err := openCheckpoint(data, m.verifiers)
 		if err != nil {
 			return heldCheckpoint{}, fmt.Errorf("%w: %w", ErrInvalidCheckpoint, err)
 		}
@@ -145,6 +148,41 @@ func (m *Mesh) verifyCheckpoint(data []byte) (heldCheckpoint, error) {
 		return heldCheckpoint{}, fmt.Errorf("%w: %s", ErrInvalidCheckpoint, m.windowError(hc.cp.Round))
 	}
 	return hc, nil
+}
+
+// errNotCanonical reports a checkpoint note that opens with its origin's
+// key but is not in the one form its origin writes.
+var errNotCanonical = errors.New("not the checkpoint note its origin signed, byte for byte")
+
+// openCheckpoint opens a signed checkpoint note (merkle.OpenCheckpoint) and
+// accepts it only in its canonical form: the text, a blank line and the
+// origin's signature line, its base64 canonical, and nothing else.
+//
+// A checkpoint is known by the SHA-256 of its note (equivocation, the prev
+// line, master-hash leaves), but note.Open also accepts a note with more
+// signature lines (a cosignature, a stranger's, the same line twice) or
+// with its signature's base64 loosened (non-zero padding bits). Anyone
+// holding a member's checkpoint could make such a copy, a different note
+// "of the same round" in the member's name: evidence against an honest
+// member, or votes split over two master hashes. Only the origin's key can
+// make another canonical note.
+func openCheckpoint(data []byte, vs note.Verifiers) (merkle.Checkpoint, error) {
+	cp, n, err := merkle.OpenCheckpoint(data, vs)
+	if err != nil {
+		return merkle.Checkpoint{}, err
+	}
+	if len(n.Sigs) != 1 || len(n.UnverifiedSigs) != 0 {
+		return merkle.Checkpoint{}, fmt.Errorf("%w: %d signatures, want only %q's", errNotCanonical, len(n.Sigs)+len(n.UnverifiedSigs), cp.Origin)
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(n.Sigs[0].Base64)
+	if err != nil {
+		return merkle.Checkpoint{}, fmt.Errorf("%w: signature: %w", errNotCanonical, err)
+	}
+	canonical := n.Text + "\n— " + n.Sigs[0].Name + " " + base64.StdEncoding.EncodeToString(sig) + "\n"
+	if string(data) != canonical {
+		return merkle.Checkpoint{}, errNotCanonical
+	}
+	return cp, nil
 }
 
 // offer runs a stateful check on the round loop and returns its verdict. If
