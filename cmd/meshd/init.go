@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ func newInitCommand() *cobra.Command {
 			if dir == "" {
 				return fmt.Errorf("init: --dir is required")
 			}
+			periodFromFederation(dir, &opts)
 			c, err := config.Init(dir, opts)
 			if err != nil {
 				return err
@@ -34,6 +36,22 @@ func newInitCommand() *cobra.Command {
 	cmd.Flags().StringVar(&opts.Origin, "origin", "", "the node's log name (default meshd-<key fingerprint>)")
 	cmd.Flags().StringVar(&opts.HTTPListen, "http", "", "portal listen address (default 127.0.0.1:8080)")
 	cmd.Flags().StringSliceVar(&opts.P2PListen, "p2p", nil, "libp2p listen multiaddresses")
-	cmd.Flags().StringVar(&opts.Federation, "federation", "", "federation file, relative to --dir")
+	cmd.Flags().StringVar(&opts.Federation, "federation", "", "federation file, relative to --dir (if it exists, the node takes its epoch_period)")
 	return cmd
+}
+
+// periodFromFederation sets the round length of a new node to the
+// federation file's epoch_period, when the file exists already and loads:
+// a node whose epoch.period differs from its federation's refuses to start.
+func periodFromFederation(dir string, opts *config.InitOptions) {
+	if opts.Federation == "" || opts.EpochPeriod.Duration != 0 {
+		return
+	}
+	path := opts.Federation
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	if fed, err := config.LoadFederation(path); err == nil {
+		opts.EpochPeriod = fed.EpochPeriod
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/intermesh/intermesh/config"
 )
@@ -52,5 +53,24 @@ func TestMemberEntriesOfSeparatelyInitializedNodesMakeAValidFederationFile(t *te
 		if c.FederationPath() != path {
 			t.Errorf("node %d points at %s", i, c.FederationPath())
 		}
+	}
+}
+
+func TestANodeInitializedAgainstAFederationFileTakesItsRoundLength(t *testing.T) {
+	base := t.TempDir()
+	first := filepath.Join(base, "n0")
+	meshd(t, "init", "--dir", first, "--origin", "example.org/n0")
+	fed := "name = \"example\"\nepoch_period = \"2s\"\n\n" + meshd(t, "member", "--dir", first)
+	if err := os.WriteFile(filepath.Join(base, "federation.toml"), []byte(fed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "n1")
+	meshd(t, "init", "--dir", dir, "--origin", "example.org/n1", "--http", "127.0.0.1:8081", "--federation", "../federation.toml")
+	c, err := config.Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Epoch.Period.Duration != 2*time.Second {
+		t.Fatalf("epoch.period is %s, not the federation's 2s", c.Epoch.Period.Duration)
 	}
 }
