@@ -15,8 +15,8 @@ import (
 	"unicode/utf8"
 )
 
-// The auditor's own readers of the documented wire formats (DESIGN.md, "The
-// log", "Epochs and checkpoints", "Quorum master hash"). They are written
+// The auditor's own readers of the documented wire formats (docs/formats.md;
+// docs/design.md, "The log", "Epochs and rounds", "The quorum master hash"). They are written
 // from the documentation, not shared with the node, so that a bug in the
 // node's encoders cannot hide behind the same bug in its decoders; tests
 // check them against vectors made by the node's code.

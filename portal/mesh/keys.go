@@ -36,14 +36,14 @@ const (
 )
 
 // keyInfo is the reference implementation's key-info encoding
-// (DESIGN.md "UDF"): SEQUENCE { SEQUENCE { OID, NULL }, BIT STRING {
+// (docs/design.md, "UDF"): SEQUENCE { SEQUENCE { OID, NULL }, BIT STRING {
 // OCTET STRING { raw key } } }, e.g. for a 57-byte Ed448 key
 //
 //	30 47 | 30 07 06 03 2B 65 71 05 00 | 03 3C 00 04 39 <57-byte raw key>
 //
-// (DESIGN.md prints the outer length as 0x49; the DER length is 0x47, and
-// only 0x47 reproduces the seed's identifiers.) X448 uses OID 1.3.101.111
-// (2B 65 6F).
+// (the design notes we started from printed the outer length as 0x49; the
+// DER length is 0x47, and only 0x47 reproduces the seed's identifiers.) X448
+// uses OID 1.3.101.111 (2B 65 6F).
 func keyInfo(c Curve, raw []byte) []byte {
 	oid := byte(0x71) // 1.3.101.113 Ed448
 	if c == CurveX448 {

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// UDF (Uniform Data Fingerprint), as DESIGN.md "UDF" describes:
+// UDF (Uniform Data Fingerprint), as docs/design.md, "UDF", describes:
 //
 //	CDV    = H(data)
 //	TCDV   = H(UTF8(content_type) || ':' || CDV)

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The UDF vectors of DESIGN.md "UDF".
+// The UDF vectors of docs/design.md, "UDF".
 func TestUDFVectors(t *testing.T) {
 	tests := []struct {
 		name        string
