@@ -3,6 +3,7 @@ package intermesh
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -42,7 +43,7 @@ type netConditions struct {
 }
 
 func (c netConditions) String() string {
-	return fmt.Sprintf("rtt=%s/jitter=%s/loss=%g%%", c.rtt, c.jitter, 100*c.loss)
+	return fmt.Sprintf("rtt=%s,jitter=%s,loss=%g%%", c.rtt, c.jitter, 100*c.loss)
 }
 
 // lossyConn drops a share of the packets written to a simulated endpoint, as
@@ -70,7 +71,7 @@ func (s *fixedSourceIP) PreferredSourceIPForDestination(*net.UDPAddr) (net.IP, e
 // simnetQUIC is the libp2p option that puts the host's QUIC on nw, each
 // listening address an endpoint with the given links and loss. It follows
 // go-libp2p's x/simlibp2p.QUICSimnet, plus the loss.
-func simnetQUIC(nw *simnet.Simnet, links simnet.NodeBiDiLinkSettings, loss float64) libp2p.Option {
+func simnetQUIC(nw *simnet.Simnet, links simnet.NodeBiDiLinkSettings, loss float64, opened func(*simnet.SimConn)) libp2p.Option {
 	src := &fixedSourceIP{}
 	return libp2p.QUICReuse(
 		func(l fx.Lifecycle, srk quic.StatelessResetKey, tk quic.TokenGeneratorKey, opts ...quicreuse.Option) (*quicreuse.ConnManager, error) {
@@ -84,7 +85,9 @@ func simnetQUIC(nw *simnet.Simnet, links simnet.NodeBiDiLinkSettings, loss float
 		quicreuse.OverrideSourceIPSelector(func() (quicreuse.SourceIPSelector, error) { return src, nil }),
 		quicreuse.OverrideListenUDP(func(_ string, addr *net.UDPAddr) (net.PacketConn, error) {
 			src.ip.Store(&addr.IP)
-			return &lossyConn{SimConn: nw.NewEndpoint(addr, links), loss: loss}, nil
+			c := nw.NewEndpoint(addr, links)
+			opened(c)
+			return &lossyConn{SimConn: c, loss: loss}, nil
 		}),
 	)
 }
@@ -98,6 +101,38 @@ type simFederation struct {
 
 	mu       sync.Mutex
 	arrivals []time.Duration // every checkpoint a member received from another, after its round's close
+	stalls   []time.Duration // how much later than asked a 10 ms sleep of the test process woke
+	votes    []time.Duration // every vote a member received from another, after its round's close
+	voteSize int             // the bytes of those votes
+	conns    []*simnet.SimConn
+	// roundBytes is what a member sent per round during runRounds.
+	roundBytes int
+}
+
+// sentBytes is how many bytes all members have sent over the network.
+func (f *simFederation) sentBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sum := 0
+	for _, c := range f.conns {
+		sum += c.Stats().BytesSent
+	}
+	return sum
+}
+
+// watchScheduler samples, until ctx ends, how late the process wakes from a
+// 10 ms sleep: a machine short of CPU delays every member's messages by that
+// much, whatever the network does.
+func (f *simFederation) watchScheduler(ctx context.Context) {
+	const tick = 10 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		time.Sleep(tick)
+		late := time.Since(start) - tick
+		f.mu.Lock()
+		f.stalls = append(f.stalls, late)
+		f.mu.Unlock()
+	}
 }
 
 // startSimFederation starts n members of a federation of the given period
@@ -131,6 +166,7 @@ func startSimFederation(t *testing.T, n int, period time.Duration, nc netConditi
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() { f.watchScheduler(ctx) })
 	for i := range n {
 		db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil).WithMemTableSize(8 << 20))
 		if err != nil {
@@ -138,9 +174,13 @@ func startSimFederation(t *testing.T, n int, period time.Duration, nc netConditi
 		}
 		t.Cleanup(func() { db.Close() })
 		cfg := Config{
-			Listen:      fed.Members[i].Addrs,
-			DB:          db,
-			HostOptions: []libp2p.Option{simnetQUIC(nw, links, nc.loss)},
+			Listen: fed.Members[i].Addrs,
+			DB:     db,
+			HostOptions: []libp2p.Option{simnetQUIC(nw, links, nc.loss, func(c *simnet.SimConn) {
+				f.mu.Lock()
+				f.conns = append(f.conns, c)
+				f.mu.Unlock()
+			})},
 		}
 		if tune != nil {
 			tune(&cfg)
@@ -152,6 +192,11 @@ func startSimFederation(t *testing.T, n int, period time.Duration, nc netConditi
 			t.Fatal(err)
 		}
 		wg.Go(func() { f.recordArrivals(ctx, nd, sub.Next) })
+		vsub, err := nd.topics.master.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { f.recordVotes(ctx, nd, vsub.Next) })
 	}
 	waitFor(t, 30*time.Second+10*nc.rtt*time.Duration(n), "gossip topics joined over the simulated network", func() bool {
 		for _, nd := range f.nodes {
@@ -228,6 +273,26 @@ func (f *simFederation) recordArrivals(ctx context.Context, nd *node, next func(
 	}
 }
 
+// recordVotes notes, for every vote that nd's gossip delivers (its own
+// excepted), how long after its round's close it arrived, and its size.
+func (f *simFederation) recordVotes(ctx context.Context, nd *node, next func(context.Context) (*pubsub.Message, error)) {
+	for {
+		msg, err := next(ctx)
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		var w voteWire
+		if msg.ReceivedFrom == nd.ID() || json.Unmarshal(msg.Data, &w) != nil {
+			continue
+		}
+		f.mu.Lock()
+		f.votes = append(f.votes, at.Sub(f.closeOf(w.Round)))
+		f.voteSize += len(msg.Data)
+		f.mu.Unlock()
+	}
+}
+
 // closeOf is when round r closes on the wall clock: (r+1)·period.
 func (f *simFederation) closeOf(r uint64) time.Time {
 	return time.Unix(0, int64(r+1)*int64(f.period))
@@ -238,6 +303,8 @@ func (f *simFederation) closeOf(r uint64) time.Time {
 // every member has committed the last one.
 func (f *simFederation) runRounds(t *testing.T, rounds int) uint64 {
 	t.Helper()
+	sent := f.sentBytes()
+	defer func() { f.roundBytes = (f.sentBytes() - sent) / (len(f.nodes) * rounds) }()
 	first := uint64(time.Now().UnixNano()/int64(f.period)) + 1
 	last := first + uint64(rounds) - 1
 	for r := first; r <= last; r++ {
@@ -272,20 +339,26 @@ func (f *simFederation) runRounds(t *testing.T, rounds int) uint64 {
 
 // liveness is what the members committed over a run of rounds.
 type liveness struct {
-	rounds    int
-	certified int // rounds every member committed a certificate for
-	full      int // ... and every member's certificate has every member's checkpoint
-	finalFull int // rounds whose certificate every member holds at the end has every checkpoint
-	noQuorum  int // member-rounds committed as no-quorum
-	missing   int // member-rounds committed without a result
-	sizes     map[int]int
-	commitAt  []time.Duration // per member-round, when the result was committed after the close
-	arrivals  []time.Duration
+	rounds        int
+	certified     int // rounds every member committed a certificate for
+	full          int // ... and every member's certificate has every member's checkpoint
+	finalFull     int // rounds whose certificate every member holds at the end has every checkpoint
+	noQuorum      int // member-rounds committed as no-quorum
+	missing       int // member-rounds committed without a result
+	sizes         map[int]int
+	commitAt      []time.Duration // per member-round, when the result was committed after the close
+	arrivals      []time.Duration
+	stalls        []time.Duration
+	load          string // the load average at the end (Linux)
+	votes         []time.Duration
+	voteBytes     int         // of the votes received, per member per round
+	noQuorumSizes map[int]int // checkpoints in the own votes committed as no-quorum
+	sent          int         // bytes a member sent per round (QUIC packets)
 }
 
 func (f *simFederation) tally(first uint64, rounds int) liveness {
 	n := len(f.nodes)
-	lv := liveness{rounds: rounds, sizes: map[int]int{}}
+	lv := liveness{rounds: rounds, sizes: map[int]int{}, noQuorumSizes: map[int]int{}}
 	for r := first; r < first+uint64(rounds); r++ {
 		certified, full, finalFull := true, true, true
 		for _, nd := range f.nodes {
@@ -299,6 +372,7 @@ func (f *simFederation) tally(first uint64, rounds int) liveness {
 				certified, full = false, false
 			case res.Outcome != OutcomeCertificate:
 				lv.noQuorum++
+				lv.noQuorumSizes[len(res.Checkpoints)]++
 				certified, full = false, false
 			default:
 				lv.sizes[len(res.Checkpoints)]++
@@ -322,7 +396,14 @@ func (f *simFederation) tally(first uint64, rounds int) liveness {
 	}
 	f.mu.Lock()
 	lv.arrivals = slices.Clone(f.arrivals)
+	lv.stalls = slices.Clone(f.stalls)
+	lv.votes = slices.Clone(f.votes)
+	lv.voteBytes = f.voteSize / (n * rounds)
+	lv.sent = f.roundBytes
 	f.mu.Unlock()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil && len(b) > 15 {
+		lv.load = string(b[:14])
+	}
 	return lv
 }
 
@@ -349,14 +430,19 @@ func later(ds []time.Duration, d time.Duration) float64 {
 func (lv liveness) String() string {
 	pct := func(k int) float64 { return 100 * float64(k) / float64(max(1, lv.rounds)) }
 	return fmt.Sprintf("rounds %d: all checkpoints %d (%.1f%%), certified %d (%.1f%%), all checkpoints in the final certificate %d (%.1f%%); "+
-		"no-quorum member-rounds %d, uncommitted %d; certificate sizes %v; commit after close p50 %s p99 %s; "+
-		"checkpoint arrival after close p50 %s p99 %s max %s, later than 200 ms %.2f%%, 500 ms %.2f%%",
+		"no-quorum member-rounds %d (their votes' sizes %v), uncommitted %d; certificate sizes %v; commit after close p50 %s p99 %s; "+
+		"checkpoint arrival after close p50 %s p99 %s max %s, later than 200 ms %.2f%%, 500 ms %.2f%%; "+
+		"a member sent %d KB per round; votes received %d per member-round (%d B), arrival after close p50 %s p99 %s; "+
+		"a 10 ms sleep woke late by p99 %s max %s; load average %s",
 		lv.rounds, lv.full, pct(lv.full), lv.certified, pct(lv.certified), lv.finalFull, pct(lv.finalFull),
-		lv.noQuorum, lv.missing, lv.sizes,
+		lv.noQuorum, lv.noQuorumSizes, lv.missing, lv.sizes,
 		quantile(lv.commitAt, 0.5).Round(time.Millisecond), quantile(lv.commitAt, 0.99).Round(time.Millisecond),
 		quantile(lv.arrivals, 0.5).Round(time.Millisecond), quantile(lv.arrivals, 0.99).Round(time.Millisecond),
 		quantile(lv.arrivals, 1).Round(time.Millisecond),
-		100*later(lv.arrivals, 200*time.Millisecond), 100*later(lv.arrivals, 500*time.Millisecond))
+		100*later(lv.arrivals, 200*time.Millisecond), 100*later(lv.arrivals, 500*time.Millisecond),
+		lv.sent/1000, len(lv.votes)/max(1, len(lv.commitAt)), lv.voteBytes,
+		quantile(lv.votes, 0.5).Round(time.Millisecond), quantile(lv.votes, 0.99).Round(time.Millisecond),
+		quantile(lv.stalls, 0.99).Round(time.Millisecond), quantile(lv.stalls, 1).Round(time.Millisecond), lv.load)
 }
 
 func TestSixMembersCertifyEveryRoundOverALossyWideAreaNetwork(t *testing.T) {
