@@ -2,7 +2,9 @@ package portal
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal/mesh"
 )
 
 // Sentinel errors of the materialized state. The indexer returns them
@@ -28,6 +31,7 @@ var (
 	ErrNoPending       = errors.New("no pending connection request")
 	ErrPending         = errors.New("a connection request is already pending")
 	ErrNotNewer        = errors.New("not newer than the registered version")
+	ErrResultRecorded  = errors.New("connection result already recorded for an earlier request")
 )
 
 // StatePrefix is the first byte of every Badger key the portal state writes.
@@ -82,6 +86,19 @@ type connState struct {
 	RequestSeq uint64
 	ResultSeq  uint64 `json:",omitempty"`
 	Done       bool   `json:",omitempty"`
+	// Answered are the results that answered the device's requests so
+	// far (resultDigest), so that none answers a later request: a result
+	// names the device and the profile, not the request, and anyone can
+	// read it (ConnectStatus).
+	Answered []string `json:",omitempty"`
+}
+
+// resultDigest identifies a connection result by what its signer signed:
+// the SHA-256 of its envelope's payload, in hex. (The entry's JSON could
+// be re-encoded; the signed payload cannot.)
+func resultDigest(payload []byte) string {
+	h := sha256.Sum256(payload)
+	return hex.EncodeToString(h[:])
 }
 
 // State is the portal's materialized state: accounts, the latest version of
@@ -359,7 +376,7 @@ func (s *State) indexConnectStart(txn *badger.Txn, rec *log.Record) error {
 		return &Error{Status: AlreadyExists, Err: ErrPending,
 			Description: fmt.Sprintf("device %s already has a pending connection request to %q", rec.Identifier, rec.Account)}
 	}
-	conn = connState{RequestSeq: rec.Seq}
+	conn = connState{RequestSeq: rec.Seq, Answered: conn.Answered}
 	if err := setJSON(txn, stateKey(tagConn, rec.Account, rec.Identifier), &conn); err != nil {
 		return err
 	}
@@ -388,6 +405,9 @@ func (s *State) indexConnectComplete(txn *badger.Txn, rec *log.Record, pe *Porta
 		return fmt.Errorf("portal: writing state: %w", err)
 	}
 	conn.ResultSeq, conn.Done = rec.Seq, true
+	if _, env, err := mesh.ParseEntry(pe.Entry); err == nil { // the server verified it
+		conn.Answered = append(conn.Answered, resultDigest(env.Payload))
+	}
 	return setJSON(txn, stateKey(tagConn, rec.Account, rec.Identifier), &conn)
 }
 

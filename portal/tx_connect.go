@@ -2,6 +2,8 @@ package portal
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
@@ -126,12 +128,35 @@ func (s *Server) connectComplete(ctx context.Context, req *ConnectCompleteReques
 	if err := checkParent(field, e, acct); err != nil {
 		return nil, err
 	}
+	if err := s.checkNotAnswered(field, account, e); err != nil {
+		return nil, err
+	}
 	pe := portalEntry(TxConnectComplete, e, req.Result, nil)
 	pe.AccountID = req.AccountID
 	if _, err := s.append(ctx, log.KindConnectionResult, e.Identifier.String(), account, pe); err != nil {
 		return nil, err
 	}
 	return &ConnectCompleteResponse{MeshResponse{Status: SuccessCreated}}, nil
+}
+
+// checkNotAnswered refuses a result that already answered an earlier
+// request of its device to the account. A result names the device and the
+// profile, not the request it answers, and ConnectStatus shows it to
+// anyone: posted again, an old refusal (or acceptance) would close the
+// device's new request before an administration device saw it. A fresh
+// answer is a new signature over a new payload (an acceptance carries a
+// new activation); the same refusal of the same request twice is the one
+// answer this refuses.
+func (s *Server) checkNotAnswered(field, account string, e *mesh.Entry) error {
+	c, found, err := s.state.conn(account, e.Identifier.String())
+	if err != nil || !found {
+		return err
+	}
+	if slices.Contains(c.Answered, resultDigest(e.Envelope.Payload)) {
+		return &Error{Status: AlreadyExists, Err: ErrResultRecorded,
+			Description: fmt.Sprintf("%s already answered an earlier connection request of device %s to %q: an old result does not answer a new request", field, e.Identifier, account)}
+	}
+	return nil
 }
 
 // connectStatus answers ConnectStatus: the signed result once there is one;
