@@ -185,7 +185,7 @@ func TestTransferToFile(t *testing.T) {
 	size := p.log.Size()
 	out := filepath.Join(t.TempDir(), "log.jsonl")
 
-	alice.fails(exitFailure, []string{"401", "authorization"}, "transfer", "--out", out)
+	alice.fails(exitFailure, []string{"401", "authorization", "http.transfer_token", "MESHD_HTTP_TRANSFER_TOKEN", "--transfer-public"}, "transfer", "--out", out)
 
 	alice.token = testTransferToken
 	var res transferResult
@@ -283,7 +283,9 @@ func TestErrorsExitNonZeroWithAClearMessage(t *testing.T) {
 	alice.fails(exitFailure, []string{"no device in the keystore"}, "device", "status")
 
 	bad := &user{t: t, home: t.TempDir(), portal: "ftp://portal.example"}
-	bad.fails(exitFailure, []string{"not a portal URL"}, "status")
+	bad.fails(exitUsage, []string{"not a portal URL"}, "status")
+	noScheme := &user{t: t, home: t.TempDir(), portal: "127.0.0.1:8080"}
+	noScheme.fails(exitUsage, []string{"not a portal URL", "http://host:port"}, "status")
 	down := &user{t: t, home: t.TempDir(), portal: "http://127.0.0.1:1"}
 	down.fails(exitFailure, []string{"cannot talk to the portal at http://127.0.0.1:1"}, "status")
 

@@ -119,7 +119,11 @@ func report(stderr io.Writer, err error) int {
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "meshctl: %v\nRun '%s --help' for usage.\n", ue.err, ue.cmd.CommandPath())
+		path := "meshctl"
+		if ue.cmd != nil {
+			path = ue.cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "meshctl: %v\nRun '%s --help' for usage.\n", ue.err, path)
 		return exitUsage
 	case errors.As(err, &pe):
 		// "meshctl: <what was being done>: the portal answered Status 404
@@ -135,7 +139,8 @@ func report(stderr io.Writer, err error) int {
 	return exitFailure
 }
 
-// usageError is a mistake on the command line.
+// usageError is a mistake on the command line (of cmd, or of a global
+// flag when cmd is nil).
 type usageError struct {
 	cmd *cobra.Command
 	err error
@@ -245,7 +250,7 @@ func (o *globalOptions) keystore() (*Keystore, error) {
 func (o *globalOptions) client() (*portalClient, error) {
 	u, err := url.Parse(o.portal)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--portal %q is not a portal URL: want http://host:port or https://host", o.portal)
+		return nil, &usageError{err: fmt.Errorf("--portal %q is not a portal URL: want http://host:port or https://host", o.portal)}
 	}
 	var copts []client.Option
 	if o.token != "" {

@@ -33,6 +33,11 @@ type transferResult struct {
 	Records    uint64
 }
 
+// transferTokenHint says how to get past a portal's refusal of Transfer.
+const transferTokenHint = `meshctl: Transfer needs the portal's transfer token: pass --token (or MESHCTL_TOKEN) with
+the value of the node's http.transfer_token (environment MESHD_HTTP_TRANSFER_TOKEN), or run
+the node with 'meshd run --transfer-public' to let anyone read its log.`
+
 // newTransferCommand is 'meshctl transfer': copy the portal's log to a file.
 func newTransferCommand(opts *globalOptions) *cobra.Command {
 	var t transferOptions
@@ -100,6 +105,9 @@ func runTransfer(cmd *cobra.Command, opts *globalOptions, t transferOptions) err
 		}
 		resp, err := c.Transfer(cmd.Context(), req)
 		if err != nil {
+			if pe := (*portal.Error)(nil); errors.As(err, &pe) && pe.Status == portal.ClientUnauthorized {
+				fmt.Fprintln(cmd.ErrOrStderr(), transferTokenHint)
+			}
 			return c.wrap(fmt.Sprintf("transfer from index %d", res.Next), err)
 		}
 		for _, item := range resp.DataItems {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -25,8 +26,20 @@ func main() {
 		if !errors.Is(err, errReported) {
 			fmt.Fprintln(os.Stderr, "meshd:", err)
 		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for a mistake on the command line (an unknown command or
+// flag, a missing argument), 1 for any other failure.
+func exitCode(err error) int {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "required flag", "accepts ", "unknown option"} {
+		if strings.HasPrefix(msg, p) {
+			return 2
+		}
+	}
+	return 1
 }
 
 // errReported is returned by commands that have already told the user.

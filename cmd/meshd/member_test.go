@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -72,5 +74,25 @@ func TestANodeInitializedAgainstAFederationFileTakesItsRoundLength(t *testing.T)
 	}
 	if c.Epoch.Period.Duration != 2*time.Second {
 		t.Fatalf("epoch.period is %s, not the federation's 2s", c.Epoch.Period.Duration)
+	}
+}
+
+func TestCommandLineMistakesExitWithTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--no-such-flag"},
+		{"no-such-command"},
+		{"init", "--dir"},
+	} {
+		root := newRootCommand()
+		root.SetArgs(args)
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		err := root.Execute()
+		if err == nil || exitCode(err) != 2 {
+			t.Errorf("meshd %v: %v, exit %d; want a usage error, exit 2", args, err, exitCode(err))
+		}
+	}
+	if code := exitCode(errors.New("node: epoch.period is 10s but the federation says 2s")); code != 1 {
+		t.Errorf("a failure to run exits %d, want 1", code)
 	}
 }
