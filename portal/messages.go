@@ -312,8 +312,8 @@ type StatusResponse struct {
 	NextCheckpointTime *time.Time `json:",omitempty"`
 	// CheckpointValue is the latest checkpoint, a C2SP signed note.
 	CheckpointValue string `json:",omitempty"`
-	// Peers are the proof chains for each federation member (DESIGN.md,
-	// "Portal protocol"); filled when the node provides a PeerProofs source.
+	// Peers are the proof chains for each federation member (docs/design.md,
+	// "Status and its proof chains"); filled when the node provides a PeerProofs source.
 	Peers []PeerProof `json:",omitempty"`
 	// Evidence lists the proofs of misbehaviour this node holds: pairs of
 	// signed checkpoints of one origin that cannot both be true.

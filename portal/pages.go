@@ -48,8 +48,8 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// PeriodSchedule is a Schedule of wall-clock aligned epochs (DESIGN.md,
-// "Epochs and checkpoints"): round r = floor(unix seconds / Period) closes at
+// PeriodSchedule is a Schedule of wall-clock aligned epochs (docs/design.md,
+// "Epochs and rounds"): round r = floor(unix seconds / Period) closes at
 // the start of round r+1. A node with a real epoch ticker can supply its own
 // Schedule with the actual time of the last checkpoint instead.
 type PeriodSchedule struct {

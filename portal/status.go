@@ -7,7 +7,7 @@ import (
 
 // Status codes of the Mesh Portal Protocol, numbered as the reference
 // implementation numbers them (seed 001 §7.2), plus the three this project
-// adds for malformed and over-limit input (DESIGN.md, "Status codes").
+// adds for malformed and over-limit input (docs/design.md, "Status codes").
 const (
 	SuccessOK          = 201 // operation completed successfully
 	SuccessCreated     = 201 // operation completed successfully, new data item created
