@@ -96,7 +96,9 @@ func TestABackdatedUpdateFromAPeersLogIsRefusedAndKeptAsEvidence(t *testing.T) {
 		t.Errorf("metrics:\n%s", grepLines(body, "intermesh_federation"))
 	}
 	// The status page and /status.json show it, naming the signers.
-	var st struct{ Federation struct{ Backdated []portal.BackdatedUpdate } }
+	var st struct {
+		Federation struct{ Backdated []portal.BackdatedUpdate }
+	}
 	getJSON(t, "http://"+n.HTTPAddr()+"/status.json", &st)
 	if b := st.Federation.Backdated; len(b) != 1 || b[0].Update != string(signed) || b[0].Signers[0] != c.Origin {
 		t.Errorf("/status.json shows %+v", b)

@@ -66,9 +66,13 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 	if err != nil {
 		return nil, err
 	}
+	_, chain := n.history.current()
 	for i, r := range grid {
-		fs.Rounds = append(fs.Rounds, n.roundStatus(mesh, fed, r, own[i] != nil, fs.Members, accused))
+		rs := n.roundStatus(mesh, fed, r, own[i] != nil, fs.Members, accused)
+		n.markRound(&rs, chain, closed, fs.Members)
+		fs.Rounds = append(fs.Rounds, rs)
 	}
+	fs.Health = healthOf(fs.Rounds, fs.Members, n.schedule.Period)
 
 	for _, st := range mesh.Replicas() {
 		rs := portal.ReplicaStatus{Origin: st.Origin, Size: st.Size, Known: st.Known, VerifiedSize: st.VerifiedSize, Untrusted: st.Untrusted}
@@ -124,6 +128,81 @@ func (n *Node) roundStatus(mesh *intermesh.Mesh, fed *config.Federation, r uint6
 		}
 	}
 	return rs
+}
+
+// markRound marks, in one column of the grid, the members not in force in
+// its round (they joined later) and, if it is the latest closed round and
+// this node has not committed it yet, the cells it has no outcome for.
+func (n *Node) markRound(rs *portal.RoundStatus, chain []*config.FederationVersion, closed uint64, members []string) {
+	v := config.InForce(chain, rs.Round)
+	pending := rs.Round == closed && !n.masters.has(rs.Round)
+	for i, m := range members {
+		if _, ok := v.Member(m); !ok {
+			rs.Cells[i] = portal.CellNotMember
+		} else if pending && rs.Cells[i] == portal.CellNoQuorum {
+			rs.Cells[i] = portal.CellPending
+		}
+	}
+}
+
+// healthOf judges the federation from the grid: its latest column with an
+// outcome says healthy, degraded (and each missing member's first round of
+// its latest run of misses) or no quorum (since the first round of the
+// latest run of rounds without a certificate).
+func healthOf(rounds []portal.RoundStatus, members []string, period time.Duration) portal.Health {
+	start := func(r uint64) time.Time { return time.Unix(0, 0).Add(time.Duration(r) * period).UTC() }
+	decided := func(rs portal.RoundStatus) (certified, ok bool) {
+		for _, c := range rs.Cells {
+			switch c {
+			case portal.CellCertified, portal.CellMissing, portal.CellEvidence:
+				return true, true
+			case portal.CellNoQuorum:
+				ok = true
+			}
+		}
+		return false, ok
+	}
+	var cols []int // columns with an outcome, newest first
+	for i := len(rounds) - 1; i >= 0; i-- {
+		if _, ok := decided(rounds[i]); ok {
+			cols = append(cols, i)
+		}
+	}
+	if len(cols) == 0 {
+		return portal.Health{State: portal.HealthUnknown}
+	}
+	latest := rounds[cols[0]]
+	h := portal.Health{Round: latest.Round}
+	if certified, _ := decided(latest); !certified {
+		since := latest.Round
+		for _, i := range cols {
+			if c, _ := decided(rounds[i]); c {
+				break
+			}
+			since = rounds[i].Round
+		}
+		t := start(since)
+		h.State, h.Since = portal.HealthNoQuorum, &t
+		return h
+	}
+	for m, origin := range members {
+		if c := latest.Cells[m]; c != portal.CellMissing && c != portal.CellEvidence {
+			continue
+		}
+		since := latest.Round
+		for _, i := range cols {
+			if c := rounds[i].Cells[m]; c != portal.CellMissing && c != portal.CellEvidence {
+				break
+			}
+			since = rounds[i].Round
+		}
+		h.Missing = append(h.Missing, portal.MissingMember{Origin: origin, SinceRound: since, Since: start(since)})
+	}
+	h.State = portal.HealthHealthy
+	if len(h.Missing) > 0 {
+		h.State = portal.HealthDegraded
+	}
+	return h
 }
 
 // evidenceRounds maps each accused member to the round it contradicted

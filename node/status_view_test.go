@@ -3,6 +3,9 @@ package node
 import (
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/intermesh/intermesh/portal"
 )
 
 func TestGrowthRoundsAreFewEvenlySpreadAndEndAtTheLastClose(t *testing.T) {
@@ -29,5 +32,55 @@ func TestGrowthRoundsAreFewEvenlySpreadAndEndAtTheLastClose(t *testing.T) {
 		if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
 			t.Errorf("growthRounds(%d, %d, %d) = %v: not strictly increasing", tc.closed, tc.rounds, tc.points, got)
 		}
+	}
+}
+
+func TestTheHealthHeadlineReadsTheLatestRoundWithAnOutcome(t *testing.T) {
+	const (
+		ok   = portal.CellCertified
+		miss = portal.CellMissing
+		noq  = portal.CellNoQuorum
+		pend = portal.CellPending
+		unk  = portal.CellUnknown
+		nm   = portal.CellNotMember
+	)
+	members := []string{"a", "b", "c"}
+	grid := func(cols ...[]string) []portal.RoundStatus {
+		var out []portal.RoundStatus
+		for i, c := range cols {
+			out = append(out, portal.RoundStatus{Round: uint64(100 + i), Cells: c})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		rounds  []portal.RoundStatus
+		state   string
+		round   uint64
+		missing map[string]uint64 // origin → since round
+		since   uint64            // no quorum since
+	}{
+		{"every member certified", grid([]string{ok, ok, ok}, []string{ok, ok, ok}), portal.HealthHealthy, 101, nil, 0},
+		{"the round just closed is pending, not a lost quorum", grid([]string{ok, ok, ok}, []string{pend, pend, pend}), portal.HealthHealthy, 100, nil, 0},
+		{"a member missing from the last two rounds", grid([]string{ok, ok, ok}, []string{ok, ok, miss}, []string{ok, ok, miss}), portal.HealthDegraded, 102, map[string]uint64{"c": 101}, 0},
+		{"a miss before it came back does not count", grid([]string{ok, miss, ok}, []string{ok, ok, ok}), portal.HealthHealthy, 101, nil, 0},
+		{"a member that joined later is not missing", grid([]string{ok, ok, nm}, []string{ok, ok, ok}), portal.HealthHealthy, 101, nil, 0},
+		{"no certificate in the last rounds", grid([]string{ok, ok, ok}, []string{noq, noq, noq}, []string{unk, unk, unk}, []string{noq, noq, noq}), portal.HealthNoQuorum, 103, nil, 101},
+		{"nothing committed", grid([]string{unk, unk, unk}, []string{pend, pend, pend}), portal.HealthUnknown, 0, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := healthOf(tc.rounds, members, time.Second)
+			if h.State != tc.state || h.Round != tc.round || len(h.Missing) != len(tc.missing) {
+				t.Fatalf("%+v, want %s at round %d missing %v", h, tc.state, tc.round, tc.missing)
+			}
+			for _, m := range h.Missing {
+				if since, ok := tc.missing[m.Origin]; !ok || m.SinceRound != since || !m.Since.Equal(time.Unix(int64(since), 0)) {
+					t.Errorf("missing %+v, want %v", m, tc.missing)
+				}
+			}
+			if tc.since != 0 && (h.Since == nil || !h.Since.Equal(time.Unix(int64(tc.since), 0))) {
+				t.Errorf("no quorum since %v, want round %d", h.Since, tc.since)
+			}
+		})
 	}
 }

@@ -104,6 +104,7 @@ func (s *Server) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 // cellText is the text of a grid cell, so that the grid reads without colour.
 var cellText = map[string]string{
 	CellCertified: "ok", CellMissing: "miss", CellNoQuorum: "noq", CellEvidence: "EVID", CellUnknown: "·",
+	CellPending: "…", CellNotMember: "–",
 }
 
 var statusFuncs = template.FuncMap{
@@ -114,13 +115,24 @@ var statusFuncs = template.FuncMap{
 		}
 		return c
 	},
-	"time": func(t *time.Time) string {
-		if t == nil || t.IsZero() {
+	"time": func(v any) string {
+		var t time.Time
+		switch v := v.(type) {
+		case time.Time:
+			t = v
+		case *time.Time:
+			if v != nil {
+				t = *v
+			}
+		}
+		if t.IsZero() {
 			return "never"
 		}
 		return t.UTC().Format(time.RFC3339)
 	},
 	"short":     func(r uint64) string { return fmt.Sprint(r % 1000) },
+	"hyphen":    func(s string) string { return strings.ReplaceAll(s, " ", "-") },
+	"title":     func(s string) string { return strings.ToUpper(s[:min(1, len(s))]) + s[min(1, len(s)):] },
 	"sizeChart": sizeChart,
 	"rateChart": rateChart,
 	"join":      func(ss []string) string { return strings.Join(ss, ", ") },
@@ -133,7 +145,8 @@ body{font-family:sans-serif;margin:2em;color:#222}td,th{padding:.15em .5em}pre{b
 table.grid{border-collapse:collapse;font-size:70%}table.grid td{text-align:center;min-width:2em;border:1px solid #fff}
 .c-certified{background:#c8e6c9;color:#1b5e20}.c-missing{background:#e53935;color:#fff}
 .c-no-quorum{background:#ffb300;color:#000}.c-evidence{background:#4a148c;color:#fff;font-weight:bold}
-.c-unknown{background:#eee;color:#999}
+.c-unknown{background:#eee;color:#999}.c-pending{background:#fff;color:#999}.c-not-member{background:#fff;color:#ccc}
+.health{padding:.5em 1em;font-size:120%}.h-healthy{background:#c8e6c9}.h-degraded{background:#ffe082}.h-no-quorum{background:#e53935;color:#fff}.h-unknown{background:#eee}
 .banner{background:#b71c1c;color:#fff;padding:1em;margin:1em 0}.banner pre{color:#222}
 svg{background:#fafafa;border:1px solid #ddd}svg polyline{fill:none;stroke:#1565c0;stroke-width:1.5}
 svg text{font-size:9px;fill:#555}
@@ -159,13 +172,17 @@ but this node certified round {{.Round}} under the members before it:</p>
 </table>
 {{with .Federation}}
 <h2>Federation {{.Federation}}</h2>
+{{with .Health}}<p id="health" class="health h-{{hyphen .State}}"><b>{{title .State}}</b>{{if .Round}} (round {{.Round}}){{end}}{{if .Missing}}: certified without
+{{range $i, $m := .Missing}}{{if $i}}; {{end}}<b>{{$m.Origin}}</b> since round {{$m.SinceRound}} ({{time .Since}}){{end}}{{end}}{{with .Since}}: no certificate since {{time .}}{{end}}.</p>{{end}}
 <p>Quorum {{.Quorum}} of {{len .Members}}; rounds of {{.PeriodSeconds}} s; connected to {{.Connected}} members, exchanging gossip with {{.Gossiping}}.
 The last {{len .Rounds}} rounds as this node holds them (columns: round number mod 1000):
 <span class="c-certified">ok</span> certified with the member's checkpoint,
 <span class="c-missing">miss</span> certified without it,
 <span class="c-no-quorum">noq</span> no quorum,
 <span class="c-evidence">EVID</span> evidence against the member,
-<span class="c-unknown">·</span> this node was not running.</p>
+<span class="c-unknown">·</span> this node was not running,
+<span class="c-pending">…</span> votes still coming in,
+<span class="c-not-member">–</span> not a member yet.</p>
 <table class="grid" id="grid"><tr><th></th>{{range .Rounds}}<th title="round {{.Round}}, {{.Signatures}} signatures">{{short .Round}}</th>{{end}}</tr>
 {{$f := .}}{{range $m, $origin := .Members}}<tr data-member="{{$origin}}"><th>{{$origin}}</th>{{range $r, $round := $f.Rounds}}{{$c := cell $f.Rounds $r $m}}<td class="c-{{$c}}" title="{{$origin}}, round {{$round.Round}}: {{$c}}">{{cellText $c}}</td>{{end}}</tr>
 {{end}}</table>

@@ -28,7 +28,52 @@ const (
 	CellEvidence = "evidence"
 	// CellUnknown: this node has nothing of the round (it was not running).
 	CellUnknown = "unknown"
+	// CellPending: the round closed and this node has not committed its
+	// outcome yet (the votes are still coming in).
+	CellPending = "pending"
+	// CellNotMember: the member was not a member of the federation version
+	// in force in the round (it joined later).
+	CellNotMember = "not-member"
 )
+
+// The federation's health as one node sees it: the status page's headline.
+const (
+	// HealthHealthy: the latest round this node committed is certified
+	// with every member's checkpoint.
+	HealthHealthy = "healthy"
+	// HealthDegraded: it is certified, without some members' checkpoints
+	// (Missing says whose, and since when).
+	HealthDegraded = "degraded"
+	// HealthNoQuorum: no certificate formed (since Since).
+	HealthNoQuorum = "no quorum"
+	// HealthUnknown: this node committed none of the rounds shown.
+	HealthUnknown = "unknown"
+)
+
+// Health is the headline of the status page. Example (JSON):
+//
+//	{"State":"degraded","Round":179575130,
+//	 "Missing":[{"Origin":"testnet/node3","SinceRound":179575127,"Since":"2026-11-28T23:05:10Z"}]}
+type Health struct {
+	// State is one of the Health* constants.
+	State string
+	// Round is the latest round this node committed, which State
+	// describes.
+	Round uint64 `json:",omitempty"`
+	// Since is when the rounds without a certificate began (no quorum).
+	Since *time.Time `json:",omitempty"`
+	// Missing are the members whose checkpoints the latest certificate
+	// lacks (degraded), each since the first of its consecutive misses.
+	Missing []MissingMember `json:",omitempty"`
+}
+
+// MissingMember is a member whose checkpoints certificates have lacked
+// since round SinceRound (which began at Since).
+type MissingMember struct {
+	Origin     string
+	SinceRound uint64
+	Since      time.Time
+}
 
 // FederationStatus is the federation as one node sees it. Example (JSON):
 //
@@ -46,6 +91,9 @@ type FederationStatus struct {
 	Connected     int // members this node is connected to
 	Gossiping     int // of those, members it exchanges gossip with on every topic
 	Members       []string
+	// Health is the headline: healthy, degraded (who, since when) or no
+	// quorum, judged from the latest round this node committed.
+	Health Health
 	// Rounds are the last closed rounds, oldest first; each has one cell
 	// per member, in Members order.
 	Rounds      []RoundStatus

@@ -56,6 +56,8 @@ type pageState struct {
 	MissingRed int
 	// Banner is the text of the evidence banner, if it is shown.
 	Banner string
+	// Health is the headline's text and HealthClass its class.
+	Health, HealthClass string
 }
 
 const readPage = `(() => {
@@ -64,7 +66,11 @@ const readPage = `(() => {
   const red = watched ? [...watched.querySelectorAll('td')].filter(td =>
       td.innerText.trim() === 'miss' && getComputedStyle(td).backgroundColor === 'rgb(229, 57, 53)').length : 0;
   const banner = document.querySelector('#evidence');
+  const health = document.querySelector('#health');
   return {
+    Health: health ? health.innerText : '',
+    HealthClass: health ? health.className : '',
+
     Members: rows.map(r => r.dataset.member),
     Columns: document.querySelectorAll('#grid tr:first-child th').length - 1,
     CellsPerRow: rows.map(r => r.querySelectorAll('td').length),
@@ -123,6 +129,10 @@ func TestTheStatusPageShowsTheGridARedCellForAMissingMemberAndTheEvidenceBanner(
 	}
 	if st.Banner != "" {
 		t.Errorf("an evidence banner before any equivocation: %q", st.Banner)
+	}
+	// The headline says who is missing, and since when.
+	if !strings.HasPrefix(st.Health, "Degraded") || !strings.Contains(st.Health, watched) || !strings.Contains(st.HealthClass, "h-degraded") {
+		t.Errorf("the headline with a member down: %q (class %q)", st.Health, st.HealthClass)
 	}
 
 	// Node 3 comes back with its log rolled back (its data wiped): it signs
