@@ -37,8 +37,10 @@ lint: ## gofmt check, tidy module (go mod tidy -diff), go vet and staticcheck (s
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-testnet: build ## start a local 4-node testnet (Ctrl-C stops it)
-	./bin/meshd testnet --nodes 4
+TESTNET_FLAGS ?=
+
+testnet: build ## start a local 4-node testnet (Ctrl-C stops it; TESTNET_FLAGS="--http-base-port 9080 --period 2s" passes meshd testnet flags)
+	./bin/meshd testnet --nodes 4 $(TESTNET_FLAGS)
 
 SOAK_ENV ?= INTERMESH_SOAK_DURATION=10m INTERMESH_SOAK_NODES=8 INTERMESH_SOAK_RATE=500 \
 	INTERMESH_SOAK_ACCOUNTS=1000 INTERMESH_SOAK_CONCURRENCY=512 INTERMESH_SOAK_PERIOD=10s INTERMESH_SOAK_KILL_EVERY=30s \

@@ -68,6 +68,7 @@ func Generate(l Layout) (*config.Federation, error) {
 	if err := fed.Validate(); err != nil {
 		return nil, err
 	}
+	fed.Quorum = fed.EffectiveQuorum() // the file says the number, not 0 for "the default"
 	if err := fed.Write(filepath.Join(l.Dir, FederationFile)); err != nil {
 		return nil, err
 	}

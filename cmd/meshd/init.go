@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -27,8 +29,8 @@ func newInitCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "initialized node %q in %s\n  config: %s/%s\n  key:    %s\n  portal: http://%s\nstart it with: meshd run --dir %s\n",
-				c.Origin, dir, dir, config.FileName, c.KeyPath(), c.HTTP.Listen, dir)
+			fmt.Fprintf(cmd.OutOrStdout(), "initialized node %q in %s\n  config: %s\n  key:    %s\n  portal: http://%s\nstart it with: %s run --dir %s\n",
+				c.Origin, dir, filepath.Join(dir, config.FileName), filepath.Join(dir, filepath.Base(c.KeyPath())), c.HTTP.Listen, invokedAs(os.Args[0], "meshd"), dir)
 			return nil
 		},
 	}
@@ -54,4 +56,27 @@ func periodFromFederation(dir string, opts *config.InitOptions) {
 	if fed, err := config.LoadFederation(path); err == nil {
 		opts.EpochPeriod = fed.EpochPeriod
 	}
+}
+
+// invokedAs is how the user runs the named binary, for the commands a hint
+// prints, given arg0 (os.Args[0]): the path it was started by (./bin/meshd)
+// when arg0 is a path to name, else name (found in $PATH).
+func invokedAs(arg0, name string) string {
+	if strings.ContainsRune(arg0, filepath.Separator) && filepath.Base(arg0) == name {
+		return arg0
+	}
+	return name
+}
+
+// siblingOf is how to run binary name that sits beside meshd started as
+// arg0 (os.Args[0]): its directory (./bin/) joined with name, or name alone.
+func siblingOf(arg0, name string) string {
+	if a := arg0; strings.ContainsRune(a, filepath.Separator) && filepath.Base(a) == "meshd" {
+		d := filepath.Dir(a)
+		if !filepath.IsAbs(d) && !strings.HasPrefix(d, ".") {
+			d = "." + string(filepath.Separator) + d
+		}
+		return d + string(filepath.Separator) + name
+	}
+	return name
 }

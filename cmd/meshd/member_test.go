@@ -96,3 +96,20 @@ func TestCommandLineMistakesExitWithTwo(t *testing.T) {
 		t.Errorf("a failure to run exits %d, want 1", code)
 	}
 }
+
+func TestHintsNameTheBinariesAsTheUserRunsThem(t *testing.T) {
+	for _, tc := range []struct{ arg0, self, meshctl string }{
+		{"./bin/meshd", "./bin/meshd", "./bin/meshctl"},
+		{"bin/meshd", "bin/meshd", "./bin/meshctl"},
+		{"/usr/local/bin/meshd", "/usr/local/bin/meshd", "/usr/local/bin/meshctl"},
+		{"meshd", "meshd", "meshctl"},
+		{"/tmp/go-build1/b001/meshd.test", "meshd", "meshctl"},
+	} {
+		if got := invokedAs(tc.arg0, "meshd"); got != tc.self {
+			t.Errorf("invokedAs(%q) = %q, want %q", tc.arg0, got, tc.self)
+		}
+		if got := siblingOf(tc.arg0, "meshctl"); got != tc.meshctl {
+			t.Errorf("siblingOf(%q) = %q, want %q", tc.arg0, got, tc.meshctl)
+		}
+	}
+}

@@ -61,7 +61,7 @@ then comes from the members' public Status answers.`,
 			}
 			fmt.Fprintf(out, "testnet: %d nodes in %s, portals %s to %s, rounds of %s\n",
 				tn.Size(), opts.Dir, tn.PortalURL(0), tn.PortalURL(tn.Size()-1), tn.Period())
-			fmt.Fprintf(out, "testnet: audit it with: meshctl audit --federation %s\n", filepath.Join(opts.Dir, testnet.FederationFile))
+			fmt.Fprintf(out, "testnet: audit it with: %s audit --federation %s\n", siblingOf(os.Args[0], "meshctl"), filepath.Join(opts.Dir, testnet.FederationFile))
 			err = tn.Watch(cmd.Context(), out, traffic)
 			fmt.Fprintln(out, "testnet: stopping")
 			if cerr := tn.Close(); cerr != nil {

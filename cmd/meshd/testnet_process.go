@@ -41,7 +41,7 @@ func runProcessTestnet(cmd *cobra.Command, l testnet.Layout, traffic time.Durati
 	for i := 0; i < p.Size(); i++ {
 		fmt.Fprintf(out, "  node%-2d pid %-7d %s  log %s\n", i, p.Pid(i), p.PortalURL(i), filepath.Join(l.NodeDir(i), testnet.LogFileName))
 	}
-	fmt.Fprintf(out, "testnet: audit it with: meshctl audit --federation %s\n", filepath.Join(l.Dir, testnet.FederationFile))
+	fmt.Fprintf(out, "testnet: audit it with: %s audit --federation %s\n", siblingOf(os.Args[0], "meshctl"), filepath.Join(l.Dir, testnet.FederationFile))
 	var (
 		wg    sync.WaitGroup
 		stats testnet.ChaosStats
