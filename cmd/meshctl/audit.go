@@ -1,15 +1,16 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"net/url"
+	"os"
 	"slices"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/intermesh/intermesh/audit"
 	"github.com/intermesh/intermesh/config"
-	"github.com/intermesh/intermesh/portal/client"
 )
 
 // auditOptions are the flags of 'meshctl audit'.
@@ -22,6 +23,7 @@ type auditOptions struct {
 
 // newAuditCommand is 'meshctl audit': verify a federation's logs,
 // checkpoints and certificates from public data and the federation file.
+// The audit itself is package audit; this is its flags and output.
 func newAuditCommand(opts *globalOptions) *cobra.Command {
 	var o auditOptions
 	cmd := &cobra.Command{
@@ -67,29 +69,22 @@ shown while fetching when stderr is a terminal.`,
 			if err != nil {
 				return usagef(cmd, "--federation: %w", err)
 			}
-			nodes := o.nodes
-			if len(nodes) == 0 {
-				for _, m := range fed.Members {
-					if m.HTTP != "" {
-						nodes = append(nodes, m.HTTP)
-					}
-				}
-				if len(nodes) == 0 {
-					return usagef(cmd, "no member of %s has an http URL: name the nodes with --node URL", o.federation)
-				}
+			if len(o.nodes) == 0 && !slices.ContainsFunc(fed.Members, func(m config.Member) bool { return m.HTTP != "" }) {
+				return usagef(cmd, "no member of %s has an http URL: name the nodes with --node URL", o.federation)
 			}
-			for _, n := range nodes {
+			for _, n := range o.nodes {
 				if u, err := url.Parse(n); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					return usagef(cmd, "--node %q is not a portal URL: want http://host:port or https://host", n)
 				}
 			}
-			rep, err := runAudit(cmd, auditConfig{
-				fed: fed, nodes: nodes, token: opts.token, cache: o.cache, replicas: !o.noReplicas, allMembers: len(o.nodes) == 0,
+			rep, err := audit.Run(cmd.Context(), audit.Config{
+				Federation: fed, Nodes: o.nodes, Token: opts.token, Cache: o.cache, SkipReplicas: o.noReplicas,
+				Progress: func(what string, have, total uint64) audit.Progress { return newAuditBar(cmd, what, have, total) },
 			})
 			if err != nil {
 				return err
 			}
-			if err := opts.emit(cmd, rep, rep.writeHuman); err != nil {
+			if err := opts.emit(cmd, rep, rep.WriteText); err != nil {
 				return err
 			}
 			if !rep.OK {
@@ -106,136 +101,29 @@ shown while fetching when stderr is a terminal.`,
 	return cmd
 }
 
-// auditConfig is what one audit needs.
-type auditConfig struct {
-	fed   *config.Federation
-	nodes []string
-	// allMembers adds the portals of members that joined by updates.
-	allMembers bool
-	token      string
-	cache      string
-	replicas   bool
-}
+// auditBar is a progress bar of one log's fetching on a terminal.
+type auditBar struct{ *transferBar }
 
-// auditor runs one audit.
-type auditor struct {
-	cfg    auditConfig
-	keys   *federationKeys
-	cmd    *cobra.Command // for the progress bar
-	report *auditReport
-	nodes  []*nodeAudit
-	// chain is the federation's verified chain of versions (the file
-	// first), chainNotes the signed updates after it.
-	chain      []*config.FederationVersion
-	chainNotes [][]byte
-}
+func (b auditBar) Add()    { b.add() }
+func (b auditBar) Finish() { b.finish() }
 
-// runAudit audits every node in turn, then compares what they showed.
-func runAudit(cmd *cobra.Command, cfg auditConfig) (*auditReport, error) {
-	keys, err := newFederationKeys(cfg.fed)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+// newAuditBar shows a progress bar of total entries on stderr if it is a
+// terminal, and nothing otherwise.
+func newAuditBar(cmd *cobra.Command, what string, done, total uint64) auditBar {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return auditBar{&transferBar{}}
 	}
-	a := &auditor{
-		cfg: cfg, keys: keys, cmd: cmd,
-		report: &auditReport{Federation: cfg.fed.Name, Quorum: keys.quorum, Failures: []auditFailure{}},
+	max := int64(-1)
+	if total > done {
+		max = int64(total - done)
 	}
-	ctx := cmd.Context()
-	var urls []string
-	addURL := func(u string) {
-		if u != "" && !slices.ContainsFunc(urls, func(v string) bool { return sameURL(u, v) }) {
-			urls = append(urls, u)
-		}
-	}
-	for _, u := range cfg.nodes {
-		addURL(u)
-	}
-	chain, badChains := a.loadFederationChain(ctx, urls)
-	a.chain = chain
-	if err := keys.setChain(chain); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	a.report.FederationVersion = chain[len(chain)-1].Version
-	if cfg.allMembers {
-		for _, v := range chain[1:] {
-			for _, m := range v.Members {
-				addURL(m.HTTP)
-			}
-		}
-	}
-	for _, u := range urls {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
-		}
-		n := a.auditNode(ctx, u)
-		if err, bad := badChains[u]; bad {
-			a.report.fail(n.rep, checkFederationRecords, "GET /federation/updates: %v", err)
-		}
-		a.nodes = append(a.nodes, n)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	a.checkCertificatesAgree()
-	a.checkEquivocation()
-	if err := a.checkRoots(); err != nil {
-		return nil, err
-	}
-	a.report.finish()
-	return a.report, nil
-}
-
-// client returns a portal client of the node at u.
-func (a *auditor) client(u string) (*client.Client, error) {
-	var opts []client.Option
-	if a.cfg.token != "" {
-		opts = append(opts, client.WithToken(a.cfg.token))
-	}
-	return client.New(u, opts...)
-}
-
-// originOf is the origin of the member whose http URL is u, or "".
-func (k *federationKeys) originOf(u string) string {
-	for _, o := range k.origins {
-		if k.http[o] != "" && sameURL(k.http[o], u) {
-			return o
-		}
-	}
-	return ""
-}
-
-// sameURL compares two base URLs, ignoring a trailing slash.
-func sameURL(a, b string) bool {
-	trim := func(s string) string {
-		for len(s) > 0 && s[len(s)-1] == '/' {
-			s = s[:len(s)-1]
-		}
-		return s
-	}
-	return trim(a) == trim(b)
-}
-
-// fetchLog brings a log copy up to date with the node, resuming from the
-// cache, with a progress bar of about total entries.
-func (a *auditor) fetchLog(ctx context.Context, c *client.Client, l *logCopy, what string, total uint64) error {
-	bar := newAuditBar(a.cmd, what, l.size(), total)
-	defer bar.finish()
-	return l.fetch(ctx, c, bar)
-}
-
-// newLogCopy returns the copy of origin's log at the node at u, read back
-// from the cache if there is one.
-func (a *auditor) newLogCopy(u, origin string, replica bool) (*logCopy, error) {
-	l := &logCopy{origin: origin, replica: replica}
-	if a.cfg.cache == "" {
-		return l, nil
-	}
-	l.cache = cachePath(a.cfg.cache, u, origin)
-	if err := mkdirFor(l.cache); err != nil {
-		return nil, err
-	}
-	if err := l.loadCache(); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return auditBar{&transferBar{bar: progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("entries"),
+		progressbar.OptionClearOnFinish(),
+	)}}
 }

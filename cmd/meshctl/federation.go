@@ -350,16 +350,3 @@ func doFederation(req *http.Request, v any) error {
 	}
 	return nil
 }
-
-// getFederationUpdates reads a node's GET /federation/updates.
-func getFederationUpdates(ctx context.Context, base string) (*node.FederationUpdates, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/federation/updates", nil)
-	if err != nil {
-		return nil, err
-	}
-	var fu node.FederationUpdates
-	if err := doFederation(req, &fu); err != nil {
-		return nil, err
-	}
-	return &fu, nil
-}

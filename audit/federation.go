@@ -1,9 +1,13 @@
-package main
+package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -19,11 +23,8 @@ import (
 // its round, and checks that every FederationUpdate record in a log is
 // the certified step of that chain.
 
-// checkFederationRecords names the check of FederationUpdate records.
-const checkFederationRecords = "federation records"
-
 // setChain makes k judge each round by the version of chain in force then.
-func (k *federationKeys) setChain(chain []*config.FederationVersion) error {
+func (k *Keys) setChain(chain []*config.FederationVersion) error {
 	seen := map[string]bool{}
 	var list []note.Verifier
 	k.versions = nil
@@ -55,7 +56,7 @@ func (k *federationKeys) setChain(chain []*config.FederationVersion) error {
 }
 
 // verifierAt is origin's key in round, if it is a member then.
-func (k *federationKeys) verifierAt(origin string, round uint64) (note.Verifier, bool) {
+func (k *Keys) verifierAt(origin string, round uint64) (note.Verifier, bool) {
 	for i := len(k.versions) - 1; i >= 0; i-- {
 		if k.versions[i].effective <= round {
 			v, ok := k.versions[i].byOrigin[origin]
@@ -72,7 +73,7 @@ func (k *federationKeys) verifierAt(origin string, round uint64) (note.Verifier,
 // before round that lists it; for one made before it joined, its key in
 // the first version that lists it. A certificate still counts only
 // members in force (verifyMasterNote).
-func (k *federationKeys) keyOf(origin string, round uint64) (note.Verifier, bool) {
+func (k *Keys) keyOf(origin string, round uint64) (note.Verifier, bool) {
 	if v, ok := k.verifierAt(origin, round); ok {
 		return v, true
 	}
@@ -93,7 +94,7 @@ func (k *federationKeys) keyOf(origin string, round uint64) (note.Verifier, bool
 }
 
 // quorumAt is the quorum in force in round.
-func (k *federationKeys) quorumAt(round uint64) int {
+func (k *Keys) quorumAt(round uint64) int {
 	for i := len(k.versions) - 1; i >= 0; i-- {
 		if k.versions[i].effective <= round {
 			return k.versions[i].quorum
@@ -107,14 +108,14 @@ func (k *federationKeys) quorumAt(round uint64) int {
 // whose chain does not verify is noted in bad.
 func (a *auditor) loadFederationChain(ctx context.Context, urls []string) (chain []*config.FederationVersion, bad map[string]error) {
 	bad = map[string]error{}
-	chain = []*config.FederationVersion{config.Genesis(a.cfg.fed)}
+	chain = []*config.FederationVersion{config.Genesis(a.cfg.Federation)}
 	a.chainNotes = nil
 	for _, u := range urls {
 		notes, err := getUpdatesOf(ctx, u)
 		if err != nil {
 			continue // an older node without the endpoint, or down: its records are still checked
 		}
-		c, err := config.VerifyFederationChain(a.cfg.fed, notes)
+		c, err := config.VerifyFederationChain(a.cfg.Federation, notes)
 		if err != nil {
 			bad[u] = err
 			continue
@@ -126,14 +127,35 @@ func (a *auditor) loadFederationChain(ctx context.Context, urls []string) (chain
 	return chain, bad
 }
 
-// getUpdatesOf reads a node's GET /federation/updates.
+// maxUpdatesBody bounds the answer of GET /federation/updates.
+const maxUpdatesBody = 4 << 20
+
+// updatesTimeout bounds one GET /federation/updates.
+const updatesTimeout = 15 * time.Second
+
+// getUpdatesOf reads a node's GET /federation/updates: the signed updates
+// from version 1 on, as {"Updates":["<note>",...]}.
 func getUpdatesOf(ctx context.Context, base string) ([][]byte, error) {
-	st, err := getFederationUpdates(ctx, base)
+	ctx, cancel := context.WithTimeout(ctx, updatesTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/federation/updates", nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GET /federation/updates: %w", err)
 	}
-	out := make([][]byte, len(st.Updates))
-	for i, u := range st.Updates {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET /federation/updates: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /federation/updates: %s", resp.Status)
+	}
+	var body struct{ Updates []string }
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxUpdatesBody)).Decode(&body); err != nil {
+		return nil, fmt.Errorf("GET /federation/updates: %w", err)
+	}
+	out := make([][]byte, len(body.Updates))
+	for i, u := range body.Updates {
 		out[i] = []byte(u)
 	}
 	return out, nil
@@ -143,32 +165,32 @@ func getUpdatesOf(ctx context.Context, base string) ([][]byte, error) {
 // certified step to its version of the chain the audit follows, and it is
 // not backdated: the log certified no round from its effective round on
 // before it (the records are checked in log order).
-func (a *auditor) checkFederationRecord(n *nodeAudit, idx uint64, leaf *auditLeaf) {
+func (a *auditor) checkFederationRecord(n *nodeAudit, idx uint64, leaf *Leaf) {
 	var v uint64
 	if _, err := fmt.Sscanf(leaf.Identifier, "federation/%d", &v); err != nil || fmt.Sprintf("federation/%d", v) != leaf.Identifier || v == 0 {
-		a.report.fail(n.rep, checkFederationRecords, "record %d: identifier %q is not federation/<version>", idx, leaf.Identifier)
+		a.report.fail(n.rep, CheckFederationRecords, "record %d: identifier %q is not federation/<version>", idx, leaf.Identifier)
 		return
 	}
 	if v >= uint64(len(a.chain)) {
-		a.report.fail(n.rep, checkFederationRecords, "record %d: version %d is not in the federation's verified chain (%d versions)", idx, v, len(a.chain)-1)
+		a.report.fail(n.rep, CheckFederationRecords, "record %d: version %d is not in the federation's verified chain (%d versions)", idx, v, len(a.chain)-1)
 		return
 	}
 	u, err := config.CheckFederationUpdate(a.chain[v-1], leaf.Payload)
 	switch {
 	case err != nil:
-		a.report.fail(n.rep, checkFederationRecords, "record %d: %v", idx, err)
+		a.report.fail(n.rep, CheckFederationRecords, "record %d: %v", idx, err)
 	case !u.Certified:
-		a.report.fail(n.rep, checkFederationRecords, "record %d: version %d is not certified", idx, v)
+		a.report.fail(n.rep, CheckFederationRecords, "record %d: version %d is not certified", idx, v)
 	case u.Next.Hash() != a.chain[v].Hash():
-		a.report.fail(n.rep, checkFederationRecords, "record %d: version %d differs from the chain's", idx, v)
+		a.report.fail(n.rep, CheckFederationRecords, "record %d: version %d differs from the chain's", idx, v)
 	case n.rep.RoundsCertified > 0 && n.rep.LastRound >= u.Next.Effective:
 		// The log certified round LastRound under the version before, then
 		// took a version in force from that round or earlier: its signers
 		// rewrote the members of rounds already certified.
-		a.report.fail(n.rep, checkFederationRecords,
+		a.report.fail(n.rep, CheckFederationRecords,
 			"record %d: version %d is backdated: in force from round %d, but the log certified round %d before it; signed by %s",
 			idx, v, u.Next.Effective, n.rep.LastRound, strings.Join(u.Signers, ", "))
 	default:
-		a.report.pass(n.rep, checkFederationRecords)
+		a.report.pass(n.rep, CheckFederationRecords)
 	}
 }

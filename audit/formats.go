@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -21,14 +21,16 @@ import (
 // node's encoders cannot hide behind the same bug in its decoders; tests
 // check them against vectors made by the node's code.
 
-// errFormat is wrapped by every error of these readers.
-var errFormat = errors.New("malformed")
+// ErrMalformed is wrapped by every error of the readers of the wire formats
+// ([ParseLeaf], [ParseVoteText], [ParseRoundResult], and the checkpoint
+// text [Keys.OpenCheckpoint] reads) for input not in the documented form.
+var ErrMalformed = errors.New("malformed")
 
-// auditLeaf is a log record decoded from its leaf encoding: version byte
+// Leaf is a log record decoded from its leaf encoding: version byte
 // 0x01, seq (8 bytes), time (8 bytes, signed ns since the Unix epoch), then
 // kind, identifier, account and origin each as a 2-byte length and bytes,
 // then the payload as a 4-byte length and bytes; integers big-endian.
-type auditLeaf struct {
+type Leaf struct {
 	Seq        uint64
 	Time       time.Time
 	Kind       string
@@ -41,15 +43,15 @@ type auditLeaf struct {
 // maxLeafPayload is the largest payload the leaf encoding allows (16 MiB).
 const maxLeafPayload = 16 << 20
 
-// parseLeaf decodes a leaf encoding, rejecting anything but the exact
+// ParseLeaf decodes a leaf encoding, rejecting anything but the exact
 // encoding of one record (wrong version, short fields, trailing bytes, an
 // empty kind).
-func parseLeaf(b []byte) (auditLeaf, error) {
-	var l auditLeaf
+func ParseLeaf(b []byte) (Leaf, error) {
+	var l Leaf
 	rest := b
 	take := func(n int, field string) ([]byte, error) {
 		if len(rest) < n {
-			return nil, fmt.Errorf("%w leaf: %s: need %d bytes, have %d", errFormat, field, n, len(rest))
+			return nil, fmt.Errorf("%w leaf: %s: need %d bytes, have %d", ErrMalformed, field, n, len(rest))
 		}
 		v := rest[:n]
 		rest = rest[n:]
@@ -60,7 +62,7 @@ func parseLeaf(b []byte) (auditLeaf, error) {
 		return l, err
 	}
 	if v[0] != 1 {
-		return l, fmt.Errorf("%w leaf: version %d, want 1", errFormat, v[0])
+		return l, fmt.Errorf("%w leaf: version %d, want 1", ErrMalformed, v[0])
 	}
 	l.Seq = binary.BigEndian.Uint64(v[1:9])
 	l.Time = time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))).UTC()
@@ -84,7 +86,7 @@ func parseLeaf(b []byte) (auditLeaf, error) {
 	}
 	size := binary.BigEndian.Uint32(n)
 	if size > maxLeafPayload {
-		return l, fmt.Errorf("%w leaf: payload length %d over the limit of %d", errFormat, size, maxLeafPayload)
+		return l, fmt.Errorf("%w leaf: payload length %d over the limit of %d", ErrMalformed, size, maxLeafPayload)
 	}
 	p, err := take(int(size), "payload")
 	if err != nil {
@@ -92,15 +94,15 @@ func parseLeaf(b []byte) (auditLeaf, error) {
 	}
 	l.Payload = bytes.Clone(p)
 	if len(rest) != 0 {
-		return l, fmt.Errorf("%w leaf: %d trailing bytes", errFormat, len(rest))
+		return l, fmt.Errorf("%w leaf: %d trailing bytes", ErrMalformed, len(rest))
 	}
 	if l.Kind == "" {
-		return l, fmt.Errorf("%w leaf: empty kind", errFormat)
+		return l, fmt.Errorf("%w leaf: empty kind", ErrMalformed)
 	}
 	return l, nil
 }
 
-// auditCheckpoint is the text of a checkpoint note:
+// Checkpoint is a checkpoint note of a member's log. Its text is
 //
 //	<origin>
 //	<size>
@@ -108,105 +110,110 @@ func parseLeaf(b []byte) (auditLeaf, error) {
 //	round <r>
 //	time <unix seconds>
 //	prev <base64 SHA-256 of the previous signed note>   (absent for the first)
-type auditCheckpoint struct {
+//
+// followed by a blank line and the signatures. [Keys.OpenCheckpoint]
+// returns it only once the signature of its origin's member key verified.
+type Checkpoint struct {
 	Origin string
 	Size   uint64
 	Root   []byte
 	Round  uint64
-	Time   uint64
-	Prev   []byte
+	Time   uint64 // unix seconds
+	Prev   []byte // nil for the first checkpoint
+	// Note is the whole signed note.
+	Note string
 }
 
 // parseCheckpointText parses the text (not the signatures) of a checkpoint
 // note in exactly the documented form.
-func parseCheckpointText(text string) (auditCheckpoint, error) {
-	var c auditCheckpoint
+func parseCheckpointText(text string) (Checkpoint, error) {
+	var c Checkpoint
 	body, ok := strings.CutSuffix(text, "\n")
 	if !ok || !utf8.ValidString(text) {
-		return c, fmt.Errorf("%w checkpoint: not UTF-8 text ending in a newline", errFormat)
+		return c, fmt.Errorf("%w checkpoint: not UTF-8 text ending in a newline", ErrMalformed)
 	}
 	lines := strings.Split(body, "\n")
 	if len(lines) != 5 && len(lines) != 6 {
-		return c, fmt.Errorf("%w checkpoint: %d lines, want 5 or 6", errFormat, len(lines))
+		return c, fmt.Errorf("%w checkpoint: %d lines, want 5 or 6", ErrMalformed, len(lines))
 	}
 	if !validKeyName(lines[0]) {
-		return c, fmt.Errorf("%w checkpoint: origin %q", errFormat, lines[0])
+		return c, fmt.Errorf("%w checkpoint: origin %q", ErrMalformed, lines[0])
 	}
 	c.Origin = lines[0]
 	var err error
 	if c.Size, err = canonicalDecimal(lines[1]); err != nil {
-		return c, fmt.Errorf("%w checkpoint: size: %w", errFormat, err)
+		return c, fmt.Errorf("%w checkpoint: size: %w", ErrMalformed, err)
 	}
 	if c.Root, err = canonicalHash(lines[2]); err != nil {
-		return c, fmt.Errorf("%w checkpoint: root: %w", errFormat, err)
+		return c, fmt.Errorf("%w checkpoint: root: %w", ErrMalformed, err)
 	}
 	if c.Round, err = keywordDecimal(lines[3], "round"); err != nil {
-		return c, fmt.Errorf("%w checkpoint: %w", errFormat, err)
+		return c, fmt.Errorf("%w checkpoint: %w", ErrMalformed, err)
 	}
 	if c.Time, err = keywordDecimal(lines[4], "time"); err != nil {
-		return c, fmt.Errorf("%w checkpoint: %w", errFormat, err)
+		return c, fmt.Errorf("%w checkpoint: %w", ErrMalformed, err)
 	}
 	if len(lines) == 6 {
 		v, ok := strings.CutPrefix(lines[5], "prev ")
 		if !ok {
-			return c, fmt.Errorf("%w checkpoint: line 6 %q is not a prev line", errFormat, lines[5])
+			return c, fmt.Errorf("%w checkpoint: line 6 %q is not a prev line", ErrMalformed, lines[5])
 		}
 		if c.Prev, err = canonicalHash(v); err != nil {
-			return c, fmt.Errorf("%w checkpoint: prev: %w", errFormat, err)
+			return c, fmt.Errorf("%w checkpoint: prev: %w", ErrMalformed, err)
 		}
 	}
 	return c, nil
 }
 
-// auditVote is the text of a master-hash vote or certificate note:
+// Vote is the text of a master-hash vote or certificate note:
 //
 //	<federation>/master
 //	<number of checkpoints>
 //	<base64 M_r>
 //	round <r>
-type auditVote struct {
+type Vote struct {
 	Count      uint64
 	MasterHash []byte
 	Round      uint64
 }
 
-// parseVoteText parses the text of a vote note of the federation fed.
-func parseVoteText(fed, text string) (auditVote, error) {
-	var v auditVote
+// ParseVoteText parses the text of a vote note of the federation fed.
+func ParseVoteText(fed, text string) (Vote, error) {
+	var v Vote
 	body, ok := strings.CutSuffix(text, "\n")
 	lines := strings.Split(body, "\n")
 	if !ok || len(lines) != 4 {
-		return v, fmt.Errorf("%w master-hash note: want 4 lines ending in newlines", errFormat)
+		return v, fmt.Errorf("%w master-hash note: want 4 lines ending in newlines", ErrMalformed)
 	}
 	if lines[0] != fed+"/master" {
-		return v, fmt.Errorf("%w master-hash note: origin line %q, want %q", errFormat, lines[0], fed+"/master")
+		return v, fmt.Errorf("%w master-hash note: origin line %q, want %q", ErrMalformed, lines[0], fed+"/master")
 	}
 	var err error
 	if v.Count, err = canonicalDecimal(lines[1]); err != nil || v.Count == 0 {
-		return v, fmt.Errorf("%w master-hash note: count %q", errFormat, lines[1])
+		return v, fmt.Errorf("%w master-hash note: count %q", ErrMalformed, lines[1])
 	}
 	if v.MasterHash, err = canonicalHash(lines[2]); err != nil {
-		return v, fmt.Errorf("%w master-hash note: master hash: %w", errFormat, err)
+		return v, fmt.Errorf("%w master-hash note: master hash: %w", ErrMalformed, err)
 	}
 	if v.Round, err = keywordDecimal(lines[3], "round"); err != nil {
-		return v, fmt.Errorf("%w master-hash note: %w", errFormat, err)
+		return v, fmt.Errorf("%w master-hash note: %w", ErrMalformed, err)
 	}
 	return v, nil
 }
 
-// noteText returns the text of a signed note, everything up to and
+// NoteText returns the text of a signed note, everything up to and
 // including the newline before the blank line that starts the signatures,
 // without verifying anything.
-func noteText(signed string) string {
+func NoteText(signed string) string {
 	if i := strings.Index(signed, "\n\n"); i >= 0 {
 		return signed[:i+1]
 	}
 	return signed
 }
 
-// auditRoundResult is the payload of a MasterHash record:
+// RoundResult is the payload of a MasterHash record:
 // {"round":r,"outcome":"certificate"|"no-quorum","note":"...","checkpoints":["...",...]}.
-type auditRoundResult struct {
+type RoundResult struct {
 	Round       uint64   `json:"round"`
 	Outcome     string   `json:"outcome"`
 	Note        string   `json:"note"`
@@ -215,24 +222,24 @@ type auditRoundResult struct {
 
 // The outcomes of a round in a MasterHash record.
 const (
-	outcomeCertificate = "certificate"
-	outcomeNoQuorum    = "no-quorum"
+	OutcomeCertificate = "certificate"
+	OutcomeNoQuorum    = "no-quorum"
 )
 
-// parseRoundResult decodes a MasterHash record's payload.
-func parseRoundResult(payload []byte) (auditRoundResult, error) {
-	var r auditRoundResult
+// ParseRoundResult decodes a MasterHash record's payload.
+func ParseRoundResult(payload []byte) (RoundResult, error) {
+	var r RoundResult
 	if err := json.Unmarshal(payload, &r); err != nil {
-		return r, fmt.Errorf("%w MasterHash payload: %w", errFormat, err)
+		return r, fmt.Errorf("%w MasterHash payload: %w", ErrMalformed, err)
 	}
 	return r, nil
 }
 
-// auditEvidence is the payload of an Evidence record:
+// evidencePayload is the payload of an Evidence record:
 // {"origin":"...","reason":"...","notes":["<earlier note>","<later note>"]},
 // and for consistency evidence also "root1" (base64) and "proof" (a list of
 // base64 hashes): the later note's tree has root1 at the earlier note's size.
-type auditEvidence struct {
+type evidencePayload struct {
 	Origin string    `json:"origin"`
 	Reason string    `json:"reason"`
 	Notes  [2]string `json:"notes"`
@@ -245,13 +252,13 @@ type auditEvidence struct {
 const maxEvidenceProof = 128
 
 // parseEvidence decodes an Evidence record's payload.
-func parseEvidence(payload []byte) (auditEvidence, error) {
-	var e auditEvidence
+func parseEvidence(payload []byte) (evidencePayload, error) {
+	var e evidencePayload
 	if err := json.Unmarshal(payload, &e); err != nil {
-		return e, fmt.Errorf("%w Evidence payload: %w", errFormat, err)
+		return e, fmt.Errorf("%w Evidence payload: %w", ErrMalformed, err)
 	}
 	if len(e.Proof) > maxEvidenceProof {
-		return e, fmt.Errorf("%w Evidence payload: a proof of %d hashes", errFormat, len(e.Proof))
+		return e, fmt.Errorf("%w Evidence payload: a proof of %d hashes", ErrMalformed, len(e.Proof))
 	}
 	return e, nil
 }

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"context"
@@ -14,14 +14,14 @@ import (
 
 // nodeAudit is what the audit fetched from one node and verified.
 type nodeAudit struct {
-	rep      *nodeReport
+	rep      *NodeReport
 	client   *client.Client
 	own      *logCopy            // the node's own log
 	replicas map[string]*logCopy // the replicas it serves, by origin
 	// certs are the verified certificates of the node's MasterHash
 	// records: certs[round] is the first record's; byIndex by record index.
-	certs   map[uint64]*auditCertificate
-	byIndex map[uint64]*auditCertificate
+	certs   map[uint64]*Certificate
+	byIndex map[uint64]*Certificate
 	// checked is the number of own entries whose records were checked.
 	checked uint64
 	// seen are the verified checkpoints the node showed, and where.
@@ -30,7 +30,7 @@ type nodeAudit struct {
 
 // observation is a verified checkpoint and where the audit saw it.
 type observation struct {
-	cp    signedCheckpoint
+	cp    Checkpoint
 	where string
 }
 
@@ -46,32 +46,32 @@ const statusAttempts = 3
 // chains, MasterHash records, replicas and evidence.
 func (a *auditor) auditNode(ctx context.Context, u string) *nodeAudit {
 	n := &nodeAudit{
-		rep:   &nodeReport{URL: u, Origin: a.keys.originOf(u)},
-		certs: map[uint64]*auditCertificate{}, byIndex: map[uint64]*auditCertificate{},
+		rep:   &NodeReport{URL: u, Origin: a.keys.originOf(u)},
+		certs: map[uint64]*Certificate{}, byIndex: map[uint64]*Certificate{},
 		replicas: map[string]*logCopy{},
 	}
 	a.report.Nodes = append(a.report.Nodes, n.rep)
 	r := a.report
 	c, err := a.client(u)
 	if err != nil {
-		r.fail(n.rep, checkReachable, "%v", err)
+		r.fail(n.rep, CheckReachable, "%v", err)
 		return n
 	}
 	n.client = c
 	raw, err := c.Checkpoint(ctx)
 	if err != nil {
-		r.fail(n.rep, checkReachable, "GET /checkpoint: %v", err)
+		r.fail(n.rep, CheckReachable, "GET /checkpoint: %v", err)
 		return n
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
-		r.fail(n.rep, checkReachable, "Status: %v", err)
+		r.fail(n.rep, CheckReachable, "Status: %v", err)
 		return n
 	}
-	r.pass(n.rep, checkReachable)
+	r.pass(n.rep, CheckReachable)
 	// The latest valid checkpoint of the two; the checks go on without one
 	// (the checkpoints of the node in certificates still check its entries).
-	var latest signedCheckpoint
+	var latest Checkpoint
 	for _, c := range []struct{ note, where string }{{string(raw), "/checkpoint"}, {st.CheckpointValue, "Status"}} {
 		if cp, ok := a.ownCheckpoint(n, c.note, c.where); ok && cp.Size >= latest.Size {
 			latest = cp
@@ -91,7 +91,7 @@ func (a *auditor) auditNode(ctx context.Context, u string) *nodeAudit {
 	}
 	a.checkRecords(n)
 	a.checkStatus(ctx, n, st)
-	if a.cfg.replicas {
+	if !a.cfg.SkipReplicas {
 		a.fetchReplicas(ctx, n)
 	}
 	return n
@@ -100,41 +100,41 @@ func (a *auditor) auditNode(ctx context.Context, u string) *nodeAudit {
 // ownCheckpoint verifies a checkpoint of the node's own log: signed by the
 // member whose portal the node is, or (for a node not named in the
 // federation file) by the member it claims to be.
-func (a *auditor) ownCheckpoint(n *nodeAudit, signed, where string) (signedCheckpoint, bool) {
+func (a *auditor) ownCheckpoint(n *nodeAudit, signed, where string) (Checkpoint, bool) {
 	r := a.report
-	cp, err := a.keys.openCheckpoint(signed)
+	cp, err := a.keys.OpenCheckpoint(signed)
 	if err != nil {
 		if n.rep.Origin == "" {
-			if c, perr := parseCheckpointText(noteText(signed)); perr == nil {
+			if c, perr := parseCheckpointText(NoteText(signed)); perr == nil {
 				n.rep.Origin = c.Origin
 			}
 		}
-		r.fail(n.rep, checkCheckpoint, "%s: %v", where, err)
+		r.fail(n.rep, CheckCheckpoint, "%s: %v", where, err)
 		return cp, false
 	}
 	if n.rep.Origin == "" {
 		n.rep.Origin = cp.Origin
 	}
 	if cp.Origin != n.rep.Origin {
-		r.fail(n.rep, checkCheckpoint, "%s: a checkpoint of %s, but the federation file says this is %s's portal", where, cp.Origin, n.rep.Origin)
+		r.fail(n.rep, CheckCheckpoint, "%s: a checkpoint of %s, but the federation file says this is %s's portal", where, cp.Origin, n.rep.Origin)
 		return cp, false
 	}
-	r.pass(n.rep, checkCheckpoint)
+	r.pass(n.rep, CheckCheckpoint)
 	n.observe(cp, fmt.Sprintf("%s of %s", where, n.rep.label()))
 	return cp, true
 }
 
-func (n *nodeAudit) observe(cp signedCheckpoint, where string) {
+func (n *nodeAudit) observe(cp Checkpoint, where string) {
 	n.seen = append(n.seen, observation{cp: cp, where: where})
 }
 
 // fetchOwnLog copies the node's own log and reports the entries check; it
 // reports false when nothing more can be checked.
-func (a *auditor) fetchOwnLog(ctx context.Context, n *nodeAudit, latest signedCheckpoint) bool {
+func (a *auditor) fetchOwnLog(ctx context.Context, n *nodeAudit, latest Checkpoint) bool {
 	r := a.report
 	own, err := a.newLogCopy(n.rep.URL, n.rep.Origin, false)
 	if err != nil {
-		r.fail(n.rep, checkEntries, "%v", err)
+		r.fail(n.rep, CheckEntries, "%v", err)
 		return false
 	}
 	n.own = own
@@ -143,16 +143,16 @@ func (a *auditor) fetchOwnLog(ctx context.Context, n *nodeAudit, latest signedCh
 	var pe *portal.Error
 	switch {
 	case errors.As(err, &pe) && pe.Status == portal.ClientUnauthorized:
-		r.fail(n.rep, checkReachable, "Transfer refused (give the node's transfer token with --token): %v", err)
+		r.fail(n.rep, CheckReachable, "Transfer refused (give the node's transfer token with --token): %v", err)
 		return false
 	case errors.Is(err, errGap):
-		r.fail(n.rep, checkEntries, "%v", err)
+		r.fail(n.rep, CheckEntries, "%v", err)
 	case err != nil:
-		r.fail(n.rep, checkReachable, "%v", err)
+		r.fail(n.rep, CheckReachable, "%v", err)
 		return false
 	}
 	if own.size() < latest.Size {
-		r.fail(n.rep, checkRoot, "the checkpoint of round %d says %d entries, the node served %d", latest.Round, latest.Size, own.size())
+		r.fail(n.rep, CheckRoot, "the checkpoint of round %d says %d entries, the node served %d", latest.Round, latest.Size, own.size())
 	}
 	return true
 }
@@ -160,15 +160,15 @@ func (a *auditor) fetchOwnLog(ctx context.Context, n *nodeAudit, latest signedCh
 // reportProblems reports the entries check of a log copy.
 func (a *auditor) reportProblems(n *nodeAudit, l *logCopy, prefix string) {
 	if len(l.problems) == 0 {
-		a.report.pass(n.rep, checkEntries)
+		a.report.pass(n.rep, CheckEntries)
 		return
 	}
 	for i, p := range l.problems {
 		if i == maxProblems {
-			a.report.fail(n.rep, checkEntries, "%s%d more entries with faults", prefix, len(l.problems)-maxProblems)
+			a.report.fail(n.rep, CheckEntries, "%s%d more entries with faults", prefix, len(l.problems)-maxProblems)
 			break
 		}
-		a.report.fail(n.rep, checkEntries, "%s%s", prefix, p)
+		a.report.fail(n.rep, CheckEntries, "%s%s", prefix, p)
 	}
 }
 
@@ -188,7 +188,7 @@ func (a *auditor) checkRecords(n *nodeAudit) {
 		case "Evidence":
 			e, err := parseEvidence(leaf.Payload)
 			if err != nil {
-				a.report.fail(n.rep, checkEvidence, "record %d: %v", idx, err)
+				a.report.fail(n.rep, CheckEvidence, "record %d: %v", idx, err)
 				continue
 			}
 			a.checkEvidence(n, e, fmt.Sprintf("Evidence record %d", idx))
@@ -199,21 +199,21 @@ func (a *auditor) checkRecords(n *nodeAudit) {
 
 // checkMasterRecord verifies a MasterHash record: a certificate (outcome
 // "certificate") or the node's own vote ("no-quorum").
-func (a *auditor) checkMasterRecord(n *nodeAudit, idx uint64, leaf *auditLeaf) {
+func (a *auditor) checkMasterRecord(n *nodeAudit, idx uint64, leaf *Leaf) {
 	r := a.report
-	rr, err := parseRoundResult(leaf.Payload)
+	rr, err := ParseRoundResult(leaf.Payload)
 	if err != nil {
-		r.fail(n.rep, checkMasterRecords, "record %d: %v", idx, err)
+		r.fail(n.rep, CheckMasterRecords, "record %d: %v", idx, err)
 		return
 	}
 	switch rr.Outcome {
-	case outcomeCertificate:
+	case OutcomeCertificate:
 		cert, err := a.keys.verifyMasterNote(rr.Note, rr.Checkpoints, rr.Round, true)
 		if err != nil {
-			r.fail(n.rep, checkMasterRecords, "record %d: certificate: %v", idx, err)
+			r.fail(n.rep, CheckMasterRecords, "record %d: certificate: %v", idx, err)
 			return
 		}
-		r.pass(n.rep, checkMasterRecords)
+		r.pass(n.rep, CheckMasterRecords)
 		n.byIndex[idx] = cert
 		if _, dup := n.certs[rr.Round]; !dup {
 			n.certs[rr.Round] = cert
@@ -226,10 +226,10 @@ func (a *auditor) checkMasterRecord(n *nodeAudit, idx uint64, leaf *auditLeaf) {
 		for _, cp := range cert.Checkpoints {
 			n.observe(cp, fmt.Sprintf("the certificate of round %d in record %d of %s", rr.Round, idx, n.rep.label()))
 		}
-	case outcomeNoQuorum:
+	case OutcomeNoQuorum:
 		n.rep.RoundsWithoutQuorum++
 		if rr.Note == "" && len(rr.Checkpoints) == 0 {
-			r.pass(n.rep, checkMasterRecords)
+			r.pass(n.rep, CheckMasterRecords)
 			return
 		}
 		vote, err := a.keys.verifyMasterNote(rr.Note, rr.Checkpoints, rr.Round, false)
@@ -237,15 +237,15 @@ func (a *auditor) checkMasterRecord(n *nodeAudit, idx uint64, leaf *auditLeaf) {
 			err = fmt.Errorf("the vote is not signed by %s", n.rep.Origin)
 		}
 		if err != nil {
-			r.fail(n.rep, checkMasterRecords, "record %d (no quorum): own vote: %v", idx, err)
+			r.fail(n.rep, CheckMasterRecords, "record %d (no quorum): own vote: %v", idx, err)
 			return
 		}
-		r.pass(n.rep, checkMasterRecords)
+		r.pass(n.rep, CheckMasterRecords)
 		for _, cp := range vote.Checkpoints {
 			n.observe(cp, fmt.Sprintf("the vote of round %d in record %d of %s", rr.Round, idx, n.rep.label()))
 		}
 	default:
-		r.fail(n.rep, checkMasterRecords, "record %d: unknown outcome %q", idx, rr.Outcome)
+		r.fail(n.rep, CheckMasterRecords, "record %d: unknown outcome %q", idx, rr.Outcome)
 	}
 }
 
@@ -271,7 +271,7 @@ func (a *auditor) checkStatus(ctx context.Context, n *nodeAudit, st *portal.Stat
 		st = next
 	}
 	for _, e := range st.Evidence {
-		a.checkEvidence(n, auditEvidence{Origin: e.Origin, Reason: e.Reason, Notes: e.Notes, Root1: e.Root1, Proof: e.Proof}, "Status")
+		a.checkEvidence(n, evidencePayload{Origin: e.Origin, Reason: e.Reason, Notes: e.Notes, Root1: e.Root1, Proof: e.Proof}, "Status")
 	}
 	for _, res := range results {
 		if res.err != nil {
@@ -296,10 +296,10 @@ func anyFailed(rs []checkResult) bool {
 func (a *auditor) statusResults(n *nodeAudit, st *portal.StatusResponse) []checkResult {
 	var out []checkResult
 	add := func(check string, err error) { out = append(out, checkResult{check, err}) }
-	own, err := a.keys.openCheckpoint(st.CheckpointValue)
+	own, err := a.keys.OpenCheckpoint(st.CheckpointValue)
 	if err != nil || own.Origin != n.rep.Origin {
 		if len(st.Peers) > 0 {
-			add(checkRecordIncl, fmt.Errorf("Status carries proofs but no valid checkpoint of %s to check them against", n.rep.Origin))
+			add(CheckRecordIncl, fmt.Errorf("Status carries proofs but no valid checkpoint of %s to check them against", n.rep.Origin))
 		}
 		return out
 	}
@@ -313,43 +313,43 @@ func (a *auditor) statusResults(n *nodeAudit, st *portal.StatusResponse) []check
 // own: the peer's checkpoint, its consistency with the previous one, the
 // certificate, the checkpoint's inclusion in M_r and the MasterHash
 // record's inclusion in own.
-func (a *auditor) peerResults(n *nodeAudit, own signedCheckpoint, p *portal.PeerProof) []checkResult {
+func (a *auditor) peerResults(n *nodeAudit, own Checkpoint, p *portal.PeerProof) []checkResult {
 	var out []checkResult
 	add := func(check string, err error) { out = append(out, checkResult{check, err}) }
 	who := fmt.Sprintf("peer %s: ", p.Origin)
-	cp, err := a.keys.openCheckpoint(p.Checkpoint)
+	cp, err := a.keys.OpenCheckpoint(p.Checkpoint)
 	if err == nil && cp.Origin != p.Origin {
 		err = fmt.Errorf("the checkpoint is of %s", cp.Origin)
 	}
 	if err != nil {
-		add(checkPeerCP, fmt.Errorf("%s%w", who, err))
+		add(CheckPeerCP, fmt.Errorf("%s%w", who, err))
 		return out
 	}
-	add(checkPeerCP, nil)
+	add(CheckPeerCP, nil)
 	n.observe(cp, fmt.Sprintf("Status of %s", n.rep.label()))
 	if p.PreviousCheckpoint != "" {
-		prev, err := a.keys.openCheckpoint(p.PreviousCheckpoint)
+		prev, err := a.keys.OpenCheckpoint(p.PreviousCheckpoint)
 		if err == nil && prev.Origin != cp.Origin {
 			err = fmt.Errorf("the previous checkpoint is of %s", prev.Origin)
 		}
 		if err == nil {
 			n.observe(prev, fmt.Sprintf("Status of %s (previous checkpoint)", n.rep.label()))
-			if err = verifyConsistency(prev, cp, p.ConsistencyProof); err != nil {
+			if err = VerifyConsistency(prev, cp, p.ConsistencyProof); err != nil {
 				err = fmt.Errorf("from size %d (round %d) to %d (round %d): %w", prev.Size, prev.Round, cp.Size, cp.Round, err)
 			}
 		}
-		add(checkConsistency, wrapWho(who, err))
+		add(CheckConsistency, wrapWho(who, err))
 	}
 	if p.MasterHash == "" {
 		return out
 	}
 	if p.MasterRecordIndex == nil {
-		add(checkStatusCert, fmt.Errorf("%sa certificate without the index of its MasterHash record", who))
+		add(CheckStatusCert, fmt.Errorf("%sa certificate without the index of its MasterHash record", who))
 		return out
 	}
 	idx := *p.MasterRecordIndex
 	cert, err := n.statusCertificate(idx, p.MasterHash)
-	add(checkStatusCert, wrapWho(who, err))
+	add(CheckStatusCert, wrapWho(who, err))
 	if err != nil {
 		return out
 	}
@@ -360,21 +360,21 @@ func (a *auditor) peerResults(n *nodeAudit, own signedCheckpoint, p *portal.Peer
 	case cert.Checkpoints[i].Note != cp.Note:
 		err = fmt.Errorf("the certificate of round %d holds another checkpoint of %s", cert.Round, cp.Origin)
 	default:
-		err = verifyInclusion(uint64(i), cert.Count, masterLeafHash(cp), p.MasterHashInclusion, cert.MasterHash)
+		err = VerifyInclusion(uint64(i), cert.Count, masterLeafHash(cp), p.MasterHashInclusion, cert.MasterHash)
 	}
-	add(checkMasterIncl, wrapWho(who, err))
+	add(CheckMasterIncl, wrapWho(who, err))
 	if idx >= own.Size {
 		err = fmt.Errorf("record %d is not below the checkpoint's size %d", idx, own.Size)
-	} else if err = verifyInclusion(idx, own.Size, n.own.hashes[idx], p.MasterRecordInclusion, own.Root); err != nil {
+	} else if err = VerifyInclusion(idx, own.Size, n.own.hashes[idx], p.MasterRecordInclusion, own.Root); err != nil {
 		err = fmt.Errorf("record %d in the checkpoint of round %d (size %d): %w", idx, own.Round, own.Size, err)
 	}
-	add(checkRecordIncl, wrapWho(who, err))
+	add(CheckRecordIncl, wrapWho(who, err))
 	return out
 }
 
 // statusCertificate returns the verified certificate of the MasterHash
 // record idx, which must be the certificate note Status shows.
-func (n *nodeAudit) statusCertificate(idx uint64, shown string) (*auditCertificate, error) {
+func (n *nodeAudit) statusCertificate(idx uint64, shown string) (*Certificate, error) {
 	if idx >= n.own.size() {
 		return nil, fmt.Errorf("MasterHash record %d is beyond the %d entries fetched", idx, n.own.size())
 	}
@@ -402,13 +402,13 @@ func wrapWho(who string, err error) error {
 // checkEvidence verifies evidence a node shows (in Status or an Evidence
 // record): evidence that holds up fails the accused member's equivocation
 // check; evidence that does not fails the node's evidence check.
-func (a *auditor) checkEvidence(n *nodeAudit, e auditEvidence, where string) {
+func (a *auditor) checkEvidence(n *nodeAudit, e evidencePayload, where string) {
 	why, err := a.keys.verifyEvidence(e)
 	if err != nil {
-		a.report.fail(n.rep, checkEvidence, "%s: the evidence against %s does not hold up: %v", where, e.Origin, err)
+		a.report.fail(n.rep, CheckEvidence, "%s: the evidence against %s does not hold up: %v", where, e.Origin, err)
 		return
 	}
-	a.report.pass(n.rep, checkEvidence)
+	a.report.pass(n.rep, CheckEvidence)
 	a.report.addEvidence(e.Origin, why, e.Notes, fmt.Sprintf("%s of %s", where, n.rep.label()))
 }
 
@@ -421,7 +421,7 @@ func (a *auditor) fetchReplicas(ctx context.Context, n *nodeAudit) {
 		}
 		l, err := a.newLogCopy(n.rep.URL, origin, true)
 		if err != nil {
-			a.report.fail(n.rep, checkEntries, "replica of %s: %v", origin, err)
+			a.report.fail(n.rep, CheckEntries, "replica of %s: %v", origin, err)
 			continue
 		}
 		err = a.fetchLog(ctx, n.client, l, shortOrigin(n.rep.Origin)+" replica of "+shortOrigin(origin), 0)
@@ -433,7 +433,7 @@ func (a *auditor) fetchReplicas(ctx context.Context, n *nodeAudit) {
 			continue
 		}
 		if err != nil {
-			a.report.fail(n.rep, checkEntries, "replica of %s: %v", origin, err)
+			a.report.fail(n.rep, CheckEntries, "replica of %s: %v", origin, err)
 		}
 		a.reportProblems(n, l, "replica of "+origin+": ")
 		n.replicas[origin] = l

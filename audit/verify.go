@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -18,8 +18,8 @@ import (
 // equivocation evidence, from the federation file alone, with
 // golang.org/x/mod/sumdb/note and transparency-dev/merkle.
 
-// federationKeys are the note verifiers of a federation's members.
-type federationKeys struct {
+// Keys are the note verifiers of a federation's members.
+type Keys struct {
 	name     string
 	quorum   int
 	origins  []string                 // in file order
@@ -38,9 +38,9 @@ type keyVersion struct {
 	byOrigin  map[string]note.Verifier
 }
 
-// newFederationKeys reads the members' verifier keys.
-func newFederationKeys(fed *config.Federation) (*federationKeys, error) {
-	k := &federationKeys{
+// NewKeys reads the members' verifier keys.
+func NewKeys(fed *config.Federation) (*Keys, error) {
+	k := &Keys{
 		name: fed.Name, quorum: fed.EffectiveQuorum(),
 		byOrigin: map[string]note.Verifier{}, http: map[string]string{},
 	}
@@ -62,57 +62,59 @@ func newFederationKeys(fed *config.Federation) (*federationKeys, error) {
 	return k, nil
 }
 
-// signedCheckpoint is a checkpoint note whose signature by its origin's
-// member key verified.
-type signedCheckpoint struct {
-	auditCheckpoint
-	Note string // the whole signed note
-}
-
-// openCheckpoint verifies a signed checkpoint note: its origin is a member,
+// OpenCheckpoint verifies a signed checkpoint note: its origin is a member,
 // it carries a valid signature by that member's key (and no invalid one by
 // another member's), and its text is in the documented format.
-func (k *federationKeys) openCheckpoint(signed string) (signedCheckpoint, error) {
-	text := noteText(signed)
+func (k *Keys) OpenCheckpoint(signed string) (Checkpoint, error) {
+	text := NoteText(signed)
 	cp, err := parseCheckpointText(text)
 	if err != nil {
-		return signedCheckpoint{}, err
+		return Checkpoint{}, err
 	}
 	v, ok := k.keyOf(cp.Origin, cp.Round)
 	if !ok {
-		return signedCheckpoint{}, fmt.Errorf("the checkpoint's origin %q is not a federation member in round %d", cp.Origin, cp.Round)
+		return Checkpoint{}, fmt.Errorf("the checkpoint's origin %q is not a federation member in round %d", cp.Origin, cp.Round)
 	}
 	n, err := note.Open([]byte(signed), k.all)
 	if err != nil {
-		return signedCheckpoint{}, fmt.Errorf("checkpoint of %s: signature: %w", cp.Origin, err)
+		return Checkpoint{}, fmt.Errorf("checkpoint of %s: signature: %w", cp.Origin, err)
 	}
 	if n.Text != text {
-		return signedCheckpoint{}, fmt.Errorf("checkpoint of %s: the note's text is not its first lines", cp.Origin)
+		return Checkpoint{}, fmt.Errorf("checkpoint of %s: the note's text is not its first lines", cp.Origin)
 	}
 	for _, s := range n.Sigs {
 		if s.Name == v.Name() && s.Hash == v.KeyHash() {
-			return signedCheckpoint{auditCheckpoint: cp, Note: signed}, nil
+			cp.Note = signed
+			return cp, nil
 		}
 	}
-	return signedCheckpoint{}, fmt.Errorf("checkpoint of %s: not signed by %s's key", cp.Origin, cp.Origin)
+	return Checkpoint{}, fmt.Errorf("checkpoint of %s: not signed by %s's key", cp.Origin, cp.Origin)
 }
 
-// auditCertificate is a verified master-hash note and its checkpoints.
-type auditCertificate struct {
-	auditVote
+// Certificate is a verified master-hash note and its checkpoints.
+type Certificate struct {
+	Vote
 	Note        string
-	Signers     []string           // distinct member signers, sorted
-	Checkpoints []signedCheckpoint // origin order
+	Signers     []string     // distinct member signers, sorted
+	Checkpoints []Checkpoint // origin order
 }
 
 // index returns the position of origin's checkpoint, or -1.
-func (c *auditCertificate) index(origin string) int {
+func (c *Certificate) index(origin string) int {
 	for i, cp := range c.Checkpoints {
 		if cp.Origin == origin {
 			return i
 		}
 	}
 	return -1
+}
+
+// VerifyCertificate verifies a master-hash certificate of round: a note
+// signed by at least the quorum of distinct members in force in that
+// round, whose M_r is the one recomputed from checkpoints, each signed by
+// its origin, of that round, in strictly increasing origin order.
+func (k *Keys) VerifyCertificate(signed string, checkpoints []string, round uint64) (*Certificate, error) {
+	return k.verifyMasterNote(signed, checkpoints, round, true)
 }
 
 // verifyMasterNote checks a master-hash note and the checkpoints it covers:
@@ -122,19 +124,19 @@ func (c *auditCertificate) index(origin string) int {
 // from them is the note's, with as many checkpoints as the note counts.
 // With quorum set it also requires at least the federation's quorum of
 // distinct member signatures (a certificate, not a single vote).
-func (k *federationKeys) verifyMasterNote(signed string, checkpoints []string, round uint64, quorum bool) (*auditCertificate, error) {
+func (k *Keys) verifyMasterNote(signed string, checkpoints []string, round uint64, quorum bool) (*Certificate, error) {
 	n, err := note.Open([]byte(signed), k.all)
 	if err != nil {
 		return nil, fmt.Errorf("round %d: master-hash note signatures: %w", round, err)
 	}
-	v, err := parseVoteText(k.name, n.Text)
+	v, err := ParseVoteText(k.name, n.Text)
 	if err != nil {
 		return nil, fmt.Errorf("round %d: %w", round, err)
 	}
 	if v.Round != round {
 		return nil, fmt.Errorf("round %d: the master-hash note is for round %d", round, v.Round)
 	}
-	c := &auditCertificate{auditVote: v, Note: signed}
+	c := &Certificate{Vote: v, Note: signed}
 	for _, s := range n.Sigs {
 		// Only the keys of the members in force in the round count.
 		if mv, ok := k.verifierAt(s.Name, round); ok && mv.KeyHash() == s.Hash && !slices.Contains(c.Signers, s.Name) {
@@ -149,7 +151,7 @@ func (k *federationKeys) verifyMasterNote(signed string, checkpoints []string, r
 		return nil, fmt.Errorf("round %d: the note counts %d checkpoints, %d are listed", round, v.Count, len(checkpoints))
 	}
 	for i, s := range checkpoints {
-		cp, err := k.openCheckpoint(s)
+		cp, err := k.OpenCheckpoint(s)
 		if err != nil {
 			return nil, fmt.Errorf("round %d: checkpoint %d: %w", round, i, err)
 		}
@@ -174,13 +176,13 @@ func (k *federationKeys) verifyMasterNote(signed string, checkpoints []string, r
 
 // masterLeafHash is the RFC 6962 leaf hash of a checkpoint in the
 // master-hash tree: the leaf is origin || SHA-256(signed note).
-func masterLeafHash(cp signedCheckpoint) []byte {
+func masterLeafHash(cp Checkpoint) []byte {
 	return rfc6962.DefaultHasher.HashLeaf(append([]byte(cp.Origin), noteDigest(cp.Note)...))
 }
 
 // masterHash is M_r: the RFC 6962 root over the checkpoints' master leaves,
 // in the order given (origin order).
-func masterHash(cps []signedCheckpoint) []byte {
+func masterHash(cps []Checkpoint) []byte {
 	hashes := make([][]byte, len(cps))
 	for i, cp := range cps {
 		hashes[i] = masterLeafHash(cp)
@@ -207,9 +209,9 @@ func treeRoot(leafHashes [][]byte) ([]byte, error) {
 	return r.GetRootHash(nil)
 }
 
-// rootsAt returns the RFC 6962 roots of the first n leaves for each n in
+// RootsAt returns the RFC 6962 roots of the first n leaves for each n in
 // sizes that is at most len(leafHashes), in one pass.
-func rootsAt(leafHashes [][]byte, sizes []uint64) (map[uint64][]byte, error) {
+func RootsAt(leafHashes [][]byte, sizes []uint64) (map[uint64][]byte, error) {
 	sizes = slices.Clone(sizes)
 	slices.Sort(sizes)
 	sizes = slices.Compact(sizes)
@@ -239,14 +241,14 @@ func rootsAt(leafHashes [][]byte, sizes []uint64) (map[uint64][]byte, error) {
 	return out, nil
 }
 
-// verifyInclusion checks an RFC 6962 inclusion proof.
-func verifyInclusion(index, size uint64, leafHash []byte, p [][]byte, root []byte) error {
+// VerifyInclusion checks an RFC 6962 inclusion proof.
+func VerifyInclusion(index, size uint64, leafHash []byte, p [][]byte, root []byte) error {
 	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leafHash, p, root)
 }
 
-// verifyConsistency checks an RFC 6962 consistency proof between two
+// VerifyConsistency checks an RFC 6962 consistency proof between two
 // checkpoints of one origin.
-func verifyConsistency(older, newer signedCheckpoint, p [][]byte) error {
+func VerifyConsistency(older, newer Checkpoint, p [][]byte) error {
 	if older.Size > newer.Size {
 		return fmt.Errorf("the tree shrank from %d to %d", older.Size, newer.Size)
 	}
@@ -258,8 +260,8 @@ func verifyConsistency(older, newer signedCheckpoint, p [][]byte) error {
 // that two notes prove alone: one round with two different checkpoints, one
 // size with two roots, a tree that shrank in a later round, and a
 // round-r+1 checkpoint whose prev line is not the hash of the round-r note.
-func conflict(a, b signedCheckpoint) string {
-	if a.Origin != b.Origin || noteText(a.Note) == noteText(b.Note) {
+func conflict(a, b Checkpoint) string {
+	if a.Origin != b.Origin || NoteText(a.Note) == NoteText(b.Note) {
 		return ""
 	}
 	if a.Round > b.Round {
@@ -282,11 +284,11 @@ func conflict(a, b signedCheckpoint) string {
 // signed by origin's key, and they conflict on their face or, for
 // consistency evidence, the consistency proof shows that the later tree has
 // another root (e.Root1) at the earlier size. It returns why they conflict.
-func (k *federationKeys) verifyEvidence(e auditEvidence) (string, error) {
+func (k *Keys) verifyEvidence(e evidencePayload) (string, error) {
 	origin, notes := e.Origin, e.Notes
-	var cps [2]signedCheckpoint
+	var cps [2]Checkpoint
 	for i, n := range notes {
-		cp, err := k.openCheckpoint(n)
+		cp, err := k.OpenCheckpoint(n)
 		if err != nil {
 			return "", fmt.Errorf("note %d: %w", i+1, err)
 		}
@@ -306,7 +308,7 @@ func (k *federationKeys) verifyEvidence(e auditEvidence) (string, error) {
 
 // notConsistent checks consistency evidence: a proof that the tree of the
 // larger checkpoint b has root root1 at a's size, while a says it is a.Root.
-func notConsistent(a, b signedCheckpoint, root1 []byte, p [][]byte) (string, error) {
+func notConsistent(a, b Checkpoint, root1 []byte, p [][]byte) (string, error) {
 	switch {
 	case a.Size == 0 || a.Size >= b.Size:
 		return "", fmt.Errorf("consistency evidence needs a first tree smaller than the second and not empty (sizes %d and %d)", a.Size, b.Size)

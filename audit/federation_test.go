@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"crypto/ed25519"
@@ -53,7 +53,7 @@ func TestTheAuditJudgesEachRoundByTheMembersInForce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := newFederationKeys(fed)
+	keys, err := NewKeys(fed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,10 +150,10 @@ func TestTheAuditFailsALogThatTookABackdatedUpdate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &auditor{chain: []*config.FederationVersion{g, v1}, report: &auditReport{Failures: []auditFailure{}}}
-			n := &nodeAudit{rep: &nodeReport{Origin: "f/node0", RoundsCertified: tc.certified, LastRound: tc.last}}
-			a.checkFederationRecord(n, 7, &auditLeaf{Kind: "FederationUpdate", Identifier: "federation/1", Payload: signed})
-			failed := n.rep.Checks[checkFederationRecords].Failed == 1
+			a := &auditor{chain: []*config.FederationVersion{g, v1}, report: &Report{Failures: []Failure{}}}
+			n := &nodeAudit{rep: &NodeReport{Origin: "f/node0", RoundsCertified: tc.certified, LastRound: tc.last}}
+			a.checkFederationRecord(n, 7, &Leaf{Kind: "FederationUpdate", Identifier: "federation/1", Payload: signed})
+			failed := n.rep.Checks[CheckFederationRecords].Failed == 1
 			if failed != tc.backdated {
 				t.Fatalf("failed %v, want %v: %+v", failed, tc.backdated, a.report.Failures)
 			}

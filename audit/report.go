@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"crypto/sha256"
@@ -12,42 +12,46 @@ import (
 
 // The names of the audit's checks, as the report prints them.
 const (
-	checkReachable     = "reachable"          // the node answers /checkpoint, Status and Transfer
-	checkCheckpoint    = "checkpoint"         // signature by the member's key, and format
-	checkEntries       = "entries"            // dense indexes, leaves decode and match the items
-	checkRoot          = "checkpoint root"    // RFC 6962 root of the entries = the checkpoint's root
-	checkPeerCP        = "status checkpoint"  // each peer checkpoint in Status is signed by its member
-	checkConsistency   = "status consistency" // consistency proof from PreviousCheckpoint
-	checkStatusCert    = "status certificate" // the master-hash certificate in Status
-	checkMasterIncl    = "master hash inclusion"
-	checkRecordIncl    = "master record inclusion"
-	checkMasterRecords = "master records" // every MasterHash record's certificate or vote
-	checkCertsAgree    = "certificates agree"
-	checkEquivocation  = "equivocation"
-	checkReplicaRoot   = "replica root"
-	checkEvidence      = "evidence"
+	CheckReachable     = "reachable"          // the node answers /checkpoint, Status and Transfer
+	CheckCheckpoint    = "checkpoint"         // signature by the member's key, and format
+	CheckEntries       = "entries"            // dense indexes, leaves decode and match the items
+	CheckRoot          = "checkpoint root"    // RFC 6962 root of the entries = the checkpoint's root
+	CheckPeerCP        = "status checkpoint"  // each peer checkpoint in Status is signed by its member
+	CheckConsistency   = "status consistency" // consistency proof from PreviousCheckpoint
+	CheckStatusCert    = "status certificate" // the master-hash certificate in Status
+	CheckMasterIncl    = "master hash inclusion"
+	CheckRecordIncl    = "master record inclusion"
+	CheckMasterRecords = "master records" // every MasterHash record's certificate or vote
+	CheckCertsAgree    = "certificates agree"
+	CheckEquivocation  = "equivocation"
+	CheckReplicaRoot   = "replica root"
+	CheckEvidence      = "evidence"
+	// CheckFederationRecords: each FederationUpdate record is the certified
+	// step of the federation's verified chain, and not backdated.
+	CheckFederationRecords = "federation records"
 )
 
-// auditReport is the result of an audit; with --json it is printed as is.
-type auditReport struct {
+// Report is the result of an audit. Its JSON form is what 'meshctl audit
+// --json' prints, and scripts read its field names: they do not change.
+type Report struct {
 	Federation string `json:"federation"`
 	Quorum     int    `json:"quorum"`
 	// FederationVersion is the latest version of the federation's
 	// verified chain of updates (0: it never changed).
-	FederationVersion uint64         `json:"federation_version"`
-	OK                bool           `json:"ok"`
-	Nodes             []*nodeReport  `json:"nodes"`
-	Failures          []auditFailure `json:"failures"`
+	FederationVersion uint64        `json:"federation_version"`
+	OK                bool          `json:"ok"`
+	Nodes             []*NodeReport `json:"nodes"`
+	Failures          []Failure     `json:"failures"`
 	// Evidence lists the verified proofs of misbehaviour: found in Status,
 	// in Evidence records, or by the audit itself.
-	Evidence []evidenceReport `json:"evidence,omitempty"`
+	Evidence []Evidence `json:"evidence,omitempty"`
 
 	mu           sync.Mutex
 	seenEvidence map[[32]byte]int
 }
 
-// nodeReport is what the audit found at one node.
-type nodeReport struct {
+// NodeReport is what the audit found at one node.
+type NodeReport struct {
 	URL    string `json:"url"`
 	Origin string `json:"origin"`
 	// Size is the tree size of the node's latest checkpoint.
@@ -59,7 +63,7 @@ type nodeReport struct {
 	Passed   int               `json:"passed"`
 	Failed   int               `json:"failed"`
 	// Checks counts passes and failures per check name.
-	Checks map[string]*checkCount `json:"checks"`
+	Checks map[string]*CheckCount `json:"checks"`
 	// RoundsCertified counts the MasterHash records holding a verified
 	// certificate; FirstRound and LastRound are the first and last of them.
 	RoundsCertified     int    `json:"rounds_certified"`
@@ -68,14 +72,14 @@ type nodeReport struct {
 	RoundsWithoutQuorum int    `json:"rounds_without_quorum"`
 }
 
-// checkCount is how often a check passed and failed at a node.
-type checkCount struct {
+// CheckCount is how often a check passed and failed at a node.
+type CheckCount struct {
 	Passed int `json:"passed"`
 	Failed int `json:"failed"`
 }
 
-// auditFailure is one failed check.
-type auditFailure struct {
+// Failure is one failed check.
+type Failure struct {
 	Node   string `json:"node"` // "<origin> (<url>)", or the origin alone
 	URL    string `json:"url,omitempty"`
 	Origin string `json:"origin,omitempty"`
@@ -84,12 +88,12 @@ type auditFailure struct {
 }
 
 // String is the report line of the failure.
-func (f auditFailure) String() string {
+func (f Failure) String() string {
 	return fmt.Sprintf("%s: %s: %s", f.Node, f.Check, f.Detail)
 }
 
-// evidenceReport is verified proof that a member misbehaved.
-type evidenceReport struct {
+// Evidence is verified proof that a member misbehaved.
+type Evidence struct {
 	Origin string    `json:"origin"`
 	Reason string    `json:"reason"`
 	Notes  [2]string `json:"notes"`
@@ -99,7 +103,7 @@ type evidenceReport struct {
 }
 
 // label names a node in the report.
-func (n *nodeReport) label() string {
+func (n *NodeReport) label() string {
 	switch {
 	case n.Origin == "":
 		return n.URL
@@ -110,7 +114,7 @@ func (n *nodeReport) label() string {
 }
 
 // pass records that a check passed at node n.
-func (r *auditReport) pass(n *nodeReport, check string) {
+func (r *Report) pass(n *NodeReport, check string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n.count(check).Passed++
@@ -118,23 +122,23 @@ func (r *auditReport) pass(n *nodeReport, check string) {
 }
 
 // fail records that a check failed at node n, and why.
-func (r *auditReport) fail(n *nodeReport, check, format string, args ...any) {
+func (r *Report) fail(n *NodeReport, check, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n.count(check).Failed++
 	n.Failed++
-	r.Failures = append(r.Failures, auditFailure{
+	r.Failures = append(r.Failures, Failure{
 		Node: n.label(), URL: n.URL, Origin: n.Origin, Check: check, Detail: fmt.Sprintf(format, args...),
 	})
 }
 
-func (n *nodeReport) count(check string) *checkCount {
+func (n *NodeReport) count(check string) *CheckCount {
 	if n.Checks == nil {
-		n.Checks = map[string]*checkCount{}
+		n.Checks = map[string]*CheckCount{}
 	}
 	c := n.Checks[check]
 	if c == nil {
-		c = &checkCount{}
+		c = &CheckCount{}
 		n.Checks[check] = c
 	}
 	return c
@@ -142,7 +146,7 @@ func (n *nodeReport) count(check string) *checkCount {
 
 // node returns the report of the node serving origin, making an entry
 // without a URL for a member that was not audited.
-func (r *auditReport) node(origin string) *nodeReport {
+func (r *Report) node(origin string) *NodeReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, n := range r.Nodes {
@@ -150,16 +154,16 @@ func (r *auditReport) node(origin string) *nodeReport {
 			return n
 		}
 	}
-	n := &nodeReport{Origin: origin}
+	n := &NodeReport{Origin: origin}
 	r.Nodes = append(r.Nodes, n)
 	return n
 }
 
 // passAudited records that a check of origin passed, at each audited node
 // serving origin (and nowhere if none was audited).
-func (r *auditReport) passAudited(origin, check string) {
+func (r *Report) passAudited(origin, check string) {
 	r.mu.Lock()
-	var ns []*nodeReport
+	var ns []*NodeReport
 	for _, n := range r.Nodes {
 		if n.Origin == origin {
 			ns = append(ns, n)
@@ -173,8 +177,8 @@ func (r *auditReport) passAudited(origin, check string) {
 
 // addEvidence records verified evidence against origin once per pair of
 // notes, and fails origin's equivocation check with the first piece.
-func (r *auditReport) addEvidence(origin, reason string, notes [2]string, found string) {
-	pair := []string{noteText(notes[0]), noteText(notes[1])}
+func (r *Report) addEvidence(origin, reason string, notes [2]string, found string) {
+	pair := []string{NoteText(notes[0]), NoteText(notes[1])}
 	slices.Sort(pair)
 	key := sha256.Sum256([]byte(pair[0] + "\x00" + pair[1]))
 	r.mu.Lock()
@@ -188,23 +192,25 @@ func (r *auditReport) addEvidence(origin, reason string, notes [2]string, found 
 	if r.seenEvidence == nil {
 		r.seenEvidence = map[[32]byte]int{}
 	}
-	first := !slices.ContainsFunc(r.Evidence, func(e evidenceReport) bool { return e.Origin == origin })
+	first := !slices.ContainsFunc(r.Evidence, func(e Evidence) bool { return e.Origin == origin })
 	r.seenEvidence[key] = len(r.Evidence)
-	r.Evidence = append(r.Evidence, evidenceReport{Origin: origin, Reason: reason, Notes: notes, Found: []string{found}})
+	r.Evidence = append(r.Evidence, Evidence{Origin: origin, Reason: reason, Notes: notes, Found: []string{found}})
 	r.mu.Unlock()
 	if first {
-		r.fail(r.node(origin), checkEquivocation, "%s signed two checkpoints that cannot both be true: %s (found by %s; the evidence section has the notes)", origin, reason, found)
+		r.fail(r.node(origin), CheckEquivocation, "%s signed two checkpoints that cannot both be true: %s (found by %s; the evidence section has the notes)", origin, reason, found)
 	}
 }
 
 // finish sorts the report and sets OK.
-func (r *auditReport) finish() {
+func (r *Report) finish() {
 	r.OK = len(r.Failures) == 0
 	sort.SliceStable(r.Nodes, func(i, j int) bool { return r.Nodes[i].Origin < r.Nodes[j].Origin })
 }
 
-// writeHuman prints the short report.
-func (r *auditReport) writeHuman(w io.Writer) {
+// WriteText writes the short report a person reads (what 'meshctl audit'
+// prints without --json): each node's counts, the evidence, the verdict and
+// every failure.
+func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "Audit of federation %s (quorum %d), %d nodes\n", r.Federation, r.Quorum, len(r.Nodes))
 	if r.FederationVersion > 0 {
 		fmt.Fprintf(w, "Federation changed by %d verified updates; each round judged by the members and quorum in force then\n", r.FederationVersion)

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 func (a *auditor) checkCertificatesAgree() {
 	type held struct {
 		node *nodeAudit
-		cert *auditCertificate
+		cert *Certificate
 	}
 	byRound := map[uint64][]held{}
 	for _, n := range a.nodes {
@@ -33,18 +33,18 @@ func (a *auditor) checkCertificatesAgree() {
 		first := hs[0]
 		for _, h := range hs[1:] {
 			if why := disagreement(first.cert, h.cert); why != "" {
-				a.report.fail(h.node.rep, checkCertsAgree, "round %d: the certificate (M_r %s) and that of %s (M_r %s) %s",
+				a.report.fail(h.node.rep, CheckCertsAgree, "round %d: the certificate (M_r %s) and that of %s (M_r %s) %s",
 					round, b64(h.cert.MasterHash), first.node.rep.label(), b64(first.cert.MasterHash), why)
 				continue
 			}
-			a.report.pass(h.node.rep, checkCertsAgree)
+			a.report.pass(h.node.rep, CheckCertsAgree)
 		}
-		a.report.pass(first.node.rep, checkCertsAgree)
+		a.report.pass(first.node.rep, CheckCertsAgree)
 	}
 }
 
 // disagreement says how two certificates of one round disagree, or "".
-func disagreement(x, y *auditCertificate) string {
+func disagreement(x, y *Certificate) string {
 	if bytes.Equal(x.MasterHash, y.MasterHash) {
 		return ""
 	}
@@ -66,7 +66,7 @@ func (a *auditor) checkEquivocation() {
 	seen := map[string]bool{}
 	for _, n := range a.nodes {
 		for _, o := range n.seen {
-			if t := noteText(o.cp.Note); !seen[t] {
+			if t := NoteText(o.cp.Note); !seen[t] {
 				seen[t] = true
 				byOrigin[o.cp.Origin] = append(byOrigin[o.cp.Origin], o)
 			}
@@ -103,7 +103,7 @@ func (a *auditor) checkEquivocation() {
 			}
 		}
 		if !found {
-			a.report.passAudited(origin, checkEquivocation)
+			a.report.passAudited(origin, CheckEquivocation)
 		}
 	}
 }
@@ -125,18 +125,18 @@ func cmpUint(x, y uint64) int {
 // origin signed two roots for one size, that is the origin's equivocation,
 // not the replica holder's fault.
 func (a *auditor) checkRoots() error {
-	byOrigin := map[string][]signedCheckpoint{}
+	byOrigin := map[string][]Checkpoint{}
 	seen := map[string]bool{}
 	for _, n := range a.nodes {
 		for _, o := range n.seen {
-			if t := noteText(o.cp.Note); !seen[t] {
+			if t := NoteText(o.cp.Note); !seen[t] {
 				seen[t] = true
 				byOrigin[o.cp.Origin] = append(byOrigin[o.cp.Origin], o.cp)
 			}
 		}
 	}
 	for _, cps := range byOrigin {
-		slices.SortFunc(cps, func(x, y signedCheckpoint) int { return cmpUint(x.Round, y.Round) })
+		slices.SortFunc(cps, func(x, y Checkpoint) int { return cmpUint(x.Round, y.Round) })
 	}
 	for _, n := range a.nodes {
 		if n.own != nil {
@@ -157,12 +157,12 @@ func (a *auditor) checkRoots() error {
 
 // copyRoots returns the roots of a log copy at the sizes of cps that it
 // holds.
-func copyRoots(n *nodeAudit, l *logCopy, cps []signedCheckpoint) (map[uint64][]byte, error) {
+func copyRoots(n *nodeAudit, l *logCopy, cps []Checkpoint) (map[uint64][]byte, error) {
 	var sizes []uint64
 	for _, cp := range cps {
 		sizes = append(sizes, cp.Size)
 	}
-	roots, err := rootsAt(l.hashes, sizes)
+	roots, err := RootsAt(l.hashes, sizes)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %s: %w", n.rep.label(), err)
 	}
@@ -171,7 +171,7 @@ func copyRoots(n *nodeAudit, l *logCopy, cps []signedCheckpoint) (map[uint64][]b
 
 // checkOwnRoots compares the roots of a node's own entries with every
 // checkpoint of its origin that they are long enough for.
-func (a *auditor) checkOwnRoots(n *nodeAudit, cps []signedCheckpoint) error {
+func (a *auditor) checkOwnRoots(n *nodeAudit, cps []Checkpoint) error {
 	roots, err := copyRoots(n, n.own, cps)
 	if err != nil {
 		return err
@@ -182,23 +182,23 @@ func (a *auditor) checkOwnRoots(n *nodeAudit, cps []signedCheckpoint) error {
 			continue // a checkpoint seen later, at another node
 		}
 		if !bytes.Equal(root, cp.Root) {
-			a.report.fail(n.rep, checkRoot, "the root of the first %d entries fetched is %s, the checkpoint of %s for round %d says %s",
+			a.report.fail(n.rep, CheckRoot, "the root of the first %d entries fetched is %s, the checkpoint of %s for round %d says %s",
 				cp.Size, b64(root), cp.Origin, cp.Round, b64(cp.Root))
 			continue
 		}
-		a.report.pass(n.rep, checkRoot)
+		a.report.pass(n.rep, CheckRoot)
 	}
 	return nil
 }
 
 // checkReplicaRoots compares the roots of a replica with the origin's
 // checkpoints, once per size it is long enough for.
-func (a *auditor) checkReplicaRoots(n *nodeAudit, l *logCopy, cps []signedCheckpoint) error {
+func (a *auditor) checkReplicaRoots(n *nodeAudit, l *logCopy, cps []Checkpoint) error {
 	roots, err := copyRoots(n, l, cps)
 	if err != nil {
 		return err
 	}
-	bySize := map[uint64][]signedCheckpoint{}
+	bySize := map[uint64][]Checkpoint{}
 	var sizes []uint64
 	for _, cp := range cps {
 		if _, ok := roots[cp.Size]; !ok {
@@ -211,12 +211,12 @@ func (a *auditor) checkReplicaRoots(n *nodeAudit, l *logCopy, cps []signedCheckp
 	}
 	for _, size := range sizes {
 		root := roots[size]
-		if slices.ContainsFunc(bySize[size], func(cp signedCheckpoint) bool { return bytes.Equal(cp.Root, root) }) {
-			a.report.pass(n.rep, checkReplicaRoot)
+		if slices.ContainsFunc(bySize[size], func(cp Checkpoint) bool { return bytes.Equal(cp.Root, root) }) {
+			a.report.pass(n.rep, CheckReplicaRoot)
 			continue
 		}
 		cp := bySize[size][0]
-		a.report.fail(n.rep, checkReplicaRoot, "the root of the first %d entries of its replica of %s is %s, the checkpoint of %s for round %d says %s",
+		a.report.fail(n.rep, CheckReplicaRoot, "the root of the first %d entries of its replica of %s is %s, the checkpoint of %s for round %d says %s",
 			size, l.origin, b64(root), cp.Origin, cp.Round, b64(cp.Root))
 	}
 	return nil

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bufio"
@@ -14,10 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/term"
 
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
@@ -36,7 +33,7 @@ type logCopy struct {
 	origin  string
 	replica bool
 	hashes  [][]byte
-	records map[uint64]auditLeaf // MasterHash and Evidence records
+	records map[uint64]Leaf // MasterHash and Evidence records
 	// problems are the entries check failures (one per bad entry).
 	problems []string
 	cache    string // file path, or ""
@@ -62,7 +59,7 @@ func (l *logCopy) add(item *portal.DataItem) error {
 		return fmt.Errorf("entry %d has no leaf bytes", next)
 	}
 	l.hashes = append(l.hashes, rfc6962.DefaultHasher.HashLeaf(item.Leaf))
-	leaf, err := parseLeaf(item.Leaf)
+	leaf, err := ParseLeaf(item.Leaf)
 	if err != nil {
 		l.problems = append(l.problems, fmt.Sprintf("entry %d: %v", next, err))
 		return nil
@@ -72,7 +69,7 @@ func (l *logCopy) add(item *portal.DataItem) error {
 	}
 	if leaf.Kind == "MasterHash" || leaf.Kind == "Evidence" || leaf.Kind == "FederationUpdate" {
 		if l.records == nil {
-			l.records = map[uint64]auditLeaf{}
+			l.records = map[uint64]Leaf{}
 		}
 		l.records[next] = leaf
 	}
@@ -81,7 +78,7 @@ func (l *logCopy) add(item *portal.DataItem) error {
 
 // leafMismatch compares a decoded leaf with the item's own fields and the
 // log's origin, and says what differs ("" if nothing).
-func leafMismatch(leaf *auditLeaf, item *portal.DataItem, origin string) string {
+func leafMismatch(leaf *Leaf, item *portal.DataItem, origin string) string {
 	var diffs []string
 	differs := func(field string, leafValue, itemValue any) {
 		diffs = append(diffs, fmt.Sprintf("%s is %v in the leaf, %v in the item", field, leafValue, itemValue))
@@ -182,7 +179,7 @@ func (l *logCopy) loadCache() error {
 
 // fetch asks the node for the entries after those held, page by page with
 // Transfer, until it has no more, appending them to the cache file.
-func (l *logCopy) fetch(ctx context.Context, c *client.Client, bar *transferBar) error {
+func (l *logCopy) fetch(ctx context.Context, c *client.Client, progress Progress) error {
 	var w *bufio.Writer
 	if l.cache != "" {
 		f, err := os.OpenFile(l.cache, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -206,7 +203,7 @@ func (l *logCopy) fetch(ctx context.Context, c *client.Client, bar *transferBar)
 			if err := l.add(&resp.DataItems[i]); err != nil {
 				return err
 			}
-			bar.add()
+			progress.Add()
 			if w != nil {
 				line, err := json.Marshal(resp.DataItems[i])
 				if err != nil {
@@ -229,25 +226,12 @@ func (l *logCopy) fetch(ctx context.Context, c *client.Client, bar *transferBar)
 	}
 }
 
-// newAuditBar shows a progress bar of total entries on stderr if it is a
-// terminal, and nothing otherwise.
-func newAuditBar(cmd *cobra.Command, what string, done, total uint64) *transferBar {
-	f, ok := cmd.ErrOrStderr().(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return &transferBar{}
+// indexString names an item's index, which a node may have left out.
+func indexString(i *uint64) string {
+	if i == nil {
+		return "without an index"
 	}
-	max := int64(-1)
-	if total > done {
-		max = int64(total - done)
-	}
-	return &transferBar{bar: progressbar.NewOptions64(max,
-		progressbar.OptionSetWriter(f),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("entries"),
-		progressbar.OptionClearOnFinish(),
-	)}
+	return fmt.Sprint(*i)
 }
 
 // mkdirFor creates the directory of a file.

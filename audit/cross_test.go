@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 // certifyNotes makes the certificate of round over the given checkpoint
 // notes (origin order), signed by every signer.
-func certifyNotes(t *testing.T, keys *federationKeys, signers []note.Signer, round uint64, notes []string) *auditCertificate {
+func certifyNotes(t *testing.T, keys *Keys, signers []note.Signer, round uint64, notes []string) *Certificate {
 	t.Helper()
 	var origins []string
 	for _, n := range notes {
@@ -63,28 +63,28 @@ func TestCertificatesOfOneRoundAgreeUnlessTheyHoldDifferentCheckpoints(t *testin
 func TestTheAuditFindsEquivocationAcrossNodes(t *testing.T) {
 	fed, signers := testMembers(t, 2)
 	keys := mustKeys(t, fed)
-	open := func(size uint64, rootByte byte, round uint64, prev []byte) signedCheckpoint {
+	open := func(size uint64, rootByte byte, round uint64, prev []byte) Checkpoint {
 		b, err := merkle.SignCheckpoint(merkle.Checkpoint{Origin: signers[1].Name(), Size: size, Root: bytes.Repeat([]byte{rootByte}, 32), Round: round, Time: 1, Prev: prev}, signers[1])
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp, err := keys.openCheckpoint(string(b))
+		cp, err := keys.OpenCheckpoint(string(b))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cp
 	}
-	a := &auditor{keys: keys, report: &auditReport{}}
-	honest := &nodeAudit{rep: &nodeReport{Origin: "fed/node0", URL: "http://a"}}
+	a := &auditor{keys: keys, report: &Report{}}
+	honest := &nodeAudit{rep: &NodeReport{Origin: "fed/node0", URL: "http://a"}}
 	r5 := open(10, 1, 5, nil)
 	honest.observe(r5, "certificate of round 5")
 	honest.observe(open(12, 1, 6, noteDigest(r5.Note)), "certificate of round 6")
-	liar := &nodeAudit{rep: &nodeReport{Origin: "fed/node1", URL: "http://b"}}
+	liar := &nodeAudit{rep: &NodeReport{Origin: "fed/node1", URL: "http://b"}}
 	liar.observe(open(10, 2, 8, nil), "/checkpoint")
 	a.nodes = []*nodeAudit{honest, liar}
-	a.report.Nodes = []*nodeReport{honest.rep, liar.rep}
+	a.report.Nodes = []*NodeReport{honest.rep, liar.rep}
 	a.checkEquivocation()
-	if len(a.report.Failures) != 1 || a.report.Failures[0].Origin != "fed/node1" || a.report.Failures[0].Check != checkEquivocation {
+	if len(a.report.Failures) != 1 || a.report.Failures[0].Origin != "fed/node1" || a.report.Failures[0].Check != CheckEquivocation {
 		t.Fatalf("failures %v", a.report.Failures)
 	}
 	// Two pieces of evidence: two roots for size 10, and a tree that shrank

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -27,11 +27,11 @@ func TestParseLeafReadsTheDocumentedExample(t *testing.T) {
 	// 01 0000000000000001 0000000000000002 0007 "Account" 0000 0001 "a" 0001 "n" 00000002 "{}"
 	b, _ := hex.DecodeString("01" + "0000000000000001" + "0000000000000002" + "0007" + hex.EncodeToString([]byte("Account")) +
 		"0000" + "0001" + "61" + "0001" + "6e" + "00000002" + "7b7d")
-	l, err := parseLeaf(b)
+	l, err := ParseLeaf(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := auditLeaf{Seq: 1, Time: time.Unix(0, 2).UTC(), Kind: "Account", Account: "a", Origin: "n", Payload: []byte("{}")}
+	want := Leaf{Seq: 1, Time: time.Unix(0, 2).UTC(), Kind: "Account", Account: "a", Origin: "n", Payload: []byte("{}")}
 	if fmt.Sprint(l) != fmt.Sprint(want) {
 		t.Fatalf("got %+v, want %+v", l, want)
 	}
@@ -48,7 +48,7 @@ func TestParseLeafReadsWhatTheLogWrites(t *testing.T) {
 		{Seq: 3, Time: time.Unix(-5, 0), Kind: log.KindEscrow, Account: "alice@example.com", Payload: bytes.Repeat([]byte{0xff}, 60000)},
 		{Seq: 4, Time: time.Unix(1, 0), Kind: log.KindEvidence},
 	} {
-		l, err := parseLeaf(rec.MarshalLeaf())
+		l, err := ParseLeaf(rec.MarshalLeaf())
 		if err != nil {
 			t.Fatalf("record %d: %v", rec.Seq, err)
 		}
@@ -71,7 +71,7 @@ func TestParseLeafRejectsWhatTheLogWouldNotWrite(t *testing.T) {
 		"only the header":  good[:17],
 		"a length too big": append(bytes.Clone(good[:17]), 0xff, 0xff),
 	} {
-		if l, err := parseLeaf(b); err == nil {
+		if l, err := ParseLeaf(b); err == nil {
 			t.Errorf("%s: accepted as %+v", name, l)
 		}
 	}
@@ -83,7 +83,7 @@ func FuzzParseLeaf(f *testing.F) {
 	f.Add((&log.Record{Seq: 1, Time: time.Unix(0, 2), Kind: log.KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}).MarshalLeaf())
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		mine, err1 := parseLeaf(b)
+		mine, err1 := ParseLeaf(b)
 		theirs, err2 := log.UnmarshalLeaf(b)
 		if (err1 == nil) != (err2 == nil) {
 			t.Fatalf("auditor: %v, log: %v", err1, err2)
@@ -105,13 +105,13 @@ const (
 
 func TestOpenCheckpointVerifiesTheDocumentedVector(t *testing.T) {
 	keys := mustKeys(t, &config.Federation{Name: "example", Members: []config.Member{{Origin: "example.org/node1", Key: vectorKey}}})
-	cp, err := keys.openCheckpoint(vectorCheckpoint)
+	cp, err := keys.OpenCheckpoint(vectorCheckpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cp.Origin != "example.org/node1" || cp.Size != 4 || cp.Round != 172800000 || cp.Time != 1728000000 ||
 		b64(cp.Root) != "MzdqO9Y+mZNwioTd/mworli4NQXdH+1xG9kk7FpiOfA=" || b64(cp.Prev) != "baBjNSjeqgFE57BYMV8LdT7AuUUWOnK/lqDRgYD53g0=" {
-		t.Fatalf("parsed %+v", cp.auditCheckpoint)
+		t.Fatalf("parsed %+v", cp)
 	}
 	// merkle.SignCheckpoint still writes exactly the vector.
 	signer, err := merkle.NewSigner("example.org/node1", ed25519.NewKeyFromSeed(make([]byte, 32)))
@@ -144,7 +144,7 @@ func TestOpenCheckpointRejectsForgeriesAndMalformedText(t *testing.T) {
 		"a short root":        sign("example.org/node1\n4\nMzdq\nround 1\ntime 1\n"),
 		"a bad prev line":     sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nnext " + root + "\n"),
 	} {
-		if _, err := keys.openCheckpoint(signed); err == nil {
+		if _, err := keys.OpenCheckpoint(signed); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -220,8 +220,8 @@ func TestVerifyMasterNoteAgreesWithTheNodesCertificateCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rr, err := parseRoundResult(payload)
-	if err != nil || rr.Round != 42 || rr.Outcome != outcomeCertificate || rr.Note != msg || len(rr.Checkpoints) != 4 {
+	rr, err := ParseRoundResult(payload)
+	if err != nil || rr.Round != 42 || rr.Outcome != OutcomeCertificate || rr.Note != msg || len(rr.Checkpoints) != 4 {
 		t.Fatalf("round result %+v (%v)", rr, err)
 	}
 	ic := intermesh.Certificate{Round: 42, Note: []byte(msg), Checkpoints: stringsToBytes(cps)}
@@ -276,7 +276,7 @@ func TestVerifyEvidenceAcceptsOnlyRealConflicts(t *testing.T) {
 		{"the next round, chained", [2]string{r5, sign(12, 1, 6, noteDigest(r5))}, false},
 		{"the same note twice", [2]string{r5, r5}, false},
 	} {
-		why, err := keys.verifyEvidence(auditEvidence{Origin: s.Name(), Notes: tc.notes})
+		why, err := keys.verifyEvidence(evidencePayload{Origin: s.Name(), Notes: tc.notes})
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: reason %q, error %v", tc.name, why, err)
 		}
@@ -286,7 +286,7 @@ func TestVerifyEvidenceAcceptsOnlyRealConflicts(t *testing.T) {
 	if e, err := parseEvidence(payload); err != nil || e.Origin != s.Name() || e.Notes[1] != r5 {
 		t.Fatalf("evidence %+v (%v)", e, err)
 	}
-	if _, err := keys.verifyEvidence(auditEvidence{Origin: "fed/node0", Notes: [2]string{r5, sign(10, 2, 6, nil)}}); err == nil {
+	if _, err := keys.verifyEvidence(evidencePayload{Origin: "fed/node0", Notes: [2]string{r5, sign(10, 2, 6, nil)}}); err == nil {
 		t.Error("evidence naming the wrong origin accepted")
 	}
 }
@@ -300,7 +300,7 @@ func TestRootsAtMatchesTheTreeAtEverySize(t *testing.T) {
 	for _, l := range leaves {
 		hashes = append(hashes, rfc6962.DefaultHasher.HashLeaf(l))
 	}
-	roots, err := rootsAt(hashes, []uint64{9, 0, 4, 1, 4, 10})
+	roots, err := RootsAt(hashes, []uint64{9, 0, 4, 1, 4, 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,9 +323,9 @@ func TestRootsAtMatchesTheTreeAtEverySize(t *testing.T) {
 	}
 }
 
-func mustKeys(t *testing.T, fed *config.Federation) *federationKeys {
+func mustKeys(t *testing.T, fed *config.Federation) *Keys {
 	t.Helper()
-	k, err := newFederationKeys(fed)
+	k, err := NewKeys(fed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestVerifyEvidenceChecksConsistencyProofs(t *testing.T) {
 		}
 		return string(b)
 	}
-	evidence := func(later [][]byte) auditEvidence {
+	evidence := func(later [][]byte) evidencePayload {
 		root1, err := merkle.LeafRoot(later, 5)
 		if err != nil {
 			t.Fatal(err)
@@ -373,7 +373,7 @@ func TestVerifyEvidenceChecksConsistencyProofs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return auditEvidence{Origin: s.Name(), Notes: [2]string{checkpoint(honest, 5), checkpoint(later, 9)}, Root1: root1, Proof: p}
+		return evidencePayload{Origin: s.Name(), Notes: [2]string{checkpoint(honest, 5), checkpoint(later, 9)}, Root1: root1, Proof: p}
 	}
 	valid := evidence(forked)
 	if why, err := keys.verifyEvidence(valid); err != nil || !strings.Contains(why, "at size 5") {
@@ -385,13 +385,13 @@ func TestVerifyEvidenceChecksConsistencyProofs(t *testing.T) {
 	swapped.Notes[0], swapped.Notes[1] = swapped.Notes[1], swapped.Notes[0]
 	for _, tc := range []struct {
 		name string
-		e    auditEvidence
+		e    evidencePayload
 	}{
 		{"an honest extension (root1 is the first root)", evidence(extended)},
 		{"a tampered proof", tampered},
 		{"the larger tree first", swapped},
-		{"a short root1", auditEvidence{Origin: s.Name(), Notes: valid.Notes, Root1: []byte{1}, Proof: valid.Proof}},
-		{"no proof", auditEvidence{Origin: s.Name(), Notes: valid.Notes, Root1: valid.Root1}},
+		{"a short root1", evidencePayload{Origin: s.Name(), Notes: valid.Notes, Root1: []byte{1}, Proof: valid.Proof}},
+		{"no proof", evidencePayload{Origin: s.Name(), Notes: valid.Notes, Root1: valid.Root1}},
 	} {
 		if why, err := keys.verifyEvidence(tc.e); err == nil {
 			t.Errorf("%s: accepted (%s)", tc.name, why)
