@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -42,6 +43,13 @@ const maxProblems = 10
 // answer makes a proof refer to a checkpoint the answer does not carry.
 const statusAttempts = 3
 
+// unreachable reports whether err is a failure to reach a node at all (no
+// connection, a timeout), as opposed to an answer that is wrong.
+func unreachable(err error) bool {
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
 // auditNode runs the checks of one node: checkpoint, entries, Status proof
 // chains, MasterHash records, replicas and evidence.
 func (a *auditor) auditNode(ctx context.Context, u string) *nodeAudit {
@@ -60,6 +68,13 @@ func (a *auditor) auditNode(ctx context.Context, u string) *nodeAudit {
 	n.client = c
 	raw, err := c.Checkpoint(ctx)
 	if err != nil {
+		if unreachable(err) {
+			// Down or cut off: reported as such, not failed; the other
+			// nodes' checks (their replicas of this member, the
+			// certificates covering it) still judge what it signed.
+			n.rep.Unreachable = err.Error()
+			return n
+		}
 		r.fail(n.rep, CheckReachable, "GET /checkpoint: %v", err)
 		return n
 	}

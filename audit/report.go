@@ -70,6 +70,9 @@ type NodeReport struct {
 	FirstRound          uint64 `json:"first_round,omitempty"`
 	LastRound           uint64 `json:"last_round,omitempty"`
 	RoundsWithoutQuorum int    `json:"rounds_without_quorum"`
+	// Unreachable says why the audit could not reach the node (it is down
+	// or cut off); such a node is not failed, and the rest are judged.
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
 // CheckCount is how often a check passed and failed at a node.
@@ -201,10 +204,25 @@ func (r *Report) addEvidence(origin, reason string, notes [2]string, found strin
 	}
 }
 
-// finish sorts the report and sets OK.
+// finish sorts the report and sets OK: no check failed, and at least one
+// node was reached.
 func (r *Report) finish() {
-	r.OK = len(r.Failures) == 0
 	sort.SliceStable(r.Nodes, func(i, j int) bool { return r.Nodes[i].Origin < r.Nodes[j].Origin })
+	if len(r.Nodes) > 0 && len(r.unreachable()) == len(r.Nodes) {
+		r.fail(r.Nodes[0], CheckReachable, "no node of the federation could be reached")
+	}
+	r.OK = len(r.Failures) == 0
+}
+
+// unreachable lists the nodes the audit could not reach.
+func (r *Report) unreachable() []string {
+	var out []string
+	for _, n := range r.Nodes {
+		if n.Unreachable != "" {
+			out = append(out, n.label())
+		}
+	}
+	return out
 }
 
 // WriteText writes the short report a person reads (what 'meshctl audit'
@@ -227,6 +245,9 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "; replicas: %s", strings.Join(rs, ", "))
 		}
 		fmt.Fprintln(w)
+		if n.Unreachable != "" {
+			fmt.Fprintf(w, "  UNREACHABLE (down or cut off; not judged): %s\n", n.Unreachable)
+		}
 		fmt.Fprintf(w, "  checks: %d passed, %d failed\n", n.Passed, n.Failed)
 		switch {
 		case n.RoundsCertified > 0:
@@ -246,6 +267,10 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	if r.OK {
+		if down := r.unreachable(); len(down) > 0 {
+			fmt.Fprintf(w, "\nAudit passed: every check passed at the %d nodes reached; not reached: %s.\n", len(r.Nodes)-len(down), strings.Join(down, ", "))
+			return
+		}
 		fmt.Fprintf(w, "\nAudit passed: every check passed.\n")
 		return
 	}

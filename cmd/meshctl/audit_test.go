@@ -139,6 +139,7 @@ type auditReportJSON struct {
 		Failed          int                   `json:"failed"`
 		Checks          map[string]checkCount `json:"checks"`
 		RoundsCertified int                   `json:"rounds_certified"`
+		Unreachable     string                `json:"unreachable"`
 	} `json:"nodes"`
 	Failures []auditFailure   `json:"failures"`
 	Evidence []evidenceReport `json:"evidence"`
@@ -258,6 +259,37 @@ func TestAuditOfATestnet(t *testing.T) {
 		if len(incl) == 0 || incl[0].URL != fake {
 			t.Fatalf("no master hash inclusion failure at %s: %v", fake, rep.Failures)
 		}
+	})
+
+	t.Run("a member that is down is reported unreachable and the others judged", func(t *testing.T) {
+		if err := net.StopNode(3); err != nil {
+			t.Fatal(err)
+		}
+		rep, r := net.audit(t, "--no-replicas")
+		if r.code != exitOK || !rep.OK {
+			t.Fatalf("exit %d, failures:\n%v\n%s", r.code, rep.Failures, r.stderr)
+		}
+		down := 0
+		for _, n := range rep.Nodes {
+			switch {
+			case n.Origin == "testnet/node3" && n.Unreachable != "":
+				down++
+			case n.Origin != "testnet/node3" && (n.Unreachable != "" || n.RoundsCertified == 0):
+				t.Errorf("%s: unreachable %q, %d rounds certified", n.Origin, n.Unreachable, n.RoundsCertified)
+			}
+		}
+		if down != 1 {
+			t.Fatalf("the stopped member is not reported unreachable: %+v", rep.Nodes)
+		}
+		var out, errb bytes.Buffer
+		run(t.Context(), []string{"audit", "--federation", net.fedPath, "--token", auditToken, "--no-replicas"}, strings.NewReader(""), &out, &errb)
+		if !strings.Contains(out.String(), "UNREACHABLE") || !strings.Contains(out.String(), "not reached: testnet/node3") {
+			t.Errorf("human report:\n%s", out.String())
+		}
+		if err := net.StartNode(t.Context(), 3); err != nil {
+			t.Fatal(err)
+		}
+		net.waitForProofs(t)
 	})
 
 	t.Run("a node whose data was changed on disk is named", func(t *testing.T) {
