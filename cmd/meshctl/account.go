@@ -98,7 +98,11 @@ portal registers the signed profile in the same log record.`,
 			}
 			r := accountResult{Account: args[0], Profile: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription}
 			return opts.emit(cmd, r, func(w io.Writer) {
-				fmt.Fprintf(w, "Created account %s at %s, bound to profile %s\n", args[0], opts.portal, p.State.Identifier)
+				fmt.Fprintf(w, "Created account %s at %s, bound to profile %s", args[0], opts.portal, p.State.Identifier)
+				if profile == "" {
+					fmt.Fprintf(w, " (the keystore's only profile; --profile names another)")
+				}
+				fmt.Fprintln(w)
 			})
 		},
 	}

@@ -341,7 +341,7 @@ func (ks *Keystore) FindProfile(ref string) (*localProfile, error) {
 		if len(all) == 1 {
 			return all[0], nil
 		}
-		return nil, fmt.Errorf("the keystore holds %d profiles (%s): choose one with --profile", len(all), profileNames(all))
+		return nil, fmt.Errorf("the keystore holds %d profiles (%s): name one (its local name, its UDF or a prefix of it)", len(all), profileNames(all))
 	}
 	var found []*localProfile
 	for _, p := range all {

@@ -41,7 +41,7 @@ func newStatusCommand(opts *globalOptions) *cobra.Command {
 					fmt.Fprintf(w, "  %s  tree size %d\n", p.Origin, size)
 				}
 				if resp.CheckpointValue != "" {
-					fmt.Fprintf(w, "\n%s", resp.CheckpointValue)
+					fmt.Fprintf(w, "\nThe latest checkpoint, as signed (a C2SP signed note: origin, size, root, round, time, prev):\n%s", resp.CheckpointValue)
 					if !strings.HasSuffix(resp.CheckpointValue, "\n") {
 						fmt.Fprintln(w)
 					}
