@@ -1,14 +1,12 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/intermesh/intermesh/audit"
 	"github.com/intermesh/intermesh/config"
 )
 
-// The offline verification 'meshctl get --verify' and 'meshctl load
-// --verify' share with the auditor: thin names over package audit.
+// The offline verification 'meshctl get --verify' shares with the auditor:
+// thin names over package audit.
 
 // signedCheckpoint is a checkpoint whose signature by its member verified.
 type signedCheckpoint = audit.Checkpoint
@@ -30,10 +28,8 @@ func (c *auditCertificate) index(origin string) int {
 // the file says of them.
 type federationKeys struct {
 	keys    *audit.Keys
-	name    string
 	quorum  int
-	origins []string          // in file order
-	http    map[string]string // member origin → portal URL
+	origins []string // in file order
 }
 
 // newFederationKeys reads the members' verifier keys.
@@ -42,10 +38,9 @@ func newFederationKeys(fed *config.Federation) (*federationKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &federationKeys{keys: keys, name: fed.Name, quorum: fed.EffectiveQuorum(), http: map[string]string{}}
+	k := &federationKeys{keys: keys, quorum: fed.EffectiveQuorum()}
 	for _, m := range fed.Members {
 		k.origins = append(k.origins, m.Origin)
-		k.http[m.Origin] = m.HTTP
 	}
 	return k, nil
 }
@@ -64,26 +59,11 @@ func (k *federationKeys) verifyMasterNote(signed string, checkpoints []string, r
 	return &auditCertificate{c}, nil
 }
 
-// originOf is the origin of the member whose http URL is u, or "".
-func (k *federationKeys) originOf(u string) string {
-	for _, o := range k.origins {
-		if k.http[o] != "" && sameURL(k.http[o], u) {
-			return o
-		}
-	}
-	return ""
-}
-
-// sameURL compares two base URLs, ignoring a trailing slash.
-func sameURL(a, b string) bool { return strings.TrimRight(a, "/") == strings.TrimRight(b, "/") }
-
 func parseLeaf(b []byte) (audit.Leaf, error) { return audit.ParseLeaf(b) }
 
 func parseRoundResult(payload []byte) (audit.RoundResult, error) {
 	return audit.ParseRoundResult(payload)
 }
-
-func parseVoteText(fed, text string) (audit.Vote, error) { return audit.ParseVoteText(fed, text) }
 
 func noteText(signed string) string { return audit.NoteText(signed) }
 
@@ -93,10 +73,6 @@ func verifyInclusion(index, size uint64, leafHash []byte, p [][]byte, root []byt
 
 func verifyConsistency(older, newer signedCheckpoint, p [][]byte) error {
 	return audit.VerifyConsistency(older, newer, p)
-}
-
-func rootsAt(leafHashes [][]byte, sizes []uint64) (map[uint64][]byte, error) {
-	return audit.RootsAt(leafHashes, sizes)
 }
 
 // outcomeCertificate is the outcome of a certified round in a MasterHash
