@@ -12,6 +12,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +93,10 @@ func (c *Client) Do(ctx context.Context, tx string, req any) (portal.Response, e
 	rb, err := io.ReadAll(io.LimitReader(hresp.Body, MaxResponseBytes))
 	if err != nil {
 		return nil, fmt.Errorf("client: %s: reading response: %w", tx, err)
+	}
+	if !json.Valid(rb) {
+		return nil, fmt.Errorf("%w: %s answered HTTP %s with %q: is %s the portal's base URL (http://host:port)?",
+			ErrNotAPortal, c.endpoint, hresp.Status, excerpt(rb), c.base)
 	}
 	resp, err := portal.DecodeResponse(tx, rb)
 	if err != nil {
@@ -200,6 +205,20 @@ func (c *Client) TransferAll(ctx context.Context, from uint64, maxEntries int, f
 
 // ErrNoCheckpoint is returned by Checkpoint when the portal has none yet.
 var ErrNoCheckpoint = errors.New("client: the portal has no checkpoint yet")
+
+// ErrNotAPortal reports an answer that is not JSON at all: the URL is not a
+// Mesh portal's (a wrong path, another server).
+var ErrNotAPortal = errors.New("client: not a Mesh portal")
+
+// excerpt is the start of a body, for an error message.
+func excerpt(b []byte) string {
+	const n = 60
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
 
 // Checkpoint fetches the latest signed checkpoint note (GET /checkpoint).
 func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {

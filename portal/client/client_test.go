@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,5 +56,22 @@ func TestARequestToAPortalThatNeverAnswersEndsWithTheContext(t *testing.T) {
 	defer cancel()
 	if _, err := c.Hello(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Hello to a stuck portal: %v, want the context's deadline", err)
+	}
+}
+
+func TestAURLThatIsNotAPortalSaysSo(t *testing.T) {
+	hs := httptest.NewServer(http.NotFoundHandler())
+	defer hs.Close()
+	c, err := client.New(hs.URL + "/some/path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Hello(context.Background())
+	if !errors.Is(err, client.ErrNotAPortal) || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "base URL") {
+		t.Fatalf("err = %v, want ErrNotAPortal naming the HTTP status and the base URL", err)
+	}
+	var pe *portal.Error
+	if errors.As(err, &pe) {
+		t.Errorf("a non-JSON answer reads as a portal Status %d", pe.Status)
 	}
 }
