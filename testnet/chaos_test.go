@@ -18,7 +18,9 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/loadgen"
 	"github.com/intermesh/intermesh/node"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
@@ -93,8 +95,8 @@ type soakFigures struct {
 	Seed             uint64
 	Config           string
 	Chaos            ChaosStats
-	Load             json.RawMessage // meshctl load --json
-	Verify           json.RawMessage // meshctl load --verify --json
+	Load             json.RawMessage // loadgen.Report, as meshctl load --json
+	Verify           json.RawMessage // loadgen.VerifyReport, as meshctl load --verify --json
 	RoundsChecked    int
 	RoundsCertified  int
 	RoundsNoQuorum   int      // rounds no member holds a certificate of
@@ -160,10 +162,16 @@ func TestChaosKillsAndPartitionsLoseNoAcknowledgedWriteAndEveryRoundIsCertified(
 			Down: cfg.Down, Log: &lockedWriter{w: &chaosLog}})
 	})
 	acks := filepath.Join(dir, "acks.jsonl")
-	load := exec.CommandContext(t.Context(), meshctl, "--json", "load", "--federation", fedPath,
-		"--rate", fmt.Sprint(cfg.Rate), "--duration", cfg.Duration.String(), "--accounts", fmt.Sprint(cfg.Accounts),
-		"--acks", acks, "--timeout", "5s", "--concurrency", fmt.Sprint(cfg.Concurrency))
-	loadOut, loadErr := load.Output()
+	fed, err := config.LoadFederation(fedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var portals []string
+	for _, m := range fed.Members {
+		portals = append(portals, m.HTTP)
+	}
+	loadRep, loadErr := loadgen.Run(t.Context(), loadgen.Config{Portals: portals, Rate: cfg.Rate, Duration: cfg.Duration,
+		Accounts: cfg.Accounts, Concurrency: cfg.Concurrency, Timeout: 5 * time.Second, Acks: acks})
 	wg.Wait()
 	// Every member is up again and must exchange gossip with every other
 	// member (how long each took after its fault is in fig.Chaos).
@@ -175,25 +183,17 @@ func TestChaosKillsAndPartitionsLoseNoAcknowledgedWriteAndEveryRoundIsCertified(
 	endRound := s.Round(time.Now()) - 1
 	t.Logf("chaos:\n%s", chaosLog.String())
 	if loadErr != nil {
-		t.Fatalf("meshctl load: %v\n%s", loadErr, loadOut)
+		t.Fatalf("load: %v", loadErr)
 	}
-	fig.Load = loadOut
+	fig.Load, _ = json.Marshal(loadRep)
 
 	// Every member is up and connected again: every acknowledged write must
 	// be served, replicated and certified.
-	verify := exec.CommandContext(t.Context(), meshctl, "--json", "load", "--verify", "--federation", fedPath,
-		"--acks", acks, "--wait", "3m")
-	verifyOut, verifyErr := verify.Output()
-	fig.Verify = verifyOut
-	var ver struct {
-		OK       bool     `json:"ok"`
-		Writes   int      `json:"writes"`
-		Served   int      `json:"served_by_portal"`
-		Replicas int      `json:"served_by_every_replica"`
-		Included int      `json:"included_under_certificate"`
-		Failures []string `json:"failures"`
+	ver, verifyErr := loadgen.Verify(t.Context(), loadgen.VerifyConfig{Federation: fed, Acks: acks, Wait: 3 * time.Minute})
+	if ver == nil {
+		ver = &loadgen.VerifyReport{}
 	}
-	json.Unmarshal(verifyOut, &ver)
+	fig.Verify, _ = json.Marshal(ver)
 	fig.AcknowledgedLost = ver.Writes - ver.Served
 
 	audit := exec.CommandContext(t.Context(), meshctl, "audit", "--federation", fedPath)
