@@ -4,17 +4,33 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
+// isDNSName reports whether a service name can be the host of the
+// service's URI ("portal.example.com"), unlike a log origin such as
+// "testnet/node0", which names a portal but no host.
+func isDNSName(name string) bool {
+	if name == "" || len(name) > 253 || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // hello answers Hello: the protocol version (Mesh 3.0, JSON) and the
 // portal's service name, which AccountProofs name.
 func (s *Server) hello(*HelloRequest) *HelloResponse {
 	v := &Version{Major: 3, Minor: 0, Encodings: []Encoding{{ID: []string{"application/json"}}}}
-	if s.cfg.Service != "" {
+	if isDNSName(s.cfg.Service) {
 		v.URI = []string{"https://" + s.cfg.Service + WellKnownPath}
 	}
 	return &HelloResponse{Version: v, Service: s.serviceName(), EnvelopedProfileService: s.cfg.ServiceProfile}

@@ -96,8 +96,11 @@ func newHelloCommand(opts *globalOptions) *cobra.Command {
 					}
 					fmt.Fprintf(w, "Protocol %d.%d  encodings: %s\n", v.Major, v.Minor, orDash(strings.Join(enc, ", ")))
 					for _, u := range v.URI {
-						fmt.Fprintf(w, "Service %s\n", u)
+						fmt.Fprintf(w, "Service URI %s\n", u)
 					}
+				}
+				if resp.Service != "" {
+					fmt.Fprintf(w, "Service name %s (the portal account proofs are signed for)\n", resp.Service)
 				}
 			})
 		},
