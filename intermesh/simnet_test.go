@@ -493,8 +493,8 @@ func TestSixMembersCertifyEveryRoundOverALossyWideAreaNetwork(t *testing.T) {
 // 1% or 5% loss, the share of rounds certified with every member's checkpoint. It
 // takes about a minute and a half per case, so it runs only with
 // INTERMESH_SIMNET=1; INTERMESH_SIMNET_ROUNDS (default 30),
-// INTERMESH_SIMNET_MEMBERS (16), INTERMESH_SIMNET_GRACE (a QuorumGrace
-// other than the default) and INTERMESH_SIMNET_REORDER=1 (jitter that
+// INTERMESH_SIMNET_MEMBERS (16), INTERMESH_SIMNET_PERIOD (2s),
+// INTERMESH_SIMNET_GRACE (a QuorumGrace other than the default) and INTERMESH_SIMNET_REORDER=1 (jitter that
 // reorders a path's packets) change the run. See docs/scaling.md.
 func TestLivenessOverSimulatedNetworks(t *testing.T) {
 	if os.Getenv("INTERMESH_SIMNET") == "" {
@@ -510,7 +510,14 @@ func TestLivenessOverSimulatedNetworks(t *testing.T) {
 		}
 		tune = func(c *Config) { c.QuorumGrace = grace }
 	}
-	const period = 2 * time.Second
+	period := 2 * time.Second
+	if s := os.Getenv("INTERMESH_SIMNET_PERIOD"); s != "" {
+		p, err := time.ParseDuration(s)
+		if err != nil || p < time.Second || p%time.Second != 0 {
+			t.Fatalf("INTERMESH_SIMNET_PERIOD=%q: want whole seconds", s)
+		}
+		period = p
+	}
 	for _, rtt := range []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond} {
 		for _, loss := range []float64{0.01, 0.05} {
 			nc := netConditions{rtt: rtt, jitter: rtt / 5, loss: loss, reorder: os.Getenv("INTERMESH_SIMNET_REORDER") != ""}
