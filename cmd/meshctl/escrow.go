@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,6 +141,9 @@ people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 type recoverResult struct {
 	Identifier string
 	Profile    string
+	// Account is the account the escrow entry was published for, which
+	// the recovered profile is bound to in the keystore.
+	Account string `json:",omitempty"`
 	// Restored are the keys written to the keystore; the others were there.
 	Restored []string
 	Dir      string
@@ -176,7 +180,7 @@ place is an error.`,
 			if err != nil {
 				return err
 			}
-			resp, err := c.Get(cmd.Context(), &portal.GetRequest{Identifier: id})
+			resp, err := c.Get(cmd.Context(), &portal.GetRequest{Identifier: id, Full: true})
 			var pe *portal.Error
 			if errors.As(err, &pe) && pe.Status == portal.NotFound {
 				return fmt.Errorf("the portal has no escrow entry %s: are the shares right, and is this the portal they were made at? (%w)", id, err)
@@ -197,8 +201,14 @@ place is an error.`,
 				return err
 			}
 			r.Identifier = id
+			if r.Account, err = bindRecovered(ks, plain.Profile, resp.DataItems[0].Account); err != nil {
+				return err
+			}
 			return opts.emit(cmd, r, func(w io.Writer) {
 				fmt.Fprintf(w, "Recovered profile %s from escrow entry %s.\n", r.Profile, id)
+				if r.Account != "" {
+					fmt.Fprintf(w, "Bound to account %s in this keystore (the escrow entry was published for it).\n", r.Account)
+				}
 				if len(r.Restored) == 0 {
 					fmt.Fprintf(w, "Its keys were already in %s.\n", r.Dir)
 				} else {
@@ -209,6 +219,27 @@ place is an error.`,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "a local name for the profile, if it is not in the keystore yet")
 	return cmd
+}
+
+// bindRecovered records, in the keystore, that the recovered profile is
+// bound to account (the account its escrow entry was published for), so
+// that the commands that act for the profile's account work as on the
+// machine it came from; it returns the account, "" if there is none.
+func bindRecovered(ks *Keystore, profile, account string) (string, error) {
+	if account == "" {
+		return "", nil
+	}
+	p, err := ks.Profile(profile)
+	if err != nil {
+		return "", err
+	}
+	if !slices.ContainsFunc(p.State.Accounts, func(a string) bool { return strings.EqualFold(a, account) }) {
+		p.State.Accounts = append(p.State.Accounts, account)
+		if err := p.SaveState(); err != nil {
+			return "", fmt.Errorf("recording account %s in the keystore: %w", account, err)
+		}
+	}
+	return account, nil
 }
 
 // readShares reads shares, one per line (blank lines ignored).
