@@ -142,7 +142,7 @@ func TestEscrowCreateRecover(t *testing.T) {
 
 	var rec recoverResult
 	rescue.okJSON(&rec, "escrow", "recover", esc.Shares[2], esc.Shares[0])
-	if rec.Profile != id || rec.Identifier != esc.Identifier || len(rec.Restored) != 3 {
+	if rec.Profile != id || rec.Identifier != esc.Identifier || len(rec.Restored) != 3 || rec.Account != "alice" {
 		t.Fatalf("escrow recover: %+v", rec)
 	}
 	orig := filepath.Join(alice.home, kindProfiles, id)
@@ -159,10 +159,9 @@ func TestEscrowCreateRecover(t *testing.T) {
 			t.Fatalf("recovered %s key differs from the original", name)
 		}
 	}
-	// The recovered keys work: they sign the proof that deletes the account
-	// (the keystore does not know the account, so --profile names the profile).
-	rescue.fails(exitFailure, []string{"needs the key of its profile"}, "account", "delete", "alice")
-	rescue.ok("account", "delete", "alice", "--profile", id)
+	// The recovered keys work, and the new keystore knows the account the
+	// escrow entry was published for: they sign the proof that deletes it.
+	rescue.ok("account", "delete", "alice")
 
 	// Shares on stdin, into the original keystore: nothing to restore.
 	r := alice.runStdin(esc.Shares[1]+"\n"+esc.Shares[2]+"\n", "escrow", "recover")
