@@ -14,6 +14,7 @@ import (
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/node"
+	"github.com/intermesh/intermesh/portal"
 )
 
 // propose makes version 1 of tn's federation with the given members and
@@ -190,6 +191,18 @@ func TestAFifthMemberJoinsARunningFederationAndItsCheckpointsAreCertified(t *tes
 	if rep := tn.RoundReport(v1.Effective - 1); rep.Nodes[i].Member {
 		t.Errorf("the round report of round %d counts the new member before it joined:\n%s", v1.Effective-1, rep)
 	}
+	// The status page lists the five, and the new member's cells before
+	// it joined read "not a member", not "missing".
+	fs, err := tn.Node(0).FederationStatus(t.Context())
+	if err != nil || fs == nil || !slices.Contains(fs.Members, fifth.Origin) || len(fs.Members) != 5 {
+		t.Fatalf("node 0's status page after the join: %+v, %v", fs, err)
+	}
+	col := slices.Index(fs.Members, fifth.Origin)
+	for _, rs := range fs.Rounds {
+		if rs.Round < v1.Effective && rs.Cells[col] != portal.CellNotMember && rs.Cells[col] != portal.CellUnknown {
+			t.Errorf("round %d, before the join: the new member's cell reads %q", rs.Round, rs.Cells[col])
+		}
+	}
 	for j := range 5 {
 		n := tn.Node(j)
 		if chainVersion(n) != 1 || !hasUpdateRecord(t, n, 1) {
@@ -246,6 +259,10 @@ func TestARemovedMemberIsNoLongerCountedNorConnected(t *testing.T) {
 	}
 	if !hasUpdateRecord(t, tn.Node(3), 1) {
 		t.Error("the removed member did not record the update that removed it")
+	}
+	// The status page no longer lists it.
+	if fs, err := tn.Node(0).FederationStatus(t.Context()); err != nil || fs == nil || slices.Contains(fs.Members, gone.Origin) {
+		t.Errorf("node 0's status page after the removal: %+v, %v", fs, err)
 	}
 	// The round report leaves the removed member, still running, out.
 	rep := tn.RoundReport(r)
