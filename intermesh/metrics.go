@@ -28,6 +28,7 @@ import (
 //	intermesh_graylistings_total{member}           times a member's penalty alone crossed the graylist threshold
 //	intermesh_equivocations_total                  evidence recorded against members
 //	intermesh_evidence                             evidence held now (gauge)
+//	intermesh_evidence_forgotten_total{member}     stored evidence deleted at start because it no longer verifies (store.go)
 //	intermesh_replica_lag_records{origin}          records known to exist that the replica lacks
 //	intermesh_replica_size{origin}                 records the replica holds
 //	intermesh_replica_verified_size{origin}        size of the latest checkpoint the replica verifies
@@ -43,6 +44,7 @@ type metrics struct {
 	quorum        *prometheus.CounterVec
 	certLatency   prometheus.Histogram
 	equivocations prometheus.Counter
+	forgotten     *prometheus.CounterVec
 	lag           *prometheus.GaugeVec
 	replicaSize   *prometheus.GaugeVec
 	verifiedSize  *prometheus.GaugeVec
@@ -90,6 +92,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_equivocations_total",
 			Help: "Evidence of equivocation recorded against members.",
 		}),
+		forgotten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_evidence_forgotten_total",
+			Help: "Stored evidence against a member deleted at start because it no longer verifies under the current rules (the member counts again), by member.",
+		}, []string{"member"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "intermesh_replica_lag_records",
 			Help: "Records of an origin known to exist (from its checkpoints and batches) that its replica does not hold yet.",
@@ -167,7 +173,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Gossip RPCs dropped because a member's outbound queue was full.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{mt.duplicates, mt.duplicateBytes, mt.droppedRPCs, mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations,
+	for _, c := range []prometheus.Collector{mt.duplicates, mt.duplicateBytes, mt.droppedRPCs, mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations, mt.forgotten,
 		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err

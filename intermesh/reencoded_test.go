@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/merkle"
@@ -129,4 +130,76 @@ func TestEvidenceOfACheckpointAndAReencodingOfItDoesNotVerify(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStoredEvidenceOfAReencodedCheckpointIsForgottenAtStart: a member
+// whose database holds evidence stored by a version that took a checkpoint
+// and a re-encoded copy of it for equivocation (the four copies that
+// reencodings makes) restarts under the current rules. It verifies its
+// stored evidence again at start: the bogus pieces are deleted from its
+// database and counted in intermesh_evidence_forgotten_total, the honest
+// member they blamed is counted again (the next round's certificates
+// cover its checkpoint), and genuine evidence against another member is
+// kept.
+func TestStoredEvidenceOfAReencodedCheckpointIsForgottenAtStart(t *testing.T) {
+	t.Parallel()
+	fed, keys := testFederation(t, 4) // quorum 3: nodes 0, 1 and 2 run, 3 equivocated
+	clk := newClock()
+	victimLog := newTestLog(t, fed.Members[0].Origin, keys[0])
+	signed := victimLog.close(t, clk.round.Load(), 3)
+	v, err := note.NewVerifier(fed.Members[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	old := &store{db: db}
+	bogus := reencodings(t, signed, v, newTestLog(t, fed.Members[2].Origin, keys[2]).signer)
+	for name, re := range bogus {
+		e := Evidence{Origin: fed.Members[0].Origin, Reason: "two different checkpoints for round", Notes: [2][]byte{signed, re}}
+		if err := old.write(storeJob{evidence: &e}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	liar := newTestLog(t, fed.Members[3].Origin, keys[3])
+	r0 := clk.round.Load()
+	genuine := Evidence{Origin: liar.origin, Notes: [2][]byte{liar.close(t, r0, 1), (&testLog{origin: liar.origin, signer: liar.signer}).close(t, r0, 2)}}
+	if _, err := VerifyEvidence(genuine, fed); err != nil {
+		t.Fatalf("the genuine evidence does not verify: %v", err)
+	}
+	if err := old.write(storeJob{evidence: &genuine}); err != nil {
+		t.Fatal(err)
+	}
+
+	nodes := []*node{
+		startNode(t, fed, keys, 0, nil, clk, victimLog),
+		startNode(t, fed, keys, 1, nil, clk, nil),
+		startNode(t, fed, keys, 2, db, clk, nil),
+	}
+	restarted := nodes[2]
+	ev := restarted.Evidence()
+	if len(ev) != 1 || ev[0].Origin != liar.origin {
+		var against []string
+		for _, e := range ev {
+			against = append(against, e.Origin)
+		}
+		t.Errorf("after the restart the member holds evidence against %q, want only the genuine piece against %s", against, liar.origin)
+	}
+	if got := counterValue(t, restarted.metrics.forgotten.WithLabelValues(fed.Members[0].Origin)); got != float64(len(bogus)) {
+		t.Errorf("intermesh_evidence_forgotten_total{member=%q} = %v, want %d", fed.Members[0].Origin, got, len(bogus))
+	}
+	stored := 0
+	if err := restarted.store.scan(evidenceKind, func(_, _ []byte) error { stored++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 1 {
+		t.Errorf("the database still holds %d pieces of evidence, want 1", stored)
+	}
+	connect(t, nodes)
+	r := clk.round.Add(1)
+	publish(t, nodes, r)
+	coversHonest(t, nodes, r)
 }

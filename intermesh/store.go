@@ -138,9 +138,31 @@ func (s *store) scan(kind byte, f func(key, val []byte) error) error {
 	})
 }
 
+// delete removes keys in one transaction.
+func (s *store) delete(keys [][]byte) error {
+	if s.db == nil || len(keys) == 0 {
+		return nil
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // loadState restores the latest checkpoint of each member, the evidence and
 // the newest certificate from the database. Checkpoints are verified again
 // against the federation, so a member removed from it is forgotten.
+// Evidence against a member is verified again with the current rules
+// (VerifyEvidence): evidence stored by an earlier version that would not
+// be taken now, such as a checkpoint and a re-encoded copy of it, is
+// deleted (logged and counted in intermesh_evidence_forgotten_total), so
+// the member it blamed counts again. Its Evidence record, if appended,
+// stays in the log. Evidence against an origin that is no longer a member
+// cannot be checked without its key; it is kept and counts nobody.
 func (m *Mesh) loadState() error {
 	st := m.state
 	err := m.store.scan(latestKind, func(_, val []byte) error {
@@ -157,19 +179,31 @@ func (m *Mesh) loadState() error {
 	if err != nil {
 		return fmt.Errorf("intermesh: load checkpoints: %w", err)
 	}
-	err = m.store.scan(evidenceKind, func(_, val []byte) error {
+	var forget [][]byte
+	err = m.store.scan(evidenceKind, func(key, val []byte) error {
 		var e Evidence
 		if err := json.Unmarshal(val, &e); err != nil {
 			return fmt.Errorf("evidence: %w", err)
 		}
-		st.evidence = append(st.evidence, e)
 		if _, ok := m.members[e.Origin]; ok {
+			why, err := VerifyEvidence(e, m.fed)
+			if err != nil {
+				m.metrics.forgotten.WithLabelValues(e.Origin).Inc()
+				m.log.Warn("stored evidence no longer verifies; forgotten, the member counts again", "member", e.Origin, "err", err)
+				forget = append(forget, key)
+				return nil
+			}
+			e.Reason = why
 			st.origin(e.Origin).equivocated = true
 		}
+		st.evidence = append(st.evidence, e)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("intermesh: load evidence: %w", err)
+	}
+	if err := m.store.delete(forget); err != nil {
+		return fmt.Errorf("intermesh: forget evidence that no longer verifies: %w", err)
 	}
 	if m.store.db != nil {
 		c, found, err := LatestCertificate(m.store.db)
