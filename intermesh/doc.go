@@ -310,6 +310,10 @@
 //     for (20,000 records, 16 MiB, plus one leaf of at most
 //     log.MaxLeafLen bytes); a frame past them fails the page before it
 //     is read;
+//   - Transfer streams served: maxTransferStreams (4) of a member at once,
+//     each for at most transferTimeout (30 s); more are answered "busy" at
+//     once and counted (intermesh_transfer_refused_total). The client
+//     opens at most 2 at once to a member, so it is never refused;
 //   - fork investigations: one at a time per member, within maxForkLeaves
 //     leaf hashes, allocated as the origin's records arrive (starting from
 //     the largest checkpoint verified here, not from the size claimed);

@@ -155,12 +155,13 @@ type Mesh struct {
 	topics topics
 	psStop context.CancelFunc // stops pubsub
 
-	inbox    chan func(*state) // requests run by the round loop
-	outbox   chan outbound     // messages the publisher gossips
-	jobs     chan storeJob     // persistence and Commit calls, in order
-	repl     *replicator       // nil without Config.Log
-	loopDone chan struct{}     // closed when the round loop has returned
-	state    *state            // owned by the round loop
+	inbox     chan func(*state) // requests run by the round loop
+	outbox    chan outbound     // messages the publisher gossips
+	jobs      chan storeJob     // persistence and Commit calls, in order
+	repl      *replicator       // nil without Config.Log
+	xferSlots transferSlots     // Transfer streams open to each member (transfer.go)
+	loopDone  chan struct{}     // closed when the round loop has returned
+	state     *state            // owned by the round loop
 
 	running   atomic.Bool
 	closeOnce sync.Once

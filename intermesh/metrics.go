@@ -37,6 +37,7 @@ import (
 //	intermesh_relay_pages_rejected_total{relay}    Transfer pages of a relay that contradict a held checkpoint
 //	intermesh_transfer_entries_total{direction}    records moved by /intermesh/transfer/1; direction served|fetched
 //	intermesh_transfer_bytes_total{direction}      leaf bytes moved by /intermesh/transfer/1
+//	intermesh_transfer_refused_total{member,reason} Transfer streams of a member refused; reason busy (maxTransferStreams served already)
 type metrics struct {
 	reg           prometheus.Registerer
 	messages      *prometheus.CounterVec
@@ -51,6 +52,7 @@ type metrics struct {
 	inconsistent  *prometheus.CounterVec
 	xferEntries   *prometheus.CounterVec
 	xferBytes     *prometheus.CounterVec
+	xferRefused   *prometheus.CounterVec
 	forkChecks    *prometheus.CounterVec
 	badRelays     *prometheus.CounterVec
 	early         *prometheus.CounterVec
@@ -120,6 +122,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intermesh_transfer_bytes_total",
 			Help: "Leaf bytes moved over /intermesh/transfer/1, by direction (served, fetched).",
 		}, []string{"direction"}),
+		xferRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intermesh_transfer_refused_total",
+			Help: "Transfer streams of a member refused by this node's server, by member and reason (busy: the member already had the most streams served at once).",
+		}, []string{"member", "reason"}),
 		forkChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intermesh_fork_investigations_total",
 			Help: "Investigations of a member whose checkpoint its replica does not reproduce, by result (evidence, consistent, misserved, too-large, failed).",
@@ -174,7 +180,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{mt.duplicates, mt.duplicateBytes, mt.droppedRPCs, mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations, mt.forgotten,
-		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.forkChecks, mt.badRelays} {
+		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.xferRefused, mt.forkChecks, mt.badRelays} {
 		if err := mt.register(c); err != nil {
 			return nil, err
 		}

@@ -42,7 +42,18 @@ import (
 // (records past max_entries, a leaf past max_bytes, frames without end).
 // Only federation
 // members can open streams at all (the connection gater), and both sides set
-// deadlines, so a stalled peer costs at most transferTimeout.
+// a deadline on the whole stream, so a stalled peer (one that never sends
+// its request, or never reads the page) holds a stream at most
+// transferTimeout.
+//
+// The server serves at most maxTransferStreams streams of one member at
+// once. A stream beyond that is answered at once, before its request is
+// read, with a header frame whose error starts with "busy" and closed:
+//
+//	{"size":0,"error":"busy: 4 Transfer streams of this member are served already"}
+//
+// The client opens at most clientTransferStreams streams to a member at
+// once, below that cap, so an honest member is never refused.
 const TransferProtocol = protocol.ID("/intermesh/transfer/1")
 
 // Transfer limits.
@@ -54,6 +65,19 @@ const (
 	maxTransferCount     = 100000
 	defaultTransferBytes = 8 << 20
 	maxTransferBytes     = 32 << 20
+
+	// maxTransferStreams is how many Transfer streams the server serves
+	// to one member at once; more are refused ("busy").
+	maxTransferStreams = 4
+	// clientTransferStreams is how many Transfer streams the client opens
+	// to one member at once: below maxTransferStreams, with room for a
+	// stream the server is still closing when the next one arrives.
+	clientTransferStreams = 2
+	// refusalTimeout bounds the answer to a refused stream.
+	refusalTimeout = time.Second
+	// refusalLogInterval is how often refusals of one member are logged at
+	// most; the metric counts them all.
+	refusalLogInterval = time.Minute
 )
 
 // ErrTransfer reports a Transfer page that failed or did not hold the
@@ -112,22 +136,37 @@ func readFrame(r io.Reader, limit int) ([]byte, error) {
 	return b, nil
 }
 
-// transferServer serves TransferProtocol from the node's log and replicas.
-// Its handlers run on libp2p's goroutines; stop waits for them.
+// transferServer serves TransferProtocol from the node's log and replicas,
+// at most maxTransferStreams streams of each member at once. Its handlers
+// run on libp2p's goroutines; stop waits for them.
 type transferServer struct {
 	m  *Mesh
 	l  *log.Log
 	mu sync.Mutex
 	wg sync.WaitGroup
 	on bool
+
+	active map[peer.ID]int       // streams being served, by member
+	logged map[peer.ID]time.Time // when a refusal of the member was last logged
 }
 
 // start registers the handler.
 func (t *transferServer) start() {
 	t.mu.Lock()
 	t.on = true
+	if t.active == nil {
+		t.active = map[peer.ID]int{}
+		t.logged = map[peer.ID]time.Time{}
+	}
 	t.mu.Unlock()
 	t.m.host.SetStreamHandler(TransferProtocol, t.handle)
+}
+
+// serving returns how many streams of p are being served now.
+func (t *transferServer) serving(p peer.ID) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.active[p]
 }
 
 // stop removes the handler and waits for the streams being served.
@@ -139,18 +178,56 @@ func (t *transferServer) stop() {
 	t.wg.Wait()
 }
 
+// handle serves a stream, or refuses it if its member already has
+// maxTransferStreams streams being served.
 func (t *transferServer) handle(s network.Stream) {
+	p := s.Conn().RemotePeer()
 	t.mu.Lock()
 	if !t.on {
 		t.mu.Unlock()
 		s.Reset()
 		return
 	}
+	if t.active[p] >= maxTransferStreams {
+		logIt := time.Since(t.logged[p]) >= refusalLogInterval
+		if logIt {
+			t.logged[p] = time.Now()
+		}
+		t.mu.Unlock()
+		t.refuse(s, logIt)
+		return
+	}
+	t.active[p]++
 	t.wg.Add(1)
 	t.mu.Unlock()
 	defer t.wg.Done()
-	if err := t.serve(s); err != nil {
-		t.m.log.Debug("transfer stream failed", "peer", s.Conn().RemotePeer(), "err", err)
+	err := t.serve(s)
+	t.mu.Lock()
+	if t.active[p]--; t.active[p] <= 0 {
+		delete(t.active, p)
+	}
+	t.mu.Unlock()
+	if err != nil {
+		t.m.log.Debug("transfer stream failed", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+// refuse answers a stream over the member's cap with a "busy" header,
+// without reading its request, and closes it; it counts the refusal in
+// intermesh_transfer_refused_total and, if logIt, logs it.
+func (t *transferServer) refuse(s network.Stream, logIt bool) {
+	p := s.Conn().RemotePeer()
+	member := t.m.byPeer[p]
+	t.m.metrics.xferRefused.WithLabelValues(member, "busy").Inc()
+	if logIt {
+		t.m.log.Warn("a member holds the most Transfer streams served at once; refusing more (logged once a minute)",
+			"member", member, "limit", maxTransferStreams)
+	}
+	hb, err := json.Marshal(transferHeader{Error: fmt.Sprintf("busy: %d Transfer streams of this member are served already", maxTransferStreams)})
+	if err != nil || s.SetDeadline(time.Now().Add(refusalTimeout)) != nil || writeFrame(s, hb) != nil {
 		s.Reset()
 		return
 	}
@@ -240,7 +317,15 @@ func (t *transferServer) source(origin string) (func(context.Context, log.Constr
 // fetchPage asks peer p for a page of origin's records from from, and
 // checks that it holds exactly the records asked for, in order, within the
 // limits asked for (readRecords). maxEntries and maxBytes must be positive.
+//
+// At most clientTransferStreams pages are fetched from one member at once;
+// fetchPage waits for its turn (or ctx) before opening the stream.
 func (m *Mesh) fetchPage(ctx context.Context, p peer.ID, origin string, from uint64, maxEntries, maxBytes int) (transferPage, error) {
+	release, err := m.xferSlots.acquire(ctx, p)
+	if err != nil {
+		return transferPage{}, fmt.Errorf("%w: waiting for a stream to %s: %w", ErrTransfer, m.byPeer[p], err)
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
 	defer cancel()
 	s, err := m.host.NewStream(ctx, p, TransferProtocol)
@@ -261,6 +346,34 @@ func (m *Mesh) fetchPage(ctx context.Context, p peer.ID, origin string, from uin
 	}
 	m.metrics.transfer("fetched", len(page.records), page.bytes)
 	return page, nil
+}
+
+// transferSlots bounds the Transfer streams the client has open to each
+// member at once to clientTransferStreams. The zero value is ready to use.
+type transferSlots struct {
+	mu    sync.Mutex
+	slots map[peer.ID]chan struct{}
+}
+
+// acquire waits until a stream to p may be opened, or ctx ends; call
+// release when the stream is done.
+func (ts *transferSlots) acquire(ctx context.Context, p peer.ID) (release func(), err error) {
+	ts.mu.Lock()
+	if ts.slots == nil {
+		ts.slots = map[peer.ID]chan struct{}{}
+	}
+	c := ts.slots[p]
+	if c == nil {
+		c = make(chan struct{}, clientTransferStreams)
+		ts.slots[p] = c
+	}
+	ts.mu.Unlock()
+	select {
+	case c <- struct{}{}:
+		return func() { <-c }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // readPage writes req on s and reads the page it answers.

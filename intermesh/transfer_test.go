@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +112,101 @@ func serveFrames(s network.Stream, frames func(i uint64) ([]byte, bool)) (int, e
 		}
 		n++
 	}
+}
+
+// TestAMemberHoldingTransferStreamsIsServedAtMostTheCap: a member's key in
+// a rogue host opens maxTransferStreams+2 Transfer streams to a member and
+// holds them (it sends half a request and never reads). The member serves
+// maxTransferStreams of them at once and answers the other two at once
+// with a "busy" header, counted in intermesh_transfer_refused_total;
+// meanwhile an honest member's Transfer page completes. Once the rogue
+// resets its streams, nothing of them is held.
+func TestAMemberHoldingTransferStreamsIsServedAtMostTheCap(t *testing.T) {
+	t.Parallel()
+	fed, keys := testFederation(t, 3)
+	la, lb := openTestLog(t, fed.Members[0].Origin), openTestLog(t, fed.Members[1].Origin)
+	for i := range 50 {
+		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint(i), Payload: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := startReplicating(t, fed, keys, 0, la)
+	b, _ := startReplicating(t, fed, keys, 1, lb)
+	waitFor(t, 5*time.Second, "the Transfer server started", func() bool {
+		return slices.Contains(a.Host().Mux().Protocols(), TransferProtocol)
+	})
+
+	rh := rogueHost(t, keys[2])
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := rh.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	const opened = maxTransferStreams + 2
+	var (
+		mu       sync.Mutex
+		answered []string // the header errors of the streams answered
+		streams  []network.Stream
+		readers  sync.WaitGroup
+	)
+	for range opened {
+		s, err := rh.NewStream(ctx, a.ID(), TransferProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+		if _, err := s.Write([]byte{0, 0}); err != nil { // half a frame length
+			t.Fatal(err)
+		}
+		readers.Go(func() {
+			hb, err := readFrame(s, maxTransferFrame)
+			if err != nil {
+				return // reset by the rogue at the end
+			}
+			var h transferHeader
+			_ = json.Unmarshal(hb, &h)
+			mu.Lock()
+			answered = append(answered, h.Error)
+			mu.Unlock()
+		})
+	}
+	t.Cleanup(func() {
+		for _, s := range streams {
+			s.Reset()
+		}
+		readers.Wait()
+	})
+	waitFor(t, 10*time.Second, "two streams refused", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(answered) >= opened-maxTransferStreams
+	})
+	waitFor(t, 5*time.Second, "the cap served", func() bool { return a.repl.srv.serving(rh.ID()) == maxTransferStreams })
+	mu.Lock()
+	got := slices.Clone(answered)
+	mu.Unlock()
+	if len(got) != opened-maxTransferStreams || !strings.HasPrefix(got[0], "busy") || !strings.HasPrefix(got[1], "busy") {
+		t.Fatalf("streams answered with %q, want two busy", got)
+	}
+	refused := a.metrics.xferRefused.WithLabelValues(fed.Members[2].Origin, "busy")
+	if n := counterValue(t, refused); n != opened-maxTransferStreams {
+		t.Errorf("intermesh_transfer_refused_total = %v, want %d", n, opened-maxTransferStreams)
+	}
+
+	connect(t, []*node{{Mesh: a}, {Mesh: b}})
+	page, err := b.fetchPage(ctx, a.ID(), fed.Members[0].Origin, 0, 100, 1<<20)
+	if err != nil {
+		t.Fatalf("an honest member's Transfer while the rogue holds its streams: %v", err)
+	}
+	if len(page.records) != 50 {
+		t.Fatalf("an honest member's Transfer page holds %d records, want 50", len(page.records))
+	}
+	if a.repl.srv.serving(rh.ID()) != maxTransferStreams {
+		t.Fatalf("%d of the rogue's streams served, want %d", a.repl.srv.serving(rh.ID()), maxTransferStreams)
+	}
+
+	for _, s := range streams {
+		s.Reset()
+	}
+	waitFor(t, 5*time.Second, "the rogue's streams released", func() bool { return a.repl.srv.serving(rh.ID()) == 0 })
 }
