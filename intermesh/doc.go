@@ -121,8 +121,13 @@
 //  4. at VoteDeadline, over whatever it holds (at least one checkpoint).
 //
 // After voting it votes again, over the new set, whenever the set it holds
-// changes, until the round leaves the round window. A member never signs a
-// set it does not hold in full.
+// grows, until the round leaves the round window, but at most once per
+// QuorumGrace (at once when the set becomes every counted member's, or when
+// another member voted over exactly that set): the checkpoints that arrive
+// within that time are covered by one re-vote, not one each. A vote carries
+// every checkpoint it covers, so on slow, lossy paths a re-vote per arrival
+// was most of a member's traffic (docs/scaling.md, "Liveness over a
+// wide-area network"). A member never signs a set it does not hold in full.
 //
 // Why this converges: in the common case every member receives every
 // checkpoint within milliseconds and votes once, by rule 1, over the same

@@ -45,6 +45,7 @@ type roundState struct {
 	texts     map[string]int            // vote texts each member signed (maxTextsPerSigner)
 	signed    map[string]bool           // texts this node signed
 	own       *ballot                   // the text this node signed last
+	votedAt   time.Time                 // when it signed it (re-votes wait QuorumGrace after it)
 	cert      *Certificate
 	certText  string
 	certSigs  int
@@ -304,6 +305,8 @@ func (st *state) settle(ctx context.Context, now time.Time) time.Time {
 			if !rs.graceAt.IsZero() {
 				soonest(rs.graceAt)
 			}
+		} else if c := rs.candidate; c != nil && !rs.signed[c.text] {
+			soonest(rs.votedAt.Add(m.cfg.QuorumGrace)) // the coalesced re-vote
 		}
 		if !rs.committed {
 			soonest(commitAt)
@@ -355,7 +358,9 @@ func (st *state) activeMembers() int {
 // maybeVote applies the vote rule of the package comment: vote over all
 // checkpoints held once they are every member's, or a quorum that another
 // member already voted for, or a quorum held for QuorumGrace, or anything at
-// the vote deadline; after voting, vote again whenever the set held changes.
+// the vote deadline; after voting, vote again over the grown set at most
+// once per QuorumGrace (at once when it holds every member's checkpoint, or
+// when another member voted over exactly that set).
 func (st *state) maybeVote(rs *roundState, now time.Time) {
 	c := rs.candidate
 	if c == nil || rs.signed[c.text] || st.origin(st.m.self.origin).equivocated {
@@ -367,12 +372,16 @@ func (st *state) maybeVote(rs *roundState, now time.Time) {
 	n, q := len(c.checkpoints), st.m.quorum
 	switch {
 	case rs.own != nil:
+		if n < st.activeMembers() && rs.ballots[c.text] == nil && now.Before(rs.votedAt.Add(st.m.cfg.QuorumGrace)) {
+			return // coalesce the growth of the set into one re-vote
+		}
 	case n >= st.activeMembers():
 	case n >= q && (rs.ballots[c.text] != nil || !now.Before(rs.graceAt)):
 	case !now.Before(rs.close.Add(st.m.cfg.VoteDeadline)):
 	default:
 		return
 	}
+	rs.votedAt = now
 	st.vote(rs, c)
 }
 
