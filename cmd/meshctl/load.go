@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -109,11 +110,14 @@ latest writes. Exit status 0 only when every write passes.`,
 	f.IntVar(&o.accounts, "accounts", 100, "accounts to create first (each with its own profile)")
 	f.IntVar(&o.concurrency, "concurrency", 256, "most requests in flight")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of one request")
-	f.StringVar(&o.acks, "acks", "meshctl-load.jsonl", "file listing the acknowledged writes (appended to)")
+	f.StringVar(&o.acks, "acks", "", "file listing the acknowledged writes, appended to (default: meshctl-load.jsonl beside the --federation file, else in the working directory)")
 	f.BoolVar(&o.verify, "verify", false, "check every write listed in --acks instead of generating load")
 	f.DurationVar(&o.wait, "wait", 2*time.Minute, "with --verify: how long to wait for replicas and certificates")
 	return cmd
 }
+
+// defaultAcks is the name of the list of acknowledged writes.
+const defaultAcks = "meshctl-load.jsonl"
 
 // resolve checks the flags and returns the federation (if given) and the
 // portals to load.
@@ -136,8 +140,16 @@ func (o *loadOptions) resolve(cmd *cobra.Command, opts *globalOptions) (*config.
 		return nil, nil, usagef(cmd, "--concurrency must be at least 1 (got %d)", o.concurrency)
 	case o.timeout <= 0:
 		return nil, nil, usagef(cmd, "--timeout must be positive (got %s)", o.timeout)
-	case o.acks == "":
+	case o.acks == "" && cmd.Flags().Changed("acks"):
 		return nil, nil, usagef(cmd, "--acks must name a file")
+	case o.acks == "":
+		// Beside the federation file: a run against another testnet (another
+		// directory) starts a list of its own instead of appending to one
+		// whose portals are not its members.
+		o.acks = defaultAcks
+		if o.federation != "" {
+			o.acks = filepath.Join(filepath.Dir(o.federation), defaultAcks)
+		}
 	}
 	nodes := o.nodes
 	if len(nodes) == 0 && fed != nil {

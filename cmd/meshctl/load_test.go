@@ -132,6 +132,16 @@ func TestLoadRefusesBadFlagsAndVerifyRefusesAnEmptyList(t *testing.T) {
 	if code != exitFailure || !strings.Contains(out.String(), "lists no acknowledged writes") {
 		t.Errorf("verify of an empty list: exit %d (%s%s), want a failure: nothing was checked", code, out.String(), errb.String())
 	}
+	// Without --acks the list is the one beside the federation file, so a
+	// run against another testnet never appends to this one's.
+	beside := filepath.Join(dir, "meshctl-load.jsonl")
+	os.WriteFile(beside, nil, 0o644)
+	out.Reset()
+	errb.Reset()
+	code = run(t.Context(), []string{"load", "--verify", "--federation", fed}, strings.NewReader(""), &out, &errb)
+	if code != exitFailure || !strings.Contains(out.String()+errb.String(), beside) {
+		t.Errorf("verify without --acks: exit %d (%s%s), want it to read %s", code, out.String(), errb.String(), beside)
+	}
 }
 
 func TestLoadCountsWhatAPortalTooSlowToKeepUpWasNeverSent(t *testing.T) {
