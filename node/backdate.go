@@ -1,9 +1,9 @@
 package node
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
@@ -53,17 +53,11 @@ func (n *Node) checkNotBackdated(u *config.FederationUpdate, signed []byte) erro
 	h := n.history
 	ev := portal.BackdatedUpdate{Version: u.Next.Version, Effective: u.Next.Effective, Signers: u.Signers,
 		Update: string(signed), Round: cert.Round, Certificate: string(cert.Note)}
-	th := sha256.Sum256(signed)
-	if _, seen := h.backdatedSeen[th]; !seen {
-		if h.backdatedSeen == nil {
-			h.backdatedSeen = map[[32]byte]struct{}{}
-		}
+	if !slices.ContainsFunc(h.backdated, func(b portal.BackdatedUpdate) bool { return b.Update == ev.Update }) {
 		if len(h.backdated) == maxBackdated {
-			delete(h.backdatedSeen, sha256.Sum256([]byte(h.backdated[0].Update)))
 			h.backdated = h.backdated[1:]
 		}
 		h.backdated = append(h.backdated, ev)
-		h.backdatedSeen[th] = struct{}{}
 		n.logger.Error("a backdated federation update was refused: its signers certified a change of members for rounds already certified under other members",
 			"version", ev.Version, "effective_round", ev.Effective, "certified_round", ev.Round, "signers", ev.Signers)
 	}

@@ -34,13 +34,20 @@ func joinerUpdate(t *testing.T, n *Node, effective uint64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return signUpdate(t, v1.Text(), map[string]ed25519.PrivateKey{n.cfg.Origin: n.key, "test.example/joiner": newKey})
+}
+
+// signUpdate signs a federation update's text with each of keys (by
+// origin) and merges the signatures into one note.
+func signUpdate(t *testing.T, text []byte, keys map[string]ed25519.PrivateKey) []byte {
+	t.Helper()
 	var signed []byte
-	for origin, key := range map[string]ed25519.PrivateKey{n.cfg.Origin: n.key, "test.example/joiner": newKey} {
+	for origin, key := range keys {
 		s, err := merkle.NewSigner(origin, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sig, err := config.SignFederationUpdate(v1.Text(), s)
+		sig, err := config.SignFederationUpdate(text, s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/intermesh/intermesh/config"
-	"github.com/intermesh/intermesh/merkle"
 )
 
 // chainFixture is a federation of the test node and two members whose GET
@@ -74,23 +73,8 @@ func (f *chainFixture) certified(t *testing.T, effective uint64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var signed []byte
-	for _, origin := range []string{f.c.Origin, "test.example/honest"} {
-		s, err := merkle.NewSigner(origin, f.keys[origin])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig, err := config.SignFederationUpdate(v1.Text(), s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if signed == nil {
-			signed = sig
-		} else if signed, err = config.MergeFederationSignatures(signed, sig); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return signed
+	return signUpdate(t, v1.Text(), map[string]ed25519.PrivateKey{
+		f.c.Origin: f.keys[f.c.Origin], "test.example/honest": f.keys["test.example/honest"]})
 }
 
 func body(t *testing.T, updates ...string) string {

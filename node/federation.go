@@ -105,8 +105,7 @@ type history struct {
 	pending map[[32]byte][]byte         // text hash → merged signed note, for the next version
 	changed chan struct{}               // closed and replaced when the chain grows
 
-	backdated     []portal.BackdatedUpdate // refused backdated updates, oldest first (backdate.go)
-	backdatedSeen map[[32]byte]struct{}    // hashes of their signed notes
+	backdated []portal.BackdatedUpdate // refused backdated updates, oldest first, each once (backdate.go)
 }
 
 // loadHistory reads the accepted updates from the database and verifies
