@@ -90,11 +90,8 @@ portal registers the signed profile in the same log record.`,
 			if err != nil {
 				return c.wrap(fmt.Sprintf("creating account %q", args[0]), err)
 			}
-			if !slices.ContainsFunc(p.State.Accounts, func(a string) bool { return strings.EqualFold(a, args[0]) }) {
-				p.State.Accounts = append(p.State.Accounts, args[0])
-				if err := p.SaveState(); err != nil {
-					return fmt.Errorf("account %q was created, but recording it in the keystore failed: %w", args[0], err)
-				}
+			if err := p.BindAccount(args[0]); err != nil {
+				return fmt.Errorf("account %q was created, but recording it in the keystore failed: %w", args[0], err)
 			}
 			r := accountResult{Account: args[0], Profile: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription}
 			return opts.emit(cmd, r, func(w io.Writer) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -233,11 +232,8 @@ func bindRecovered(ks *Keystore, profile, account string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !slices.ContainsFunc(p.State.Accounts, func(a string) bool { return strings.EqualFold(a, account) }) {
-		p.State.Accounts = append(p.State.Accounts, account)
-		if err := p.SaveState(); err != nil {
-			return "", fmt.Errorf("recording account %s in the keystore: %w", account, err)
-		}
+	if err := p.BindAccount(account); err != nil {
+		return "", fmt.Errorf("recording account %s in the keystore: %w", account, err)
 	}
 	return account, nil
 }

@@ -293,6 +293,16 @@ func (p *localProfile) SaveState() error {
 	return writeJSON(filepath.Join(p.Dir, fileState), &p.State, true)
 }
 
+// BindAccount records that the profile is bound to account (once, whatever
+// its case) and saves the state if that changed it.
+func (p *localProfile) BindAccount(account string) error {
+	if slices.ContainsFunc(p.State.Accounts, func(a string) bool { return strings.EqualFold(a, account) }) {
+		return nil
+	}
+	p.State.Accounts = append(p.State.Accounts, account)
+	return p.SaveState()
+}
+
 // Profile loads the profile with identifier id.
 func (ks *Keystore) Profile(id string) (*localProfile, error) {
 	p := &localProfile{Dir: ks.entryDir(kindProfiles, id)}
