@@ -26,26 +26,8 @@ func TestAPoisonedReplicaIsRepairedFromItsOrigin(t *testing.T) {
 	fed, keys := testFederation(t, 2)
 	origin := fed.Members[0].Origin
 	la, lb := openTestLog(t, origin), openTestLog(t, fed.Members[1].Origin)
-	for i := range 8 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("p", i), Payload: []byte("{}")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	page, err := la.Range(t.Context(), log.Constraints{From: 0, MaxEntries: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	poisoned := append([]log.Record(nil), page.Records...)
-	for i := 6; i < 8; i++ {
-		poisoned[i].Payload = []byte(`{"forged":true}`)
-	}
-	rep, err := lb.Replica(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rep.Append(t.Context(), poisoned); err != nil {
-		t.Fatal(err)
-	}
+	records := appendProfiles(t, la, 8)
+	rep := plantInReplica(t, lb, origin, records, 6)
 
 	var resets atomic.Int32
 	a, _ := startReplicating(t, fed, keys, 0, la)
@@ -83,12 +65,12 @@ func TestAPoisonedReplicaIsRepairedFromItsOrigin(t *testing.T) {
 	if resets.Load() != 1 {
 		t.Fatalf("ReplicaReset called %d times, want 1", resets.Load())
 	}
-	for i := range page.Records {
+	for i := range records {
 		got, err := rep.Get(uint64(i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got.MarshalLeaf(), page.Records[i].MarshalLeaf()) {
+		if !bytes.Equal(got.MarshalLeaf(), records[i].MarshalLeaf()) {
 			t.Fatalf("replica record %d is not A's after the repair", i)
 		}
 	}
@@ -215,47 +197,29 @@ func TestAReplicaCorruptedPastItsVerifiedSizeIsRepairedFromItsHonestOrigin(t *te
 	origin := fed.Members[0].Origin
 	la, lb := openTestLog(t, origin), openTestLog(t, fed.Members[1].Origin)
 	signer := newTestLog(t, origin, keys[0]).signer
-	for i := range 8 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("p", i), Payload: []byte("{}")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	page, err := la.Range(t.Context(), log.Constraints{From: 0, MaxEntries: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	poisoned := append([]log.Record(nil), page.Records...)
-	for i := 6; i < 8; i++ {
-		poisoned[i].Payload = []byte(`{"forged":true}`)
-	}
-	rep, err := lb.Replica(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rep.Append(t.Context(), poisoned); err != nil {
-		t.Fatal(err)
-	}
+	records := appendProfiles(t, la, 8)
+	rep := plantInReplica(t, lb, origin, records, 6)
 
 	wide := func(c *Config) { c.RoundWindow = 100 }
 	a, _ := startReplicating(t, fed, keys, 0, la, wide)
 	b, _ := startReplicating(t, fed, keys, 1, lb, wide)
 	connect(t, []*node{{Mesh: a}, {Mesh: b}})
 	r := uint64(time.Now().Unix()) - 50
-	c6 := signedCheckpoint(t, signer, leafHashesOf(page.Records[:6]), r)
+	c6 := signedCheckpoint(t, signer, leafHashesOf(records[:6]), r)
 	offerSigned(t, b, c6)
 	waitFor(t, 5*time.Second, "B's replica of A verified up to 6", func() bool { return b.Replicas()[origin].VerifiedSize == 6 })
-	c8 := signedCheckpoint(t, signer, leafHashesOf(page.Records), r+1)
+	c8 := signedCheckpoint(t, signer, leafHashesOf(records), r+1)
 	offerSigned(t, b, c8)
 	waitFor(t, 10*time.Second, "B's replica of A repaired and verified", func() bool {
 		st := b.Replicas()[origin]
 		return st.VerifiedSize == 8 && st.Untrusted == ""
 	})
-	for i := range page.Records {
+	for i := range records {
 		got, err := rep.Get(uint64(i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got.MarshalLeaf(), page.Records[i].MarshalLeaf()) {
+		if !bytes.Equal(got.MarshalLeaf(), records[i].MarshalLeaf()) {
 			t.Fatalf("replica record %d is not A's after the repair", i)
 		}
 	}
@@ -327,4 +291,39 @@ func TestARepairTellsAForkFromAnOlderCheckpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendProfiles appends n profile records to l and returns them as the
+// log holds them.
+func appendProfiles(t testing.TB, l *log.Log, n int) []log.Record {
+	t.Helper()
+	for i := range n {
+		if _, err := l.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("p", i), Payload: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := l.Range(t.Context(), log.Constraints{From: 0, MaxEntries: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page.Records
+}
+
+// plantInReplica appends records to l's replica of origin, with forged
+// payloads from index forgeFrom on (what a lying relay could leave there),
+// and returns the replica.
+func plantInReplica(t testing.TB, l *log.Log, origin string, records []log.Record, forgeFrom int) *log.Replica {
+	t.Helper()
+	planted := append([]log.Record(nil), records...)
+	for i := forgeFrom; i < len(planted); i++ {
+		planted[i].Payload = []byte(`{"forged":true}`)
+	}
+	rep, err := l.Replica(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rep.Append(t.Context(), planted); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -25,33 +23,14 @@ func TestCheckpointsArrivingTogetherCostOneReVote(t *testing.T) {
 
 	// A rogue host holding member 1's key relays the others' checkpoints
 	// and listens to the votes.
-	rh := rogueHost(t, keys[1])
-	ps, err := pubsub.NewGossipSub(context.Background(), rh,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
-		pubsub.WithMessageIdFn(messageID), pubsub.WithFloodPublish(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpTopic, err := ps.Join(TopicName(fed.Name, topicCheckpoint))
-	if err != nil {
-		t.Fatal(err)
-	}
-	voteTopic, err := ps.Join(TopicName(fed.Name, topicMaster))
-	if err != nil {
-		t.Fatal(err)
-	}
-	votes, err := voteTopic.Subscribe()
+	rg := joinRogue(t, fed, keys, 1, []*node{a})
+	cpTopic := rg.cp
+	votes, err := rg.vote.Subscribe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := rh.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the rogue and the member on both topics", func() bool {
-		return len(cpTopic.ListPeers()) == 1 && len(voteTopic.ListPeers()) == 1
-	})
 
 	r := clk.round.Add(1)
 	logs := make([]*testLog, len(keys))

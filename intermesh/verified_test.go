@@ -2,13 +2,10 @@ package intermesh
 
 import (
 	"bytes"
-	"fmt"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/intermesh/intermesh/log"
 )
 
 // TestAReplicasVerifiedSizeNeverDecreases: B's replica of A holds A's 8
@@ -25,27 +22,19 @@ func TestAReplicasVerifiedSizeNeverDecreases(t *testing.T) {
 	origin := fed.Members[0].Origin
 	la, lb := openTestLog(t, origin), openTestLog(t, fed.Members[1].Origin)
 	signer := newTestLog(t, origin, keys[0]).signer
-	for i := range 8 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("p", i), Payload: []byte("{}")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	page, err := la.Range(t.Context(), log.Constraints{From: 0, MaxEntries: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := appendProfiles(t, la, 8)
 	wide := func(c *Config) { c.RoundWindow = 100 }
 	a, _ := startReplicating(t, fed, keys, 0, la, wide)
 	b, _ := startReplicating(t, fed, keys, 1, lb, wide)
 	connect(t, []*node{{Mesh: a}, {Mesh: b}})
 	r := uint64(time.Now().Unix()) - 50
-	c8 := signedCheckpoint(t, signer, leafHashesOf(page.Records), r)
+	c8 := signedCheckpoint(t, signer, leafHashesOf(records), r)
 	offerSigned(t, b, c8)
 	waitFor(t, 10*time.Second, "B's replica of A verified up to 8", func() bool { return b.Replicas()[origin].VerifiedSize == 8 })
 
 	var last []byte
 	for i := range uint64(keepVerified) {
-		last = signedCheckpoint(t, signer, leafHashesOf(page.Records[:5]), r+1+i)
+		last = signedCheckpoint(t, signer, leafHashesOf(records[:5]), r+1+i)
 		offerSigned(t, b, last)
 	}
 	rs := b.repl.origins[origin]
