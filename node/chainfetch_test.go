@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ type chainFixture struct {
 	keys    map[string]ed25519.PrivateKey // origin → key, the node's included
 	serve   map[string]*string            // origin → the body its server answers
 	genesis *config.FederationVersion
+	asked   atomic.Int64 // GET /federation/updates the members' servers answered
 }
 
 func newChainFixture(t *testing.T) *chainFixture {
@@ -49,7 +51,12 @@ func newChainFixture(t *testing.T) *chainFixture {
 		if origin != f.c.Origin {
 			body := `{"Updates":[]}`
 			f.serve[origin] = &body
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(*f.serve[origin])) }))
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/federation/updates" { // not the witness submissions
+					f.asked.Add(1)
+				}
+				_, _ = w.Write([]byte(*f.serve[origin]))
+			}))
 			t.Cleanup(srv.Close)
 			m.HTTP = srv.URL
 		}
@@ -147,5 +154,42 @@ func TestAChainAnswerIsBoundedAndReadAsAStream(t *testing.T) {
 	got, err := fetchChain(t.Context(), srv2.Client(), srv2.URL, genesis)
 	if len(got) != 1 || !errors.Is(err, errBadChain) {
 		t.Fatalf("the update then junk: %d verified, %v; want 1 and errBadChain", len(got), err)
+	}
+}
+
+func TestTheLearnerStopsAskingForAVersionNobodyServes(t *testing.T) {
+	f := newChainFixture(t)
+	n, err := New(context.Background(), f.c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, n)
+	// A member's log names version 3, which no member serves: the node asks
+	// the members each period, then gives up.
+	far := Schedule{Period: time.Second}.Round(time.Now()) + 100
+	v := f.genesis
+	for i := range 3 {
+		if v, err = v.Next(&v.Federation, far+uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := f.asked.Load()
+	n.fedInbox <- append(v.Text(), "\n— test.example/liar AAAA\n"...)
+	const perFetch = 2 // the two other members
+	last, since := int64(-1), time.Now()
+	waitFor(t, 30*time.Second, "the node to stop asking for version 3", func() bool {
+		if got := f.asked.Load(); got != last {
+			last, since = got, time.Now()
+			return false
+		}
+		// Three periods without a request, after the fruitless fetches.
+		return time.Since(since) >= 3*time.Second && last > start
+	})
+	// The learner's first fetch at start may fall after start was read.
+	if asked := last - start; asked > perFetch*(maxFruitlessFetches+1) {
+		t.Errorf("%d requests for a version nobody serves, want at most %d", asked, perFetch*(maxFruitlessFetches+1))
+	}
+	if len(n.FederationChain()) != 1 {
+		t.Fatal("the chain grew from a version nobody serves")
 	}
 }

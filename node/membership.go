@@ -312,13 +312,16 @@ func (x fedReplicaIndexer) Index(_ *badger.Txn, rec *log.Record) error {
 // node's chain, in version order. At start, and whenever it sees an update
 // for a later version than the next (it missed one), it asks the members
 // for their chains (GET /federation/updates), at most once a period, and
-// asks again each period until it has the version it saw.
+// asks again each period until it has the version it saw, or until
+// maxFruitlessFetches fetches in a row brought nothing (a member's log can
+// name a version nobody serves).
 func (n *Node) runLearner(ctx context.Context) {
 	var (
 		fetching  bool
 		lastFetch time.Time
 		fetched   = make(chan [][]byte, 1)
 		wanted    uint64 // a version seen in a peer's log and not yet in the chain
+		misses    int    // fetches in a row that brought no version while wanted is ahead
 		tick      = time.NewTicker(n.schedule.Period)
 	)
 	defer tick.Stop()
@@ -357,13 +360,15 @@ func (n *Node) runLearner(ctx context.Context) {
 			return
 		case us := <-fetched:
 			fetching = false
+			before, _ := n.history.current()
 			for _, u := range us {
 				learn(u)
 			}
+			cur, _ := n.history.current()
 			if len(us) == maxUpdatesAhead {
-				cur, _ := n.history.current()
 				wanted = max(wanted, cur.Version+1) // there may be more
 			}
+			wanted, misses = n.keepWanting(wanted, misses, cur.Version > before.Version)
 		case <-tick.C:
 			if cur, _ := n.history.current(); cur.Version < wanted {
 				fetch()
@@ -377,6 +382,28 @@ func (n *Node) runLearner(ctx context.Context) {
 // startupFetch bounds how long a starting node asks the members for the
 // federation updates it missed.
 const startupFetch = 3 * time.Second
+
+// maxFruitlessFetches is how many fetches in a row that bring no new
+// version the learner makes for a version it saw before it stops asking.
+const maxFruitlessFetches = 5
+
+// keepWanting returns the version the learner still asks for after a fetch
+// (0 for none) and the fruitless fetches in a row: it stops asking once it
+// has the version, or after maxFruitlessFetches fetches brought nothing.
+func (n *Node) keepWanting(wanted uint64, misses int, progress bool) (uint64, int) {
+	cur, _ := n.history.current()
+	switch {
+	case wanted <= cur.Version:
+		return 0, 0
+	case progress:
+		return wanted, 0
+	case misses+1 < maxFruitlessFetches:
+		return wanted, misses + 1
+	}
+	n.logger.Warn("no member serves a federation version a peer's log showed; stopped asking for it",
+		"version", wanted, "fetches", maxFruitlessFetches)
+	return 0, 0
+}
 
 // newFedRefused is the counter of the federation updates from peers a node
 // refused (registered with the federation metrics).
