@@ -49,7 +49,7 @@ func disagreement(x, y *Certificate) string {
 		return ""
 	}
 	for _, cp := range x.Checkpoints {
-		if i := y.index(cp.Origin); i >= 0 && y.Checkpoints[i].Note != cp.Note {
+		if i := y.Index(cp.Origin); i >= 0 && y.Checkpoints[i].Note != cp.Note {
 			return fmt.Sprintf("hold different checkpoints of %s", cp.Origin)
 		}
 	}

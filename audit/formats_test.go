@@ -212,7 +212,7 @@ func TestVerifyMasterNoteAgreesWithTheNodesCertificateCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(cert.MasterHash, mh) || cert.Count != 4 || len(cert.Signers) != 3 || cert.index("fed/node2") != 2 {
+	if !bytes.Equal(cert.MasterHash, mh) || cert.Count != 4 || len(cert.Signers) != 3 || cert.Index("fed/node2") != 2 {
 		t.Fatalf("certificate %+v", cert)
 	}
 	// The node's JSON form (a MasterHash record's payload) reads back.

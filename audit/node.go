@@ -368,7 +368,7 @@ func (a *auditor) peerResults(n *nodeAudit, own Checkpoint, p *portal.PeerProof)
 	if err != nil {
 		return out
 	}
-	i := cert.index(cp.Origin)
+	i := cert.Index(cp.Origin)
 	switch {
 	case i < 0:
 		err = fmt.Errorf("the certificate of round %d has no checkpoint of %s", cert.Round, cp.Origin)

@@ -99,8 +99,9 @@ type Certificate struct {
 	Checkpoints []Checkpoint // origin order
 }
 
-// index returns the position of origin's checkpoint, or -1.
-func (c *Certificate) index(origin string) int {
+// Index returns the position of origin's checkpoint in c.Checkpoints, or
+// -1 when the certificate covers none of origin's.
+func (c *Certificate) Index(origin string) int {
 	for i, cp := range c.Checkpoints {
 		if cp.Origin == origin {
 			return i

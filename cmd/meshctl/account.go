@@ -39,7 +39,7 @@ func newAccountValidateCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return c.wrap(fmt.Sprintf("validating account %q", args[0]), err)
 			}
-			err = opts.emit(cmd, resp, func(w io.Writer) {
+			return opts.emitVerdict(cmd, resp, func(w io.Writer) {
 				if resp.Valid {
 					fmt.Fprintf(w, "%q: available\n", args[0])
 					return
@@ -51,11 +51,7 @@ func newAccountValidateCommand(opts *globalOptions) *cobra.Command {
 				if resp.Minimum > 0 || resp.Maximum > 0 {
 					fmt.Fprintf(w, "  length: %d to %d\n", resp.Minimum, resp.Maximum)
 				}
-			})
-			if err == nil && !resp.Valid {
-				return &exitError{code: exitFailure}
-			}
-			return err
+			}, resp.Valid)
 		},
 	}
 }

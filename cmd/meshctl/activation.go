@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/intermesh/intermesh/internal/keyfile"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -107,7 +108,7 @@ func (d *localDevice) activate(ctx context.Context, c *portalClient, res *mesh.C
 			return nil, err
 		}
 	}
-	if err := writeJSON(filepath.Join(d.Dir, fileConnection), a.Connection, true); err != nil {
+	if err := keyfile.WriteJSON(filepath.Join(d.Dir, fileConnection), a.Connection, true); err != nil {
 		return nil, err
 	}
 	return a, nil

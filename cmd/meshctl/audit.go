@@ -84,13 +84,7 @@ shown while fetching when stderr is a terminal.`,
 			if err != nil {
 				return err
 			}
-			if err := opts.emit(cmd, rep, rep.WriteText); err != nil {
-				return err
-			}
-			if !rep.OK {
-				return &exitError{code: exitFailure}
-			}
-			return nil
+			return opts.emitVerdict(cmd, rep, rep.WriteText, rep.OK)
 		},
 	}
 	f := cmd.Flags()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/intermesh/intermesh/audit"
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
@@ -338,7 +339,7 @@ func forgeCertifiedCheckpoint(t *testing.T, net *auditNet, i int) string {
 		if p.Origin != origin {
 			continue
 		}
-		cp, err := merkle.ParseCheckpoint([]byte(noteText(p.Checkpoint)))
+		cp, err := merkle.ParseCheckpoint([]byte(audit.NoteText(p.Checkpoint)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/intermesh/intermesh/internal/keyfile"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -173,7 +174,7 @@ device then sees the result with 'meshctl device status'.`,
 
 // saveDevice writes a new device's entry, state and keys.
 func saveDevice(d *localDevice, k *deviceKeys) error {
-	if err := writeNew(filepath.Join(d.Dir, fileDevice), append(append([]byte(nil), d.Entry...), '\n')); err != nil {
+	if err := keyfile.WriteNew(filepath.Join(d.Dir, fileDevice), append(append([]byte(nil), d.Entry...), '\n')); err != nil {
 		return err
 	}
 	for _, kk := range []struct {
@@ -184,7 +185,7 @@ func saveDevice(d *localDevice, k *deviceKeys) error {
 			return err
 		}
 	}
-	return writeJSON(filepath.Join(d.Dir, fileState), &d.State, false)
+	return keyfile.WriteJSON(filepath.Join(d.Dir, fileState), &d.State, false)
 }
 
 func describeDevice(d *localDevice) deviceResult {

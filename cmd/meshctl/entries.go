@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -142,17 +141,14 @@ exits 1 if anything could not be proved.`,
 			if (g.id == "") == (g.account == "") {
 				return usagef(cmd, "get needs exactly one of --id UDF and --account NAME")
 			}
-			var keys *federationKeys
+			var keys *getVerifier
 			if g.verify != (g.federation != "") {
 				return usagef(cmd, "--verify needs --federation FILE, and --federation is only for --verify")
 			}
 			if g.verify {
-				fed, err := config.LoadFederation(g.federation)
-				if err != nil {
+				var err error
+				if keys, err = newGetVerifier(g.federation); err != nil {
 					return err
-				}
-				if keys, err = newFederationKeys(fed); err != nil {
-					return fmt.Errorf("%s: %w", g.federation, err)
 				}
 				g.full = true
 			}
@@ -201,7 +197,7 @@ exits 1 if anything could not be proved.`,
 			for _, v := range checks {
 				failed = failed || v.Failed != ""
 			}
-			err = opts.emit(cmd, struct {
+			return opts.emitVerdict(cmd, struct {
 				Items  []getItem
 				Proofs []getVerification
 			}{items, checks}, func(w io.Writer) {
@@ -220,11 +216,7 @@ exits 1 if anything could not be proved.`,
 				if !failed {
 					fmt.Fprintln(w, "Verified: every entry is in its log's signed checkpoint, which extends a checkpoint the federation's quorum certified.")
 				}
-			})
-			if err == nil && failed {
-				return &exitError{code: exitFailure}
-			}
-			return err
+			}, !failed)
 		},
 	}
 	f := cmd.Flags()

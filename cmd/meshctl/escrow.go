@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/intermesh/intermesh/internal/keyfile"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -88,13 +89,9 @@ people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 			if err != nil {
 				return fmt.Errorf("escrowing profile %s: %w", p.State.Identifier, err)
 			}
-			env, err := mesh.SignObject(entry)
+			raw, err := signEntry(entry) // enveloped, not signed
 			if err != nil {
-				return fmt.Errorf("enveloping the escrow entry: %w", err)
-			}
-			raw, err := mesh.MarshalEntry(entry.TypeName(), env)
-			if err != nil {
-				return fmt.Errorf("encoding the escrow entry: %w", err)
+				return err
 			}
 			if len(p.State.Accounts) == 0 {
 				return fmt.Errorf("escrowing profile %s: the portal takes an escrow entry only for an account: bind one first ('meshctl account create NAME')", p.State.Identifier)
@@ -323,14 +320,14 @@ func restoreProfile(cmd *cobra.Command, c *portalClient, ks *Keystore, plain *es
 		}
 		p = &localProfile{Entry: entry, State: profileState{Identifier: plain.Profile, Name: name, Created: time.Now().UTC().Truncate(time.Second)}}
 		dir := ks.entryDir(kindProfiles, plain.Profile)
-		if err := os.MkdirAll(dir, dirMode); err != nil {
+		if err := os.MkdirAll(dir, keyfile.DirMode); err != nil {
 			return r, fmt.Errorf("keystore: %w", err)
 		}
 		p.Dir = dir
-		if err := writeNew(filepath.Join(dir, fileProfile), append(append([]byte(nil), entry...), '\n')); err != nil && !errors.Is(err, ErrExists) {
+		if err := keyfile.WriteNew(filepath.Join(dir, fileProfile), append(append([]byte(nil), entry...), '\n')); err != nil && !errors.Is(err, ErrExists) {
 			return r, err
 		}
-		if err := writeJSON(filepath.Join(dir, fileState), &p.State, false); err != nil && !errors.Is(err, ErrExists) {
+		if err := keyfile.WriteJSON(filepath.Join(dir, fileState), &p.State, false); err != nil && !errors.Is(err, ErrExists) {
 			return r, err
 		}
 	default:

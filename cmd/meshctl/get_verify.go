@@ -8,6 +8,8 @@ import (
 
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/intermesh/intermesh/audit"
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/portal"
 )
 
@@ -22,11 +24,32 @@ type getVerification struct {
 	Failed string `json:",omitempty"`
 }
 
+// getVerifier checks Get answers offline against a federation file's
+// member keys, with package audit's verifiers.
+type getVerifier struct {
+	keys            *audit.Keys
+	members, quorum int
+}
+
+// newGetVerifier reads the federation file whose member keys --verify
+// trusts.
+func newGetVerifier(file string) (*getVerifier, error) {
+	fed, err := config.LoadFederation(file)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := audit.NewKeys(fed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &getVerifier{keys: keys, members: len(fed.Members), quorum: fed.EffectiveQuorum()}, nil
+}
+
 // verifyGet checks a Get answer's entries against its proof: each entry's
 // leaf is in the signed checkpoint of its log, and that checkpoint extends
 // one that a quorum of the federation certified in the latest certificate,
 // whose MasterHash record is in the node's own signed checkpoint.
-func verifyGet(keys *federationKeys, resp *portal.GetResponse) getVerification {
+func verifyGet(keys *getVerifier, resp *portal.GetResponse) getVerification {
 	var v getVerification
 	if err := verifyGetProof(keys, resp, &v); err != nil {
 		v.Failed = err.Error()
@@ -34,12 +57,12 @@ func verifyGet(keys *federationKeys, resp *portal.GetResponse) getVerification {
 	return v
 }
 
-func verifyGetProof(keys *federationKeys, resp *portal.GetResponse, v *getVerification) error {
+func verifyGetProof(keys *getVerifier, resp *portal.GetResponse, v *getVerification) error {
 	p := resp.Proof
 	if p == nil || p.Checkpoint == "" {
 		return errors.New("the portal sent no proof (it has no checkpoint yet, or does not prove Get)")
 	}
-	cp, err := keys.openCheckpoint(p.Checkpoint)
+	cp, err := keys.keys.OpenCheckpoint(p.Checkpoint)
 	if err != nil {
 		return err
 	}
@@ -56,11 +79,11 @@ func verifyGetProof(keys *federationKeys, resp *portal.GetResponse, v *getVerifi
 	if c == nil {
 		return fmt.Errorf("no certificate: the node has not committed a master-hash certificate yet")
 	}
-	own, err := keys.openCheckpoint(c.Checkpoint)
+	own, err := keys.keys.OpenCheckpoint(c.Checkpoint)
 	if err != nil {
 		return fmt.Errorf("the node's checkpoint: %w", err)
 	}
-	rec, err := parseLeaf(c.RecordLeaf)
+	rec, err := audit.ParseLeaf(c.RecordLeaf)
 	if err != nil {
 		return fmt.Errorf("the MasterHash record: %w", err)
 	}
@@ -68,23 +91,23 @@ func verifyGetProof(keys *federationKeys, resp *portal.GetResponse, v *getVerifi
 		return fmt.Errorf("the certificate record is a %s record %d of %s, not MasterHash record %d of %s",
 			rec.Kind, rec.Seq, rec.Origin, c.RecordIndex, own.Origin)
 	}
-	if err := verifyInclusion(c.RecordIndex, own.Size, rfc6962.DefaultHasher.HashLeaf(c.RecordLeaf), c.RecordInclusion, own.Root); err != nil {
+	if err := audit.VerifyInclusion(c.RecordIndex, own.Size, rfc6962.DefaultHasher.HashLeaf(c.RecordLeaf), c.RecordInclusion, own.Root); err != nil {
 		return fmt.Errorf("the MasterHash record %d in %s's checkpoint at size %d: %w", c.RecordIndex, own.Origin, own.Size, err)
 	}
-	rr, err := parseRoundResult(rec.Payload)
+	rr, err := audit.ParseRoundResult(rec.Payload)
 	if err != nil {
 		return err
 	}
-	if rr.Outcome != outcomeCertificate {
+	if rr.Outcome != audit.OutcomeCertificate {
 		return fmt.Errorf("the MasterHash record of round %d holds %q, not a certificate", rr.Round, rr.Outcome)
 	}
-	cert, err := keys.verifyMasterNote(rr.Note, rr.Checkpoints, rr.Round, true)
+	cert, err := keys.keys.VerifyCertificate(rr.Note, rr.Checkpoints, rr.Round)
 	if err != nil {
 		return err
 	}
 	v.Proved = append(v.Proved, fmt.Sprintf("master-hash certificate of round %d: %d of %d members signed (quorum %d), M_r recomputed from its %d checkpoints; its MasterHash record is entry %d of %s's log, in its signed checkpoint at size %d",
-		rr.Round, len(cert.Signers), len(keys.origins), keys.quorum, len(cert.Checkpoints), c.RecordIndex, own.Origin, own.Size))
-	i := cert.index(cp.Origin)
+		rr.Round, len(cert.Signers), keys.members, keys.quorum, len(cert.Checkpoints), c.RecordIndex, own.Origin, own.Size))
+	i := cert.Index(cp.Origin)
 	if i < 0 {
 		return fmt.Errorf("the certificate of round %d covers no checkpoint of %s", rr.Round, cp.Origin)
 	}
@@ -96,7 +119,7 @@ func verifyGetProof(keys *federationKeys, resp *portal.GetResponse, v *getVerifi
 	case certified.Size == cp.Size && !bytes.Equal(certified.Root, cp.Root):
 		return fmt.Errorf("%s signed two roots for size %d: the certified one and the proof's", cp.Origin, cp.Size)
 	}
-	if err := verifyConsistency(certified, cp, c.Consistency); err != nil {
+	if err := audit.VerifyConsistency(certified, cp, c.Consistency); err != nil {
 		return fmt.Errorf("%s's checkpoint at size %d does not extend the certified one at size %d: %w", cp.Origin, cp.Size, certified.Size, err)
 	}
 	v.Proved = append(v.Proved, fmt.Sprintf("%s's checkpoint at size %d extends its checkpoint at size %d that the federation certified in round %d (consistency proof)",
@@ -106,11 +129,11 @@ func verifyGetProof(keys *federationKeys, resp *portal.GetResponse, v *getVerifi
 
 // verifyGetItem checks that an item's leaf is what the item says and that
 // it is in cp.
-func verifyGetItem(cp signedCheckpoint, item portal.DataItem) error {
+func verifyGetItem(cp audit.Checkpoint, item portal.DataItem) error {
 	if item.Index == nil || len(item.Leaf) == 0 {
 		return fmt.Errorf("entry %s has no index or leaf (ask with --full)", item.Identifier)
 	}
-	l, err := parseLeaf(item.Leaf)
+	l, err := audit.ParseLeaf(item.Leaf)
 	if err != nil {
 		return fmt.Errorf("entry %s: %w", item.Identifier, err)
 	}
@@ -125,7 +148,7 @@ func verifyGetItem(cp signedCheckpoint, item portal.DataItem) error {
 		return fmt.Errorf("entry %s (index %d) is newer than the checkpoint at size %d; ask again after the next checkpoint",
 			item.Identifier, *item.Index, cp.Size)
 	}
-	if err := verifyInclusion(*item.Index, cp.Size, rfc6962.DefaultHasher.HashLeaf(item.Leaf), item.Inclusion, cp.Root); err != nil {
+	if err := audit.VerifyInclusion(*item.Index, cp.Size, rfc6962.DefaultHasher.HashLeaf(item.Leaf), item.Inclusion, cp.Root); err != nil {
 		return fmt.Errorf("entry %s (index %d) in %s's checkpoint at size %d: %w", item.Identifier, *item.Index, cp.Origin, cp.Size, err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
 	"github.com/intermesh/intermesh/testnet"
@@ -15,7 +14,7 @@ import (
 // provenGet asks node i for identifier with Full until meshctl's verifier
 // proves the answer (the entry must be under a checkpoint that extends a
 // certified one), and returns that answer.
-func provenGet(t *testing.T, net *auditNet, keys *federationKeys, i int, identifier string) *portal.GetResponse {
+func provenGet(t *testing.T, net *auditNet, keys *getVerifier, i int, identifier string) *portal.GetResponse {
 	t.Helper()
 	c, err := client.New(net.PortalURL(i))
 	if err != nil {
@@ -39,11 +38,7 @@ func provenGet(t *testing.T, net *auditNet, keys *federationKeys, i int, identif
 
 func TestGetVerifyProvesAnEntryAgainstTheFederationsCertificate(t *testing.T) {
 	net := startAuditNet(t)
-	fed, err := config.LoadFederation(net.fedPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := newFederationKeys(fed)
+	keys, err := newGetVerifier(net.fedPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/intermesh/intermesh/internal/keyfile"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
@@ -49,20 +49,14 @@ const (
 	keyAuthentication = "authentication"
 )
 
-// Keystore permissions: nothing in it is readable by anyone but the owner.
-const (
-	dirMode  fs.FileMode = 0o700
-	fileMode fs.FileMode = 0o600
-)
-
 // Keystore errors, matched with errors.Is.
 var (
 	// ErrExists: the keystore refuses to overwrite a key, profile or device.
-	ErrExists = errors.New("already exists in the keystore")
+	ErrExists = keyfile.ErrExists
 	// ErrNotInKeystore: the profile, device or key is not in the keystore.
-	ErrNotInKeystore = errors.New("not in the keystore")
+	ErrNotInKeystore = keyfile.ErrNotExist
 	// ErrInsecure: a keystore file is readable or writable by others.
-	ErrInsecure = errors.New("keystore file is accessible by other users")
+	ErrInsecure = keyfile.ErrInsecure
 )
 
 // Keystore is the local store of private keys, profiles and devices.
@@ -75,7 +69,7 @@ func OpenKeystore(dir string) (*Keystore, error) {
 	if dir == "" {
 		return nil, errors.New("keystore: no directory given (--home or MESHCTL_HOME)")
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := os.MkdirAll(dir, keyfile.DirMode); err != nil {
 		return nil, fmt.Errorf("keystore: creating %s: %w", dir, err)
 	}
 	fi, err := os.Stat(dir)
@@ -99,11 +93,11 @@ func (ks *Keystore) entryDir(kind, id string) string {
 // create makes the directory of a new profile or device; it fails with
 // ErrExists if there is one already.
 func (ks *Keystore) create(kind, id string) (string, error) {
-	if err := os.MkdirAll(filepath.Join(ks.root, kind), dirMode); err != nil {
+	if err := os.MkdirAll(filepath.Join(ks.root, kind), keyfile.DirMode); err != nil {
 		return "", fmt.Errorf("keystore: %w", err)
 	}
 	dir := ks.entryDir(kind, id)
-	if err := os.Mkdir(dir, dirMode); err != nil {
+	if err := os.Mkdir(dir, keyfile.DirMode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("keystore: %s %s: %w", strings.TrimSuffix(kind, "s"), id, ErrExists)
 		}
@@ -131,107 +125,12 @@ func (ks *Keystore) list(kind string) ([]string, error) {
 	return ids, nil
 }
 
-// writeNew writes a new file (mode 0600), refusing to overwrite one.
-func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("keystore: refusing to overwrite %s: %w", path, ErrExists)
-	}
-	if err != nil {
-		return fmt.Errorf("keystore: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("keystore: writing %s: %w", path, err)
-	}
-	return nil
-}
-
-// replaceFile atomically replaces (or creates) a file with mode 0600.
-func replaceFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("keystore: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(fileMode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("keystore: writing %s: %w", path, err)
-	}
-	return nil
-}
-
-// readFile reads a keystore file, refusing one that others may read or
-// write (as ssh does with private keys).
-func readFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("keystore: %s: %w", path, ErrNotInKeystore)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("keystore: %s has mode %04o (run chmod 600 on it): %w", path, fi.Mode().Perm(), ErrInsecure)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
-	}
-	return b, nil
-}
-
-// writeJSON writes v as indented JSON, as a new file or replacing one.
-func writeJSON(path string, v any, replace bool) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("keystore: encoding %s: %w", path, err)
-	}
-	b = append(b, '\n')
-	if replace {
-		return replaceFile(path, b)
-	}
-	return writeNew(path, b)
-}
-
-// readJSON reads a JSON keystore file into v.
-func readJSON(path string, v any) error {
-	b, err := readFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("keystore: %s: %w", path, err)
-	}
-	return nil
-}
-
 // keyPath is the file of a named key in a profile or device directory.
 func keyPath(dir, name string) string { return filepath.Join(dir, name+".key") }
 
 // saveKey writes a private key as a new key file.
 func saveKey(dir, name string, k *mesh.PrivateKey) error {
-	return writeJSON(keyPath(dir, name), k.KeyData(), false)
+	return keyfile.WriteJSON(keyPath(dir, name), k.KeyData(), false)
 }
 
 // restoreKey writes a private key unless the same key is already there; a
@@ -253,7 +152,7 @@ func restoreKey(dir, name string, k *mesh.PrivateKey) (bool, error) {
 func loadKey(dir, name string) (*mesh.PrivateKey, error) {
 	path := keyPath(dir, name)
 	var kd mesh.KeyData
-	if err := readJSON(path, &kd); err != nil {
+	if err := keyfile.ReadJSON(path, &kd); err != nil {
 		return nil, err
 	}
 	k, err := kd.PrivateKey()
@@ -290,7 +189,7 @@ func (p *localProfile) Key(name string) (*mesh.PrivateKey, error) { return loadK
 
 // SaveState replaces the profile's state file.
 func (p *localProfile) SaveState() error {
-	return writeJSON(filepath.Join(p.Dir, fileState), &p.State, true)
+	return keyfile.WriteJSON(filepath.Join(p.Dir, fileState), &p.State, true)
 }
 
 // BindAccount records that the profile is bound to account (once, whatever
@@ -306,13 +205,13 @@ func (p *localProfile) BindAccount(account string) error {
 // Profile loads the profile with identifier id.
 func (ks *Keystore) Profile(id string) (*localProfile, error) {
 	p := &localProfile{Dir: ks.entryDir(kindProfiles, id)}
-	if err := readJSON(filepath.Join(p.Dir, fileState), &p.State); err != nil {
+	if err := keyfile.ReadJSON(filepath.Join(p.Dir, fileState), &p.State); err != nil {
 		if errors.Is(err, ErrNotInKeystore) {
 			return nil, fmt.Errorf("keystore: profile %s: %w", id, ErrNotInKeystore)
 		}
 		return nil, err
 	}
-	b, err := readFile(filepath.Join(p.Dir, fileProfile))
+	b, err := keyfile.Read(filepath.Join(p.Dir, fileProfile))
 	if err != nil {
 		return nil, err
 	}
@@ -430,19 +329,19 @@ type localDevice struct {
 
 // SaveState replaces the device's state file.
 func (d *localDevice) SaveState() error {
-	return writeJSON(filepath.Join(d.Dir, fileState), &d.State, true)
+	return keyfile.WriteJSON(filepath.Join(d.Dir, fileState), &d.State, true)
 }
 
 // Device loads the device with identifier id.
 func (ks *Keystore) Device(id string) (*localDevice, error) {
 	d := &localDevice{Dir: ks.entryDir(kindDevices, id)}
-	if err := readJSON(filepath.Join(d.Dir, fileState), &d.State); err != nil {
+	if err := keyfile.ReadJSON(filepath.Join(d.Dir, fileState), &d.State); err != nil {
 		if errors.Is(err, ErrNotInKeystore) {
 			return nil, fmt.Errorf("keystore: device %s: %w", id, ErrNotInKeystore)
 		}
 		return nil, err
 	}
-	b, err := readFile(filepath.Join(d.Dir, fileDevice))
+	b, err := keyfile.Read(filepath.Join(d.Dir, fileDevice))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intermesh/intermesh/internal/keyfile"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
@@ -59,9 +60,9 @@ func TestKeystoreFilesAre0600AndDirectories0700(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		want := fileMode
+		want := keyfile.FileMode
 		if d.IsDir() {
-			want = dirMode
+			want = keyfile.DirMode
 		}
 		if fi.Mode().Perm() != want {
 			t.Errorf("%s has mode %04o, want %04o", path, fi.Mode().Perm(), want)

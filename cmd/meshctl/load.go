@@ -84,13 +84,7 @@ latest writes. Exit status 0 only when every write passes.`,
 				if err != nil {
 					return err
 				}
-				if err := opts.emit(cmd, rep, rep.WriteText); err != nil {
-					return err
-				}
-				if !rep.OK {
-					return &exitError{code: exitFailure}
-				}
-				return nil
+				return opts.emitVerdict(cmd, rep, rep.WriteText, rep.OK)
 			}
 			rep, err := loadgen.Run(cmd.Context(), loadgen.Config{
 				Portals: nodes, Rate: o.rate, Duration: o.duration, Accounts: o.accounts,

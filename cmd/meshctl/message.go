@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/intermesh/intermesh/internal/keyfile"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -195,7 +196,7 @@ func trustedSigners(ctx context.Context, c *portalClient, ks *Keystore) (mesh.Ke
 			return nil, err
 		}
 		var conn mesh.Envelope
-		if err := readJSON(filepath.Join(d.Dir, fileConnection), &conn); err == nil {
+		if err := keyfile.ReadJSON(filepath.Join(d.Dir, fileConnection), &conn); err == nil {
 			if k, _, err := mesh.DeviceKey(&conn, parent); err == nil {
 				keys[k.UDF()] = k
 			}

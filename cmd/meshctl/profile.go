@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/intermesh/intermesh/internal/keyfile"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -134,7 +135,7 @@ published when an account is created with it ('meshctl account create').`,
 
 // saveProfile writes a new profile's entry, state and keys.
 func saveProfile(p *localProfile, k *profileKeys) error {
-	if err := writeNew(filepath.Join(p.Dir, fileProfile), append(append([]byte(nil), p.Entry...), '\n')); err != nil {
+	if err := keyfile.WriteNew(filepath.Join(p.Dir, fileProfile), append(append([]byte(nil), p.Entry...), '\n')); err != nil {
 		return err
 	}
 	for _, kk := range []struct {
@@ -145,7 +146,7 @@ func saveProfile(p *localProfile, k *profileKeys) error {
 			return err
 		}
 	}
-	return writeJSON(filepath.Join(p.Dir, fileState), &p.State, false)
+	return keyfile.WriteJSON(filepath.Join(p.Dir, fileState), &p.State, false)
 }
 
 // describeProfile is the JSON form of a local profile.
@@ -256,7 +257,7 @@ version newer than the one it holds, so an old version cannot be replayed.`,
 				return c.wrap("publishing profile "+p.State.Identifier, err)
 			}
 			p.Entry = entry
-			if err := replaceFile(filepath.Join(p.Dir, fileProfile), append(append([]byte(nil), entry...), '\n')); err != nil {
+			if err := keyfile.Replace(filepath.Join(p.Dir, fileProfile), append(append([]byte(nil), entry...), '\n')); err != nil {
 				return fmt.Errorf("the new version was published, but saving it in the keystore failed: %w", err)
 			}
 			return opts.emit(cmd, publishResult{Type: mesh.TypeProfileMesh, Identifier: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription},

@@ -299,3 +299,15 @@ func (o *globalOptions) emit(cmd *cobra.Command, v any, human func(w io.Writer))
 	human(w)
 	return nil
 }
+
+// emitVerdict is emit for a check: after the output, a check that did not
+// hold (ok false) exits with exitFailure.
+func (o *globalOptions) emitVerdict(cmd *cobra.Command, v any, human func(w io.Writer), ok bool) error {
+	if err := o.emit(cmd, v, human); err != nil {
+		return err
+	}
+	if !ok {
+		return &exitError{code: exitFailure}
+	}
+	return nil
+}
