@@ -25,12 +25,16 @@ func newAccountCommand(opts *globalOptions) *cobra.Command {
 
 func newAccountValidateCommand(opts *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate NAME",
+		Use:   "validate NAME@DOMAIN",
 		Short: "Ask the portal whether an account name is acceptable and free (ValidateAccount)",
-		Long: `Ask the portal whether an account name is acceptable and free. The exit code is
-0 if it is, 1 if it is not (the reason is printed).`,
+		Long: `Ask the portal whether an account name (NAME@DOMAIN, e.g. alice@example.com) is
+acceptable and free. The exit code is 0 if it is, 1 if it is not (the reason is
+printed), 2 for a name without a domain.`,
 		Args: exactArgs(1, "one account name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if local, domain, _ := strings.Cut(args[0], "@"); local == "" || domain == "" {
+				return usagef(cmd, "account validate %q: an account name is NAME@DOMAIN, for example alice@example.com", args[0])
+			}
 			c, err := opts.client()
 			if err != nil {
 				return err

@@ -263,7 +263,7 @@ func TestJSONOutputParses(t *testing.T) {
 	alice.createProfile("alice")
 	for _, args := range [][]string{
 		{"hello"}, {"status"}, {"profile", "list"}, {"profile", "show"},
-		{"account", "validate", "bob"}, {"account", "create", "bob"},
+		{"account", "validate", "bob@example.com"}, {"account", "create", "bob"},
 		{"device", "list"}, {"device", "pending"},
 	} {
 		var v any
@@ -293,6 +293,8 @@ func TestErrorsExitNonZeroWithAClearMessage(t *testing.T) {
 		want string
 	}{
 		{[]string{"account", "create"}, "takes one account name"},
+		{[]string{"account", "validate", "alice"}, "an account name is NAME@DOMAIN"},
+		{[]string{"account", "validate", "alice@"}, "an account name is NAME@DOMAIN"},
 		{[]string{"get"}, "exactly one of --id"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"profile"}, "needs a subcommand"},
