@@ -14,18 +14,28 @@ import (
 )
 
 // VerifyReport is the outcome of Verify. Its JSON is 'meshctl load
-// --verify --json'.
+// --verify --json' (docs/cli.md lists the fields).
 type VerifyReport struct {
-	OK       bool           `json:"ok"`
-	Writes   int            `json:"writes"`
-	Served   int            `json:"served_by_portal"`
-	Replicas int            `json:"served_by_every_replica"`
-	Included int            `json:"included_under_certificate"`
-	Members  int            `json:"members"`
-	Origins  []OriginReport `json:"origins"`
-	// NotMembers counts the writes acknowledged by portals that are not
-	// members of the federation (an acks file of another federation);
-	// they are one failure, not one each.
+	// OK is true when every write was found everywhere and there was no
+	// failure.
+	OK bool `json:"ok"`
+	// Writes counts the acknowledged writes of the acks file.
+	Writes int `json:"writes"`
+	// Served, Replicas and Included count the writes served by the portal
+	// that acknowledged them, served by every other member's replica, and
+	// proved included under a certified checkpoint.
+	Served   int `json:"served_by_portal"`
+	Replicas int `json:"served_by_every_replica"`
+	Included int `json:"included_under_certificate"`
+	// Members counts the federation's members.
+	Members int `json:"members"`
+	// Origins are what was checked at each member with writes.
+	Origins []OriginReport `json:"origins"`
+	// NotMembers counts the writes of the acks file acknowledged by
+	// portals that are not members of the federation (the file was
+	// written by a load against another federation: a load run appends
+	// to it). They are not checked further, and they are one failure
+	// naming those portals, not one each; the field is left out when 0.
 	NotMembers int `json:"not_members,omitempty"`
 	// Failures are the first MaxFailures problems; FailureCount
 	// counts them all.
