@@ -14,8 +14,8 @@ import (
 // Certificate is a master-hash certificate: the vote note of a round signed
 // by at least a quorum of members, and the checkpoints it covers.
 //
-// Its JSON form (also the form of a gossiped vote, which is a certificate
-// with one signature) is
+// Its JSON form (a gossiped vote is the same note with one signature, and
+// covers the checkpoints by hash instead of carrying them; see voteWire) is
 //
 //	{"round": 172800000,
 //	 "note": "testnet/master\n3\n<base64 M_r>\nround 172800000\n\n— testnet/node0 <sig>\n— testnet/node1 <sig>\n— testnet/node2 <sig>\n",
@@ -33,16 +33,23 @@ type Certificate struct {
 	MasterHash []byte
 }
 
+// certWire is the JSON form of a Certificate.
+type certWire struct {
+	Round       uint64   `json:"round"`
+	Note        string   `json:"note"`
+	Checkpoints []string `json:"checkpoints"`
+}
+
 // MarshalJSON encodes the certificate in the documented JSON form.
 func (c Certificate) MarshalJSON() ([]byte, error) {
-	w := voteWire{Round: c.Round, Note: string(c.Note), Checkpoints: notesToStrings(c.Checkpoints)}
+	w := certWire{Round: c.Round, Note: string(c.Note), Checkpoints: notesToStrings(c.Checkpoints)}
 	return json.Marshal(w)
 }
 
 // UnmarshalJSON decodes the documented JSON form; it verifies nothing (see
 // VerifyCertificate) and leaves MasterHash empty.
 func (c *Certificate) UnmarshalJSON(b []byte) error {
-	var w voteWire
+	var w certWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}

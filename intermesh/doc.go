@@ -78,13 +78,19 @@
 //	— test/node0 <base64 of 4-byte key hash || Ed25519 signature>
 //
 // signed by the voter (key name = its origin). Gossiped, it travels as JSON
-// together with the checkpoints it covers, in origin order, so that a member
-// that missed a checkpoint gets it with the vote:
+// together with the leaves of the checkpoints it covers, in origin order:
+// each origin and the base64 SHA-256 of its signed note, what M_r commits to:
 //
-//	{"round":1767225600,"note":"test/master\n4\n...","checkpoints":["test/node0\n...","test/node1\n...",...]}
+//	{"round":1767225600,"note":"test/master\n4\n...","covers":[{"origin":"test/node0","hash":"<base64>"},...]}
 //
-// This is also the JSON form of a Certificate, which is a vote carrying a
-// quorum of signatures. The records topic /intermesh/<federation>/records/1
+// A vote does not carry the checkpoint notes (they travel on the checkpoint
+// topic): a receiver counts its signatures at once, and forms a certificate
+// over it only once it holds every note covered. Carrying the notes made a
+// vote of 16 members about 4.5 KB and most of a member's traffic; on slow,
+// lossy paths that volume, not the vote rule, decided whether rounds
+// certified (docs/scaling.md, "Liveness over a wide-area network"). A
+// Certificate, a vote carrying a quorum of signatures, does carry the notes
+// (see Certificate). The records topic /intermesh/<federation>/records/1
 // carries records batches signed by their origin (see Replication), and the
 // evidence topic /intermesh/<federation>/evidence/1 carries Evidence JSON
 // (see Equivocation).
@@ -124,10 +130,8 @@
 // grows, until the round leaves the round window, but at most once per
 // QuorumGrace (at once when the set becomes every counted member's, or when
 // another member voted over exactly that set): the checkpoints that arrive
-// within that time are covered by one re-vote, not one each. A vote carries
-// every checkpoint it covers, so on slow, lossy paths a re-vote per arrival
-// was most of a member's traffic (docs/scaling.md, "Liveness over a
-// wide-area network"). A member never signs a set it does not hold in full.
+// within that time are covered by one re-vote, not one each. A member never
+// signs a set it does not hold in full, and never certifies one either.
 //
 // Why this converges: in the common case every member receives every
 // checkpoint within milliseconds and votes once, by rule 1, over the same

@@ -10,6 +10,8 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/intermesh/intermesh/config"
 )
 
 // Topic kinds; the topic names are /intermesh/<federation>/<kind>/1.
@@ -26,15 +28,24 @@ func topicKinds() []string {
 }
 
 // Gossip limits. Checkpoint notes are a few hundred bytes; a vote carries
-// one note plus the checkpoints it covers (see the package comment).
+// one note plus the origin and hash of each checkpoint it covers (see the
+// package comment).
 const (
 	maxCheckpointSize = 4 << 10
 	maxRecordsSize    = 1<<20 - 4<<10 // under pubsub's 1 MiB message limit
 	queueSize         = 1024          // per-peer outbound and validation queues
 )
 
-// maxVoteSize is the size limit of a vote of a federation of n members.
-func maxVoteSize(n int) int { return 8<<10 + n*2*maxCheckpointSize }
+// maxVoteSize is the size limit of a vote of a federation: 8 KiB for the
+// note and the framing, and per member a cover of its origin (at most 6
+// bytes per byte, JSON-escaped) and base64 hash.
+func maxVoteSize(fed *config.Federation) int {
+	n := 8 << 10
+	for _, fm := range fed.Members {
+		n += 6*len(fm.Origin) + 96
+	}
+	return n
+}
 
 // TopicName returns the gossip topic of a kind ("checkpoint", "master",
 // "records" or "evidence") in a federation: /intermesh/<federation>/<kind>/1.
@@ -204,7 +215,7 @@ type outbound struct {
 }
 
 // gossip queues data for publication on a topic; it never blocks (gossip is
-// not reliable delivery anyway, and votes carry their checkpoints).
+// not reliable delivery anyway).
 func (m *Mesh) gossip(kind string, data []byte) {
 	select {
 	case m.outbox <- outbound{kind, data}:

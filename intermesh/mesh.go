@@ -135,19 +135,20 @@ type member struct {
 // (Certificate, LatestCheckpoints, Evidence ...) read a snapshot the loop
 // publishes, so they never wait for the loop.
 type Mesh struct {
-	cfg       Config
-	fed       *config.Federation
-	period    time.Duration
-	quorum    int
-	self      member
-	members   map[string]member // by origin
-	byPeer    map[peer.ID]string
-	verifiers note.Verifiers // every member's key
-	signer    note.Signer
-	log       *slog.Logger
-	metrics   *metrics
-	store     *store
-	sigCache  *sigCache
+	cfg         Config
+	fed         *config.Federation
+	period      time.Duration
+	quorum      int
+	self        member
+	members     map[string]member // by origin
+	byPeer      map[peer.ID]string
+	verifiers   note.Verifiers // every member's key
+	maxVoteSize int            // the size limit of a vote (maxVoteSize)
+	signer      note.Signer
+	log         *slog.Logger
+	metrics     *metrics
+	store       *store
+	sigCache    *sigCache
 
 	host   host.Host
 	gater  *gater
@@ -297,6 +298,7 @@ func newMesh(cfg Config) (*Mesh, error) {
 		vs = append(vs, v)
 	}
 	m.verifiers = note.VerifierList(vs...)
+	m.maxVoteSize = maxVoteSize(fed)
 	self, ok := m.members[cfg.Origin]
 	if !ok {
 		return nil, bad("Origin", "%q is not a member of federation %q", cfg.Origin, fed.Name)

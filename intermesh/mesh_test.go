@@ -164,7 +164,7 @@ func TestNoQuorumCommitsOwnVote(t *testing.T) {
 		if res.Outcome != OutcomeNoQuorum {
 			t.Fatalf("%s: outcome %q, want %q", n.origin, res.Outcome, OutcomeNoQuorum)
 		}
-		v, err := n.parseVote(mustJSON(t, Certificate{Round: r, Note: res.Note, Checkpoints: res.Checkpoints}))
+		v, err := n.parseVote(mustVote(t, r, res.Note, coversOf(t, res.Checkpoints)))
 		if err != nil {
 			t.Fatalf("%s: committed vote: %v", n.origin, err)
 		}

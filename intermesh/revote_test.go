@@ -62,7 +62,7 @@ func TestCheckpointsArrivingTogetherCostOneReVote(t *testing.T) {
 			if err != nil || len(n.Sigs) != 1 || n.Sigs[0].Name != a.origin {
 				continue
 			}
-			sizes = append(sizes, len(w.Checkpoints))
+			sizes = append(sizes, len(w.Covers))
 		}
 		return sizes
 	}

@@ -167,6 +167,11 @@ func (st *state) addCheckpoint(hc heldCheckpoint) verdict {
 	if rs := st.round(r); rs != nil {
 		rs.held[o] = hc
 		rs.dirty = true
+		for _, b := range rs.ballots {
+			if b.checkpoints == nil {
+				st.checkCertificate(rs, b) // it may have waited for this note
+			}
+		}
 	}
 	return accepted
 }
@@ -216,11 +221,12 @@ func (st *state) recordEvidence(ev Evidence, found bool) {
 	}
 }
 
-// addVote is the stateful part of a verified vote: it records the
-// checkpoints the vote carries and the new member signatures. A vote that
-// brings no new counted signature (or whose signer already signed
-// maxTextsPerSigner texts this round) changes nothing: no round, no
-// ballot, no checkpoint.
+// addVote is the stateful part of a verified vote: it records the new
+// member signatures, and certifies if they make a quorum and the node holds
+// every note covered (else addCheckpoint certifies when the last arrives).
+// A vote that brings no new counted signature (or whose signer already
+// signed maxTextsPerSigner texts this round) changes nothing: no round, no
+// ballot.
 func (st *state) addVote(v vote) verdict {
 	if v.round < st.floor {
 		return ignored("vote for dropped round %d", v.round)
@@ -253,12 +259,9 @@ func (st *state) addVote(v vote) verdict {
 	if rs == nil {
 		return ignored("vote for dropped round %d", v.round)
 	}
-	for _, hc := range v.checkpoints {
-		st.addCheckpoint(hc)
-	}
 	b := rs.ballots[v.text]
 	if b == nil {
-		b = &ballot{text: v.text, body: v.voteBody, checkpoints: v.checkpoints, sigs: map[string]note.Signature{}}
+		b = &ballot{text: v.text, body: v.voteBody, covers: v.covers, sigs: map[string]note.Signature{}}
 		rs.ballots[v.text] = b
 	}
 	for _, s := range fresh {
@@ -329,19 +332,19 @@ func (st *state) refreshCandidate(rs *roundState) {
 	}
 	origins := slices.Sorted(maps.Keys(rs.held))
 	cps := make([]heldCheckpoint, len(origins))
-	notes := make([][]byte, len(origins))
+	covers := make([]cover, len(origins))
 	for i, o := range origins {
 		cps[i] = rs.held[o]
-		notes[i] = cps[i].note
+		covers[i] = cover{origin: o, hash: cps[i].hash}
 	}
-	mh, err := MasterHash(origins, notes)
+	mh, err := masterHashOf(covers)
 	if err != nil {
 		st.m.log.Error("master hash", "round", rs.round, "err", err)
 		return
 	}
 	body := voteBody{round: rs.round, count: len(cps), masterHash: mh}
 	text := voteText(st.m.fed.Name, rs.round, len(cps), mh)
-	rs.candidate = &ballot{text: text, body: body, checkpoints: cps, sigs: map[string]note.Signature{}}
+	rs.candidate = &ballot{text: text, body: body, covers: covers, checkpoints: cps, sigs: map[string]note.Signature{}}
 }
 
 // activeMembers is how many members still count (not equivocated).
@@ -403,6 +406,9 @@ func (st *state) vote(rs *roundState, c *ballot) {
 		b = c
 		rs.ballots[c.text] = b
 	}
+	if b.checkpoints == nil {
+		b.checkpoints = c.checkpoints // the same text covers the same notes
+	}
 	b.sigs[m.self.origin] = n.Sigs[0]
 	rs.signed[c.text] = true
 	rs.own = b
@@ -429,9 +435,12 @@ func (st *state) checkCertificate(rs *roundState, b *ballot) {
 	if len(signers) < m.quorum {
 		return
 	}
-	if rs.cert != nil && len(b.checkpoints) <= len(rs.cert.Checkpoints) &&
+	if rs.cert != nil && len(b.covers) <= len(rs.cert.Checkpoints) &&
 		!(b.text == rs.certText && len(signers) > rs.certSigs) {
 		return
+	}
+	if !b.resolve(st, rs) {
+		return // certified once the node holds every note it covers
 	}
 	msg, err := b.signedNote(signers)
 	if err != nil {

@@ -63,7 +63,8 @@ type heldCheckpoint struct {
 }
 
 // sigCache remembers the SHA-256 of signed checkpoint notes whose signature
-// has been verified, so the copies that votes carry are not verified again.
+// has been verified, so a copy that arrives again (re-gossiped on the
+// checkpoint topic after the message cache forgot it) is not verified again.
 // It is safe for concurrent use; it forgets everything when full.
 type sigCache struct {
 	mu   sync.Mutex

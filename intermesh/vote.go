@@ -31,17 +31,35 @@ func MasterHash(origins []string, signedCheckpoints [][]byte) ([]byte, error) {
 	if len(origins) != len(signedCheckpoints) {
 		return nil, fmt.Errorf("intermesh: master hash: %d origins for %d checkpoints", len(origins), len(signedCheckpoints))
 	}
+	covers := make([]cover, len(origins))
+	for i, o := range origins {
+		covers[i] = cover{origin: o, hash: sha256.Sum256(signedCheckpoints[i])}
+	}
+	return masterHashOf(covers)
+}
+
+// cover is one checkpoint a vote covers: its origin and the SHA-256 of its
+// signed note, the two halves of its MasterLeaf.
+type cover struct {
+	origin string
+	hash   [sha256.Size]byte
+}
+
+// masterHashOf returns M_r over the covered checkpoints, given in strictly
+// increasing origin order.
+func masterHashOf(covers []cover) ([]byte, error) {
 	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	r := rf.NewEmptyRange(0)
-	for i, o := range origins {
-		if i > 0 && origins[i-1] >= o {
-			return nil, fmt.Errorf("intermesh: master hash: origins not in strictly increasing order at %q", o)
+	for i, c := range covers {
+		if i > 0 && covers[i-1].origin >= c.origin {
+			return nil, fmt.Errorf("intermesh: master hash: origins not in strictly increasing order at %q", c.origin)
 		}
-		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(MasterLeaf(o, signedCheckpoints[i])), nil); err != nil {
+		leaf := append([]byte(c.origin), c.hash[:]...)
+		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(leaf), nil); err != nil {
 			return nil, fmt.Errorf("intermesh: master hash: %w", err)
 		}
 	}
-	if len(origins) == 0 {
+	if len(covers) == 0 {
 		return rfc6962.DefaultHasher.EmptyRoot(), nil
 	}
 	root, err := r.GetRootHash(nil)
@@ -90,40 +108,38 @@ func parseVoteText(fed, text string) (voteBody, error) {
 	return voteBody{round: r, count: count, masterHash: mh}, nil
 }
 
-// voteWire is the JSON form of a gossiped vote, and of a Certificate: the
-// signed vote note and the signed checkpoint notes it covers, in origin
-// order.
+// voteWire is the JSON form of a gossiped vote: the signed vote note and
+// the checkpoints it covers, in origin order, each as its origin and the
+// base64 SHA-256 of its signed note. A vote does not carry the notes: the
+// checkpoint topic delivers them, and a receiver counts a vote's signatures
+// at once but certifies only once it holds every note covered.
 type voteWire struct {
-	Round       uint64   `json:"round"`
-	Note        string   `json:"note"`
-	Checkpoints []string `json:"checkpoints"`
+	Round  uint64      `json:"round"`
+	Note   string      `json:"note"`
+	Covers []coverWire `json:"covers"`
 }
 
-// vote is a gossiped vote whose signatures, checkpoints and master hash
-// have been verified.
+// coverWire is the JSON form of a cover.
+type coverWire struct {
+	Origin string `json:"origin"`
+	Hash   string `json:"hash"`
+}
+
+// vote is a gossiped vote whose signatures, covers and master hash have
+// been verified.
 type vote struct {
 	voteBody
-	text        string
-	sigs        []note.Signature // verified member signatures
-	checkpoints []heldCheckpoint // origin order
-}
-
-// origins returns the origins of the checkpoints the vote covers.
-func (v vote) origins() []string {
-	out := make([]string, len(v.checkpoints))
-	for i, hc := range v.checkpoints {
-		out[i] = hc.cp.Origin
-	}
-	return out
+	text   string
+	sigs   []note.Signature // verified member signatures
+	covers []cover          // origin order
 }
 
 // parseVote is the stateless check of a gossiped vote: size, JSON form,
 // note format, at least one valid member signature (and no invalid one),
-// round in the window, and checkpoints that are valid, of that round, in
-// strictly increasing origin order, as many as the note says, and whose
-// master hash is the note's.
+// round in the window, and covers of members, in strictly increasing origin
+// order, as many as the note says, whose master hash is the note's.
 func (m *Mesh) parseVote(data []byte) (vote, error) {
-	if lim := maxVoteSize(len(m.members)); len(data) > lim {
+	if lim := m.maxVoteSize; len(data) > lim {
 		return vote{}, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidVote, len(data), lim)
 	}
 	var w voteWire
@@ -146,28 +162,26 @@ func (m *Mesh) parseVote(data []byte) (vote, error) {
 	if !m.inWindow(body.round) {
 		return vote{}, fmt.Errorf("%w: %s", ErrInvalidVote, m.windowError(body.round))
 	}
-	if body.count != len(w.Checkpoints) || body.count > len(m.members) {
-		return vote{}, fmt.Errorf("%w: note counts %d checkpoints, message carries %d", ErrInvalidVote, body.count, len(w.Checkpoints))
+	if body.count != len(w.Covers) || body.count > len(m.members) {
+		return vote{}, fmt.Errorf("%w: note counts %d checkpoints, message covers %d", ErrInvalidVote, body.count, len(w.Covers))
 	}
-	v := vote{voteBody: body, text: n.Text, sigs: n.Sigs}
-	notes := make([][]byte, len(w.Checkpoints))
-	for i, c := range w.Checkpoints {
-		hc, err := m.verifyCheckpoint([]byte(c))
-		if err != nil {
-			return vote{}, fmt.Errorf("%w: checkpoint %d: %w", ErrInvalidVote, i, err)
+	v := vote{voteBody: body, text: n.Text, sigs: n.Sigs, covers: make([]cover, len(w.Covers))}
+	for i, c := range w.Covers {
+		if _, ok := m.members[c.Origin]; !ok {
+			return vote{}, fmt.Errorf("%w: covers %q, not a member", ErrInvalidVote, c.Origin)
 		}
-		if hc.cp.Round != body.round {
-			return vote{}, fmt.Errorf("%w: checkpoint of %q is for round %d", ErrInvalidVote, hc.cp.Origin, hc.cp.Round)
+		h, err := base64.StdEncoding.DecodeString(c.Hash)
+		if err != nil || len(h) != sha256.Size || base64.StdEncoding.EncodeToString(h) != c.Hash {
+			return vote{}, fmt.Errorf("%w: hash %q of %q", ErrInvalidVote, c.Hash, c.Origin)
 		}
-		v.checkpoints = append(v.checkpoints, hc)
-		notes[i] = hc.note
+		v.covers[i] = cover{origin: c.Origin, hash: [sha256.Size]byte(h)}
 	}
-	mh, err := MasterHash(v.origins(), notes)
+	mh, err := masterHashOf(v.covers)
 	if err != nil {
 		return vote{}, fmt.Errorf("%w: %w", ErrInvalidVote, err)
 	}
 	if !bytes.Equal(mh, body.masterHash) {
-		return vote{}, fmt.Errorf("%w: master hash of the checkpoints differs from the note's", ErrInvalidVote)
+		return vote{}, fmt.Errorf("%w: master hash of the covered checkpoints differs from the note's", ErrInvalidVote)
 	}
 	return v, nil
 }
@@ -176,8 +190,32 @@ func (m *Mesh) parseVote(data []byte) (vote, error) {
 type ballot struct {
 	text        string
 	body        voteBody
-	checkpoints []heldCheckpoint
+	covers      []cover
+	checkpoints []heldCheckpoint          // the notes covered, once all are held; nil until then
 	sigs        map[string]note.Signature // by signer (member origin)
+}
+
+// resolve finds the notes b covers among the checkpoints of round rs that
+// the node holds, and reports whether it holds them all.
+func (b *ballot) resolve(st *state, rs *roundState) bool {
+	if b.checkpoints != nil {
+		return true
+	}
+	cps := make([]heldCheckpoint, len(b.covers))
+	for i, c := range b.covers {
+		hc, ok := rs.held[c.origin]
+		if !ok || hc.hash != c.hash {
+			if os := st.origins[c.origin]; os != nil {
+				hc, ok = os.notes[rs.round]
+			}
+		}
+		if !ok || hc.hash != c.hash {
+			return false
+		}
+		cps[i] = hc
+	}
+	b.checkpoints = cps
+	return true
 }
 
 // signedNote returns the vote note with the signatures of the given signers,
@@ -201,23 +239,24 @@ func (b *ballot) wire(signers []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := voteWire{Round: b.body.round, Note: string(msg)}
-	for _, hc := range b.checkpoints {
-		w.Checkpoints = append(w.Checkpoints, string(hc.note))
+	return encodeVote(b.body.round, msg, b.covers)
+}
+
+// encodeVote returns the gossiped JSON form of a signed vote note.
+func encodeVote(round uint64, msg []byte, covers []cover) ([]byte, error) {
+	w := voteWire{Round: round, Note: string(msg), Covers: make([]coverWire, len(covers))}
+	for i, c := range covers {
+		w.Covers[i] = coverWire{Origin: c.origin, Hash: base64.StdEncoding.EncodeToString(c.hash[:])}
 	}
 	return json.Marshal(w)
 }
 
 // SignVote returns the gossiped JSON form of a vote of a federation for a
-// round over signed checkpoint notes (in any order; the vote lists them in
+// round over signed checkpoint notes (in any order; the vote covers them in
 // origin order), signed by signer: what a member publishes on the master
 // topic. It checks the notes' form, not their signatures.
 func SignVote(federation string, round uint64, checkpoints [][]byte, signer note.Signer) ([]byte, error) {
-	type held struct {
-		origin string
-		note   []byte
-	}
-	hs := make([]held, len(checkpoints))
+	covers := make([]cover, len(checkpoints))
 	for i, c := range checkpoints {
 		j := bytes.LastIndex(c, []byte("\n\n"))
 		if j < 0 {
@@ -227,23 +266,16 @@ func SignVote(federation string, round uint64, checkpoints [][]byte, signer note
 		if err != nil {
 			return nil, fmt.Errorf("%w: checkpoint %d: %w", ErrInvalidVote, i, err)
 		}
-		hs[i] = held{cp.Origin, c}
+		covers[i] = cover{origin: cp.Origin, hash: sha256.Sum256(c)}
 	}
-	slices.SortFunc(hs, func(a, b held) int { return strings.Compare(a.origin, b.origin) })
-	origins, notes := make([]string, len(hs)), make([][]byte, len(hs))
-	w := voteWire{Round: round}
-	for i, h := range hs {
-		origins[i], notes[i] = h.origin, h.note
-		w.Checkpoints = append(w.Checkpoints, string(h.note))
-	}
-	mh, err := MasterHash(origins, notes)
+	slices.SortFunc(covers, func(a, b cover) int { return strings.Compare(a.origin, b.origin) })
+	mh, err := masterHashOf(covers)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := note.Sign(&note.Note{Text: voteText(federation, round, len(notes), mh)}, signer)
+	msg, err := note.Sign(&note.Note{Text: voteText(federation, round, len(covers), mh)}, signer)
 	if err != nil {
 		return nil, fmt.Errorf("intermesh: sign vote: %w", err)
 	}
-	w.Note = string(msg)
-	return json.Marshal(w)
+	return encodeVote(round, msg, covers)
 }
