@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -15,13 +14,13 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/internal/procstat"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
@@ -133,7 +132,7 @@ func monitorMemory(p *memoryPeak, stop <-chan struct{}, profile string) {
 			return
 		case <-t.C:
 		}
-		rss, anon := readProcStatus()
+		rss, anon, _ := procstat.Memory(0)
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		p.mu.Lock()
@@ -172,29 +171,6 @@ func (p *memoryPeak) take() (anon, rss, heap uint64) {
 	anon, rss, heap = p.anon, p.rss, p.heap
 	p.anon, p.rss, p.heap = 0, 0, 0
 	return anon, rss, heap
-}
-
-func readProcStatus() (rss, anon uint64) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseUint(fields[1], 10, 64)
-		switch fields[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "RssAnon:":
-			anon = kb << 10
-		}
-	}
-	return rss, anon
 }
 
 // BenchmarkGrowOneNodeToAMillionRecords grows one node's log to
@@ -338,7 +314,7 @@ func growNode(b *testing.B, n *Node, total uint64, profiles []*growthProfile) []
 		}
 	})
 	sample := func(records uint64) {
-		rss, anon := readProcStatus()
+		rss, anon, _ := procstat.Memory(0)
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		lsm, vlog := storeSizes(n.cfg.DataDir())

@@ -164,64 +164,63 @@ func (c *chaos) failed(err error) {
 // kill SIGKILLs a member and restarts it after a while; false when no
 // member could be picked.
 func (c *chaos) kill(ctx context.Context) bool {
-	i := c.pick()
-	if i < 0 {
-		return false
-	}
-	if err := c.p.Kill(i); err != nil {
-		c.failed(err)
-		c.heal(i)
-		return true
-	}
-	down := c.jitter(c.o.Down)
-	c.mu.Lock()
-	c.stats.Kills++
-	c.out[i] = true
-	c.mu.Unlock()
-	c.logf("SIGKILL node%d; restarting it in %s", i, down.Round(time.Millisecond))
-	c.later(ctx, down, func() {
-		if err := c.p.StartMember(context.WithoutCancel(ctx), i); err != nil {
-			c.failed(err)
-		} else {
-			c.mu.Lock()
-			c.stats.Restarts++
-			delete(c.out, i)
-			c.mu.Unlock()
-			c.logf("node%d restarted", i)
-			c.rejoined(ctx, i)
-		}
-		c.heal(i)
+	return c.inject(ctx, fault{
+		do:   c.p.Kill,
+		undo: func(i int) error { return c.p.StartMember(context.WithoutCancel(ctx), i) },
+		done: &c.stats.Kills, undone: &c.stats.Restarts,
+		doLog: "SIGKILL node%d; restarting it in %s", undoLog: "node%d restarted",
 	})
-	return true
 }
 
 // partition isolates a member from the others and heals it after a while;
 // false when no member could be picked.
 func (c *chaos) partition(ctx context.Context) bool {
+	return c.inject(ctx, fault{
+		do:   func(i int) error { return c.p.Isolate(i, true) },
+		undo: func(i int) error { return c.p.Isolate(i, false) },
+		done: &c.stats.Partitions, undone: &c.stats.Heals,
+		doLog: "partition node%d from the others for %s", undoLog: "node%d healed",
+	})
+}
+
+// fault is one kind of fault the chaos injects into a member.
+type fault struct {
+	// do starts the fault on member i, undo ends it.
+	do, undo func(i int) error
+	// done and undone are the ChaosStats counters of the two.
+	done, undone *int
+	// doLog (member, how long) and undoLog (member) are what is logged.
+	doLog, undoLog string
+}
+
+// inject picks a member, starts f on it and ends it after a jittered Down;
+// once ended, the member counts as faulty until it has rejoined. False
+// when no member could be picked.
+func (c *chaos) inject(ctx context.Context, f fault) bool {
 	i := c.pick()
 	if i < 0 {
 		return false
 	}
-	if err := c.p.Isolate(i, true); err != nil {
+	if err := f.do(i); err != nil {
 		c.failed(err)
 		c.heal(i)
 		return true
 	}
 	d := c.jitter(c.o.Down)
 	c.mu.Lock()
-	c.stats.Partitions++
+	*f.done++
 	c.out[i] = true
 	c.mu.Unlock()
-	c.logf("partition node%d from the others for %s", i, d.Round(time.Millisecond))
+	c.logf(f.doLog, i, d.Round(time.Millisecond))
 	c.later(ctx, d, func() {
-		if err := c.p.Isolate(i, false); err != nil {
+		if err := f.undo(i); err != nil {
 			c.failed(err)
 		} else {
 			c.mu.Lock()
-			c.stats.Heals++
+			*f.undone++
 			delete(c.out, i)
 			c.mu.Unlock()
-			c.logf("node%d healed", i)
+			c.logf(f.undoLog, i)
 			c.rejoined(ctx, i)
 		}
 		c.heal(i)

@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/internal/procstat"
 	"github.com/intermesh/intermesh/loadgen"
 	"github.com/intermesh/intermesh/node"
 	"github.com/intermesh/intermesh/portal"
@@ -320,7 +320,7 @@ func (p *Processes) sampleWhile(ctx context.Context, fig *soakFigures) {
 			if pid == 0 || !p.Running(i) {
 				continue
 			}
-			rss, anon := procMemory(pid)
+			rss, anon, _ := procstat.Memory(pid)
 			fig.MaxRSSBytes = max(fig.MaxRSSBytes, rss)
 			fig.MaxRssAnonBytes = max(fig.MaxRssAnonBytes, anon)
 			resp, err := hc.Get(p.PortalURL(i) + "/status.json")
@@ -339,30 +339,6 @@ func (p *Processes) sampleWhile(ctx context.Context, fig *soakFigures) {
 			}
 		}
 	}
-}
-
-// procMemory reads VmRSS and RssAnon of a process, in bytes.
-func procMemory(pid int) (rss, anon uint64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseUint(fields[1], 10, 64)
-		switch fields[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "RssAnon:":
-			anon = kb << 10
-		}
-	}
-	return rss, anon
 }
 
 // countCertifiedRounds reads every member's MasterHash records and counts,
