@@ -12,7 +12,7 @@
 // The leaf encoding of a record (what is hashed into the tree) is documented on
 // Record.MarshalLeaf; auditors recompute leaf hashes from it. The Badger key
 // layout is documented in keys.go: the log owns the keys starting with
-// KeyPrefix.
+// KeyPrefix (the list of every prefix of the store: see internal/keyspace).
 //
 // # Group commit and durability
 //

@@ -4,13 +4,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	ks "github.com/intermesh/intermesh/internal/keyspace"
 )
 
 // Key layout.
 //
 // Package log owns every Badger key whose first byte is KeyPrefix ('L',
-// 0x4C); other packages keeping state in the same DB (the Merkle tree, the
-// portal's accounts and profiles) must use other first bytes. Each log lives
+// 0x4C, keyspace.Log); other packages keeping state in the same DB (the
+// Merkle tree, the portal's accounts and profiles) use the other first bytes
+// that internal/keyspace lists (see internal/keyspace). Each log lives
 // in its own namespace, so that replica logs of peer origins can share the DB
 // and the record storage code:
 //
@@ -31,8 +34,9 @@ import (
 // as the derived state of the indexers), so the size can never disagree with
 // the records after a crash.
 
-// KeyPrefix is the first byte of every key package log writes.
-const KeyPrefix byte = 'L'
+// KeyPrefix is the first byte of every key package log writes; the list of
+// every prefix of the store is in internal/keyspace.
+const KeyPrefix = ks.Log
 
 // Tags following the namespace.
 const (
