@@ -29,10 +29,11 @@
 //
 // Every key the package writes starts with one of two bytes, which the log
 // (whose keys start with 'L') and the other users of the database never use
-// as their first byte:
+// as their first byte (see internal/keyspace, the list of every prefix of the
+// store):
 //
-//	't'  tree keys
-//	'c'  checkpoint keys
+//	't'  tree keys (keyspace.MerkleTree)
+//	'c'  checkpoint keys (keyspace.MerkleCheckpoint)
 //
 // followed by the tree's prefix (as given to NewTree) written as a uvarint
 // length and the prefix bytes, so that the key spaces of two trees with

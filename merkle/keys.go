@@ -2,12 +2,15 @@ package merkle
 
 import (
 	"encoding/binary"
+
+	"github.com/intermesh/intermesh/internal/keyspace"
 )
 
-// Key layout: see "Keys" in the package comment (doc.go).
+// Key layout: see "Keys" in the package comment (doc.go); the first bytes
+// are listed with every other prefix of the store in internal/keyspace.
 const (
-	treeSpace       = 't'
-	checkpointSpace = 'c'
+	treeSpace       = keyspace.MerkleTree
+	checkpointSpace = keyspace.MerkleCheckpoint
 
 	nodeKind       = 'n'
 	stateKind      = 's'

@@ -5,15 +5,18 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/intermesh/intermesh/internal/keyspace"
 )
 
 // replicaPrefixPrefix starts the tree prefix of every replica log.
-const replicaPrefixPrefix = "replica/"
+const replicaPrefixPrefix = keyspace.TreeReplica
 
 // ReplicaPrefix returns the tree prefix of the replica log of a peer origin:
 // "replica/" followed by the origin, e.g. "replica/example.org/node2". The
-// node's own tree uses another prefix ("local"), so the two never share keys
-// (see "Keys" in the package comment). The replica's tree is kept by
+// node's own tree uses another prefix ("local", keyspace.TreeLocal), so the
+// two never share keys (see "Keys" in the package comment and
+// internal/keyspace). The replica's tree is kept by
 // NewTree(nil, ReplicaPrefix(origin)) as the replica's batch indexer, and read
 // with NewTree(db, ReplicaPrefix(origin)).
 func ReplicaPrefix(origin string) []byte {
