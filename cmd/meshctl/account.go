@@ -30,11 +30,8 @@ func newAccountValidateCommand(opts *globalOptions) *cobra.Command {
 		Long: `Ask the portal whether an account name (NAME@DOMAIN, e.g. alice@example.com) is
 acceptable and free. The exit code is 0 if it is, 1 if it is not (the reason is
 printed), 2 for a name without a domain.`,
-		Args: exactArgs(1, "one account name"),
+		Args: accountArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if local, domain, _ := strings.Cut(args[0], "@"); local == "" || domain == "" {
-				return usagef(cmd, "account validate %q: an account name is NAME@DOMAIN, for example alice@example.com", args[0])
-			}
 			c, err := opts.client()
 			if err != nil {
 				return err
@@ -60,6 +57,40 @@ printed), 2 for a name without a domain.`,
 	}
 }
 
+// checkAccount is meshctl's one check of an account name on the command line
+// (where: "account create", "get --account"): NAME@DOMAIN, neither part
+// empty, or a usage error (exit 2). The portal also takes names without a
+// domain; meshctl creates and addresses only names with one.
+func checkAccount(cmd *cobra.Command, where, name string) error {
+	if local, domain, _ := strings.Cut(name, "@"); local == "" || domain == "" {
+		return usagef(cmd, "%s %q: an account name is NAME@DOMAIN, for example alice@example.com", where, name)
+	}
+	return nil
+}
+
+// accountArg is the Args of a command that takes one account name.
+func accountArg(cmd *cobra.Command, args []string) error {
+	if err := exactArgs(1, "one account name")(cmd, args); err != nil {
+		return err
+	}
+	return checkAccount(cmd, commandName(cmd), args[0])
+}
+
+// accountFlags is a PreRunE that checks the account names given to the
+// named flags (one not given is not checked: the command finds a default).
+func accountFlags(names ...string) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		for _, name := range names {
+			if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+				if err := checkAccount(cmd, commandName(cmd)+" --"+name, f.Value.String()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+}
+
 // accountResult is the JSON output of account create and delete.
 type accountResult struct {
 	Account           string
@@ -71,12 +102,13 @@ type accountResult struct {
 func newAccountCreateCommand(opts *globalOptions) *cobra.Command {
 	var profile string
 	cmd := &cobra.Command{
-		Use:   "create NAME [--profile PROFILE]",
+		Use:   "create NAME@DOMAIN [--profile PROFILE]",
 		Short: "Create an account bound to a profile of the keystore (CreateAccount)",
-		Long: `Create an account at the portal, bound to a profile of the keystore (--profile:
-its UDF, a prefix of it or its local name; default: the only profile). The
-portal registers the signed profile in the same log record.`,
-		Args: exactArgs(1, "one account name"),
+		Long: `Create an account (NAME@DOMAIN, e.g. alice@example.com) at the portal, bound to
+a profile of the keystore (--profile: its UDF, a prefix of it or its local
+name; default: the only profile). The portal registers the signed profile in
+the same log record. A name without a domain is a usage error (exit 2).`,
+		Args: accountArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := opts.findProfile(profile)
 			if err != nil {
@@ -110,13 +142,14 @@ portal registers the signed profile in the same log record.`,
 func newAccountDeleteCommand(opts *globalOptions) *cobra.Command {
 	var profile string
 	cmd := &cobra.Command{
-		Use:   "delete NAME [--profile PROFILE]",
+		Use:   "delete NAME@DOMAIN [--profile PROFILE]",
 		Short: "Delete an account (DeleteAccount); its profile stays published",
-		Long: `Delete an account. The request carries a proof signed by the administration key
-of the profile the account is bound to, which must be in the keystore (found by
-the account, or named with --profile). An operator without that key can delete any account with the portal's admin
-token (--token).`,
-		Args: exactArgs(1, "one account name"),
+		Long: `Delete an account (NAME@DOMAIN). The request carries a proof signed by the
+administration key of the profile the account is bound to, which must be in the
+keystore (found by the account, or named with --profile). An operator without
+that key can delete any account with the portal's admin token (--token). A name
+without a domain is a usage error (exit 2).`,
+		Args: accountArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			account := args[0]
 			ks, err := opts.keystore()

@@ -18,10 +18,10 @@ import (
 
 // The device connection flow (seed 003 §8.3):
 //
-//	new device:   meshctl device connect --account alice   → ConnectStart, prints the device ID
-//	admin device: meshctl device pending                   → ConnectPending
-//	admin device: meshctl device accept MDEV-…             → ConnectComplete (signed by the admin key)
-//	new device:   meshctl device status                    → ConnectStatus
+//	new device:   meshctl device connect --account alice@example.com   → ConnectStart, prints the device ID
+//	admin device: meshctl device pending                               → ConnectPending
+//	admin device: meshctl device accept MDEV-…                         → ConnectComplete (signed by the admin key)
+//	new device:   meshctl device status                                → ConnectStatus
 
 // newDeviceCommand is 'meshctl device'.
 func newDeviceCommand(opts *globalOptions) *cobra.Command {
@@ -107,13 +107,14 @@ type deviceResult struct {
 func newDeviceConnectCommand(opts *globalOptions) *cobra.Command {
 	var account, description string
 	cmd := &cobra.Command{
-		Use:   "connect --account NAME [--description TEXT]",
+		Use:   "connect --account NAME@DOMAIN [--description TEXT]",
 		Short: "On a new device: create device keys and ask to join an account (ConnectStart)",
 		Long: `Create this device's keys and signed ProfileDevice in the keystore, and post a
 connection request to the account (ConnectStart). It prints the device ID: an
 administration device accepts it with 'meshctl device accept ID', and this
 device then sees the result with 'meshctl device status'.`,
-		Args: exactArgs(0, "no arguments"),
+		Args:    exactArgs(0, "no arguments"),
+		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if account == "" {
 				return usagef(cmd, "device connect needs --account NAME")
@@ -260,13 +261,14 @@ func pendingRequests(ctx context.Context, c *portalClient, account string, proof
 func newDevicePendingCommand(opts *globalOptions) *cobra.Command {
 	var account string
 	cmd := &cobra.Command{
-		Use:   "pending [--account NAME]",
+		Use:   "pending [--account NAME@DOMAIN]",
 		Short: "On an admin device: list the account's pending connection requests (ConnectPending)",
 		Long: `List the account's pending connection requests. They are the account's private
 state: the request carries an AccountProof, a signed timestamp for this portal, the account
 and ConnectPending, signed with the administration key of the account's profile,
 which must be in the keystore.`,
-		Args: exactArgs(0, "no arguments"),
+		Args:    exactArgs(0, "no arguments"),
+		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := opts.pendingOf(cmd, account)
 			if err != nil {
@@ -334,12 +336,13 @@ type decisionResult struct {
 func newDeviceDecideCommand(opts *globalOptions, verb, result string) *cobra.Command {
 	var account string
 	cmd := &cobra.Command{
-		Use:   verb + " ID [--account NAME]",
+		Use:   verb + " ID [--account NAME@DOMAIN]",
 		Short: fmt.Sprintf("On an admin device: %s a pending connection request (ConnectComplete, %s)", verb, result),
 		Long: fmt.Sprintf(`Answer a pending connection request with %s: the result is signed with the
 administration key of the account's profile, which must be in the keystore. ID is
 the device ID that 'meshctl device pending' lists (a unique prefix will do).`, result),
-		Args: exactArgs(1, "one device ID"),
+		Args:    exactArgs(1, "one device ID"),
+		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q, err := opts.pendingOf(cmd, account)
 			if err != nil {
@@ -394,12 +397,13 @@ the device ID that 'meshctl device pending' lists (a unique prefix will do).`, r
 func newDeviceStatusCommand(opts *globalOptions) *cobra.Command {
 	var account string
 	cmd := &cobra.Command{
-		Use:   "status [ID] [--account NAME]",
+		Use:   "status [ID] [--account NAME@DOMAIN]",
 		Short: "Ask for the result of a device's connection request (ConnectStatus)",
 		Long: `Ask the portal for the result of a connection request. Without ID it is this
 device's request (the keystore's only device). The result is verified against
 the account's profile; a device of the keystore records it.`,
-		Args: maxArgs(1, "one device ID"),
+		Args:    maxArgs(1, "one device ID"),
+		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ks, err := opts.keystore()
 			if err != nil {

@@ -73,10 +73,10 @@ func TestDeviceConnectPendingAcceptStatus(t *testing.T) {
 	p := newTestPortal(t)
 	laptop, phone, tablet := newUser(t, p), newUser(t, p), newUser(t, p)
 	profile := laptop.createProfile("alice")
-	laptop.ok("account", "create", "alice")
+	laptop.ok("account", "create", "alice@example.com")
 
 	var dev deviceResult
-	phone.okJSON(&dev, "device", "connect", "--account", "alice", "--description", "Alice's phone")
+	phone.okJSON(&dev, "device", "connect", "--account", "alice@example.com", "--description", "Alice's phone")
 	if dev.ParentUDF != profile || dev.Status != devicePending {
 		t.Fatalf("device connect: %+v", dev)
 	}
@@ -93,7 +93,7 @@ func TestDeviceConnectPendingAcceptStatus(t *testing.T) {
 	if out := laptop.ok("device", "accept", dev.Identifier[:9]); !strings.Contains(out, "Accepted device "+dev.Identifier) {
 		t.Fatalf("accept: %s", out)
 	}
-	laptop.okJSON(&pending, "device", "pending", "--account", "alice")
+	laptop.okJSON(&pending, "device", "pending", "--account", "alice@example.com")
 	if len(pending) != 0 {
 		t.Fatalf("still pending after accept: %+v", pending)
 	}
@@ -108,12 +108,12 @@ func TestDeviceConnectPendingAcceptStatus(t *testing.T) {
 		t.Fatalf("device list does not record the result: %+v", devs)
 	}
 	// The admin can ask too, naming the device and account.
-	if out := laptop.ok("device", "status", dev.Identifier, "--account", "alice"); !strings.Contains(out, "Accepted") {
+	if out := laptop.ok("device", "status", dev.Identifier, "--account", "alice@example.com"); !strings.Contains(out, "Accepted") {
 		t.Fatalf("admin status: %s", out)
 	}
 
 	var tab deviceResult
-	tablet.okJSON(&tab, "device", "connect", "--account", "alice")
+	tablet.okJSON(&tab, "device", "connect", "--account", "alice@example.com")
 	laptop.ok("device", "reject", tab.Identifier)
 	tablet.okJSON(&tab, "device", "status")
 	if tab.Status != mesh.ResultRefused {
@@ -121,7 +121,7 @@ func TestDeviceConnectPendingAcceptStatus(t *testing.T) {
 	}
 
 	// Without the profile's keys, a device cannot answer.
-	phone.fails(exitFailure, []string{"needs the administration key"}, "device", "accept", "MAAA-AAAA", "--account", "alice")
+	phone.fails(exitFailure, []string{"needs the administration key"}, "device", "accept", "MAAA-AAAA", "--account", "alice@example.com")
 }
 
 // Alice escrows her profile's keys in 3 shares; on a new machine two of
@@ -130,7 +130,7 @@ func TestEscrowCreateRecover(t *testing.T) {
 	p := newTestPortal(t)
 	alice, rescue := newUser(t, p), newUser(t, p)
 	id := alice.createProfile("alice")
-	alice.ok("account", "create", "alice")
+	alice.ok("account", "create", "alice@example.com")
 
 	var esc escrowResult
 	alice.okJSON(&esc, "escrow", "create", "--shares", "3", "--threshold", "2")
@@ -142,7 +142,7 @@ func TestEscrowCreateRecover(t *testing.T) {
 
 	var rec recoverResult
 	rescue.okJSON(&rec, "escrow", "recover", esc.Shares[2], esc.Shares[0])
-	if rec.Profile != id || rec.Identifier != esc.Identifier || len(rec.Restored) != 3 || rec.Account != "alice" {
+	if rec.Profile != id || rec.Identifier != esc.Identifier || len(rec.Restored) != 3 || rec.Account != "alice@example.com" {
 		t.Fatalf("escrow recover: %+v", rec)
 	}
 	orig := filepath.Join(alice.home, kindProfiles, id)
@@ -161,7 +161,7 @@ func TestEscrowCreateRecover(t *testing.T) {
 	}
 	// The recovered keys work, and the new keystore knows the account the
 	// escrow entry was published for: they sign the proof that deletes it.
-	rescue.ok("account", "delete", "alice")
+	rescue.ok("account", "delete", "alice@example.com")
 
 	// Shares on stdin, into the original keystore: nothing to restore.
 	r := alice.runStdin(esc.Shares[1]+"\n"+esc.Shares[2]+"\n", "escrow", "recover")
@@ -176,7 +176,7 @@ func TestTransferToFile(t *testing.T) {
 	p := newTestPortal(t)
 	alice := newUser(t, p)
 	alice.createProfile("alice")
-	alice.ok("account", "create", "alice")
+	alice.ok("account", "create", "alice@example.com")
 	for range 3 {
 		alice.ok("profile", "publish")
 	}
@@ -263,7 +263,7 @@ func TestJSONOutputParses(t *testing.T) {
 	alice.createProfile("alice")
 	for _, args := range [][]string{
 		{"hello"}, {"status"}, {"profile", "list"}, {"profile", "show"},
-		{"account", "validate", "bob@example.com"}, {"account", "create", "bob"},
+		{"account", "validate", "bob@example.com"}, {"account", "create", "bob@example.com"},
 		{"device", "list"}, {"device", "pending"},
 	} {
 		var v any
@@ -277,8 +277,8 @@ func TestErrorsExitNonZeroWithAClearMessage(t *testing.T) {
 	p := newTestPortal(t)
 	alice := newUser(t, p)
 
-	alice.fails(exitFailure, []string{"Status 404", "account \"nobody\" does not exist"}, "get", "--account", "nobody")
-	alice.fails(exitFailure, []string{"no profile in the keystore"}, "account", "create", "alice")
+	alice.fails(exitFailure, []string{"Status 404", "account \"nobody@example.com\" does not exist"}, "get", "--account", "nobody@example.com")
+	alice.fails(exitFailure, []string{"no profile in the keystore"}, "account", "create", "alice@example.com")
 	alice.fails(exitFailure, []string{"no device in the keystore"}, "device", "status")
 
 	bad := &user{t: t, home: t.TempDir(), portal: "ftp://portal.example"}
@@ -293,8 +293,22 @@ func TestErrorsExitNonZeroWithAClearMessage(t *testing.T) {
 		want string
 	}{
 		{[]string{"account", "create"}, "takes one account name"},
-		{[]string{"account", "validate", "alice"}, "an account name is NAME@DOMAIN"},
-		{[]string{"account", "validate", "alice@"}, "an account name is NAME@DOMAIN"},
+		{[]string{"account", "validate", "alice"}, `account validate "alice": an account name is NAME@DOMAIN`},
+		{[]string{"account", "validate", "alice@"}, `account validate "alice@": an account name is NAME@DOMAIN`},
+		{[]string{"account", "create", "alice"}, `account create "alice": an account name is NAME@DOMAIN`},
+		{[]string{"account", "create", "@example.com"}, `account create "@example.com": an account name is NAME@DOMAIN`},
+		{[]string{"account", "delete", "alice"}, `account delete "alice": an account name is NAME@DOMAIN`},
+		{[]string{"account", "delete", "alice@"}, `account delete "alice@": an account name is NAME@DOMAIN`},
+		{[]string{"get", "--account", "alice"}, `get --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"publish", "-", "--account", "alice"}, `publish --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"profile", "publish", "--account", "alice"}, `profile publish --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"device", "connect", "--account", "alice"}, `device connect --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"device", "pending", "--account", "alice"}, `device pending --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"device", "accept", "MAAA", "--account", "alice"}, `device accept --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"device", "reject", "MAAA", "--account", "alice"}, `device reject --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"device", "status", "MAAA", "--account", "alice"}, `device status --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"message", "send", "--to", "alice", "hi"}, `message send --to "alice": an account name is NAME@DOMAIN`},
+		{[]string{"message", "send", "--to", "alice@example.com", "--account", "", "hi"}, `message send --account "": an account name is NAME@DOMAIN`},
 		{[]string{"get"}, "exactly one of --id"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"profile"}, "needs a subcommand"},
@@ -316,7 +330,7 @@ func TestEnvironmentProvidesDefaults(t *testing.T) {
 	t.Setenv(envHome, home)
 	t.Setenv(envToken, testTransferToken)
 	var out, errb strings.Builder
-	for _, args := range [][]string{{"profile", "create"}, {"account", "create", "alice"}} {
+	for _, args := range [][]string{{"profile", "create"}, {"account", "create", "alice@example.com"}} {
 		if code := run(t.Context(), args, strings.NewReader(""), &out, &errb); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
 		}

@@ -26,7 +26,7 @@ type publishResult struct {
 func newPublishCommand(opts *globalOptions) *cobra.Command {
 	var account string
 	cmd := &cobra.Command{
-		Use:   "publish FILE|- [--account NAME]",
+		Use:   "publish FILE|- [--account NAME@DOMAIN]",
 		Short: "Publish a signed entry (a profile or an OfflineEscrowEntry) from a file or stdin (Publish)",
 		Long: `Publish a type-tagged Mesh entry, {"<Type>":[header, payload, trailer]}, read from
 FILE or from stdin ("-"), for an account of the portal (--account; default: the
@@ -34,7 +34,8 @@ keystore's only account). The entry is checked locally first (shape, digest and
 signature), so a broken file is reported before anything is sent. An entry that
 is not the account's own profile is vouched for by an AccountProof signed with
 the administration key of the account's profile, from the keystore.`,
-		Args: exactArgs(1, "one file name, or - for stdin"),
+		Args:    exactArgs(1, "one file name, or - for stdin"),
+		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readInput(cmd, args[0])
 			if err != nil {
@@ -126,7 +127,7 @@ type getItem struct {
 func newGetCommand(opts *globalOptions) *cobra.Command {
 	var g getOptions
 	cmd := &cobra.Command{
-		Use:   "get (--id UDF | --account NAME) [--full] [--all] [--raw] [--verify --federation FILE]",
+		Use:   "get (--id UDF | --account NAME@DOMAIN) [--full] [--all] [--raw] [--verify --federation FILE]",
 		Short: "Get a published profile or escrow entry by identifier or account (Get)",
 		Long: `Get the latest version of a published entry, by its identifier (--id) or by the
 account it is bound to (--account). --all gets every version, oldest first; --full
@@ -136,7 +137,8 @@ them. --verify (with --federation FILE, implies --full) also checks offline that
 each entry is in its log's signed checkpoint, and that this checkpoint extends
 one that a quorum of the federation certified, and says what it proved; it
 exits 1 if anything could not be proved.`,
-		Args: exactArgs(0, "no arguments (use --id or --account)"),
+		Args:    exactArgs(0, "no arguments (use --id or --account)"),
+		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (g.id == "") == (g.account == "") {
 				return usagef(cmd, "get needs exactly one of --id UDF and --account NAME")

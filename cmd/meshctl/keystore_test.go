@@ -47,7 +47,7 @@ func openTestKeystore(t *testing.T) *Keystore {
 func TestKeystoreFilesAre0600AndDirectories0700(t *testing.T) {
 	ks := openTestKeystore(t)
 	p, _ := newTestProfile(t, ks, "alice")
-	p.State.Accounts = []string{"alice"}
+	p.State.Accounts = []string{"alice@example.com"}
 	if err := p.SaveState(); err != nil {
 		t.Fatal(err)
 	}

@@ -68,8 +68,11 @@ func newMessageSendCommand(opts *globalOptions) *cobra.Command {
 		Long: `Encrypt TEXT to the encryption key of the profile ACCOUNT is bound to, sign it with
 the keystore's administration key, and publish it as a CatalogedPublication for
 the account NAME (default ACCOUNT), with an AccountProof signed by NAME's
-administration key. It prints the message ID, which 'meshctl message read' takes.`,
-		Args: cobra.MinimumNArgs(1),
+administration key. It prints the message ID, which 'meshctl message read' takes.
+Both are full account names such as alice@example.com: one without a domain is a
+usage error (exit 2).`,
+		Args:    cobra.MinimumNArgs(1),
+		PreRunE: accountFlags("to", "account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return usagef(cmd, "message send needs --to ACCOUNT")

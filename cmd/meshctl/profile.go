@@ -225,13 +225,14 @@ func newProfileShowCommand(opts *globalOptions) *cobra.Command {
 func newProfilePublishCommand(opts *globalOptions) *cobra.Command {
 	var account string
 	cmd := &cobra.Command{
-		Use:   "publish [PROFILE] [--account NAME]",
+		Use:   "publish [PROFILE] [--account NAME@DOMAIN]",
 		Short: "Publish a new version of a keystore profile for its account (Publish)",
 		Long: `Sign a new version of a profile of the keystore (the same profile, Updated now,
 signed by its administration key) and publish it for an account bound to it
 (--account; default: the profile's only account). The portal keeps only a
 version newer than the one it holds, so an old version cannot be replayed.`,
-		Args: maxArgs(1, "one profile (UDF, prefix or name)"),
+		Args:    maxArgs(1, "one profile (UDF, prefix or name)"),
+		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := opts.findProfile(firstArg(args))
 			if err != nil {

@@ -16,9 +16,9 @@ func TestPublishForAnAccount(t *testing.T) {
 	p := newTestPortal(t)
 	alice, bob := newUser(t, p), newUser(t, p)
 	alice.createProfile("alice")
-	alice.ok("account", "create", "alice")
+	alice.ok("account", "create", "alice@example.com")
 	bob.createProfile("bob")
-	bob.ok("account", "create", "bob")
+	bob.ok("account", "create", "bob@example.com")
 
 	off, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
 	if err != nil {
@@ -38,7 +38,7 @@ func TestPublishForAnAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Bob's keystore holds no key of Alice's profile.
-	if r := bob.runStdin(string(raw), "publish", "-", "--account", "alice"); r.code != exitFailure || !strings.Contains(r.stderr, "needs the administration key") {
+	if r := bob.runStdin(string(raw), "publish", "-", "--account", "alice@example.com"); r.code != exitFailure || !strings.Contains(r.stderr, "needs the administration key") {
 		t.Fatalf("publish for alice from bob's keystore: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := alice.runStdin(string(raw), "publish", "-"); r.code != 0 || !strings.Contains(r.stdout, "Published ProfileDevice "+off.UDF().String()) {
@@ -49,7 +49,7 @@ func TestPublishForAnAccount(t *testing.T) {
 		t.Fatalf("publish of alice's device profile for bob: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	old := alice.ok("get", "--account", "alice", "--raw")
+	old := alice.ok("get", "--account", "alice@example.com", "--raw")
 	alice.ok("profile", "publish")
 	if r := alice.runStdin(old, "publish", "-"); r.code != exitFailure || !strings.Contains(r.stderr, "409") {
 		t.Fatalf("publish of the replaced version: exit %d\n%s%s", r.code, r.stdout, r.stderr)
