@@ -16,6 +16,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/intermesh/intermesh/internal/keyspace"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
@@ -35,8 +36,9 @@ var (
 )
 
 // StatePrefix is the first byte of every Badger key the portal state writes.
-// The log ('L') and the Merkle tree use other first bytes.
-const StatePrefix byte = 's'
+// The log ('L') and the Merkle tree use other first bytes; the list of every
+// prefix of the store is in internal/keyspace.
+const StatePrefix = keyspace.PortalState
 
 // Key layout, all under StatePrefix. acct is the canonical (lower-case)
 // account name and id an identifier (UDF); neither may contain 0x00, which
