@@ -1,10 +1,9 @@
 // Package keyspace is the one list of the key prefixes of the node's Badger
 // database: which package owns each prefix and what it holds.
 //
-// Several packages keep state in the same database (the log, the Merkle
-// trees, the portal's materialized state, the InterMesh, the node's
-// federation history) and the witness keeps its state in a database of its
-// own. Each package writes only keys that start with a prefix this list
+// Several packages keep state in the same database: the log, the Merkle
+// trees, the portal's materialized state, the witness, the InterMesh and the
+// node's federation history. Each package writes only keys that start with a prefix this list
 // gives it, and names that prefix by the constant here rather than by a
 // literal, so a new store index starts with a new entry in Prefixes. Every
 // prefix today is a single first byte; the layout that follows it is

@@ -44,10 +44,13 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/intermesh/intermesh/internal/keyspace"
 )
 
-// KeyPrefix is the first byte of every Badger key the witness writes.
-const KeyPrefix byte = 'w'
+// KeyPrefix is the first byte of every Badger key the witness writes; the
+// list of every prefix of the store is in internal/keyspace.
+const KeyPrefix = keyspace.Witness
 
 // maxRequest bounds an add-checkpoint request body: an old-size line, 63
 // proof lines and a checkpoint with a few signatures.
