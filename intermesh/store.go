@@ -12,11 +12,13 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/intermesh/intermesh/internal/keyspace"
 	"github.com/intermesh/intermesh/merkle"
 )
 
-// Key layout in the node's Badger database. Every key starts with 'x',
-// which no other package uses as its first byte:
+// Key layout in the node's Badger database. Every key starts with 'x'
+// (keyspace.InterMesh), which no other package uses as its first byte (see
+// internal/keyspace, the list of every prefix of the store):
 //
 //	'x' 'l' <origin>               the latest signed checkpoint note of a member
 //	'x' 'm' <round, 8 bytes BE>    the certificate of a round (Certificate JSON)
@@ -26,7 +28,7 @@ import (
 // The latest checkpoints let the consistency checks resume after a restart;
 // evidence keeps an equivocating member uncounted across restarts.
 const (
-	keySpace     = 'x'
+	keySpace     = keyspace.InterMesh
 	latestKind   = 'l'
 	certKind     = 'm'
 	evidenceKind = 'e'
