@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/internal/keyspace"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal"
 )
@@ -37,8 +38,9 @@ import (
 // (learnFromReplica), and, for a node that is not a member of its genesis
 // file, from the members' GET /federation/updates at start (bootstrap).
 
-// fedKeyPrefix is the first byte of the node's federation-history keys.
-const fedKeyPrefix byte = 'F'
+// fedKeyPrefix is the first byte of the node's federation-history keys; the
+// list of every prefix of the store is in internal/keyspace.
+const fedKeyPrefix = keyspace.Federation
 
 // maxPendingTexts bounds the different proposals for the next version a node
 // keeps while they gather signatures.

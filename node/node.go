@@ -19,6 +19,7 @@ import (
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/internal/keyspace"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
@@ -26,8 +27,9 @@ import (
 )
 
 // treePrefix is the prefix of the node's own Merkle tree in its database;
-// replica trees of peers use merkle.ReplicaPrefix(origin).
-var treePrefix = []byte("local")
+// replica trees of peers use merkle.ReplicaPrefix(origin) (see
+// internal/keyspace).
+var treePrefix = []byte(keyspace.TreeLocal)
 
 // shutdownGrace bounds how long in-flight HTTP requests may run after a stop
 // is asked for.
