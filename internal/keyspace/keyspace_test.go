@@ -108,3 +108,21 @@ func TestCheckOwner(t *testing.T) {
 		t.Error("CheckOwner of a key no entry owns: no error")
 	}
 }
+
+// TestBytesAreTheOnDiskOnes pins every prefix to the byte docs/formats.md
+// and the stores on disk use: changing one is a change of the format.
+func TestBytesAreTheOnDiskOnes(t *testing.T) {
+	want := map[string]string{"Log": "L", "MerkleTree": "t", "MerkleCheckpoint": "c", "PortalState": "s",
+		"Witness": "w", "InterMesh": "x", "Federation": "F"}
+	if len(Prefixes) != len(want) {
+		t.Errorf("%d prefixes, want %d", len(Prefixes), len(want))
+	}
+	for _, p := range Prefixes {
+		if string(p.Prefix) != want[p.Name] {
+			t.Errorf("%s is %q, want %q", p.Name, p.Prefix, want[p.Name])
+		}
+	}
+	if TreeLocal != "local" || TreeReplica != "replica/" {
+		t.Errorf("tree names %q and %q, want \"local\" and \"replica/\"", TreeLocal, TreeReplica)
+	}
+}
