@@ -205,36 +205,15 @@ func (p *localProfile) BindAccount(account string) error {
 // Profile loads the profile with identifier id.
 func (ks *Keystore) Profile(id string) (*localProfile, error) {
 	p := &localProfile{Dir: ks.entryDir(kindProfiles, id)}
-	if err := keyfile.ReadJSON(filepath.Join(p.Dir, fileState), &p.State); err != nil {
-		if errors.Is(err, ErrNotInKeystore) {
-			return nil, fmt.Errorf("keystore: profile %s: %w", id, ErrNotInKeystore)
-		}
+	var err error
+	if p.Entry, err = loadEntry(p.Dir, "profile "+id, fileProfile, &p.State); err != nil {
 		return nil, err
 	}
-	b, err := keyfile.Read(filepath.Join(p.Dir, fileProfile))
-	if err != nil {
-		return nil, err
-	}
-	p.Entry = bytes.TrimSpace(b)
 	return p, nil
 }
 
 // Profiles loads every profile in the keystore.
-func (ks *Keystore) Profiles() ([]*localProfile, error) {
-	ids, err := ks.list(kindProfiles)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*localProfile, 0, len(ids))
-	for _, id := range ids {
-		p, err := ks.Profile(id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
+func (ks *Keystore) Profiles() ([]*localProfile, error) { return loadAll(ks, kindProfiles, ks.Profile) }
 
 // FindProfile resolves what the user typed (a profile UDF, a unique prefix
 // of one, or a local name) to a profile; "" means the only profile there is.
@@ -335,33 +314,45 @@ func (d *localDevice) SaveState() error {
 // Device loads the device with identifier id.
 func (ks *Keystore) Device(id string) (*localDevice, error) {
 	d := &localDevice{Dir: ks.entryDir(kindDevices, id)}
-	if err := keyfile.ReadJSON(filepath.Join(d.Dir, fileState), &d.State); err != nil {
-		if errors.Is(err, ErrNotInKeystore) {
-			return nil, fmt.Errorf("keystore: device %s: %w", id, ErrNotInKeystore)
-		}
+	var err error
+	if d.Entry, err = loadEntry(d.Dir, "device "+id, fileDevice, &d.State); err != nil {
 		return nil, err
 	}
-	b, err := keyfile.Read(filepath.Join(d.Dir, fileDevice))
-	if err != nil {
-		return nil, err
-	}
-	d.Entry = bytes.TrimSpace(b)
 	return d, nil
 }
 
 // Devices loads every device in the keystore.
-func (ks *Keystore) Devices() ([]*localDevice, error) {
-	ids, err := ks.list(kindDevices)
+func (ks *Keystore) Devices() ([]*localDevice, error) { return loadAll(ks, kindDevices, ks.Device) }
+
+// loadEntry reads the state file of the keystore entry in dir (what names
+// it in errors) into state, and returns its entry file, trimmed.
+func loadEntry(dir, what, entryFile string, state any) ([]byte, error) {
+	if err := keyfile.ReadJSON(filepath.Join(dir, fileState), state); err != nil {
+		if errors.Is(err, ErrNotInKeystore) {
+			return nil, fmt.Errorf("keystore: %s: %w", what, ErrNotInKeystore)
+		}
+		return nil, err
+	}
+	b, err := keyfile.Read(filepath.Join(dir, entryFile))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*localDevice, 0, len(ids))
+	return bytes.TrimSpace(b), nil
+}
+
+// loadAll loads every entry of a kind with load.
+func loadAll[T any](ks *Keystore, kind string, load func(id string) (T, error)) ([]T, error) {
+	ids, err := ks.list(kind)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(ids))
 	for _, id := range ids {
-		d, err := ks.Device(id)
+		v, err := load(id)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		out = append(out, v)
 	}
 	return out, nil
 }

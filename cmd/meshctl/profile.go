@@ -76,11 +76,7 @@ func signEntry(obj mesh.Object, keys ...*mesh.PrivateKey) ([]byte, error) {
 
 // profileResult is the JSON output of profile create, list and show.
 type profileResult struct {
-	Identifier string
-	Name       string `json:",omitempty"`
-	Created    time.Time
-	Accounts   []string `json:",omitempty"`
-	Escrows    []string `json:",omitempty"`
+	profileState
 	// Keys are the UDFs of the private keys in the keystore, by role.
 	Keys map[string]string `json:",omitempty"`
 	// Dir is the profile's keystore directory.
@@ -151,10 +147,7 @@ func saveProfile(p *localProfile, k *profileKeys) error {
 
 // describeProfile is the JSON form of a local profile.
 func describeProfile(p *localProfile, withEntry bool) profileResult {
-	r := profileResult{
-		Identifier: p.State.Identifier, Name: p.State.Name, Created: p.State.Created,
-		Accounts: p.State.Accounts, Escrows: p.State.Escrows, Dir: p.Dir, Keys: map[string]string{},
-	}
+	r := profileResult{profileState: p.State, Dir: p.Dir, Keys: map[string]string{}}
 	for _, name := range []string{keyOffline, keyAdmin, keyEncryption} {
 		if k, err := p.Key(name); err == nil {
 			r.Keys[name] = k.UDF().String()

@@ -276,10 +276,7 @@ func (c *portalClient) wrap(what string, err error) error {
 		return nil
 	}
 	var pe *portal.Error
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if errors.Is(err, context.Canceled) {
+	if errors.As(err, &pe) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Errorf("%s: cannot talk to the portal at %s: %w", what, c.url, err)

@@ -41,10 +41,8 @@ func newStatusCommand(opts *globalOptions) *cobra.Command {
 					fmt.Fprintf(w, "  %s  tree size %d\n", p.Origin, size)
 				}
 				if resp.CheckpointValue != "" {
-					fmt.Fprintf(w, "\nThe latest checkpoint, as signed (a C2SP signed note: origin, size, root, round, time, prev):\n%s", resp.CheckpointValue)
-					if !strings.HasSuffix(resp.CheckpointValue, "\n") {
-						fmt.Fprintln(w)
-					}
+					fmt.Fprintf(w, "\nThe latest checkpoint, as signed (a C2SP signed note: origin, size, root, round, time, prev):\n%s\n",
+						strings.TrimSuffix(resp.CheckpointValue, "\n"))
 				}
 			})
 		},
@@ -59,10 +57,7 @@ func checkpointSize(note string) (string, uint64, bool) {
 		return "", 0, false
 	}
 	n, err := strconv.ParseUint(lines[1], 10, 64)
-	if err != nil {
-		return "", 0, false
-	}
-	return lines[0], n, true
+	return lines[0], n, err == nil
 }
 
 func formatTime(t *time.Time) string {
