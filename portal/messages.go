@@ -422,3 +422,25 @@ type TransferResponse struct {
 	DataItems []DataItem `json:",omitempty"`
 	PageKey   string     `json:",omitempty"`
 }
+
+// ListMessagesRequest (this project's extension; the drafts define no
+// transaction that lists an account's messages) asks for the messages
+// published for an account: the CatalogedPublications whose PublishRequest
+// named it as AccountID, oldest first, paged with SearchConstraints.
+type ListMessagesRequest struct {
+	MeshRequest
+	AccountID         string             `json:",omitempty"`
+	SearchConstraints *SearchConstraints `json:",omitempty"`
+	// Proof is an AccountProof for ListMessages, signed by a key of the
+	// account's profile (required, on every page).
+	Proof Entry `json:",omitempty"`
+}
+
+// ListMessagesResponse lists an account's messages, oldest first: each
+// DataItem has the publication's Identifier (the message ID), its log
+// Index and Time, and Entry, the CatalogedPublication (ciphertext).
+type ListMessagesResponse struct {
+	MeshResponse
+	DataItems []DataItem `json:",omitempty"`
+	PageKey   string     `json:",omitempty"`
+}

@@ -10,15 +10,15 @@ import (
 	"github.com/intermesh/intermesh/log"
 )
 
-// cursor is the content of the PageKey of Get and ConnectPending: the query
-// and where the next page starts. It is opaque to clients: the unpadded
-// base64url of its JSON followed by the first 16 bytes of
-// HMAC-SHA256(page-key secret, JSON). The secret is the node's own
+// cursor is the content of the PageKey of Get, ConnectPending and
+// ListMessages: the query and where the next page starts. It is opaque to
+// clients: the unpadded base64url of its JSON followed by the first 16
+// bytes of HMAC-SHA256(page-key secret, JSON). The secret is the node's own
 // (Config.PageKeySecret), so a client can neither forge a key nor edit one,
 // e.g. to move a ConnectPending page key to another account.
 type cursor struct {
 	Tx        string    `json:"t"`
-	Name      string    `json:"n"`           // identifier (Get) or account (ConnectPending)
+	Name      string    `json:"n"`           // identifier (Get) or account (ConnectPending, ListMessages)
 	Origin    string    `json:"o,omitempty"` // the replica the versions come from (Get); "" for the own log
 	Next      uint64    `json:"s"`           // first sequence number of the next page
 	NotBefore time.Time `json:"nb,omitzero"`
@@ -123,16 +123,16 @@ func (s *Server) localSource(tag byte) source {
 	}
 }
 
-// MaxPageExamined bounds the records one page of Get or ConnectPending
-// reads from its index: those it returns and those it skips (outside the
-// request's time window) count alike, so a narrow window cannot make one
-// request walk a whole index. A page that has examined MaxPageExamined
-// records ends there, with what it found (possibly nothing) and a PageKey
-// that continues after the last record it examined: a client follows
-// PageKeys until there is none, whether or not a page held entries. A Get
-// without Multiple whose window excludes the latest version searches the
-// history under the same bound, and answers with no entry and a PageKey
-// when the search is not done.
+// MaxPageExamined bounds the records one page of Get, ConnectPending or
+// ListMessages reads from its index: those it returns and those it skips
+// (outside the request's time window) count alike, so a narrow window
+// cannot make one request walk a whole index. A page that has examined
+// MaxPageExamined records ends there, with what it found (possibly
+// nothing) and a PageKey that continues after the last record it
+// examined: a client follows PageKeys until there is none, whether or not
+// a page held entries. A Get without Multiple whose window excludes the
+// latest version searches the history under the same bound, and answers
+// with no entry and a PageKey when the search is not done.
 const MaxPageExamined = 1024
 
 // collect walks the sequence numbers an index lists from c.Next on, reading

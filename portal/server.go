@@ -112,8 +112,8 @@ type Config struct {
 	// MaxEntryBytes bounds one Mesh entry (profile, escrow entry, signed
 	// request or result). Default 64 KiB.
 	MaxEntryBytes int
-	// MaxPageEntries bounds the entries of one Get, ConnectPending or
-	// Transfer page. Default 1000.
+	// MaxPageEntries bounds the entries of one Get, ConnectPending,
+	// ListMessages or Transfer page. Default 1000.
 	MaxPageEntries int
 	// MaxPageBytes bounds the payload bytes of one page. Default 4 MiB.
 	MaxPageBytes int
@@ -405,6 +405,8 @@ func (s *Server) dispatch(r *http.Request, tx string, req any) (Response, error)
 		return s.connectComplete(ctx, req)
 	case *TransferRequest:
 		return s.transfer(ctx, r, req)
+	case *ListMessagesRequest:
+		return s.listMessages(req)
 	}
 	return nil, Errorf(ClientBadRequest, "unknown transaction %q", tx)
 }

@@ -49,6 +49,7 @@ const StatePrefix = keyspace.PortalState
 //	's' 'h' id 0x00 seq(8)        → empty: every version of id, in log order
 //	's' 'c' acct 0x00 device      → connState (JSON): latest connection request of a device
 //	's' 'q' acct 0x00 seq(8)      → device: pending requests of an account, in log order
+//	's' 'm' acct 0x00 seq(8)      → empty: CatalogedPublications published for an account (its messages), in log order
 //	's' 'R' ...                   → replicated state of peers (see replica.go)
 const (
 	tagAccount = 'a'
@@ -56,6 +57,7 @@ const (
 	tagHistory = 'h'
 	tagConn    = 'c'
 	tagQueue   = 'q'
+	tagMessage = 'm'
 )
 
 // accountState is the materialized state of an account.
@@ -190,7 +192,10 @@ func (s *State) Index(txn *badger.Txn, rec *log.Record) error {
 		if err := s.checkObject(txn, rec, pe); err != nil {
 			return err
 		}
-		return s.writeObject(txn, rec, pe)
+		if err := s.writeObject(txn, rec, pe); err != nil {
+			return err
+		}
+		return s.indexMessage(txn, rec, pe)
 	case log.KindConnectionRequest:
 		return s.indexConnectStart(txn, rec)
 	default:
@@ -313,6 +318,19 @@ func (s *State) writeObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) e
 	return txn.Set(seqKey(tagHistory, rec.Identifier, rec.Seq), nil)
 }
 
+// indexMessage lists a CatalogedPublication under the account it was
+// published for (ListMessages), in the transaction that registers it.
+// Publications are never replaced, so each is listed once.
+func (s *State) indexMessage(txn *badger.Txn, rec *log.Record, pe *PortalEntry) error {
+	if rec.Kind != log.KindEscrow || pe.Type != mesh.TypeCatalogedPublication {
+		return nil
+	}
+	if err := txn.Set(seqKey(tagMessage, rec.Account, rec.Seq), nil); err != nil {
+		return fmt.Errorf("portal: writing state: %w", err)
+	}
+	return nil
+}
+
 func (s *State) indexCreate(txn *badger.Txn, rec *log.Record, pe *PortalEntry) error {
 	var acct accountState
 	found, err := getJSON(txn, stateKey(tagAccount, rec.Account), &acct)
@@ -428,7 +446,7 @@ type Records interface {
 // rebuilds it, one origin at a time.
 func (s *State) Rebuild(ctx context.Context, db *badger.DB, recs Records) error {
 	var local [][]byte
-	for _, tag := range []byte{tagAccount, tagObject, tagHistory, tagConn, tagQueue} {
+	for _, tag := range []byte{tagAccount, tagObject, tagHistory, tagConn, tagQueue, tagMessage} {
 		local = append(local, []byte{StatePrefix, tag})
 	}
 	if err := db.DropPrefix(local...); err != nil {

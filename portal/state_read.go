@@ -110,7 +110,8 @@ func (s *State) conn(account, device string) (c connState, found bool, err error
 	return c, found, err
 }
 
-// seqs lists the sequence numbers under the index (tagHistory or tagQueue)
+// seqs lists the sequence numbers under the index (tagHistory, tagQueue or
+// tagMessage)
 // of name, from seq from on, at most limit of them; more says whether
 // there are others after them.
 func (s *State) seqs(tag byte, name string, from uint64, limit int) (seqs []uint64, more bool, err error) {

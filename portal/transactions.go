@@ -22,12 +22,16 @@ const (
 	TxConnectPending  = "ConnectPending"
 	TxConnectComplete = "ConnectComplete"
 	TxTransfer        = "Transfer"
+	// TxListMessages is this project's extension: the messages
+	// (CatalogedPublications) published for an account, paged.
+	TxListMessages = "ListMessages"
 )
 
-// Transactions lists every transaction, in the drafts' order.
+// Transactions lists every transaction, in the drafts' order, then this
+// project's extensions.
 func Transactions() []string {
 	return []string{TxHello, TxValidateAccount, TxCreateAccount, TxDeleteAccount, TxGet, TxPublish,
-		TxStatus, TxConnectStart, TxConnectStatus, TxConnectPending, TxConnectComplete, TxTransfer}
+		TxStatus, TxConnectStart, TxConnectStatus, TxConnectPending, TxConnectComplete, TxTransfer, TxListMessages}
 }
 
 // RequestName returns the message name of a transaction's request, e.g.
@@ -41,7 +45,7 @@ func RequestName(tx string) string {
 	case TxDeleteAccount:
 		return "DeleteRequest"
 	case TxHello, TxGet, TxPublish, TxStatus, TxConnectStart, TxConnectStatus, TxConnectPending,
-		TxConnectComplete, TxTransfer:
+		TxConnectComplete, TxTransfer, TxListMessages:
 		return tx + "Request"
 	}
 	return ""
@@ -89,6 +93,8 @@ func NewRequest(tx string) any {
 		return &ConnectCompleteRequest{}
 	case TxTransfer:
 		return &TransferRequest{}
+	case TxListMessages:
+		return &ListMessagesRequest{}
 	}
 	return nil
 }
@@ -120,6 +126,8 @@ func NewResponse(tx string) Response {
 		return &ConnectCompleteResponse{}
 	case TxTransfer:
 		return &TransferResponse{}
+	case TxListMessages:
+		return &ListMessagesResponse{}
 	}
 	return &MeshResponse{}
 }

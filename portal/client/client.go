@@ -243,3 +243,10 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("client: checkpoint: HTTP %s: %s", hresp.Status, bytes.TrimSpace(b))
 }
+
+// ListMessages lists one page of the messages (CatalogedPublications)
+// published for an account, oldest first; req.Proof is an AccountProof for
+// ListMessages.
+func (c *Client) ListMessages(ctx context.Context, req *portal.ListMessagesRequest) (*portal.ListMessagesResponse, error) {
+	return do[*portal.ListMessagesResponse](ctx, c, portal.TxListMessages, req)
+}
