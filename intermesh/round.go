@@ -486,8 +486,13 @@ func (st *state) commitNoQuorum(rs *roundState) {
 }
 
 // commit hands a round's result (and what must survive a restart) to the
-// committer.
+// committer, after publishing the view, so that once the Commit hook has
+// seen a certificate, Certificate returns it.
 func (st *state) commit(rs *roundState, res RoundResult, cert *Certificate) {
+	if st.changed {
+		st.m.publishView(st)
+		st.changed = false
+	}
 	latest := make(map[string][]byte, len(st.origins))
 	for o, os := range st.origins {
 		if hc, ok := os.notes[os.latest]; ok {
