@@ -2,15 +2,11 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/internal/keyspace"
-	"github.com/intermesh/intermesh/merkle"
 )
 
 // TestWritesOnlyUnderItsPrefix runs a node of a federation of one until it
@@ -30,36 +26,12 @@ func TestWritesOnlyUnderItsPrefix(t *testing.T) {
 		return ok
 	})
 
-	// Version 1 adds a member; the node (quorum 1 of 1) and the new key sign.
-	genesis := n.FederationChain()[0]
-	pub, newKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	// Version 1 adds a member, certified by the node (quorum 1 of 1) and the new key.
+	if status, body := postFederation(t, n, testAdminToken, joinerUpdate(t, n, n.Epoch()+10)); status != http.StatusOK {
+		t.Fatalf("update: %d %s", status, body)
 	}
-	vkey, _ := config.VerifierKey("test.example/joiner", pub)
-	id, _ := config.PeerIDFromKey(pub)
-	next := genesis.Federation
-	next.Quorum = 0
-	next.Members = append(append([]config.Member(nil), genesis.Members...), config.Member{Origin: "test.example/joiner", PeerID: id.String(), Key: vkey})
-	v1, err := genesis.Next(&next, n.Epoch()+10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []struct {
-		origin string
-		key    ed25519.PrivateKey
-	}{{c.Origin, n.key}, {"test.example/joiner", newKey}} {
-		signer, err := merkle.NewSigner(s.origin, s.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		signed, err := config.SignFederationUpdate(v1.Text(), signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, body := postFederation(t, n, testAdminToken, signed); status != http.StatusOK {
-			t.Fatalf("update signed by %s: %d %s", s.origin, status, body)
-		}
+	if got := len(n.FederationChain()); got != 2 {
+		t.Fatalf("the node holds %d federation versions, want 2", got)
 	}
 
 	db := n.log.DB()
