@@ -103,7 +103,7 @@ type Config struct {
 	// replicated state). Optional.
 	ReplicaReset func(ctx context.Context, origin string) error
 	// PublishInterval is how often the log's new records are gossiped.
-	// Default 50 ms.
+	// Default 250 ms.
 	PublishInterval time.Duration
 	// CatchUpTimeout bounds the catch-up at start (fetching every replica
 	// up to what its source holds) before the node votes. Default half
@@ -208,20 +208,58 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 // newMesh checks the configuration and derives everything that does not
 // need the network.
 func newMesh(cfg Config) (*Mesh, error) {
-	bad := func(field, format string, a ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
-	}
 	fed := cfg.Federation
 	if fed == nil {
-		return nil, bad("Federation", "required")
+		return nil, badConfig("Federation", "required")
 	}
 	if err := fed.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: Federation: %w", ErrConfig, err)
 	}
-	if len(cfg.Key) != ed25519.PrivateKeySize {
-		return nil, bad("Key", "not an Ed25519 private key")
+	cfg = withDefaults(cfg, fed.EpochPeriod.Duration)
+	if err := cfg.check(fed.EpochPeriod.Duration); err != nil {
+		return nil, err
 	}
-	period := fed.EpochPeriod.Duration
+	m := &Mesh{
+		cfg:      cfg,
+		fed:      fed,
+		period:   fed.EpochPeriod.Duration,
+		quorum:   fed.EffectiveQuorum(),
+		log:      cfg.Logger.With("component", "intermesh", "origin", cfg.Origin),
+		sigCache: newSigCache(),
+		inbox:    make(chan func(*state), 64),
+		outbox:   make(chan outbound, 256),
+		jobs:     make(chan storeJob, jobCapacity),
+		loopDone: make(chan struct{}),
+		store:    &store{db: cfg.DB},
+	}
+	if err := m.addMembers(fed); err != nil {
+		return nil, err
+	}
+	if err := m.setSelf(); err != nil {
+		return nil, err
+	}
+	mt, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics = mt
+	m.state = newState(m)
+	m.state.floor = cfg.FirstRound
+	if cfg.Log != nil {
+		if m.repl, err = newReplicator(m, cfg.Log); err != nil {
+			return nil, fmt.Errorf("%w: Log: %w", ErrConfig, err)
+		}
+	}
+	return m, nil
+}
+
+// badConfig is an ErrConfig about one field of Config.
+func badConfig(field, format string, a ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
+}
+
+// withDefaults fills in the fields of cfg left zero, for an epoch period.
+func withDefaults(cfg Config, period time.Duration) Config {
 	if cfg.VoteDeadline == 0 {
 		cfg.VoteDeadline = period / 2
 	}
@@ -243,97 +281,86 @@ func newMesh(cfg Config) (*Mesh, error) {
 	if cfg.CatchUpTimeout <= 0 {
 		cfg.CatchUpTimeout = period / 2
 	}
-	if cfg.Log != nil && cfg.DB != cfg.Log.DB() {
-		return nil, bad("DB", "must be Log.DB() when Log is set")
-	}
-	if cfg.VoteDeadline < 0 || cfg.VoteDeadline >= cfg.CommitDeadline {
-		return nil, bad("VoteDeadline", "%s must be positive and before CommitDeadline %s", cfg.VoteDeadline, cfg.CommitDeadline)
-	}
-	if cfg.CommitDeadline >= period {
-		return nil, bad("CommitDeadline", "%s must be shorter than the epoch period %s", cfg.CommitDeadline, period)
-	}
-	if cfg.ClockSkew < 0 || cfg.ClockSkew >= cfg.VoteDeadline {
-		return nil, bad("ClockSkew", "%s must be positive and shorter than VoteDeadline %s", cfg.ClockSkew, cfg.VoteDeadline)
-	}
-	if cfg.QuorumGrace < 0 {
-		return nil, bad("QuorumGrace", "%s is negative", cfg.QuorumGrace)
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Mesh{
-		cfg:      cfg,
-		fed:      fed,
-		period:   period,
-		quorum:   fed.EffectiveQuorum(),
-		members:  make(map[string]member, len(fed.Members)),
-		byPeer:   make(map[peer.ID]string, len(fed.Members)),
-		log:      cfg.Logger.With("component", "intermesh", "origin", cfg.Origin),
-		sigCache: newSigCache(),
-		inbox:    make(chan func(*state), 64),
-		outbox:   make(chan outbound, 256),
-		jobs:     make(chan storeJob, jobCapacity),
-		loopDone: make(chan struct{}),
+	return cfg
+}
+
+// check validates a configuration with its defaults filled in.
+func (cfg *Config) check(period time.Duration) error {
+	switch {
+	case len(cfg.Key) != ed25519.PrivateKeySize:
+		return badConfig("Key", "not an Ed25519 private key")
+	case cfg.Log != nil && cfg.DB != cfg.Log.DB():
+		return badConfig("DB", "must be Log.DB() when Log is set")
+	case cfg.VoteDeadline < 0 || cfg.VoteDeadline >= cfg.CommitDeadline:
+		return badConfig("VoteDeadline", "%s must be positive and before CommitDeadline %s", cfg.VoteDeadline, cfg.CommitDeadline)
+	case cfg.CommitDeadline >= period:
+		return badConfig("CommitDeadline", "%s must be shorter than the epoch period %s", cfg.CommitDeadline, period)
+	case cfg.ClockSkew < 0 || cfg.ClockSkew >= cfg.VoteDeadline:
+		return badConfig("ClockSkew", "%s must be positive and shorter than VoteDeadline %s", cfg.ClockSkew, cfg.VoteDeadline)
+	case cfg.QuorumGrace < 0:
+		return badConfig("QuorumGrace", "%s is negative", cfg.QuorumGrace)
 	}
+	return nil
+}
+
+// addMembers derives the member set, the verifiers and the vote size limit
+// from the federation.
+func (m *Mesh) addMembers(fed *config.Federation) error {
+	m.members = make(map[string]member, len(fed.Members))
+	m.byPeer = make(map[peer.ID]string, len(fed.Members))
 	var vs []note.Verifier
 	for i, fm := range fed.Members {
 		v, err := note.NewVerifier(fm.Key)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Federation: member[%d].key: %w", ErrConfig, i, err)
+			return fmt.Errorf("%w: Federation: member[%d].key: %w", ErrConfig, i, err)
 		}
 		id, err := peer.Decode(fm.PeerID)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Federation: member[%d].peer_id: %w", ErrConfig, i, err)
+			return fmt.Errorf("%w: Federation: member[%d].peer_id: %w", ErrConfig, i, err)
 		}
 		pub, err := fm.PublicKey()
 		if err != nil {
-			return nil, fmt.Errorf("%w: Federation: member[%d].key: %w", ErrConfig, i, err)
+			return fmt.Errorf("%w: Federation: member[%d].key: %w", ErrConfig, i, err)
 		}
-		mb := member{origin: fm.Origin, id: id, verifier: v, pub: pub}
-		m.members[fm.Origin] = mb
+		m.members[fm.Origin] = member{origin: fm.Origin, id: id, verifier: v, pub: pub}
 		m.byPeer[id] = fm.Origin
 		vs = append(vs, v)
 	}
 	m.verifiers = note.VerifierList(vs...)
 	m.maxVoteSize = maxVoteSize(fed)
-	self, ok := m.members[cfg.Origin]
+	return nil
+}
+
+// setSelf finds this node's member (Config.Origin, whose key must be
+// Config.Key), its listen addresses and its signer.
+func (m *Mesh) setSelf() error {
+	origin := m.cfg.Origin
+	self, ok := m.members[origin]
 	if !ok {
-		return nil, bad("Origin", "%q is not a member of federation %q", cfg.Origin, fed.Name)
+		return badConfig("Origin", "%q is not a member of federation %q", origin, m.fed.Name)
 	}
-	fm, _ := fed.Member(cfg.Origin)
+	fm, _ := m.fed.Member(origin)
 	pub, err := fm.PublicKey()
-	if err != nil || !pub.Equal(cfg.Key.Public()) {
-		return nil, bad("Key", "is not the key of member %q in the federation file", cfg.Origin)
+	if err != nil || !pub.Equal(m.cfg.Key.Public()) {
+		return badConfig("Key", "is not the key of member %q in the federation file", origin)
 	}
 	m.self = self
 	if len(m.cfg.Listen) == 0 {
 		m.cfg.Listen = fm.Addrs
 	}
 	if len(m.cfg.Listen) == 0 {
-		return nil, bad("Listen", "no addresses, and the federation file lists none for %q", cfg.Origin)
+		return badConfig("Listen", "no addresses, and the federation file lists none for %q", origin)
 	}
-	signer, err := newNoteSigner(cfg.Origin, cfg.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: Key: %w", ErrConfig, err)
+	if m.signer, err = newNoteSigner(origin, m.cfg.Key); err != nil {
+		return fmt.Errorf("%w: Key: %w", ErrConfig, err)
 	}
-	m.signer = signer
-	mt, err := newMetrics(cfg.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	m.metrics = mt
-	m.store = &store{db: cfg.DB}
-	m.state = newState(m)
-	m.state.floor = cfg.FirstRound
-	if cfg.Log != nil {
-		if m.repl, err = newReplicator(m, cfg.Log); err != nil {
-			return nil, fmt.Errorf("%w: Log: %w", ErrConfig, err)
-		}
-	}
-	return m, nil
+	return nil
 }
 
 // Run runs the round loop, the gossip publisher, the committer, the
