@@ -134,16 +134,22 @@ func (s *Server) verifyAccountProof(field string, raw Entry, account string, acc
 	if err != nil {
 		return "", err
 	}
-	signer, err := penv.VerifyWith(func(kid mesh.UDF) (mesh.PublicKey, error) {
-		if k, ok := keys[kid]; ok {
-			return k, nil
-		}
-		return mesh.PublicKey{}, mesh.ErrUnknownKey
-	})
+	signer, err := penv.VerifyWith(KeyResolverOf(keys))
 	if err != nil {
 		return "", meshError(field, err)
 	}
 	return signer.String(), nil
+}
+
+// KeyResolverOf returns a mesh.KeyResolver that knows the keys of keys, by
+// their UDF, and no other (mesh.ErrUnknownKey).
+func KeyResolverOf(keys map[mesh.UDF]mesh.PublicKey) mesh.KeyResolver {
+	return func(kid mesh.UDF) (mesh.PublicKey, error) {
+		if k, ok := keys[kid]; ok {
+			return k, nil
+		}
+		return mesh.PublicKey{}, mesh.ErrUnknownKey
+	}
 }
 
 // checkProofPortal refuses an AccountProof that names another portal, or

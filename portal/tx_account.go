@@ -177,12 +177,7 @@ func (s *Server) verifyDeleteProof(req *DeleteRequest, account string, acct acco
 	if err != nil {
 		return "", err
 	}
-	signer, err := env.VerifyWith(func(kid mesh.UDF) (mesh.PublicKey, error) {
-		if k, ok := keys[kid]; ok {
-			return k, nil
-		}
-		return mesh.PublicKey{}, mesh.ErrUnknownKey
-	})
+	signer, err := env.VerifyWith(KeyResolverOf(keys))
 	if err != nil {
 		return "", meshError(field, err)
 	}
