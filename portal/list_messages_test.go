@@ -125,6 +125,13 @@ func TestListMessagesPagesThroughAnAccountsMessagesOldestFirst(t *testing.T) {
 		})
 	}
 
+	all, err := p.client.ListAllMessages(ctx, &portal.ListMessagesRequest{AccountID: "alice", Proof: proof,
+		SearchConstraints: &portal.SearchConstraints{MaxEntries: 2}})
+	mustStatus(t, err, portal.SuccessOK)
+	if len(all) != len(want) || all[0].Identifier != want[0] || all[len(all)-1].Identifier != want[len(want)-1] {
+		t.Fatalf("ListAllMessages: %d items, want the %d messages in order", len(all), len(want))
+	}
+
 	first, err := p.client.ListMessages(ctx, &portal.ListMessagesRequest{AccountID: "alice", Proof: proof})
 	mustStatus(t, err, portal.SuccessOK)
 	item := first.DataItems[0]

@@ -124,6 +124,53 @@ func TestDeviceConnectPendingAcceptStatus(t *testing.T) {
 	phone.fails(exitFailure, []string{"needs the administration key"}, "device", "accept", "MAAA-AAAA", "--account", "alice@example.com")
 }
 
+// Alice sends herself two messages, lists her account's messages (IDs,
+// times, signer; oldest first) and reads one by the ID the list gave. Bob,
+// without her keys, cannot list them.
+func TestMessagesAreListedAndReadByTheListedID(t *testing.T) {
+	p := newTestPortal(t)
+	alice, bob := newUser(t, p), newUser(t, p)
+	alice.createProfile("alice")
+	alice.ok("account", "create", "alice@example.com")
+	bob.createProfile("bob")
+	bob.ok("account", "create", "bob@example.com")
+
+	var none []messageResult
+	alice.okJSON(&none, "message", "list")
+	if none == nil || len(none) != 0 {
+		t.Fatalf("list before any message: %#v, want an empty JSON list", none)
+	}
+	var sent [2]messageResult
+	alice.okJSON(&sent[0], "message", "send", "--to", "alice@example.com", "the first")
+	alice.okJSON(&sent[1], "message", "send", "--to", "alice@example.com", "the second")
+	var list []messageResult
+	alice.okJSON(&list, "message", "list", "--account", "alice@example.com")
+	if len(list) != 2 || list[0].ID != sent[0].ID || list[1].ID != sent[1].ID {
+		t.Fatalf("list: %+v, want %s then %s", list, sent[0].ID, sent[1].ID)
+	}
+	for i, m := range list {
+		if m.Time == nil || m.Signer != sent[i].Signer || m.Text != "" {
+			t.Fatalf("listed message %d: %+v, want its time and signer %s and no text", i, m, sent[i].Signer)
+		}
+	}
+	out := alice.ok("message", "list")
+	if !strings.Contains(out, "Account alice@example.com has 2 message(s)") || !strings.Contains(out, list[1].ID+"  "+list[1].Time.UTC().Format("2006-01-02T15:04:05Z")) {
+		t.Fatalf("list prints:\n%s", out)
+	}
+	var read messageResult
+	alice.okJSON(&read, "message", "read", list[1].ID)
+	if read.Text != "the second" || read.Signer != sent[1].Signer {
+		t.Fatalf("read %s: %+v", list[1].ID, read)
+	}
+
+	bob.fails(exitFailure, []string{"needs the administration key"}, "message", "list", "--account", "alice@example.com")
+	var bobs []messageResult
+	bob.okJSON(&bobs, "message", "list")
+	if len(bobs) != 0 {
+		t.Fatalf("bob's account lists alice's messages: %+v", bobs)
+	}
+}
+
 // Alice escrows her profile's keys in 3 shares; on a new machine two of
 // them recover the keys, which equal the originals (seed 003 §8.5–8.6).
 func TestEscrowCreateRecover(t *testing.T) {
@@ -309,6 +356,8 @@ func TestErrorsExitNonZeroWithAClearMessage(t *testing.T) {
 		{[]string{"device", "status", "MAAA", "--account", "alice"}, `device status --account "alice": an account name is NAME@DOMAIN`},
 		{[]string{"message", "send", "--to", "alice", "hi"}, `message send --to "alice": an account name is NAME@DOMAIN`},
 		{[]string{"message", "send", "--to", "alice@example.com", "--account", "", "hi"}, `message send --account "": an account name is NAME@DOMAIN`},
+		{[]string{"message", "list", "--account", "alice"}, `message list --account "alice": an account name is NAME@DOMAIN`},
+		{[]string{"message", "list", "MAAA"}, "takes no arguments"},
 		{[]string{"get"}, "exactly one of --id"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"profile"}, "needs a subcommand"},

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,49 +17,51 @@ import (
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
-// Encrypted messages through the portal: 'message send' encrypts a text
-// to an account's encryption key, signs it and publishes it as a
-// CatalogedPublication (the portal stores only ciphertext); 'message read'
-// gets it by its ID and decrypts it with any key of the keystore that is a
-// recipient: an activated device holds the account's encryption key.
-
-// newMessageCommand is 'meshctl message'.
+// newMessageCommand is 'meshctl message': messages encrypted to an account (CatalogedPublications).
 func newMessageCommand(opts *globalOptions) *cobra.Command {
-	return newGroup("message", "Send a message encrypted to an account through the portal, and read one",
-		newMessageSendCommand(opts),
-		newMessageReadCommand(opts),
-	)
+	return newGroup("message", "Send a message encrypted to an account through the portal, list an account's, and read one",
+		newMessageSendCommand(opts), newMessageListCommand(opts), newMessageReadCommand(opts))
 }
 
-// messageResult is the JSON output of message send and read.
+// messageResult is the JSON output of message send and read, and list's items.
 type messageResult struct {
 	ID      string
-	Account string `json:",omitempty"`
-	Signer  string `json:",omitempty"`
-	Text    string `json:",omitempty"`
+	Account string     `json:",omitempty"`
+	Time    *time.Time `json:",omitempty"` // when the portal logged it (list)
+	Signer  string     `json:",omitempty"`
+	Text    string     `json:",omitempty"`
 }
 
-// messageSigner is the key a keystore signs messages with: the
-// administration key of its profile (the only one), or else the account
-// signature key of its activated device.
-func messageSigner(ks *Keystore) (*mesh.PrivateKey, error) {
-	profiles, err := ks.Profiles()
-	if err != nil {
-		return nil, err
+// messageStore is the keystore, its profiles and devices, and a portal client.
+type messageStore struct {
+	ks       *Keystore
+	profiles []*localProfile
+	devices  []*localDevice
+	c        *portalClient
+}
+
+func (o *globalOptions) messageStore() (s messageStore, err error) {
+	if s.ks, err = o.keystore(); err == nil {
+		if s.profiles, err = s.ks.Profiles(); err == nil {
+			if s.devices, err = s.ks.Devices(); err == nil {
+				s.c, err = o.client()
+			}
+		}
 	}
-	if len(profiles) == 1 {
-		return profiles[0].Key(keyAdmin)
+	return s, err
+}
+
+// signer is its only profile's administration key, else a device's account signature key.
+func (s messageStore) signer() (*mesh.PrivateKey, error) {
+	if len(s.profiles) == 1 {
+		return s.profiles[0].Key(keyAdmin)
 	}
-	devices, err := ks.Devices()
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range devices {
+	for _, d := range s.devices {
 		if k, err := loadKey(d.Dir, keyAccountSignature); err == nil {
 			return k, nil
 		}
 	}
-	return nil, errors.New("signing a message needs a profile's administration key or an activated device in the keystore")
+	return nil, fmt.Errorf("signing a message needs a profile's administration key or an activated device in the keystore")
 }
 
 func newMessageSendCommand(opts *globalOptions) *cobra.Command {
@@ -65,39 +69,34 @@ func newMessageSendCommand(opts *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send --to ACCOUNT [--account NAME] TEXT...",
 		Short: "Encrypt TEXT to an account's encryption key, sign it and publish it",
-		Long: `Encrypt TEXT to the encryption key of the profile ACCOUNT is bound to, sign it with
-the keystore's administration key, and publish it as a CatalogedPublication for
-the account NAME (default ACCOUNT), with an AccountProof signed by NAME's
-administration key. It prints the message ID, which 'meshctl message read' takes.
-Both are full account names such as alice@example.com: one without a domain is a
-usage error (exit 2).`,
+		Long: `Encrypt TEXT to the encryption key of the profile ACCOUNT is bound to, sign it with the
+keystore's administration key, and publish it as a CatalogedPublication for the account
+NAME (default ACCOUNT), with an AccountProof signed by NAME's administration key. It
+prints the message ID, which 'meshctl message read' takes. Both are full account names
+such as alice@example.com: one without a domain is a usage error (exit 2).`,
 		Args:    cobra.MinimumNArgs(1),
 		PreRunE: accountFlags("to", "account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return usagef(cmd, "message send needs --to ACCOUNT")
 			}
-			ks, err := opts.keystore()
+			s, err := opts.messageStore()
 			if err != nil {
 				return err
 			}
-			signer, err := messageSigner(ks)
+			signer, err := s.signer()
 			if err != nil {
 				return err
 			}
-			c, err := opts.client()
+			e, err := accountProfile(cmd.Context(), s.c, to)
 			if err != nil {
 				return err
 			}
-			e, err := accountProfile(cmd.Context(), c, to)
-			if err != nil {
-				return err
-			}
-			m, ok := e.Object.(*mesh.ProfileMesh)
+			pm, ok := e.Object.(*mesh.ProfileMesh)
 			if !ok {
 				return fmt.Errorf("account %q is bound to a %s, which has no account encryption key here", to, e.Type)
 			}
-			key, err := m.KeyEncryption.PublicKey()
+			key, err := pm.KeyEncryption.PublicKey()
 			if err != nil {
 				return fmt.Errorf("the encryption key of account %q: %w", to, err)
 			}
@@ -109,19 +108,16 @@ usage error (exit 2).`,
 			if err != nil {
 				return err
 			}
-			if account == "" {
-				account = to
-			}
-			proof, err := signAccountProof(cmd.Context(), c, ks, account, portal.TxPublish, entry)
+			account = cmp.Or(account, to)
+			proof, err := signAccountProof(cmd.Context(), s.c, s.ks, account, portal.TxPublish, entry)
 			if err != nil {
 				return err
 			}
-			if _, err := c.Publish(cmd.Context(), &portal.PublishRequest{Entry: entry, AccountID: account, Proof: proof}); err != nil {
-				return c.wrap("publishing the message", err)
+			if _, err := s.c.Publish(cmd.Context(), &portal.PublishRequest{Entry: entry, AccountID: account, Proof: proof}); err != nil {
+				return s.c.wrap("publishing the message", err)
 			}
-			r := messageResult{ID: id.String(), Account: to, Signer: signer.UDF().String()}
-			return opts.emit(cmd, r, func(w io.Writer) {
-				fmt.Fprintf(w, "Published message %s to account %s (encrypted to %s, signed by %s)\n", r.ID, to, key.UDF(), r.Signer)
+			return opts.emit(cmd, messageResult{ID: id.String(), Account: to, Signer: signer.UDF().String()}, func(w io.Writer) {
+				fmt.Fprintf(w, "Published message %s to account %s (encrypted to %s, signed by %s)\n", id, to, key.UDF(), signer.UDF())
 			})
 		},
 	}
@@ -130,74 +126,34 @@ usage error (exit 2).`,
 	return cmd
 }
 
-// decryptionKeys are the X448 private keys of the keystore: its profiles'
-// encryption keys, and its devices' own and account encryption keys.
-func decryptionKeys(ks *Keystore) ([]*mesh.PrivateKey, error) {
-	var out []*mesh.PrivateKey
-	profiles, err := ks.Profiles()
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range profiles {
+// readKeys are the keystore's X448 private keys and a resolver of the keys a message may be
+// signed by: its profiles', its devices' accounts' (from the portal) and its activated devices'.
+func (s messageStore) readKeys(ctx context.Context) ([]*mesh.PrivateKey, mesh.KeyResolver, error) {
+	decrypt, keys, trusted := []*mesh.PrivateKey{}, map[mesh.UDF]mesh.PublicKey{}, []mesh.SignedProfile{}
+	for _, p := range s.profiles {
 		if k, err := p.Key(keyEncryption); err == nil {
-			out = append(out, k)
+			decrypt = append(decrypt, k)
 		}
-	}
-	devices, err := ks.Devices()
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range devices {
-		for _, name := range []string{keyEncryption, keyAccountEncryption} {
-			if k, err := loadKey(d.Dir, name); err == nil {
-				out = append(out, k)
-			}
-		}
-	}
-	return out, nil
-}
-
-// trustedSigners resolves the keys a message may be signed by: the
-// administration and offline keys of the profiles the keystore belongs to
-// (its own, and its devices' accounts', from the portal), and its
-// activated devices' own signature keys.
-func trustedSigners(ctx context.Context, c *portalClient, ks *Keystore) (mesh.KeyResolver, error) {
-	keys := map[mesh.UDF]mesh.PublicKey{}
-	add := func(p mesh.SignedProfile) error {
-		ak, err := mesh.AuthorityKeys(p)
-		for id, k := range ak {
-			keys[id] = k
-		}
-		return err
-	}
-	profiles, err := ks.Profiles()
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range profiles {
 		e, err := mesh.VerifyEntry(p.Entry, 0)
 		if err != nil {
-			return nil, fmt.Errorf("the keystore's profile %s does not verify: %w", p.State.Identifier, err)
+			return nil, nil, fmt.Errorf("the keystore's profile %s does not verify: %w", p.State.Identifier, err)
 		}
-		if err := add(e.Profile()); err != nil {
-			return nil, err
+		trusted = append(trusted, e.Profile())
+	}
+	for _, d := range s.devices {
+		for _, name := range []string{keyEncryption, keyAccountEncryption} {
+			if k, err := loadKey(d.Dir, name); err == nil {
+				decrypt = append(decrypt, k)
+			}
 		}
-	}
-	devices, err := ks.Devices()
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range devices {
 		if d.State.ParentUDF == "" || !d.activated() {
 			continue
 		}
-		parent, err := verifiedProfile(ctx, c, d.State.ParentUDF)
+		parent, err := verifiedProfile(ctx, s.c, d.State.ParentUDF)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := add(parent); err != nil {
-			return nil, err
-		}
+		trusted = append(trusted, parent)
 		var conn mesh.Envelope
 		if err := keyfile.ReadJSON(filepath.Join(d.Dir, fileConnection), &conn); err == nil {
 			if k, _, err := mesh.DeviceKey(&conn, parent); err == nil {
@@ -205,12 +161,27 @@ func trustedSigners(ctx context.Context, c *portalClient, ks *Keystore) (mesh.Ke
 			}
 		}
 	}
-	return func(kid mesh.UDF) (mesh.PublicKey, error) {
-		if k, ok := keys[kid]; ok {
-			return k, nil
+	for _, p := range trusted {
+		ak, err := mesh.AuthorityKeys(p)
+		if err != nil {
+			return nil, nil, err
 		}
-		return mesh.PublicKey{}, mesh.ErrUnknownKey
-	}, nil
+		maps.Copy(keys, ak)
+	}
+	return decrypt, portal.KeyResolverOf(keys), nil
+}
+
+// message verifies message id as the portal gave it: its result (stated signer) and envelope.
+func message(id string, item portal.DataItem) (messageResult, *mesh.Envelope, error) {
+	e, err := mesh.VerifyEntry(item.Entry, 0)
+	if err != nil {
+		return messageResult{}, nil, fmt.Errorf("message %s does not verify: %w", id, err)
+	}
+	pub, ok := e.Object.(*mesh.CatalogedPublication)
+	if !ok {
+		return messageResult{}, nil, fmt.Errorf("%s is a %s, not a message", id, e.Type)
+	}
+	return messageResult{ID: e.Identifier.String(), Time: item.Time, Signer: pub.EnvelopedData.Trailer.Signatures[0].Kid}, pub.EnvelopedData, nil
 }
 
 func newMessageReadCommand(opts *globalOptions) *cobra.Command {
@@ -222,45 +193,74 @@ the keystore is a recipient (an activated device holds its account's encryption
 key). The message must be signed by a key of the keystore's accounts.`,
 		Args: exactArgs(1, "one message ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := opts.keystore()
+			s, err := opts.messageStore()
 			if err != nil {
 				return err
 			}
-			keys, err := decryptionKeys(ks)
+			resp, err := s.c.Get(cmd.Context(), &portal.GetRequest{Identifier: args[0]})
 			if err != nil {
-				return err
-			}
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
-			resp, err := c.Get(cmd.Context(), &portal.GetRequest{Identifier: args[0]})
-			if err != nil {
-				return c.wrap("getting message "+args[0], err)
+				return s.c.wrap("getting message "+args[0], err)
 			}
 			if len(resp.DataItems) == 0 {
 				return fmt.Errorf("the portal has no message %s", args[0])
 			}
-			e, err := mesh.VerifyEntry(resp.DataItems[0].Entry, 0)
-			if err != nil {
-				return fmt.Errorf("message %s does not verify: %w", args[0], err)
-			}
-			pub, ok := e.Object.(*mesh.CatalogedPublication)
-			if !ok {
-				return fmt.Errorf("%s is a %s, not a message", args[0], e.Type)
-			}
-			resolve, err := trustedSigners(cmd.Context(), c, ks)
+			m, env, err := message(args[0], resp.DataItems[0])
 			if err != nil {
 				return err
 			}
-			text, signer, err := pub.EnvelopedData.Decrypt(keys, resolve)
+			keys, resolve, err := s.readKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			text, signer, err := env.Decrypt(keys, resolve)
 			if err != nil {
 				return fmt.Errorf("message %s does not decrypt with this keystore's keys: %w", args[0], err)
 			}
-			r := messageResult{ID: e.Identifier.String(), Signer: signer.String(), Text: string(text)}
-			return opts.emit(cmd, r, func(w io.Writer) {
-				fmt.Fprintf(w, "Message %s, signed by %s:\n%s\n", r.ID, r.Signer, r.Text)
+			m.Signer, m.Text = signer.String(), string(text)
+			return opts.emit(cmd, m, func(w io.Writer) {
+				fmt.Fprintf(w, "Message %s, signed by %s:\n%s\n", m.ID, m.Signer, m.Text)
 			})
 		},
 	}
+}
+
+func newMessageListCommand(opts *globalOptions) *cobra.Command {
+	var account string
+	cmd := &cobra.Command{
+		Use:     "list [--account NAME@DOMAIN]",
+		Short:   "List the ID, time and stated signer of an account's messages, oldest first (with its administration key)",
+		Args:    exactArgs(0, "no arguments"),
+		PreRunE: accountFlags("account"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := opts.messageStore()
+			if err == nil {
+				account, err = defaultAccount(cmd, s.ks, account)
+			}
+			if err != nil {
+				return err
+			}
+			proof, err := signAccountProof(cmd.Context(), s.c, s.ks, account, portal.TxListMessages, nil)
+			if err != nil {
+				return err
+			}
+			items, err := s.c.ListAllMessages(cmd.Context(), &portal.ListMessagesRequest{AccountID: account, Proof: proof})
+			if err != nil {
+				return s.c.wrap("listing the messages of account "+account, err)
+			}
+			list := make([]messageResult, len(items))
+			for i, item := range items {
+				if list[i], _, err = message(item.Identifier, item); err != nil {
+					return err
+				}
+			}
+			return opts.emit(cmd, list, func(w io.Writer) {
+				fmt.Fprintf(w, "Account %s has %d message(s), oldest first ('meshctl message read ID' decrypts one):\n", account, len(list))
+				for _, m := range list {
+					fmt.Fprintf(w, "%s  %s  signed by %s\n", m.ID, m.Time.UTC().Format(time.RFC3339), m.Signer)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&account, "account", "", "the account (default: the keystore's only account)")
+	return cmd
 }

@@ -250,3 +250,24 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 func (c *Client) ListMessages(ctx context.Context, req *portal.ListMessagesRequest) (*portal.ListMessagesResponse, error) {
 	return do[*portal.ListMessagesResponse](ctx, c, portal.TxListMessages, req)
 }
+
+// ListAllMessages pages through an account's messages with ListMessages
+// (req's Proof on every page) and returns every item, oldest first. It
+// sets req's PageKey.
+func (c *Client) ListAllMessages(ctx context.Context, req *portal.ListMessagesRequest) ([]portal.DataItem, error) {
+	if req.SearchConstraints == nil {
+		req.SearchConstraints = &portal.SearchConstraints{}
+	}
+	var items []portal.DataItem
+	for {
+		resp, err := c.ListMessages(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, resp.DataItems...)
+		if resp.PageKey == "" {
+			return items, nil
+		}
+		req.SearchConstraints.PageKey = resp.PageKey
+	}
+}
