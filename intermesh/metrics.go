@@ -6,6 +6,8 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/intermesh/intermesh/internal/metricset"
 )
 
 // metrics are the Mesh's Prometheus metrics:
@@ -71,121 +73,73 @@ type metrics struct {
 
 // newMetrics creates the metrics and registers them on reg (if not nil).
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	mt := &metrics{
-		reg: reg,
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_gossip_messages_total",
-			Help: "Gossip messages validated, by topic (checkpoint, master, records) and verdict (accept, reject, ignore).",
-		}, []string{"topic", "verdict"}),
-		rounds: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "intermesh_rounds_total",
-			Help: "Rounds ended, with a certificate or without a quorum.",
-		}),
-		quorum: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_quorum_total",
-			Help: "Rounds by master-hash quorum result (formed, missed).",
-		}, []string{"result"}),
-		certLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "intermesh_certificate_seconds",
-			Help:    "Time from the scheduled close of a round to its master-hash certificate.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}),
-		equivocations: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "intermesh_equivocations_total",
-			Help: "Evidence of equivocation recorded against members.",
-		}),
-		forgotten: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_evidence_forgotten_total",
-			Help: "Stored evidence against a member deleted at start because it no longer verifies under the current rules (the member counts again), by member.",
-		}, []string{"member"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "intermesh_replica_lag_records",
-			Help: "Records of an origin known to exist (from its checkpoints and batches) that its replica does not hold yet.",
-		}, []string{"origin"}),
-		replicaSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "intermesh_replica_size",
-			Help: "Records the replica log of an origin holds.",
-		}, []string{"origin"}),
-		verifiedSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "intermesh_replica_verified_size",
-			Help: "Tree size of the largest checkpoint of an origin that its replica was verified against; never decreases.",
-		}, []string{"origin"}),
-		inconsistent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_replica_inconsistent_total",
-			Help: "Replicas found not to match their origin's signed checkpoints or records (no longer trusted).",
-		}, []string{"origin"}),
-		xferEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_transfer_entries_total",
-			Help: "Records moved over /intermesh/transfer/1, by direction (served, fetched).",
-		}, []string{"direction"}),
-		xferBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_transfer_bytes_total",
-			Help: "Leaf bytes moved over /intermesh/transfer/1, by direction (served, fetched).",
-		}, []string{"direction"}),
-		xferRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_transfer_refused_total",
-			Help: "Transfer streams of a member refused by this node's server, by member and reason (busy: the member already had the most streams served at once).",
-		}, []string{"member", "reason"}),
-		forkChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_fork_investigations_total",
-			Help: "Investigations of a member whose checkpoint its replica does not reproduce, by result (evidence, consistent, misserved, too-large, failed).",
-		}, []string{"result"}),
-		badRelays: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_relay_pages_rejected_total",
-			Help: "Transfer pages of another member's records, served by a relay, dropped because they contradict a checkpoint of their origin; by relay.",
-		}, []string{"relay"}),
-		early: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_early_messages_total",
-			Help: "Checkpoints and votes of rounds that had not closed yet, by topic and outcome (held until the close, refused).",
-		}, []string{"topic", "outcome"}),
-		jobWaits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "intermesh_commit_queue_waits_total",
-			Help: "Times the round loop waited for the committer because its queue was full (back-pressure; nothing is dropped).",
-		}),
-		peerScore: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "intermesh_peer_score",
-			Help: "Gossipsub score of each connected member (below -400 its gossip is ignored).",
-		}, []string{"member"}),
-		graylisted: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "intermesh_peers_graylisted",
-			Help: "Members whose gossip is ignored now: their score is below the graylist threshold.",
-		}),
-		penalties: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_peer_penalties_total",
-			Help: "Application-specific gossip penalties charged to a member, for valid but useless messages and lying relay pages.",
-		}, []string{"member"}),
-		graylistings: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_graylistings_total",
-			Help: "Times a member's application-specific penalty alone crossed the graylist threshold (its gossip is then ignored until the penalty decays).",
-		}, []string{"member"}),
-		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_replica_repairs_total",
-			Help: "Repairs of a replica that stopped matching its origin, from the origin's records, by result (repaired, failed).",
-		}, []string{"origin", "result"}),
-		gossipResets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_gossip_reconnects_total",
-			Help: "Connections to a member closed and redialled because it had been connected without exchanging gossip (see the package's Connections).",
-		}, []string{"member"}),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_gossip_duplicates_total",
-			Help: "Copies of gossip messages already seen, dropped by gossipsub, by topic (the cost of relaying).",
-		}, []string{"topic"}),
-		duplicateBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intermesh_gossip_duplicate_bytes_total",
-			Help: "Payload bytes of the copies counted by intermesh_gossip_duplicates_total, by topic.",
-		}, []string{"topic"}),
-		droppedRPCs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "intermesh_gossip_dropped_rpcs_total",
-			Help: "Gossip RPCs dropped because a member's outbound queue was full.",
-		}),
-	}
-	for _, c := range []prometheus.Collector{mt.duplicates, mt.duplicateBytes, mt.droppedRPCs, mt.gossipResets, mt.repairs, mt.graylistings, mt.peerScore, mt.graylisted, mt.penalties, mt.jobWaits, mt.early, mt.messages, mt.rounds, mt.quorum, mt.certLatency, mt.equivocations, mt.forgotten,
-		mt.lag, mt.replicaSize, mt.verifiedSize, mt.inconsistent, mt.xferEntries, mt.xferBytes, mt.xferRefused, mt.forkChecks, mt.badRelays} {
-		if err := mt.register(c); err != nil {
-			return nil, err
-		}
+	mt := &metrics{reg: reg}
+	s := metricset.New(reg)
+	mt.messages = s.CounterVec("intermesh_gossip_messages_total",
+		"Gossip messages validated, by topic (checkpoint, master, records) and verdict (accept, reject, ignore).", "topic", "verdict")
+	mt.rounds = s.Counter("intermesh_rounds_total",
+		"Rounds ended, with a certificate or without a quorum.")
+	mt.quorum = s.CounterVec("intermesh_quorum_total",
+		"Rounds by master-hash quorum result (formed, missed).", "result")
+	mt.certLatency = s.Histogram("intermesh_certificate_seconds",
+		"Time from the scheduled close of a round to its master-hash certificate.", []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})
+	mt.equivocations = s.Counter("intermesh_equivocations_total",
+		"Evidence of equivocation recorded against members.")
+	mt.forgotten = s.CounterVec("intermesh_evidence_forgotten_total",
+		"Stored evidence against a member deleted at start because it no longer verifies under the current rules (the member counts again), by member.", "member")
+	mt.lag = s.GaugeVec("intermesh_replica_lag_records",
+		"Records of an origin known to exist (from its checkpoints and batches) that its replica does not hold yet.", "origin")
+	mt.replicaSize = s.GaugeVec("intermesh_replica_size",
+		"Records the replica log of an origin holds.", "origin")
+	mt.verifiedSize = s.GaugeVec("intermesh_replica_verified_size",
+		"Tree size of the largest checkpoint of an origin that its replica was verified against; never decreases.", "origin")
+	mt.inconsistent = s.CounterVec("intermesh_replica_inconsistent_total",
+		"Replicas found not to match their origin's signed checkpoints or records (no longer trusted).", "origin")
+	mt.xferEntries = s.CounterVec("intermesh_transfer_entries_total",
+		"Records moved over /intermesh/transfer/1, by direction (served, fetched).", "direction")
+	mt.xferBytes = s.CounterVec("intermesh_transfer_bytes_total",
+		"Leaf bytes moved over /intermesh/transfer/1, by direction (served, fetched).", "direction")
+	mt.xferRefused = s.CounterVec("intermesh_transfer_refused_total",
+		"Transfer streams of a member refused by this node's server, by member and reason (busy: the member already had the most streams served at once).", "member", "reason")
+	mt.forkChecks = s.CounterVec("intermesh_fork_investigations_total",
+		"Investigations of a member whose checkpoint its replica does not reproduce, by result (evidence, consistent, misserved, too-large, failed).", "result")
+	mt.badRelays = s.CounterVec("intermesh_relay_pages_rejected_total",
+		"Transfer pages of another member's records, served by a relay, dropped because they contradict a checkpoint of their origin; by relay.", "relay")
+	mt.early = s.CounterVec("intermesh_early_messages_total",
+		"Checkpoints and votes of rounds that had not closed yet, by topic and outcome (held until the close, refused).", "topic", "outcome")
+	mt.jobWaits = s.Counter("intermesh_commit_queue_waits_total",
+		"Times the round loop waited for the committer because its queue was full (back-pressure; nothing is dropped).")
+	mt.peerScore = s.GaugeVec("intermesh_peer_score",
+		"Gossipsub score of each connected member (below -400 its gossip is ignored).", "member")
+	mt.graylisted = s.Gauge("intermesh_peers_graylisted",
+		"Members whose gossip is ignored now: their score is below the graylist threshold.")
+	mt.penalties = s.CounterVec("intermesh_peer_penalties_total",
+		"Application-specific gossip penalties charged to a member, for valid but useless messages and lying relay pages.", "member")
+	mt.graylistings = s.CounterVec("intermesh_graylistings_total",
+		"Times a member's application-specific penalty alone crossed the graylist threshold (its gossip is then ignored until the penalty decays).", "member")
+	mt.repairs = s.CounterVec("intermesh_replica_repairs_total",
+		"Repairs of a replica that stopped matching its origin, from the origin's records, by result (repaired, failed).", "origin", "result")
+	mt.gossipResets = s.CounterVec("intermesh_gossip_reconnects_total",
+		"Connections to a member closed and redialled because it had been connected without exchanging gossip (see the package's Connections).", "member")
+	mt.duplicates = s.CounterVec("intermesh_gossip_duplicates_total",
+		"Copies of gossip messages already seen, dropped by gossipsub, by topic (the cost of relaying).", "topic")
+	mt.duplicateBytes = s.CounterVec("intermesh_gossip_duplicate_bytes_total",
+		"Payload bytes of the copies counted by intermesh_gossip_duplicates_total, by topic.", "topic")
+	mt.droppedRPCs = s.Counter("intermesh_gossip_dropped_rpcs_total",
+		"Gossip RPCs dropped because a member's outbound queue was full.")
+	if err := s.Err(); err != nil {
+		return nil, registerError(err)
 	}
 	return mt, nil
+}
+
+// registerError is the ErrConfig of a failed registration.
+func registerError(err error) error {
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		return fmt.Errorf("%w: Registerer: intermesh metrics already registered: %w", ErrConfig, err)
+	}
+	return fmt.Errorf("%w: Registerer: %w", ErrConfig, err)
 }
 
 func (mt *metrics) register(c prometheus.Collector) error {
@@ -193,11 +147,7 @@ func (mt *metrics) register(c prometheus.Collector) error {
 		return nil
 	}
 	if err := mt.reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return fmt.Errorf("%w: Registerer: intermesh metrics already registered: %w", ErrConfig, err)
-		}
-		return fmt.Errorf("%w: Registerer: %w", ErrConfig, err)
+		return registerError(err)
 	}
 	return nil
 }
