@@ -74,6 +74,23 @@ type Node struct {
 // New opens a node's store and builds its portal. It does not serve until
 // Run. A node that New returned must be Run or Closed.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, error) {
+	n, err := newNode(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.openLog(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.build(ctx); err != nil {
+		_ = n.closeStores()
+		return nil, err
+	}
+	return n, nil
+}
+
+// newNode checks the configuration and loads the node's key; it opens
+// nothing.
+func newNode(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -107,21 +124,27 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	}
 	n.meshReg = &meshRegisterer{reg: n.registry}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	// The tree appends inside the log's commit transaction and needs no
-	// database handle for that; the one built after Open reads.
-	indexTree := merkle.NewTree(nil, treePrefix)
 	if n.metrics, err = newNodeMetrics(n.registry); err != nil {
 		return nil, err
 	}
+	return n, nil
+}
+
+// openLog opens the log with the indexers that keep the tree, the portal's
+// state, evidence and the federation history in its transactions.
+func (n *Node) openLog(ctx context.Context) error {
+	// The tree appends inside the log's commit transaction and needs no
+	// database handle for that; the one built after Open reads.
+	indexTree := merkle.NewTree(nil, treePrefix)
+	var err error
 	n.log, err = log.Open(ctx, log.Options{
-		Dir:           cfg.DataDir(),
-		Logger:        logger,
+		Dir:           n.cfg.DataDir(),
+		Logger:        n.logger,
 		Indexers:      []log.Indexer{n.state, intermesh.EvidenceIndexer{}, FederationIndexer{}},
 		BatchIndexers: []log.BatchIndexer{indexTree},
-		MaxBatch:      cfg.Store.MaxBatch,
-		Origin:        cfg.Origin,
-		Profile:       logProfile(cfg.StoreProfile()),
+		MaxBatch:      n.cfg.Store.MaxBatch,
+		Origin:        n.cfg.Origin,
+		Profile:       logProfile(n.cfg.StoreProfile()),
 		ObserveCommit: func(d time.Duration) { n.metrics.commitSeconds.Observe(d.Seconds()) },
 		// A replica of a peer's log keeps its own tree and the portal's
 		// replicated state in the transactions that append to it.
@@ -133,12 +156,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.tree = merkle.NewTree(n.log.DB(), treePrefix)
+	return nil
+}
+
+// build checks the tree and builds, over the open log, the InterMesh of
+// the version in force, the federation's metrics and records, the witness
+// and the portal. On error the caller closes the stores.
+func (n *Node) build(ctx context.Context) error {
 	if err := n.checkTree(); err != nil {
-		n.log.Close()
-		return nil, err
+		return err
 	}
 	if last, err := n.tree.LatestCheckpoint(); err == nil && len(last) > 0 {
 		if cp, _, err := merkle.OpenCheckpoint(last, n.verifiers()); err == nil {
@@ -147,36 +176,36 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 	}
 	n.registry.MustRegister(newOpsCollector(n))
 	if err := n.newMesh(ctx); err != nil {
-		n.log.Close()
-		return nil, err
+		return err
 	}
 	if n.history != nil {
 		if err := n.registerFederationMetrics(); err != nil {
-			n.closeStores()
-			return nil, err
+			return err
 		}
 		if err := n.masters.load(ctx, n.log); err != nil {
-			n.closeStores()
-			return nil, err
+			return err
 		}
 	}
 	if err := n.newWitnessing(); err != nil {
-		n.closeStores()
-		return nil, err
+		return err
 	}
+	return n.newPortal()
+}
+
+// newPortal builds the portal over the node's log, state and tree.
+func (n *Node) newPortal() error {
+	cfg := n.cfg
 	var peers portal.PeerProofs
 	if n.history != nil {
 		peers = n
 	}
-	service, err := serviceProfile(key)
+	service, err := serviceProfile(n.key)
 	if err != nil {
-		n.closeStores()
-		return nil, err
+		return err
 	}
 	proxies, err := cfg.HTTP.TrustedProxyPrefixes()
 	if err != nil { // Validate parsed them already
-		n.closeStores()
-		return nil, err
+		return err
 	}
 	n.portal, err = portal.New(portal.Config{
 		Service:           cfg.Origin,
@@ -205,13 +234,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Node, er
 		Proofs:      n,
 		Registerer:  n.registry,
 		Gatherer:    n.registry,
-		Logger:      logger,
+		Logger:      n.logger,
 	})
-	if err != nil {
-		n.closeStores()
-		return nil, err
-	}
-	return n, nil
+	return err
 }
 
 // closeStores closes the InterMesh host and the log.
