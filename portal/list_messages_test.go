@@ -324,3 +324,31 @@ func TestListMessagesOfDataWithoutTheIndexAfterRebuild(t *testing.T) {
 		}
 	}
 }
+
+// A message published at portal A replicates to B as any escrow entry
+// does: B finds it by ID (Get, flagged Replicated) and B's replicated state
+// is not touched by the index of A's messages; A lists it, and B, where the
+// account does not exist, lists nothing for it.
+func TestListedMessagesReplicateAsEntries(t *testing.T) {
+	ctx := context.Background()
+	a := newPortalAt(t, originA, portal.Config{})
+	b := newPortalAt(t, originB, portal.Config{})
+	alice := newUser(t, "alice@a.example")
+	newAccounts(t, a, map[string]*user{"alice": alice})
+	ids := sendMessages(t, a, "alice", alice.acctOnline, 2)
+	replicate(t, a, b)
+	proof := accountProof(t, "alice", portal.TxListMessages, nil, alice.acctOnline)
+	got, _ := listAll(t, a, &portal.ListMessagesRequest{AccountID: "alice", Proof: proof, SearchConstraints: &portal.SearchConstraints{}})
+	if len(got) != 2 {
+		t.Fatalf("A lists %v, want the 2 messages", got)
+	}
+	for id := range ids {
+		resp, err := b.client.Get(ctx, &portal.GetRequest{Identifier: id})
+		mustStatus(t, err, portal.SuccessOK)
+		if len(resp.DataItems) != 1 || !resp.DataItems[0].Replicated || resp.DataItems[0].Origin != originA {
+			t.Fatalf("B's Get of %s: %+v", id, resp.DataItems)
+		}
+	}
+	_, err := b.client.ListMessages(ctx, &portal.ListMessagesRequest{AccountID: "alice", Proof: proof})
+	mustStatus(t, err, portal.NotFound)
+}
