@@ -149,7 +149,7 @@ type Store struct {
 	// LoneMemoryLimitMB. The limit is per process, so nodes sharing one
 	// process (an in-process testnet) do not set it.
 	MemoryLimitMB int `toml:"memory_limit_mb"`
-	// Profile chooses Badger's options (log.Profile): "small" bounds the
+	// Profile chooses Badger's options (log.Tuning): "small" bounds the
 	// memory Badger allocates (8 MiB memtables, writes wait when level 0
 	// holds 3 tables); "large" spends memory to save CPU per write under a
 	// sustained load (32 MiB memtables, level 0 takes up to 8 tables). Both

@@ -20,9 +20,9 @@ import (
 // synced), and options that bound the memory Badger allocates on the Go
 // heap, which is mostly its table builders (a compaction builds each output
 // table in memory, several at once) and its memtables. None of them changes
-// what is stored or when a commit is durable. These are ProfileSmall's;
-// ProfileLarge changes the memtables, level 0 and the table sizes (see
-// Profile).
+// what is stored or when a commit is durable. These are TuningSmall's;
+// TuningLarge changes the memtables, level 0 and the table sizes (see
+// Tuning).
 //
 //   - 8 MiB memtables, two of them: the smallest that keeps the 1 MiB value
 //     threshold below (a transaction may be at most 15% of a memtable).
@@ -75,7 +75,7 @@ func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2)
 	o.TableSizeMultiplier = 1
-	if opts.Profile == ProfileLarge {
+	if opts.Tuning == TuningLarge {
 		o = o.WithMemTableSize(32 << 20).
 			WithNumLevelZeroTables(4).
 			WithNumLevelZeroTablesStall(8).

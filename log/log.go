@@ -119,12 +119,12 @@ type Options struct {
 	// Replica first opens that origin's log. Nil means replicas have no
 	// indexers.
 	ReplicaIndexers func(origin string) ReplicaOptions
-	// Profile chooses Badger's options: ProfileSmall (the zero value)
-	// bounds the memory Badger allocates, ProfileLarge spends memory to save
+	// Tuning chooses Badger's options: TuningSmall (the zero value)
+	// bounds the memory Badger allocates, TuningLarge spends memory to save
 	// CPU per write under a sustained load. See badgerOptions.
-	Profile Profile
+	Tuning Tuning
 	// TuneBadger, if set, adjusts the Badger options the log chose (the
-	// Profile's). SyncWrites is forced on afterwards.
+	// Tuning's). SyncWrites is forced on afterwards.
 	TuneBadger func(badger.Options) badger.Options
 	// ObserveCommit, if set, is told how long each committed batch of the
 	// log (not of its replicas) spent in Badger's commit: the write, its
@@ -133,24 +133,24 @@ type Options struct {
 	ObserveCommit func(time.Duration)
 }
 
-// Profile is a set of Badger options (Options.Profile). Neither changes
+// Tuning is a set of Badger options (Options.Tuning). Neither changes
 // what is stored or when a commit is durable, so a store written with one
 // opens with the other.
-type Profile int
+type Tuning int
 
 const (
-	// ProfileSmall bounds the memory Badger allocates: 8 MiB memtables,
+	// TuningSmall bounds the memory Badger allocates: 8 MiB memtables,
 	// 512 KiB tables, writes wait for compaction when level 0 holds 3
 	// tables. One node grown to 1,000,000 records stays below 100 MB of
 	// anonymous memory with it.
-	ProfileSmall Profile = iota
-	// ProfileLarge has 32 MiB memtables, up to 8 tables on level 0 before
+	TuningSmall Tuning = iota
+	// TuningLarge has 32 MiB memtables, up to 8 tables on level 0 before
 	// writes wait, and Badger's usual table sizes (2 MiB, doubling per
 	// level) and level-size multiplier (10). Measured on 8 federation
 	// members at 500 writes/s: about 15% more writes acknowledged than with
-	// ProfileSmall, at the price of memory (a compaction of level 0 into
+	// TuningSmall, at the price of memory (a compaction of level 0 into
 	// itself builds one table from up to 8 memtables' worth, in memory).
-	ProfileLarge
+	TuningLarge
 )
 
 // Stats are counters of the sequencer since Open.

@@ -144,7 +144,7 @@ func (n *Node) openLog(ctx context.Context) error {
 		BatchIndexers: []log.BatchIndexer{indexTree},
 		MaxBatch:      n.cfg.Store.MaxBatch,
 		Origin:        n.cfg.Origin,
-		Profile:       logProfile(n.cfg.StoreProfile()),
+		Tuning:        logTuning(n.cfg.StoreProfile()),
 		ObserveCommit: func(d time.Duration) { n.metrics.commitSeconds.Observe(d.Seconds()) },
 		// A replica of a peer's log keeps its own tree and the portal's
 		// replicated state in the transactions that append to it.
@@ -451,11 +451,11 @@ func serviceProfile(key ed25519.PrivateKey) ([]byte, error) {
 	return b, nil
 }
 
-// logProfile maps a resolved store.profile (config.Config.StoreProfile) to
-// the log's Badger profile.
-func logProfile(p string) log.Profile {
+// logTuning maps a resolved store.profile (config.Config.StoreProfile) to
+// the log's Badger tuning.
+func logTuning(p string) log.Tuning {
 	if p == config.ProfileLarge {
-		return log.ProfileLarge
+		return log.TuningLarge
 	}
-	return log.ProfileSmall
+	return log.TuningSmall
 }

@@ -9,11 +9,11 @@ import (
 )
 
 // Each profile keeps writes durable, and they differ only in memory:
-// ProfileLarge's memtables hold four times as much and level 0 takes more
+// TuningLarge's memtables hold four times as much and level 0 takes more
 // tables before writes wait.
-func TestProfilesKeepSyncWritesAndDifferInMemory(t *testing.T) {
+func TestTuningsKeepSyncWritesAndDifferInMemory(t *testing.T) {
 	small := badgerOptions(Options{Dir: t.TempDir()}, nil)
-	large := badgerOptions(Options{Dir: t.TempDir(), Profile: ProfileLarge}, nil)
+	large := badgerOptions(Options{Dir: t.TempDir(), Tuning: TuningLarge}, nil)
 	if !small.SyncWrites || !large.SyncWrites {
 		t.Fatalf("SyncWrites: small %v, large %v; want both on", small.SyncWrites, large.SyncWrites)
 	}
@@ -31,12 +31,12 @@ func TestProfilesKeepSyncWritesAndDifferInMemory(t *testing.T) {
 // A store written with one profile opens with the other and keeps every
 // record: a node's profile can change between restarts (store.profile
 // auto changes it when the node joins a federation).
-func TestAStoreWrittenWithOneProfileOpensWithTheOther(t *testing.T) {
+func TestAStoreWrittenWithOneTuningOpensWithTheOther(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	n := 0
-	for _, p := range []Profile{ProfileLarge, ProfileSmall, ProfileLarge} {
-		l := openTestLog(t, dir, Options{Profile: p})
+	for _, p := range []Tuning{TuningLarge, TuningSmall, TuningLarge} {
+		l := openTestLog(t, dir, Options{Tuning: p})
 		if got := l.Size(); got != uint64(n) {
 			t.Fatalf("profile %d: size %d after reopening, want %d", p, got, n)
 		}
