@@ -155,9 +155,34 @@ func (v *FederationVersion) check(prev *FederationVersion) error {
 // signatures). It checks the syntax and the federation (Validate), not
 // that it may follow any other version.
 func ParseFederationText(text []byte) (*FederationVersion, error) {
-	bad := func(line int, format string, a ...any) error {
-		return fmt.Errorf("%w: line %d: %s", ErrFederationUpdate, line, fmt.Sprintf(format, a...))
+	lines, err := federationLines(text)
+	if err != nil {
+		return nil, err
 	}
+	v, err := parseFederationHeader(lines)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.parseMembers(lines); err != nil {
+		return nil, err
+	}
+	if err := v.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFederationUpdate, err)
+	}
+	if !bytes.Equal(v.Text(), text) {
+		return nil, fmt.Errorf("%w: the text is not in canonical form", ErrFederationUpdate)
+	}
+	return v, nil
+}
+
+// lineError is a federation text error at line (counted from 1).
+func lineError(line int, format string, a ...any) error {
+	return fmt.Errorf("%w: line %d: %s", ErrFederationUpdate, line, fmt.Sprintf(format, a...))
+}
+
+// federationLines checks a federation text's size and shape and splits
+// it into lines: the 6 header lines, then one line per member.
+func federationLines(text []byte) ([]string, error) {
 	if len(text) > MaxFederationNote {
 		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrFederationUpdate, len(text), MaxFederationNote)
 	}
@@ -171,62 +196,77 @@ func ParseFederationText(text []byte) (*FederationVersion, error) {
 	if len(lines)-6 > MaxFederationMembers {
 		return nil, fmt.Errorf("%w: %d members, over the limit of %d", ErrFederationUpdate, len(lines)-6, MaxFederationMembers)
 	}
+	return lines, nil
+}
+
+// headerNumber parses header line i of the form "<key> <number>", the
+// number in decimal without leading zeros.
+func headerNumber(lines []string, i int, key string) (uint64, error) {
+	s, ok := strings.CutPrefix(lines[i], key+" ")
+	if !ok {
+		return 0, lineError(i+1, "want %q, got %q", key+" <number>", lines[i])
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != s {
+		return 0, lineError(i+1, "%s %q is not a decimal number without leading zeros", key, s)
+	}
+	return n, nil
+}
+
+// parseFederationHeader parses the 6 header lines: name, version, prev,
+// effective round, epoch period and quorum.
+func parseFederationHeader(lines []string) (*FederationVersion, error) {
 	var v FederationVersion
 	name, ok := strings.CutSuffix(lines[0], "/federation")
 	if !ok || name == "" {
-		return nil, bad(1, "%q is not \"<name>/federation\"", lines[0])
+		return nil, lineError(1, "%q is not \"<name>/federation\"", lines[0])
 	}
 	v.Name = name
-	number := func(i int, key string) (uint64, error) {
-		s, ok := strings.CutPrefix(lines[i], key+" ")
-		if !ok {
-			return 0, bad(i+1, "want %q, got %q", key+" <number>", lines[i])
-		}
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil || strconv.FormatUint(n, 10) != s {
-			return 0, bad(i+1, "%s %q is not a decimal number without leading zeros", key, s)
-		}
-		return n, nil
-	}
 	var err error
-	if v.Version, err = number(1, "version"); err != nil {
+	if v.Version, err = headerNumber(lines, 1, "version"); err != nil {
 		return nil, err
 	}
 	prev, ok := strings.CutPrefix(lines[2], "prev ")
 	raw, derr := base64.StdEncoding.Strict().DecodeString(prev)
 	if !ok || derr != nil || len(raw) != 32 {
-		return nil, bad(3, "want \"prev <base64 of 32 bytes>\", got %q", lines[2])
+		return nil, lineError(3, "want \"prev <base64 of 32 bytes>\", got %q", lines[2])
 	}
 	copy(v.Prev[:], raw)
-	if v.Effective, err = number(3, "effective"); err != nil {
+	if v.Effective, err = headerNumber(lines, 3, "effective"); err != nil {
 		return nil, err
 	}
-	period, err := number(4, "period")
+	period, err := headerNumber(lines, 4, "period")
 	if err != nil {
 		return nil, err
 	}
 	if period == 0 || period > uint64(365*24*time.Hour/time.Second) {
-		return nil, bad(5, "period %d seconds is out of range", period)
+		return nil, lineError(5, "period %d seconds is out of range", period)
 	}
 	v.EpochPeriod = Duration{time.Duration(period) * time.Second}
-	q, err := number(5, "quorum")
+	q, err := headerNumber(lines, 5, "quorum")
 	if err != nil {
 		return nil, err
 	}
 	if q == 0 || q > MaxFederationMembers {
-		return nil, bad(6, "quorum %d is out of range", q)
+		return nil, lineError(6, "quorum %d is out of range", q)
 	}
 	v.Quorum = int(q)
+	return &v, nil
+}
+
+// parseMembers parses the member lines after the header into v.Members,
+// which must be sorted by origin, each once.
+func (v *FederationVersion) parseMembers(lines []string) error {
 	for i := 6; i < len(lines); i++ {
 		f := strings.Split(lines[i], " ")
 		if len(f) < 5 || f[0] != "member" {
-			return nil, bad(i+1, "want \"member <origin> <peer ID> <key> <http or -> [<address> ...]\", got %q", lines[i])
+			return lineError(i+1, "want \"member <origin> <peer ID> <key> <http or -> [<address> ...]\", got %q", lines[i])
 		}
 		if len(f)-5 > MaxMemberAddrs {
-			return nil, bad(i+1, "%d addresses, over the limit of %d", len(f)-5, MaxMemberAddrs)
+			return lineError(i+1, "%d addresses, over the limit of %d", len(f)-5, MaxMemberAddrs)
 		}
 		if slices.Contains(f, "") {
-			return nil, bad(i+1, "empty field (fields are separated by one space)")
+			return lineError(i+1, "empty field (fields are separated by one space)")
 		}
 		m := Member{Origin: f[1], PeerID: f[2], Key: f[3], HTTP: f[4]}
 		if m.HTTP == "-" {
@@ -234,17 +274,11 @@ func ParseFederationText(text []byte) (*FederationVersion, error) {
 		}
 		m.Addrs = append(m.Addrs, f[5:]...)
 		if len(v.Members) > 0 && v.Members[len(v.Members)-1].Origin >= m.Origin {
-			return nil, bad(i+1, "member %q is not after %q: members are sorted by origin, each once", m.Origin, v.Members[len(v.Members)-1].Origin)
+			return lineError(i+1, "member %q is not after %q: members are sorted by origin, each once", m.Origin, v.Members[len(v.Members)-1].Origin)
 		}
 		v.Members = append(v.Members, m)
 	}
-	if err := v.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFederationUpdate, err)
-	}
-	if !bytes.Equal(v.Text(), text) {
-		return nil, fmt.Errorf("%w: the text is not in canonical form", ErrFederationUpdate)
-	}
-	return &v, nil
+	return nil
 }
 
 // FederationUpdate is a signed federation update checked against the
