@@ -79,9 +79,9 @@ func (g *growthProfile) next(first bool) (log.Record, error) {
 	}
 	pe := &portal.PortalEntry{Transaction: "Publish", Type: p.TypeName(), AccountID: g.account, Signer: g.id,
 		OfflineKey: g.id, OnlineKeys: []string{g.admin.UDF().String()}, Updated: &updated, Entry: entry}
-	kind := log.KindProfile
+	kind := portal.KindProfile
 	if first {
-		pe.Transaction, pe.Status, kind = "CreateAccount", portal.AccountOpen, log.KindAccount
+		pe.Transaction, pe.Status, kind = "CreateAccount", portal.AccountOpen, portal.KindAccount
 	}
 	payload, err := portal.MarshalPortalEntry(pe)
 	if err != nil {

@@ -128,7 +128,7 @@ type replicaIndexer struct {
 // Index implements log.Indexer.
 func (ri *replicaIndexer) Index(txn *badger.Txn, rec *log.Record) error {
 	switch rec.Kind {
-	case log.KindProfile, log.KindEscrow, log.KindAccount:
+	case KindProfile, KindEscrow, KindAccount:
 	default:
 		return nil
 	}
@@ -136,7 +136,7 @@ func (ri *replicaIndexer) Index(txn *badger.Txn, rec *log.Record) error {
 		return nil
 	}
 	pe, ok := replicaFieldsOf(rec.Payload)
-	if !ok || (rec.Kind == log.KindAccount && pe.Status == AccountClosed) {
+	if !ok || (rec.Kind == KindAccount && pe.Status == AccountClosed) {
 		return nil // not an object, or an account closing: the profile stays as it was
 	}
 	cur, found := ri.pending[rec.Identifier]

@@ -53,13 +53,13 @@ func checkReplicaLatest(t *testing.T, seed uint64) {
 
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	newRecord := func(seq uint64) log.Record {
-		kinds := []log.Kind{log.KindProfile, log.KindProfile, log.KindProfile, log.KindAccount, log.KindEscrow}
+		kinds := []log.Kind{KindProfile, KindProfile, KindProfile, KindAccount, KindEscrow}
 		pe := map[string]any{"Type": "ProfileMesh", "Entry": map[string]any{}}
 		if rng.IntN(6) > 0 { // some versions have no Updated
 			pe["Updated"] = base.Add(time.Duration(rng.IntN(8)) * time.Second) // few values: ties and regressions
 		}
 		kind := kinds[rng.IntN(len(kinds))]
-		if kind == log.KindAccount && rng.IntN(3) == 0 {
+		if kind == KindAccount && rng.IntN(3) == 0 {
 			pe["Status"] = AccountClosed
 		}
 		payload, err := json.Marshal(map[string]any{"PortalEntry": pe})

@@ -226,12 +226,12 @@ func TestReplicaIndexerNeverRejects(t *testing.T) {
 	}
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	recs := []log.Record{
-		{Kind: log.KindProfile, Identifier: garbled, Payload: []byte("not json")},
-		{Kind: log.KindProfile, Identifier: id, Payload: signedByOnline}, // a new profile not signed by its offline key
-		{Kind: log.KindConnectionRequest, Identifier: "MDEV", Account: "nobody", Payload: []byte(`{}`)},
-		{Kind: log.KindEscrow, Identifier: id, Payload: signedByOnline}, // an escrow entry "replacing" a profile
-		{Kind: log.KindMasterHash, Payload: []byte("certificate")},
-		{Kind: log.KindProfile, Payload: signedByOnline}, // no identifier
+		{Kind: portal.KindProfile, Identifier: garbled, Payload: []byte("not json")},
+		{Kind: portal.KindProfile, Identifier: id, Payload: signedByOnline}, // a new profile not signed by its offline key
+		{Kind: portal.KindConnectionRequest, Identifier: "MDEV", Account: "nobody", Payload: []byte(`{}`)},
+		{Kind: portal.KindEscrow, Identifier: id, Payload: signedByOnline}, // an escrow entry "replacing" a profile
+		{Kind: "MasterHash", Payload: []byte("certificate")},               // a kind the portal does not own (the InterMesh's)
+		{Kind: portal.KindProfile, Payload: signedByOnline},                // no identifier
 	}
 	for i := range recs {
 		recs[i].Seq, recs[i].Time, recs[i].Origin = uint64(i), base.Add(time.Duration(i)), originA

@@ -118,9 +118,9 @@ func TestAReplicaNeverRegresses(t *testing.T) {
 	v2 := version(u.meshOnline)
 	base := time.Now().UTC()
 	recs := []log.Record{
-		{Kind: log.KindProfile, Identifier: id, Payload: v1},
-		{Kind: log.KindProfile, Identifier: id, Payload: v2},
-		{Kind: log.KindProfile, Identifier: id, Payload: v1}, // v1 again, after v2
+		{Kind: portal.KindProfile, Identifier: id, Payload: v1},
+		{Kind: portal.KindProfile, Identifier: id, Payload: v2},
+		{Kind: portal.KindProfile, Identifier: id, Payload: v1}, // v1 again, after v2
 	}
 	for i := range recs {
 		recs[i].Seq, recs[i].Time, recs[i].Origin = uint64(i), base.Add(time.Duration(i)), originA
@@ -160,7 +160,7 @@ func TestAReplicaNeverRegresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := log.Record{Seq: 3, Time: base.Add(time.Second), Origin: originA, Kind: log.KindProfile, Identifier: id, Payload: payload}
+	rec := log.Record{Seq: 3, Time: base.Add(time.Second), Origin: originA, Kind: portal.KindProfile, Identifier: id, Payload: payload}
 	if _, err := replica.Append(ctx, []log.Record{rec}); err != nil {
 		t.Fatal(err)
 	}

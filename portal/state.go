@@ -174,7 +174,7 @@ func setJSON(txn *badger.Txn, key []byte, v any) error {
 // writes the new state; it writes nothing when it returns an error.
 func (s *State) Index(txn *badger.Txn, rec *log.Record) error {
 	switch rec.Kind {
-	case log.KindAccount, log.KindProfile, log.KindEscrow, log.KindConnectionRequest, log.KindConnectionResult:
+	case KindAccount, KindProfile, KindEscrow, KindConnectionRequest, KindConnectionResult:
 	default:
 		return nil // InterMesh records (MasterHash, Evidence) have no portal state
 	}
@@ -183,12 +183,12 @@ func (s *State) Index(txn *badger.Txn, rec *log.Record) error {
 		return Errorf(ClientBadRequest, "record %d: %w", rec.Seq, err)
 	}
 	switch rec.Kind {
-	case log.KindAccount:
+	case KindAccount:
 		if pe.Status == AccountClosed {
 			return s.indexDelete(txn, rec, pe)
 		}
 		return s.indexCreate(txn, rec, pe)
-	case log.KindProfile, log.KindEscrow:
+	case KindProfile, KindEscrow:
 		if err := s.checkObject(txn, rec, pe); err != nil {
 			return err
 		}
@@ -196,7 +196,7 @@ func (s *State) Index(txn *badger.Txn, rec *log.Record) error {
 			return err
 		}
 		return s.indexMessage(txn, rec, pe)
-	case log.KindConnectionRequest:
+	case KindConnectionRequest:
 		return s.indexConnectStart(txn, rec)
 	default:
 		return s.indexConnectComplete(txn, rec, pe)
@@ -215,12 +215,12 @@ func (s *State) checkObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) e
 	if err != nil {
 		return err
 	}
-	if rec.Kind != log.KindAccount {
+	if rec.Kind != KindAccount {
 		if err := s.checkBinding(txn, rec, pe, found, &cur); err != nil {
 			return err
 		}
 	}
-	escrow := rec.Kind == log.KindEscrow
+	escrow := rec.Kind == KindEscrow
 	switch {
 	case !found && escrow:
 		return nil
@@ -230,7 +230,7 @@ func (s *State) checkObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) e
 				Description: fmt.Sprintf("a new profile must be signed by its own offline key %s, not %s", rec.Identifier, pe.Signer)}
 		}
 		return nil
-	case escrow || cur.Kind == log.KindEscrow:
+	case escrow || cur.Kind == KindEscrow:
 		return &Error{Status: AlreadyExists, Err: ErrConflict,
 			Description: fmt.Sprintf("identifier %s is already published and cannot be replaced", rec.Identifier)}
 	case cur.Type != pe.Type:
@@ -255,7 +255,7 @@ func checkNewer(rec *log.Record, pe *PortalEntry, cur *objectState) error {
 	switch {
 	case newer(pe.Updated, cur.Updated):
 		return nil
-	case rec.Kind == log.KindAccount && timesEqual(cur.Updated, pe.Updated):
+	case rec.Kind == KindAccount && timesEqual(cur.Updated, pe.Updated):
 		return nil
 	}
 	return &Error{Status: AlreadyExists, Err: ErrNotNewer,
@@ -322,7 +322,7 @@ func (s *State) writeObject(txn *badger.Txn, rec *log.Record, pe *PortalEntry) e
 // published for (ListMessages), in the transaction that registers it.
 // Publications are never replaced, so each is listed once.
 func (s *State) indexMessage(txn *badger.Txn, rec *log.Record, pe *PortalEntry) error {
-	if rec.Kind != log.KindEscrow || pe.Type != mesh.TypeCatalogedPublication {
+	if rec.Kind != KindEscrow || pe.Type != mesh.TypeCatalogedPublication {
 		return nil
 	}
 	if err := txn.Set(seqKey(tagMessage, rec.Account, rec.Seq), nil); err != nil {

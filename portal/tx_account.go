@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
@@ -78,7 +77,7 @@ func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*Create
 	}
 	pe := portalEntry(TxCreateAccount, e, req.Profile, nil)
 	pe.AccountID, pe.Status = req.Account, AccountOpen
-	if _, err := s.append(ctx, log.KindAccount, e.Identifier.String(), account, pe); err != nil {
+	if _, err := s.append(ctx, KindAccount, e.Identifier.String(), account, pe); err != nil {
 		return nil, err
 	}
 	return &CreateResponse{MeshResponse{Status: SuccessCreated}}, nil
@@ -132,7 +131,7 @@ func (s *Server) deleteAccount(ctx context.Context, r *http.Request, req *Delete
 	default:
 		return nil, Errorf(ClientUnauthorized, "DeleteRequest.Proof is missing: deleting an account needs a proof signed by a key of its profile, or the operator's admin token")
 	}
-	if _, err := s.append(ctx, log.KindAccount, acct.ProfileUDF, account, pe); err != nil {
+	if _, err := s.append(ctx, KindAccount, acct.ProfileUDF, account, pe); err != nil {
 		return nil, err
 	}
 	return &DeleteResponse{}, nil

@@ -65,7 +65,7 @@ func (s *Server) connectStart(ctx context.Context, req *ConnectStartRequest) (*C
 	}
 	pe := portalEntry(TxConnectStart, e, req.SignedRequest, nil)
 	pe.AccountID = req.AccountID
-	if _, err := s.append(ctx, log.KindConnectionRequest, e.Identifier.String(), account, pe); err != nil {
+	if _, err := s.append(ctx, KindConnectionRequest, e.Identifier.String(), account, pe); err != nil {
 		return nil, err
 	}
 	return &ConnectStartResponse{MeshResponse{Status: SuccessCreated}}, nil
@@ -133,7 +133,7 @@ func (s *Server) connectComplete(ctx context.Context, req *ConnectCompleteReques
 	}
 	pe := portalEntry(TxConnectComplete, e, req.Result, nil)
 	pe.AccountID = req.AccountID
-	if _, err := s.append(ctx, log.KindConnectionResult, e.Identifier.String(), account, pe); err != nil {
+	if _, err := s.append(ctx, KindConnectionResult, e.Identifier.String(), account, pe); err != nil {
 		return nil, err
 	}
 	return &ConnectCompleteResponse{MeshResponse{Status: SuccessCreated}}, nil

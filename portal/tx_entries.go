@@ -65,9 +65,9 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 		}
 		pe.Proof, pe.ProofSigner = req.Proof, signer
 	}
-	kind := log.KindProfile
+	kind := KindProfile
 	if e.Type == mesh.TypeOfflineEscrowEntry || e.Type == mesh.TypeCatalogedPublication {
-		kind = log.KindEscrow // stored opaque, never replaced
+		kind = KindEscrow // stored opaque, never replaced
 	}
 	update := reads.objFound
 	if _, err := s.append(ctx, kind, id, account, pe); err != nil {
