@@ -305,6 +305,28 @@ type FederationUpdate struct {
 // update is certified when a quorum of cur's members and every new key
 // signed. An update with no signature of a current member is an error.
 func CheckFederationUpdate(cur *FederationVersion, signed []byte) (*FederationUpdate, error) {
+	next, err := signedUpdateText(cur, signed)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := updateKeysFor(cur, next)
+	if err != nil {
+		return nil, err
+	}
+	n, err := note.Open(signed, note.VerifierList(keys.verifiers...))
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		return nil, fmt.Errorf("%w: version %d is signed by no current member", ErrFederationUpdate, next.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: version %d: %w", ErrFederationUpdate, next.Version, err)
+	}
+	return keys.tally(cur, next, n)
+}
+
+// signedUpdateText parses the text of a signed federation update and
+// checks that it may follow cur.
+func signedUpdateText(cur *FederationVersion, signed []byte) (*FederationVersion, error) {
 	if len(signed) > MaxFederationNote {
 		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrFederationUpdate, len(signed), MaxFederationNote)
 	}
@@ -319,48 +341,62 @@ func CheckFederationUpdate(cur *FederationVersion, signed []byte) (*FederationUp
 	if err := next.check(cur); err != nil {
 		return nil, err
 	}
-	type role struct {
-		origin  string
-		current bool // a current member's key; otherwise a new key
-	}
-	roles := map[string]role{} // by verifier key
-	var vs []note.Verifier
-	add := func(key, origin string, current bool) error {
-		if _, dup := roles[key]; dup {
-			return nil
-		}
-		v, err := note.NewVerifier(key)
-		if err != nil {
-			return fmt.Errorf("%w: key of %q: %w", ErrFederationUpdate, origin, err)
-		}
-		roles[key] = role{origin, current}
-		vs = append(vs, v)
-		return nil
-	}
+	return next, nil
+}
+
+// keyRole is whose a verifier key is.
+type keyRole struct {
+	origin  string
+	current bool // a current member's key; otherwise a new key
+}
+
+// updateKeys are the keys a federation update may be signed with: the
+// current members' keys and the keys new in the update.
+type updateKeys struct {
+	roles     map[string]keyRole // by verifier key
+	verifiers []note.Verifier
+	newKeys   map[string]string // verifier key → origin
+}
+
+// updateKeysFor collects the keys of cur's members, then the keys of
+// next's members that cur does not know.
+func updateKeysFor(cur, next *FederationVersion) (*updateKeys, error) {
+	k := &updateKeys{roles: map[string]keyRole{}, newKeys: map[string]string{}}
 	for _, m := range cur.Members {
-		if err := add(m.Key, m.Origin, true); err != nil {
+		if err := k.add(m.Key, m.Origin, true); err != nil {
 			return nil, err
 		}
 	}
-	newKeys := map[string]string{} // verifier key → origin
 	for _, m := range next.Members {
-		if _, known := roles[m.Key]; !known {
-			newKeys[m.Key] = m.Origin
-			if err := add(m.Key, m.Origin, false); err != nil {
+		if _, known := k.roles[m.Key]; !known {
+			k.newKeys[m.Key] = m.Origin
+			if err := k.add(m.Key, m.Origin, false); err != nil {
 				return nil, err
 			}
 		}
 	}
-	n, err := note.Open(signed, note.VerifierList(vs...))
-	var unverified *note.UnverifiedNoteError
-	if errors.As(err, &unverified) {
-		return nil, fmt.Errorf("%w: version %d is signed by no current member", ErrFederationUpdate, next.Version)
+	return k, nil
+}
+
+// add adds a verifier key of origin, once.
+func (k *updateKeys) add(key, origin string, current bool) error {
+	if _, dup := k.roles[key]; dup {
+		return nil
 	}
+	v, err := note.NewVerifier(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: version %d: %w", ErrFederationUpdate, next.Version, err)
+		return fmt.Errorf("%w: key of %q: %w", ErrFederationUpdate, origin, err)
 	}
+	k.roles[key] = keyRole{origin, current}
+	k.verifiers = append(k.verifiers, v)
+	return nil
+}
+
+// tally sorts the verified signatures of n into current signers and
+// new keys, and reports whether the update to next is certified.
+func (k *updateKeys) tally(cur, next *FederationVersion, n *note.Note) (*FederationUpdate, error) {
 	byHash := map[string]string{} // name+hash → verifier key
-	for key := range roles {
+	for key := range k.roles {
 		v, _ := note.NewVerifier(key)
 		byHash[fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())] = key
 	}
@@ -368,7 +404,7 @@ func CheckFederationUpdate(cur *FederationVersion, signed []byte) (*FederationUp
 	signedNew := map[string]bool{}
 	for _, s := range n.Sigs {
 		key := byHash[fmt.Sprintf("%s+%08x", s.Name, s.Hash)]
-		r := roles[key]
+		r := k.roles[key]
 		if r.current {
 			u.Signers = append(u.Signers, r.origin)
 		} else {
@@ -378,7 +414,7 @@ func CheckFederationUpdate(cur *FederationVersion, signed []byte) (*FederationUp
 	if len(u.Signers) == 0 {
 		return nil, fmt.Errorf("%w: version %d is signed by no current member", ErrFederationUpdate, next.Version)
 	}
-	for key, origin := range newKeys {
+	for key, origin := range k.newKeys {
 		if !signedNew[key] {
 			u.Missing = append(u.Missing, origin)
 		}
