@@ -125,94 +125,126 @@ func (v Verifier) registeredOnlineKey(p SignedProfile) func(kid UDF) (PublicKey,
 	}
 }
 
+// verifyObject decodes and checks the payload of e by its type, and
+// fills in the entry's object, identifier, subject and signer.
 func (v Verifier) verifyObject(e *Entry) error {
-	env := e.Envelope
 	switch e.Type {
 	case TypeProfileMesh, TypeProfileDevice, TypeProfileAccount, TypeProfileService, TypeProfileHost:
-		p := newProfile(e.Type)
-		if err := DecodePayload(env.Payload, p); err != nil {
-			return err
-		}
-		signer, err := verifyProfile(p, env, true, v.registeredOnlineKey(p))
-		if err != nil {
-			return err
-		}
-		id, _ := p.Base().Identifier()
-		online, _ := p.Base().OnlineKeys()
-		e.Object, e.Identifier, e.Signer, e.SignedOffline = p, id, signer, signer == id
-		for _, k := range online {
-			e.OnlineKeys = append(e.OnlineKeys, k.UDF())
-		}
-		if a, ok := p.(*ProfileAccount); ok && a.MeshProfileUDF != "" {
-			e.Subject, _ = ParseUDF(a.MeshProfileUDF)
-		}
-		return nil
+		return v.verifyProfileEntry(e)
 	case TypeConnectionRequest:
-		var r ConnectionRequest
-		if err := DecodePayload(env.Payload, &r); err != nil {
-			return err
-		}
-		if err := r.Validate(env); err != nil {
-			return err
-		}
-		id, _ := r.DeviceUDF()
-		e.Object, e.Identifier, e.Signer = &r, id, id
-		e.Subject, _ = ParseUDF(r.ParentUDF)
-		return nil
+		return verifyRequestEntry(e)
 	case TypeConnectionResult:
-		var r ConnectionResult
-		if err := DecodePayload(env.Payload, &r); err != nil {
-			return err
-		}
-		parent, err := ParseUDF(r.ParentUDF)
-		if err != nil {
-			return inField("ParentUDF", err)
-		}
-		var authority SignedProfile
-		if v.Lookup != nil {
-			if a, err := v.Lookup(parent); err == nil && a != nil {
-				authority = a.Profile()
-			}
-		}
-		if authority == nil {
-			return fieldErr(ErrUnknownKey, "ParentUDF", "profile %s is not registered", parent)
-		}
-		if err := r.Validate(env, authority); err != nil {
-			return err
-		}
-		keys, _ := AuthorityKeys(authority)
-		signer, _ := env.VerifyWith(func(kid UDF) (PublicKey, error) {
-			if k, ok := keys[kid]; ok {
-				return k, nil
-			}
-			return PublicKey{}, ErrUnknownKey
-		})
-		id, _ := r.DeviceUDF()
-		e.Object, e.Identifier, e.Subject, e.Signer = &r, id, parent, signer
-		return nil
+		return v.verifyResultEntry(e)
 	case TypeCatalogedPublication:
-		var p CatalogedPublication
-		if err := DecodePayload(env.Payload, &p); err != nil {
-			return err
-		}
-		if err := p.Validate(); err != nil {
-			return err
-		}
-		id, _ := ParseUDF(p.ID)
-		e.Object, e.Identifier = &p, id
-		return nil
+		return verifyPublicationEntry(e)
 	case TypeOfflineEscrowEntry:
-		var o OfflineEscrowEntry
-		if err := DecodePayload(env.Payload, &o); err != nil {
-			return err
-		}
-		if err := o.Validate(); err != nil {
-			return err
-		}
-		e.Object, e.Identifier = &o, o.identifier()
-		return nil
+		return verifyEscrowEntry(e)
 	}
 	return fieldErr(ErrUnsupported, "entry", "type %q", e.Type)
+}
+
+// verifyProfileEntry checks a signed profile (offline-signed, or signed
+// by an online key of the registered version) and records its keys.
+func (v Verifier) verifyProfileEntry(e *Entry) error {
+	env := e.Envelope
+	p := newProfile(e.Type)
+	if err := DecodePayload(env.Payload, p); err != nil {
+		return err
+	}
+	signer, err := verifyProfile(p, env, true, v.registeredOnlineKey(p))
+	if err != nil {
+		return err
+	}
+	id, _ := p.Base().Identifier()
+	online, _ := p.Base().OnlineKeys()
+	e.Object, e.Identifier, e.Signer, e.SignedOffline = p, id, signer, signer == id
+	for _, k := range online {
+		e.OnlineKeys = append(e.OnlineKeys, k.UDF())
+	}
+	if a, ok := p.(*ProfileAccount); ok && a.MeshProfileUDF != "" {
+		e.Subject, _ = ParseUDF(a.MeshProfileUDF)
+	}
+	return nil
+}
+
+// verifyRequestEntry checks a connection request, signed by the device
+// it names.
+func verifyRequestEntry(e *Entry) error {
+	env := e.Envelope
+	var r ConnectionRequest
+	if err := DecodePayload(env.Payload, &r); err != nil {
+		return err
+	}
+	if err := r.Validate(env); err != nil {
+		return err
+	}
+	id, _ := r.DeviceUDF()
+	e.Object, e.Identifier, e.Signer = &r, id, id
+	e.Subject, _ = ParseUDF(r.ParentUDF)
+	return nil
+}
+
+// verifyResultEntry checks a connection result against the registered
+// profile of its parent, whose keys must have signed it.
+func (v Verifier) verifyResultEntry(e *Entry) error {
+	env := e.Envelope
+	var r ConnectionResult
+	if err := DecodePayload(env.Payload, &r); err != nil {
+		return err
+	}
+	parent, err := ParseUDF(r.ParentUDF)
+	if err != nil {
+		return inField("ParentUDF", err)
+	}
+	var authority SignedProfile
+	if v.Lookup != nil {
+		if a, err := v.Lookup(parent); err == nil && a != nil {
+			authority = a.Profile()
+		}
+	}
+	if authority == nil {
+		return fieldErr(ErrUnknownKey, "ParentUDF", "profile %s is not registered", parent)
+	}
+	if err := r.Validate(env, authority); err != nil {
+		return err
+	}
+	keys, _ := AuthorityKeys(authority)
+	signer, _ := env.VerifyWith(func(kid UDF) (PublicKey, error) {
+		if k, ok := keys[kid]; ok {
+			return k, nil
+		}
+		return PublicKey{}, ErrUnknownKey
+	})
+	id, _ := r.DeviceUDF()
+	e.Object, e.Identifier, e.Subject, e.Signer = &r, id, parent, signer
+	return nil
+}
+
+// verifyPublicationEntry checks a cataloged publication.
+func verifyPublicationEntry(e *Entry) error {
+	var p CatalogedPublication
+	if err := DecodePayload(e.Envelope.Payload, &p); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	id, _ := ParseUDF(p.ID)
+	e.Object, e.Identifier = &p, id
+	return nil
+}
+
+// verifyEscrowEntry checks an offline escrow entry.
+func verifyEscrowEntry(e *Entry) error {
+	var o OfflineEscrowEntry
+	if err := DecodePayload(e.Envelope.Payload, &o); err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	e.Object, e.Identifier = &o, o.identifier()
+	return nil
 }
 
 func newProfile(typ string) SignedProfile {
