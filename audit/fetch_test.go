@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal"
 )
@@ -30,7 +31,7 @@ func TestLogCopyChecksEveryItemAgainstItsLeaf(t *testing.T) {
 	items := []portal.DataItem{
 		testItem(0, log.KindProfile, `{"ProfileMesh":{"a":"<b>"}}`),
 		testItem(1, log.KindEscrow, "not JSON"),
-		testItem(2, log.KindMasterHash, `{"round":1}`),
+		testItem(2, intermesh.KindMasterHash, `{"round":1}`),
 	}
 	// The server's JSON encoder escapes "<" in Entry: still the same payload.
 	items[0].Entry = json.RawMessage(`{"ProfileMesh":{"a":"\u003cb\u003e"}}`)

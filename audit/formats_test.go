@@ -44,9 +44,9 @@ func TestParseLeafReadsTheDocumentedExample(t *testing.T) {
 func TestParseLeafReadsWhatTheLogWrites(t *testing.T) {
 	for _, rec := range []log.Record{
 		{Seq: 0, Time: time.Unix(1767225600, 123456789), Kind: log.KindProfile, Identifier: "MDDK-7N6A-727A-JZNO-STRX", Payload: []byte(`{"ProfileMesh":[]}`), Origin: "testnet/node0"},
-		{Seq: 1 << 40, Time: time.Unix(0, 0), Kind: log.KindMasterHash, Identifier: "round/7", Payload: []byte(`{"round":7}`), Origin: "x"},
+		{Seq: 1 << 40, Time: time.Unix(0, 0), Kind: intermesh.KindMasterHash, Identifier: "round/7", Payload: []byte(`{"round":7}`), Origin: "x"},
 		{Seq: 3, Time: time.Unix(-5, 0), Kind: log.KindEscrow, Account: "alice@example.com", Payload: bytes.Repeat([]byte{0xff}, 60000)},
-		{Seq: 4, Time: time.Unix(1, 0), Kind: log.KindEvidence},
+		{Seq: 4, Time: time.Unix(1, 0), Kind: intermesh.KindEvidence},
 	} {
 		l, err := ParseLeaf(rec.MarshalLeaf())
 		if err != nil {

@@ -196,7 +196,7 @@ type EvidenceIndexer struct{}
 
 // Index implements log.Indexer.
 func (EvidenceIndexer) Index(txn *badger.Txn, rec *log.Record) error {
-	if rec.Kind != log.KindEvidence {
+	if rec.Kind != KindEvidence {
 		return nil
 	}
 	var e Evidence
@@ -228,7 +228,7 @@ func (m *Mesh) appendEvidence(ctx context.Context, e Evidence) error {
 	if err != nil {
 		return err
 	}
-	rec, err := m.cfg.Log.Append(ctx, log.Record{Kind: log.KindEvidence, Identifier: e.Origin, Payload: payload})
+	rec, err := m.cfg.Log.Append(ctx, log.Record{Kind: KindEvidence, Identifier: e.Origin, Payload: payload})
 	if errors.Is(err, ErrEvidenceRecorded) {
 		return nil
 	}

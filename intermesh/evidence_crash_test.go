@@ -137,7 +137,7 @@ func TestEvidenceIsAppendedOnceAcrossKills(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.Kind != log.KindEvidence {
+		if rec.Kind != KindEvidence {
 			continue
 		}
 		var e Evidence

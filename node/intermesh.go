@@ -88,7 +88,7 @@ func (m *masterRecords) load(ctx context.Context, l *log.Log) error {
 			return fmt.Errorf("node: reading recent MasterHash records: %w", err)
 		}
 		for _, rec := range page.Records {
-			if rec.Kind != log.KindMasterHash {
+			if rec.Kind != intermesh.KindMasterHash {
 				continue
 			}
 			var r intermesh.RoundResult
@@ -166,7 +166,7 @@ func (n *Node) commitRound(ctx context.Context, r intermesh.RoundResult) error {
 		return fmt.Errorf("node: encoding round %d: %w", r.Round, err)
 	}
 	rec, err := n.log.Append(ctx, log.Record{
-		Kind:       log.KindMasterHash,
+		Kind:       intermesh.KindMasterHash,
 		Identifier: fmt.Sprintf("round/%d", r.Round),
 		Payload:    payload,
 	})

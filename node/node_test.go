@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 )
@@ -113,7 +114,7 @@ func TestNodeClosesEpochsAndServesItsCheckpoint(t *testing.T) {
 	stop := runNode(t, n)
 	base := "http://" + n.HTTPAddr()
 
-	if _, err := n.Log().Append(ctx, log.Record{Kind: log.KindMasterHash, Payload: []byte(`{}`)}); err != nil {
+	if _, err := n.Log().Append(ctx, log.Record{Kind: intermesh.KindMasterHash, Payload: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	var cp merkle.Checkpoint

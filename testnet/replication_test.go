@@ -259,7 +259,7 @@ func forkNode(t *testing.T, tn *Testnet, i, records int) {
 		t.Fatal(err)
 	}
 	for k := range records {
-		rec := log.Record{Kind: log.KindMasterHash, Identifier: fmt.Sprintf("rewritten/%d", k), Payload: []byte(`{}`)}
+		rec := log.Record{Kind: intermesh.KindMasterHash, Identifier: fmt.Sprintf("rewritten/%d", k), Payload: []byte(`{}`)}
 		if _, err := n.Log().Append(t.Context(), rec); err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func checkEvidence(t *testing.T, tn *Testnet, fed *config.Federation, i int, ori
 		t.Fatalf("node %d: evidence against %q, want %q", i, ev.Origin, origin)
 	}
 	rec, err := tn.Node(i).Log().Get(*ev.RecordIndex)
-	if err != nil || rec.Kind != log.KindEvidence {
+	if err != nil || rec.Kind != intermesh.KindEvidence {
 		t.Fatalf("node %d: record %d is %q (%v), want an Evidence record", i, *ev.RecordIndex, rec.Kind, err)
 	}
 	var logged intermesh.Evidence

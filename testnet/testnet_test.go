@@ -117,7 +117,7 @@ func TestFourNodesAgreeOnEveryRoundAndCommitTheCertificate(t *testing.T) {
 	for i := range 4 {
 		n := tn.Node(i)
 		if err := WaitFor(t.Context(), 5*time.Second, "a MasterHash record", func() bool {
-			return countKind(t, n.Log(), log.KindMasterHash) > 0
+			return countKind(t, n.Log(), intermesh.KindMasterHash) > 0
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +208,7 @@ func checkStatusProofs(t *testing.T, tn *Testnet, i int) {
 				t.Fatalf("%s: no MasterHash record index", p.Origin)
 			}
 			rec, err := tn.Node(i).Log().Get(*p.MasterRecordIndex)
-			if err != nil || rec.Kind != log.KindMasterHash {
+			if err != nil || rec.Kind != intermesh.KindMasterHash {
 				t.Fatalf("record %d: %v %v", *p.MasterRecordIndex, rec.Kind, err)
 			}
 			recLeaf := rfc6962.DefaultHasher.HashLeaf(rec.MarshalLeaf())

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
@@ -199,7 +200,7 @@ func appendRecords(t *testing.T, l *log.Log, n int) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, err := l.Append(t.Context(), log.Record{Kind: log.KindMasterHash, Identifier: "test/" + strconv.Itoa(i), Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`)})
+			_, err := l.Append(t.Context(), log.Record{Kind: intermesh.KindMasterHash, Identifier: "test/" + strconv.Itoa(i), Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`)})
 			errs <- err
 		})
 	}

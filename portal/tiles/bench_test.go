@@ -49,7 +49,7 @@ func BenchmarkReadEntries(b *testing.B) {
 	for w := range 256 {
 		wg.Go(func() {
 			for i := w; i < benchEntries; i += 256 {
-				rec := log.Record{Kind: log.KindEvidence, Identifier: fmt.Sprint(i), Payload: []byte(strings.Repeat("p", 150))}
+				rec := log.Record{Kind: "Evidence", Identifier: fmt.Sprint(i), Payload: []byte(strings.Repeat("p", 150))}
 				if _, err := l.Append(context.Background(), rec); err != nil {
 					b.Error(err)
 					return

@@ -95,7 +95,7 @@ func newTestLog(t *testing.T, records int) *testLog {
 		t.Fatal(err)
 	}
 	for i := range records {
-		if _, err := l.Append(t.Context(), log.Record{Kind: log.KindEvidence, Identifier: fmt.Sprint(i), Payload: bytes.Repeat([]byte{'a'}, i%100)}); err != nil {
+		if _, err := l.Append(t.Context(), log.Record{Kind: "Evidence", Identifier: fmt.Sprint(i), Payload: bytes.Repeat([]byte{'a'}, i%100)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -217,7 +217,7 @@ func TestTilesAndBundlesAreServedUpToTheCheckpointWithTheirHeaders(t *testing.T)
 
 	// Nothing beyond the checkpoint, though the log holds more.
 	for range 10 {
-		if _, err := tl.log.Append(t.Context(), log.Record{Kind: log.KindEvidence}); err != nil {
+		if _, err := tl.log.Append(t.Context(), log.Record{Kind: "Evidence"}); err != nil {
 			t.Fatal(err)
 		}
 	}
