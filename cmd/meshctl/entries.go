@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,14 +38,14 @@ the administration key of the account's profile, from the keystore.`,
 		Args:    exactArgs(1, "one file name, or - for stdin"),
 		PreRunE: accountFlags("account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := readInput(cmd, args[0])
+			raw, src, err := readInput(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			raw = bytes.TrimSpace(raw)
 			e, err := mesh.VerifyEntry(raw, 0)
 			if err != nil {
-				return fmt.Errorf("%s is not a valid signed entry: %w", inputName(args[0]), err)
+				return fmt.Errorf("%s is not a valid signed entry: %w", src, err)
 			}
 			ks, err := opts.keystore()
 			if err != nil {
@@ -77,35 +78,27 @@ the administration key of the account's profile, from the keystore.`,
 	return cmd
 }
 
-// readInput reads a file, or stdin for "-".
-func readInput(cmd *cobra.Command, name string) ([]byte, error) {
+// readInput reads a file, or stdin for "-", and says which it read.
+func readInput(cmd *cobra.Command, name string) ([]byte, string, error) {
 	if name == "-" {
 		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), mesh.MaxEnvelopeSize+1))
 		if err != nil {
-			return nil, fmt.Errorf("reading stdin: %w", err)
+			return nil, "", fmt.Errorf("reading stdin: %w", err)
 		}
-		return b, nil
+		return b, "stdin", nil
 	}
 	b, err := os.ReadFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("reading the entry: %w", err)
+		return nil, "", fmt.Errorf("reading the entry: %w", err)
 	}
-	return b, nil
-}
-
-func inputName(name string) string {
-	if name == "-" {
-		return "stdin"
-	}
-	return name
+	return b, name, nil
 }
 
 // getOptions are the flags of 'meshctl get'.
 type getOptions struct {
 	id, account string
 	full, all   bool
-	raw         bool
-	verify      bool
+	raw, verify bool
 	federation  string
 }
 
@@ -139,87 +132,7 @@ one that a quorum of the federation certified, and says what it proved; it
 exits 1 if anything could not be proved.`,
 		Args:    exactArgs(0, "no arguments (use --id or --account)"),
 		PreRunE: accountFlags("account"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (g.id == "") == (g.account == "") {
-				return usagef(cmd, "get needs exactly one of --id UDF and --account NAME")
-			}
-			var keys *getVerifier
-			if g.verify != (g.federation != "") {
-				return usagef(cmd, "--verify needs --federation FILE, and --federation is only for --verify")
-			}
-			if g.verify {
-				var err error
-				if keys, err = newGetVerifier(g.federation); err != nil {
-					return err
-				}
-				g.full = true
-			}
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
-			req := &portal.GetRequest{Identifier: g.id, Account: g.account, Full: g.full, Multiple: g.all}
-			what := "getting " + g.id
-			if g.account != "" {
-				what = "getting account " + fmt.Sprintf("%q", g.account)
-			}
-			var items []getItem
-			var checks []getVerification
-			for {
-				resp, err := c.Get(cmd.Context(), req)
-				if err != nil {
-					return c.wrap(what, err)
-				}
-				for _, d := range resp.DataItems {
-					items = append(items, inspectItem(d))
-				}
-				if keys != nil {
-					checks = append(checks, verifyGet(keys, resp))
-				}
-				if resp.PageKey == "" {
-					break
-				}
-				req.SearchConstraints = &portal.SearchConstraints{PageKey: resp.PageKey}
-			}
-			w := cmd.OutOrStdout()
-			if g.raw {
-				for _, it := range items {
-					fmt.Fprintf(w, "%s\n", it.Entry)
-				}
-				return nil
-			}
-			if keys == nil {
-				return opts.emit(cmd, items, func(w io.Writer) {
-					for _, it := range items {
-						printItem(w, it)
-					}
-				})
-			}
-			failed := false
-			for _, v := range checks {
-				failed = failed || v.Failed != ""
-			}
-			return opts.emitVerdict(cmd, struct {
-				Items  []getItem
-				Proofs []getVerification
-			}{items, checks}, func(w io.Writer) {
-				for _, it := range items {
-					printItem(w, it)
-				}
-				for _, v := range checks {
-					fmt.Fprintln(w, "proved:")
-					for _, p := range v.Proved {
-						fmt.Fprintf(w, "  %s\n", p)
-					}
-					if v.Failed != "" {
-						fmt.Fprintf(w, "NOT PROVED: %s\n", v.Failed)
-					}
-				}
-				if !failed {
-					fmt.Fprintln(w, "Verified: every entry is in its log's signed checkpoint, which extends a checkpoint the federation's quorum certified.")
-				}
-			}, !failed)
-		},
+		RunE:    func(cmd *cobra.Command, _ []string) error { return g.run(cmd, opts) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&g.id, "id", "", "identifier (UDF) of the profile or escrow entry")
@@ -230,6 +143,97 @@ exits 1 if anything could not be proved.`,
 	f.BoolVar(&g.verify, "verify", false, "check the entries' inclusion and the federation's certificate offline (needs --federation)")
 	f.StringVar(&g.federation, "federation", "", "the federation file whose member keys --verify trusts")
 	return cmd
+}
+
+// run checks the flags of 'meshctl get', fetches the entries and prints them.
+func (g *getOptions) run(cmd *cobra.Command, opts *globalOptions) error {
+	if (g.id == "") == (g.account == "") {
+		return usagef(cmd, "get needs exactly one of --id UDF and --account NAME")
+	}
+	var keys *getVerifier
+	if g.verify != (g.federation != "") {
+		return usagef(cmd, "--verify needs --federation FILE, and --federation is only for --verify")
+	}
+	if g.verify {
+		var err error
+		if keys, err = newGetVerifier(g.federation); err != nil {
+			return err
+		}
+		g.full = true
+	}
+	items, checks, err := g.fetch(cmd, opts, keys)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if g.raw {
+		for _, it := range items {
+			fmt.Fprintf(w, "%s\n", it.Entry)
+		}
+		return nil
+	}
+	if keys == nil {
+		return opts.emit(cmd, items, func(w io.Writer) {
+			for _, it := range items {
+				printItem(w, it)
+			}
+		})
+	}
+	return emitGetProofs(cmd, opts, items, checks)
+}
+
+// fetch gets every page of the lookup; with keys, it verifies each page.
+func (g *getOptions) fetch(cmd *cobra.Command, opts *globalOptions, keys *getVerifier) (items []getItem, checks []getVerification, err error) {
+	c, err := opts.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &portal.GetRequest{Identifier: g.id, Account: g.account, Full: g.full, Multiple: g.all}
+	what := "getting " + g.id
+	if g.account != "" {
+		what = "getting account " + fmt.Sprintf("%q", g.account)
+	}
+	for {
+		resp, err := c.Get(cmd.Context(), req)
+		if err != nil {
+			return nil, nil, c.wrap(what, err)
+		}
+		for _, d := range resp.DataItems {
+			items = append(items, inspectItem(d))
+		}
+		if keys != nil {
+			checks = append(checks, verifyGet(keys, resp))
+		}
+		if resp.PageKey == "" {
+			return items, checks, nil
+		}
+		req.SearchConstraints = &portal.SearchConstraints{PageKey: resp.PageKey}
+	}
+}
+
+// emitGetProofs prints the entries and what --verify proved, or failed to.
+func emitGetProofs(cmd *cobra.Command, opts *globalOptions, items []getItem, checks []getVerification) error {
+	failed := slices.ContainsFunc(checks, func(v getVerification) bool { return v.Failed != "" })
+	return opts.emitVerdict(cmd, struct {
+		Items  []getItem
+		Proofs []getVerification
+	}{items, checks}, func(w io.Writer) {
+		for _, it := range items {
+			printItem(w, it)
+		}
+		for _, v := range checks {
+			fmt.Fprintln(w, "proved:")
+			for _, p := range v.Proved {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
+			if v.Failed != "" {
+				fmt.Fprintf(w, "NOT PROVED: %s\n", v.Failed)
+			}
+		}
+		if !failed {
+			fmt.Fprintln(w, "Verified: every entry is in its log's signed checkpoint, which extends a checkpoint the federation's quorum certified.")
+		}
+	}, !failed)
 }
 
 // inspectItem verifies and decodes an item's entry where it can.
@@ -262,14 +266,10 @@ func printItem(w io.Writer, it getItem) {
 	if it.Time != nil {
 		fmt.Fprintf(w, "  time      %s\n", it.Time.UTC().Format(time.RFC3339Nano))
 	}
-	if it.Kind != "" {
-		fmt.Fprintf(w, "  kind      %s\n", it.Kind)
-	}
-	if it.Account != "" {
-		fmt.Fprintf(w, "  account   %s\n", it.Account)
-	}
-	if it.Origin != "" {
-		fmt.Fprintf(w, "  origin    %s\n", it.Origin)
+	for _, f := range [][2]string{{"kind", it.Kind}, {"account", it.Account}, {"origin", it.Origin}} {
+		if f[1] != "" {
+			fmt.Fprintf(w, "  %-9s %s\n", f[0], f[1])
+		}
 	}
 	if it.Replicated {
 		fmt.Fprintf(w, "  replicated from %s's log\n", orDash(it.Origin))
