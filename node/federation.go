@@ -38,6 +38,11 @@ import (
 // (learnFromReplica), and, for a node that is not a member of its genesis
 // file, from the members' GET /federation/updates at start (bootstrap).
 
+// KindFederationUpdate is the kind of the record that holds a certified
+// federation update in a node's log. The log stores a kind as an opaque
+// string; this value is in every leaf already written, so it never changes.
+const KindFederationUpdate log.Kind = "FederationUpdate"
+
 // fedKeyPrefix is the first byte of the node's federation-history keys; the
 // list of every prefix of the store is in internal/keyspace.
 const fedKeyPrefix = keyspace.Federation
@@ -82,7 +87,7 @@ type FederationIndexer struct{}
 
 // Index implements log.Indexer.
 func (FederationIndexer) Index(txn *badger.Txn, rec *log.Record) error {
-	if rec.Kind != log.KindFederationUpdate {
+	if rec.Kind != KindFederationUpdate {
 		return nil
 	}
 	v, ok := fedVersion(rec.Identifier)
@@ -290,7 +295,7 @@ func (n *Node) learnFederationUpdate(ctx context.Context, signed []byte) (bool, 
 func (n *Node) acceptLocked(ctx context.Context, u *config.FederationUpdate, signed []byte) error {
 	h := n.history
 	_, err := n.log.Append(ctx, log.Record{
-		Kind:       log.KindFederationUpdate,
+		Kind:       KindFederationUpdate,
 		Identifier: fmt.Sprintf("federation/%d", u.Next.Version),
 		Payload:    signed,
 	})

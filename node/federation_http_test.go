@@ -191,7 +191,7 @@ func updateRecords(t *testing.T, n *Node) int {
 			t.Fatal(err)
 		}
 		for _, rec := range page.Records {
-			if rec.Kind == log.KindFederationUpdate {
+			if rec.Kind == KindFederationUpdate {
 				count++
 			}
 		}

@@ -298,7 +298,7 @@ type fedReplicaIndexer struct{ inbox chan<- []byte }
 
 // Index implements log.Indexer; it never refuses a record.
 func (x fedReplicaIndexer) Index(_ *badger.Txn, rec *log.Record) error {
-	if rec.Kind != log.KindFederationUpdate || len(rec.Payload) > config.MaxFederationNote {
+	if rec.Kind != KindFederationUpdate || len(rec.Payload) > config.MaxFederationNote {
 		return nil
 	}
 	select {

@@ -135,7 +135,7 @@ func hasUpdateRecord(t *testing.T, n *node.Node, v uint64) bool {
 			t.Fatal(err)
 		}
 		for _, rec := range page.Records {
-			if rec.Kind == log.KindFederationUpdate && rec.Identifier == fmt.Sprintf("federation/%d", v) {
+			if rec.Kind == node.KindFederationUpdate && rec.Identifier == fmt.Sprintf("federation/%d", v) {
 				return true
 			}
 		}
