@@ -29,8 +29,8 @@ func testItem(seq uint64, kind log.Kind, payload string) portal.DataItem {
 func TestLogCopyChecksEveryItemAgainstItsLeaf(t *testing.T) {
 	l := &logCopy{origin: "fed/node0"}
 	items := []portal.DataItem{
-		testItem(0, log.KindProfile, `{"ProfileMesh":{"a":"<b>"}}`),
-		testItem(1, log.KindEscrow, "not JSON"),
+		testItem(0, portal.KindProfile, `{"ProfileMesh":{"a":"<b>"}}`),
+		testItem(1, portal.KindEscrow, "not JSON"),
 		testItem(2, intermesh.KindMasterHash, `{"round":1}`),
 	}
 	// The server's JSON encoder escapes "<" in Entry: still the same payload.
@@ -44,23 +44,23 @@ func TestLogCopyChecksEveryItemAgainstItsLeaf(t *testing.T) {
 		t.Fatalf("problems %v, size %d, records %v", l.problems, l.size(), l.records)
 	}
 
-	lying := testItem(3, log.KindAccount, `{}`)
+	lying := testItem(3, portal.KindAccount, `{}`)
 	lying.Account = "mallory"
 	if err := l.add(&lying); err != nil || len(l.problems) != 1 || !strings.Contains(l.problems[0], "account") {
 		t.Fatalf("an item whose account is not its leaf's: %v, problems %v", err, l.problems)
 	}
-	foreign := testItem(4, log.KindAccount, `{}`)
+	foreign := testItem(4, portal.KindAccount, `{}`)
 	foreign.Origin = "fed/node1"
-	foreign.Leaf = (&log.Record{Seq: 4, Time: *foreign.Time, Kind: log.KindAccount, Account: "alice", Payload: []byte(`{}`), Origin: "fed/node1"}).MarshalLeaf()
+	foreign.Leaf = (&log.Record{Seq: 4, Time: *foreign.Time, Kind: portal.KindAccount, Account: "alice", Payload: []byte(`{}`), Origin: "fed/node1"}).MarshalLeaf()
 	if err := l.add(&foreign); err != nil || len(l.problems) != 2 || !strings.Contains(l.problems[1], "in a log of fed/node0") {
 		t.Fatalf("a record of another origin: %v, problems %v", err, l.problems)
 	}
 
-	skip := testItem(9, log.KindAccount, `{}`)
+	skip := testItem(9, portal.KindAccount, `{}`)
 	if err := l.add(&skip); !errors.Is(err, errGap) {
 		t.Fatalf("an entry out of order: %v", err)
 	}
-	noLeaf := testItem(5, log.KindAccount, `{}`)
+	noLeaf := testItem(5, portal.KindAccount, `{}`)
 	noLeaf.Leaf = nil
 	if err := l.add(&noLeaf); err == nil {
 		t.Fatal("an entry without leaf bytes accepted")
@@ -77,7 +77,7 @@ func TestTheCacheResumesAfterALineCutShort(t *testing.T) {
 	}
 	var lines []string
 	for i := range uint64(3) {
-		b, _ := json.Marshal(testItem(i, log.KindAccount, `{}`))
+		b, _ := json.Marshal(testItem(i, portal.KindAccount, `{}`))
 		lines = append(lines, string(b))
 	}
 	whole := strings.Join(lines, "\n") + "\n"

@@ -17,6 +17,7 @@ import (
 	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
 )
 
 // The auditor's readers are tested against vectors made by the node's own
@@ -35,7 +36,7 @@ func TestParseLeafReadsTheDocumentedExample(t *testing.T) {
 	if fmt.Sprint(l) != fmt.Sprint(want) {
 		t.Fatalf("got %+v, want %+v", l, want)
 	}
-	rec := log.Record{Seq: 1, Time: time.Unix(0, 2), Kind: log.KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}
+	rec := log.Record{Seq: 1, Time: time.Unix(0, 2), Kind: portal.KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}
 	if !bytes.Equal(rec.MarshalLeaf(), b) {
 		t.Fatalf("the documented example is not what MarshalLeaf writes")
 	}
@@ -43,9 +44,9 @@ func TestParseLeafReadsTheDocumentedExample(t *testing.T) {
 
 func TestParseLeafReadsWhatTheLogWrites(t *testing.T) {
 	for _, rec := range []log.Record{
-		{Seq: 0, Time: time.Unix(1767225600, 123456789), Kind: log.KindProfile, Identifier: "MDDK-7N6A-727A-JZNO-STRX", Payload: []byte(`{"ProfileMesh":[]}`), Origin: "testnet/node0"},
+		{Seq: 0, Time: time.Unix(1767225600, 123456789), Kind: portal.KindProfile, Identifier: "MDDK-7N6A-727A-JZNO-STRX", Payload: []byte(`{"ProfileMesh":[]}`), Origin: "testnet/node0"},
 		{Seq: 1 << 40, Time: time.Unix(0, 0), Kind: intermesh.KindMasterHash, Identifier: "round/7", Payload: []byte(`{"round":7}`), Origin: "x"},
-		{Seq: 3, Time: time.Unix(-5, 0), Kind: log.KindEscrow, Account: "alice@example.com", Payload: bytes.Repeat([]byte{0xff}, 60000)},
+		{Seq: 3, Time: time.Unix(-5, 0), Kind: portal.KindEscrow, Account: "alice@example.com", Payload: bytes.Repeat([]byte{0xff}, 60000)},
 		{Seq: 4, Time: time.Unix(1, 0), Kind: intermesh.KindEvidence},
 	} {
 		l, err := ParseLeaf(rec.MarshalLeaf())
@@ -60,7 +61,7 @@ func TestParseLeafReadsWhatTheLogWrites(t *testing.T) {
 }
 
 func TestParseLeafRejectsWhatTheLogWouldNotWrite(t *testing.T) {
-	good := (&log.Record{Seq: 1, Time: time.Unix(0, 2), Kind: log.KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}).MarshalLeaf()
+	good := (&log.Record{Seq: 1, Time: time.Unix(0, 2), Kind: portal.KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}).MarshalLeaf()
 	for name, b := range map[string][]byte{
 		"empty":            nil,
 		"version 2":        append([]byte{2}, good[1:]...),
@@ -80,7 +81,7 @@ func TestParseLeafRejectsWhatTheLogWouldNotWrite(t *testing.T) {
 // FuzzParseLeaf checks the auditor's reader against the log's: both accept
 // the same bytes and read the same fields.
 func FuzzParseLeaf(f *testing.F) {
-	f.Add((&log.Record{Seq: 1, Time: time.Unix(0, 2), Kind: log.KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}).MarshalLeaf())
+	f.Add((&log.Record{Seq: 1, Time: time.Unix(0, 2), Kind: portal.KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}).MarshalLeaf())
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		mine, err1 := ParseLeaf(b)

@@ -58,7 +58,7 @@ func TestAMemberWhoseLogGrewPastARewriteIsProvenToHaveForked(t *testing.T) {
 
 	// A now serves a rewritten log of 12 records and signs it.
 	for i := range 12 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("rewritten", i), Payload: []byte("{}")}); err != nil {
+		if _, err := la.Append(t.Context(), log.Record{Kind: "Profile", Identifier: fmt.Sprint("rewritten", i), Payload: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -130,7 +130,7 @@ func testRepairToAFork(t *testing.T, tc forkCase) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("fork", i), Payload: []byte("{}")}); err != nil {
+		if _, err := la.Append(t.Context(), log.Record{Kind: "Profile", Identifier: fmt.Sprint("fork", i), Payload: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -298,7 +298,7 @@ func TestARepairTellsAForkFromAnOlderCheckpoint(t *testing.T) {
 func appendProfiles(t testing.TB, l *log.Log, n int) []log.Record {
 	t.Helper()
 	for i := range n {
-		if _, err := l.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("p", i), Payload: []byte("{}")}); err != nil {
+		if _, err := l.Append(t.Context(), log.Record{Kind: "Profile", Identifier: fmt.Sprint("p", i), Payload: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}

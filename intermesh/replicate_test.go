@@ -83,7 +83,7 @@ func testRecords(origin string, first, n uint64, payload int) []log.Record {
 	for i := range recs {
 		seq := first + uint64(i)
 		recs[i] = log.Record{
-			Seq: seq, Time: time.Unix(0, int64(seq)).UTC(), Kind: log.KindProfile,
+			Seq: seq, Time: time.Unix(0, int64(seq)).UTC(), Kind: "Profile",
 			Identifier: fmt.Sprintf("id%d", seq), Origin: origin, Payload: bytes.Repeat([]byte{'x'}, payload),
 		}
 	}
@@ -148,7 +148,7 @@ func TestRecordsReplicateByGossipAndTransferAndRunStopsEveryGoroutine(t *testing
 	// Records appended before the Mesh runs are not gossiped: B must
 	// fetch them over Transfer.
 	for i := range 50 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint(i), Payload: []byte("{}")}); err != nil {
+		if _, err := la.Append(t.Context(), log.Record{Kind: "Profile", Identifier: fmt.Sprint(i), Payload: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -156,7 +156,7 @@ func TestRecordsReplicateByGossipAndTransferAndRunStopsEveryGoroutine(t *testing
 	b, stopB := startReplicating(t, fed, keys, 1, lb)
 	connect(t, []*node{{Mesh: a}, {Mesh: b}})
 	for i := range 20 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint("late", i), Payload: []byte("{}")}); err != nil {
+		if _, err := la.Append(t.Context(), log.Record{Kind: "Profile", Identifier: fmt.Sprint("late", i), Payload: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -126,7 +126,7 @@ func TestAMemberHoldingTransferStreamsIsServedAtMostTheCap(t *testing.T) {
 	fed, keys := testFederation(t, 3)
 	la, lb := openTestLog(t, fed.Members[0].Origin), openTestLog(t, fed.Members[1].Origin)
 	for i := range 50 {
-		if _, err := la.Append(t.Context(), log.Record{Kind: log.KindProfile, Identifier: fmt.Sprint(i), Payload: []byte("{}")}); err != nil {
+		if _, err := la.Append(t.Context(), log.Record{Kind: "Profile", Identifier: fmt.Sprint(i), Payload: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}

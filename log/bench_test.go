@@ -20,7 +20,7 @@ func BenchmarkAppend(b *testing.B) {
 			for i := range payload {
 				payload[i] = byte(i)
 			}
-			rec := Record{Kind: KindProfile, Identifier: "MBENCH-0000-0000", Account: "bench@example.com", Payload: payload}
+			rec := Record{Kind: "Profile", Identifier: "MBENCH-0000-0000", Account: "bench@example.com", Payload: payload}
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			b.ResetTimer()

@@ -100,7 +100,7 @@ func runCrashWriter(dir string) error {
 				for i := range payload {
 					payload[i] = byte(rand.Uint32())
 				}
-				rec, err := l.Append(context.Background(), log.Record{Kind: log.KindProfile, Identifier: "crash", Payload: payload})
+				rec, err := l.Append(context.Background(), log.Record{Kind: "Profile", Identifier: "crash", Payload: payload})
 				if err != nil {
 					errMu.Lock()
 					failed = errors.Join(failed, err)

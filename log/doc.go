@@ -1,5 +1,12 @@
-// Package log is intermesh's append-only log: every portal transaction and
-// every InterMesh record of a node, stored in Badger.
+// Package log is intermesh's append-only log of opaque records, stored in
+// Badger.
+//
+// The log knows a record's sequence number, time, origin and leaf encoding,
+// and the hooks (indexers) its callers register; it does not know what the
+// records mean. Each caller defines the kinds of record it appends (a Kind
+// is a string the log stores as given) and what their payloads hold: the
+// portal its transactions, the InterMesh its certificates and evidence, the
+// node its federation history.
 //
 // The log owns records, their dense sequence numbers (from 0, issued in commit
 // order; a record's sequence number is its leaf index in the Merkle tree),

@@ -22,7 +22,7 @@ func Example() {
 	}
 	defer l.Close()
 	for _, account := range []string{"alice@example.com", "bob@example.com", "carol@example.com"} {
-		rec, err := l.Append(ctx, log.Record{Kind: log.KindAccount, Account: account, Payload: []byte(`{}`)})
+		rec, err := l.Append(ctx, log.Record{Kind: "Account", Account: account, Payload: []byte(`{}`)})
 		if err != nil {
 			panic(err)
 		}

@@ -12,7 +12,7 @@ import (
 // TestLeafEncodingVector pins the leaf encoding documented on
 // Record.MarshalLeaf.
 func TestLeafEncodingVector(t *testing.T) {
-	rec := Record{Seq: 1, Time: time.Unix(0, 2).UTC(), Kind: KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"}
+	rec := Record{Seq: 1, Time: time.Unix(0, 2).UTC(), Kind: "Account", Account: "a", Payload: []byte("{}"), Origin: "n"}
 	want, _ := hex.DecodeString("01" + "0000000000000001" + "0000000000000002" +
 		"0007" + hex.EncodeToString([]byte("Account")) + "0000" + "0001" + "61" + "0001" + "6e" + "00000002" + "7b7d")
 	got := rec.MarshalLeaf()
@@ -45,8 +45,8 @@ func TestPageKeyVector(t *testing.T) {
 
 func FuzzUnmarshalLeaf(f *testing.F) {
 	for _, r := range []Record{
-		{Seq: 1, Time: time.Unix(0, 2).UTC(), Kind: KindAccount, Account: "a", Payload: []byte("{}"), Origin: "n"},
-		{Seq: 1 << 40, Time: time.Date(2030, 1, 1, 0, 0, 0, 7, time.UTC), Kind: KindProfile, Identifier: "MB2G-XXXX", Payload: []byte(`{"ProfileMesh":{}}`)},
+		{Seq: 1, Time: time.Unix(0, 2).UTC(), Kind: "Account", Account: "a", Payload: []byte("{}"), Origin: "n"},
+		{Seq: 1 << 40, Time: time.Date(2030, 1, 1, 0, 0, 0, 7, time.UTC), Kind: "Profile", Identifier: "MB2G-XXXX", Payload: []byte(`{"ProfileMesh":{}}`)},
 		{Kind: "x"},
 	} {
 		f.Add(r.MarshalLeaf())

@@ -39,7 +39,7 @@ func openTestLog(t testing.TB, dir string, opts Options) *Log {
 // testRecord returns a small valid record told apart by i.
 func testRecord(i int) Record {
 	return Record{
-		Kind:       KindProfile,
+		Kind:       "Profile",
 		Identifier: fmt.Sprintf("MB%04d", i),
 		Account:    "alice@example.com",
 		Payload:    []byte(fmt.Sprintf(`{"n":%d}`, i)),
@@ -188,8 +188,8 @@ func TestAppendRefusesInvalidRecords(t *testing.T) {
 		rec  Record
 	}{
 		{"a record without kind", Record{Payload: []byte("{}")}},
-		{"a record with an identifier over 64 KiB", Record{Kind: KindProfile, Identifier: strings.Repeat("x", MaxFieldLen+1)}},
-		{"a record with a payload over 16 MiB", Record{Kind: KindProfile, Payload: make([]byte, MaxPayloadLen+1)}},
+		{"a record with an identifier over 64 KiB", Record{Kind: "Profile", Identifier: strings.Repeat("x", MaxFieldLen+1)}},
+		{"a record with a payload over 16 MiB", Record{Kind: "Profile", Payload: make([]byte, MaxPayloadLen+1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

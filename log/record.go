@@ -8,20 +8,10 @@ import (
 	"time"
 )
 
-// Kind says what a record is.
+// Kind says what a record is. The log stores it as an opaque string (it
+// refuses only an empty one): each caller defines the kinds it appends and
+// how it reads them back.
 type Kind string
-
-// The kinds of record a node writes.
-const (
-	KindAccount           Kind = "Account"           // account created, deleted or changed status
-	KindProfile           Kind = "Profile"           // any signed Mesh profile
-	KindEscrow            Kind = "Escrow"            // an offline escrow entry
-	KindConnectionRequest Kind = "ConnectionRequest" // a device asks to connect
-	KindConnectionResult  Kind = "ConnectionResult"  // an administration device answers
-	KindMasterHash        Kind = "MasterHash"        // a quorum master-hash certificate or vote
-	KindEvidence          Kind = "Evidence"          // proof that a federation member equivocated
-	KindFederationUpdate  Kind = "FederationUpdate"  // a certified federation update (a signed note)
-)
 
 // Record is one entry of the log.
 type Record struct {
@@ -30,14 +20,15 @@ type Record struct {
 	// Time is when the record was sequenced (UTC, nanosecond precision),
 	// assigned by the log; never earlier than the previous record's time.
 	Time time.Time
-	// Kind says what the record is.
+	// Kind says what the record is, in the terms of the caller that
+	// appended it.
 	Kind Kind
 	// Identifier is the UDF of the object the record is about (a profile,
 	// an escrow entry, a connection), or empty.
 	Identifier string
 	// Account is the account the record belongs to, or empty.
 	Account string
-	// Payload is the canonical JSON of the Mesh object, stored opaque.
+	// Payload is the record's content, stored opaque.
 	Payload []byte
 	// Origin is the log name of the node that first sequenced the record.
 	Origin string

@@ -141,7 +141,7 @@ func TestReplicaRefusesHostileBatches(t *testing.T) {
 		{"an oversized payload is refused", shifted(peerRecords(10, 1), func(r []Record) { r[0].Payload = make([]byte, MaxPayloadLen+1) }), ErrInvalidRecord},
 		{"an oversized identifier is refused", shifted(peerRecords(10, 1), func(r []Record) { r[0].Identifier = strings.Repeat("i", MaxFieldLen+1) }), ErrInvalidRecord},
 		{"a seq that overflows is refused", shifted(peerRecords(10, 2), func(r []Record) { r[0].Seq, r[1].Seq = 1<<64-1, 0 }), ErrInvalidRecord},
-		{"a fork before fresh records writes none of them", shifted(peerRecords(9, 5), func(r []Record) { r[0].Kind = KindEscrow }), ErrFork},
+		{"a fork before fresh records writes none of them", shifted(peerRecords(9, 5), func(r []Record) { r[0].Kind = "Escrow" }), ErrFork},
 	}
 	_, r := openTestReplica(t, Options{})
 	mustAppend(t, r, peerRecords(0, 10), 10)
@@ -244,7 +244,7 @@ func TestReplicaSurvivesReopen(t *testing.T) {
 	}
 	mustAppend(t, r, peerRecords(0, 20), 20)
 	other, _ := l.Replica("other.example")
-	if _, err := other.Append(t.Context(), []Record{{Kind: KindProfile, Origin: "other.example", Time: time.Unix(1, 0).UTC()}}); err != nil {
+	if _, err := other.Append(t.Context(), []Record{{Kind: "Profile", Origin: "other.example", Time: time.Unix(1, 0).UTC()}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Append(t.Context(), testRecord(0)); err != nil {

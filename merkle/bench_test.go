@@ -205,7 +205,7 @@ func BenchmarkAppendWithTree(b *testing.B) {
 			for i := range payload {
 				payload[i] = byte(i)
 			}
-			rec := log.Record{Kind: log.KindProfile, Identifier: "MBENCH-0000-0000", Account: "bench@example.com", Payload: payload}
+			rec := log.Record{Kind: "Profile", Identifier: "MBENCH-0000-0000", Account: "bench@example.com", Payload: payload}
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			b.ResetTimer()

@@ -31,7 +31,7 @@ func testRecords(first uint64, n int) []log.Record {
 		recs[i] = log.Record{
 			Seq:     seq,
 			Time:    time.Unix(1728000000, int64(seq)).UTC(),
-			Kind:    log.KindProfile,
+			Kind:    "Profile",
 			Account: "alice@example.com",
 			Payload: fmt.Appendf(nil, `{"n":%d}`, seq),
 			Origin:  "example.org/node1",

@@ -18,7 +18,7 @@ func TestWritesOnlyUnderItsPrefixes(t *testing.T) {
 	const own = "example.org/node2"
 	l := openReplicatingLog(t, own)
 	for i := range 9 {
-		if _, err := l.Append(ctx, log.Record{Kind: log.KindProfile, Identifier: "MB" + string(rune('A'+i)), Payload: []byte(`{}`)}); err != nil {
+		if _, err := l.Append(ctx, log.Record{Kind: "Profile", Identifier: "MB" + string(rune('A'+i)), Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}

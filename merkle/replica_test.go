@@ -44,7 +44,7 @@ func TestReplicaTreeMatchesTheOriginsCheckpoint(t *testing.T) {
 	const originName, replicaName = exampleOrigin, "example.org/node2"
 	origin := openReplicatingLog(t, originName)
 	for i := range 37 {
-		if _, err := origin.Append(ctx, log.Record{Kind: log.KindProfile, Identifier: strings.Repeat("M", i%5+1), Payload: []byte(`{}`)}); err != nil {
+		if _, err := origin.Append(ctx, log.Record{Kind: "Profile", Identifier: strings.Repeat("M", i%5+1), Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}

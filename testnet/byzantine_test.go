@@ -9,6 +9,7 @@ import (
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/node"
+	"github.com/intermesh/intermesh/portal"
 )
 
 // The Byzantine member in a testnet of real nodes: node 3 is stopped and its
@@ -169,7 +170,7 @@ type relayLie struct {
 func forged(origin string, from uint64, n int) []log.Record {
 	recs := make([]log.Record, n)
 	for i := range recs {
-		recs[i] = log.Record{Seq: from + uint64(i), Origin: origin, Kind: log.KindProfile, Identifier: fmt.Sprint("forged", from+uint64(i)),
+		recs[i] = log.Record{Seq: from + uint64(i), Origin: origin, Kind: portal.KindProfile, Identifier: fmt.Sprint("forged", from+uint64(i)),
 			Payload: []byte("{}"), Time: time.Unix(1, 0).UTC()}
 	}
 	return recs
