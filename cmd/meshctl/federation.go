@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/merkle"
@@ -42,12 +43,10 @@ proposals it holds.`,
 }
 
 func newFederationProposeCommand(opts *globalOptions) *cobra.Command {
-	var (
-		add, rotate, remove []string
-		quorum              int
-		in                  uint64
-		out                 string
-	)
+	var add, rotate, remove []string
+	var quorum int
+	var in uint64
+	var out string
 	cmd := &cobra.Command{
 		Use:   "propose [--add MEMBER.toml] [--remove ORIGIN] [--rotate MEMBER.toml] [--quorum N] [--in ROUNDS] [--out FILE]",
 		Short: "Write the text of the federation's next version",
@@ -117,11 +116,10 @@ quorum set (0: floor(2n/3)+1), in force --in rounds from now. Sign it with
 	return cmd
 }
 
+// newFederationSignCommand is 'meshctl federation sign': sign an update, hand it to nodes.
 func newFederationSignCommand(opts *globalOptions) *cobra.Command {
-	var (
-		keyPath, in, out string
-		submit           []string
-	)
+	var keyPath, in, out string
+	var submit []string
 	cmd := &cobra.Command{
 		Use:   "sign --key NODE.key [--in FILE] [--out FILE] [--submit URL,...]",
 		Short: "Add a member's signature to a federation update and hand it to nodes",
@@ -141,33 +139,7 @@ text for one version); --token is the nodes' http.admin_token.`,
 			if err != nil {
 				return err
 			}
-			key, err := config.LoadKey(keyPath)
-			if err != nil {
-				return err
-			}
-			text := msg
-			if t, _, ok := bytes.Cut(msg, []byte("\n\n")); ok {
-				text = msg[:len(t)+1]
-			}
-			next, err := config.ParseFederationText(text)
-			if err != nil {
-				return err
-			}
-			origin, ok := originOfKey(next.Members, key)
-			if !ok {
-				st, err := getFederationState(cmd.Context(), opts.portal)
-				if err != nil {
-					return fmt.Errorf("the key is not in the update; looking in the current version: %w", err)
-				}
-				cur, err := config.ParseFederationText([]byte(st.Text))
-				if err != nil {
-					return err
-				}
-				if origin, ok = originOfKey(cur.Members, key); !ok {
-					return fmt.Errorf("the key %s is neither a member's key in the update nor in version %d", keyPath, cur.Version)
-				}
-			}
-			signer, err := merkle.NewSigner(origin, key)
+			signer, err := federationSigner(cmd, opts, keyPath, msg)
 			if err != nil {
 				return err
 			}
@@ -178,19 +150,7 @@ text for one version); --token is the nodes' http.admin_token.`,
 			if err := writeOut(cmd, out, signed); err != nil {
 				return err
 			}
-			for _, u := range submit {
-				sub, err := postFederation(cmd.Context(), u, opts.token, signed)
-				if err != nil {
-					return fmt.Errorf("%s: %w", u, err)
-				}
-				state := "pending"
-				if sub.Accepted {
-					state = "accepted"
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: version %d %s; signed by %s; new keys not signed: %s\n",
-					u, sub.Proposal.Version, state, strings.Join(sub.Proposal.Signers, ", "), orNone(sub.Proposal.Missing))
-			}
-			return nil
+			return submitFederation(cmd, opts, submit, signed)
 		},
 	}
 	f := cmd.Flags()
@@ -244,6 +204,52 @@ func newFederationStatusCommand(opts *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringSliceVar(&nodes, "nodes", nil, "node URLs to ask (default --portal)")
 	return cmd
+}
+
+// federationSigner is the signer of the node key at keyPath, named by its
+// member's origin in the update msg, or else in the current version.
+func federationSigner(cmd *cobra.Command, opts *globalOptions, keyPath string, msg []byte) (note.Signer, error) {
+	key, err := config.LoadKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	text := msg
+	if t, _, ok := bytes.Cut(msg, []byte("\n\n")); ok {
+		text = msg[:len(t)+1]
+	}
+	next, err := config.ParseFederationText(text)
+	if err != nil {
+		return nil, err
+	}
+	origin, ok := originOfKey(next.Members, key)
+	if !ok {
+		st, err := getFederationState(cmd.Context(), opts.portal)
+		if err != nil {
+			return nil, fmt.Errorf("the key is not in the update; looking in the current version: %w", err)
+		}
+		cur, err := config.ParseFederationText([]byte(st.Text))
+		if err != nil {
+			return nil, err
+		}
+		if origin, ok = originOfKey(cur.Members, key); !ok {
+			return nil, fmt.Errorf("the key %s is neither a member's key in the update nor in version %d", keyPath, cur.Version)
+		}
+	}
+	return merkle.NewSigner(origin, key)
+}
+
+// submitFederation posts the signed update to each node in turn, saying what each made of it.
+func submitFederation(cmd *cobra.Command, opts *globalOptions, nodes []string, signed []byte) error {
+	for _, u := range nodes {
+		sub, err := postFederation(cmd.Context(), u, opts.token, signed)
+		if err != nil {
+			return fmt.Errorf("%s: %w", u, err)
+		}
+		state := map[bool]string{false: "pending", true: "accepted"}[sub.Accepted]
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: version %d %s; signed by %s; new keys not signed: %s\n",
+			u, sub.Proposal.Version, state, strings.Join(sub.Proposal.Signers, ", "), orNone(sub.Proposal.Missing))
+	}
+	return nil
 }
 
 // readMembers reads the [[member]] entries of a file.
@@ -300,53 +306,46 @@ var federationHTTP = &http.Client{Timeout: 15 * time.Second}
 
 // getFederationState reads a node's GET /federation.
 func getFederationState(ctx context.Context, base string) (*node.FederationState, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/federation", nil)
-	if err != nil {
-		return nil, err
-	}
-	var st node.FederationState
-	if err := doFederation(req, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return doFederation[node.FederationState](ctx, http.MethodGet, base, "", nil)
 }
 
 // postFederation posts a signed update to a node's POST /federation.
 func postFederation(ctx context.Context, base, token string, signed []byte) (*node.FederationSubmission, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/federation", bytes.NewReader(signed))
+	return doFederation[node.FederationSubmission](ctx, http.MethodPost, base, token, bytes.NewReader(signed))
+}
+
+// doFederation sends a request to a node's /federation (with payload, a
+// signed note; with token, the node's admin token) and decodes its answer.
+func doFederation[T any](ctx context.Context, method, base, token string, payload io.Reader) (*T, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+"/federation", payload)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if payload != nil {
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	var sub node.FederationSubmission
-	if err := doFederation(req, &sub); err != nil {
-		return nil, err
-	}
-	return &sub, nil
-}
-
-func doFederation(req *http.Request, v any) error {
 	resp, err := federationHTTP.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, e.Error)
+			return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, e.Error)
 		}
-		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
+		return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
-	return nil
+	return &v, nil
 }
