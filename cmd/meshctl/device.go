@@ -145,10 +145,8 @@ device then sees the result with 'meshctl device status'.`,
 				return err
 			}
 			id := keys.offline.UDF().String()
-			d := &localDevice{Entry: devEntry, State: deviceState{
-				Identifier: id, Description: description, Created: now, Account: account,
-				Portal: opts.portal, ParentUDF: parent.Identifier.String(), Status: devicePending,
-			}}
+			d := &localDevice{Entry: devEntry, State: deviceState{Identifier: id, Description: description, Created: now,
+				Account: account, Portal: opts.portal, ParentUDF: parent.Identifier.String(), Status: devicePending}}
 			if d.Dir, err = ks.create(kindDevices, id); err != nil {
 				return err
 			}
@@ -355,11 +353,10 @@ the device ID that 'meshctl device pending' lists (a unique prefix will do).`, r
 					match = append(match, p)
 				}
 			}
-			switch len(match) {
-			case 0:
+			switch {
+			case len(match) == 0:
 				return fmt.Errorf("account %q has no pending request from device %s (see 'meshctl device pending')", account, args[0])
-			case 1:
-			default:
+			case len(match) > 1:
 				return fmt.Errorf("device ID %s is ambiguous: %d pending requests match", args[0], len(match))
 			}
 			p := match[0]
@@ -417,74 +414,78 @@ the account's profile; a device of the keystore records it.`,
 				if account == "" {
 					account = d.State.Account
 				}
-			case id == "":
-				return err
-			case !errors.Is(err, ErrNotInKeystore):
+			case id == "", !errors.Is(err, ErrNotInKeystore):
 				return err
 			}
 			if account == "" {
 				return usagef(cmd, "device %s is not in the keystore: name its account with --account", id)
 			}
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
-			resp, err := c.ConnectStatus(cmd.Context(), &portal.ConnectStatusRequest{AccountID: account, DeviceID: id})
-			if err != nil {
-				return c.wrap(fmt.Sprintf("asking for the status of device %s", id), err)
-			}
-			r := deviceResult{Identifier: id, Account: account, Status: devicePending}
-			var activation *mesh.Activation
-			if len(resp.Result) > 0 {
-				res, err := verifyResult(cmd.Context(), c, resp.Result)
-				if err != nil {
-					return err
-				}
-				r.Status, r.ParentUDF = res.Result, res.ParentUDF
-				if d != nil && res.EnvelopedActivationAccount != nil && !d.activated() {
-					if activation, err = d.activate(cmd.Context(), c, res); err != nil {
-						return err
-					}
-					r.AccountEncryptionKey, r.DeviceSignatureKey = activation.AccountEncryption.UDF().String(), activation.DeviceSignature.UDF().String()
-				}
-			}
-			if d != nil {
-				r.Description, r.ParentUDF, r.Dir = d.State.Description, d.State.ParentUDF, d.Dir
-				if d.State.Status != r.Status {
-					d.State.Status = r.Status
-					if err := d.SaveState(); err != nil {
-						return err
-					}
-				}
-			}
-			return opts.emit(cmd, r, func(w io.Writer) {
-				switch r.Status {
-				case devicePending:
-					fmt.Fprintf(w, "Device %s: the request to join account %s is pending.\n", id, account)
-				case mesh.ResultAccepted:
-					fmt.Fprintf(w, "Device %s: Accepted into account %s (profile %s).\n", id, account, r.ParentUDF)
-					if activation != nil {
-						fmt.Fprintf(w, "Activated: the account's encryption key %s and this device's signature key %s are in the keystore.\n", r.AccountEncryptionKey, r.DeviceSignatureKey)
-					}
-				default:
-					fmt.Fprintf(w, "Device %s: %s by account %s.\n", id, r.Status, account)
-				}
-			})
+			return reportDeviceStatus(cmd, opts, d, id, account)
 		},
 	}
 	cmd.Flags().StringVar(&account, "account", "", "the account (default: the one the device asked to join)")
 	return cmd
 }
 
+// reportDeviceStatus asks for and verifies the result of device id's request to join account, prints it,
+// and with d (a device of the keystore) records it and, once accepted, opens and stores the activation.
+func reportDeviceStatus(cmd *cobra.Command, opts *globalOptions, d *localDevice, id, account string) error {
+	c, err := opts.client()
+	if err != nil {
+		return err
+	}
+	resp, err := c.ConnectStatus(cmd.Context(), &portal.ConnectStatusRequest{AccountID: account, DeviceID: id})
+	if err != nil {
+		return c.wrap(fmt.Sprintf("asking for the status of device %s", id), err)
+	}
+	r := deviceResult{Identifier: id, Account: account, Status: devicePending}
+	var activation *mesh.Activation
+	if len(resp.Result) > 0 {
+		res, err := verifyResult(cmd.Context(), c, resp.Result)
+		if err != nil {
+			return err
+		}
+		r.Status, r.ParentUDF = res.Result, res.ParentUDF
+		if d != nil && res.EnvelopedActivationAccount != nil && !d.activated() {
+			if activation, err = d.activate(cmd.Context(), c, res); err != nil {
+				return err
+			}
+			r.AccountEncryptionKey, r.DeviceSignatureKey = activation.AccountEncryption.UDF().String(), activation.DeviceSignature.UDF().String()
+		}
+	}
+	if d != nil {
+		r.Description, r.ParentUDF, r.Dir = d.State.Description, d.State.ParentUDF, d.Dir
+		if d.State.Status != r.Status {
+			d.State.Status = r.Status
+			if err := d.SaveState(); err != nil {
+				return err
+			}
+		}
+	}
+	return opts.emit(cmd, r, func(w io.Writer) {
+		switch r.Status {
+		case devicePending:
+			fmt.Fprintf(w, "Device %s: the request to join account %s is pending.\n", id, account)
+		case mesh.ResultAccepted:
+			fmt.Fprintf(w, "Device %s: Accepted into account %s (profile %s).\n", id, account, r.ParentUDF)
+			if activation != nil {
+				fmt.Fprintf(w, "Activated: the account's encryption key %s and this device's signature key %s are in the keystore.\n", r.AccountEncryptionKey, r.DeviceSignatureKey)
+			}
+		default:
+			fmt.Fprintf(w, "Device %s: %s by account %s.\n", id, r.Status, account)
+		}
+	})
+}
+
 // verifyResult verifies a signed ConnectionResult against the profile it
 // answers for, which it gets from the portal.
 func verifyResult(ctx context.Context, c *portalClient, raw []byte) (*mesh.ConnectionResult, error) {
-	_, env, err := mesh.ParseEntry(raw)
-	if err != nil {
-		return nil, fmt.Errorf("the connection result is malformed: %w", err)
-	}
 	var res mesh.ConnectionResult
-	if err := mesh.DecodePayload(env.Payload, &res); err != nil {
+	_, env, err := mesh.ParseEntry(raw)
+	if err == nil {
+		err = mesh.DecodePayload(env.Payload, &res)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("the connection result is malformed: %w", err)
 	}
 	v := mesh.Verifier{Lookup: func(id mesh.UDF) (*mesh.Entry, error) {
