@@ -94,7 +94,7 @@ people or places; 'meshctl escrow recover' puts the keys back from N of them.`,
 				return err
 			}
 			if len(p.State.Accounts) == 0 {
-				return fmt.Errorf("escrowing profile %s: the portal takes an escrow entry only for an account: bind one first ('meshctl account create NAME')", p.State.Identifier)
+				return fmt.Errorf("escrowing profile %s: the portal takes an escrow entry only for an account: bind one first ('meshctl account create NAME@DOMAIN')", p.State.Identifier)
 			}
 			ks, err := opts.keystore()
 			if err != nil {

@@ -121,7 +121,7 @@ published when an account is created with it ('meshctl account create').`,
 					fmt.Fprintf(w, " (%s)", name)
 				}
 				fmt.Fprintf(w, "\nKeys are in %s\n", dir)
-				fmt.Fprintf(w, "Next: 'meshctl account create NAME' binds an account to it; 'meshctl escrow create' backs up its keys.\n")
+				fmt.Fprintf(w, "Next: 'meshctl account create NAME@DOMAIN' binds an account to it; 'meshctl escrow create' backs up its keys.\n")
 			})
 		},
 	}
