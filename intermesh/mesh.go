@@ -134,6 +134,11 @@ type member struct {
 // validators and public methods hand it requests over a channel. Accessors
 // (Certificate, LatestCheckpoints, Evidence ...) read a snapshot the loop
 // publishes, so they never wait for the loop.
+//
+// The name stays although package portal/mesh is the Mesh data model:
+// callers always write it qualified, intermesh.Mesh, which reads as what it
+// is (this node's part of the InterMesh), and a caller holding one names
+// the variable im, not mesh, so the two never meet unqualified.
 type Mesh struct {
 	cfg         Config
 	fed         *config.Federation

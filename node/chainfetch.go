@@ -106,8 +106,8 @@ func (n *Node) mergeChain(merged, got [][]byte, src chainSource) [][]byte {
 func (n *Node) badChain(src chainSource, err error) {
 	n.logger.Warn("a member served a chain of federation updates that does not verify", "member", src.origin, "err", err)
 	n.fedRefused.WithLabelValues("unverified").Inc()
-	if mesh := n.Mesh(); mesh != nil {
-		mesh.PenalizeBadFederationChain(src.origin)
+	if im := n.Mesh(); im != nil {
+		im.PenalizeBadFederationChain(src.origin)
 	}
 }
 

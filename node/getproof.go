@@ -29,12 +29,12 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 	if origin == "" {
 		origin = n.cfg.Origin
 	}
-	mesh := n.Mesh()
+	im := n.Mesh()
 	if origin != n.cfg.Origin {
-		if mesh == nil {
+		if im == nil {
 			return nil, nil, nil
 		}
-		signed = mesh.Replicas()[origin].Verified
+		signed = im.Replicas()[origin].Verified
 		if len(signed) == 0 {
 			return nil, nil, nil
 		}
@@ -54,7 +54,7 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 		}
 	}
 	proof := &portal.GetProof{Checkpoint: string(signed)}
-	if mesh == nil {
+	if im == nil {
 		return proof, inclusions, nil
 	}
 	ownCp, err := merkle.ParseCheckpoint(noteBody(own))

@@ -147,11 +147,11 @@ func (n *Node) newMesh(ctx context.Context) error {
 		n.logger.Info("not a member of the federation version in force", "version", v.Version)
 		return nil
 	}
-	mesh, err := n.newVersionMesh(ctx, v)
+	im, err := n.newVersionMesh(ctx, v)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	n.active.Store(&activeMesh{mesh: mesh, version: v})
+	n.active.Store(&activeMesh{mesh: im, version: v})
 	return nil
 }
 
@@ -185,8 +185,8 @@ func (n *Node) commitRound(ctx context.Context, r intermesh.RoundResult) error {
 // Status passes the checkpoint its answer carries, so that every proof in
 // the answer ends in it even when a round closes meanwhile.
 func (n *Node) PeerProofs(ctx context.Context, latest []byte) ([]portal.PeerProof, error) {
-	mesh := n.Mesh()
-	if mesh == nil || len(latest) == 0 {
+	im := n.Mesh()
+	if im == nil || len(latest) == 0 {
 		return nil, nil // no checkpoint yet: nothing can be proven
 	}
 	own, _, err := merkle.OpenCheckpoint(latest, n.verifiers())
@@ -256,11 +256,11 @@ func noteBody(signed []byte) []byte {
 // checkpoints, from the replica's tree (via the Mesh) for a peer's.
 func (n *Node) consistencyProof(origin string, signed []byte) ([]byte, [][]byte, bool) {
 	if origin != n.cfg.Origin {
-		mesh := n.Mesh()
-		if mesh == nil {
+		im := n.Mesh()
+		if im == nil {
 			return nil, nil, false
 		}
-		return mesh.ConsistencyProof(origin, signed)
+		return im.ConsistencyProof(origin, signed)
 	}
 	cp, _, err := merkle.OpenCheckpoint(signed, n.verifiers())
 	if err != nil || cp.Round == 0 {
@@ -284,12 +284,12 @@ func (n *Node) consistencyProof(origin string, signed []byte) ([]byte, [][]byte,
 // Evidence implements portal.EvidenceSource: the equivocation evidence the
 // node holds, each with the index of its Evidence record in the log.
 func (n *Node) Evidence(context.Context) ([]portal.Evidence, error) {
-	mesh := n.Mesh()
-	if mesh == nil {
+	im := n.Mesh()
+	if im == nil {
 		return nil, nil
 	}
 	var out []portal.Evidence
-	for _, e := range mesh.Evidence() {
+	for _, e := range im.Evidence() {
 		pe := portal.Evidence{
 			Origin: e.Origin,
 			Reason: e.Reason,
@@ -297,7 +297,7 @@ func (n *Node) Evidence(context.Context) ([]portal.Evidence, error) {
 			Root1:  e.Root1,
 			Proof:  e.Proof,
 		}
-		if seq, ok := mesh.EvidenceRecord(e); ok {
+		if seq, ok := im.EvidenceRecord(e); ok {
 			pe.RecordIndex = &seq
 		}
 		out = append(out, pe)

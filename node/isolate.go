@@ -14,8 +14,8 @@ import (
 // how `meshd testnet --chaos` partitions separate processes. The other
 // members see the node as unreachable and certify without it.
 func (n *Node) Isolate(on bool) error {
-	mesh, fed := n.Mesh(), n.federation()
-	if mesh == nil || fed == nil {
+	im, fed := n.Mesh(), n.federation()
+	if im == nil || fed == nil {
 		return fmt.Errorf("node: %s runs alone: nothing to isolate it from", n.cfg.Origin)
 	}
 	for _, m := range fed.Members {
@@ -27,9 +27,9 @@ func (n *Node) Isolate(on bool) error {
 			return fmt.Errorf("node: member %s: peer ID: %w", m.Origin, err)
 		}
 		if on {
-			mesh.Block(id)
+			im.Block(id)
 		} else {
-			mesh.Unblock(id)
+			im.Unblock(id)
 		}
 	}
 	if on {

@@ -87,20 +87,20 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(fs.Bavail)*float64(fs.Bsize))
 		ch <- prometheus.MustNewConstMetric(c.diskSize, prometheus.GaugeValue, float64(fs.Blocks)*float64(fs.Bsize))
 	}
-	mesh, fed := n.Mesh(), n.federation()
-	if fed == nil || mesh == nil {
+	im, fed := n.Mesh(), n.federation()
+	if fed == nil || im == nil {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(len(fed.Members)))
 	ch <- prometheus.MustNewConstMetric(c.quorum, prometheus.GaugeValue, float64(fed.EffectiveQuorum()))
-	if cert, ok := mesh.LatestCertificate(); ok {
+	if cert, ok := im.LatestCertificate(); ok {
 		ch <- prometheus.MustNewConstMetric(c.certified, prometheus.GaugeValue, float64(cert.Round))
 	}
 	closed := n.Epoch() // the round in progress; the last one closed is before it
 	if closed > 0 {
 		closed--
 	}
-	for origin, st := range mesh.Replicas() {
+	for origin, st := range im.Replicas() {
 		if len(st.Verified) == 0 {
 			continue // nothing verified yet: intermesh_replica_lag_records tells how far behind
 		}

@@ -404,8 +404,8 @@ func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error
 		n.metrics.epochFailures.Inc()
 		return err
 	}
-	if mesh := n.Mesh(); mesh != nil {
-		if err := mesh.PublishCheckpoint(ctx, round, signed); err != nil {
+	if im := n.Mesh(); im != nil {
+		if err := im.PublishCheckpoint(ctx, round, signed); err != nil {
 			n.logger.Warn("publishing the checkpoint to the federation failed", "round", round, "err", err)
 		}
 	}

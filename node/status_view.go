@@ -28,8 +28,8 @@ const (
 // FederationStatus implements portal.FederationView: the federation as this
 // node sees it, for the status page and /status.json.
 func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, error) {
-	mesh, fed := n.Mesh(), n.federation()
-	if mesh == nil || fed == nil {
+	im, fed := n.Mesh(), n.federation()
+	if im == nil || fed == nil {
 		return nil, nil
 	}
 	fs := &portal.FederationStatus{
@@ -37,8 +37,8 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 		Self:          n.cfg.Origin,
 		Quorum:        fed.EffectiveQuorum(),
 		PeriodSeconds: n.schedule.Period.Seconds(),
-		Connected:     len(mesh.Peers()),
-		Gossiping:     len(mesh.GossipPeers()),
+		Connected:     len(im.Peers()),
+		Gossiping:     len(im.GossipPeers()),
 	}
 	for _, m := range fed.Members {
 		fs.Members = append(fs.Members, m.Origin)
@@ -68,13 +68,13 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 	}
 	_, chain := n.history.current()
 	for i, r := range grid {
-		rs := n.roundStatus(mesh, fed, r, own[i] != nil, fs.Members, accused)
+		rs := n.roundStatus(im, fed, r, own[i] != nil, fs.Members, accused)
 		n.markRound(&rs, chain, closed, fs.Members)
 		fs.Rounds = append(fs.Rounds, rs)
 	}
 	fs.Health = healthOf(fs.Rounds, fs.Members, n.schedule.Period)
 
-	for _, st := range mesh.Replicas() {
+	for _, st := range im.Replicas() {
 		rs := portal.ReplicaStatus{Origin: st.Origin, Size: st.Size, Known: st.Known, VerifiedSize: st.VerifiedSize, Untrusted: st.Untrusted}
 		if st.Known > st.Size {
 			rs.LagRecords = st.Known - st.Size
@@ -88,7 +88,7 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 		fs.Replicas = append(fs.Replicas, rs)
 	}
 
-	if cert, ok := mesh.LatestCertificate(); ok {
+	if cert, ok := im.LatestCertificate(); ok {
 		cs := &portal.CertificateStatus{Round: cert.Round, MasterHash: base64.StdEncoding.EncodeToString(cert.MasterHash),
 			Note: string(cert.Note), Checkpoints: len(cert.Checkpoints)}
 		cs.Signers = n.certSigners.of(fed, cert.Note)
@@ -101,9 +101,9 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 
 // roundStatus is one column of the grid: what the node holds of round r for
 // each member; closedOwn says whether the node closed its own checkpoint of r.
-func (n *Node) roundStatus(mesh *intermesh.Mesh, fed *config.Federation, r uint64, closedOwn bool, members []string, accused map[string]uint64) portal.RoundStatus {
+func (n *Node) roundStatus(im *intermesh.Mesh, fed *config.Federation, r uint64, closedOwn bool, members []string, accused map[string]uint64) portal.RoundStatus {
 	rs := portal.RoundStatus{Round: r, Cells: make([]string, len(members))}
-	cert, certified := mesh.Certificate(r)
+	cert, certified := im.Certificate(r)
 	covered := map[string]bool{}
 	if certified {
 		rs.Signatures = n.certSigners.count(fed, cert.Note)

@@ -54,12 +54,12 @@ func (n *Node) handler() http.Handler {
 
 // tileReplicas lists the members whose logs the node replicates.
 func (n *Node) tileReplicas() []string {
-	mesh := n.Mesh()
-	if mesh == nil {
+	im := n.Mesh()
+	if im == nil {
 		return nil
 	}
 	var origins []string
-	for o := range mesh.Replicas() {
+	for o := range im.Replicas() {
 		origins = append(origins, o)
 	}
 	slices.Sort(origins)
@@ -69,11 +69,11 @@ func (n *Node) tileReplicas() []string {
 // tileReplica is the node's replica of origin's log, served up to the
 // latest checkpoint of origin that the replica verified.
 func (n *Node) tileReplica(origin string) (tiles.Log, bool) {
-	mesh := n.Mesh()
-	if mesh == nil {
+	im := n.Mesh()
+	if im == nil {
 		return tiles.Log{}, false
 	}
-	if _, ok := mesh.Replicas()[origin]; !ok {
+	if _, ok := im.Replicas()[origin]; !ok {
 		return tiles.Log{}, false
 	}
 	rep, err := n.log.Replica(origin)
@@ -85,7 +85,7 @@ func (n *Node) tileReplica(origin string) (tiles.Log, bool) {
 			if m := n.Mesh(); m != nil {
 				return m.Replicas()[origin].Verified, nil
 			}
-			return mesh.Replicas()[origin].Verified, nil
+			return im.Replicas()[origin].Verified, nil
 		},
 		Hashes:  merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin)),
 		Entries: rep,
