@@ -1,0 +1,60 @@
+// Package vmap is the verifiable map of a log: for every name that some
+// record of the log names, the latest record that set it and a hash chain of
+// all of them, in a prefix tree whose root a checkpoint can commit to. A
+// lookup proof under that root shows either a name's current value or that
+// the name is absent. (Go cannot name a package map, hence vmap.)
+//
+// The map is a pure function of a log's records: anyone holding the records
+// recomputes it and gets the same root. It proves "latest" and "absent"
+// within one log only; which log to ask is the client's choice.
+//
+// # Keys
+//
+// A name lives in one of three namespaces, and its key is
+//
+//	key = SHA-256("intermesh/map/v1/<namespace>" || 0x00 || name)
+//
+// for the namespaces profile (profile identifiers), escrow (escrow
+// identifiers) and account (account names). The name is taken byte for byte:
+// checking that it is in its canonical form is the caller's business, not
+// the map's. One name gives a different key in each namespace.
+//
+// # Values and history
+//
+// A key's value is 80 bytes, integers big-endian:
+//
+//	latest_index     uint64    index of the latest record that set the key
+//	latest_leaf_hash 32 bytes  that record's RFC 6962 leaf hash, SHA-256(0x00 || leaf)
+//	count            uint64    how many records set the key
+//	history          32 bytes  C_count below
+//
+// where C_0 is 32 zero bytes and, for the k-th record (index_k, leaf_hash_k)
+// that set the key, in log order,
+//
+//	C_k = SHA-256("intermesh/map/v1/history" || 0x00 || C_(k-1) || uint64 index_k || leaf_hash_k)
+//
+// so a client that fetches the count records and recomputes the chain knows
+// it holds every version, in order, with none added. The tree commits to a
+// value through its hash, SHA-256("intermesh/map/v1/value" || 0x00 || value).
+//
+// # Tree
+//
+// The tree is a binary prefix tree over the keys, read most significant bit
+// first, in the style of the IETF KEYTRANS prefix tree without its VRF and
+// commitments (the logs are public, so nothing needs hiding). For a set P of
+// (key, value hash) pairs:
+//
+//	h(P) = 32 zero bytes                          if P is empty
+//	h(P) = SHA-256(0x02 || key || value_hash)     if P holds one pair (a leaf)
+//	h(P) = SHA-256(0x03 || h(P0) || h(P1))        otherwise
+//
+// where P0 and P1 are the pairs whose next key bit is 0 and 1. The map's
+// root is h of all its pairs: 32 zero bytes for an empty map, and a subtree
+// holding one key is that key's leaf at whatever depth it sits, never a
+// chain of one-sided interior nodes.
+//
+// A Tree here is kept in memory as a plain map from keys to values, and its
+// root is computed recursively over the sorted keys. That form is simple to
+// check; a stored, incremental form, and proofs under earlier roots, come
+// later.
+package vmap
