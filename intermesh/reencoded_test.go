@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +199,48 @@ func TestStoredEvidenceOfAReencodedCheckpointIsForgottenAtStart(t *testing.T) {
 	}
 	if stored != 1 {
 		t.Errorf("the database still holds %d pieces of evidence, want 1", stored)
+	}
+	connect(t, nodes)
+	r := clk.round.Add(1)
+	publish(t, nodes, r)
+	coversHonest(t, nodes, r)
+}
+
+// TestAStoredReencodedLatestCheckpointFramesNobodyAtStart: a member's
+// latest checkpoint stored by an earlier version as a re-encoded copy (taken
+// before only canonical notes were) is forgotten at start. Kept, it would
+// not be the note the honest member's next checkpoint chains to (prev is
+// the SHA-256 of the note as signed), and the restarted node would record
+// evidence against an honest member.
+func TestAStoredReencodedLatestCheckpointFramesNobodyAtStart(t *testing.T) {
+	t.Parallel()
+	fed, keys := testFederation(t, 4) // quorum 3: nodes 0, 1 and 2 run
+	clk := newClock()
+	victimLog := newTestLog(t, fed.Members[0].Origin, keys[0])
+	signed := victimLog.close(t, clk.round.Load(), 3)
+	v, err := note.NewVerifier(fed.Members[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	bogus := reencodings(t, signed, v, newTestLog(t, fed.Members[2].Origin, keys[2]).signer)
+	names := slices.Sorted(maps.Keys(bogus))
+	re := bogus[names[0]]
+	if err := (&store{db: db}).write(storeJob{latest: map[string][]byte{victimLog.origin: re}}); err != nil {
+		t.Fatal(err)
+	}
+
+	nodes := []*node{
+		startNode(t, fed, keys, 0, nil, clk, victimLog),
+		startNode(t, fed, keys, 1, nil, clk, nil),
+		startNode(t, fed, keys, 2, db, clk, nil),
+	}
+	if held, ok := nodes[2].LatestCheckpoints()[victimLog.origin]; ok {
+		t.Errorf("the restarted member holds %q's stored copy (%s) as its latest checkpoint:\n%s", victimLog.origin, names[0], held)
 	}
 	connect(t, nodes)
 	r := clk.round.Add(1)

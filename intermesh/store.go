@@ -13,7 +13,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/intermesh/intermesh/internal/keyspace"
-	"github.com/intermesh/intermesh/merkle"
 )
 
 // Key layout in the node's Badger database. Every key starts with 'x'
@@ -157,7 +156,10 @@ func (s *store) delete(keys [][]byte) error {
 
 // loadState restores the latest checkpoint of each member, the evidence and
 // the newest certificate from the database. Checkpoints are verified again
-// against the federation, so a member removed from it is forgotten.
+// against the federation, so a member removed from it is forgotten, and in
+// their canonical form, so a re-encoded copy an earlier version stored is
+// forgotten too (the member's next checkpoint chains to the note it signed,
+// and would otherwise look inconsistent with the copy).
 // Evidence against a member is verified again with the current rules
 // (VerifyEvidence): evidence stored by an earlier version that would not
 // be taken now, such as a checkpoint and a re-encoded copy of it, is
@@ -168,7 +170,7 @@ func (s *store) delete(keys [][]byte) error {
 func (m *Mesh) loadState() error {
 	st := m.state
 	err := m.store.scan(latestKind, func(_, val []byte) error {
-		cp, _, err := merkle.OpenCheckpoint(val, m.verifiers)
+		cp, err := openCheckpoint(val, m.verifiers) // canonical form, as on every topic
 		if err != nil {
 			m.log.Warn("stored checkpoint no longer verifies; forgotten", "err", err)
 			return nil
