@@ -121,3 +121,38 @@ func (v vecValue) toValue(t testing.TB) Value {
 		History:        hash32(t, v.History),
 	}
 }
+
+type vecProof struct {
+	Result         string   `json:"result"`
+	Depth          int      `json:"depth"`
+	Siblings       []string `json:"siblings"`
+	Value          string   `json:"value,omitempty"`
+	OtherKey       string   `json:"other_key,omitempty"`
+	OtherValueHash string   `json:"other_value_hash,omitempty"`
+}
+
+type proofCase struct {
+	About     string    `json:"about"`
+	Namespace Namespace `json:"namespace"`
+	Name      string    `json:"name"`
+	Key       string    `json:"key"`
+	Root      string    `json:"root"`
+	Proof     vecProof  `json:"proof"`
+	Expect    string    `json:"expect"`
+	Value     string    `json:"value"`
+	Why       string    `json:"why"`
+}
+
+type proofVectors struct {
+	About string `json:"about"`
+	Size  int    `json:"size"`
+	Root  string `json:"root"`
+	Map   []struct {
+		Namespace Namespace `json:"namespace"`
+		Name      string    `json:"name"`
+		Key       string    `json:"key"`
+		Value     string    `json:"value"`
+	} `json:"map"`
+	Cases    []proofCase `json:"cases"`
+	MustFail []proofCase `json:"must_fail"`
+}
