@@ -77,27 +77,9 @@ func (s *Server) connectStart(ctx context.Context, req *ConnectStartRequest) (*C
 // account's profile, and a page key only continues the account it was
 // issued for.
 func (s *Server) connectPending(req *ConnectPendingRequest) (*ConnectPendingResponse, error) {
-	const field = "ConnectPendingRequest"
-	b, err := s.pageBounds(field, req.SearchConstraints)
+	c, b, _, err := s.privatePage("ConnectPendingRequest", TxConnectPending, req.AccountID, req.Proof, req.SearchConstraints, "requests")
 	if err != nil {
 		return nil, err
-	}
-	account, acct, err := s.connectAccount(field+".AccountID", req.AccountID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.verifyAccountProof(field+".Proof", req.Proof, account, acct, TxConnectPending, nil); err != nil {
-		return nil, err
-	}
-	c := cursor{Tx: TxConnectPending, Name: account}
-	c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
-	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
-		if c, err = s.decodeCursor(field+".SearchConstraints", TxConnectPending, sc.PageKey); err != nil {
-			return nil, err
-		}
-		if c.Name != account {
-			return nil, Errorf(ClientBadRequest, "%s.SearchConstraints.PageKey continues another account's requests, not %q", field, req.AccountID)
-		}
 	}
 	recs, next, err := s.collect(s.localSource(tagQueue), c, b, func(r *log.Record) int { return len(r.Payload) })
 	if err != nil {
@@ -112,6 +94,36 @@ func (s *Server) connectPending(req *ConnectPendingRequest) (*ConnectPendingResp
 		resp.Pending = append(resp.Pending, pe.Entry)
 	}
 	return resp, nil
+}
+
+// privatePage checks a request for a page of an account's private state
+// (tx is ConnectPending or ListMessages; what names what it lists, for
+// errors): the page bounds, the account, its AccountProof for tx, and the
+// page key, which continues only the account it was issued for. It returns
+// the cursor to read from, the bounds and the account's state.
+func (s *Server) privatePage(field, tx, accountID string, proof Entry, sc *SearchConstraints, what string) (cursor, bounds, accountState, error) {
+	b, err := s.pageBounds(field, sc)
+	if err != nil {
+		return cursor{}, bounds{}, accountState{}, err
+	}
+	account, acct, err := s.connectAccount(field+".AccountID", accountID)
+	if err != nil {
+		return cursor{}, bounds{}, accountState{}, err
+	}
+	if _, err := s.verifyAccountProof(field+".Proof", proof, account, acct, tx, nil); err != nil {
+		return cursor{}, bounds{}, accountState{}, err
+	}
+	c := cursor{Tx: tx, Name: account}
+	c.NotBefore, c.Before = timeWindow(sc)
+	if sc != nil && sc.PageKey != "" {
+		if c, err = s.decodeCursor(field+".SearchConstraints", tx, sc.PageKey); err != nil {
+			return cursor{}, bounds{}, accountState{}, err
+		}
+		if c.Name != account {
+			return cursor{}, bounds{}, accountState{}, Errorf(ClientBadRequest, "%s.SearchConstraints.PageKey continues another account's %s, not %q", field, what, accountID)
+		}
+	}
+	return c, b, acct, nil
 }
 
 // connectComplete answers ConnectComplete.

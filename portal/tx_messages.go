@@ -12,27 +12,9 @@ import (
 // key only continues the account it was issued for. Messages published
 // for an earlier account of the same name, deleted since, are not listed.
 func (s *Server) listMessages(req *ListMessagesRequest) (*ListMessagesResponse, error) {
-	const field = "ListMessagesRequest"
-	b, err := s.pageBounds(field, req.SearchConstraints)
+	c, b, acct, err := s.privatePage("ListMessagesRequest", TxListMessages, req.AccountID, req.Proof, req.SearchConstraints, "messages")
 	if err != nil {
 		return nil, err
-	}
-	account, acct, err := s.connectAccount(field+".AccountID", req.AccountID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.verifyAccountProof(field+".Proof", req.Proof, account, acct, TxListMessages, nil); err != nil {
-		return nil, err
-	}
-	c := cursor{Tx: TxListMessages, Name: account}
-	c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
-	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
-		if c, err = s.decodeCursor(field+".SearchConstraints", TxListMessages, sc.PageKey); err != nil {
-			return nil, err
-		}
-		if c.Name != account {
-			return nil, Errorf(ClientBadRequest, "%s.SearchConstraints.PageKey continues another account's messages, not %q", field, req.AccountID)
-		}
 	}
 	c.Next = max(c.Next, acct.Seq+1) // not an earlier account's of the same name
 	recs, next, err := s.collect(s.localSource(tagMessage), c, b, func(r *log.Record) int { return len(r.Payload) })
