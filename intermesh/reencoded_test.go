@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/merkle"
 )
 
@@ -147,17 +148,7 @@ func TestStoredEvidenceOfAReencodedCheckpointIsForgottenAtStart(t *testing.T) {
 	t.Parallel()
 	fed, keys := testFederation(t, 4) // quorum 3: nodes 0, 1 and 2 run, 3 equivocated
 	clk := newClock()
-	victimLog := newTestLog(t, fed.Members[0].Origin, keys[0])
-	signed := victimLog.close(t, clk.round.Load(), 3)
-	v, err := note.NewVerifier(fed.Members[0].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	victimLog, signed, v, db := victimAndStore(t, fed, keys, clk)
 	old := &store{db: db}
 	bogus := reencodings(t, signed, v, newTestLog(t, fed.Members[2].Origin, keys[2]).signer)
 	for name, re := range bogus {
@@ -216,17 +207,7 @@ func TestAStoredReencodedLatestCheckpointFramesNobodyAtStart(t *testing.T) {
 	t.Parallel()
 	fed, keys := testFederation(t, 4) // quorum 3: nodes 0, 1 and 2 run
 	clk := newClock()
-	victimLog := newTestLog(t, fed.Members[0].Origin, keys[0])
-	signed := victimLog.close(t, clk.round.Load(), 3)
-	v, err := note.NewVerifier(fed.Members[0].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	victimLog, signed, v, db := victimAndStore(t, fed, keys, clk)
 	bogus := reencodings(t, signed, v, newTestLog(t, fed.Members[2].Origin, keys[2]).signer)
 	names := slices.Sorted(maps.Keys(bogus))
 	re := bogus[names[0]]
@@ -246,4 +227,23 @@ func TestAStoredReencodedLatestCheckpointFramesNobodyAtStart(t *testing.T) {
 	r := clk.round.Add(1)
 	publish(t, nodes, r)
 	coversHonest(t, nodes, r)
+}
+
+// victimAndStore returns member 0's log with its checkpoint of the clock's
+// round closed (signed), member 0's verifier, and an empty Badger store for
+// the member that restarts.
+func victimAndStore(t *testing.T, fed *config.Federation, keys []ed25519.PrivateKey, clk *clock) (*testLog, []byte, note.Verifier, *badger.DB) {
+	t.Helper()
+	victimLog := newTestLog(t, fed.Members[0].Origin, keys[0])
+	signed := victimLog.close(t, clk.round.Load(), 3)
+	v, err := note.NewVerifier(fed.Members[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return victimLog, signed, v, db
 }
