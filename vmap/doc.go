@@ -53,6 +53,17 @@
 // holding one key is that key's leaf at whatever depth it sits, never a
 // chain of one-sided interior nodes.
 //
+// # Lookup proofs
+//
+// A lookup proof for a key under a root (Tree.Prove, Verify) gives the depth
+// d at which the search along the key's bits ended, the d sibling hashes from
+// the root down, and how the search ended: Inclusion, with the key's value;
+// OtherLeaf, an absence proof carrying a different key that shares the first
+// d bits and its value hash; or Empty, an absence proof where the subtree at
+// depth d on the key's path is empty. The verifier recomputes the root from
+// that end node up along the key's bits and compares. The key is never taken
+// from the proof: the verifier computes it from its own query.
+//
 // A Tree here is kept in memory as a plain map from keys to values, and its
 // root is computed recursively over the sorted keys. That form is simple to
 // check; a stored, incremental form, and proofs under earlier roots, come
