@@ -12,6 +12,7 @@ import (
 
 	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/intermesh"
+	"github.com/intermesh/intermesh/internal/metricset"
 	"github.com/intermesh/intermesh/log"
 )
 
@@ -418,28 +419,24 @@ func newFedRefused() *prometheus.CounterVec {
 // follows and has accepted, so that a dashboard shows a change reaching
 // every member.
 func (n *Node) registerFederationMetrics() error {
-	for _, g := range []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "intermesh_federation_version",
-			Help: "The version of the federation whose member set this node follows now (0: the federation file).",
-		}, func() float64 {
+	s := metricset.New(n.registry)
+	s.GaugeFunc("intermesh_federation_version",
+		"The version of the federation whose member set this node follows now (0: the federation file).",
+		func() float64 {
 			if v := n.following.Load(); v != nil {
 				return float64(v.Version)
 			}
 			return 0
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "intermesh_federation_version_accepted",
-			Help: "The latest certified federation update this node accepted (it may take effect in a later round).",
-		}, func() float64 {
+		})
+	s.GaugeFunc("intermesh_federation_version_accepted",
+		"The latest certified federation update this node accepted (it may take effect in a later round).",
+		func() float64 {
 			cur, _ := n.history.current()
 			return float64(cur.Version)
-		}),
-		n.fedRefused,
-	} {
-		if err := n.registry.Register(g); err != nil {
-			return fmt.Errorf("node: federation metrics: %w", err)
-		}
+		})
+	s.Register("intermesh_federation_updates_refused_total", n.fedRefused)
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("node: federation metrics: %w", err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/intermesh/intermesh/config"
+	"github.com/intermesh/intermesh/internal/metricset"
 	"github.com/intermesh/intermesh/portal/witness"
 )
 
@@ -34,18 +35,13 @@ type witnessing struct {
 // newWitnessMetrics registers the witness metrics.
 func (n *Node) newWitnessMetrics() error {
 	w := &n.witnessing
-	w.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "intermesh_witness_add_checkpoint_total",
-		Help: "add-checkpoint requests this node answered as a witness, by HTTP status.",
-	}, []string{"status"})
-	w.submissions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "intermesh_witness_submissions_total",
-		Help: "Checkpoints this node submitted to a witness, by outcome (cosigned, failed).",
-	}, []string{"outcome"})
-	for _, c := range []prometheus.Collector{w.requests, w.submissions} {
-		if err := n.registry.Register(c); err != nil {
-			return fmt.Errorf("node: metrics: %w", err)
-		}
+	s := metricset.New(n.registry)
+	w.requests = s.CounterVec("intermesh_witness_add_checkpoint_total",
+		"add-checkpoint requests this node answered as a witness, by HTTP status.", "status")
+	w.submissions = s.CounterVec("intermesh_witness_submissions_total",
+		"Checkpoints this node submitted to a witness, by outcome (cosigned, failed).", "outcome")
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("node: metrics: %w", err)
 	}
 	return nil
 }

@@ -66,3 +66,14 @@ func (s *Set) Histogram(name, help string, buckets []float64) prometheus.Histogr
 	s.register(name, h)
 	return h
 }
+
+// GaugeFunc makes and registers a gauge whose value f gives when it is
+// gathered.
+func (s *Set) GaugeFunc(name, help string, f func() float64) prometheus.GaugeFunc {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	s.register(name, g)
+	return g
+}
+
+// Register registers a collector made elsewhere, under name for errors.
+func (s *Set) Register(name string, c prometheus.Collector) { s.register(name, c) }
