@@ -62,7 +62,9 @@
 // d bits and its value hash; or Empty, an absence proof where the subtree at
 // depth d on the key's path is empty. The verifier recomputes the root from
 // that end node up along the key's bits and compares. The key is never taken
-// from the proof: the verifier computes it from its own query.
+// from the proof: the verifier computes it from its own query. A proof has a
+// unique binary encoding (Proof.MarshalBinary, ParseProof) in which empty
+// siblings cost one bit.
 //
 // A Tree here is kept in memory as a plain map from keys to values, and its
 // root is computed recursively over the sorted keys. That form is simple to

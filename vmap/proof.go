@@ -125,38 +125,57 @@ func Verify(root Hash, key Key, p *Proof) (Value, bool, error) {
 // endNode checks p's shape and returns the hash of the node where its search
 // ended, and the key's value for an inclusion proof.
 func endNode(key Key, p *Proof) (Hash, Value, error) {
-	if p == nil {
-		return Hash{}, Value{}, fmt.Errorf("%w: no proof", ErrBadProof)
+	if err := p.checkShape(); err != nil {
+		return Hash{}, Value{}, fmt.Errorf("%w: %w", ErrBadProof, err)
 	}
-	if p.Depth < 0 || p.Depth > MaxDepth || p.Depth != len(p.Siblings) {
-		return Hash{}, Value{}, fmt.Errorf("%w: depth %d with %d siblings", ErrBadProof, p.Depth, len(p.Siblings))
-	}
-	hasValue, hasOther := p.Value != nil, p.OtherKey != nil || p.OtherValueHash != nil
 	switch p.Result {
 	case Inclusion:
-		if hasOther {
-			return Hash{}, Value{}, fmt.Errorf("%w: an inclusion proof with an other key", ErrBadProof)
-		}
 		v, err := ParseValue(p.Value)
 		if err != nil {
 			return Hash{}, Value{}, fmt.Errorf("%w: %w", ErrBadProof, err)
 		}
 		return leafHash(key, valueHash(p.Value)), v, nil
 	case OtherLeaf:
-		if hasValue || p.OtherKey == nil || p.OtherValueHash == nil {
-			return Hash{}, Value{}, fmt.Errorf("%w: an other-leaf proof needs an other key and value hash and no value", ErrBadProof)
-		}
 		if err := checkOtherKey(key, *p.OtherKey, p.Depth); err != nil {
 			return Hash{}, Value{}, err
 		}
 		return leafHash(*p.OtherKey, *p.OtherValueHash), Value{}, nil
+	}
+	return Hash{}, Value{}, nil
+}
+
+// checkShape checks that p is a proof of some result: a depth between 0 and
+// MaxDepth equal to the number of siblings, and exactly the fields of its
+// result (an 80-byte value for Inclusion, an other key and value hash for
+// OtherLeaf, neither for Empty).
+func (p *Proof) checkShape() error {
+	if p == nil {
+		return errors.New("no proof")
+	}
+	if p.Depth < 0 || p.Depth > MaxDepth || p.Depth != len(p.Siblings) {
+		return fmt.Errorf("depth %d with %d siblings", p.Depth, len(p.Siblings))
+	}
+	hasValue, hasOther := p.Value != nil, p.OtherKey != nil || p.OtherValueHash != nil
+	switch p.Result {
+	case Inclusion:
+		if hasOther {
+			return errors.New("an inclusion proof with an other key")
+		}
+		if len(p.Value) != ValueSize {
+			return fmt.Errorf("%w: %d bytes, want %d", ErrMalformedValue, len(p.Value), ValueSize)
+		}
+	case OtherLeaf:
+		if hasValue || p.OtherKey == nil || p.OtherValueHash == nil {
+			return errors.New("an other-leaf proof needs an other key and value hash and no value")
+		}
 	case Empty:
 		if hasValue || hasOther {
-			return Hash{}, Value{}, fmt.Errorf("%w: an empty proof with a value or an other key", ErrBadProof)
+			return errors.New("an empty proof with a value or an other key")
 		}
-		return Hash{}, Value{}, nil
+	default:
+		return fmt.Errorf("unknown result %d", uint8(p.Result))
 	}
-	return Hash{}, Value{}, fmt.Errorf("%w: unknown result %d", ErrBadProof, uint8(p.Result))
+	return nil
 }
 
 // checkOtherKey checks that other differs from key and shares its first
