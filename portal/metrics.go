@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/intermesh/intermesh/internal/metricset"
 )
 
 // metrics are the portal's Prometheus metrics:
@@ -23,34 +25,19 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, l Log, sched Schedule) (*metrics, error) {
+	s := metricset.New(reg)
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "intermesh", Subsystem: "portal", Name: "requests_total",
-			Help: "Portal protocol requests by transaction and protocol status.",
-		}, []string{"transaction", "status"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "intermesh", Subsystem: "portal", Name: "request_seconds",
-			Help:    "Portal protocol request latency by transaction.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}, []string{"transaction"}),
+		requests: s.CounterVec("intermesh_portal_requests_total",
+			"Portal protocol requests by transaction and protocol status.", "transaction", "status"),
+		latency: s.HistogramVec("intermesh_portal_request_seconds",
+			"Portal protocol request latency by transaction.", prometheus.ExponentialBuckets(0.0001, 2, 16), "transaction"),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	collectors := []prometheus.Collector{m.requests, m.latency,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "intermesh", Name: "log_size", Help: "Records in the node's log.",
-		}, func() float64 { return float64(l.Size()) }),
-	}
+	s.GaugeFunc("intermesh_log_size", "Records in the node's log.", func() float64 { return float64(l.Size()) })
 	if sched != nil {
-		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "intermesh", Name: "epoch", Help: "The current epoch (checkpoint round).",
-		}, func() float64 { return float64(sched.Epoch()) }))
+		s.GaugeFunc("intermesh_epoch", "The current epoch (checkpoint round).", func() float64 { return float64(sched.Epoch()) })
 	}
-	for _, c := range collectors {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("portal: registering metrics: %w", err)
-		}
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("portal: registering metrics: %w", err)
 	}
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/intermesh/intermesh/internal/metricset"
 )
 
 // The HTTP server that serves a portal holds against slow and numerous
@@ -56,16 +58,10 @@ func (g *gate) leave() { <-g.slots }
 type overloadMetrics struct{ refused *prometheus.CounterVec }
 
 func newOverloadMetrics(reg prometheus.Registerer) (*overloadMetrics, error) {
-	m := &overloadMetrics{refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "intermesh", Subsystem: "portal", Name: "overload_total",
-		Help: "Connections and requests answered 503 ServerOverload, by the bound they were over.",
-	}, []string{"reason"})}
-	if reg != nil {
-		if err := reg.Register(m.refused); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	s := metricset.New(reg)
+	m := &overloadMetrics{refused: s.CounterVec("intermesh_portal_overload_total",
+		"Connections and requests answered 503 ServerOverload, by the bound they were over.", "reason")}
+	return m, s.Err()
 }
 
 // HTTPServer returns the http.Server that serves Handler with the

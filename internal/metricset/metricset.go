@@ -77,3 +77,10 @@ func (s *Set) GaugeFunc(name, help string, f func() float64) prometheus.GaugeFun
 
 // Register registers a collector made elsewhere, under name for errors.
 func (s *Set) Register(name string, c prometheus.Collector) { s.register(name, c) }
+
+// HistogramVec makes and registers a histogram with labels.
+func (s *Set) HistogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+	s.register(name, h)
+	return h
+}

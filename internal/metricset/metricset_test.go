@@ -40,6 +40,7 @@ func TestASetRegistersWhatItMakes(t *testing.T) {
 	s.Gauge("t_level", "Level.").Set(3)
 	s.GaugeVec("t_size", "Size.", "origin").WithLabelValues("a").Set(4)
 	s.Histogram("t_seconds", "Seconds.", []float64{1, 2}).Observe(1.5)
+	s.HistogramVec("t_tx_seconds", "Tx seconds.", []float64{1}, "tx").WithLabelValues("a").Observe(0.5)
 	s.GaugeFunc("t_func", "Func.", func() float64 { return 6 })
 	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "t_other_total", Help: "Other."})
 	s.Register("t_other_total", other)
@@ -47,7 +48,7 @@ func TestASetRegistersWhatItMakes(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"t_events_total": 2, "t_verdicts_total": 1, "t_level": 3, "t_size": 4, "t_seconds": 1.5, "t_func": 6, "t_other_total": 7}
+	want := map[string]float64{"t_events_total": 2, "t_verdicts_total": 1, "t_level": 3, "t_size": 4, "t_seconds": 1.5, "t_func": 6, "t_tx_seconds": 0.5, "t_other_total": 7}
 	if got := gathered(t, reg); !maps.Equal(got, want) {
 		t.Fatalf("gathered %v, want %v", got, want)
 	}
