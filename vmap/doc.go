@@ -37,6 +37,27 @@
 // it holds every version, in order, with none added. The tree commits to a
 // value through its hash, SHA-256("intermesh/map/v1/value" || 0x00 || value).
 //
+// # Which records set which keys
+//
+// The map over the first S records of a log holds one key per name that some
+// of those records name (Sets, LogMap):
+//
+//   - a Profile record with a non-empty identifier sets the profile key of
+//     that identifier;
+//   - an Account record with a non-empty identifier sets the profile key of
+//     that identifier (creating an account registers a version of the
+//     profile it binds), and with a non-empty account field the account key
+//     of that account; a record that closes an account or only changes its
+//     status carries an empty identifier, so it sets the account key alone;
+//   - an Escrow record with a non-empty identifier sets the escrow key of
+//     that identifier.
+//
+// Other kinds set nothing, and kind names match exactly. When one record
+// sets two keys, both histories take it. A record's index is its position in
+// the log, which its seq must equal; a leaf that does not parse, or whose
+// text fields are not UTF-8, is never logged, and the map of a log holding
+// one is refused.
+//
 // # Tree
 //
 // The tree is a binary prefix tree over the keys, read most significant bit
