@@ -142,11 +142,11 @@ func registerError(err error) error {
 	return fmt.Errorf("%w: Registerer: %w", ErrConfig, err)
 }
 
-func (mt *metrics) register(c prometheus.Collector) error {
-	if mt.reg == nil {
-		return nil
-	}
-	if err := mt.reg.Register(c); err != nil {
+// gaugeFunc registers a gauge whose value f gives, once its source exists.
+func (mt *metrics) gaugeFunc(name, help string, f func() float64) error {
+	s := metricset.New(mt.reg)
+	s.GaugeFunc(name, help, f)
+	if err := s.Err(); err != nil {
 		return registerError(err)
 	}
 	return nil
@@ -154,10 +154,7 @@ func (mt *metrics) register(c prometheus.Collector) error {
 
 // peers registers the connected-members gauge.
 func (mt *metrics) peers(f func() float64) error {
-	return mt.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "intermesh_peers_connected",
-		Help: "Federation members this node is connected to.",
-	}, f))
+	return mt.gaugeFunc("intermesh_peers_connected", "Federation members this node is connected to.", f)
 }
 
 // verdict counts one validated message.
@@ -174,10 +171,7 @@ func (mt *metrics) verdict(topic string, r pubsub.ValidationResult) {
 
 // evidenceHeld registers the gauge of evidence held.
 func (mt *metrics) evidenceHeld(f func() float64) error {
-	return mt.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "intermesh_evidence",
-		Help: "Equivocation evidence this node holds.",
-	}, f))
+	return mt.gaugeFunc("intermesh_evidence", "Equivocation evidence this node holds.", f)
 }
 
 // transfer counts records moved over the Transfer stream.

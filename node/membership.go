@@ -409,10 +409,9 @@ func (n *Node) keepWanting(wanted uint64, misses int, progress bool) (uint64, in
 // newFedRefused is the counter of the federation updates from peers a node
 // refused (registered with the federation metrics).
 func newFedRefused() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "intermesh_federation_updates_refused_total",
-		Help: "Federation updates from peers this node refused, by reason (backdated: in force from a round already certified; unverified: a member served a chain with an entry that does not verify).",
-	}, []string{"reason"})
+	return metricset.New(nil).CounterVec("intermesh_federation_updates_refused_total",
+		"Federation updates from peers this node refused, by reason (backdated: in force from a round already certified; unverified: a member served a chain with an entry that does not verify).",
+		"reason")
 }
 
 // registerFederationMetrics exports the versions of the federation the node
