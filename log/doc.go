@@ -6,7 +6,10 @@
 // records mean. Each caller defines the kinds of record it appends (a Kind
 // is a string the log stores as given) and what their payloads hold: the
 // portal its transactions, the InterMesh its certificates and evidence, the
-// node its federation history.
+// node its federation history. A record's two labels, Identifier and
+// Account, are opaque to the log too; they keep their names because they
+// are fields of the leaf encoding (docs/formats.md), which auditors and the
+// verifiable map read by those names.
 //
 // The log owns records, their dense sequence numbers (from 0, issued in commit
 // order; a record's sequence number is its leaf index in the Merkle tree),

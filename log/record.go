@@ -23,10 +23,13 @@ type Record struct {
 	// Kind says what the record is, in the terms of the caller that
 	// appended it.
 	Kind Kind
-	// Identifier is the UDF of the object the record is about (a profile,
-	// an escrow entry, a connection), or empty.
+	// Identifier names what the record is about, or is empty. The log
+	// stores it opaque (it only bounds its length); its meaning is the
+	// caller's: the portal puts an object's UDF here, the InterMesh the
+	// origin evidence is against, the node "federation/<version>".
 	Identifier string
-	// Account is the account the record belongs to, or empty.
+	// Account names who the record belongs to, or is empty; opaque to the
+	// log like Identifier (the portal puts the account name here).
 	Account string
 	// Payload is the record's content, stored opaque.
 	Payload []byte
