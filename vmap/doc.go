@@ -87,8 +87,8 @@
 // unique binary encoding (Proof.MarshalBinary, ParseProof) in which empty
 // siblings cost one bit.
 //
-// A Tree here is kept in memory as a plain map from keys to values, and its
-// root is computed recursively over the sorted keys. That form is simple to
-// check; a stored, incremental form, and proofs under earlier roots, come
-// later.
+// A Tree here is kept in memory as a binary trie whose nodes cache their
+// hashes: setting a key recomputes the hashes on its path only, the root is
+// at hand, and a proof is read off the key's path. A stored form, and
+// proofs under earlier roots, come later.
 package vmap

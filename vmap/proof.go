@@ -60,35 +60,29 @@ type Proof struct {
 	OtherValueHash *Hash
 }
 
-// Prove returns the lookup proof for key under t's current root.
+// Prove returns the lookup proof for key under t's current root. It walks
+// the key's path from the root, taking the hash of the other child at each
+// interior node, until it reaches a leaf or an empty subtree.
 func (t *Tree) Prove(key Key) *Proof {
-	ps := t.pairs()
 	p := &Proof{Siblings: []Hash{}}
-	for depth := 0; ; depth++ {
-		switch {
-		case len(ps) == 0:
-			p.Result = Empty
-		case len(ps) == 1 && ps[0].key == key:
-			p.Result = Inclusion
-			p.Value = t.values[key].Marshal()
-		case len(ps) == 1:
-			p.Result = OtherLeaf
-			other, vh := ps[0].key, ps[0].valueHash
-			p.OtherKey, p.OtherValueHash = &other, &vh
-		default:
-			zero, one := split(ps, depth)
-			if bit(key, depth) == 0 {
-				ps = zero
-				p.Siblings = append(p.Siblings, subtreeHash(one, depth+1))
-			} else {
-				ps = one
-				p.Siblings = append(p.Siblings, subtreeHash(zero, depth+1))
-			}
-			continue
-		}
-		p.Depth = depth
-		return p
+	n := t.root
+	for ; n != nil && n.entry == nil; p.Depth++ {
+		b := bit(key, p.Depth)
+		p.Siblings = append(p.Siblings, hashOf(n.child[1-b]))
+		n = n.child[b]
 	}
+	switch {
+	case n == nil:
+		p.Result = Empty
+	case n.entry.key == key:
+		p.Result = Inclusion
+		p.Value = n.entry.value.Marshal()
+	default:
+		p.Result = OtherLeaf
+		other, vh := n.entry.key, n.entry.value.Hash()
+		p.OtherKey, p.OtherValueHash = &other, &vh
+	}
+	return p
 }
 
 // ErrBadProof is returned (wrapped, with the reason) by Verify for a proof

@@ -1,10 +1,7 @@
 package vmap
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"slices"
-	"sort"
 )
 
 // Node bytes of the prefix tree: a leaf is SHA-256(leafPrefix || key ||
@@ -14,53 +11,136 @@ const (
 	innerPrefix = 0x03
 )
 
-// Tree is a map from keys to values, held in memory, with the root of its
-// prefix tree. The zero Tree is not usable; call NewTree.
+// Tree is a map from keys to values, held in memory as a binary trie with
+// the hash of every node cached, so that the root of its prefix tree is
+// always at hand. The zero Tree is not usable; call NewTree.
+//
+// Set and Get take time proportional to the depth of the key's leaf (at
+// most MaxDepth, about log2 of the number of keys for keys that are
+// SHA-256 outputs), Root constant time, and Prove the depth of the search.
 type Tree struct {
-	values map[Key]Value
+	root *node
+	n    int
+}
+
+// node is a node of the trie. A leaf (entry non-nil) is the only key of its
+// subtree and sits at the depth where that key first differs from every
+// other key; an interior node has at least two keys below it, and a nil
+// child is an empty subtree. hash is h of the subtree (see the package
+// doc).
+type node struct {
+	hash  Hash
+	child [2]*node
+	entry *entry
+}
+
+// entry is a leaf's key and value.
+type entry struct {
+	key   Key
+	value Value
 }
 
 // NewTree returns an empty map.
 func NewTree() *Tree {
-	return &Tree{values: map[Key]Value{}}
+	return &Tree{}
 }
 
 // Set gives key the value v, inserting the key or replacing its value.
 func (t *Tree) Set(key Key, v Value) {
-	t.values[key] = v
+	t.root = t.set(t.root, 0, key, v)
+}
+
+// set sets key to v in the subtree n at depth, whose keys share key's first
+// depth bits, and returns the subtree's new root with its hashes updated.
+func (t *Tree) set(n *node, depth int, key Key, v Value) *node {
+	switch {
+	case n == nil:
+		t.n++
+		return newLeaf(key, v)
+	case n.entry == nil:
+		b := bit(key, depth)
+		n.child[b] = t.set(n.child[b], depth+1, key, v)
+		n.hash = innerHash(hashOf(n.child[0]), hashOf(n.child[1]))
+		return n
+	case n.entry.key == key:
+		n.entry.value = v
+		n.hash = leafHash(key, v.Hash())
+		return n
+	}
+	t.n++
+	return fork(n, newLeaf(key, v), depth)
+}
+
+// newLeaf returns the leaf of key with value v.
+func newLeaf(key Key, v Value) *node {
+	return &node{hash: leafHash(key, v.Hash()), entry: &entry{key, v}}
+}
+
+// fork returns the subtree at depth holding the two leaves a and b, whose
+// distinct keys share their first depth bits: an interior node where the
+// keys part, under a chain of one-sided interior nodes for the bits they
+// still share.
+func fork(a, b *node, depth int) *node {
+	d := depth
+	for bit(a.entry.key, d) == bit(b.entry.key, d) {
+		d++
+	}
+	n := &node{}
+	n.child[bit(a.entry.key, d)], n.child[bit(b.entry.key, d)] = a, b
+	n.hash = innerHash(hashOf(n.child[0]), hashOf(n.child[1]))
+	for d--; d >= depth; d-- {
+		up := &node{}
+		up.child[bit(a.entry.key, d)] = n
+		up.hash = innerHash(hashOf(up.child[0]), hashOf(up.child[1]))
+		n = up
+	}
+	return n
+}
+
+// hashOf returns n's hash, 32 zero bytes for an empty subtree.
+func hashOf(n *node) Hash {
+	if n == nil {
+		return Hash{}
+	}
+	return n.hash
 }
 
 // Get returns key's value and whether the map holds the key.
 func (t *Tree) Get(key Key) (Value, bool) {
-	v, ok := t.values[key]
-	return v, ok
+	n := t.root
+	for depth := 0; n != nil && n.entry == nil; depth++ {
+		n = n.child[bit(key, depth)]
+	}
+	if n == nil || n.entry.key != key {
+		return Value{}, false
+	}
+	return n.entry.value, true
 }
 
 // Len returns how many keys the map holds.
 func (t *Tree) Len() int {
-	return len(t.values)
+	return t.n
 }
 
 // Root returns the root of the map's prefix tree: 32 zero bytes for an
 // empty map.
 func (t *Tree) Root() Hash {
-	return subtreeHash(t.pairs(), 0)
+	return hashOf(t.root)
 }
 
-// pair is a key with its value hash.
-type pair struct {
-	key       Key
-	valueHash Hash
-}
-
-// pairs returns the map's keys with their value hashes, sorted by key.
-func (t *Tree) pairs() []pair {
-	ps := make([]pair, 0, len(t.values))
-	for k, v := range t.values {
-		ps = append(ps, pair{k, v.Hash()})
+// values yields every key of the map with its value, in key order.
+func (t *Tree) values(yield func(Key, Value) bool) {
+	var walk func(n *node) bool
+	walk = func(n *node) bool {
+		switch {
+		case n == nil:
+			return true
+		case n.entry != nil:
+			return yield(n.entry.key, n.entry.value)
+		}
+		return walk(n.child[0]) && walk(n.child[1])
 	}
-	slices.SortFunc(ps, func(a, b pair) int { return bytes.Compare(a.key[:], b.key[:]) })
-	return ps
+	walk(t.root)
 }
 
 // bit returns bit i of k, most significant first.
@@ -68,39 +148,20 @@ func bit(k Key, i int) int {
 	return int(k[i/8]>>(7-i%8)) & 1
 }
 
-// split divides ps, sorted and sharing their first depth bits, into the
-// pairs whose bit at depth is 0 and those whose bit is 1.
-func split(ps []pair, depth int) (zero, one []pair) {
-	i := sort.Search(len(ps), func(i int) bool { return bit(ps[i].key, depth) == 1 })
-	return ps[:i], ps[i:]
-}
-
-// subtreeHash returns h of ps, sorted distinct keys sharing their first
-// depth bits: 32 zero bytes if there are none, the leaf of a single pair,
-// and otherwise the interior node over the two halves at the next bit.
-func subtreeHash(ps []pair, depth int) Hash {
-	switch len(ps) {
-	case 0:
-		return Hash{}
-	case 1:
-		return leafHash(ps[0].key, ps[0].valueHash)
-	}
-	zero, one := split(ps, depth)
-	return innerHash(subtreeHash(zero, depth+1), subtreeHash(one, depth+1))
-}
-
 // leafHash is SHA-256(0x02 || key || valueHash).
 func leafHash(key Key, valueHash Hash) Hash {
-	b := make([]byte, 0, 1+2*32)
-	b = append(b, leafPrefix)
-	b = append(b, key[:]...)
-	return sha256.Sum256(append(b, valueHash[:]...))
+	var b [1 + 2*32]byte
+	b[0] = leafPrefix
+	copy(b[1:], key[:])
+	copy(b[33:], valueHash[:])
+	return sha256.Sum256(b[:])
 }
 
 // innerHash is SHA-256(0x03 || left || right).
 func innerHash(left, right Hash) Hash {
-	b := make([]byte, 0, 1+2*32)
-	b = append(b, innerPrefix)
-	b = append(b, left[:]...)
-	return sha256.Sum256(append(b, right[:]...))
+	var b [1 + 2*32]byte
+	b[0] = innerPrefix
+	copy(b[1:], left[:])
+	copy(b[33:], right[:])
+	return sha256.Sum256(b[:])
 }
