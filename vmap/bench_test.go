@@ -1,0 +1,169 @@
+package vmap
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// benchKeys is how many keys the benchmarks' trees hold.
+const benchKeys = 1_000_000
+
+// benchKey returns the profile key of the i-th benchmark name.
+func benchKey(i int) Key {
+	k, err := KeyOf(Profile, fmt.Sprintf("bench-%d", i))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// buildBenchTree returns a tree of the first n benchmark keys, each set by
+// one record, and the keys.
+func buildBenchTree(n int) (*Tree, []Key) {
+	tr, keys := NewTree(), make([]Key, n)
+	for i := range keys {
+		keys[i] = benchKey(i)
+		tr.Set(keys[i], Value{}.Append(uint64(i), Hash{byte(i), byte(i >> 8), byte(i >> 16)}))
+	}
+	return tr, keys
+}
+
+// A read-only 1M-key fixture for Root, Get, Prove and Verify, and a
+// separate one for the Set benchmarks, which change it; each is built once
+// per test binary, on first use.
+var (
+	readTree = sync.OnceValues(func() (*Tree, []Key) { return buildBenchTree(benchKeys) })
+	setTree  = sync.OnceValues(func() (*Tree, []Key) { return buildBenchTree(benchKeys) })
+)
+
+// BenchmarkSetNew inserts keys not yet in a tree of 1M keys (the tree grows
+// by b.N keys over the run).
+func BenchmarkSetNew(b *testing.B) {
+	tr, _ := setTree()
+	fresh := make([]Key, b.N)
+	for i := range fresh {
+		fresh[i] = benchKey(benchKeys + tr.Len() + i)
+	}
+	v := Value{}.Append(1, Hash{1})
+	b.ResetTimer()
+	for i := range b.N {
+		tr.Set(fresh[i], v)
+	}
+	b.ReportMetric(float64(tr.Len()), "keys")
+}
+
+// BenchmarkSetExisting gives a new value to keys of a tree of 1M keys.
+func BenchmarkSetExisting(b *testing.B) {
+	tr, keys := setTree()
+	v := Value{}.Append(2, Hash{2})
+	b.ResetTimer()
+	for i := range b.N {
+		tr.Set(keys[i%len(keys)], v)
+	}
+}
+
+// BenchmarkGet looks up present keys of a tree of 1M keys.
+func BenchmarkGet(b *testing.B) {
+	tr, keys := readTree()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, ok := tr.Get(keys[i*7919%len(keys)]); !ok {
+			b.Fatal("key absent")
+		}
+	}
+}
+
+// BenchmarkRoot returns the root of a tree of 1M keys.
+func BenchmarkRoot(b *testing.B) {
+	tr, _ := readTree()
+	b.ResetTimer()
+	for range b.N {
+		_ = tr.Root()
+	}
+}
+
+// BenchmarkProve generates inclusion proofs in a tree of 1M keys, and
+// reports their mean depth and encoded size.
+func BenchmarkProve(b *testing.B) {
+	tr, keys := readTree()
+	b.ResetTimer()
+	for i := range b.N {
+		_ = tr.Prove(keys[i*7919%len(keys)])
+	}
+	b.StopTimer()
+	reportProofSizes(b, tr, keys[:1000])
+}
+
+// BenchmarkProveAbsent generates absence proofs in a tree of 1M keys, and
+// reports their mean depth and encoded size.
+func BenchmarkProveAbsent(b *testing.B) {
+	tr, _ := readTree()
+	absent := make([]Key, 1000)
+	for i := range absent {
+		absent[i] = benchKey(-1 - i)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		_ = tr.Prove(absent[i%len(absent)])
+	}
+	b.StopTimer()
+	reportProofSizes(b, tr, absent)
+}
+
+// reportProofSizes reports the mean depth, the mean encoded size and the
+// largest encoded size of the proofs of keys in tr.
+func reportProofSizes(b *testing.B, tr *Tree, keys []Key) {
+	depth, size, largest := 0, 0, 0
+	for _, k := range keys {
+		p := tr.Prove(k)
+		enc, err := p.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		depth, size, largest = depth+p.Depth, size+len(enc), max(largest, len(enc))
+	}
+	b.ReportMetric(float64(depth)/float64(len(keys)), "depth/proof")
+	b.ReportMetric(float64(size)/float64(len(keys)), "bytes/proof")
+	b.ReportMetric(float64(largest), "max-bytes/proof")
+}
+
+// BenchmarkVerify verifies inclusion proofs from a tree of 1M keys.
+func BenchmarkVerify(b *testing.B) {
+	tr, keys := readTree()
+	root := tr.Root()
+	probe := keys[:1000]
+	proofs := make([]*Proof, len(probe))
+	for i, k := range probe {
+		proofs[i] = tr.Prove(k)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, ok, err := Verify(root, probe[i%len(probe)], proofs[i%len(probe)]); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+// BenchmarkBuildHeap builds a tree of 1M keys per iteration and reports the
+// Go heap it holds once built, after a garbage collection.
+func BenchmarkBuildHeap(b *testing.B) {
+	var held uint64
+	for range b.N {
+		before := heapAfterGC()
+		tr, _ := buildBenchTree(benchKeys) // the keys slice is garbage at once
+		held = heapAfterGC() - before
+		runtime.KeepAlive(tr)
+	}
+	b.ReportMetric(float64(held)/(1<<20), "MiB-heap")
+	b.ReportMetric(float64(held)/benchKeys, "heap-bytes/key")
+}
+
+// heapAfterGC returns the bytes of live heap objects after a collection.
+func heapAfterGC() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
