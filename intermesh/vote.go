@@ -21,8 +21,7 @@ import (
 // the origin's bytes followed by the 32-byte SHA-256 of its signed
 // checkpoint note. (The hash has a fixed size, so the leaf is unambiguous.)
 func MasterLeaf(origin string, signedCheckpoint []byte) []byte {
-	h := sha256.Sum256(signedCheckpoint)
-	return append([]byte(origin), h[:]...)
+	return cover{origin: origin, hash: sha256.Sum256(signedCheckpoint)}.leaf()
 }
 
 // MasterHash returns M_r, the RFC 6962 root over the MasterLeaf of each
@@ -45,6 +44,9 @@ type cover struct {
 	hash   [sha256.Size]byte
 }
 
+// leaf is the cover's MasterLeaf: the origin's bytes, then the hash.
+func (c cover) leaf() []byte { return append([]byte(c.origin), c.hash[:]...) }
+
 // masterHashOf returns M_r over the covered checkpoints, given in strictly
 // increasing origin order.
 func masterHashOf(covers []cover) ([]byte, error) {
@@ -54,8 +56,7 @@ func masterHashOf(covers []cover) ([]byte, error) {
 		if i > 0 && covers[i-1].origin >= c.origin {
 			return nil, fmt.Errorf("intermesh: master hash: origins not in strictly increasing order at %q", c.origin)
 		}
-		leaf := append([]byte(c.origin), c.hash[:]...)
-		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(leaf), nil); err != nil {
+		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(c.leaf()), nil); err != nil {
 			return nil, fmt.Errorf("intermesh: master hash: %w", err)
 		}
 	}

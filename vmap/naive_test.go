@@ -6,35 +6,6 @@ import (
 	"testing"
 )
 
-// naiveRoot computes h(P) straight from the definition, filtering all pairs
-// by their bit at each depth, with no sorting: a second computation of the
-// root to compare Tree.Root with.
-func naiveRoot(values map[Key]Value) Hash {
-	var all []pair
-	for k, v := range values {
-		all = append(all, pair{k, v.Hash()})
-	}
-	var h func(ps []pair, depth int) Hash
-	h = func(ps []pair, depth int) Hash {
-		if len(ps) == 0 {
-			return Hash{}
-		}
-		if len(ps) == 1 {
-			return leafHash(ps[0].key, ps[0].valueHash)
-		}
-		var zero, one []pair
-		for _, p := range ps {
-			if p.key[depth/8]&(0x80>>(depth%8)) == 0 {
-				zero = append(zero, p)
-			} else {
-				one = append(one, p)
-			}
-		}
-		return innerHash(h(zero, depth+1), h(one, depth+1))
-	}
-	return h(all, 0)
-}
-
 func TestTreeAgainstNaiveRoot(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tr, values := NewTree(), map[Key]Value{}
@@ -51,8 +22,8 @@ func TestTreeAgainstNaiveRoot(t *testing.T) {
 		tr.Set(k, v)
 		values[k] = v
 		root := tr.Root()
-		if want := naiveRoot(values); root != want {
-			t.Fatalf("step %d: root %x, naive %x", i, root, want)
+		if want := refRoot(values); root != want {
+			t.Fatalf("step %d: root %x, reference %x", i, root, want)
 		}
 		probe := randomKey(rng, keys)
 		for _, q := range []Key{k, probe} {
