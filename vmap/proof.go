@@ -60,29 +60,77 @@ type Proof struct {
 	OtherValueHash *Hash
 }
 
-// Prove returns the lookup proof for key under t's current root. It walks
-// the key's path from the root, taking the hash of the other child at each
-// interior node, until it reaches a leaf or an empty subtree.
+// Prove returns the lookup proof for key under t's current root (Root). It
+// is for a Tree whose Store never fails, such as a MemStore: it panics if
+// the Store fails. ProveAt proves under a committed version and returns
+// the Store's errors.
 func (t *Tree) Prove(key Key) *Proof {
-	p := &Proof{Siblings: []Hash{}}
-	n := t.root
-	for ; n != nil && n.entry == nil; p.Depth++ {
-		b := bit(key, p.Depth)
-		p.Siblings = append(p.Siblings, hashOf(n.child[1-b]))
-		n = n.child[b]
-	}
-	switch {
-	case n == nil:
-		p.Result = Empty
-	case n.entry.key == key:
-		p.Result = Inclusion
-		p.Value = n.entry.value.Marshal()
-	default:
-		p.Result = OtherLeaf
-		other, vh := n.entry.key, n.entry.value.Hash()
-		p.OtherKey, p.OtherValueHash = &other, &vh
+	t.refresh()
+	p, err := prove(t.cur, key, t.bucket)
+	if err != nil {
+		panic(err)
 	}
 	return p
+}
+
+// prove returns the lookup proof for key under the root of tp, loading
+// buckets with load. It walks the key's path down the top while the
+// subtree holds two keys or more, taking the hash of the other child at
+// each level, then on into the bucket where the search goes on or ends.
+func prove(tp *top, key Key, load func(uint32) ([]Entry, error)) (*Proof, error) {
+	p := &Proof{Siblings: []Hash{}}
+	i := uint32(1)
+	for ; p.Depth < BucketBits && tp.state[i] == 2; p.Depth++ {
+		c := 2*i + uint32(bit(key, p.Depth))
+		p.Siblings = append(p.Siblings, tp.hash[c^1])
+		i = c
+	}
+	state := tp.state[i]
+	if state == 0 {
+		p.Result = Empty
+		return p, nil
+	}
+	for i < buckets { // a subtree of one key: find its bucket
+		if i *= 2; tp.state[i] == 0 {
+			i++
+		}
+	}
+	e, err := load(i - buckets)
+	if err != nil {
+		return nil, err
+	}
+	if state == 1 && len(e) != 1 || state == 2 && len(e) < 2 {
+		return nil, fmt.Errorf("vmap: bucket %d holds %d keys, not as its hash says", i-buckets, len(e))
+	}
+	proveIn(p, e, key)
+	return p, nil
+}
+
+// proveIn ends p, the proof for key down to depth p.Depth, within e, the
+// sorted entries of the subtree there.
+func proveIn(p *Proof, e []Entry, key Key) {
+	for len(e) > 1 {
+		zero, one := splitEntries(e, p.Depth)
+		if bit(key, p.Depth) == 0 {
+			p.Siblings = append(p.Siblings, entriesHash(one, p.Depth+1))
+			e = zero
+		} else {
+			p.Siblings = append(p.Siblings, entriesHash(zero, p.Depth+1))
+			e = one
+		}
+		p.Depth++
+	}
+	switch {
+	case len(e) == 0:
+		p.Result = Empty
+	case e[0].Key == key:
+		p.Result = Inclusion
+		p.Value = e[0].Value.Marshal()
+	default:
+		p.Result = OtherLeaf
+		other, vh := e[0].Key, e[0].Value.Hash()
+		p.OtherKey, p.OtherValueHash = &other, &vh
+	}
 }
 
 // ErrBadProof is returned (wrapped, with the reason) by Verify for a proof

@@ -1,7 +1,11 @@
 package vmap
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"fmt"
+	"slices"
+	"sort"
 )
 
 // Node bytes of the prefix tree: a leaf is SHA-256(leafPrefix || key ||
@@ -11,110 +15,173 @@ const (
 	innerPrefix = 0x03
 )
 
-// Tree is a map from keys to values, held in memory as a binary trie with
-// the hash of every node cached, so that the root of its prefix tree is
-// always at hand. The zero Tree is not usable; call NewTree.
+// BucketBits is how many leading key bits pick a key's bucket: the tree's
+// top BucketBits levels are held in memory as an array of hashes, and the
+// keys below each of its 1<<BucketBits lowest nodes are one bucket of the
+// Store.
+const BucketBits = 16
+
+// buckets is how many buckets there are.
+const buckets = 1 << BucketBits
+
+// DefaultKeep is how many committed versions NewTree keeps proofs for.
+const DefaultKeep = 4
+
+// Tree is a map from keys to values whose prefix tree's root and lookup
+// proofs it computes, under its current contents and under each of the last
+// few committed versions. The zero Tree is not usable; call NewTree or
+// OpenTree.
 //
-// Set and Get take time proportional to the depth of the key's leaf (at
-// most MaxDepth, about log2 of the number of keys for keys that are
-// SHA-256 outputs), Root constant time, and Prove the depth of the search.
+// The keys sit in buckets, by their first BucketBits bits, kept in a Store;
+// the hashes of the tree's top BucketBits levels, down to the buckets, are
+// held in memory (the top), and a copy of them for each kept version. Set
+// changes a bucket in memory and marks it stale; Root and Prove recompute
+// the stale buckets and their paths to the root only, and Commit saves the
+// changed buckets under a new version.
+//
+// A Tree is not safe for concurrent use.
 type Tree struct {
-	root *node
-	n    int
+	store   Store
+	keep    int
+	version uint64 // the last committed version, 0 before the first
+	n       int
+	cur     *top
+	pending map[uint32][]Entry  // buckets changed since the last Commit
+	stale   map[uint32]struct{} // pending buckets whose hashes cur lacks
+	kept    []*snapshot         // the kept versions, oldest first
 }
 
-// node is a node of the trie. A leaf (entry non-nil) is the only key of its
-// subtree and sits at the depth where that key first differs from every
-// other key; an interior node has at least two keys below it, and a nil
-// child is an empty subtree. hash is h of the subtree (see the package
-// doc).
-type node struct {
-	hash  Hash
-	child [2]*node
-	entry *entry
+// top holds the hashes of the top BucketBits+1 levels of the prefix tree as
+// a heap: node 1 is the root, nodes 2i and 2i+1 are node i's children, and
+// node buckets+b is bucket b. state is how many keys a node's subtree holds,
+// capped at 2: a subtree with one key hashes as that key's leaf at any
+// depth.
+type top struct {
+	hash  [2 * buckets]Hash
+	state [2 * buckets]uint8
 }
 
-// entry is a leaf's key and value.
-type entry struct {
-	key   Key
-	value Value
+// TopBytes is the memory one copy of the tree's top levels takes: a Tree
+// holds one for its current contents and one per kept version.
+const TopBytes = 2 * buckets * (32 + 1)
+
+// snapshot is a committed version: its top and its number of keys.
+type snapshot struct {
+	version uint64
+	top     *top
+	n       int
 }
 
-// NewTree returns an empty map.
+// NewTree returns an empty map kept in a MemStore, keeping proofs for the
+// last DefaultKeep committed versions.
 func NewTree() *Tree {
-	return &Tree{}
+	t, err := OpenTree(&MemStore{}, 0, DefaultKeep)
+	if err != nil {
+		panic(err) // an empty tree loads nothing
+	}
+	return t
 }
 
-// Set gives key the value v, inserting the key or replacing its value.
-func (t *Tree) Set(key Key, v Value) {
-	t.root = t.set(t.root, 0, key, v)
+// OpenTree returns the map that store holds as of version, 0 for an empty
+// map, keeping proofs for the last keep (at least 1) committed versions.
+// It loads every bucket of a non-zero version once to compute the top; the
+// tree then keeps that version only, and commits the next as version+1.
+func OpenTree(store Store, version uint64, keep int) (*Tree, error) {
+	t := &Tree{
+		store:   store,
+		keep:    max(keep, 1),
+		version: version,
+		cur:     new(top),
+		pending: map[uint32][]Entry{},
+		stale:   map[uint32]struct{}{},
+	}
+	if version > 0 {
+		for b := range uint32(buckets) {
+			e, err := store.Load(b, version)
+			if err != nil {
+				return nil, fmt.Errorf("vmap: opening version %d: %w", version, err)
+			}
+			t.n += len(e)
+			t.cur.setBucket(b, e)
+		}
+		t.cur.fixAll()
+	}
+	t.kept = []*snapshot{t.snapshot()}
+	return t, nil
 }
 
-// set sets key to v in the subtree n at depth, whose keys share key's first
-// depth bits, and returns the subtree's new root with its hashes updated.
-func (t *Tree) set(n *node, depth int, key Key, v Value) *node {
-	switch {
-	case n == nil:
+// bucketOf returns the bucket of key.
+func bucketOf(key Key) uint32 {
+	return uint32(key[0])<<8 | uint32(key[1])
+}
+
+// bucket returns the current entries of bucket b, which the caller does not
+// change.
+func (t *Tree) bucket(b uint32) ([]Entry, error) {
+	if e, ok := t.pending[b]; ok {
+		return e, nil
+	}
+	e, err := t.store.Load(b, t.version)
+	if err != nil {
+		return nil, fmt.Errorf("vmap: loading bucket %d: %w", b, err)
+	}
+	return e, nil
+}
+
+// Set gives key the value v, inserting the key or replacing its value. It
+// fails, leaving the map as it was, if the Store cannot load the key's
+// bucket.
+func (t *Tree) Set(key Key, v Value) error {
+	b := bucketOf(key)
+	e, owned := t.pending[b]
+	if !owned {
+		loaded, err := t.bucket(b)
+		if err != nil {
+			return err
+		}
+		e = make([]Entry, len(loaded), len(loaded)+1)
+		copy(e, loaded) // a loaded bucket is not ours to change
+	}
+	i, found := slices.BinarySearchFunc(e, key, compareEntry)
+	if found {
+		e[i].Value = v
+	} else {
+		e = slices.Insert(e, i, Entry{key, v})
 		t.n++
-		return newLeaf(key, v)
-	case n.entry == nil:
-		b := bit(key, depth)
-		n.child[b] = t.set(n.child[b], depth+1, key, v)
-		n.hash = innerHash(hashOf(n.child[0]), hashOf(n.child[1]))
-		return n
-	case n.entry.key == key:
-		n.entry.value = v
-		n.hash = leafHash(key, v.Hash())
-		return n
 	}
-	t.n++
-	return fork(n, newLeaf(key, v), depth)
+	t.pending[b] = e
+	t.stale[b] = struct{}{}
+	return nil
 }
 
-// newLeaf returns the leaf of key with value v.
-func newLeaf(key Key, v Value) *node {
-	return &node{hash: leafHash(key, v.Hash()), entry: &entry{key, v}}
+// compareEntry orders an entry against a key.
+func compareEntry(e Entry, key Key) int {
+	return bytes.Compare(e.Key[:], key[:])
 }
 
-// fork returns the subtree at depth holding the two leaves a and b, whose
-// distinct keys share their first depth bits: an interior node where the
-// keys part, under a chain of one-sided interior nodes for the bits they
-// still share.
-func fork(a, b *node, depth int) *node {
-	d := depth
-	for bit(a.entry.key, d) == bit(b.entry.key, d) {
-		d++
+// Lookup returns key's value and whether the map holds the key, or an error
+// if the Store cannot load the key's bucket.
+func (t *Tree) Lookup(key Key) (Value, bool, error) {
+	e, err := t.bucket(bucketOf(key))
+	if err != nil {
+		return Value{}, false, err
 	}
-	n := &node{}
-	n.child[bit(a.entry.key, d)], n.child[bit(b.entry.key, d)] = a, b
-	n.hash = innerHash(hashOf(n.child[0]), hashOf(n.child[1]))
-	for d--; d >= depth; d-- {
-		up := &node{}
-		up.child[bit(a.entry.key, d)] = n
-		up.hash = innerHash(hashOf(up.child[0]), hashOf(up.child[1]))
-		n = up
+	i, found := slices.BinarySearchFunc(e, key, compareEntry)
+	if !found {
+		return Value{}, false, nil
 	}
-	return n
+	return e[i].Value, true, nil
 }
 
-// hashOf returns n's hash, 32 zero bytes for an empty subtree.
-func hashOf(n *node) Hash {
-	if n == nil {
-		return Hash{}
-	}
-	return n.hash
-}
-
-// Get returns key's value and whether the map holds the key.
+// Get returns key's value and whether the map holds the key. It is Lookup
+// for a Tree whose Store never fails, such as a MemStore: it panics if the
+// Store fails.
 func (t *Tree) Get(key Key) (Value, bool) {
-	n := t.root
-	for depth := 0; n != nil && n.entry == nil; depth++ {
-		n = n.child[bit(key, depth)]
+	v, ok, err := t.Lookup(key)
+	if err != nil {
+		panic(err)
 	}
-	if n == nil || n.entry.key != key {
-		return Value{}, false
-	}
-	return n.entry.value, true
+	return v, ok
 }
 
 // Len returns how many keys the map holds.
@@ -122,25 +189,105 @@ func (t *Tree) Len() int {
 	return t.n
 }
 
-// Root returns the root of the map's prefix tree: 32 zero bytes for an
-// empty map.
+// Root returns the root of the map's prefix tree, 32 zero bytes for an
+// empty map. It recomputes the buckets set since the last Root and their
+// paths, each node once.
 func (t *Tree) Root() Hash {
-	return hashOf(t.root)
+	t.refresh()
+	return t.cur.hash[1]
 }
 
-// values yields every key of the map with its value, in key order.
-func (t *Tree) values(yield func(Key, Value) bool) {
-	var walk func(n *node) bool
-	walk = func(n *node) bool {
-		switch {
-		case n == nil:
-			return true
-		case n.entry != nil:
-			return yield(n.entry.key, n.entry.value)
-		}
-		return walk(n.child[0]) && walk(n.child[1])
+// refresh recomputes the stale buckets of cur and their ancestors, level by
+// level, each node once.
+func (t *Tree) refresh() {
+	if len(t.stale) == 0 {
+		return
 	}
-	walk(t.root)
+	nodes := make([]uint32, 0, len(t.stale))
+	for b := range t.stale {
+		t.cur.setBucket(b, t.pending[b])
+		nodes = append(nodes, buckets+b)
+	}
+	clear(t.stale)
+	slices.Sort(nodes)
+	for len(nodes) > 0 && nodes[0] > 1 {
+		up := nodes[:0]
+		for _, i := range nodes {
+			if p := i / 2; len(up) == 0 || up[len(up)-1] != p {
+				up = append(up, p)
+			}
+		}
+		for _, i := range up {
+			t.cur.fix(i)
+		}
+		nodes = up
+	}
+}
+
+// setBucket sets the node of bucket b from its entries e.
+func (tp *top) setBucket(b uint32, e []Entry) {
+	tp.hash[buckets+b] = entriesHash(e, BucketBits)
+	tp.state[buckets+b] = uint8(min(len(e), 2))
+}
+
+// fix recomputes node i from its children: 32 zero bytes if both are
+// empty, the hash of the one key's leaf if they hold one key, and an
+// interior node otherwise.
+func (tp *top) fix(i uint32) {
+	l, r := 2*i, 2*i+1
+	switch tp.state[i] = min(tp.state[l]+tp.state[r], 2); {
+	case tp.state[i] == 0:
+		tp.hash[i] = Hash{}
+	case tp.state[i] == 1 && tp.state[l] == 1:
+		tp.hash[i] = tp.hash[l]
+	case tp.state[i] == 1:
+		tp.hash[i] = tp.hash[r]
+	default:
+		tp.hash[i] = innerHash(tp.hash[l], tp.hash[r])
+	}
+}
+
+// fixAll recomputes every node above the buckets.
+func (tp *top) fixAll() {
+	for i := uint32(buckets - 1); i >= 1; i-- {
+		tp.fix(i)
+	}
+}
+
+// entriesHash returns h of e, sorted entries with distinct keys sharing
+// their first depth bits.
+func entriesHash(e []Entry, depth int) Hash {
+	switch len(e) {
+	case 0:
+		return Hash{}
+	case 1:
+		return leafHash(e[0].Key, e[0].Value.Hash())
+	}
+	zero, one := splitEntries(e, depth)
+	return innerHash(entriesHash(zero, depth+1), entriesHash(one, depth+1))
+}
+
+// splitEntries divides e, sorted and sharing their first depth bits, into
+// the entries whose bit at depth is 0 and those whose bit is 1.
+func splitEntries(e []Entry, depth int) (zero, one []Entry) {
+	i := sort.Search(len(e), func(i int) bool { return bit(e[i].Key, depth) == 1 })
+	return e[:i], e[i:]
+}
+
+// values yields every key of the map with its value, in key order. It
+// panics if the Store fails.
+func (t *Tree) values(yield func(Key, Value) bool) {
+	for b := range uint32(buckets) {
+		e, err := t.bucket(b)
+		if err != nil {
+			panic(err)
+		}
+		for _, x := range e {
+			if !yield(x.Key, x.Value) {
+				return
+			}
+		}
+	}
 }
 
 // bit returns bit i of k, most significant first.
