@@ -19,13 +19,18 @@ func benchKey(i int) Key {
 	return k
 }
 
-// buildBenchTree returns a tree of the first n benchmark keys, each set by
-// one record, and the keys.
+// buildBenchTree returns a tree in a MemStore of the first n benchmark
+// keys, each set by one record, committed as version 1, and the keys.
 func buildBenchTree(n int) (*Tree, []Key) {
 	tr, keys := NewTree(), make([]Key, n)
 	for i := range keys {
 		keys[i] = benchKey(i)
-		tr.Set(keys[i], Value{}.Append(uint64(i), Hash{byte(i), byte(i >> 8), byte(i >> 16)}))
+		if err := tr.Set(keys[i], Value{}.Append(uint64(i), Hash{byte(i), byte(i >> 8), byte(i >> 16)})); err != nil {
+			panic(err)
+		}
+	}
+	if _, _, err := tr.Commit(); err != nil {
+		panic(err)
 	}
 	return tr, keys
 }
@@ -49,7 +54,9 @@ func BenchmarkSetNew(b *testing.B) {
 	v := Value{}.Append(1, Hash{1})
 	b.ResetTimer()
 	for i := range b.N {
-		tr.Set(fresh[i], v)
+		if err := tr.Set(fresh[i], v); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(tr.Len()), "keys")
 }
@@ -60,8 +67,31 @@ func BenchmarkSetExisting(b *testing.B) {
 	v := Value{}.Append(2, Hash{2})
 	b.ResetTimer()
 	for i := range b.N {
-		tr.Set(keys[i%len(keys)], v)
+		if err := tr.Set(keys[i%len(keys)], v); err != nil {
+			b.Fatal(err)
+		}
 	}
+}
+
+// BenchmarkCommit sets 1,000 existing keys of a tree of 1M keys and
+// commits them as a new version: the stale buckets' and paths' hashes are
+// recomputed once each, the changed buckets saved, and the top copied.
+func BenchmarkCommit(b *testing.B) {
+	tr, keys := setTree()
+	const batch = 1000
+	b.ResetTimer()
+	for i := range b.N {
+		v := Value{}.Append(uint64(i), Hash{3})
+		for j := range batch {
+			if err := tr.Set(keys[(i*batch+j)*7919%len(keys)], v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, _, err := tr.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(batch, "sets/op")
 }
 
 // BenchmarkGet looks up present keys of a tree of 1M keys.
@@ -94,6 +124,19 @@ func BenchmarkProve(b *testing.B) {
 	}
 	b.StopTimer()
 	reportProofSizes(b, tr, keys[:1000])
+}
+
+// BenchmarkProveAt generates inclusion proofs under the committed version
+// of a tree of 1M keys.
+func BenchmarkProveAt(b *testing.B) {
+	tr, keys := readTree()
+	v := tr.Version()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := tr.ProveAt(v, keys[i*7919%len(keys)]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkProveAbsent generates absence proofs in a tree of 1M keys, and
@@ -146,8 +189,11 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
-// BenchmarkBuildHeap builds a tree of 1M keys per iteration and reports the
-// Go heap it holds once built, after a garbage collection.
+// BenchmarkBuildHeap builds a tree of 1M keys in a MemStore per iteration
+// and reports the Go heap it holds once built and committed, after a
+// garbage collection, and apart from it the memory the tree's own index
+// takes whatever its Store: the top levels of its current contents and of
+// each kept version (here the one committed and the empty version 0).
 func BenchmarkBuildHeap(b *testing.B) {
 	var held uint64
 	for range b.N {
@@ -158,6 +204,8 @@ func BenchmarkBuildHeap(b *testing.B) {
 	}
 	b.ReportMetric(float64(held)/(1<<20), "MiB-heap")
 	b.ReportMetric(float64(held)/benchKeys, "heap-bytes/key")
+	b.ReportMetric(float64(TopBytes)/(1<<20), "MiB-top/copy")
+	b.ReportMetric(float64((1+DefaultKeep)*TopBytes)/(1<<20), "MiB-top-max")
 }
 
 // heapAfterGC returns the bytes of live heap objects after a collection.

@@ -1,6 +1,10 @@
 package vmap
 
 import (
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -86,5 +90,284 @@ func TestTreeOrderDoesNotMatter(t *testing.T) {
 	a.Set(keys[0], Value{LatestIndex: 999, Count: 2})
 	if a.Root() == b.Root() {
 		t.Error("an update did not change the root")
+	}
+}
+
+// TestCommitsAgainstReference applies random inserts and updates, with
+// Commits in between, and checks after each Commit the root of every kept
+// version and proofs under it, of keys present then, set only later, and
+// never set, against the sort-based reference over the map as it was at
+// that version.
+func TestCommitsAgainstReference(t *testing.T) {
+	for seed := range uint64(4) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		const keep = 3
+		tr, err := OpenTree(&MemStore{}, 0, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values, at := map[Key]Value{}, map[uint64]map[Key]Value{0: {}}
+		var keys []Key
+		for i := range 400 {
+			k := randomKey(rng, keys)
+			if len(keys) > 0 && rng.IntN(3) == 0 {
+				k = keys[rng.IntN(len(keys))]
+			} else {
+				keys = append(keys, k)
+			}
+			values[k] = values[k].Append(uint64(i), Hash{byte(i), byte(seed)})
+			if err := tr.Set(k, values[k]); err != nil {
+				t.Fatal(err)
+			}
+			if rng.IntN(1+i/8) != 0 { // commit often while the map is small
+				continue
+			}
+			v, root, err := tr.Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			at[v] = maps.Clone(values)
+			if want := refRoot(values); root != want {
+				t.Fatalf("seed %d step %d: version %d root %x, reference %x", seed, i, v, root, want)
+			}
+			checkKeptVersions(t, tr, at, keys, rng)
+		}
+	}
+}
+
+// checkKeptVersions checks that tr keeps the last versions of at, and the
+// roots and proofs under each of them, and refuses the older ones.
+func checkKeptVersions(t *testing.T, tr *Tree, at map[uint64]map[Key]Value, keys []Key, rng *rand.Rand) {
+	t.Helper()
+	kept := tr.Versions()
+	if last := kept[len(kept)-1]; last != tr.Version() || len(kept) > 3 || uint64(len(kept)) < min(3, last+1) {
+		t.Fatalf("kept versions %v after committing %d", kept, tr.Version())
+	}
+	for v, values := range at {
+		if !slices.Contains(kept, v) {
+			if _, err := tr.ProveAt(v, keys[0]); !errors.Is(err, ErrVersionNotKept) {
+				t.Fatalf("version %d, not kept: ProveAt error %v", v, err)
+			}
+			continue
+		}
+		root, err := tr.RootAt(v)
+		if err != nil || root != refRoot(values) {
+			t.Fatalf("version %d: RootAt %x, %v; reference %x", v, root, err, refRoot(values))
+		}
+		if n, err := tr.LenAt(v); err != nil || n != len(values) {
+			t.Fatalf("version %d: LenAt %d, %v; want %d", v, n, err, len(values))
+		}
+		probes := []Key{keys[rng.IntN(len(keys))], keys[len(keys)-1], randomKey(rng, keys), {}}
+		for _, q := range probes {
+			p, err := tr.ProveAt(v, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ref := refProve(values, q); !proofsEqual(p, ref) {
+				t.Fatalf("version %d: ProveAt(%x) = %+v; reference %+v", v, q, p, ref)
+			}
+			got, ok, err := Verify(root, q, p)
+			if want, wantOK := values[q]; err != nil || ok != wantOK || got != want {
+				t.Fatalf("version %d: Verify(%x) = %+v, %v, %v; want %+v, %v", v, q, got, ok, err, want, wantOK)
+			}
+		}
+	}
+}
+
+// TestForgetRefusesProofs checks that a forgotten version, dropped by
+// Forget or by Commit beyond the versions kept, is refused by ProveAt and
+// RootAt, and that the versions still kept are proved as before.
+func TestForgetRefusesProofs(t *testing.T) {
+	tr, err := OpenTree(&MemStore{}, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := Key{0x80}
+	roots := map[uint64]Hash{}
+	for i := range 4 {
+		if err := tr.Set(k, Value{LatestIndex: uint64(i), Count: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Set(Key{byte(i)}, Value{Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+		v, root, err := tr.Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[v] = root
+	}
+	if got := tr.Versions(); !slices.Equal(got, []uint64{3, 4}) {
+		t.Fatalf("kept %v, want [3 4]", got)
+	}
+	if err := tr.Forget(4); err != nil {
+		t.Fatal(err)
+	}
+	for v := range uint64(5) {
+		p, err := tr.ProveAt(v, k)
+		_, rerr := tr.RootAt(v)
+		if v < 4 {
+			if !errors.Is(err, ErrVersionNotKept) || !errors.Is(rerr, ErrVersionNotKept) {
+				t.Errorf("version %d, forgotten: ProveAt error %v, RootAt error %v", v, err, rerr)
+			}
+			continue
+		}
+		got, ok, err := Verify(roots[v], k, p)
+		if err != nil || !ok || got.LatestIndex != 3 {
+			t.Errorf("version %d: %+v, %v, %v", v, got, ok, err)
+		}
+	}
+	if err := tr.Forget(100); err != nil || !slices.Equal(tr.Versions(), []uint64{4}) {
+		t.Errorf("Forget beyond the last version: %v, kept %v", err, tr.Versions())
+	}
+}
+
+// TestMemStore checks that Load returns the newest version not above the
+// one asked for, that Save replaces a version and copies, and that Forget
+// keeps what Loads of later versions need.
+func TestMemStore(t *testing.T) {
+	var s MemStore
+	entries := func(i byte) []Entry { return []Entry{{Key: Key{i}, Value: Value{Count: uint64(i)}}} }
+	for _, v := range []uint64{5, 1, 3} {
+		e := entries(byte(v))
+		if err := s.Save(7, v, e); err != nil {
+			t.Fatal(err)
+		}
+		e[0].Key = Key{99} // Save keeps a copy
+	}
+	if err := s.Save(7, 3, entries(4)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(version uint64, want byte) {
+		t.Helper()
+		e, err := s.Load(7, version)
+		if err != nil || want == 0 && e != nil || want != 0 && (len(e) != 1 || e[0].Key != Key{want}) {
+			t.Errorf("Load(7, %d) = %v, %v; want key %d", version, e, err, want)
+		}
+	}
+	check(0, 0)
+	check(2, 1)
+	check(3, 4)
+	check(4, 4)
+	check(9, 5)
+	if e, err := s.Load(8, 9); err != nil || e != nil {
+		t.Errorf("Load of a bucket never saved: %v, %v", e, err)
+	}
+	if err := s.Forget(4); err != nil {
+		t.Fatal(err)
+	}
+	check(4, 4)
+	check(9, 5)
+	if n := len(s.buckets[7]); n != 2 {
+		t.Errorf("%d versions kept after Forget(4), want 2", n)
+	}
+}
+
+// failingStore is a MemStore whose Loads and Saves fail while fail is set.
+type failingStore struct {
+	MemStore
+	fail bool
+}
+
+var errStore = errors.New("store down")
+
+func (s *failingStore) Load(b uint32, v uint64) ([]Entry, error) {
+	if s.fail {
+		return nil, errStore
+	}
+	return s.MemStore.Load(b, v)
+}
+
+func (s *failingStore) Save(b uint32, v uint64, e []Entry) error {
+	if s.fail {
+		return errStore
+	}
+	return s.MemStore.Save(b, v, e)
+}
+
+// TestStoreErrors checks that the Store's errors reach the caller and
+// leave the tree as it was: Set changes nothing, Commit commits nothing
+// and can be retried, Lookup and ProveAt fail.
+func TestStoreErrors(t *testing.T) {
+	s := &failingStore{}
+	tr, err := OpenTree(s, 0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := Key{1}, Key{2}
+	if err := tr.Set(a, Value{Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tr.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	root := tr.Root()
+	s.fail = true
+	if err := tr.Set(b, Value{Count: 1}); !errors.Is(err, errStore) || tr.Len() != 1 || tr.Root() != root {
+		t.Errorf("Set with the store down: %v, %d keys", err, tr.Len())
+	}
+	if _, _, err := tr.Lookup(a); !errors.Is(err, errStore) {
+		t.Errorf("Lookup with the store down: %v", err)
+	}
+	if _, err := tr.ProveAt(1, a); !errors.Is(err, errStore) {
+		t.Errorf("ProveAt with the store down: %v", err)
+	}
+	s.fail = false
+	if err := tr.Set(b, Value{Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.fail = true
+	if _, _, err := tr.Commit(); !errors.Is(err, errStore) || tr.Version() != 1 {
+		t.Errorf("Commit with the store down: %v, version %d", err, tr.Version())
+	}
+	s.fail = false
+	v, root, err := tr.Commit()
+	if err != nil || v != 2 || root != refRoot(map[Key]Value{a: {Count: 1}, b: {Count: 1}}) {
+		t.Errorf("Commit retried: %d, %x, %v", v, root, err)
+	}
+}
+
+// TestOpenTree checks that a tree opened from a Store at a committed
+// version has that version's keys, root and proofs, and goes on from it.
+func TestOpenTree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	s := &MemStore{}
+	tr, err := OpenTree(s, 0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []Key
+	for i := range 300 {
+		keys = append(keys, randomKey(rng, keys))
+		if err := tr.Set(keys[i], Value{LatestIndex: uint64(i), Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, root, err := tr.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Set(keys[0], Value{Count: 9}); err != nil { // not committed
+		t.Fatal(err)
+	}
+	re, err := OpenTree(s, v, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Root() != root || re.Len() != 300 || re.Version() != v {
+		t.Fatalf("reopened: root %x, %d keys, version %d; want %x, 300, %d", re.Root(), re.Len(), re.Version(), root, v)
+	}
+	for _, q := range append(keys[:20:20], randomKey(rng, keys)) {
+		p, err := re.ProveAt(v, q)
+		want, werr := tr.ProveAt(v, q)
+		if err != nil || werr != nil || !proofsEqual(p, want) {
+			t.Fatalf("reopened: ProveAt(%x) differs: %v, %v", q, err, werr)
+		}
+	}
+	if err := re.Set(keys[1], Value{Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if v2, _, err := re.Commit(); err != nil || v2 != v+1 {
+		t.Errorf("reopened: Commit %d, %v; want %d", v2, err, v+1)
 	}
 }
