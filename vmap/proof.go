@@ -66,32 +66,32 @@ type Proof struct {
 // the Store's errors.
 func (t *Tree) Prove(key Key) *Proof {
 	t.refresh()
-	p, err := prove(t.cur, key, t.bucket)
+	p, err := prove(func(i uint32) node { return t.cur[i] }, key, t.bucket)
 	if err != nil {
 		panic(err)
 	}
 	return p
 }
 
-// prove returns the lookup proof for key under the root of tp, loading
-// buckets with load. It walks the key's path down the top while the
+// prove returns the lookup proof for key under the root of a top whose
+// nodes nodeAt returns, loading buckets with load. It walks the key's path down the top while the
 // subtree holds two keys or more, taking the hash of the other child at
 // each level, then on into the bucket where the search goes on or ends.
-func prove(tp *top, key Key, load func(uint32) ([]Entry, error)) (*Proof, error) {
+func prove(nodeAt func(uint32) node, key Key, load func(uint32) ([]Entry, error)) (*Proof, error) {
 	p := &Proof{Siblings: []Hash{}}
 	i := uint32(1)
-	for ; p.Depth < BucketBits && tp.state[i] == 2; p.Depth++ {
+	for ; p.Depth < BucketBits && nodeAt(i).state == 2; p.Depth++ {
 		c := 2*i + uint32(bit(key, p.Depth))
-		p.Siblings = append(p.Siblings, tp.hash[c^1])
+		p.Siblings = append(p.Siblings, nodeAt(c^1).hash)
 		i = c
 	}
-	state := tp.state[i]
+	state := nodeAt(i).state
 	if state == 0 {
 		p.Result = Empty
 		return p, nil
 	}
 	for i < buckets { // a subtree of one key: find its bucket
-		if i *= 2; tp.state[i] == 0 {
+		if i *= 2; nodeAt(i).state == 0 {
 			i++
 		}
 	}

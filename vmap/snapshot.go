@@ -48,18 +48,15 @@ func (t *Tree) Commit() (uint64, Hash, error) {
 	t.kept = append(t.kept, t.snapshot())
 	if len(t.kept) > t.keep {
 		if err := t.Forget(t.kept[len(t.kept)-t.keep].version); err != nil {
-			return v, t.cur.hash[1], err
+			return v, t.cur[1].hash, err
 		}
 	}
-	return v, t.cur.hash[1], nil
+	return v, t.cur[1].hash, nil
 }
 
-// snapshot returns a copy of the current top as the last committed
-// version.
+// snapshot returns the last committed version, with nothing changed since.
 func (t *Tree) snapshot() *snapshot {
-	cp := new(top)
-	*cp = *t.cur
-	return &snapshot{version: t.version, top: cp, n: t.n}
+	return &snapshot{version: t.version, n: t.n, undo: map[uint32]node{}}
 }
 
 // Forget stops keeping the versions below version, and lets the Store drop
@@ -85,28 +82,38 @@ func (t *Tree) Forget(version uint64) error {
 	return nil
 }
 
-// at returns the kept snapshot of version.
-func (t *Tree) at(version uint64) (*snapshot, error) {
-	for _, s := range t.kept {
+// at returns the kept snapshot of version, and the top's nodes as they were
+// in it: a node's value kept by the first snapshot from version on in
+// which it changed, or else its current value.
+func (t *Tree) at(version uint64) (*snapshot, func(uint32) node, error) {
+	for k, s := range t.kept {
 		if s.version == version {
-			return s, nil
+			later := t.kept[k:]
+			return s, func(i uint32) node {
+				for _, l := range later {
+					if nd, ok := l.undo[i]; ok {
+						return nd
+					}
+				}
+				return t.cur[i]
+			}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %d (kept: %v)", ErrVersionNotKept, version, t.Versions())
+	return nil, nil, fmt.Errorf("%w: %d (kept: %v)", ErrVersionNotKept, version, t.Versions())
 }
 
 // RootAt returns the root of a kept version.
 func (t *Tree) RootAt(version uint64) (Hash, error) {
-	s, err := t.at(version)
+	_, nodeAt, err := t.at(version)
 	if err != nil {
 		return Hash{}, err
 	}
-	return s.top.hash[1], nil
+	return nodeAt(1).hash, nil
 }
 
 // LenAt returns how many keys a kept version holds.
 func (t *Tree) LenAt(version uint64) (int, error) {
-	s, err := t.at(version)
+	s, _, err := t.at(version)
 	if err != nil {
 		return 0, err
 	}
@@ -116,11 +123,11 @@ func (t *Tree) LenAt(version uint64) (int, error) {
 // ProveAt returns the lookup proof for key under the root of a kept
 // version, or an error if the version is not kept or the Store fails.
 func (t *Tree) ProveAt(version uint64, key Key) (*Proof, error) {
-	s, err := t.at(version)
+	_, nodeAt, err := t.at(version)
 	if err != nil {
 		return nil, err
 	}
-	return prove(s.top, key, func(b uint32) ([]Entry, error) {
+	return prove(nodeAt, key, func(b uint32) ([]Entry, error) {
 		e, err := t.store.Load(b, version)
 		if err != nil {
 			return nil, fmt.Errorf("vmap: loading bucket %d of version %d: %w", b, version, err)

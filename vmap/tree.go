@@ -34,10 +34,11 @@ const DefaultKeep = 4
 //
 // The keys sit in buckets, by their first BucketBits bits, kept in a Store;
 // the hashes of the tree's top BucketBits levels, down to the buckets, are
-// held in memory (the top), and a copy of them for each kept version. Set
-// changes a bucket in memory and marks it stale; Root and Prove recompute
-// the stale buckets and their paths to the root only, and Commit saves the
-// changed buckets under a new version.
+// held in memory (the top), and for each kept version the nodes of the top
+// that changed after it, as they were. Set changes a bucket in memory and
+// marks it stale; Root and Prove recompute the stale buckets and their
+// paths to the root only, and Commit saves the changed buckets under a new
+// version.
 //
 // A Tree is not safe for concurrent use.
 type Tree struct {
@@ -51,25 +52,30 @@ type Tree struct {
 	kept    []*snapshot         // the kept versions, oldest first
 }
 
-// top holds the hashes of the top BucketBits+1 levels of the prefix tree as
+// top holds the nodes of the top BucketBits+1 levels of the prefix tree as
 // a heap: node 1 is the root, nodes 2i and 2i+1 are node i's children, and
-// node buckets+b is bucket b. state is how many keys a node's subtree holds,
-// capped at 2: a subtree with one key hashes as that key's leaf at any
-// depth.
-type top struct {
-	hash  [2 * buckets]Hash
-	state [2 * buckets]uint8
+// node buckets+b is bucket b. A subtree with one key hashes as that key's
+// leaf at any depth.
+type top [2 * buckets]node
+
+// node is a node of the top: its hash, and how many keys its subtree holds,
+// capped at 2.
+type node struct {
+	hash  Hash
+	state uint8
 }
 
-// TopBytes is the memory one copy of the tree's top levels takes: a Tree
-// holds one for its current contents and one per kept version.
+// TopBytes is the memory the tree's top levels take; each kept version
+// adds the nodes that changed after it.
 const TopBytes = 2 * buckets * (32 + 1)
 
-// snapshot is a committed version: its top and its number of keys.
+// snapshot is a committed version: its number of keys, and undo, the nodes
+// of the top that changed after it (in the next version, or since the last
+// Commit for the last version) as they were in it.
 type snapshot struct {
 	version uint64
-	top     *top
 	n       int
+	undo    map[uint32]node
 }
 
 // NewTree returns an empty map kept in a MemStore, keeping proofs for the
@@ -102,9 +108,11 @@ func OpenTree(store Store, version uint64, keep int) (*Tree, error) {
 				return nil, fmt.Errorf("vmap: opening version %d: %w", version, err)
 			}
 			t.n += len(e)
-			t.cur.setBucket(b, e)
+			t.cur[buckets+b] = bucketNode(e)
 		}
-		t.cur.fixAll()
+		for i := uint32(buckets - 1); i >= 1; i-- {
+			t.cur[i] = t.cur.parent(i)
+		}
 	}
 	t.kept = []*snapshot{t.snapshot()}
 	return t, nil
@@ -194,7 +202,7 @@ func (t *Tree) Len() int {
 // paths, each node once.
 func (t *Tree) Root() Hash {
 	t.refresh()
-	return t.cur.hash[1]
+	return t.cur[1].hash
 }
 
 // refresh recomputes the stale buckets of cur and their ancestors, level by
@@ -205,7 +213,7 @@ func (t *Tree) refresh() {
 	}
 	nodes := make([]uint32, 0, len(t.stale))
 	for b := range t.stale {
-		t.cur.setBucket(b, t.pending[b])
+		t.put(buckets+b, bucketNode(t.pending[b]))
 		nodes = append(nodes, buckets+b)
 	}
 	clear(t.stale)
@@ -218,40 +226,41 @@ func (t *Tree) refresh() {
 			}
 		}
 		for _, i := range up {
-			t.cur.fix(i)
+			t.put(i, t.cur.parent(i))
 		}
 		nodes = up
 	}
 }
 
-// setBucket sets the node of bucket b from its entries e.
-func (tp *top) setBucket(b uint32, e []Entry) {
-	tp.hash[buckets+b] = entriesHash(e, BucketBits)
-	tp.state[buckets+b] = uint8(min(len(e), 2))
+// put sets node i of the top to nd, first keeping the node as it was in
+// the last committed version if it had not changed since.
+func (t *Tree) put(i uint32, nd node) {
+	undo := t.kept[len(t.kept)-1].undo
+	if _, ok := undo[i]; !ok {
+		undo[i] = t.cur[i]
+	}
+	t.cur[i] = nd
 }
 
-// fix recomputes node i from its children: 32 zero bytes if both are
-// empty, the hash of the one key's leaf if they hold one key, and an
+// bucketNode returns the node of a bucket with entries e.
+func bucketNode(e []Entry) node {
+	return node{entriesHash(e, BucketBits), uint8(min(len(e), 2))}
+}
+
+// parent returns node i computed from its children: 32 zero bytes if both
+// are empty, the hash of the one key's leaf if they hold one key, and an
 // interior node otherwise.
-func (tp *top) fix(i uint32) {
-	l, r := 2*i, 2*i+1
-	switch tp.state[i] = min(tp.state[l]+tp.state[r], 2); {
-	case tp.state[i] == 0:
-		tp.hash[i] = Hash{}
-	case tp.state[i] == 1 && tp.state[l] == 1:
-		tp.hash[i] = tp.hash[l]
-	case tp.state[i] == 1:
-		tp.hash[i] = tp.hash[r]
-	default:
-		tp.hash[i] = innerHash(tp.hash[l], tp.hash[r])
+func (tp *top) parent(i uint32) node {
+	l, r := tp[2*i], tp[2*i+1]
+	switch state := min(l.state+r.state, 2); {
+	case state == 0:
+		return node{}
+	case state == 1 && l.state == 1:
+		return l
+	case state == 1:
+		return r
 	}
-}
-
-// fixAll recomputes every node above the buckets.
-func (tp *top) fixAll() {
-	for i := uint32(buckets - 1); i >= 1; i-- {
-		tp.fix(i)
-	}
+	return node{innerHash(l.hash, r.hash), 2}
 }
 
 // entriesHash returns h of e, sorted entries with distinct keys sharing
