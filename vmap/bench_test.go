@@ -200,8 +200,10 @@ func BenchmarkBuildHeap(b *testing.B) {
 	var held uint64
 	for range b.N {
 		before := heapAfterGC()
-		tr, _ := buildBenchTree(benchKeys)              // the keys slice is garbage at once
-		if err := tr.Forget(tr.Version()); err != nil { // the empty version 0 kept every node of the top
+		// The keys slice is garbage at once, and the empty version 0, which
+		// keeps every node of the top as it was, is forgotten.
+		tr, _ := buildBenchTree(benchKeys)
+		if err := tr.Forget(tr.Version()); err != nil {
 			b.Fatal(err)
 		}
 		held = heapAfterGC() - before

@@ -33,17 +33,10 @@ func (t *Tree) Versions() []uint64 {
 func (t *Tree) Commit() (uint64, Hash, error) {
 	t.refresh()
 	v := t.version + 1
-	changed := make([]uint32, 0, len(t.pending))
-	for b := range t.pending {
-		changed = append(changed, b)
+	if err := t.store.Save(v, t.pending); err != nil {
+		return 0, Hash{}, fmt.Errorf("vmap: committing version %d: %w", v, err)
 	}
-	slices.Sort(changed)
-	for _, b := range changed {
-		if err := t.store.Save(b, v, t.pending[b]); err != nil {
-			return 0, Hash{}, fmt.Errorf("vmap: committing version %d: saving bucket %d: %w", v, b, err)
-		}
-	}
-	clear(t.pending)
+	t.pending = map[uint32][]Entry{} // the Store's now
 	t.version = v
 	t.kept = append(t.kept, t.snapshot())
 	if len(t.kept) > t.keep {

@@ -18,18 +18,20 @@ type Entry struct {
 // BucketBits bits; bucket i holds the keys whose first BucketBits bits, read
 // as a big-endian number, are i.
 //
-// A Tree saves a bucket under version v when it commits version v with the
-// bucket changed, and loads the bucket as of version v to read or change it.
-// A Store may be kept in memory (MemStore) or on disk.
+// A Tree saves the buckets that changed in version v when it commits
+// version v, and loads a bucket as of version v to read or change it. A
+// Store may be kept in memory (MemStore) or on disk.
 type Store interface {
 	// Load returns the entries of bucket as saved under the newest version
 	// not above version, and nil if there is none. The caller does not
 	// change the slice returned.
 	Load(bucket uint32, version uint64) ([]Entry, error)
-	// Save keeps entries, sorted by key, as bucket's entries under version,
-	// replacing what an earlier Save kept under the same bucket and
-	// version. The caller does not change entries afterwards.
-	Save(bucket uint32, version uint64, entries []Entry) error
+	// Save keeps the entries of each bucket in changed, by bucket, sorted
+	// by key, under version, replacing what an earlier Save kept under the
+	// same bucket and version. It saves all of them or, failing, none: a
+	// Store on disk writes them in one transaction. The caller does not
+	// change changed or its slices afterwards.
+	Save(version uint64, changed map[uint32][]Entry) error
 	// Forget allows the store to drop what only Loads of versions below
 	// version need: for each bucket, every saved version older than the
 	// newest one not above version. Loads of versions below version may
@@ -63,14 +65,22 @@ func (s *MemStore) Load(bucket uint32, version uint64) ([]Entry, error) {
 	return saved[i-1].entries, nil
 }
 
-// Save keeps a copy of entries as bucket's entries under version. It never
-// fails.
-func (s *MemStore) Save(bucket uint32, version uint64, entries []Entry) error {
+// Save keeps a copy of the entries of each bucket in changed under
+// version. It never fails.
+func (s *MemStore) Save(version uint64, changed map[uint32][]Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.buckets == nil {
 		s.buckets = map[uint32][]savedBucket{}
 	}
+	for b, e := range changed {
+		s.save(b, version, e)
+	}
+	return nil
+}
+
+// save keeps a copy of entries as bucket's entries under version.
+func (s *MemStore) save(bucket uint32, version uint64, entries []Entry) {
 	sb := savedBucket{version, slices.Clip(slices.Clone(entries))}
 	saved := s.buckets[bucket]
 	i, found := slices.BinarySearchFunc(saved, version, func(b savedBucket, v uint64) int {
@@ -82,7 +92,6 @@ func (s *MemStore) Save(bucket uint32, version uint64, entries []Entry) error {
 		saved = slices.Insert(saved, i, sb)
 	}
 	s.buckets[bucket] = saved
-	return nil
 }
 
 // Forget drops, for each bucket, the versions older than the newest one not

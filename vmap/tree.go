@@ -91,7 +91,8 @@ func NewTree() *Tree {
 // OpenTree returns the map that store holds as of version, 0 for an empty
 // map, keeping proofs for the last keep (at least 1) committed versions.
 // It loads every bucket of a non-zero version once to compute the top; the
-// tree then keeps that version only, and commits the next as version+1.
+// tree then keeps that version only, and commits the next as version+1,
+// so store must hold nothing saved above version.
 func OpenTree(store Store, version uint64, keep int) (*Tree, error) {
 	t := &Tree{
 		store:   store,

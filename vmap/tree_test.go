@@ -230,12 +230,12 @@ func TestMemStore(t *testing.T) {
 	entries := func(i byte) []Entry { return []Entry{{Key: Key{i}, Value: Value{Count: uint64(i)}}} }
 	for _, v := range []uint64{5, 1, 3} {
 		e := entries(byte(v))
-		if err := s.Save(7, v, e); err != nil {
+		if err := s.Save(v, map[uint32][]Entry{7: e, 8: nil}); err != nil {
 			t.Fatal(err)
 		}
 		e[0].Key = Key{99} // Save keeps a copy
 	}
-	if err := s.Save(7, 3, entries(4)); err != nil {
+	if err := s.Save(3, map[uint32][]Entry{7: entries(4)}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(version uint64, want byte) {
@@ -250,7 +250,7 @@ func TestMemStore(t *testing.T) {
 	check(3, 4)
 	check(4, 4)
 	check(9, 5)
-	if e, err := s.Load(8, 9); err != nil || e != nil {
+	if e, err := s.Load(9, 9); err != nil || e != nil {
 		t.Errorf("Load of a bucket never saved: %v, %v", e, err)
 	}
 	if err := s.Forget(4); err != nil {
@@ -278,11 +278,11 @@ func (s *failingStore) Load(b uint32, v uint64) ([]Entry, error) {
 	return s.MemStore.Load(b, v)
 }
 
-func (s *failingStore) Save(b uint32, v uint64, e []Entry) error {
+func (s *failingStore) Save(v uint64, changed map[uint32][]Entry) error {
 	if s.fail {
 		return errStore
 	}
-	return s.MemStore.Save(b, v, e)
+	return s.MemStore.Save(v, changed)
 }
 
 // TestStoreErrors checks that the Store's errors reach the caller and
@@ -369,5 +369,45 @@ func TestOpenTree(t *testing.T) {
 	}
 	if v2, _, err := re.Commit(); err != nil || v2 != v+1 {
 		t.Errorf("reopened: Commit %d, %v; want %d", v2, err, v+1)
+	}
+}
+
+// TestRootRecomputesStalePathsOnly checks that Root after Sets recomputes
+// the touched buckets and their paths to the root, and nothing else of the
+// top.
+func TestRootRecomputesStalePathsOnly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	tr := NewTree()
+	var keys []Key
+	for i := range 1000 {
+		keys = append(keys, randomKey(rng, nil))
+		if err := tr.Set(keys[i], Value{Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := tr.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	changed := func() int { return len(tr.kept[len(tr.kept)-1].undo) }
+	for range 3 { // the same key thrice: one path
+		if err := tr.Set(keys[0], Value{Count: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.Root()
+	if got := changed(); got != BucketBits+1 {
+		t.Errorf("one key set: %d nodes recomputed, want %d", got, BucketBits+1)
+	}
+	// A key in the same bucket adds no node; one in the sibling bucket adds
+	// that bucket only.
+	k1, k2 := keys[0], keys[0]
+	k1[31], k2[1] = k1[31]^1, k2[1]^1
+	for _, k := range []Key{k1, k2} {
+		if err := tr.Set(k, Value{Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tr.Root() != refRoot(maps.Collect(tr.values)) || changed() != BucketBits+2 {
+		t.Errorf("two more keys: %d nodes recomputed, want %d", changed(), BucketBits+2)
 	}
 }
