@@ -87,8 +87,13 @@
 // unique binary encoding (Proof.MarshalBinary, ParseProof) in which empty
 // siblings cost one bit.
 //
-// A Tree here is kept in memory as a binary trie whose nodes cache their
-// hashes: setting a key recomputes the hashes on its path only, the root is
-// at hand, and a proof is read off the key's path. A stored form, and
-// proofs under earlier roots, come later.
+// A Tree holds in memory the hashes of the prefix tree's top 16 levels, a
+// dense array down to 65,536 buckets picked by a key's first 16 bits, and
+// keeps each bucket's entries (key and value, sorted by key) in a Store: in
+// memory (MemStore) for tests and offline checkers, on disk for a node.
+// Setting keys marks their buckets stale, and the root or a proof
+// recomputes only the stale buckets and their paths. Commit saves the
+// changed buckets under a new version, and proofs stay possible under each
+// of the last few committed versions (ProveAt), each of which keeps only
+// the nodes of the top that changed after it.
 package vmap
