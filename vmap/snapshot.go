@@ -48,8 +48,13 @@ func (t *Tree) Commit() (uint64, Hash, error) {
 }
 
 // snapshot returns the last committed version, with nothing changed since.
+// An empty version keeps no nodes: they are all empty.
 func (t *Tree) snapshot() *snapshot {
-	return &snapshot{version: t.version, n: t.n, undo: map[uint32]node{}}
+	s := &snapshot{version: t.version, n: t.n}
+	if t.n > 0 {
+		s.undo = map[uint32]node{}
+	}
+	return s
 }
 
 // Forget stops keeping the versions below version, and lets the Store drop
@@ -77,10 +82,15 @@ func (t *Tree) Forget(version uint64) error {
 
 // at returns the kept snapshot of version, and the top's nodes as they were
 // in it: a node's value kept by the first snapshot from version on in
-// which it changed, or else its current value.
+// which it changed, or else its current value. (Keys are never removed, so
+// only versions before the first non-empty one are empty, and those keep
+// no nodes.)
 func (t *Tree) at(version uint64) (*snapshot, func(uint32) node, error) {
 	for k, s := range t.kept {
-		if s.version == version {
+		switch {
+		case s.version == version && s.n == 0:
+			return s, func(uint32) node { return node{} }, nil
+		case s.version == version:
 			later := t.kept[k:]
 			return s, func(i uint32) node {
 				for _, l := range later {

@@ -71,7 +71,8 @@ const TopBytes = 2 * buckets * (32 + 1)
 
 // snapshot is a committed version: its number of keys, and undo, the nodes
 // of the top that changed after it (in the next version, or since the last
-// Commit for the last version) as they were in it.
+// Commit for the last version) as they were in it; nil for an empty
+// version, whose nodes are all empty.
 type snapshot struct {
 	version uint64
 	n       int
@@ -234,11 +235,13 @@ func (t *Tree) refresh() {
 }
 
 // put sets node i of the top to nd, first keeping the node as it was in
-// the last committed version if it had not changed since.
+// the last committed version if it had not changed since (unless that
+// version is empty).
 func (t *Tree) put(i uint32, nd node) {
-	undo := t.kept[len(t.kept)-1].undo
-	if _, ok := undo[i]; !ok {
-		undo[i] = t.cur[i]
+	if undo := t.kept[len(t.kept)-1].undo; undo != nil {
+		if _, ok := undo[i]; !ok {
+			undo[i] = t.cur[i]
+		}
 	}
 	t.cur[i] = nd
 }
