@@ -74,9 +74,10 @@ func (t *Tree) Prove(key Key) *Proof {
 }
 
 // prove returns the lookup proof for key under the root of a top whose
-// nodes nodeAt returns, loading buckets with load. It walks the key's path down the top while the
-// subtree holds two keys or more, taking the hash of the other child at
-// each level, then on into the bucket where the search goes on or ends.
+// nodes nodeAt returns, loading buckets with load. It walks the key's path
+// down the top while the subtree holds two keys or more, taking the hash of
+// the other child at each level, then on into the bucket where the search
+// goes on or ends.
 func prove(nodeAt func(uint32) node, key Key, load func(uint32) ([]Entry, error)) (*Proof, error) {
 	p := &Proof{Siblings: []Hash{}}
 	i := uint32(1)

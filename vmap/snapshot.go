@@ -69,11 +69,8 @@ func (t *Tree) Forget(version uint64) error {
 	if i == 0 {
 		return nil
 	}
-	t.kept = slices.Delete(t.kept, 0, i)
-	oldest := t.version
-	if len(t.kept) > 0 {
-		oldest = t.kept[0].version
-	}
+	t.kept = slices.Delete(t.kept, 0, i) // the last committed stays
+	oldest := t.kept[0].version
 	if err := t.store.Forget(oldest); err != nil {
 		return fmt.Errorf("vmap: forgetting versions below %d: %w", oldest, err)
 	}
