@@ -94,8 +94,8 @@ func TestTreeOrderDoesNotMatter(t *testing.T) {
 }
 
 // TestCommitsAgainstReference applies random inserts and updates, with
-// Commits in between, and checks after each Commit the root of every kept
-// version and proofs under it, of keys present then, set only later, and
+// Commits in between, and checks after each Commit (and now and then
+// between them) the root of every kept version and proofs under it, of keys present then, set only later, and
 // never set, against the sort-based reference over the map as it was at
 // that version.
 func TestCommitsAgainstReference(t *testing.T) {
@@ -120,6 +120,12 @@ func TestCommitsAgainstReference(t *testing.T) {
 				t.Fatal(err)
 			}
 			if rng.IntN(1+i/8) != 0 { // commit often while the map is small
+				if rng.IntN(16) == 0 { // kept versions with changes since
+					if got, want := tr.Root(), refRoot(values); got != want {
+						t.Fatalf("seed %d step %d: root %x, reference %x", seed, i, got, want)
+					}
+					checkKeptVersions(t, tr, at, keys, rng)
+				}
 				continue
 			}
 			v, root, err := tr.Commit()
