@@ -65,6 +65,8 @@ type Proof struct {
 // the Store fails. ProveAt proves under a committed version and returns
 // the Store's errors.
 func (t *Tree) Prove(key Key) *Proof {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.refresh()
 	p, err := prove(func(i uint32) node { return t.cur[i] }, key, t.bucket)
 	if err != nil {

@@ -13,11 +13,20 @@ var ErrVersionNotKept = errors.New("vmap: version not kept")
 // Version returns the last committed version, 0 before the first Commit
 // (or the version OpenTree opened).
 func (t *Tree) Version() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return t.version
 }
 
 // Versions returns the versions the tree keeps proofs for, oldest first.
 func (t *Tree) Versions() []uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.versions()
+}
+
+// versions returns the kept versions, oldest first.
+func (t *Tree) versions() []uint64 {
 	vs := make([]uint64, len(t.kept))
 	for i, s := range t.kept {
 		vs[i] = s.version
@@ -31,6 +40,8 @@ func (t *Tree) Versions() []uint64 {
 // to save, nothing is committed and Commit may be retried; if it fails to
 // forget, the version is committed and returned with the error.
 func (t *Tree) Commit() (uint64, Hash, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.refresh()
 	v := t.version + 1
 	if err := t.store.Save(v, t.pending); err != nil {
@@ -40,7 +51,7 @@ func (t *Tree) Commit() (uint64, Hash, error) {
 	t.version = v
 	t.kept = append(t.kept, t.snapshot())
 	if len(t.kept) > t.keep {
-		if err := t.Forget(t.kept[len(t.kept)-t.keep].version); err != nil {
+		if err := t.forget(t.kept[len(t.kept)-t.keep].version); err != nil {
 			return v, t.cur[1].hash, err
 		}
 	}
@@ -61,6 +72,13 @@ func (t *Tree) snapshot() *snapshot {
 // what only they need. ProveAt and RootAt then refuse them. The last
 // committed version is always kept.
 func (t *Tree) Forget(version uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.forget(version)
+}
+
+// forget is Forget.
+func (t *Tree) forget(version uint64) error {
 	version = min(version, t.version)
 	i := 0
 	for i < len(t.kept) && t.kept[i].version < version {
@@ -99,11 +117,13 @@ func (t *Tree) at(version uint64) (*snapshot, func(uint32) node, error) {
 			}, nil
 		}
 	}
-	return nil, nil, fmt.Errorf("%w: %d (kept: %v)", ErrVersionNotKept, version, t.Versions())
+	return nil, nil, fmt.Errorf("%w: %d (kept: %v)", ErrVersionNotKept, version, t.versions())
 }
 
 // RootAt returns the root of a kept version.
 func (t *Tree) RootAt(version uint64) (Hash, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	_, nodeAt, err := t.at(version)
 	if err != nil {
 		return Hash{}, err
@@ -113,6 +133,8 @@ func (t *Tree) RootAt(version uint64) (Hash, error) {
 
 // LenAt returns how many keys a kept version holds.
 func (t *Tree) LenAt(version uint64) (int, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	s, _, err := t.at(version)
 	if err != nil {
 		return 0, err
@@ -123,6 +145,8 @@ func (t *Tree) LenAt(version uint64) (int, error) {
 // ProveAt returns the lookup proof for key under the root of a kept
 // version, or an error if the version is not kept or the Store fails.
 func (t *Tree) ProveAt(version uint64, key Key) (*Proof, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	_, nodeAt, err := t.at(version)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Node bytes of the prefix tree: a leaf is SHA-256(leafPrefix || key ||
@@ -40,8 +41,11 @@ const DefaultKeep = 4
 // paths to the root only, and Commit saves the changed buckets under a new
 // version.
 //
-// A Tree is not safe for concurrent use.
+// A Tree is safe for concurrent use: Set, Root, Prove, Commit and Forget
+// exclude each other and the rest; Lookup, Get, Len, ProveAt, RootAt and
+// the other methods may run together.
 type Tree struct {
+	mu      sync.RWMutex
 	store   Store
 	keep    int
 	version uint64 // the last committed version, 0 before the first
@@ -142,6 +146,8 @@ func (t *Tree) bucket(b uint32) ([]Entry, error) {
 // fails, leaving the map as it was, if the Store cannot load the key's
 // bucket.
 func (t *Tree) Set(key Key, v Value) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	b := bucketOf(key)
 	e, owned := t.pending[b]
 	if !owned {
@@ -172,6 +178,8 @@ func compareEntry(e Entry, key Key) int {
 // Lookup returns key's value and whether the map holds the key, or an error
 // if the Store cannot load the key's bucket.
 func (t *Tree) Lookup(key Key) (Value, bool, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	e, err := t.bucket(bucketOf(key))
 	if err != nil {
 		return Value{}, false, err
@@ -196,6 +204,8 @@ func (t *Tree) Get(key Key) (Value, bool) {
 
 // Len returns how many keys the map holds.
 func (t *Tree) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return t.n
 }
 
@@ -203,6 +213,8 @@ func (t *Tree) Len() int {
 // empty map. It recomputes the buckets set since the last Root and their
 // paths, each node once.
 func (t *Tree) Root() Hash {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.refresh()
 	return t.cur[1].hash
 }
@@ -287,8 +299,8 @@ func splitEntries(e []Entry, depth int) (zero, one []Entry) {
 	return e[:i], e[i:]
 }
 
-// values yields every key of the map with its value, in key order. It
-// panics if the Store fails.
+// values yields every key of the map with its value, in key order, while
+// the map does not change. It panics if the Store fails.
 func (t *Tree) values(yield func(Key, Value) bool) {
 	for b := range uint32(buckets) {
 		e, err := t.bucket(b)

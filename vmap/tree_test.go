@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -416,4 +417,54 @@ func TestRootRecomputesStalePathsOnly(t *testing.T) {
 	if tr.Root() != refRoot(maps.Collect(tr.values)) || changed() != BucketBits+2 {
 		t.Errorf("two more keys: %d nodes recomputed, want %d", changed(), BucketBits+2)
 	}
+}
+
+// TestConcurrentProofs proves keys under a committed version from several
+// goroutines while another sets keys and commits (run it with -race).
+func TestConcurrentProofs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 11))
+	tr := NewTree()
+	var keys []Key
+	for i := range 200 {
+		keys = append(keys, randomKey(rng, keys))
+		if err := tr.Set(keys[i], Value{Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, root, err := tr.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := make([]Key, 300)
+	for i := range more {
+		more[i] = randomKey(rng, keys)
+	}
+	var wg sync.WaitGroup
+	for r := range 3 {
+		wg.Go(func() {
+			for i := range 300 {
+				q := keys[(i*7+r)%len(keys)]
+				p, err := tr.ProveAt(v, q)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, ok, err := Verify(root, q, p); err != nil || !ok {
+					t.Errorf("ProveAt(%d, %x): %v, %v", v, q, ok, err)
+					return
+				}
+			}
+		})
+	}
+	for i, k := range more {
+		if err := tr.Set(k, Value{Count: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 {
+			if _, _, err := tr.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait()
 }
