@@ -362,6 +362,18 @@
 // graylisted member is left alone. GossipPeers lists the members gossip
 // flows with.
 //
+// Gossip reaches the members connected when a message is published (and,
+// for about 3 s after, those that ask for it), so a member cut off around a
+// round's close (restarted, partitioned, or reconnected by the watchdog)
+// would miss that round's checkpoints for good, and the others its own.
+// Each time a member joins a node's checkpoint topic, the node therefore
+// sends it, on a stream of ResyncProtocol, every checkpoint it holds of the
+// rounds whose commit deadline has not passed and its own latest vote of
+// each; the receiver checks them exactly as gossip of their topics (one
+// stream per member at a time, at most (RoundWindow+3)·(members+1) frames
+// within the topics' size limits; a rejected message ends the stream and
+// costs the sender as a bad relay). intermesh_resyncs_total counts them.
+//
 // # Persistence
 //
 // The Mesh keeps the latest checkpoint of each member, the certificates,

@@ -125,7 +125,7 @@ func (c *clock) now() time.Time {
 		return c.base.now().Add(c.skew)
 	}
 	r, set := c.round.read()
-	return time.Unix(0, int64(r+1)*int64(c.period)).Add(min(time.Since(set), clockRun*c.period/time.Second))
+	return time.Unix(0, int64(r+1)*int64(c.period)).Add(min(time.Since(set), c.period/time.Millisecond*clockRun/1000))
 }
 
 // skewed returns a clock that reads d later than c (earlier if d < 0); c

@@ -369,7 +369,8 @@ func (m *Mesh) setSelf() error {
 }
 
 // Run runs the round loop, the gossip publisher, the committer, the
-// reconnector and (with Config.Log) the replicator until ctx ends, then waits for all of them and returns nil.
+// reconnector, the gossip watchdog, the resyncer and (with Config.Log) the
+// replicator until ctx ends, then waits for all of them and returns nil.
 // It may be called once.
 func (m *Mesh) Run(ctx context.Context) error {
 	if !m.running.CompareAndSwap(false, true) {
@@ -381,6 +382,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	wg.Go(func() { m.commitLoop(ctx) })
 	wg.Go(func() { m.reconnectLoop(ctx) })
 	wg.Go(func() { m.gossipWatchdog(ctx) })
+	wg.Go(func() { newResyncer(m).run(ctx) })
 	if m.repl != nil {
 		wg.Go(func() { m.repl.run(ctx) })
 	}
