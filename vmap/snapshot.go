@@ -34,28 +34,56 @@ func (t *Tree) versions() []uint64 {
 	return vs
 }
 
-// Commit saves the map's current contents as the next version, returns
-// that version and its root, and keeps it for ProveAt; once more than the
-// tree's keep versions are kept, it forgets the oldest. If the Store fails
-// to save, nothing is committed and Commit may be retried; if it fails to
-// forget, the version is committed and returned with the error.
+// Commit saves the map's current contents as the next version, the last
+// committed one plus one, and returns that version and its root: it is
+// CommitAt(Version()+1).
 func (t *Tree) Commit() (uint64, Hash, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.refresh()
 	v := t.version + 1
+	root, err := t.commitAt(v)
+	if t.version != v { // not committed
+		return 0, Hash{}, err
+	}
+	return v, root, err
+}
+
+// CommitAt saves the map's current contents as version, which must be above
+// the last committed version, returns its root, and keeps it for ProveAt;
+// once more than the tree's keep versions are kept, it forgets the oldest.
+// Versions need not be consecutive: a log's map commits the map over its
+// first S records as version S. If version is not above the last committed
+// one, or the Store fails to save, nothing is committed and CommitAt may be
+// retried; if the Store fails to forget, the version is committed and its
+// root returned with the error.
+func (t *Tree) CommitAt(version uint64) (Hash, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.commitAt(version)
+}
+
+// ErrVersionNotAbove is returned (wrapped) by CommitAt for a version not
+// above the last committed one.
+var ErrVersionNotAbove = errors.New("vmap: version not above the last committed one")
+
+// commitAt is CommitAt.
+func (t *Tree) commitAt(v uint64) (Hash, error) {
+	if v <= t.version {
+		return Hash{}, fmt.Errorf("%w: %d, last committed %d", ErrVersionNotAbove, v, t.version)
+	}
+	t.refresh()
 	if err := t.store.Save(v, t.pending); err != nil {
-		return 0, Hash{}, fmt.Errorf("vmap: committing version %d: %w", v, err)
+		return Hash{}, fmt.Errorf("vmap: committing version %d: %w", v, err)
 	}
 	t.pending = map[uint32][]Entry{} // the Store's now
 	t.version = v
 	t.kept = append(t.kept, t.snapshot())
 	if len(t.kept) > t.keep {
 		if err := t.forget(t.kept[len(t.kept)-t.keep].version); err != nil {
-			return v, t.cur[1].hash, err
+			return t.cur[1].hash, err
 		}
 	}
-	return v, t.cur[1].hash, nil
+	return t.cur[1].hash, nil
 }
 
 // snapshot returns the last committed version, with nothing changed since.

@@ -38,8 +38,8 @@ const DefaultKeep = 4
 // held in memory (the top), and for each kept version the nodes of the top
 // that changed after it, as they were. Set changes a bucket in memory and
 // marks it stale; Root and Prove recompute the stale buckets and their
-// paths to the root only, and Commit saves the changed buckets under a new
-// version.
+// paths to the root only, and Commit or CommitAt saves the changed buckets
+// under a new version.
 //
 // A Tree is safe for concurrent use: Set, Root, Prove, Commit and Forget
 // exclude each other and the rest; Lookup, Get, Len, ProveAt, RootAt and
@@ -96,8 +96,8 @@ func NewTree() *Tree {
 // OpenTree returns the map that store holds as of version, 0 for an empty
 // map, keeping proofs for the last keep (at least 1) committed versions.
 // It loads every bucket of a non-zero version once to compute the top; the
-// tree then keeps that version only, and commits the next as version+1,
-// so store must hold nothing saved above version.
+// tree then keeps that version only, and commits versions above it (Commit
+// the next, version+1), so store must hold nothing saved above version.
 func OpenTree(store Store, version uint64, keep int) (*Tree, error) {
 	t := &Tree{
 		store:   store,

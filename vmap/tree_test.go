@@ -468,3 +468,69 @@ func TestConcurrentProofs(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCommitAt checks that CommitAt commits the versions it is given, as
+// the map of a log commits its sizes, refuses a version not above the last
+// one without changing anything, and that Commit goes on from the last.
+func TestCommitAt(t *testing.T) {
+	tr, err := OpenTree(&MemStore{}, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, at := map[Key]Value{}, map[uint64]map[Key]Value{}
+	set := func(k Key, i uint64) {
+		t.Helper()
+		values[k] = values[k].Append(i, Hash{byte(i)})
+		if err := tr.Set(k, values[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitAt := func(v uint64) {
+		t.Helper()
+		root, err := tr.CommitAt(v)
+		if err != nil || root != refRoot(values) || tr.Version() != v {
+			t.Fatalf("CommitAt(%d) = %x, %v, version %d; want %x", v, root, err, tr.Version(), refRoot(values))
+		}
+		at[v] = maps.Clone(values)
+	}
+	set(Key{0x10}, 0)
+	set(Key{0x90}, 1)
+	commitAt(2)
+	set(Key{0x10}, 2)
+	commitAt(3)
+	set(Key{0x11}, 3)
+	for _, v := range []uint64{0, 2, 3} {
+		if _, err := tr.CommitAt(v); !errors.Is(err, ErrVersionNotAbove) {
+			t.Errorf("CommitAt(%d) after 3: error %v", v, err)
+		}
+	}
+	if tr.Version() != 3 || !slices.Equal(tr.Versions(), []uint64{0, 2, 3}) || tr.Len() != 3 {
+		t.Fatalf("after refused CommitAts: version %d, kept %v, %d keys", tr.Version(), tr.Versions(), tr.Len())
+	}
+	commitAt(1000) // the pending Set is committed now
+	set(Key{0x12}, 1000)
+	v, root, err := tr.Commit()
+	if err != nil || v != 1001 || root != refRoot(values) {
+		t.Fatalf("Commit after CommitAt(1000) = %d, %x, %v", v, root, err)
+	}
+	at[v] = maps.Clone(values)
+	if !slices.Equal(tr.Versions(), []uint64{3, 1000, 1001}) {
+		t.Fatalf("kept %v, want [3 1000 1001]", tr.Versions())
+	}
+	for _, v := range []uint64{3, 1000, 1001} {
+		if root, err := tr.RootAt(v); err != nil || root != refRoot(at[v]) {
+			t.Errorf("RootAt(%d) = %x, %v; want %x", v, root, err, refRoot(at[v]))
+		}
+		for _, q := range []Key{{0x10}, {0x11}, {0x12}, {0x90}, {0x91}} {
+			p, err := tr.ProveAt(v, q)
+			if err != nil || !proofsEqual(p, refProve(at[v], q)) {
+				t.Errorf("ProveAt(%d, %x): %+v, %v", v, q, p, err)
+			}
+		}
+	}
+	for _, v := range []uint64{2, 999, 1002} {
+		if _, err := tr.RootAt(v); !errors.Is(err, ErrVersionNotKept) {
+			t.Errorf("RootAt(%d): error %v", v, err)
+		}
+	}
+}
