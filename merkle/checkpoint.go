@@ -17,8 +17,8 @@ import (
 )
 
 // Checkpoint is a signed commitment to the state of a log at the close of an
-// epoch: a C2SP tlog-checkpoint (https://c2sp.org/tlog-checkpoint) with three
-// extension lines. Its text (the body of the signed note) is exactly
+// epoch: a C2SP tlog-checkpoint (https://c2sp.org/tlog-checkpoint) with up to
+// four extension lines. Its text (the body of the signed note) is exactly
 //
 //	<origin>
 //	<size, decimal>
@@ -26,9 +26,12 @@ import (
 //	round <round, decimal>
 //	time <Unix seconds, decimal>
 //	prev <standard base64 SHA-256 of the previous signed checkpoint note>
+//	map <standard base64 root of the log's verifiable map over the size records>
 //
 // with every line ending in a newline, decimals without sign or leading
-// zeros, and the prev line absent for a log's first checkpoint. For example
+// zeros, the prev line absent for a log's first checkpoint, and the map line
+// (package vmap) absent from the checkpoints of logs closed without a map;
+// when present it is the last line. For example
 // the checkpoint of a log named example.org/node1 whose 4 leaves are the
 // bytes "a", "b", "c" and "d", closed in round 172800000 at Unix time
 // 1728000000, after a previous note whose SHA-256 is that of "previous":
@@ -56,6 +59,9 @@ type Checkpoint struct {
 	// Prev is NoteHash of the previous signed checkpoint of the same log, or
 	// empty for the first.
 	Prev []byte
+	// Map is the 32-byte root of the log's verifiable map over its first
+	// Size records, or empty for a checkpoint closed without a map.
+	Map []byte
 }
 
 // Marshal returns the checkpoint text, the body of the signed note. It does
@@ -69,6 +75,9 @@ func (c Checkpoint) Marshal() []byte {
 	b.WriteString("time " + strconv.FormatInt(c.Time, 10) + "\n")
 	if len(c.Prev) > 0 {
 		b.WriteString("prev " + base64.StdEncoding.EncodeToString(c.Prev) + "\n")
+	}
+	if len(c.Map) > 0 {
+		b.WriteString("map " + base64.StdEncoding.EncodeToString(c.Map) + "\n")
 	}
 	return b.Bytes()
 }
@@ -85,6 +94,8 @@ func (c Checkpoint) Validate() error {
 		return fmt.Errorf("%w: negative time %d", ErrMalformedCheckpoint, c.Time)
 	case len(c.Prev) != 0 && len(c.Prev) != sha256.Size:
 		return fmt.Errorf("%w: prev is %d bytes, want %d", ErrMalformedCheckpoint, len(c.Prev), sha256.Size)
+	case len(c.Map) != 0 && len(c.Map) != hashSize:
+		return fmt.Errorf("%w: map root is %d bytes, want %d", ErrMalformedCheckpoint, len(c.Map), hashSize)
 	}
 	return nil
 }
@@ -102,19 +113,47 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 	}
 	lines := strings.Split(string(text[:len(text)-1]), "\n")
 	if len(lines) < 5 {
-		return Checkpoint{}, fmt.Errorf("%w: %d lines, want 5 or 6", ErrMalformedCheckpoint, len(lines))
+		return Checkpoint{}, fmt.Errorf("%w: %d lines, want 5 to 7", ErrMalformedCheckpoint, len(lines))
 	}
-	if len(lines) > 6 {
-		return Checkpoint{}, fmt.Errorf("%w: line 7: unexpected extra line", ErrMalformedCheckpoint)
+	if len(lines) > 7 {
+		return Checkpoint{}, fmt.Errorf("%w: line 8: unexpected extra line", ErrMalformedCheckpoint)
 	}
-	names := [...]string{"origin", "size", "root hash", "round", "time", "prev"}
+	names := []string{"origin", "size", "root hash", "round", "time"}
 	var c Checkpoint
-	for i, line := range lines {
+	for i, line := range lines[:5] {
 		if err := c.parseLine(i, line); err != nil {
 			return Checkpoint{}, fmt.Errorf("%w: line %d (%s): %w", ErrMalformedCheckpoint, i+1, names[i], err)
 		}
 	}
+	if err := c.parseExtensions(lines[5:]); err != nil {
+		return Checkpoint{}, err
+	}
 	return c, nil
+}
+
+// parseExtensions parses the lines after time: an optional prev line, then
+// an optional map line, nothing else.
+func (c *Checkpoint) parseExtensions(lines []string) error {
+	for j, line := range lines {
+		n := 6 + j
+		var err error
+		switch {
+		case strings.HasPrefix(line, "prev ") && j == 0:
+			c.Prev, err = parseHash(line[len("prev "):])
+		case strings.HasPrefix(line, "map ") && j == len(lines)-1:
+			c.Map, err = parseHash(line[len("map "):])
+		case j == 0 && len(lines) == 1:
+			err = fmt.Errorf("%q is neither a prev nor a map line", line)
+		case j == 0:
+			err = fmt.Errorf("%q is not a prev line", line)
+		default:
+			err = fmt.Errorf("%q is not a map line", line)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: line %d: %w", ErrMalformedCheckpoint, n, err)
+		}
+	}
+	return nil
 }
 
 // parseLine parses line i (from 0) of a checkpoint into c.
@@ -143,10 +182,6 @@ func (c *Checkpoint) parseLine(i int, line string) error {
 			err = fmt.Errorf("%d is out of range", t)
 		}
 		c.Time = int64(t)
-	case 5:
-		if line, err = keywordValue(line, "prev"); err == nil {
-			c.Prev, err = parseHash(line)
-		}
 	}
 	return err
 }

@@ -70,13 +70,18 @@ func TestCheckpointMatchesTheDocumentedVectors(t *testing.T) {
 func TestCheckpointRoundTrips(t *testing.T) {
 	first := exampleCheckpoint()
 	first.Prev = nil
-	for name, c := range map[string]Checkpoint{"with prev": exampleCheckpoint(), "first, without prev": first} {
+	mapped, firstMapped := exampleCheckpoint(), first
+	mapped.Map = bytes.Repeat([]byte{7}, 32)
+	firstMapped.Map = make([]byte, 32)
+	for name, c := range map[string]Checkpoint{"with prev": exampleCheckpoint(), "first, without prev": first,
+		"with prev and map": mapped, "first, with a map": firstMapped} {
 		got, err := ParseCheckpoint(c.Marshal())
 		if err != nil {
 			t.Fatalf("%s: ParseCheckpoint(Marshal()): %v", name, err)
 		}
 		if !bytes.Equal(got.Marshal(), c.Marshal()) || got.Origin != c.Origin || got.Size != c.Size ||
-			!bytes.Equal(got.Root, c.Root) || got.Round != c.Round || got.Time != c.Time || !bytes.Equal(got.Prev, c.Prev) {
+			!bytes.Equal(got.Root, c.Root) || got.Round != c.Round || got.Time != c.Time || !bytes.Equal(got.Prev, c.Prev) ||
+			!bytes.Equal(got.Map, c.Map) {
 			t.Fatalf("%s: round trip gave %+v, want %+v", name, got, c)
 		}
 	}
@@ -157,6 +162,9 @@ func TestSignCheckpointRejectsInvalidCheckpoints(t *testing.T) {
 	}
 }
 
+// mapLine is a valid map line.
+const mapLine = "map BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n"
+
 func TestParseCheckpointIsStrict(t *testing.T) {
 	lines := strings.SplitAfter(exampleText, "\n")[:6]
 	with := func(i int, line string) string {
@@ -201,6 +209,16 @@ func TestParseCheckpointIsStrict(t *testing.T) {
 		{"a prev without value", with(5, "prev\n"), "line 6"},
 		{"a short prev", with(5, "prev AAAA\n"), "line 6"},
 		{"an unknown extension", with(5, "note hello\n"), "line 6"},
+		{"an unknown extension after prev", exampleText + "note hello\n", "line 7"},
+		{"an unknown extension after map", exampleText + mapLine + "note hello\n", "line 8"},
+		{"map before prev", with(5, mapLine) + lines[5], "line 6"},
+		{"two map lines", exampleText + mapLine + mapLine, "line 8"},
+		{"two map lines without prev", with(5, mapLine) + mapLine, "line 6"},
+		{"an empty map", exampleText + "map \n", "line 7"},
+		{"a map without value", exampleText + "map\n", "line 7"},
+		{"a short map", exampleText + "map AAAA\n", "line 7"},
+		{"a map in URL base64", exampleText + "map " + strings.Repeat("_", 43) + "=\n", "line 7"},
+		{"two spaces after map", exampleText + "map  " + mapLine[4:], "line 7"},
 		{"CRLF line ends", strings.ReplaceAll(exampleText, "\n", "\r\n"), "line"},
 		{"invalid UTF-8", with(0, "example.org/\xff\n"), "UTF-8"},
 	} {
@@ -229,5 +247,20 @@ func TestParseCheckpointAcceptsBoundaryValues(t *testing.T) {
 	}
 	if string(c.Marshal()) != text {
 		t.Fatalf("Marshal() = %q, want %q", c.Marshal(), text)
+	}
+}
+
+func TestValidateRefusesBadHashLengths(t *testing.T) {
+	for name, change := range map[string]func(*Checkpoint){
+		"a 31-byte root": func(c *Checkpoint) { c.Root = c.Root[:31] },
+		"a 31-byte prev": func(c *Checkpoint) { c.Prev = c.Prev[:31] },
+		"a 33-byte map":  func(c *Checkpoint) { c.Map = make([]byte, 33) },
+		"a 1-byte map":   func(c *Checkpoint) { c.Map = []byte{1} },
+	} {
+		c := exampleCheckpoint()
+		change(&c)
+		if err := c.Validate(); !errors.Is(err, ErrMalformedCheckpoint) {
+			t.Errorf("%s: Validate() = %v, want ErrMalformedCheckpoint", name, err)
+		}
 	}
 }

@@ -30,6 +30,19 @@ var errRetry = errors.New("merkle: tree snapshot older than the latest checkpoin
 // conflict detection, and CloseEpoch retries a bounded number of times, until
 // ctx is done.
 func (t *Tree) CloseEpoch(ctx context.Context, round uint64, now time.Time, s note.Signer, origin string) ([]byte, Checkpoint, error) {
+	return t.CloseEpochWithMap(ctx, round, now, s, origin, nil)
+}
+
+// MapRoot returns the root of a log's verifiable map over the log's first
+// size records.
+type MapRoot func(size uint64) ([]byte, error)
+
+// CloseEpochWithMap is CloseEpoch for a log with a verifiable map: the
+// checkpoint's map line is mapRoot of its size (no map line if mapRoot is
+// nil). mapRoot is called once per attempt, before the checkpoint is
+// stored, with sizes that never decrease unless a concurrent close of the
+// same tree got in the way; its error fails the close.
+func (t *Tree) CloseEpochWithMap(ctx context.Context, round uint64, now time.Time, s note.Signer, origin string, mapRoot MapRoot) ([]byte, Checkpoint, error) {
 	if s.Name() != origin {
 		return nil, Checkpoint{}, fmt.Errorf("merkle: close round %d of %q with key %q: %w", round, origin, s.Name(), ErrSignature)
 	}
@@ -37,7 +50,7 @@ func (t *Tree) CloseEpoch(ctx context.Context, round uint64, now time.Time, s no
 		if err := ctx.Err(); err != nil {
 			return nil, Checkpoint{}, fmt.Errorf("merkle: close round %d: %w", round, err)
 		}
-		signed, c, err := t.closeEpoch(round, now, s, origin)
+		signed, c, err := t.closeEpoch(round, now, s, origin, mapRoot)
 		if (errors.Is(err, badger.ErrConflict) || errors.Is(err, errRetry)) && attempt < closeAttempts {
 			continue
 		}
@@ -46,7 +59,7 @@ func (t *Tree) CloseEpoch(ctx context.Context, round uint64, now time.Time, s no
 }
 
 // closeEpoch is one attempt of CloseEpoch.
-func (t *Tree) closeEpoch(round uint64, now time.Time, s note.Signer, origin string) ([]byte, Checkpoint, error) {
+func (t *Tree) closeEpoch(round uint64, now time.Time, s note.Signer, origin string, mapRoot MapRoot) ([]byte, Checkpoint, error) {
 	var st state
 	err := t.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -57,6 +70,11 @@ func (t *Tree) closeEpoch(round uint64, now time.Time, s note.Signer, origin str
 		return nil, Checkpoint{}, err
 	}
 	c := Checkpoint{Origin: origin, Size: st.size, Root: st.root, Round: round, Time: now.Unix()}
+	if mapRoot != nil {
+		if c.Map, err = mapRoot(st.size); err != nil {
+			return nil, Checkpoint{}, fmt.Errorf("merkle: close round %d: map root at size %d: %w", round, st.size, err)
+		}
+	}
 	var signed []byte
 	err = t.db.Update(func(txn *badger.Txn) error {
 		latest, err := t.latestTxn(txn)

@@ -226,3 +226,45 @@ func TestConcurrentCloseEpochsKeepOneChain(t *testing.T) {
 		t.Fatalf("LatestCheckpoint() is not the last checkpoint of the chain (%v)", err)
 	}
 }
+
+// TestCloseEpochWithMapEndsWithTheMapLine: the checkpoint's map line is the
+// map root at the checkpoint's size, and a failing map root fails the close
+// and stores nothing.
+func TestCloseEpochWithMapEndsWithTheMapLine(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	tree := NewTree(db, []byte("local"))
+	s, v := signerVerifier(t, exampleOrigin, 0)
+	indexBatch(t, db, tree, testRecords(0, 5))
+	var asked []uint64
+	mapRoot := func(size uint64) ([]byte, error) {
+		asked = append(asked, size)
+		return bytes.Repeat([]byte{byte(size)}, 32), nil
+	}
+	signed, c, err := tree.CloseEpochWithMap(ctx, 100, time.Unix(1000, 0), s, exampleOrigin, mapRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, _, err := OpenCheckpoint(signed, note.VerifierList(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || asked[0] != 5 || !bytes.Equal(opened.Map, bytes.Repeat([]byte{5}, 32)) || !bytes.Equal(c.Map, opened.Map) {
+		t.Fatalf("map root asked for sizes %v; checkpoint map %x, want the root at size 5", asked, opened.Map)
+	}
+	if !bytes.HasSuffix(c.Marshal(), []byte("map BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=\n")) {
+		t.Fatalf("the map line is not the last line:\n%s", c.Marshal())
+	}
+
+	indexBatch(t, db, tree, testRecords(5, 2))
+	failing := func(uint64) ([]byte, error) { return nil, errors.New("map store failed") }
+	if _, _, err := tree.CloseEpochWithMap(ctx, 101, time.Unix(1010, 0), s, exampleOrigin, failing); err == nil {
+		t.Fatal("a close whose map root failed succeeded")
+	}
+	if _, err := tree.CheckpointAt(101); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a failed close stored a checkpoint: %v", err)
+	}
+	if latest, err := tree.LatestCheckpoint(); err != nil || !bytes.Equal(latest, signed) {
+		t.Fatalf("the latest checkpoint changed after a failed close: %v", err)
+	}
+}
