@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 //	key = "testnet/node0+1a2b3c4d+AXs..."
 //	addrs = ["/ip4/127.0.0.1/tcp/4001"]
 //	http = "http://127.0.0.1:8080"
+//	domains = ["example.com"]
 type Federation struct {
 	// Name names the federation; it is part of the gossip topic names and
 	// the origin line of master-hash votes ("<name>/master"). Required.
@@ -58,6 +60,13 @@ type Member struct {
 	Addrs []string `toml:"addrs"`
 	// HTTP is the base URL of the member's portal, for auditors. Optional.
 	HTTP string `toml:"http"`
+	// Domains are the account domains the member serves: it is the home
+	// of every account NAME@DOMAIN whose DOMAIN is one of them, and its
+	// portal creates accounts of those domains only. Lower-case ASCII DNS
+	// names, each served by one member at most, at most MaxMemberDomains.
+	// Optional: a member without domains creates accounts of any name
+	// (files written before domains existed).
+	Domains []string `toml:"domains,omitempty"`
 }
 
 // ErrFederation is wrapped by every error about a federation file.
@@ -102,7 +111,8 @@ func (f *Federation) EffectiveQuorum() int {
 
 // Validate checks the federation and names the first field that is wrong:
 // every member's peer ID must belong to its key, key names must equal
-// origins, and no origin, peer ID or key may appear twice.
+// origins, no origin, peer ID or key may appear twice, and every domain
+// must be a lower-case DNS name (CheckDomain) served by one member once.
 func (f *Federation) Validate() error {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrFederation, field, fmt.Sprintf(format, a...))
@@ -148,8 +158,83 @@ func (f *Federation) Validate() error {
 			}
 			seen[k] = fmt.Sprintf("member[%d]", i)
 		}
+		if len(m.Domains) > MaxMemberDomains {
+			return bad(field("domains"), "member %s lists %d domains, over the limit of %d", m.Origin, len(m.Domains), MaxMemberDomains)
+		}
+		for _, d := range m.Domains {
+			if err := CheckDomain(d); err != nil {
+				return bad(field("domains"), "member %s: %v", m.Origin, err)
+			}
+			if j, dup := seen["domain "+d]; dup {
+				if j == fmt.Sprintf("member[%d] (%s)", i, m.Origin) {
+					return bad(field("domains"), "member %s lists domain %q twice", m.Origin, d)
+				}
+				return bad(field("domains"), "domain %q of member %s is already served by %s: a domain has one home", d, m.Origin, j)
+			}
+			seen["domain "+d] = fmt.Sprintf("member[%d] (%s)", i, m.Origin)
+		}
 	}
 	return nil
+}
+
+// MaxDomainLength bounds a domain name (RFC 1035's 253 characters of text).
+const MaxDomainLength = 253
+
+// CheckDomain returns why d is not a domain a member may serve, or nil:
+// a DNS name of lower-case ASCII letters, digits and '-' in dot-separated
+// labels of 1 to 63 characters that neither start nor end with '-', at
+// most MaxDomainLength characters, without a trailing dot. These
+// characters are all allowed in a portal's account names, and being lower
+// case, a domain is its own canonical form (the portal lower-cases names).
+func CheckDomain(d string) error {
+	if d == "" {
+		return errors.New("an empty domain")
+	}
+	if len(d) > MaxDomainLength {
+		return fmt.Errorf("domain %.20q... is %d characters long, over the limit of %d", d, len(d), MaxDomainLength)
+	}
+	for _, label := range strings.Split(d, ".") {
+		switch {
+		case label == "":
+			return fmt.Errorf("domain %q has an empty label (a leading, trailing or double dot)", d)
+		case len(label) > 63:
+			return fmt.Errorf("domain %q has a label of %d characters, over the limit of 63", d, len(label))
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Errorf("domain %q has a label that starts or ends with '-'", d)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("domain %q holds %q: domains are lower-case ASCII letters, digits, '-' and '.'", d, r)
+			}
+		}
+	}
+	return nil
+}
+
+// AccountDomain returns the domain of an account name NAME@DOMAIN, lower
+// cased as the portal stores names, and false for a name without '@'.
+func AccountDomain(account string) (string, bool) {
+	i := strings.LastIndexByte(account, '@')
+	if i < 0 {
+		return "", false
+	}
+	return strings.ToLower(account[i+1:]), true
+}
+
+// Home returns the member that serves the domain of an account name: its
+// home, the member that creates it and whose log holds it. It reports
+// false for a name without a domain or a domain no member serves.
+func (f *Federation) Home(account string) (Member, bool) {
+	d, ok := AccountDomain(account)
+	if !ok {
+		return Member{}, false
+	}
+	for _, m := range f.Members {
+		if slices.Contains(m.Domains, d) {
+			return m, true
+		}
+	}
+	return Member{}, false
 }
 
 // PublicKey decodes the member's Ed25519 public key from its verifier key,

@@ -27,10 +27,13 @@ import (
 //	effective <first round in which version v is in force>
 //	period <epoch period in seconds>
 //	quorum <q>
-//	member <origin> <peer ID> <verifier key> <http URL or -> [<multiaddress> ...]
+//	member <origin> <peer ID> <verifier key> <http URL or -> [<multiaddress> ...] [@<domain> ...]
 //	...
 //
-// Members are sorted by origin, one line each. Numbers are decimal without
+// Members are sorted by origin, one line each; a member's domains follow
+// its addresses, each after an '@' (addresses start with '/'), in the
+// order of the file. A member without domains has none on its line, so a
+// federation written before domains existed has the same text and hash. Numbers are decimal without
 // leading zeros. The genesis text is the same with version 0, prev the
 // base64 of 32 zero bytes, effective 0, and quorum the file's effective
 // quorum, so that version 1's prev line names the exact genesis file it
@@ -61,6 +64,8 @@ const (
 	MaxFederationMembers = 256
 	// MaxMemberAddrs bounds the addresses of one member.
 	MaxMemberAddrs = 8
+	// MaxMemberDomains bounds the domains one member serves.
+	MaxMemberDomains = 64
 )
 
 // ErrFederationUpdate is wrapped by every error about a federation update.
@@ -87,6 +92,10 @@ func Genesis(f *Federation) *FederationVersion {
 	g := &FederationVersion{Federation: *f}
 	g.Quorum = f.EffectiveQuorum()
 	g.Members = slices.Clone(f.Members)
+	for i := range g.Members {
+		g.Members[i].Addrs = slices.Clone(g.Members[i].Addrs)
+		g.Members[i].Domains = slices.Clone(g.Members[i].Domains)
+	}
 	slices.SortFunc(g.Members, func(a, b Member) int { return strings.Compare(a.Origin, b.Origin) })
 	return g
 }
@@ -108,6 +117,9 @@ func (v *FederationVersion) Text() []byte {
 		fmt.Fprintf(&b, "member %s %s %s %s", m.Origin, m.PeerID, m.Key, http)
 		for _, a := range m.Addrs {
 			fmt.Fprintf(&b, " %s", a)
+		}
+		for _, d := range m.Domains {
+			fmt.Fprintf(&b, " @%s", d)
 		}
 		b.WriteByte('\n')
 	}
@@ -260,10 +272,7 @@ func (v *FederationVersion) parseMembers(lines []string) error {
 	for i := 6; i < len(lines); i++ {
 		f := strings.Split(lines[i], " ")
 		if len(f) < 5 || f[0] != "member" {
-			return lineError(i+1, "want \"member <origin> <peer ID> <key> <http or -> [<address> ...]\", got %q", lines[i])
-		}
-		if len(f)-5 > MaxMemberAddrs {
-			return lineError(i+1, "%d addresses, over the limit of %d", len(f)-5, MaxMemberAddrs)
+			return lineError(i+1, "want \"member <origin> <peer ID> <key> <http or -> [<address> ...] [@<domain> ...]\", got %q", lines[i])
 		}
 		if slices.Contains(f, "") {
 			return lineError(i+1, "empty field (fields are separated by one space)")
@@ -272,7 +281,19 @@ func (v *FederationVersion) parseMembers(lines []string) error {
 		if m.HTTP == "-" {
 			m.HTTP = ""
 		}
-		m.Addrs = append(m.Addrs, f[5:]...)
+		for _, a := range f[5:] {
+			if d, ok := strings.CutPrefix(a, "@"); ok {
+				m.Domains = append(m.Domains, d)
+			} else {
+				m.Addrs = append(m.Addrs, a)
+			}
+		}
+		if len(m.Addrs) > MaxMemberAddrs {
+			return lineError(i+1, "%d addresses, over the limit of %d", len(m.Addrs), MaxMemberAddrs)
+		}
+		if len(m.Domains) > MaxMemberDomains {
+			return lineError(i+1, "%d domains, over the limit of %d", len(m.Domains), MaxMemberDomains)
+		}
 		if len(v.Members) > 0 && v.Members[len(v.Members)-1].Origin >= m.Origin {
 			return lineError(i+1, "member %q is not after %q: members are sorted by origin, each once", m.Origin, v.Members[len(v.Members)-1].Origin)
 		}

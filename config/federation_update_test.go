@@ -305,6 +305,14 @@ func FuzzCheckFederationUpdate(f *testing.F) {
 	f.Add(sign(f, v1.Text(), ks[3].signer))
 	f.Add(g.Text())
 	f.Add([]byte("test/federation\nversion 1\n\n— x y\n"))
+	withDomains := &Federation{Name: "test", EpochPeriod: fed.EpochPeriod, Members: members(ks[0], ks[1], ks[2])}
+	withDomains.Members[0].Domains = []string{"example.com", "a.example.com"}
+	withDomains.Members[1].Domains = []string{"node1.example.com"}
+	v1d, err := g.Next(withDomains, 10)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sign(f, v1d.Text(), ks[0].signer, ks[1].signer, ks[2].signer))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		u, err := CheckFederationUpdate(g, msg)
 		if err != nil {
@@ -321,6 +329,9 @@ func FuzzCheckFederationUpdate(f *testing.F) {
 		}
 		if !bytes.HasPrefix(msg, u.Next.Text()) {
 			t.Fatal("the accepted text is not the note's text")
+		}
+		if err := u.Next.Validate(); err != nil {
+			t.Fatalf("an accepted version does not validate (domains included): %v", err)
 		}
 	})
 }
