@@ -47,6 +47,7 @@ type Node struct {
 
 	log      *log.Log
 	tree     *merkle.Tree
+	vmap     *ownMap // the verifiable map of the node's log
 	state    *portal.State
 	portal   *portal.Server
 	registry *prometheus.Registry
@@ -167,6 +168,10 @@ func (n *Node) openLog(ctx context.Context) error {
 // and the portal. On error the caller closes the stores.
 func (n *Node) build(ctx context.Context) error {
 	if err := n.checkTree(); err != nil {
+		return err
+	}
+	var err error
+	if n.vmap, err = newOwnMap(ctx, n.log); err != nil {
 		return err
 	}
 	if last, err := n.tree.LatestCheckpoint(); err == nil && len(last) > 0 {
@@ -399,7 +404,7 @@ func (n *Node) runEpochs(ctx context.Context) {
 // size.
 func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error {
 	start := time.Now()
-	signed, cp, err := n.tree.CloseEpoch(ctx, round, at, n.signer, n.cfg.Origin)
+	signed, cp, err := n.tree.CloseEpochWithMap(ctx, round, at, n.signer, n.cfg.Origin, n.vmap.rootAt(ctx))
 	if err != nil {
 		n.metrics.epochFailures.Inc()
 		return err
