@@ -74,7 +74,11 @@
 //     profile; page keys are MACed with a per-node secret (paging.go).
 //   - Account names are ASCII letters, digits and ".-_+@" (one '@' at most),
 //     compared in lower case. CreateAccount binds the name to a ProfileAccount
-//     or ProfileMesh, registered in the same record.
+//     or ProfileMesh, registered in the same record. A portal with
+//     Config.Domains (its member's domains in the federation file) is the
+//     home of NAME@DOMAIN for those domains only: it refuses any other name,
+//     one without '@' included, with ClientUnauthorized, before logging
+//     anything, and ValidateAccount reports it not valid (domains.go).
 //   - DeleteAccount needs a Proof (a "DeleteAccount" entry
 //     {"Account":..., "Signed":<time>} signed by a key of the account's
 //     profile) or the operator's admin bearer token. A proof signed before

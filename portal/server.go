@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,6 +124,13 @@ type Config struct {
 	RateBurst int
 	// AccountMinLength and AccountMaxLength bound account names (defaults 1 and 64).
 	AccountMinLength, AccountMaxLength int
+	// Domains are the account domains this portal serves (its member's
+	// domains in the federation file), lower-case DNS names: CreateAccount
+	// of a name NAME@DOMAIN whose DOMAIN is not one of them, or of a name
+	// without a domain, is refused (ClientUnauthorized), and
+	// ValidateAccount reports such a name as not valid here. Empty (a solo
+	// node, a federation file without domains): every acceptable name.
+	Domains []string
 	// TransferToken, if set, is a bearer token that authorizes Transfer.
 	TransferToken string
 	// TransferPublic lets anyone use Transfer.
@@ -258,6 +266,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("portal: RateLimit is %v, want 0 (no limit) or more", cfg.RateLimit)
 	}
 	cfg.setDefaults()
+	if err := checkDomains(cfg.Domains); err != nil {
+		return nil, err
+	}
+	cfg.Domains = slices.Clone(cfg.Domains)
 	if cfg.AccountMinLength > cfg.AccountMaxLength {
 		return nil, fmt.Errorf("portal: AccountMinLength %d is over AccountMaxLength %d", cfg.AccountMinLength, cfg.AccountMaxLength)
 	}

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -43,6 +44,9 @@ func (s *Server) validateAccount(req *ValidateRequest) (*ValidateResponse, error
 	reason, invalid := s.checkAccountName(req.Account)
 	resp.InvalidCharacters = invalid
 	if reason == "" {
+		reason = s.domainReason(CanonicalAccount(req.Account))
+	}
+	if reason == "" {
 		acct, found, err := s.state.account(CanonicalAccount(req.Account))
 		if err != nil {
 			return nil, err
@@ -64,6 +68,10 @@ func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*Create
 	account, err := s.account("CreateRequest.Account", req.Account)
 	if err != nil {
 		return nil, err
+	}
+	if reason := s.domainReason(account); reason != "" {
+		return nil, &Error{Status: ClientUnauthorized, Err: ErrDomainNotServed,
+			Description: fmt.Sprintf("CreateRequest.Account %q: %s", req.Account, reason)}
 	}
 	e, err := s.verifyEntry("CreateRequest.Profile", req.Profile, nil, accountProfileTypes...)
 	if err != nil {
