@@ -60,22 +60,8 @@ func (m *ownMap) rootAt(ctx context.Context) func(size uint64) ([]byte, error) {
 
 // advance appends the log's records from the map's size up to size.
 func (m *ownMap) advance(ctx context.Context, size uint64) error {
-	for m.lm.Size() < size {
-		page, err := m.log.Range(ctx, log.Constraints{From: m.lm.Size(), MaxEntries: log.MaxPageEntries})
-		if err != nil {
-			return fmt.Errorf("node: reading records for the map: %w", err)
-		}
-		if len(page.Records) == 0 {
-			return fmt.Errorf("node: the map needs %d records, the log gave none from %d", size, m.lm.Size())
-		}
-		for _, r := range page.Records {
-			if m.lm.Size() == size {
-				break
-			}
-			if err := m.lm.Append(r.MarshalLeaf()); err != nil {
-				return fmt.Errorf("node: the map of the log: %w", err)
-			}
-		}
+	if err := m.lm.Follow(ctx, m.log, size); err != nil {
+		return fmt.Errorf("node: the map of the log: %w", err)
 	}
 	return nil
 }
