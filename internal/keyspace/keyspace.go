@@ -2,9 +2,9 @@
 // database: which package owns each prefix and what it holds.
 //
 // Several packages keep state in the same database: the log, the Merkle
-// trees, the portal's materialized state, the witness, the InterMesh and the
-// node's federation history. Each package writes only keys that start with a prefix this list
-// gives it, and names that prefix by the constant here rather than by a
+// trees, the portal's materialized state, the witness, the InterMesh, the
+// node's federation history and the verifiable maps. Each package writes
+// only keys that start with a prefix this list gives it, and names that prefix by the constant here rather than by a
 // literal, so a new store index starts with a new entry in Prefixes. Every
 // prefix today is a single first byte; the layout that follows it is
 // documented by the owning package (and the on-disk formats in
@@ -17,10 +17,12 @@
 //	'w'  portal/witness  the latest cosigned size and root of each witnessed log
 //	'x'  intermesh       latest checkpoints, certificates, evidence and its index (intermesh/store.go)
 //	'F'  node            the chain of signed federation updates (node/federation.go)
+//	'm'  vmap            each log's verifiable map: buckets by version, saves, committed version (vmap/badger.go)
 //
 // The Merkle trees inside 't' and 'c' are named too: a tree's name follows
 // the space byte (as a uvarint length and the name), so trees never share
-// keys. TreeLocal and TreeReplica are the names in use.
+// keys. TreeLocal and TreeReplica are the names in use. The verifiable maps
+// inside 'm' are named the same way, one map per log.
 //
 // Owner says which package owns a key; CheckOwner, for tests, walks a
 // database and reports the keys that belong to none of the expected owners.
@@ -45,6 +47,7 @@ const (
 	OwnerWitness   = "portal/witness"
 	OwnerInterMesh = "intermesh"
 	OwnerNode      = "node"
+	OwnerMap       = "vmap"
 )
 
 // First bytes of the keys, one per store; the comment says what each holds.
@@ -73,6 +76,10 @@ const (
 	// Federation is the first byte of the node's federation history: every
 	// signed federation update, by version.
 	Federation byte = 'F'
+	// Map is the first byte of the verifiable maps (package vmap), one per
+	// log, named like the Merkle trees: each bucket's entries by version,
+	// the buckets each version saved, and the last completely saved version.
+	Map byte = 'm'
 )
 
 // Names of the Merkle trees, which follow MerkleTree or MerkleCheckpoint in
@@ -104,6 +111,7 @@ var Prefixes = []Prefix{
 	{"Witness", []byte{Witness}, OwnerWitness, "the latest cosigned size and root of each witnessed log"},
 	{"InterMesh", []byte{InterMesh}, OwnerInterMesh, "members' latest checkpoints, certificates, evidence and its index"},
 	{"Federation", []byte{Federation}, OwnerNode, "the signed federation updates, by version"},
+	{"Map", []byte{Map}, OwnerMap, "each log's verifiable map: buckets by version, saves and committed version"},
 }
 
 // Owner returns the package that owns key, and false if no entry of

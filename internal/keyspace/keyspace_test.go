@@ -33,7 +33,7 @@ func TestPrefixesDoNotOverlap(t *testing.T) {
 }
 
 func TestOwnersAreKnown(t *testing.T) {
-	known := map[string]bool{OwnerLog: true, OwnerMerkle: true, OwnerPortal: true, OwnerWitness: true, OwnerInterMesh: true, OwnerNode: true}
+	known := map[string]bool{OwnerLog: true, OwnerMerkle: true, OwnerPortal: true, OwnerWitness: true, OwnerInterMesh: true, OwnerNode: true, OwnerMap: true}
 	for _, p := range Prefixes {
 		if !known[p.Owner] {
 			t.Errorf("%s: owner %q is not an Owner constant", p.Name, p.Owner)
@@ -60,6 +60,7 @@ func TestOwner(t *testing.T) {
 		{[]byte("wlorigin"), OwnerWitness, true},
 		{[]byte("xm"), OwnerInterMesh, true},
 		{[]byte{'F', 0, 0, 0, 0, 0, 0, 0, 1}, OwnerNode, true},
+		{[]byte{'m', 5, 'l', 'o', 'c', 'a', 'l', 'b', 0, 1}, OwnerMap, true},
 		{[]byte("z"), "", false},
 		{nil, "", false},
 	} {
@@ -113,7 +114,7 @@ func TestCheckOwner(t *testing.T) {
 // and the stores on disk use: changing one is a change of the format.
 func TestBytesAreTheOnDiskOnes(t *testing.T) {
 	want := map[string]string{"Log": "L", "MerkleTree": "t", "MerkleCheckpoint": "c", "PortalState": "s",
-		"Witness": "w", "InterMesh": "x", "Federation": "F"}
+		"Witness": "w", "InterMesh": "x", "Federation": "F", "Map": "m"}
 	if len(Prefixes) != len(want) {
 		t.Errorf("%d prefixes, want %d", len(Prefixes), len(want))
 	}

@@ -1,0 +1,493 @@
+package vmap
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/intermesh/intermesh/internal/keyspace"
+)
+
+// Key layout of a BadgerStore under its prefix P (for a node's map of a
+// log, StorePrefix of the log's name):
+//
+//	P || 'b' || bucket uint16 || version uint64  the bucket's entries as saved under version
+//	P || 'h' || version uint64                   the buckets saved under version (uint16 each),
+//	                                             until Forget or DiscardAbove has dealt with them
+//	P || 'v'                                     the committed version, uint64: the last one saved whole
+//
+// integers big-endian. A bucket's value is its entry count (uint32) and
+// then each entry's key (32 bytes) and value (ValueSize bytes), by key.
+const (
+	bucketKind    = 'b'
+	savedKind     = 'h'
+	committedKind = 'v'
+
+	entrySize = 32 + ValueSize
+)
+
+// ErrMalformedBucket is returned (wrapped) by a BadgerStore's Load for a
+// stored bucket that does not decode: a length that disagrees with its
+// count, or keys out of order or outside the bucket.
+var ErrMalformedBucket = errors.New("vmap: malformed stored bucket")
+
+// StorePrefix returns the key prefix of the map of the log called name in
+// the node's database: keyspace.Map, the name's length as a uvarint, and
+// the name, so the maps of different logs never share keys.
+func StorePrefix(name string) []byte {
+	p := binary.AppendUvarint([]byte{keyspace.Map}, uint64(len(name)))
+	return append(p, name...)
+}
+
+// BadgerStore is a Store in a Badger database, under a key prefix of its
+// own. It is safe for concurrent use, but two BadgerStores over the same
+// prefix must not be.
+//
+// A Save of many buckets may not fit in one Badger transaction (one holds
+// about 15% of the memtable size, some 9.6 MB with the default 64 MB
+// memtable, while a version that changes all 65,536 buckets of a map of a
+// million keys writes about 120 MB). Save then writes the buckets in
+// several transactions and sets the committed version in the last, and
+// Load never reads a version above the committed one, so a Save cut short
+// by a crash is never seen; Open discards its leftovers before opening the
+// tree.
+type BadgerStore struct {
+	db     *badger.DB
+	prefix []byte
+}
+
+// NewBadgerStore returns the Store of db whose keys start with prefix
+// (StorePrefix for a log's map). No prefix of another store may start with
+// it.
+func NewBadgerStore(db *badger.DB, prefix []byte) *BadgerStore {
+	return &BadgerStore{db: db, prefix: slices.Clone(prefix)}
+}
+
+// key returns P || kind || the numbers, big-endian, of the widths given.
+func (s *BadgerStore) key(kind byte, bucket uint32, version uint64, withBucket, withVersion bool) []byte {
+	k := make([]byte, 0, len(s.prefix)+1+2+8)
+	k = append(append(k, s.prefix...), kind)
+	if withBucket {
+		k = binary.BigEndian.AppendUint16(k, uint16(bucket))
+	}
+	if withVersion {
+		k = binary.BigEndian.AppendUint64(k, version)
+	}
+	return k
+}
+
+func (s *BadgerStore) bucketKey(bucket uint32, version uint64) []byte {
+	return s.key(bucketKind, bucket, version, true, true)
+}
+
+func (s *BadgerStore) savedKey(version uint64) []byte {
+	return s.key(savedKind, 0, version, false, true)
+}
+
+func (s *BadgerStore) committedKey() []byte {
+	return s.key(committedKind, 0, 0, false, false)
+}
+
+// committed returns the committed version in txn, 0 if none.
+func (s *BadgerStore) committed(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(s.committedKey())
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	err = item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("vmap: malformed committed version: %d bytes", len(b))
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return v, err
+}
+
+// Committed returns the last version a Save completed, 0 if none: the
+// version to open the map at after a restart (see Open).
+func (s *BadgerStore) Committed() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		v, err = s.committed(txn)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("vmap: reading the committed version: %w", err)
+	}
+	return v, nil
+}
+
+// Open discards what a Save cut short left above the committed version and
+// returns the tree at the committed version, keeping proofs for the last
+// keep versions it commits.
+func (s *BadgerStore) Open(keep int) (*Tree, error) {
+	v, err := s.Committed()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.DiscardAbove(v); err != nil {
+		return nil, err
+	}
+	return OpenTree(s, v, keep)
+}
+
+// Load returns bucket's entries under the newest version not above version
+// nor above the committed version, nil if there is none, or an error if
+// the database fails or the stored bucket is malformed.
+func (s *BadgerStore) Load(bucket uint32, version uint64) ([]Entry, error) {
+	if bucket >= buckets {
+		return nil, fmt.Errorf("vmap: bucket %d out of range", bucket)
+	}
+	var entries []Entry
+	err := s.db.View(func(txn *badger.Txn) error {
+		c, err := s.committed(txn)
+		if err != nil {
+			return err
+		}
+		v := min(version, c)
+		if v == 0 {
+			return nil
+		}
+		it := txn.NewIterator(badger.IteratorOptions{
+			Reverse: true,
+			Prefix:  s.key(bucketKind, bucket, 0, true, false),
+		})
+		defer it.Close()
+		it.Seek(s.bucketKey(bucket, v))
+		if !it.Valid() {
+			return nil
+		}
+		item := it.Item()
+		v = binary.BigEndian.Uint64(item.Key()[len(item.Key())-8:])
+		return item.Value(func(b []byte) error {
+			entries, err = decodeBucket(bucket, b)
+			if err != nil {
+				return fmt.Errorf("bucket %d version %d: %w", bucket, v, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vmap: loading bucket %d at version %d: %w", bucket, version, err)
+	}
+	return entries, nil
+}
+
+// encodeBucket returns the stored form of entries.
+func encodeBucket(entries []Entry) []byte {
+	b := make([]byte, 0, 4+len(entries)*entrySize)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(entries)))
+	for _, e := range entries {
+		b = append(b, e.Key[:]...)
+		b = append(b, e.Value.Marshal()...)
+	}
+	return b
+}
+
+// decodeBucket parses the stored form of bucket's entries, refusing one
+// whose length disagrees with its count or whose keys are not increasing
+// or not in bucket. (Every 80 bytes parse as a value.)
+func decodeBucket(bucket uint32, b []byte) ([]Entry, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformedBucket, len(b))
+	}
+	n := uint64(binary.BigEndian.Uint32(b))
+	if uint64(len(b)-4) != n*entrySize {
+		return nil, fmt.Errorf("%w: %d bytes for %d entries", ErrMalformedBucket, len(b), n)
+	}
+	entries := make([]Entry, n)
+	b = b[4:]
+	for i := range entries {
+		e := &entries[i]
+		copy(e.Key[:], b[:32])
+		v, err := ParseValue(b[32:entrySize])
+		if err != nil {
+			return nil, fmt.Errorf("%w: entry %d: %w", ErrMalformedBucket, i, err)
+		}
+		e.Value = v
+		if bucketOf(e.Key) != bucket {
+			return nil, fmt.Errorf("%w: entry %d: key %x is not in bucket %d", ErrMalformedBucket, i, e.Key, bucket)
+		}
+		if i > 0 && bytes.Compare(entries[i-1].Key[:], e.Key[:]) >= 0 {
+			return nil, fmt.Errorf("%w: entry %d: keys out of order", ErrMalformedBucket, i)
+		}
+		b = b[entrySize:]
+	}
+	return entries, nil
+}
+
+// writer writes keys in as few Badger transactions as fit, committing one
+// and starting the next when a write would make it too big.
+type writer struct {
+	db  *badger.DB
+	txn *badger.Txn
+}
+
+func newWriter(db *badger.DB) *writer {
+	return &writer{db: db, txn: db.NewTransaction(true)}
+}
+
+// write sets key to value, or deletes key if del.
+func (w *writer) write(key, value []byte, del bool) error {
+	op := func() error {
+		if del {
+			return w.txn.Delete(key)
+		}
+		return w.txn.Set(key, value)
+	}
+	err := op()
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err := w.txn.Commit(); err != nil {
+			return err
+		}
+		w.txn = w.db.NewTransaction(true)
+		err = op()
+	}
+	return err
+}
+
+// commit commits the last transaction.
+func (w *writer) commit() error {
+	return w.txn.Commit()
+}
+
+// discard drops the last transaction, if not committed.
+func (w *writer) discard() {
+	w.txn.Discard()
+}
+
+// Save keeps the entries of each bucket in changed under version, and
+// makes version the committed one if it is above it. It writes the list of
+// the buckets saved first, then the buckets, and the committed version in
+// the last transaction, so Load does not see the version until it is saved
+// whole. A Save that fails after writing some transactions leaves them
+// above the committed version, where Load ignores them and Open or
+// DiscardAbove deletes them; a Save of the same version again writes them
+// anew.
+func (s *BadgerStore) Save(version uint64, changed map[uint32][]Entry) error {
+	if err := s.save(version, changed, true); err != nil {
+		return fmt.Errorf("vmap: saving version %d: %w", version, err)
+	}
+	return nil
+}
+
+// save is Save; it leaves the committed version as it was unless mark.
+func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool) error {
+	if version == 0 {
+		return errors.New("version 0 is the empty map")
+	}
+	bs := make([]uint32, 0, len(changed))
+	for b := range changed {
+		if b >= buckets {
+			return fmt.Errorf("bucket %d out of range", b)
+		}
+		bs = append(bs, b)
+	}
+	slices.Sort(bs)
+	// The buckets an earlier, failed Save of version wrote stay listed.
+	var listed []uint32
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		listed, err = s.savedBuckets(txn, version)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	list := slices.Compact(slices.Sorted(slices.Values(append(listed, bs...))))
+	w := newWriter(s.db)
+	defer w.discard()
+	if err := w.write(s.savedKey(version), encodeBucketList(list), false); err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if err := w.write(s.bucketKey(b, version), encodeBucket(changed[b]), false); err != nil {
+			return err
+		}
+	}
+	if mark {
+		c, err := s.committed(w.txn)
+		if err != nil {
+			return err
+		}
+		if version > c {
+			if err := w.write(s.committedKey(), binary.BigEndian.AppendUint64(nil, version), false); err != nil {
+				return err
+			}
+		}
+	}
+	return w.commit()
+}
+
+// encodeBucketList returns the stored form of a list of buckets.
+func encodeBucketList(bs []uint32) []byte {
+	b := make([]byte, 0, 2*len(bs))
+	for _, x := range bs {
+		b = binary.BigEndian.AppendUint16(b, uint16(x))
+	}
+	return b
+}
+
+// savedBuckets returns the buckets listed as saved under version, nil if
+// none.
+func (s *BadgerStore) savedBuckets(txn *badger.Txn, version uint64) ([]uint32, error) {
+	item, err := txn.Get(s.savedKey(version))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var bs []uint32
+	err = item.Value(func(b []byte) error {
+		if len(b)%2 != 0 {
+			return fmt.Errorf("vmap: malformed list of the buckets of version %d: %d bytes", version, len(b))
+		}
+		for i := 0; i < len(b); i += 2 {
+			bs = append(bs, uint32(binary.BigEndian.Uint16(b[i:])))
+		}
+		return nil
+	})
+	return bs, err
+}
+
+// savedVersions returns the versions whose lists of saved buckets are
+// still kept, from the smallest, that are at least from and at most to.
+func (s *BadgerStore) savedVersions(from, to uint64) ([]uint64, error) {
+	var vs []uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: s.key(savedKind, 0, 0, false, false)})
+		defer it.Close()
+		for it.Seek(s.savedKey(from)); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			v := binary.BigEndian.Uint64(k[len(k)-8:])
+			if v > to {
+				break
+			}
+			vs = append(vs, v)
+		}
+		return nil
+	})
+	return vs, err
+}
+
+// Forget deletes, for each bucket, the saved versions older than the newest
+// one not above version. Its work is in proportion to the buckets saved
+// under the versions not above version since the last Forget: for each
+// such version it deletes the older versions of the buckets it saved, and
+// then the list of those buckets.
+func (s *BadgerStore) Forget(version uint64) error {
+	if err := s.forget(version); err != nil {
+		return fmt.Errorf("vmap: forgetting below version %d: %w", version, err)
+	}
+	return nil
+}
+
+func (s *BadgerStore) forget(version uint64) error {
+	c, err := s.Committed()
+	if err != nil {
+		return err
+	}
+	vs, err := s.savedVersions(0, min(version, c))
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		var older [][]byte
+		err := s.db.View(func(txn *badger.Txn) error {
+			bs, err := s.savedBuckets(txn, v)
+			if err != nil {
+				return err
+			}
+			for _, b := range bs {
+				it := txn.NewIterator(badger.IteratorOptions{
+					Reverse: true,
+					Prefix:  s.key(bucketKind, b, 0, true, false),
+				})
+				for it.Seek(s.bucketKey(b, v-1)); it.Valid(); it.Next() {
+					older = append(older, it.Item().KeyCopy(nil))
+				}
+				it.Close()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.delete(append(older, s.savedKey(v))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// delete deletes keys, in as many transactions as it takes, in order.
+func (s *BadgerStore) delete(keys [][]byte) error {
+	w := newWriter(s.db)
+	defer w.discard()
+	for _, k := range keys {
+		if err := w.write(k, nil, true); err != nil {
+			return err
+		}
+	}
+	return w.commit()
+}
+
+// DiscardAbove deletes what Saves above version wrote, complete or not,
+// and lowers the committed version to version if it is above; OpenTree
+// requires that the store hold nothing above the version it opens. Open
+// calls it with the committed version, to drop a Save cut short. Versions
+// below version that Forget dropped stay dropped.
+func (s *BadgerStore) DiscardAbove(version uint64) error {
+	if err := s.discardAbove(version); err != nil {
+		return fmt.Errorf("vmap: discarding above version %d: %w", version, err)
+	}
+	return nil
+}
+
+func (s *BadgerStore) discardAbove(version uint64) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		c, err := s.committed(txn)
+		if err != nil || c <= version {
+			return err
+		}
+		return txn.Set(s.committedKey(), binary.BigEndian.AppendUint64(nil, version))
+	})
+	if err != nil {
+		return err
+	}
+	if version == ^uint64(0) {
+		return nil
+	}
+	vs, err := s.savedVersions(version+1, ^uint64(0))
+	if err != nil {
+		return err
+	}
+	for _, v := range slices.Backward(vs) {
+		var keys [][]byte
+		err := s.db.View(func(txn *badger.Txn) error {
+			bs, err := s.savedBuckets(txn, v)
+			for _, b := range bs {
+				keys = append(keys, s.bucketKey(b, v))
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.delete(append(keys, s.savedKey(v))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
