@@ -68,9 +68,29 @@ type LogMap struct {
 	size uint64
 }
 
-// NewLogMap returns the map of an empty log.
+// NewLogMap returns the map of an empty log, in a MemStore.
 func NewLogMap() *LogMap {
 	return &LogMap{tree: NewTree()}
+}
+
+// OpenLogMap returns the map of a log's first t.Version() records held by
+// t, such as a tree opened from a BadgerStore that a LogMap committed to
+// (see Commit): t must hold that map, with nothing set since, and from now
+// on change through the LogMap only.
+func OpenLogMap(t *Tree) *LogMap {
+	return &LogMap{tree: t, size: t.Version()}
+}
+
+// Commit commits the map over the records appended so far as the tree's
+// version Size(), unless it is committed already, and returns its root.
+// It fails, committing nothing, if the Store fails to save; if it fails to
+// forget older versions, the version is committed and its root returned
+// with the error.
+func (m *LogMap) Commit() (Hash, error) {
+	if m.tree.Version() == m.size {
+		return m.tree.RootAt(m.size)
+	}
+	return m.tree.CommitAt(m.size)
 }
 
 // Size returns how many records the map covers.
@@ -93,6 +113,12 @@ func (m *LogMap) Tree() *Tree {
 // was, a leaf that does not parse, has text fields that are not UTF-8, or
 // has a seq other than its position: such a leaf is never logged, and a log
 // that holds one is refused whole.
+//
+// It also fails if the tree's Store fails to load a bucket. It reads every
+// key the record sets before setting any, so a failure to read leaves the
+// map as it was; but if the Store fails between the two Sets of a record
+// that sets two keys, the map holds the first, and must be reopened from
+// the Store at its last committed version (Size then tells where).
 func (m *LogMap) Append(leaf []byte) error {
 	r, err := log.UnmarshalLeaf(leaf)
 	if err != nil {
@@ -115,9 +141,18 @@ func (m *LogMap) Append(leaf []byte) error {
 		keys = append(keys, key)
 	}
 	lh := Hash(sha256.Sum256(append([]byte{0}, leaf...)))
-	for _, key := range keys {
-		v, _ := m.tree.Get(key)
-		m.tree.Set(key, v.Append(m.size, lh))
+	values := make([]Value, len(keys))
+	for i, key := range keys {
+		v, _, err := m.tree.Lookup(key)
+		if err != nil {
+			return fmt.Errorf("vmap: record %d: %w", m.size, err)
+		}
+		values[i] = v.Append(m.size, lh)
+	}
+	for i, key := range keys {
+		if err := m.tree.Set(key, values[i]); err != nil {
+			return fmt.Errorf("vmap: record %d: %w", m.size, err)
+		}
 	}
 	m.size++
 	return nil

@@ -3,6 +3,7 @@ package vmap
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -100,4 +101,71 @@ func with(r log.Record, f func(*log.Record)) *log.Record {
 	r.Payload = bytes.Clone(r.Payload)
 	f(&r)
 	return &r
+}
+
+// TestLogMapStoreErrors checks that Append returns the Store's errors and,
+// when the Store fails to read, leaves the map as it was.
+func TestLogMapStoreErrors(t *testing.T) {
+	s := &failingStore{}
+	tr, err := OpenTree(s, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := OpenLogMap(tr)
+	rec := log.Record{Seq: 0, Time: time.Unix(0, 1).UTC(), Kind: "Account", Identifier: "X", Account: "a", Origin: "o", Payload: []byte("{}")}
+	s.fail = true
+	if err := m.Append(rec.MarshalLeaf()); !errors.Is(err, errStore) || m.Size() != 0 || m.Tree().Len() != 0 {
+		t.Errorf("Append with the store down: %v, size %d, %d keys", err, m.Size(), m.Tree().Len())
+	}
+	s.fail = false
+	if err := m.Append(rec.MarshalLeaf()); err != nil || m.Size() != 1 || m.Tree().Len() != 2 {
+		t.Errorf("Append retried: %v, size %d, %d keys", err, m.Size(), m.Tree().Len())
+	}
+	s.fail = true
+	if _, err := m.Commit(); !errors.Is(err, errStore) || tr.Version() != 0 {
+		t.Errorf("Commit with the store down: %v, version %d", err, tr.Version())
+	}
+}
+
+// TestLogMapOverBadger builds the map of the vectors' log in a
+// BadgerStore, committing it at every few sizes and reopening it from the
+// database now and then, and checks each size's root against the vectors.
+func TestLogMapOverBadger(t *testing.T) {
+	var v logVectors
+	loadVectors(t, "log.json", &v)
+	db := openBadger(t, 0)
+	s := NewBadgerStore(db, StorePrefix("local"))
+	open := func() *LogMap {
+		t.Helper()
+		tr, err := s.Open(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return OpenLogMap(tr)
+	}
+	m := open()
+	for i, rec := range v.Records {
+		if err := m.Append(unhex(t, rec.Leaf)); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if i%3 != 0 {
+			continue
+		}
+		root, err := m.Commit()
+		if err != nil || root != hash32(t, v.Roots[i+1].Root) || m.Tree().Version() != uint64(i+1) {
+			t.Fatalf("size %d: Commit = %x, %v, version %d; want %s", i+1, root, err, m.Tree().Version(), v.Roots[i+1].Root)
+		}
+		if again, err := m.Commit(); err != nil || again != root {
+			t.Errorf("size %d: Commit again = %x, %v", i+1, again, err)
+		}
+		if i%2 == 0 {
+			m = open()
+			if m.Size() != uint64(i+1) || m.Root() != root {
+				t.Fatalf("size %d: reopened at size %d, root %x", i+1, m.Size(), m.Root())
+			}
+		}
+	}
+	if got, want := m.Root(), hash32(t, v.Roots[len(v.Records)].Root); got != want {
+		t.Errorf("final root %x, want %x", got, want)
+	}
 }
