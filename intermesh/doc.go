@@ -250,6 +250,16 @@
 // replica untrusted: it is logged, counted (intermesh_replica_inconsistent_total),
 // shown in Replicas, and no longer appended to until it is repaired.
 //
+// A checkpoint with a map line (merkle.Checkpoint.Map) is verified only if
+// the line is also the root of the verifiable map (package vmap) the node
+// recomputes from the replica's first cp.Size records (replica_map.go).
+// The map is derived state, held in memory, advanced as checkpoints are
+// verified (in size order) and forgotten above the cut when the replica is
+// cut back. A map line the records do not give leaves the checkpoint
+// unverified, is logged and counted (intermesh_map_mismatches_total), and
+// leaves the replica trusted: its records are the ones the origin's tree
+// root signs.
+//
 // At start the node catches up before it votes: it waits (within
 // CatchUpTimeout, default half a period) for connections to a quorum of
 // members less itself, pulls every replica up to what its source holds, and

@@ -26,6 +26,7 @@ import (
 //	intermesh_gossip_duplicate_bytes_total{topic}  their payload bytes
 //	intermesh_gossip_dropped_rpcs_total            gossip RPCs dropped because a member's outbound queue was full
 //	intermesh_gossip_reconnects_total{member}      connections to a member closed and redialled because gossip to it had stalled (host.go)
+//	intermesh_map_mismatches_total{origin}         checkpoints whose map line is not the map of their records, not verified (replica_map.go)
 //	intermesh_resyncs_total{direction}             open rounds' messages handed to a member that joined the gossip again (resync.go); direction sent|received
 //	intermesh_replica_repairs_total{origin,result} replicas repaired from their origin; result repaired|failed
 //	intermesh_graylistings_total{member}           times a member's penalty alone crossed the graylist threshold
@@ -67,6 +68,7 @@ type metrics struct {
 	repairs       *prometheus.CounterVec
 	gossipResets  *prometheus.CounterVec
 	resyncs       *prometheus.CounterVec
+	mapMismatches *prometheus.CounterVec
 
 	duplicates     *prometheus.CounterVec
 	duplicateBytes *prometheus.CounterVec
@@ -123,6 +125,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		"Repairs of a replica that stopped matching its origin, from the origin's records, by result (repaired, failed).", "origin", "result")
 	mt.gossipResets = s.CounterVec("intermesh_gossip_reconnects_total",
 		"Connections to a member closed and redialled because it had been connected without exchanging gossip (see the package's Connections).", "member")
+	mt.mapMismatches = s.CounterVec("intermesh_map_mismatches_total",
+		"Checkpoints of a member whose map line is not the root of the verifiable map this node recomputes from their records; they are not verified.", "origin")
 	mt.resyncs = s.CounterVec("intermesh_resyncs_total",
 		"Resync streams (the open rounds' checkpoints and votes, to a member that joined the gossip again) sent and received in full, by direction.", "direction")
 	mt.duplicates = s.CounterVec("intermesh_gossip_duplicates_total",

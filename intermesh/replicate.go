@@ -15,6 +15,7 @@ import (
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/vmap"
 )
 
 // Replication parameters.
@@ -69,6 +70,7 @@ type replicaState struct {
 	pending   []heldCheckpoint      // not verified yet
 	verified  []heldCheckpoint      // latest last, at most keepVerified
 	untrusted string                // why the replica is no longer trusted
+	lm        *vmap.LogMap          // the replica's map, nil until needed (replica_map.go)
 	suspect   *heldCheckpoint       // to investigate for a fork (fork.go)
 	mendWith  *heldCheckpoint       // to repair the replica with (repair.go)
 	badRelays map[peer.ID]time.Time // relays not asked until then (relay.go)
@@ -399,6 +401,7 @@ func (r *replicator) verify(rs *replicaState) {
 		return
 	}
 	size := rs.rep.Size()
+	slices.SortStableFunc(rs.pending, bySize) // the replica's map only advances
 	var left []heldCheckpoint
 	for _, hc := range rs.pending {
 		if hc.cp.Size > size {
@@ -406,7 +409,13 @@ func (r *replicator) verify(rs *replicaState) {
 			continue
 		}
 		err := rs.tree.VerifyCheckpoint(hc.cp)
+		var mapWrong string
+		if err == nil {
+			mapWrong, err = rs.checkMapLocked(context.Background(), hc)
+		}
 		switch {
+		case err == nil && mapWrong != "":
+			r.mapMismatchLocked(rs, hc, mapWrong)
 		case err == nil:
 			rs.addVerified(hc)
 			r.m.metrics.verifiedSize.WithLabelValues(rs.origin).Set(float64(largestSize(rs.verified)))
