@@ -194,3 +194,32 @@ func TestFederationTextDomainsMalformed(t *testing.T) {
 		})
 	}
 }
+
+func TestServedDomainsAreThoseOfTheLatestVersionListingTheMember(t *testing.T) {
+	fed, ks := keyedFederation(t, 3)
+	fed.Members[0].Domains = []string{"example.com"}
+	g := Genesis(fed)
+	next := &Federation{Name: "test", EpochPeriod: fed.EpochPeriod, Members: members(ks[0], ks[1])}
+	next.Members[0].Domains = []string{"example.com", "example.org"}
+	v1, err := g.Next(next, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := []*FederationVersion{g, v1}
+	for _, tc := range []struct {
+		chain  []*FederationVersion
+		origin string
+		want   string
+	}{
+		{chain, "test/node0", "[example.com example.org]"},
+		{chain[:1], "test/node0", "[example.com]"},
+		{chain, "test/node1", "[]"},
+		{chain, "test/node2", "[]"}, // removed by v1: its genesis entry
+		{chain, "test/stranger", "[]"},
+		{nil, "test/node0", "[]"},
+	} {
+		if got := ServedDomains(tc.chain, tc.origin); fmt.Sprint(got) != tc.want {
+			t.Errorf("ServedDomains(%d versions, %s) = %q, want %s", len(tc.chain), tc.origin, got, tc.want)
+		}
+	}
+}

@@ -514,6 +514,20 @@ func InForce(chain []*FederationVersion, round uint64) *FederationVersion {
 	return chain[0]
 }
 
+// ServedDomains returns the account domains member origin serves by the
+// latest version of chain that lists it (what its portal's Config.Domains
+// is): none for an empty chain (a node alone) or a node no version lists,
+// and none for a member whose entry lists no domains (it serves every
+// name).
+func ServedDomains(chain []*FederationVersion, origin string) []string {
+	for i := len(chain) - 1; i >= 0; i-- {
+		if m, ok := chain[i].Member(origin); ok {
+			return slices.Clone(m.Domains)
+		}
+	}
+	return nil
+}
+
 // MergeFederationSignatures returns the update a with the signatures of b
 // added: both must be signed notes of the same text. Signature lines are
 // kept once each, a's first; the result is at most MaxFederationNote.
