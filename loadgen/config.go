@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/intermesh/intermesh/config"
@@ -19,6 +20,12 @@ type Config struct {
 	// Portals are the base URLs (http://host:port) to load; accounts are
 	// spread over them round robin. Required.
 	Portals []string
+	// Domains are the account domains of the portals, in the order of
+	// Portals: the accounts created at Portals[i] are NAME@Domains[i], the
+	// domain its member serves (a member creates accounts of its own
+	// domains only; PortalDomains reads them from the federation file).
+	// Optional: every account is NAME@example.com.
+	Domains []string
 	// Rate is the number of update requests per second. Required.
 	Rate float64
 	// Duration is how long updates are sent, after the accounts are
@@ -58,6 +65,16 @@ func (c *Config) validate() error {
 		err = fmt.Errorf("Timeout must be positive (got %s)", c.Timeout)
 	case c.Acks == "":
 		err = errors.New("Acks must name a file")
+	case len(c.Domains) != 0 && len(c.Domains) != len(c.Portals):
+		err = fmt.Errorf("%d Domains for %d Portals: want one domain per portal, or none", len(c.Domains), len(c.Portals))
+	}
+	for _, d := range c.Domains {
+		if err != nil {
+			break
+		}
+		if derr := config.CheckDomain(d); derr != nil {
+			err = fmt.Errorf("Domains: %w", derr)
+		}
 	}
 	for _, p := range c.Portals {
 		if err != nil {
@@ -71,6 +88,39 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
+}
+
+// DefaultDomain is the account domain of a portal without a domain.
+const DefaultDomain = "example.com"
+
+// PortalDomains returns the account domain of each portal, for
+// Config.Domains: the first domain of the federation member whose http
+// URL is the portal, or DefaultDomain for a portal that is no member's or
+// whose member lists none (it serves every name). A nil federation gives
+// nil (every account is NAME@DefaultDomain).
+func PortalDomains(fed *config.Federation, portals []string) []string {
+	if fed == nil {
+		return nil
+	}
+	out := make([]string, len(portals))
+	for i, p := range portals {
+		out[i] = DefaultDomain
+		for _, m := range fed.Members {
+			if strings.TrimSuffix(m.HTTP, "/") == strings.TrimSuffix(p, "/") && len(m.Domains) > 0 {
+				out[i] = m.Domains[0]
+				break
+			}
+		}
+	}
+	return out
+}
+
+// domain is the account domain of portal i.
+func (c *Config) domain(i int) string {
+	if len(c.Domains) == 0 {
+		return DefaultDomain
+	}
+	return c.Domains[i]
 }
 
 // VerifyConfig configures Verify.

@@ -92,7 +92,7 @@ func (l *run) createAccounts(ctx context.Context) ([]*account, time.Duration) {
 		slot <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slot }()
-			a, entry, digest, err := newAccount(fmt.Sprintf("%s-%d@example.com", prefix, k), k%len(nodes))
+			a, entry, digest, err := newAccount(fmt.Sprintf("%s-%d@%s", prefix, k, l.cfg.domain(k%len(nodes))), k%len(nodes))
 			if err != nil {
 				l.stats.refuse(nodes[k%len(nodes)], "local error", err)
 				return

@@ -34,7 +34,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		if _, err := c0.CreateAccount(b.Context(), &portal.CreateRequest{Account: id, Profile: entry}); err != nil {
+		if _, err := c0.CreateAccount(b.Context(), &portal.CreateRequest{Account: tn.Account(0, id), Profile: entry}); err != nil {
 			b.Fatal(err)
 		}
 		size := tn.Node(0).Log().Size()

@@ -170,7 +170,7 @@ func TestChaosKillsAndPartitionsLoseNoAcknowledgedWriteAndEveryRoundIsCertified(
 	for _, m := range fed.Members {
 		portals = append(portals, m.HTTP)
 	}
-	loadRep, loadErr := loadgen.Run(t.Context(), loadgen.Config{Portals: portals, Rate: cfg.Rate, Duration: cfg.Duration,
+	loadRep, loadErr := loadgen.Run(t.Context(), loadgen.Config{Portals: portals, Domains: loadgen.PortalDomains(fed, portals), Rate: cfg.Rate, Duration: cfg.Duration,
 		Accounts: cfg.Accounts, Concurrency: cfg.Concurrency, Timeout: 5 * time.Second, Acks: acks})
 	wg.Wait()
 	// Every member is up again and must exchange gossip with every other

@@ -41,6 +41,27 @@ type Layout struct {
 // Origin is the log name of node i of a testnet.
 func (l Layout) Origin(i int) string { return fmt.Sprintf("%s/node%d", l.Name, i) }
 
+// Domain is the account domain node i serves, its line of the federation
+// file says: example.com for node 0, node<i>.example.com for node i > 0.
+// A node creates accounts NAME@DOMAIN of its domain only.
+func (l Layout) Domain(i int) string {
+	if i == 0 {
+		return "example.com"
+	}
+	return fmt.Sprintf("node%d.example.com", i)
+}
+
+// accountAt is the account name NAME@DOMAIN of name at member i of fed:
+// its first domain, or the layout's domain of node i if it lists none (a
+// federation file written before members had domains serves every name;
+// a node that has not joined yet will serve that one).
+func accountAt(fed *config.Federation, l Layout, i int, name string) string {
+	if i < len(fed.Members) && len(fed.Members[i].Domains) > 0 {
+		return name + "@" + fed.Members[i].Domains[0]
+	}
+	return name + "@" + l.Domain(i)
+}
+
 // NodeDir is the directory of node i.
 func (l Layout) NodeDir(i int) string { return filepath.Join(l.Dir, fmt.Sprintf("node%d", i)) }
 
@@ -78,7 +99,8 @@ func Generate(l Layout) (*config.Federation, error) {
 // GenerateNode creates the directory of node i (key and config file, the
 // config naming the testnet's federation file) with its portal on
 // 127.0.0.1:httpPort and libp2p on TCP and QUIC 127.0.0.1:p2pPort, and
-// returns its [[member]] entry. Generate calls it for every node; a test
+// returns its [[member]] entry, which serves the domain Domain(i).
+// Generate calls it for every node; a test
 // calls it for a node that joins later by a federation update.
 func (l Layout) GenerateNode(i, httpPort, p2pPort int) (config.Member, error) {
 	if l.Name == "" {
@@ -118,5 +140,6 @@ func (l Layout) GenerateNode(i, httpPort, p2pPort int) (config.Member, error) {
 	if err != nil {
 		return config.Member{}, fmt.Errorf("testnet: %w", err)
 	}
-	return config.Member{Origin: c.Origin, PeerID: id.String(), Key: vkey, Addrs: p2p, HTTP: "http://" + c.HTTP.Listen}, nil
+	return config.Member{Origin: c.Origin, PeerID: id.String(), Key: vkey, Addrs: p2p, HTTP: "http://" + c.HTTP.Listen,
+		Domains: []string{l.Domain(i)}}, nil
 }

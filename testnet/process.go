@@ -133,6 +133,12 @@ func (p *Processes) Period() time.Duration { return p.opts.Period }
 // PortalURL is the base URL of member i's portal.
 func (p *Processes) PortalURL(i int) string { return p.fed.Members[i].HTTP }
 
+// Account is the account name name@DOMAIN that member i creates: DOMAIN is
+// the domain it serves (Layout.Domain), so that i is its home.
+func (p *Processes) Account(i int, name string) string {
+	return accountAt(p.fed, p.opts.Layout, i, name)
+}
+
 // Running reports whether member i's process is running (started and
 // not exited).
 func (p *Processes) Running(i int) bool {

@@ -166,7 +166,7 @@ func (p *Processes) Traffic(ctx context.Context, interval time.Duration) int {
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, p.opts.Period)
-		_, err = c.CreateAccount(actx, &portal.CreateRequest{Account: fmt.Sprintf("user%d-%d", time.Now().Unix(), i), Profile: entry})
+		_, err = c.CreateAccount(actx, &portal.CreateRequest{Account: p.Account(m, fmt.Sprintf("user%d-%d", time.Now().Unix(), i)), Profile: entry})
 		cancel()
 		if err == nil {
 			created++

@@ -92,6 +92,10 @@ func (t *Testnet) Node(i int) *node.Node {
 // lists it.
 func (t *Testnet) PortalURL(i int) string { return t.fed.Members[i].HTTP }
 
+// Account is the account name name@DOMAIN that node i creates: DOMAIN is
+// the domain node i serves (Layout.Domain), so that i is its home.
+func (t *Testnet) Account(i int, name string) string { return accountAt(t.fed, t.opts.Layout, i, name) }
+
 // Period is the testnet's epoch period.
 func (t *Testnet) Period() time.Duration { return t.opts.Period }
 

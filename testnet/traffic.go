@@ -62,7 +62,7 @@ func (t *Testnet) Traffic(ctx context.Context, interval time.Duration) int {
 		if t.Node(n) == nil {
 			continue
 		}
-		if err := t.createAccount(ctx, n, fmt.Sprintf("user%d", i)); err == nil {
+		if err := t.createAccount(ctx, n, t.Account(n, fmt.Sprintf("user%d", i))); err == nil {
 			created++
 		}
 	}
