@@ -18,15 +18,17 @@ func newMemberCommand() *cobra.Command {
 		dir     string
 		addrs   []string
 		httpURL string
+		domains []string
 	)
 	cmd := &cobra.Command{
-		Use:   "member --dir DIR [--addr MULTIADDR,...] [--http-url URL]",
+		Use:   "member --dir DIR [--addr MULTIADDR,...] [--http-url URL] [--domain DOMAIN,...]",
 		Short: "Print this node's [[member]] entry for the federation file",
 		Long: `Member reads the node's key and config and prints the [[member]] entry that
 the federation file needs for it: origin, libp2p peer ID, note verifier key,
 the libp2p addresses the other members dial (default: p2p.listen; give the
 public addresses with --addr when the node listens on 0.0.0.0 or behind NAT)
-and the portal URL auditors use (default: http://<http.listen>).`,
+the portal URL auditors use (default: http://<http.listen>) and the account
+domains the member serves (--domain; none: it creates accounts of any name).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -55,17 +57,31 @@ and the portal URL auditors use (default: http://<http.listen>).`,
 			if httpURL == "" {
 				httpURL = "http://" + c.HTTP.Listen
 			}
-			quoted := make([]string, len(addrs))
-			for i, a := range addrs {
-				quoted[i] = fmt.Sprintf("%q", a)
+			for _, d := range domains {
+				if err := config.CheckDomain(d); err != nil {
+					return fmt.Errorf("member: --domain: %w", err)
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "[[member]]\norigin = %q\npeer_id = %q\nkey = %q\naddrs = [%s]\nhttp = %q\n",
-				c.Origin, id.String(), vkey, strings.Join(quoted, ", "), httpURL)
+				c.Origin, id.String(), vkey, quoteAll(addrs), httpURL)
+			if len(domains) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "domains = [%s]\n", quoteAll(domains))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "node directory, made by 'meshd init' (required)")
 	cmd.Flags().StringSliceVar(&addrs, "addr", nil, "libp2p multiaddresses the other members dial (default p2p.listen)")
 	cmd.Flags().StringVar(&httpURL, "http-url", "", "portal URL for auditors (default http://<http.listen>)")
+	cmd.Flags().StringSliceVar(&domains, "domain", nil, "account domains the member serves, lower-case DNS names (default none: any name)")
 	return cmd
+}
+
+// quoteAll is a TOML array's elements: each string quoted, comma-separated.
+func quoteAll(ss []string) string {
+	quoted := make([]string, len(ss))
+	for i, s := range ss {
+		quoted[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(quoted, ", ")
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,11 @@ func TestMemberEntriesOfSeparatelyInitializedNodesMakeAValidFederationFile(t *te
 	for i := range 3 {
 		dir := filepath.Join(base, fmt.Sprintf("n%d", i))
 		meshd(t, "init", "--dir", dir, "--origin", fmt.Sprintf("example.org/n%d", i), "--federation", "../federation.toml")
-		fed += "\n" + meshd(t, "member", "--dir", dir, "--addr", fmt.Sprintf("/dns4/n%d.example.org/tcp/4001", i))
+		args := []string{"member", "--dir", dir, "--addr", fmt.Sprintf("/dns4/n%d.example.org/tcp/4001", i)}
+		if i > 0 {
+			args = append(args, "--domain", fmt.Sprintf("n%d.example.org,n%d.example.net", i, i))
+		}
+		fed += "\n" + meshd(t, args...)
 	}
 	path := filepath.Join(base, "federation.toml")
 	if err := os.WriteFile(path, []byte(fed), 0o644); err != nil {
@@ -45,6 +50,9 @@ func TestMemberEntriesOfSeparatelyInitializedNodesMakeAValidFederationFile(t *te
 	}
 	if len(f.Members) != 3 || f.Members[2].Addrs[0] != "/dns4/n2.example.org/tcp/4001" || f.Members[1].HTTP != "http://127.0.0.1:8080" {
 		t.Errorf("unexpected members: %+v", f.Members)
+	}
+	if f.Members[0].Domains != nil || fmt.Sprint(f.Members[2].Domains) != "[n2.example.org n2.example.net]" {
+		t.Errorf("domains %q and %q", f.Members[0].Domains, f.Members[2].Domains)
 	}
 	// Each node starts against the assembled file (its key matches its entry).
 	for i := range 3 {
@@ -111,5 +119,19 @@ func TestHintsNameTheBinariesAsTheUserRunsThem(t *testing.T) {
 		if got := siblingOf(tc.arg0, "meshctl"); got != tc.meshctl {
 			t.Errorf("siblingOf(%q) = %q, want %q", tc.arg0, got, tc.meshctl)
 		}
+	}
+}
+
+func TestAMemberEntryWithAnInvalidDomainIsRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "n0")
+	meshd(t, "init", "--dir", dir, "--origin", "example.org/n0")
+	root := newRootCommand()
+	root.SetArgs([]string{"member", "--dir", dir, "--domain", "Example.org"})
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(io.Discard)
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), `--domain: domain "Example.org" holds 'E'`) || out.Len() != 0 {
+		t.Fatalf("member --domain Example.org: %v, printed %q", err, out.String())
 	}
 }
