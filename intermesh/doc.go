@@ -117,8 +117,12 @@
 // # The vote rule
 //
 // A member holds, per round, the valid checkpoints of the round of members
-// it still counts (see Equivocation). Its vote is always over all of them.
-// It votes:
+// it still counts (see Equivocation). With replication (Config.Log) a
+// member's checkpoint is held only once the node's replica of that member
+// holds its records and reproduces both its tree root and its map line
+// (see Replication): a checkpoint the records do not give is never voted
+// over or certified here, and a certificate forms only over notes held so.
+// Its vote is always over all of them. It votes:
 //
 //  1. as soon as it holds the checkpoints of every counted member, or
 //  2. when it holds a quorum q and another member has voted over exactly
@@ -136,8 +140,9 @@
 // Why this converges: in the common case every member receives every
 // checkpoint within milliseconds and votes once, by rule 1, over the same
 // text. When a checkpoint is late or lost on the way to some members, it
-// still reaches them inside the votes of the members that have it, so the
-// sets held by honest connected members grow to the same union; each growth
+// still reaches them by gossipsub's retransmission or, after a member
+// reconnects, by resync (see Connections), so the sets held by honest
+// connected members grow to the same union; each growth
 // triggers a new vote, so all honest members end up signing the text of
 // that union, and a quorum of honest connected members certifies it. Each
 // member votes at most once per checkpoint added, so the number of votes

@@ -396,10 +396,22 @@ func (r *replicator) applyBatch(ctx context.Context, b *recordsBatch) {
 // served by the origin) are not what the origin's checkpoint signs.
 func (r *replicator) verify(rs *replicaState) {
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.untrusted != "" {
-		return
+	verified := r.verifyLocked(rs)
+	rs.mu.Unlock()
+	for _, hc := range verified {
+		// The round loop counts it; a goroutine, so that the replicator
+		// never waits for the round loop (it ends with the loop).
+		go r.m.do(context.Background(), func(st *state) { st.countVerified(hc) })
 	}
+}
+
+// verifyLocked is verify with rs.mu held; it returns the checkpoints it
+// verified.
+func (r *replicator) verifyLocked(rs *replicaState) []heldCheckpoint {
+	if rs.untrusted != "" {
+		return nil
+	}
+	var verified []heldCheckpoint
 	size := rs.rep.Size()
 	slices.SortStableFunc(rs.pending, bySize) // the replica's map only advances
 	var left []heldCheckpoint
@@ -418,6 +430,7 @@ func (r *replicator) verify(rs *replicaState) {
 			r.mapMismatchLocked(rs, hc, mapWrong)
 		case err == nil:
 			rs.addVerified(hc)
+			verified = append(verified, hc)
 			r.m.metrics.verifiedSize.WithLabelValues(rs.origin).Set(float64(largestSize(rs.verified)))
 		case errors.Is(err, merkle.ErrInconsistent):
 			rs.untrusted = err.Error()
@@ -426,7 +439,7 @@ func (r *replicator) verify(rs *replicaState) {
 			rs.suspectLocked(hc)
 			rs.repairLocked(hc)
 			rs.pending = nil
-			return
+			return verified
 		case errors.Is(err, merkle.ErrBeyondTree):
 			left = append(left, hc)
 		default:
@@ -435,6 +448,7 @@ func (r *replicator) verify(rs *replicaState) {
 		}
 	}
 	rs.pending = left
+	return verified
 }
 
 // distrust marks a replica as no longer trusted, and says so.

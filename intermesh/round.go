@@ -29,6 +29,7 @@ type state struct {
 // originState is what the node holds of one member's checkpoints.
 type originState struct {
 	notes       map[uint64]heldCheckpoint // recent rounds, and the latest
+	counted     map[uint64][32]byte       // of notes, the hashes counted in their rounds (verified, with replication)
 	latest      uint64                    // round of the latest checkpoint, if any
 	equivocated bool                      // its checkpoints and votes no longer count
 }
@@ -67,7 +68,7 @@ func newState(m *Mesh) *state {
 func (st *state) origin(o string) *originState {
 	os := st.origins[o]
 	if os == nil {
-		os = &originState{notes: map[uint64]heldCheckpoint{}}
+		os = &originState{notes: map[uint64]heldCheckpoint{}, counted: map[uint64][32]byte{}}
 		st.origins[o] = os
 	}
 	return os
@@ -162,18 +163,46 @@ func (st *state) addCheckpoint(hc heldCheckpoint) verdict {
 	os.notes[r] = hc
 	st.changed = true
 	if st.m.repl != nil && o != st.m.self.origin {
-		st.m.repl.offerCheckpoint(hc)
+		st.m.repl.offerCheckpoint(hc) // counted once the replica verifies it (countVerified)
+		return accepted
 	}
-	if rs := st.round(r); rs != nil {
-		rs.held[o] = hc
-		rs.dirty = true
-		for _, b := range rs.ballots {
-			if b.checkpoints == nil {
-				st.checkCertificate(rs, b) // it may have waited for this note
-			}
+	st.count(os, hc)
+	return accepted
+}
+
+// count counts hc, a checkpoint of os, in its round: the vote rule and the
+// certificates use it from now on.
+func (st *state) count(os *originState, hc heldCheckpoint) {
+	os.counted[hc.cp.Round] = hc.hash
+	rs := st.round(hc.cp.Round)
+	if rs == nil {
+		return
+	}
+	rs.held[hc.cp.Origin] = hc
+	rs.dirty = true
+	for _, b := range rs.ballots {
+		if b.checkpoints == nil {
+			st.checkCertificate(rs, b) // it may have waited for this note
 		}
 	}
-	return accepted
+}
+
+// countVerified counts hc, a member's checkpoint whose records and roots
+// (tree and map) the node's replica reproduces, if it is still the
+// member's checkpoint of its round here and the member has not
+// equivocated.
+func (st *state) countVerified(hc heldCheckpoint) {
+	os := st.origins[hc.cp.Origin]
+	if os == nil || os.equivocated {
+		return
+	}
+	if held, ok := os.notes[hc.cp.Round]; !ok || held.hash != hc.hash {
+		return
+	}
+	if h, ok := os.counted[hc.cp.Round]; ok && h == hc.hash {
+		return
+	}
+	st.count(os, hc)
 }
 
 // inconsistency says why checkpoint b (a later round) cannot follow a of the
@@ -529,6 +558,11 @@ func (st *state) drop(cur uint64) {
 		for r := range os.notes {
 			if r < horizon && r != os.latest {
 				delete(os.notes, r)
+			}
+		}
+		for r := range os.counted {
+			if r < horizon {
+				delete(os.counted, r)
 			}
 		}
 	}

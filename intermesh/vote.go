@@ -197,7 +197,8 @@ type ballot struct {
 }
 
 // resolve finds the notes b covers among the checkpoints of round rs that
-// the node holds, and reports whether it holds them all.
+// the node counted (with replication: verified against its replicas), and
+// reports whether it holds them all.
 func (b *ballot) resolve(st *state, rs *roundState) bool {
 	if b.checkpoints != nil {
 		return true
@@ -206,7 +207,7 @@ func (b *ballot) resolve(st *state, rs *roundState) bool {
 	for i, c := range b.covers {
 		hc, ok := rs.held[c.origin]
 		if !ok || hc.hash != c.hash {
-			if os := st.origins[c.origin]; os != nil {
+			if os := st.origins[c.origin]; os != nil && os.counted[rs.round] == c.hash {
 				hc, ok = os.notes[rs.round]
 			}
 		}

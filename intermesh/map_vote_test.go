@@ -1,0 +1,122 @@
+package intermesh
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/vmap"
+)
+
+// TestAMapLineTheRecordsDoNotGiveIsNotCertified: four replicating members
+// close a round; one signs a checkpoint whose tree root is right but whose
+// map line is not the map of its records. The honest members count a
+// member's checkpoint only once their replica reproduces both roots, so the
+// round is certified over the three honest checkpoints, never over the
+// lying one (before, every signed checkpoint counted at once and the
+// certificate covered all four).
+func TestAMapLineTheRecordsDoNotGiveIsNotCertified(t *testing.T) {
+	const n, liar = 4, 3
+	period := 10 * time.Second
+	fed, keys := testFederationOf(t, n, period)
+	clk := newClockOf(period)
+	var mu sync.Mutex
+	results := map[int]RoundResult{}
+	logs, meshes, nodes := make([]*logAndTree, n), make([]*Mesh, n), make([]*node, n)
+	for i := range n {
+		l := openTestLog(t, fed.Members[i].Origin)
+		logs[i] = &logAndTree{tree: merkle.NewTree(l.DB(), []byte("local"))}
+		logs[i].log = l
+		i := i
+		meshes[i], _ = startReplicating(t, fed, keys, i, l, func(c *Config) {
+			c.Now = clk.now
+			c.Commit = func(_ context.Context, r RoundResult) error {
+				mu.Lock()
+				results[i] = r
+				mu.Unlock()
+				return nil
+			}
+		})
+		nodes[i] = &node{Mesh: meshes[i]}
+	}
+	connect(t, nodes)
+	for i := range n {
+		appendProfiles(t, logs[i].log.(*log.Log), 5+i) // gossiped to the replicas
+	}
+	waitFor(t, 10*time.Second, "every replica filled", func() bool {
+		for i, m := range meshes {
+			for j := range n {
+				if j != i && m.Replicas()[fed.Members[j].Origin].Size != uint64(5+j) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	r := clk.round.Add(1)
+	notes := make([][]byte, n)
+	for i, m := range meshes {
+		notes[i] = logs[i].close(t, fed.Members[i].Origin, keys, i, r, i == liar)
+		if err := m.PublishCheckpoint(t.Context(), r, notes[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 15*time.Second, "the honest members' results", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(results) >= n-1 && results[0].Round == r && results[1].Round == r && results[2].Round == r
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n - 1 {
+		res := results[i]
+		if res.Outcome != OutcomeCertificate {
+			t.Fatalf("member %d: round %d ended %s, want a certificate over the honest checkpoints", i, r, res.Outcome)
+		}
+		for _, c := range res.Checkpoints {
+			if bytes.Equal(c, notes[liar]) {
+				t.Errorf("member %d certified the checkpoint whose map line its records do not give", i)
+			}
+		}
+		if len(res.Checkpoints) != n-1 {
+			t.Errorf("member %d: certificate over %d checkpoints, want the %d honest ones", i, len(res.Checkpoints), n-1)
+		}
+	}
+}
+
+// logAndTree is a member's log with its tree, to close rounds.
+type logAndTree struct {
+	log  interface{ vmap.Ranger }
+	tree *merkle.Tree
+}
+
+// close signs the checkpoint of round r over the whole log, with the map
+// of its records, or (wrongMap) a map line one bit off.
+func (lt *logAndTree) close(t *testing.T, origin string, keys []ed25519.PrivateKey, i int, r uint64, wrongMap bool) []byte {
+	t.Helper()
+	signer, err := merkle.NewSigner(origin, keys[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapRoot := func(size uint64) ([]byte, error) {
+		lm := vmap.NewLogMap()
+		if err := lm.Follow(t.Context(), lt.log, size); err != nil {
+			return nil, err
+		}
+		root := lm.Root()
+		if wrongMap {
+			root[31] ^= 1
+		}
+		return root[:], nil
+	}
+	signed, _, err := lt.tree.CloseEpochWithMap(t.Context(), r, time.Unix(int64(r), 0), signer, origin, mapRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
