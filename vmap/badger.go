@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -55,9 +56,20 @@ func StorePrefix(name string) []byte {
 // Load never reads a version above the committed one, so a Save cut short
 // by a crash is never seen; Open discards its leftovers before opening the
 // tree.
+//
+// It keeps in memory the committed version and, once the first Load has
+// listed the database's keys, the newest committed version of each bucket
+// (512 KB), so that loading a bucket as of the committed version, as
+// setting a key does, is a single Badger Get; loading one as of an older
+// version seeks with an iterator.
 type BadgerStore struct {
 	db     *badger.DB
 	prefix []byte
+
+	mu        sync.RWMutex
+	indexed   bool     // whether the two fields below are set
+	committed uint64   // the committed version
+	latest    []uint64 // each bucket's newest version not above it, 0 if none
 }
 
 // NewBadgerStore returns the Store of db whose keys start with prefix
@@ -92,8 +104,8 @@ func (s *BadgerStore) committedKey() []byte {
 	return s.key(committedKind, 0, 0, false, false)
 }
 
-// committed returns the committed version in txn, 0 if none.
-func (s *BadgerStore) committed(txn *badger.Txn) (uint64, error) {
+// readCommitted returns the committed version in txn, 0 if none.
+func (s *BadgerStore) readCommitted(txn *badger.Txn) (uint64, error) {
 	item, err := txn.Get(s.committedKey())
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
@@ -118,7 +130,7 @@ func (s *BadgerStore) Committed() (uint64, error) {
 	var v uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		v, err = s.committed(txn)
+		v, err = s.readCommitted(txn)
 		return err
 	})
 	if err != nil {
@@ -141,6 +153,63 @@ func (s *BadgerStore) Open(keep int) (*Tree, error) {
 	return OpenTree(s, v, keep)
 }
 
+// index returns the committed version and the newest version not above it
+// of bucket, reading them from the database on first use.
+func (s *BadgerStore) index(bucket uint32) (committed, latest uint64, err error) {
+	s.mu.RLock()
+	if s.indexed {
+		defer s.mu.RUnlock()
+		return s.committed, s.latest[bucket], nil
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.indexed {
+		if err := s.buildIndex(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return s.committed, s.latest[bucket], nil
+}
+
+// buildIndex reads the committed version and lists the keys of the
+// buckets to find each bucket's newest version not above it.
+func (s *BadgerStore) buildIndex() error {
+	latest := make([]uint64, buckets)
+	var c uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if c, err = s.readCommitted(txn); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: s.key(bucketKind, 0, 0, false, false)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()[len(s.prefix)+1:]
+			if len(k) != 2+8 {
+				return fmt.Errorf("vmap: malformed bucket key %x", it.Item().Key())
+			}
+			b, v := binary.BigEndian.Uint16(k), binary.BigEndian.Uint64(k[2:])
+			if v <= c {
+				latest[b] = max(latest[b], v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vmap: listing the buckets: %w", err)
+	}
+	s.committed, s.latest, s.indexed = c, latest, true
+	return nil
+}
+
+// forgetIndex drops the index, to be read again on the next Load.
+func (s *BadgerStore) forgetIndex() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.indexed, s.latest = false, nil
+}
+
 // Load returns bucket's entries under the newest version not above version
 // nor above the committed version, nil if there is none, or an error if
 // the database fails or the stored bucket is malformed.
@@ -148,15 +217,32 @@ func (s *BadgerStore) Load(bucket uint32, version uint64) ([]Entry, error) {
 	if bucket >= buckets {
 		return nil, fmt.Errorf("vmap: bucket %d out of range", bucket)
 	}
+	c, latest, err := s.index(bucket)
+	if err != nil {
+		return nil, err
+	}
+	v := min(version, c)
+	if v == 0 || latest == 0 {
+		return nil, nil
+	}
 	var entries []Entry
-	err := s.db.View(func(txn *badger.Txn) error {
-		c, err := s.committed(txn)
-		if err != nil {
-			return err
-		}
-		v := min(version, c)
-		if v == 0 {
+	decode := func(v uint64) func([]byte) error {
+		return func(b []byte) error {
+			var err error
+			entries, err = decodeBucket(bucket, b)
+			if err != nil {
+				return fmt.Errorf("bucket %d version %d: %w", bucket, v, err)
+			}
 			return nil
+		}
+	}
+	err = s.db.View(func(txn *badger.Txn) error {
+		if latest <= v {
+			item, err := txn.Get(s.bucketKey(bucket, latest))
+			if err != nil {
+				return err
+			}
+			return item.Value(decode(latest))
 		}
 		it := txn.NewIterator(badger.IteratorOptions{
 			Reverse: true,
@@ -168,14 +254,7 @@ func (s *BadgerStore) Load(bucket uint32, version uint64) ([]Entry, error) {
 			return nil
 		}
 		item := it.Item()
-		v = binary.BigEndian.Uint64(item.Key()[len(item.Key())-8:])
-		return item.Value(func(b []byte) error {
-			entries, err = decodeBucket(bucket, b)
-			if err != nil {
-				return fmt.Errorf("bucket %d version %d: %w", bucket, v, err)
-			}
-			return nil
-		})
+		return item.Value(decode(binary.BigEndian.Uint64(item.Key()[len(item.Key())-8:])))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("vmap: loading bucket %d at version %d: %w", bucket, version, err)
@@ -315,18 +394,31 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 			return err
 		}
 	}
-	if mark {
-		c, err := s.committed(w.txn)
-		if err != nil {
+	if !mark {
+		return w.commit()
+	}
+	c, err := s.readCommitted(w.txn)
+	if err != nil {
+		return err
+	}
+	if version > c {
+		if err := w.write(s.committedKey(), binary.BigEndian.AppendUint64(nil, version), false); err != nil {
 			return err
 		}
-		if version > c {
-			if err := w.write(s.committedKey(), binary.BigEndian.AppendUint64(nil, version), false); err != nil {
-				return err
-			}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := w.commit(); err != nil {
+		s.indexed, s.latest = false, nil // the committed version is unknown
+		return err
+	}
+	if s.indexed {
+		s.committed = max(s.committed, version)
+		for _, b := range bs {
+			s.latest[b] = max(s.latest[b], version)
 		}
 	}
-	return w.commit()
+	return nil
 }
 
 // encodeBucketList returns the stored form of a list of buckets.
@@ -447,7 +539,8 @@ func (s *BadgerStore) delete(keys [][]byte) error {
 // and lowers the committed version to version if it is above; OpenTree
 // requires that the store hold nothing above the version it opens. Open
 // calls it with the committed version, to drop a Save cut short. Versions
-// below version that Forget dropped stay dropped.
+// below version that Forget dropped stay dropped. It must not run while a
+// Tree uses the store.
 func (s *BadgerStore) DiscardAbove(version uint64) error {
 	if err := s.discardAbove(version); err != nil {
 		return fmt.Errorf("vmap: discarding above version %d: %w", version, err)
@@ -456,8 +549,9 @@ func (s *BadgerStore) DiscardAbove(version uint64) error {
 }
 
 func (s *BadgerStore) discardAbove(version uint64) error {
+	defer s.forgetIndex()
 	err := s.db.Update(func(txn *badger.Txn) error {
-		c, err := s.committed(txn)
+		c, err := s.readCommitted(txn)
 		if err != nil || c <= version {
 			return err
 		}
