@@ -110,8 +110,10 @@ func ParseLeaf(b []byte) (Leaf, error) {
 //	round <r>
 //	time <unix seconds>
 //	prev <base64 SHA-256 of the previous signed note>   (absent for the first)
+//	map <base64 root of the log's verifiable map>       (absent without a map)
 //
-// followed by a blank line and the signatures. [Keys.OpenCheckpoint]
+// followed by a blank line and the signatures; map, when present, is the
+// last line. [Keys.OpenCheckpoint]
 // returns it only once the signature of its origin's member key verified.
 type Checkpoint struct {
 	Origin string
@@ -120,6 +122,7 @@ type Checkpoint struct {
 	Round  uint64
 	Time   uint64 // unix seconds
 	Prev   []byte // nil for the first checkpoint
+	Map    []byte // nil for a checkpoint without a map line
 	// Note is the whole signed note.
 	Note string
 }
@@ -133,8 +136,8 @@ func parseCheckpointText(text string) (Checkpoint, error) {
 		return c, fmt.Errorf("%w checkpoint: not UTF-8 text ending in a newline", ErrMalformed)
 	}
 	lines := strings.Split(body, "\n")
-	if len(lines) != 5 && len(lines) != 6 {
-		return c, fmt.Errorf("%w checkpoint: %d lines, want 5 or 6", ErrMalformed, len(lines))
+	if len(lines) < 5 || len(lines) > 7 {
+		return c, fmt.Errorf("%w checkpoint: %d lines, want 5 to 7", ErrMalformed, len(lines))
 	}
 	if !validKeyName(lines[0]) {
 		return c, fmt.Errorf("%w checkpoint: origin %q", ErrMalformed, lines[0])
@@ -153,10 +156,20 @@ func parseCheckpointText(text string) (Checkpoint, error) {
 	if c.Time, err = keywordDecimal(lines[4], "time"); err != nil {
 		return c, fmt.Errorf("%w checkpoint: %w", ErrMalformed, err)
 	}
-	if len(lines) == 6 {
-		v, ok := strings.CutPrefix(lines[5], "prev ")
+	rest := lines[5:]
+	if len(rest) > 0 && strings.HasPrefix(rest[len(rest)-1], "map ") {
+		if c.Map, err = canonicalHash(strings.TrimPrefix(rest[len(rest)-1], "map ")); err != nil {
+			return c, fmt.Errorf("%w checkpoint: map: %w", ErrMalformed, err)
+		}
+		rest = rest[:len(rest)-1]
+	}
+	switch {
+	case len(rest) > 1:
+		return c, fmt.Errorf("%w checkpoint: line 7 %q is not a map line", ErrMalformed, rest[1])
+	case len(rest) == 1:
+		v, ok := strings.CutPrefix(rest[0], "prev ")
 		if !ok {
-			return c, fmt.Errorf("%w checkpoint: line 6 %q is not a prev line", ErrMalformed, lines[5])
+			return c, fmt.Errorf("%w checkpoint: line 6 %q is not a prev line", ErrMalformed, rest[0])
 		}
 		if c.Prev, err = canonicalHash(v); err != nil {
 			return c, fmt.Errorf("%w checkpoint: prev: %w", ErrMalformed, err)

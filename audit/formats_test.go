@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -144,9 +145,23 @@ func TestOpenCheckpointRejectsForgeriesAndMalformedText(t *testing.T) {
 		"an extra line":       sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nprev " + root + "\nmore\n"),
 		"a short root":        sign("example.org/node1\n4\nMzdq\nround 1\ntime 1\n"),
 		"a bad prev line":     sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nnext " + root + "\n"),
+		"map before prev":     sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nmap " + root + "\nprev " + root + "\n"),
+		"two map lines":       sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nmap " + root + "\nmap " + root + "\n"),
+		"a line after map":    sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nprev " + root + "\nmap " + root + "\nmore\n"),
+		"a short map":         sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nprev " + root + "\nmap Mzdq\n"),
+		"a map, two spaces":   sign("example.org/node1\n4\n" + root + "\nround 1\ntime 1\nmap  " + root + "\n"),
 	} {
 		if _, err := keys.OpenCheckpoint(signed); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	for name, text := range map[string]string{
+		"prev and map": "example.org/node1\n4\n" + root + "\nround 1\ntime 1\nprev " + root + "\nmap " + root + "\n",
+		"map alone":    "example.org/node1\n4\n" + root + "\nround 1\ntime 1\nmap " + root + "\n",
+	} {
+		c, err := keys.OpenCheckpoint(sign(text))
+		if err != nil || base64.StdEncoding.EncodeToString(c.Map) != root {
+			t.Errorf("%s: map %x, %v; want the map line's root", name, c.Map, err)
 		}
 	}
 }
