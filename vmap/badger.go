@@ -350,9 +350,9 @@ func (w *writer) discard() {
 // the buckets saved first, then the buckets, and the committed version in
 // the last transaction, so Load does not see the version until it is saved
 // whole. A Save that fails after writing some transactions leaves them
-// above the committed version, where Load ignores them and Open or
-// DiscardAbove deletes them; a Save of the same version again writes them
-// anew.
+// above the committed version, where Load ignores them and the next Save,
+// Open or DiscardAbove deletes them (a Save of the same version again
+// writes them anew).
 func (s *BadgerStore) Save(version uint64, changed map[uint32][]Entry) error {
 	if err := s.save(version, changed, true); err != nil {
 		return fmt.Errorf("vmap: saving version %d: %w", version, err)
@@ -373,15 +373,30 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 		bs = append(bs, b)
 	}
 	slices.Sort(bs)
+	// What failed Saves of other versions above the committed one left
+	// would show through once the committed version reaches them: drop it.
 	// The buckets an earlier, failed Save of version wrote stay listed.
 	var listed []uint32
+	var c uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
+		if c, err = s.readCommitted(txn); err != nil {
+			return err
+		}
 		listed, err = s.savedBuckets(txn, version)
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if c < ^uint64(0) {
+		left, err := s.savedVersions(c+1, ^uint64(0))
+		if err != nil {
+			return err
+		}
+		if err := s.drop(slices.DeleteFunc(left, func(v uint64) bool { return v == version })); err != nil {
+			return err
+		}
 	}
 	list := slices.Compact(slices.Sorted(slices.Values(append(listed, bs...))))
 	w := newWriter(s.db)
@@ -396,10 +411,6 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 	}
 	if !mark {
 		return w.commit()
-	}
-	c, err := s.readCommitted(w.txn)
-	if err != nil {
-		return err
 	}
 	if version > c {
 		if err := w.write(s.committedKey(), binary.BigEndian.AppendUint64(nil, version), false); err != nil {
@@ -567,6 +578,11 @@ func (s *BadgerStore) discardAbove(version uint64) error {
 	if err != nil {
 		return err
 	}
+	return s.drop(vs)
+}
+
+// drop deletes what the Saves of versions vs wrote, the last first.
+func (s *BadgerStore) drop(vs []uint64) error {
 	for _, v := range slices.Backward(vs) {
 		var keys [][]byte
 		err := s.db.View(func(txn *badger.Txn) error {

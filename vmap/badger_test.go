@@ -345,3 +345,43 @@ func TestBadgerStoreBigSave(t *testing.T) {
 		t.Errorf("%d keys after DiscardAbove(0), want 1", n)
 	}
 }
+
+// TestBadgerStoreLeftoversDropped checks that what a Save cut short left
+// above the committed version does not show through when later Saves,
+// first of a lower version, pass it.
+func TestBadgerStoreLeftoversDropped(t *testing.T) {
+	db := openBadger(t, 0)
+	s := NewBadgerStore(db, StorePrefix("local"))
+	tr, err := s.Open(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(k Key, n uint64) {
+		t.Helper()
+		if err := tr.Set(k, Value{Count: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(keyIn(1, 1), 1)
+	if _, err := tr.CommitAt(10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.save(60, map[uint32][]Entry{5: {{keyIn(5, 9), Value{Count: 9}}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	set(keyIn(2, 1), 1)
+	if _, err := tr.CommitAt(55); err != nil {
+		t.Fatal(err)
+	}
+	set(keyIn(3, 1), 1)
+	root, err := tr.CommitAt(70)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Load(5, 70); err != nil || e != nil {
+		t.Errorf("Load(5, 70) = %v, %v; the cut save of version 60 shows through", e, err)
+	}
+	if re, err := NewBadgerStore(db, StorePrefix("local")).Open(2); err != nil || re.Root() != root || re.Len() != 3 {
+		t.Errorf("reopened: %v", err)
+	}
+}
