@@ -46,7 +46,7 @@ func StorePrefix(name string) []byte {
 
 // BadgerStore is a Store in a Badger database, under a key prefix of its
 // own. It is safe for concurrent use, but two BadgerStores over the same
-// prefix must not be.
+// prefix must not be used at once.
 //
 // A Save of many buckets may not fit in one Badger transaction (one holds
 // about 15% of the memtable size, some 9.6 MB with the default 64 MB
@@ -54,8 +54,8 @@ func StorePrefix(name string) []byte {
 // million keys writes about 120 MB). Save then writes the buckets in
 // several transactions and sets the committed version in the last, and
 // Load never reads a version above the committed one, so a Save cut short
-// by a crash is never seen; Open discards its leftovers before opening the
-// tree.
+// by a crash is never seen; Open, before opening the tree, or else the
+// next Save discards its leftovers.
 //
 // It keeps in memory the committed version and, once the first Load has
 // listed the database's keys, the newest committed version of each bucket
