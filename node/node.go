@@ -215,6 +215,7 @@ func (n *Node) newPortal() error {
 	n.portal, err = portal.New(portal.Config{
 		Service:           cfg.Origin,
 		ServiceProfile:    service,
+		Domains:           config.ServedDomains(n.FederationChain(), cfg.Origin),
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
 		RateLimit:         cfg.HTTP.RatePerSecond,
 		RateBurst:         cfg.HTTP.RateBurst,

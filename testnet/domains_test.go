@@ -13,7 +13,6 @@ import (
 // accounts of that domain and refuses those of another member's, and
 // names without a domain, writing nothing.
 func TestEachMemberCreatesTheAccountsOfItsOwnDomainOnly(t *testing.T) {
-	t.Skip("until node.newPortal passes portal.Config.Domains (config.ServedDomains): delete this line with that change")
 	tn := startTestnet(t, 2)
 	for i := range 2 {
 		c, err := client.New(tn.PortalURL(i))

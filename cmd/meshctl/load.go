@@ -87,7 +87,7 @@ latest writes. Exit status 0 only when every write passes.`,
 				return opts.emitVerdict(cmd, rep, rep.WriteText, rep.OK)
 			}
 			rep, err := loadgen.Run(cmd.Context(), loadgen.Config{
-				Portals: nodes, Rate: o.rate, Duration: o.duration, Accounts: o.accounts,
+				Portals: nodes, Domains: loadgen.PortalDomains(fed, nodes), Rate: o.rate, Duration: o.duration, Accounts: o.accounts,
 				Concurrency: o.concurrency, Timeout: o.timeout, Acks: o.acks, Token: opts.token,
 				Progress: terminal(cmd)})
 			if err != nil {
