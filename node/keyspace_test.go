@@ -34,16 +34,20 @@ func TestWritesOnlyUnderItsPrefix(t *testing.T) {
 		t.Fatalf("the node holds %d federation versions, want 2", got)
 	}
 
+	waitFor(t, 10*time.Second, "a checkpoint whose map is stored", func() bool {
+		v, err := n.vmap.store.Committed()
+		return err == nil && v > 0
+	})
 	db := n.log.DB()
 	if err := keyspace.CheckOwner(db, keyspace.OwnerNode, keyspace.OwnerLog, keyspace.OwnerMerkle,
-		keyspace.OwnerPortal, keyspace.OwnerWitness, keyspace.OwnerInterMesh); err != nil {
+		keyspace.OwnerPortal, keyspace.OwnerWitness, keyspace.OwnerInterMesh, keyspace.OwnerMap); err != nil {
 		t.Error(err)
 	}
 	count, err := keyspace.Count(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, owner := range []string{keyspace.OwnerNode, keyspace.OwnerLog, keyspace.OwnerMerkle, keyspace.OwnerInterMesh} {
+	for _, owner := range []string{keyspace.OwnerNode, keyspace.OwnerLog, keyspace.OwnerMerkle, keyspace.OwnerInterMesh, keyspace.OwnerMap} {
 		if count[owner] == 0 {
 			t.Errorf("no key of %s in the DB: %v", owner, count)
 		}

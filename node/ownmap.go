@@ -9,59 +9,79 @@ import (
 	"github.com/intermesh/intermesh/vmap"
 )
 
+// mapStoreName names the node's own map in its database (vmap.StorePrefix).
+const mapStoreName = "local"
+
 // ownMap is the verifiable map of the node's own log (package vmap): every
 // checkpoint the node closes ends with the map's root over exactly the
-// checkpoint's records. The map is advanced at each epoch close over the
-// records appended since the previous one, and committed under the
-// checkpoint's size, so that the maps of the last few checkpoints stay
-// provable.
+// checkpoint's records. The map's buckets are kept in the node's database
+// (vmap.BadgerStore), committed under the size of each checkpoint, so that
+// a restart resumes from the last one and the maps of the last few
+// checkpoints stay provable.
 type ownMap struct {
-	log *log.Log
-	mu  sync.Mutex
-	lm  *vmap.LogMap // guarded by mu
+	log   *log.Log
+	store *vmap.BadgerStore
+	mu    sync.Mutex
+	lm    *vmap.LogMap // guarded by mu
 }
 
-// newOwnMap builds the map of the log's records, replaying them all.
-func newOwnMap(ctx context.Context, l *log.Log) (*ownMap, error) {
-	m := &ownMap{log: l, lm: vmap.NewLogMap()}
-	if err := m.advance(ctx, l.Size()); err != nil {
+// openOwnMap opens the map kept in the log's database, at the last size it
+// was committed at.
+func openOwnMap(l *log.Log) (*ownMap, error) {
+	m := &ownMap{log: l, store: vmap.NewBadgerStore(l.DB(), vmap.StorePrefix(mapStoreName))}
+	if err := m.reopen(); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
+// reopen reloads the map from its store; mu held or not yet shared.
+func (m *ownMap) reopen() error {
+	tree, err := m.store.Open(vmap.DefaultKeep)
+	if err != nil {
+		return fmt.Errorf("node: opening the log's map: %w", err)
+	}
+	if v, size := tree.Version(), m.log.Size(); v > size {
+		return fmt.Errorf("node: the log's map covers %d records but the log holds %d: %w", v, size, log.ErrCorrupt)
+	}
+	m.lm = vmap.OpenLogMap(tree)
+	return nil
+}
+
 // rootAt returns the map root over the log's first size records (a
 // merkle.MapRoot): it advances the map to size and commits it under that
-// version. A size below the map's is answered from the kept versions.
+// version. A size below the map's is answered from the kept versions. On a
+// failure the map is reloaded from its store, at its last commit.
 func (m *ownMap) rootAt(ctx context.Context) func(size uint64) ([]byte, error) {
 	return func(size uint64) ([]byte, error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		tree := m.lm.Tree()
-		if size < m.lm.Size() {
-			root, err := tree.RootAt(size)
-			if err != nil {
-				return nil, fmt.Errorf("node: map root at size %d, below the map's %d: %w", size, m.lm.Size(), err)
+		root, err := m.root(ctx, size)
+		if err != nil {
+			if rerr := m.reopen(); rerr != nil {
+				err = fmt.Errorf("%w (and %w)", err, rerr)
 			}
-			return root[:], nil
-		}
-		if err := m.advance(ctx, size); err != nil {
 			return nil, err
 		}
-		if size > tree.Version() {
-			if _, err := tree.CommitAt(size); err != nil {
-				return nil, fmt.Errorf("node: committing the map at size %d: %w", size, err)
-			}
-		}
-		root := tree.Root()
 		return root[:], nil
 	}
 }
 
-// advance appends the log's records from the map's size up to size.
-func (m *ownMap) advance(ctx context.Context, size uint64) error {
-	if err := m.lm.Follow(ctx, m.log, size); err != nil {
-		return fmt.Errorf("node: the map of the log: %w", err)
+// root is rootAt with mu held.
+func (m *ownMap) root(ctx context.Context, size uint64) (vmap.Hash, error) {
+	if size < m.lm.Size() {
+		root, err := m.lm.Tree().RootAt(size)
+		if err != nil {
+			return vmap.Hash{}, fmt.Errorf("node: map root at size %d, below the map's %d: %w", size, m.lm.Size(), err)
+		}
+		return root, nil
 	}
-	return nil
+	if err := m.lm.Follow(ctx, m.log, size); err != nil {
+		return vmap.Hash{}, fmt.Errorf("node: the map of the log: %w", err)
+	}
+	root, err := m.lm.Commit()
+	if err != nil {
+		return vmap.Hash{}, fmt.Errorf("node: committing the map at size %d: %w", size, err)
+	}
+	return root, nil
 }

@@ -27,20 +27,25 @@ func TestEveryCheckpointEndsWithTheMapOfItsRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var covered uint64 // records the map of the last checkpoint covers
 	run := func(count int) {
 		n, err := New(ctx, c, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if got := n.vmap.lm.Size(); got != covered {
+			t.Fatalf("the map reopened covering %d records, want the %d its last commit covered", got, covered)
+		}
 		stop := runNode(t, n)
 		appendNames(n, count)
-		checkMapLine(t, n, n.Log().Size())
+		covered = n.Log().Size()
+		checkMapLine(t, n, covered)
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	run(5)
-	run(4) // restarted: the map is rebuilt and goes on
+	run(4) // restarted: the map reopens from the database and goes on
 }
 
 // checkMapLine waits for a checkpoint of size records and checks its map
