@@ -273,8 +273,9 @@
 // # Equivocation
 //
 // Two different checkpoints of one origin for one round, or two that fail
-// the consistency checks (a tree that shrank, two roots at one size, a prev
-// line that skips the previous round's checkpoint), are evidence: the node
+// the consistency checks (a tree that shrank, two roots or two map lines at
+// one size, a prev line that skips the previous round's checkpoint), are
+// evidence: the node
 // records both notes (Evidence, persisted), appends an Evidence record (its
 // JSON, Identifier = origin) to its own log once, gossips it on the
 // evidence topic, stops counting that member's checkpoints and signatures,

@@ -196,3 +196,42 @@ func TestTheEvidenceValidatorAcceptsConsistencyEvidenceAndStopsCountingTheMember
 		t.Fatalf("a checkpoint of the member after the evidence: verdict %v (%s), want ignore", got.result, got.reason)
 	}
 }
+
+// TestTwoMapLinesAtOneSizeAreEvidence: two checkpoints of one origin with
+// the same records but different map lines are evidence (the map is a
+// function of the records); the same map line, or a checkpoint without
+// one, is not.
+func TestTwoMapLinesAtOneSizeAreEvidence(t *testing.T) {
+	fed, keys := testFederation(t, 1)
+	s := newTestLog(t, fed.Members[0].Origin, keys[0]).signer
+	leaves, _ := forkedLogs(5, 5)
+	root, err := merkle.LeafRoot(leaves, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(round uint64, mapRoot []byte) []byte {
+		n, err := merkle.SignCheckpoint(merkle.Checkpoint{Origin: s.Name(), Size: 5, Root: root, Round: round, Time: int64(round), Map: mapRoot}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	m1, m2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	for _, c := range []struct {
+		name     string
+		a, b     []byte
+		evidence bool
+	}{
+		{"two map lines at one size", sign(100, m1), sign(103, m2), true},
+		{"the same map line at one size", sign(100, m1), sign(103, m1), false},
+		{"no map line, then one", sign(100, nil), sign(103, m2), false},
+	} {
+		why, err := VerifyEvidence(Evidence{Origin: s.Name(), Notes: [2][]byte{c.a, c.b}}, fed)
+		if c.evidence && (err != nil || !strings.Contains(why, "two map roots at size 5")) {
+			t.Errorf("%s: %q, %v; want evidence", c.name, why, err)
+		}
+		if !c.evidence && err == nil {
+			t.Errorf("%s: taken as evidence (%q)", c.name, why)
+		}
+	}
+}

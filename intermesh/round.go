@@ -206,7 +206,10 @@ func (st *state) countVerified(hc heldCheckpoint) {
 }
 
 // inconsistency says why checkpoint b (a later round) cannot follow a of the
-// same origin in one append-only log, or returns "". Growth is not proven
+// same origin in one append-only log, or returns "": a smaller size, two
+// tree roots or two map lines at one size, or a prev line that skips the
+// previous round's checkpoint. (A checkpoint without a map line, closed
+// before the origin had a map, conflicts with none.) Growth is not proven
 // here: record replication verifies roots by recomputing them.
 func inconsistency(a, b heldCheckpoint) string {
 	switch {
@@ -214,6 +217,9 @@ func inconsistency(a, b heldCheckpoint) string {
 		return fmt.Sprintf("tree shrank from %d (round %d) to %d (round %d)", a.cp.Size, a.cp.Round, b.cp.Size, b.cp.Round)
 	case b.cp.Size == a.cp.Size && !bytes.Equal(a.cp.Root, b.cp.Root):
 		return fmt.Sprintf("two roots at size %d (rounds %d and %d)", a.cp.Size, a.cp.Round, b.cp.Round)
+	case b.cp.Size == a.cp.Size && len(a.cp.Map) > 0 && len(b.cp.Map) > 0 && !bytes.Equal(a.cp.Map, b.cp.Map):
+		// The map is a function of the records: one log has one map per size.
+		return fmt.Sprintf("two map roots at size %d (rounds %d and %d)", a.cp.Size, a.cp.Round, b.cp.Round)
 	case b.cp.Round == a.cp.Round+1 && !bytes.Equal(b.cp.Prev, a.hash[:]):
 		return fmt.Sprintf("prev of round %d is not the checkpoint of round %d", b.cp.Round, a.cp.Round)
 	}
