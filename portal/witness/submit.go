@@ -203,7 +203,7 @@ func (s *Submitter) submitOne(ctx context.Context, w PolicyWitness, signed []byt
 				return nil, fmt.Errorf("409 without a tree size: %q", answer)
 			}
 			if n == old {
-				return nil, fmt.Errorf("409 at size %d: the witness cosigned another root for this size", n)
+				return nil, fmt.Errorf("409 at size %d, the old size sent: the witness refuses this checkpoint against the one it cosigned at that size (another root, another map root, or no map line where that one had one)", n)
 			}
 			old = n
 			s.mu.Lock()

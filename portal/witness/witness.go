@@ -12,15 +12,49 @@
 // A cosignature vouches for a checkpoint's origin, size and root only: it
 // says that, at its time, the witness had seen no tree of that log larger
 // than this one and that it checked this one consistent with every earlier
-// one it cosigned. Extension lines are signed but not vouched for.
+// one it cosigned. Extension lines are signed but not vouched for, with one
+// exception below.
+//
+// # The map line
+//
+// An intermesh checkpoint may end with the extension line
+// "map <base64 root>", the root of the log's verifiable map over exactly the
+// checkpoint's records. The witness reads that line strictly (readMap: a
+// line whose keyword is "map" is the last line, appears once, and carries
+// the canonical standard base64 of 32 bytes, or the request is a 400) and
+// never cosigns two map roots for one size of a log:
+//
+//   - at the size it last cosigned, it cosigns again (a later round of the
+//     same tree, whose round, time and prev lines differ) only with the same
+//     map line, or without one if it had none;
+//   - at a larger size the map root is free (it changes with the records),
+//     but once the latest checkpoint it cosigned had a map line, every later
+//     one needs one: a map that disappears is refused.
+//
+// Either refusal is the protocol's conflict answer, 409 with the size it
+// last cosigned (the same answer as for another root at that size), and
+// changes nothing stored; the reason is logged.
+//
+// The witness remembers the map root of the latest cosigned size only. That
+// is enough: it cosigns no size below the latest (a request's old size must
+// be the latest, and not above the checkpoint's size), so the only size at
+// which it could be asked to cosign a second map root is the latest one, and
+// a size it moves past can never be asked again.
 //
 // # Storage
 //
-// The witness keeps, per witnessed origin, the size and root of the latest
-// checkpoint it cosigned, in the node's Badger database under keys whose
-// first byte is 'w' (no other package uses it):
+// The witness keeps, per witnessed origin, the size, root and map root (if
+// the checkpoint had a map line) of the latest checkpoint it cosigned, in
+// the node's Badger database under keys whose first byte is 'w' (no other
+// package uses it):
 //
-//	'w' 'l' <origin>   size (8 bytes, big-endian) || root (32 bytes)
+//	'w' 'l' <origin>   size (8 bytes, big-endian) || root (32 bytes) [|| map root (32 bytes)]
+//
+// so the value is 40 bytes when the latest cosigned checkpoint had no map
+// line and 72 when it had one. State written before the witness read map
+// lines is 40 bytes and reads as "no map known": the next checkpoint of that
+// size or larger is cosigned with or without a map line, and its map root is
+// remembered from then on.
 //
 // A check of a request's old size and the write of the new state happen
 // under one lock and one synced transaction, before the answer.
@@ -39,6 +73,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/proof"
@@ -173,6 +209,10 @@ func (w *Witness) addCheckpoint(r *http.Request) (int, []byte, string) {
 	if req.old > cp.size {
 		return fail(http.StatusBadRequest, "old size %d is larger than the checkpoint's size %d", req.old, cp.size)
 	}
+	mapRoot, err := readMap([]byte(n.Text))
+	if err != nil {
+		return fail(http.StatusBadRequest, "%v", err)
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -181,13 +221,20 @@ func (w *Witness) addCheckpoint(r *http.Request) (int, []byte, string) {
 		w.logger.Error("witness: reading state", "origin", cp.origin, "err", err)
 		return fail(http.StatusInternalServerError, "cannot read the witness state")
 	}
-	if req.old != known.size || (req.old == cp.size && cp.root != known.root) {
+	conflict := func() (int, []byte, string) {
 		return http.StatusConflict, []byte(strconv.FormatUint(known.size, 10) + "\n"), "text/x.tlog.size"
+	}
+	if req.old != known.size || (req.old == cp.size && cp.root != known.root) {
+		return conflict()
+	}
+	if why := mapConflict(known, cp.size, mapRoot); why != "" {
+		w.logger.Warn("witness: refusing a checkpoint whose map line conflicts with the one cosigned", "origin", cp.origin, "size", cp.size, "cosigned_size", known.size, "why", why)
+		return conflict()
 	}
 	if err := verifyConsistency(req.old, cp, known.root, req.proof); err != nil {
 		return fail(http.StatusUnprocessableEntity, "%v", err)
 	}
-	if err := w.store(cp); err != nil {
+	if err := w.store(cp, mapRoot); err != nil {
 		w.logger.Error("witness: persisting state", "origin", cp.origin, "err", err)
 		return fail(http.StatusInternalServerError, "cannot persist the witness state")
 	}
@@ -259,10 +306,72 @@ func parseRequest(body []byte) (request, error) {
 	return req, nil
 }
 
-// treeState is the latest cosigned size and root of a log.
+// treeState is the latest cosigned size, root and map root of a log.
 type treeState struct {
 	size uint64
 	root [32]byte
+	// mapRoot is the map root of the checkpoint cosigned at size, nil if it
+	// had no map line or the state predates map lines.
+	mapRoot []byte
+}
+
+// mapConflict says why a checkpoint of size with map root m (nil: no map
+// line) must not be cosigned after known, or "" if its map line is fine. The
+// caller has checked size >= known.size.
+func mapConflict(known treeState, size uint64, m []byte) string {
+	switch {
+	case known.mapRoot == nil:
+		return "" // no map known: any map line, or none
+	case m == nil && size == known.size:
+		return "no map line, where the checkpoint cosigned at this size had one"
+	case m == nil:
+		return "no map line, where the latest checkpoint cosigned had one"
+	case size == known.size && !bytes.Equal(m, known.mapRoot):
+		return "another map root at the size cosigned"
+	}
+	return ""
+}
+
+// readMap returns the map root of a checkpoint note text's map line, nil if
+// it has none. Any extension line whose keyword is "map" (the line is "map"
+// or starts with "map" then a space or control character) is a map line; it
+// must be the last line, appear once, and be "map " and the canonical
+// standard base64 of 32 bytes, exactly as merkle.ParseCheckpoint reads it.
+func readMap(text []byte) ([]byte, error) {
+	lines := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
+	if len(lines) < 3 {
+		return nil, errors.New("witness: malformed checkpoint: fewer than 3 lines")
+	}
+	ext := lines[3:]
+	var m []byte
+	for i, l := range ext {
+		if !isMapLine(l) {
+			continue
+		}
+		if i != len(ext)-1 {
+			return nil, fmt.Errorf("witness: malformed checkpoint: line %d: a map line that is not the last line", 4+i)
+		}
+		v, _ := strings.CutPrefix(l, "map ")
+		b, err := base64.StdEncoding.Strict().DecodeString(v)
+		if err != nil || len(b) != 32 || base64.StdEncoding.EncodeToString(b) != v || !strings.HasPrefix(l, "map ") {
+			return nil, fmt.Errorf("witness: malformed checkpoint: line %d: not \"map <canonical standard base64 of 32 bytes>\"", 4+i)
+		}
+		m = b
+	}
+	return m, nil
+}
+
+// isMapLine reports whether an extension line's keyword is "map".
+func isMapLine(l string) bool {
+	rest, ok := strings.CutPrefix(l, "map")
+	if !ok {
+		return false
+	}
+	if rest == "" {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(rest)
+	return unicode.IsSpace(r) || unicode.IsControl(r)
 }
 
 func stateKey(origin string) []byte { return append([]byte{KeyPrefix, 'l'}, origin...) }
@@ -282,20 +391,25 @@ func (w *Witness) load(origin string) (treeState, error) {
 			return err
 		}
 		return item.Value(func(v []byte) error {
-			if len(v) != 40 {
+			if len(v) != 40 && len(v) != 72 {
 				return fmt.Errorf("witness: state of %q is %d bytes", origin, len(v))
 			}
 			st.size = binary.BigEndian.Uint64(v)
-			copy(st.root[:], v[8:])
+			copy(st.root[:], v[8:40])
+			if len(v) == 72 {
+				st.mapRoot = bytes.Clone(v[40:])
+			}
 			return nil
 		})
 	})
 	return st, err
 }
 
-// store persists cp as the latest cosigned state of its origin.
-func (w *Witness) store(cp checkpoint) error {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 40), cp.size)
+// store persists cp, whose map root is mapRoot (nil: no map line), as the
+// latest cosigned state of its origin.
+func (w *Witness) store(cp checkpoint, mapRoot []byte) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 72), cp.size)
 	v = append(v, cp.root[:]...)
+	v = append(v, mapRoot...)
 	return w.db.Update(func(txn *badger.Txn) error { return txn.Set(stateKey(cp.origin), v) })
 }
