@@ -99,6 +99,7 @@ func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
 			tree: merkle.NewTree(l.DB(), merkle.ReplicaPrefix(o)),
 			wake: make(chan struct{}, 1), inbox: make(chan *recordsBatch, perOrigin), suspicious: make(chan struct{}, 1), mending: make(chan struct{}, 1),
 		}
+		m.metrics.mapMismatches.WithLabelValues(o) // exported at 0 from the start, for alerts
 	}
 	return r, nil
 }

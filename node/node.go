@@ -171,7 +171,7 @@ func (n *Node) build(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if n.vmap, err = openOwnMap(n.log); err != nil {
+	if n.vmap, err = openOwnMap(n.log, n.metrics); err != nil {
 		return err
 	}
 	if last, err := n.tree.LatestCheckpoint(); err == nil && len(last) > 0 {

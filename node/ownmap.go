@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/vmap"
@@ -19,16 +20,17 @@ const mapStoreName = "local"
 // a restart resumes from the last one and the maps of the last few
 // checkpoints stay provable.
 type ownMap struct {
-	log   *log.Log
-	store *vmap.BadgerStore
-	mu    sync.Mutex
-	lm    *vmap.LogMap // guarded by mu
+	log     *log.Log
+	store   *vmap.BadgerStore
+	metrics *nodeMetrics
+	mu      sync.Mutex
+	lm      *vmap.LogMap // guarded by mu
 }
 
 // openOwnMap opens the map kept in the log's database, at the last size it
 // was committed at.
-func openOwnMap(l *log.Log) (*ownMap, error) {
-	m := &ownMap{log: l, store: vmap.NewBadgerStore(l.DB(), vmap.StorePrefix(mapStoreName))}
+func openOwnMap(l *log.Log, metrics *nodeMetrics) (*ownMap, error) {
+	m := &ownMap{log: l, store: vmap.NewBadgerStore(l.DB(), vmap.StorePrefix(mapStoreName)), metrics: metrics}
 	if err := m.reopen(); err != nil {
 		return nil, err
 	}
@@ -56,6 +58,7 @@ func (m *ownMap) rootAt(ctx context.Context) func(size uint64) ([]byte, error) {
 	return func(size uint64) ([]byte, error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
+		start := time.Now()
 		root, err := m.root(ctx, size)
 		if err != nil {
 			if rerr := m.reopen(); rerr != nil {
@@ -63,6 +66,9 @@ func (m *ownMap) rootAt(ctx context.Context) func(size uint64) ([]byte, error) {
 			}
 			return nil, err
 		}
+		m.metrics.mapSeconds.Observe(time.Since(start).Seconds())
+		m.metrics.mapKeys.Set(float64(m.lm.Tree().Len()))
+		m.metrics.mapSize.Set(float64(m.lm.Size()))
 		return root[:], nil
 	}
 }

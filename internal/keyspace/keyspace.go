@@ -14,7 +14,7 @@
 //	't'  merkle          Merkle tree nodes and tree state (merkle/doc.go)
 //	'c'  merkle          signed checkpoints of closed rounds (merkle/doc.go)
 //	's'  portal          materialized accounts, profiles, connections, replicated state (portal/state.go)
-//	'w'  portal/witness  the latest cosigned size and root of each witnessed log
+//	'w'  portal/witness  the latest cosigned size, root and map root of each witnessed log
 //	'x'  intermesh       latest checkpoints, certificates, evidence and its index (intermesh/store.go)
 //	'F'  node            the chain of signed federation updates (node/federation.go)
 //	'm'  vmap            each log's verifiable map: buckets by version, saves, committed version (vmap/badger.go)
@@ -67,7 +67,7 @@ const (
 	// connection requests and the replicated state of peers.
 	PortalState byte = 's'
 	// Witness is the first byte of the witness's state: the latest cosigned
-	// size and root of each log it witnesses.
+	// size, root and map root of each log it witnesses.
 	Witness byte = 'w'
 	// InterMesh is the first byte of the InterMesh's state: the latest
 	// signed checkpoint of each member, round certificates, evidence and the
@@ -108,7 +108,7 @@ var Prefixes = []Prefix{
 	{"MerkleTree", []byte{MerkleTree}, OwnerMerkle, "Merkle tree node hashes and tree states"},
 	{"MerkleCheckpoint", []byte{MerkleCheckpoint}, OwnerMerkle, "signed checkpoints of closed rounds and the latest round"},
 	{"PortalState", []byte{PortalState}, OwnerPortal, "portal accounts, profiles, histories, connections and replicated state"},
-	{"Witness", []byte{Witness}, OwnerWitness, "the latest cosigned size and root of each witnessed log"},
+	{"Witness", []byte{Witness}, OwnerWitness, "the latest cosigned size, root and map root of each witnessed log"},
 	{"InterMesh", []byte{InterMesh}, OwnerInterMesh, "members' latest checkpoints, certificates, evidence and its index"},
 	{"Federation", []byte{Federation}, OwnerNode, "the signed federation updates, by version"},
 	{"Map", []byte{Map}, OwnerMap, "each log's verifiable map: buckets by version, saves and committed version"},
