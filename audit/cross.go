@@ -188,7 +188,60 @@ func (a *auditor) checkOwnRoots(n *nodeAudit, cps []Checkpoint) error {
 		}
 		a.report.pass(n.rep, CheckRoot)
 	}
+	a.checkOwnMaps(n, cps, roots)
 	return nil
+}
+
+// checkOwnMaps recomputes the map of a node's own entries at the size of
+// every checkpoint of its origin whose root they match (cps in round
+// order), and compares it with the checkpoint's map line. A checkpoint
+// without a map line fails only if an earlier checkpoint of the origin has
+// one (a map that appears, then disappears); otherwise it was closed before
+// the origin had a map, and is counted as not checked. A log whose map is
+// refused (a leaf that does not parse, text that is not UTF-8, a seq that
+// is not its index) fails once, and its map lines from there on are not
+// checked.
+func (a *auditor) checkOwnMaps(n *nodeAudit, cps []Checkpoint, roots map[uint64][]byte) {
+	l := n.own
+	if l.vmap.refused != "" {
+		a.report.fail(n.rep, CheckMap, "the map of %s's log is refused: %s", l.origin, l.vmap.refused)
+	}
+	var sizes []uint64
+	var firstMapRound uint64
+	hasMap := false
+	for _, cp := range cps {
+		if cp.Map != nil && (!hasMap || cp.Round < firstMapRound) {
+			hasMap, firstMapRound = true, cp.Round
+		}
+		if root, ok := roots[cp.Size]; ok && bytes.Equal(root, cp.Root) && cp.Map != nil {
+			sizes = append(sizes, cp.Size)
+		}
+	}
+	maps := l.vmap.rootsAt(l.hashes, sizes)
+	for _, cp := range cps {
+		if root, ok := roots[cp.Size]; !ok || !bytes.Equal(root, cp.Root) {
+			continue // not held, or the root check failed already
+		}
+		if cp.Map == nil {
+			if hasMap && cp.Round > firstMapRound {
+				a.report.fail(n.rep, CheckMap, "checkpoint round %d, size %d has no map line, but the earlier checkpoint of round %d has one",
+					cp.Round, cp.Size, firstMapRound)
+			} else {
+				a.report.notChecked(n.rep, CheckMap)
+			}
+			continue
+		}
+		m, ok := maps[cp.Size]
+		if !ok {
+			continue // beyond where the map is refused
+		}
+		if !bytes.Equal(m[:], cp.Map) {
+			a.report.fail(n.rep, CheckMap, "map line of checkpoint round %d, size %d: %s, the records' map: %s",
+				cp.Round, cp.Size, b64(cp.Map), b64(m[:]))
+			continue
+		}
+		a.report.pass(n.rep, CheckMap)
+	}
 }
 
 // checkReplicaRoots compares the roots of a replica with the origin's

@@ -37,6 +37,9 @@ type logCopy struct {
 	// problems are the entries check failures (one per bad entry).
 	problems []string
 	cache    string // file path, or ""
+	// vmap collects what the log's map needs (own logs only: a replica
+	// whose root matches holds the same records).
+	vmap logMap
 }
 
 // size is the number of entries held.
@@ -62,7 +65,13 @@ func (l *logCopy) add(item *portal.DataItem) error {
 	leaf, err := ParseLeaf(item.Leaf)
 	if err != nil {
 		l.problems = append(l.problems, fmt.Sprintf("entry %d: %v", next, err))
+		if !l.replica {
+			l.vmap.add(next, nil, fmt.Sprintf("entry %d: %v", next, err))
+		}
 		return nil
+	}
+	if !l.replica {
+		l.vmap.add(next, &leaf, "")
 	}
 	if why := leafMismatch(&leaf, item, l.origin); why != "" {
 		l.problems = append(l.problems, fmt.Sprintf("entry %d: %s", next, why))

@@ -25,7 +25,10 @@ const (
 	CheckCertsAgree    = "certificates agree"
 	CheckEquivocation  = "equivocation"
 	CheckReplicaRoot   = "replica root"
-	CheckEvidence      = "evidence"
+	// CheckMap: a checkpoint's map line is the root of the map the audit
+	// recomputes from the records (see checkOwnMaps).
+	CheckMap      = "map"
+	CheckEvidence = "evidence"
 	// CheckFederationRecords: each FederationUpdate record is the certified
 	// step of the federation's verified chain, and not backdated.
 	CheckFederationRecords = "federation records"
@@ -75,10 +78,13 @@ type NodeReport struct {
 	Unreachable string `json:"unreachable,omitempty"`
 }
 
-// CheckCount is how often a check passed and failed at a node.
+// CheckCount is how often a check passed and failed at a node, and how
+// often it could not be made (for the map check: checkpoints closed
+// without a map line, before the member had a map).
 type CheckCount struct {
-	Passed int `json:"passed"`
-	Failed int `json:"failed"`
+	Passed     int `json:"passed"`
+	Failed     int `json:"failed"`
+	NotChecked int `json:"not_checked,omitempty"`
 }
 
 // Failure is one failed check.
@@ -133,6 +139,14 @@ func (r *Report) fail(n *NodeReport, check, format string, args ...any) {
 	r.Failures = append(r.Failures, Failure{
 		Node: n.label(), URL: n.URL, Origin: n.Origin, Check: check, Detail: fmt.Sprintf(format, args...),
 	})
+}
+
+// notChecked records that a check could not be made at node n; it counts
+// neither as passed nor as failed.
+func (r *Report) notChecked(n *NodeReport, check string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n.count(check).NotChecked++
 }
 
 func (n *NodeReport) count(check string) *CheckCount {
@@ -249,6 +263,13 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  UNREACHABLE (down or cut off; not judged): %s\n", n.Unreachable)
 		}
 		fmt.Fprintf(w, "  checks: %d passed, %d failed\n", n.Passed, n.Failed)
+		if c := n.Checks[CheckMap]; c != nil {
+			fmt.Fprintf(w, "  map lines: %d match the records' map, %d do not", c.Passed, c.Failed)
+			if c.NotChecked > 0 {
+				fmt.Fprintf(w, ", %d checkpoints without one not checked", c.NotChecked)
+			}
+			fmt.Fprintln(w)
+		}
 		switch {
 		case n.RoundsCertified > 0:
 			fmt.Fprintf(w, "  rounds certified: %d (%d to %d)", n.RoundsCertified, n.FirstRound, n.LastRound)

@@ -16,6 +16,7 @@ const (
 	checkEquivocation      = audit.CheckEquivocation
 	checkFederationRecords = audit.CheckFederationRecords
 	checkMasterIncl        = audit.CheckMasterIncl
+	checkMap               = audit.CheckMap
 	checkMasterRecords     = audit.CheckMasterRecords
 	checkPeerCP            = audit.CheckPeerCP
 	checkRecordIncl        = audit.CheckRecordIncl

@@ -195,11 +195,12 @@ func TestAuditOfATestnet(t *testing.T) {
 			if n.RoundsCertified == 0 || n.Entries < n.Size || n.Size == 0 {
 				t.Errorf("%s: %d rounds certified, %d entries, size %d", n.Origin, n.RoundsCertified, n.Entries, n.Size)
 			}
-			for _, check := range []string{checkCheckpoint, checkEntries, checkRoot, checkPeerCP, checkConsistency, checkStatusCert, checkMasterIncl, checkRecordIncl, checkMasterRecords, checkEquivocation} {
+			for _, check := range []string{checkCheckpoint, checkEntries, checkRoot, checkPeerCP, checkConsistency, checkStatusCert, checkMasterIncl, checkRecordIncl, checkMasterRecords, checkEquivocation, checkMap} {
 				if n.Checks[check].Passed == 0 {
 					t.Errorf("%s: check %q never ran", n.Origin, check)
 				}
 			}
+			t.Logf("%s: map lines checked %+v", n.Origin, n.Checks[checkMap])
 		}
 		// A second run reads the cache back and fetches only what is new;
 		// the human report says it passed.
