@@ -8,6 +8,9 @@
 //   - checkpoints: signed by the member's key in force in their round, well
 //     formed, and the RFC 6962 root of the entries at every size seen;
 //   - logs: dense indexes from 0, every leaf decodes and matches its item;
+//   - maps: each member's verifiable map, recomputed from its own log's
+//     records, has at every checkpoint's size the root its map line says;
+//     a map line that appears, then disappears fails;
 //   - Status proof chains: peer checkpoints, consistency proofs, the
 //     master-hash certificate and both inclusion proofs;
 //   - certificates: every MasterHash record holds a quorum of the members
@@ -20,7 +23,8 @@
 //
 // [Run] does one audit and returns a [Report]; a failed check is in the
 // report, not an error. The readers of the wire formats ([ParseLeaf],
-// [Keys.OpenCheckpoint], [Keys.VerifyCertificate] ...) are written from
+// [Keys.OpenCheckpoint], [Keys.VerifyCertificate] ...) and the map's
+// computation (not package vmap's) are written from
 // docs/formats.md and docs/design.md, not shared with the node, so that a
 // bug in the node's encoders cannot hide behind the same bug in its
 // decoders; other offline verifiers (meshctl get --verify, load --verify)
