@@ -61,6 +61,16 @@ type auditor struct {
 	// first), chainNotes the signed updates after it.
 	chain      []*config.FederationVersion
 	chainNotes [][]byte
+	// mapReplicas are, per origin, the first replica kept whose map is
+	// collected, to check the origin's map lines when its own node's log
+	// was not fetched (one per origin, to bound the memory).
+	mapReplicas map[string]replicaCopy
+}
+
+// replicaCopy is a replica and the node that served it.
+type replicaCopy struct {
+	node *nodeAudit
+	copy *logCopy
 }
 
 // Run audits every node in turn, then compares what they showed. A failed
@@ -182,7 +192,8 @@ func (a *auditor) fetchLog(ctx context.Context, c *client.Client, l *logCopy, wh
 // newLogCopy returns the copy of origin's log at the node at u, read back
 // from the cache if there is one.
 func (a *auditor) newLogCopy(u, origin string, replica bool) (*logCopy, error) {
-	l := &logCopy{origin: origin, replica: replica}
+	_, mapped := a.mapReplicas[origin]
+	l := &logCopy{origin: origin, replica: replica, mapped: !replica || !mapped}
 	if a.cfg.Cache == "" {
 		return l, nil
 	}

@@ -152,6 +152,24 @@ func (a *auditor) checkRoots() error {
 			}
 		}
 	}
+	return a.checkReplicaMaps(byOrigin)
+}
+
+// checkReplicaMaps checks the map lines of each origin whose own log no
+// node served, against a replica's map: a wrong map line is the origin's
+// fault, reported at the origin's node, naming the replica.
+func (a *auditor) checkReplicaMaps(byOrigin map[string][]Checkpoint) error {
+	for _, origin := range a.keys.origins {
+		r, ok := a.mapReplicas[origin]
+		if !ok || slices.ContainsFunc(a.nodes, func(n *nodeAudit) bool { return n.own != nil && n.own.origin == origin && n.own.size() > 0 }) {
+			continue
+		}
+		roots, err := copyRoots(r.node, r.copy, byOrigin[origin])
+		if err != nil {
+			return err
+		}
+		a.checkMaps(a.report.node(origin), r.copy, byOrigin[origin], roots, fmt.Sprintf(" (from the replica at %s)", r.node.rep.label()))
+	}
 	return nil
 }
 
@@ -188,23 +206,23 @@ func (a *auditor) checkOwnRoots(n *nodeAudit, cps []Checkpoint) error {
 		}
 		a.report.pass(n.rep, CheckRoot)
 	}
-	a.checkOwnMaps(n, cps, roots)
+	a.checkMaps(n.rep, n.own, cps, roots, "")
 	return nil
 }
 
-// checkOwnMaps recomputes the map of a node's own entries at the size of
-// every checkpoint of its origin whose root they match (cps in round
-// order), and compares it with the checkpoint's map line. A checkpoint
+// checkMaps recomputes the map of a log copy at the size of every
+// checkpoint of its origin whose root it matches (cps in round order), and
+// compares it with the checkpoint's map line, reporting at rep (a suffix
+// from names the copy when it is not rep's own log). A checkpoint
 // without a map line fails only if an earlier checkpoint of the origin has
 // one (a map that appears, then disappears); otherwise it was closed before
 // the origin had a map, and is counted as not checked. A log whose map is
 // refused (a leaf that does not parse, text that is not UTF-8, a seq that
 // is not its index) fails once, and its map lines from there on are not
 // checked.
-func (a *auditor) checkOwnMaps(n *nodeAudit, cps []Checkpoint, roots map[uint64][]byte) {
-	l := n.own
+func (a *auditor) checkMaps(rep *NodeReport, l *logCopy, cps []Checkpoint, roots map[uint64][]byte, from string) {
 	if l.vmap.refused != "" {
-		a.report.fail(n.rep, CheckMap, "the map of %s's log is refused: %s", l.origin, l.vmap.refused)
+		a.report.fail(rep, CheckMap, "the map of %s's log is refused: %s%s", l.origin, l.vmap.refused, from)
 	}
 	var sizes []uint64
 	var firstMapRound uint64
@@ -224,10 +242,10 @@ func (a *auditor) checkOwnMaps(n *nodeAudit, cps []Checkpoint, roots map[uint64]
 		}
 		if cp.Map == nil {
 			if hasMap && cp.Round > firstMapRound {
-				a.report.fail(n.rep, CheckMap, "checkpoint round %d, size %d has no map line, but the earlier checkpoint of round %d has one",
-					cp.Round, cp.Size, firstMapRound)
+				a.report.fail(rep, CheckMap, "checkpoint round %d, size %d has no map line, but the earlier checkpoint of round %d has one%s",
+					cp.Round, cp.Size, firstMapRound, from)
 			} else {
-				a.report.notChecked(n.rep, CheckMap)
+				a.report.notChecked(rep, CheckMap)
 			}
 			continue
 		}
@@ -236,11 +254,11 @@ func (a *auditor) checkOwnMaps(n *nodeAudit, cps []Checkpoint, roots map[uint64]
 			continue // beyond where the map is refused
 		}
 		if !bytes.Equal(m[:], cp.Map) {
-			a.report.fail(n.rep, CheckMap, "map line of checkpoint round %d, size %d: %s, the records' map: %s",
-				cp.Round, cp.Size, b64(cp.Map), b64(m[:]))
+			a.report.fail(rep, CheckMap, "map line of checkpoint round %d, size %d: %s, the records' map: %s%s",
+				cp.Round, cp.Size, b64(cp.Map), b64(m[:]), from)
 			continue
 		}
-		a.report.pass(n.rep, CheckMap)
+		a.report.pass(rep, CheckMap)
 	}
 }
 

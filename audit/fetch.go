@@ -37,9 +37,10 @@ type logCopy struct {
 	// problems are the entries check failures (one per bad entry).
 	problems []string
 	cache    string // file path, or ""
-	// vmap collects what the log's map needs (own logs only: a replica
-	// whose root matches holds the same records).
-	vmap logMap
+	// mapped says whether vmap collects what the log's map needs: for own
+	// logs, and for one replica of each origin (see auditor.mapReplicas).
+	mapped bool
+	vmap   logMap
 }
 
 // size is the number of entries held.
@@ -65,12 +66,12 @@ func (l *logCopy) add(item *portal.DataItem) error {
 	leaf, err := ParseLeaf(item.Leaf)
 	if err != nil {
 		l.problems = append(l.problems, fmt.Sprintf("entry %d: %v", next, err))
-		if !l.replica {
+		if l.mapped {
 			l.vmap.add(next, nil, fmt.Sprintf("entry %d: %v", next, err))
 		}
 		return nil
 	}
-	if !l.replica {
+	if l.mapped {
 		l.vmap.add(next, &leaf, "")
 	}
 	if why := leafMismatch(&leaf, item, l.origin); why != "" {

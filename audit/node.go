@@ -452,6 +452,12 @@ func (a *auditor) fetchReplicas(ctx context.Context, n *nodeAudit) {
 		}
 		a.reportProblems(n, l, "replica of "+origin+": ")
 		n.replicas[origin] = l
+		if l.mapped {
+			if a.mapReplicas == nil {
+				a.mapReplicas = map[string]replicaCopy{}
+			}
+			a.mapReplicas[origin] = replicaCopy{node: n, copy: l}
+		}
 		if n.rep.Replicas == nil {
 			n.rep.Replicas = map[string]uint64{}
 		}

@@ -166,10 +166,16 @@ func mapTestItems() []portal.DataItem {
 // mapAudit is an auditor holding node0's own log of records, which sign
 // the given checkpoints of node0's log (a map line of nil: none).
 func mapAudit(t *testing.T, cps []merkle.Checkpoint) *auditor {
+	return mapAuditOf(t, cps, false)
+}
+
+// mapAuditOf is mapAudit, or with replica an auditor that reached only
+// node1, which serves its replica of node0's log.
+func mapAuditOf(t *testing.T, cps []merkle.Checkpoint, replica bool) *auditor {
 	t.Helper()
-	fed, signers := testMembers(t, 1)
+	fed, signers := testMembers(t, 2)
 	keys := mustKeys(t, fed)
-	n := &nodeAudit{rep: &NodeReport{Origin: "fed/node0", URL: "http://a"}, own: &logCopy{origin: "fed/node0"}}
+	n := &nodeAudit{rep: &NodeReport{Origin: "fed/node0", URL: "http://a"}, own: &logCopy{origin: "fed/node0", mapped: true}}
 	for _, item := range mapTestItems() {
 		if err := n.own.add(&item); err != nil {
 			t.Fatal(err)
@@ -196,6 +202,13 @@ func mapAudit(t *testing.T, cps []merkle.Checkpoint) *auditor {
 	}
 	a := &auditor{keys: keys, report: &Report{Failures: []Failure{}}, nodes: []*nodeAudit{n}}
 	a.report.Nodes = []*NodeReport{n.rep}
+	if replica {
+		holder := &nodeAudit{rep: &NodeReport{Origin: "fed/node1", URL: "http://b"}, replicas: map[string]*logCopy{"fed/node0": n.own}, seen: n.seen}
+		n.own.replica = true
+		a.nodes = []*nodeAudit{holder}
+		a.report.Nodes = []*NodeReport{holder.rep}
+		a.mapReplicas = map[string]replicaCopy{"fed/node0": {node: holder, copy: n.own}}
+	}
 	if err := a.checkRoots(); err != nil {
 		t.Fatal(err)
 	}
@@ -259,6 +272,21 @@ func TestAMapLineIsCheckedAgainstTheRecords(t *testing.T) {
 		f := a.report.Failures
 		if len(f) != 1 || f[0].Check != CheckMap || !strings.Contains(f[0].Detail, "checkpoint round 2, size 4 has no map line, but the earlier checkpoint of round 1 has one") {
 			t.Fatalf("failures %v", f)
+		}
+	})
+
+	t.Run("without node0, its replica at node1 checks its map lines", func(t *testing.T) {
+		a := mapAuditOf(t, []merkle.Checkpoint{
+			{Size: 4, Round: 2, Map: want[4]},
+			{Size: 6, Round: 3, Map: want[4]},
+		}, true)
+		f := a.report.Failures
+		if len(f) != 1 || f[0].Check != CheckMap || f[0].Origin != "fed/node0" || f[0].URL != "" ||
+			!strings.HasPrefix(f[0].Detail, "map line of checkpoint round 3, size 6: ") || !strings.HasSuffix(f[0].Detail, " (from the replica at fed/node1 (http://b))") {
+			t.Fatalf("failures %v", f)
+		}
+		if c := a.report.node("fed/node0").Checks[CheckMap]; c.Passed != 1 || c.Failed != 1 {
+			t.Errorf("map check %+v", c)
 		}
 	})
 }
