@@ -288,6 +288,16 @@ func TestAuditOfATestnet(t *testing.T) {
 		if !strings.Contains(out.String(), "UNREACHABLE") || !strings.Contains(out.String(), "not reached: testnet/node3") {
 			t.Errorf("human report:\n%s", out.String())
 		}
+		// With the replicas, the down member's map lines are still checked.
+		rep, r = net.audit(t)
+		if r.code != exitOK || !rep.OK {
+			t.Fatalf("with replicas: exit %d, failures:\n%v\n%s", r.code, rep.Failures, r.stderr)
+		}
+		for _, n := range rep.Nodes {
+			if n.Origin == "testnet/node3" && n.Checks[checkMap].Passed == 0 {
+				t.Errorf("the down member's map lines were not checked from a replica: %+v", n.Checks)
+			}
+		}
 		if err := net.StartNode(t.Context(), 3); err != nil {
 			t.Fatal(err)
 		}
