@@ -170,25 +170,49 @@ func mapRoot(pairs []mapPair, depth int) [32]byte {
 	case 0:
 		return [32]byte{}
 	case 1:
-		return sha256.Sum256(append(append([]byte{2}, pairs[0].key[:]...), pairs[0].valueHash[:]...))
+		var b [65]byte
+		b[0] = 2
+		copy(b[1:], pairs[0].key[:])
+		copy(b[33:], pairs[0].valueHash[:])
+		return sha256.Sum256(b[:])
 	}
 	// Sorted by key, the pairs whose bit depth is 1 follow those whose
 	// bit is 0. Distinct keys part by bit 255, so depth stays below 256.
 	split, _ := slices.BinarySearchFunc(pairs, 1, func(p mapPair, _ int) int {
 		return int(p.key[depth/8]>>(7-depth%8)&1) - 1
 	})
-	l, r := mapRoot(pairs[:split], depth+1), mapRoot(pairs[split:], depth+1)
-	return sha256.Sum256(append(append([]byte{3}, l[:]...), r[:]...))
+	return mapInner(mapRoot(pairs[:split], depth+1), mapRoot(pairs[split:], depth+1))
+}
+
+// mapInner is an interior node over two subtrees.
+func mapInner(l, r [32]byte) [32]byte {
+	var b [65]byte
+	b[0] = 3
+	copy(b[1:], l[:])
+	copy(b[33:], r[:])
+	return sha256.Sum256(b[:])
+}
+
+// mapTopBits is how many key bits the top of the tree rootsAt keeps
+// covers: it keeps the hash and key count of every subtree down to depth
+// 16 (65,536 buckets, 5 MiB), and at each size hashes again only the
+// buckets where a key changed and their paths to the root.
+const mapTopBits = 16
+
+// mapTopNode is a subtree of the top: its hash and how many keys it holds.
+type mapTopNode struct {
+	hash  [32]byte
+	count int
 }
 
 // rootsAt returns the map's root at each of sizes that the log copy holds
 // (leafHashes are its entries' leaf hashes) and at which the map is not
 // refused. It walks the events once, in log order, and at each distinct
-// size where some key changed since the last one it hashes the whole tree
-// again over the keys sorted once: O(keys) hashes per such size, which is
-// fine for the handful of sizes per member an audit checks at the scale of
-// today's logs; a log with millions of keys and thousands of certified
-// rounds would want an incremental tree instead.
+// size where some key changed since the last one it hashes again the
+// buckets of the changed keys (keys sorted once, by their first 16 bits)
+// and their paths up the top: O(changed keys × (bucket size + 16)) hashes
+// per size, so checking every certified checkpoint of a long log costs
+// about as much as the log's records, not the map's size per checkpoint.
 func (m *logMap) rootsAt(leafHashes [][]byte, sizes []uint64) map[uint64][32]byte {
 	limit := uint64(len(leafHashes))
 	if m.refused != "" {
@@ -207,27 +231,65 @@ func (m *logMap) rootsAt(leafHashes [][]byte, sizes []uint64) map[uint64][32]byt
 		order[i] = uint32(i)
 	}
 	slices.SortFunc(order, func(a, b uint32) int { return bytes.Compare(m.keys[a][:], m.keys[b][:]) })
+	const buckets = 1 << mapTopBits
+	bucketOf := func(id uint32) int { return int(binary.BigEndian.Uint16(m.keys[id][:2])) }
+	// start[b] is where bucket b's keys begin in order.
+	start := make([]int, buckets+1)
+	for _, id := range order {
+		start[bucketOf(id)+1]++
+	}
+	for b := range buckets {
+		start[b+1] += start[b]
+	}
 	values := make([]mapValue, len(m.keys))
+	hashes := make([][32]byte, len(m.keys))
+	top := make([]mapTopNode, 2*buckets) // node i has children 2i, 2i+1; buckets from index buckets
+	var dirty []int
 	roots := map[uint64][32]byte{}
-	next, changed := 0, true
-	var root [32]byte
+	next := 0
+	var pairs []mapPair
 	for _, size := range want {
 		for ; next < len(m.events) && m.events[next].index < size; next++ {
 			e := m.events[next]
 			values[e.key].set(e.index, leafHashes[e.index])
-			changed = true
+			hashes[e.key] = values[e.key].hash()
+			dirty = append(dirty, buckets+bucketOf(e.key))
 		}
-		if changed {
-			pairs := make([]mapPair, 0, len(order))
-			for _, id := range order {
+		slices.Sort(dirty)
+		dirty = slices.Compact(dirty)
+		for _, i := range dirty {
+			pairs = pairs[:0]
+			for _, id := range order[start[i-buckets]:start[i-buckets+1]] {
 				if values[id].count > 0 {
-					pairs = append(pairs, mapPair{key: m.keys[id], valueHash: values[id].hash()})
+					pairs = append(pairs, mapPair{key: m.keys[id], valueHash: hashes[id]})
 				}
 			}
-			root = mapRoot(pairs, 0)
-			changed = false
+			top[i] = mapTopNode{hash: mapRoot(pairs, mapTopBits), count: len(pairs)}
 		}
-		roots[size] = root
+		for len(dirty) > 0 && dirty[0] > 1 {
+			parents := dirty[:0]
+			for _, i := range dirty {
+				if p := i / 2; len(parents) == 0 || parents[len(parents)-1] != p {
+					parents = append(parents, p)
+				}
+			}
+			for _, p := range parents {
+				l, r := top[2*p], top[2*p+1]
+				switch c := l.count + r.count; {
+				case c == 0:
+					top[p] = mapTopNode{}
+				case c == 1 && l.count == 1:
+					top[p] = l // a subtree of one key is its leaf
+				case c == 1:
+					top[p] = r
+				default:
+					top[p] = mapTopNode{hash: mapInner(l.hash, r.hash), count: c}
+				}
+			}
+			dirty = parents
+		}
+		dirty = dirty[:0]
+		roots[size] = top[1].hash
 	}
 	return roots
 }

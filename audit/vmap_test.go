@@ -2,6 +2,8 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -87,9 +89,12 @@ func TestTheAuditorsMapReproducesTheConformanceVectors(t *testing.T) {
 func TestTheAuditorsMapAgreesWithTheNodesOnRandomLogs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	kinds := []log.Kind{"Profile", "Account", "Escrow", "MasterHash", "Message", "account"}
-	for trial := range 20 {
+	for trial := range 21 {
 		n := 1 + rng.IntN(300)
 		names := 1 + rng.IntN(40)
+		if trial == 20 { // keys that share their first 16 bits (a bucket of the top)
+			n, names = 4000, 3000
+		}
 		lm := vmap.NewLogMap()
 		var leaves [][]byte
 		want := map[uint64][32]byte{0: {}}
@@ -289,4 +294,25 @@ func TestAMapLineIsCheckedAgainstTheRecords(t *testing.T) {
 			t.Errorf("map check %+v", c)
 		}
 	})
+}
+
+// BenchmarkMapRootsAt is the map of a log of 100,000 records over 50,000
+// names at 100 checkpoint sizes.
+func BenchmarkMapRootsAt(b *testing.B) {
+	m := &logMap{}
+	var hashes [][]byte
+	for i := range uint64(100_000) {
+		l := Leaf{Seq: i, Kind: "Profile", Identifier: fmt.Sprintf("id-%d", i*7919%50_000), Origin: "n"}
+		m.add(i, &l, "")
+		h := sha256.Sum256(binary.BigEndian.AppendUint64(nil, i))
+		hashes = append(hashes, h[:])
+	}
+	var sizes []uint64
+	for s := range uint64(100) {
+		sizes = append(sizes, (s+1)*1000)
+	}
+	b.ResetTimer()
+	for range b.N {
+		m.rootsAt(hashes, sizes)
+	}
 }
