@@ -9,8 +9,9 @@
 //     formed, and the RFC 6962 root of the entries at every size seen;
 //   - logs: dense indexes from 0, every leaf decodes and matches its item;
 //   - maps: each member's verifiable map, recomputed from its own log's
-//     records, has at every checkpoint's size the root its map line says;
-//     a map line that appears, then disappears fails;
+//     records (or a replica's, when no node served its own), has at every
+//     checkpoint's size the root its map line says; a map line that
+//     appears, then disappears fails;
 //   - Status proof chains: peer checkpoints, consistency proofs, the
 //     master-hash certificate and both inclusion proofs;
 //   - certificates: every MasterHash record holds a quorum of the members
