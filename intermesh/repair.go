@@ -172,7 +172,9 @@ func (r *replicator) cutBack(ctx context.Context, rs *replicaState, keep uint64)
 	if err := rs.rep.Truncate(ctx, keep, func(txn *badger.Txn) error { return rs.tree.TruncateTxn(txn, keep) }); err != nil {
 		return fmt.Errorf("cutting the replica back to %d records: %w", keep, err)
 	}
-	rs.forgetMapAbove(keep)
+	if err := rs.forgetMapAbove(keep); err != nil {
+		r.m.log.Warn("replica's map not lowered; cleared when next needed", "member", rs.origin, "err", err)
+	}
 	if reset := r.m.cfg.ReplicaReset; reset != nil {
 		if err := reset(ctx, rs.origin); err != nil {
 			return fmt.Errorf("rebuilding the state derived from the replica: %w", err)

@@ -6,41 +6,198 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/intermesh/intermesh/vmap"
 )
 
 // A member recomputes the verifiable map (package vmap) of each origin it
 // replicates from the replica's records, and a checkpoint of the origin is
 // verified only if its map line (when it has one) is the recomputed root
-// over the checkpoint's records. The map is derived state: it is kept in
-// memory, advanced as checkpoints are verified, and forgotten above the
-// cut when the replica is cut back.
+// over the checkpoint's records.
+//
+// The map is derived state, kept in the node's database like the node's
+// own map (vmap.BadgerStore): the map of origin O's replica lives under
+// vmap.StorePrefix("replica/" + O), a name that is never the node's own
+// map's ("local", package node) nor another origin's, and StorePrefix
+// encodes the name's length, so no map's keys start with another's prefix.
+// It is opened on first use at its committed version, advanced over the
+// replica as checkpoints are verified (in size order) and committed under
+// each verified checkpoint's size, so a restart resumes from the last one
+// and the maps of the last vmap.DefaultKeep of them stay at hand.
+//
+// The map never covers records the replica does not hold: when the replica
+// is cut back, or found shorter than the map after a restart, the map is
+// lowered to the newest version it keeps that the replica covers, or
+// cleared, and followed again from there.
+
+// replicaMapName names the map of origin's replica in the node's database
+// (vmap.StorePrefix). Origins hold a '/' ("testnet/node0"), and so does
+// the name, so it is never the node's own map's name, "local".
+func replicaMapName(origin string) string { return "replica/" + origin }
+
+// replicaMap is the map of one origin's replica; its fields are guarded by
+// the replicaState's mu.
+type replicaMap struct {
+	db     *badger.DB
+	prefix []byte
+	store  *vmap.BadgerStore // set with lm
+	lm     *vmap.LogMap      // nil until opened, and after a failure
+	// clear says the store may cover records the replica no longer holds,
+	// or hold leftovers of an interrupted clearing: it is emptied before
+	// it is opened.
+	clear bool
+}
+
+// newReplicaMap returns the map of origin's replica, kept in db, not
+// opened yet; size is what the replica holds. A map committed above size
+// (the replica was cut back and the node stopped before the map followed)
+// is cleared when opened.
+func newReplicaMap(db *badger.DB, origin string, size uint64) (replicaMap, error) {
+	m := replicaMap{db: db, prefix: vmap.StorePrefix(replicaMapName(origin))}
+	c, err := vmap.NewBadgerStore(db, m.prefix).Committed()
+	if err != nil {
+		return replicaMap{}, fmt.Errorf("the map of the replica of %s: %w", origin, err)
+	}
+	m.clear = c > size
+	return m, nil
+}
+
+// openMapLocked opens the replica's map at its committed version unless it
+// is open, clearing it first if it must be or if it covers more records
+// than the replica holds; rs.mu held.
+func (rs *replicaState) openMapLocked() error {
+	m := &rs.rmap
+	if m.lm != nil {
+		return nil
+	}
+	store := vmap.NewBadgerStore(m.db, m.prefix)
+	c, err := store.Committed()
+	if err != nil {
+		return err
+	}
+	// At version 0, what is left under the prefix is leftovers: of Saves
+	// cut short, or of a clearing cut short (bucket versions that Forget
+	// kept, which DiscardAbove(0) does not list and which a later Save
+	// would show through).
+	if m.clear || c == 0 || c > rs.rep.Size() {
+		if err := m.clearStore(); err != nil {
+			m.clear = true
+			return err
+		}
+		m.clear = false
+		store = vmap.NewBadgerStore(m.db, m.prefix)
+	}
+	tree, err := store.Open(vmap.DefaultKeep)
+	if err != nil {
+		return err
+	}
+	m.store, m.lm = store, vmap.OpenLogMap(tree)
+	return nil
+}
+
+// clearStore deletes the map's every key: the committed version is lowered
+// to 0 first, so a clearing cut short leaves the empty map (and leftovers
+// the next clearing deletes). No Tree may use the store.
+func (m *replicaMap) clearStore() error {
+	if err := vmap.NewBadgerStore(m.db, m.prefix).DiscardAbove(0); err != nil {
+		return err
+	}
+	var keys [][]byte
+	err := m.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: m.prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	wb := m.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// lowerMapLocked makes the replica's map cover at most n records: it drops
+// the versions above the newest one it keeps not above n, or clears the
+// map if it keeps none but 0; rs.mu held. The next Follow replays the
+// records from there.
+func (rs *replicaState) lowerMapLocked(n uint64) error {
+	m := &rs.rmap
+	if m.lm == nil && !m.clear {
+		// Not opened: opening loads every bucket, and a map committed
+		// above n keeps, as reopened, no version at or below n.
+		c, err := vmap.NewBadgerStore(m.db, m.prefix).Committed()
+		if err != nil {
+			m.clear = true
+			return err
+		}
+		m.clear = c > n
+	}
+	if m.lm != nil && m.lm.Size() > n {
+		var v uint64
+		for _, kv := range m.lm.Tree().Versions() {
+			if kv <= n {
+				v = max(v, kv)
+			}
+		}
+		store := m.store
+		m.lm, m.store = nil, nil // no Tree uses the store from here
+		if v == 0 {
+			m.clear = true
+		} else if err := store.DiscardAbove(v); err != nil {
+			m.clear = true
+			return err
+		}
+	}
+	if m.clear {
+		if err := m.clearStore(); err != nil {
+			return err
+		}
+		m.clear = false
+	}
+	return nil
+}
 
 // mapRootLocked returns the root of the map of rs's replica over its first
 // size records, which the replica holds; rs.mu held. It advances the map,
-// committing it under size, answers a smaller size from the versions the
-// map keeps, and rebuilds the map from the first record otherwise.
+// committing it under size; a smaller size it answers from the versions
+// the map keeps, or else lowers the map to the newest kept version below
+// size, or to the empty map, and follows the replica from there. On a
+// failure the map is reopened at its last commit when next needed.
 func (rs *replicaState) mapRootLocked(ctx context.Context, size uint64) (vmap.Hash, error) {
-	if rs.lm != nil && size < rs.lm.Size() {
-		if root, err := rs.lm.Tree().RootAt(size); err == nil {
-			return root, nil
-		}
-		rs.lm = nil
-	}
-	if rs.lm == nil {
-		rs.lm = vmap.NewLogMap()
-	}
-	if err := rs.lm.Follow(ctx, rs.rep, size); err != nil {
-		rs.lm = nil // rebuilt next time, from records that may differ
+	if err := rs.openMapLocked(); err != nil {
 		return vmap.Hash{}, err
 	}
-	if size > rs.lm.Tree().Version() {
-		if _, err := rs.lm.Tree().CommitAt(size); err != nil {
-			rs.lm = nil
+	if size < rs.rmap.lm.Size() {
+		if root, err := rs.rmap.lm.Tree().RootAt(size); err == nil {
+			return root, nil
+		}
+		if err := rs.lowerMapLocked(size); err != nil {
+			return vmap.Hash{}, err
+		}
+		if err := rs.openMapLocked(); err != nil {
 			return vmap.Hash{}, err
 		}
 	}
-	return rs.lm.Root(), nil
+	lm := rs.rmap.lm
+	if err := lm.Follow(ctx, rs.rep, size); err != nil {
+		rs.rmap.lm = nil // reopened at its last commit
+		return vmap.Hash{}, err
+	}
+	root, err := lm.Commit()
+	if err != nil {
+		rs.rmap.lm = nil
+		return vmap.Hash{}, err
+	}
+	return root, nil
 }
 
 // checkMapLocked reports why hc's map line is not the replica's map root
@@ -68,14 +225,19 @@ func (r *replicator) mapMismatchLocked(rs *replicaState, hc heldCheckpoint, why 
 	r.m.log.Warn("member's checkpoint has a map line its records do not give; not verified", "member", rs.origin, "round", hc.cp.Round, "reason", why)
 }
 
-// forgetMapAbove drops the replica's map if it covers more than keep
-// records (the replica was cut back to keep).
-func (rs *replicaState) forgetMapAbove(keep uint64) {
+// forgetMapAbove lowers the replica's map to cover at most keep records
+// (the replica was cut back to keep), as lowerMapLocked. On a failure the
+// map is cleared before it is next opened (and, should the node stop
+// first, when it is opened after the restart, since it then covers more
+// records than the replica holds).
+func (rs *replicaState) forgetMapAbove(keep uint64) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.lm != nil && rs.lm.Size() > keep {
-		rs.lm = nil
+	if err := rs.lowerMapLocked(keep); err != nil {
+		rs.rmap.lm, rs.rmap.clear = nil, true
+		return fmt.Errorf("lowering the map of the replica of %s to %d records: %w", rs.origin, keep, err)
 	}
+	return nil
 }
 
 // bySize orders checkpoints by size, so that a replica's map only advances

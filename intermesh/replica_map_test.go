@@ -1,9 +1,16 @@
 package intermesh
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/intermesh/intermesh/internal/keyspace"
+	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/vmap"
 )
@@ -69,5 +76,233 @@ func TestACheckpointWhoseMapLineIsNotItsRecordsMapIsNotVerified(t *testing.T) {
 	})
 	if mismatches() != 1 {
 		t.Fatalf("%v mismatches counted, want the one", mismatches())
+	}
+}
+
+// openMapTestLog opens the log in dir as openTestLog does; the caller
+// closes it.
+func openMapTestLog(t *testing.T, dir, origin string) *log.Log {
+	t.Helper()
+	l, err := log.Open(context.Background(), log.Options{
+		Dir:           dir,
+		Origin:        origin,
+		Logger:        slog.New(slog.DiscardHandler),
+		Indexers:      []log.Indexer{EvidenceIndexer{}},
+		BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, []byte("local"))},
+		ReplicaIndexers: func(o string) log.ReplicaOptions {
+			return log.ReplicaOptions{BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, merkle.ReplicaPrefix(o))}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// mapTestState returns the replicaState of origin's replica in l as
+// newReplicator makes it, with its map not opened.
+func mapTestState(t *testing.T, l *log.Log, origin string) *replicaState {
+	t.Helper()
+	rep, err := l.Replica(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmap, err := newReplicaMap(l.DB(), origin, rep.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &replicaState{origin: origin, rep: rep, rmap: rmap, tree: merkle.NewTree(l.DB(), merkle.ReplicaPrefix(origin))}
+}
+
+// appendNamed appends n Profile records from first to rs's replica, each
+// naming prefix and its seq.
+func appendNamed(t *testing.T, rs *replicaState, first, n uint64, prefix string) {
+	t.Helper()
+	recs := testRecords(rs.origin, first, n, 3)
+	for i := range recs {
+		recs[i].Identifier = fmt.Sprintf("%s%d", prefix, recs[i].Seq)
+	}
+	if _, err := rs.rep.Append(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freshRoot returns the root of a map built in memory over the replica's
+// first size records.
+func freshRoot(t *testing.T, rs *replicaState, size uint64) vmap.Hash {
+	t.Helper()
+	lm := vmap.NewLogMap()
+	if err := lm.Follow(context.Background(), rs.rep, size); err != nil {
+		t.Fatal(err)
+	}
+	return lm.Root()
+}
+
+// checkRoot checks the replica map's root at size against a fresh map's.
+func checkRoot(t *testing.T, rs *replicaState, size uint64) {
+	t.Helper()
+	rs.mu.Lock()
+	got, err := rs.mapRootLocked(context.Background(), size)
+	rs.mu.Unlock()
+	if err != nil {
+		t.Fatalf("map root at %d: %v", size, err)
+	}
+	if want := freshRoot(t, rs, size); got != want {
+		t.Fatalf("map root at %d is %x, the records' map is %x", size, got, want)
+	}
+}
+
+// openedSize opens rs's map and returns how many records it covers.
+func openedSize(t *testing.T, rs *replicaState) uint64 {
+	t.Helper()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if err := rs.openMapLocked(); err != nil {
+		t.Fatal(err)
+	}
+	return rs.rmap.lm.Size()
+}
+
+// cutBackTo truncates rs's replica to keep records (and its Merkle tree)
+// and lowers its map, as cutBack does.
+func cutBackTo(t *testing.T, rs *replicaState, keep uint64) {
+	t.Helper()
+	if err := rs.rep.Truncate(context.Background(), keep, func(txn *badger.Txn) error { return rs.tree.TruncateTxn(txn, keep) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.forgetMapAbove(keep); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mapKeys counts the keys under the prefix of origin's replica map.
+func mapKeys(t *testing.T, db *badger.DB, origin string) int {
+	t.Helper()
+	n := 0
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: vmap.StorePrefix(replicaMapName(origin))})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestAReplicasMapIsKeptInTheDatabaseAndReopenedAfterARestart: the map of
+// a replica is committed in the node's database under each size it is
+// asked for, under keys of the vmap's, and a restarted member reopens it
+// at the last of them rather than rebuilding it; a size below the
+// versions it keeps is answered by rebuilding it, and it goes on from
+// there.
+func TestAReplicasMapIsKeptInTheDatabaseAndReopenedAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	const origin = "testnet/node1"
+	l := openMapTestLog(t, dir, "testnet/node0")
+	rs := mapTestState(t, l, origin)
+	appendNamed(t, rs, 0, 30, "a")
+	for _, size := range []uint64{5, 10, 20, 30} {
+		checkRoot(t, rs, size)
+	}
+	checkRoot(t, rs, 10) // a kept version
+	if err := keyspace.CheckOwner(l.DB(), keyspace.OwnerInterMesh, keyspace.OwnerLog, keyspace.OwnerMerkle, keyspace.OwnerMap); err != nil {
+		t.Error(err)
+	}
+	if n, err := keyspace.Count(l.DB()); err != nil || n[keyspace.OwnerMap] == 0 {
+		t.Fatalf("map keys: %v, %v", n, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openMapTestLog(t, dir, "testnet/node0")
+	t.Cleanup(func() { l.Close() })
+	rs = mapTestState(t, l, origin)
+	if got := openedSize(t, rs); got != 30 {
+		t.Fatalf("the reopened map covers %d records, want the 30 it was committed at", got)
+	}
+	if got, want := rs.rmap.lm.Root(), freshRoot(t, rs, 30); got != want {
+		t.Fatalf("the reopened map's root is %x, want %x", got, want)
+	}
+	appendNamed(t, rs, 30, 10, "a")
+	checkRoot(t, rs, 40)
+	checkRoot(t, rs, 30) // kept: reopened at it
+	checkRoot(t, rs, 7)  // below every kept version: rebuilt
+	if got := rs.rmap.lm.Size(); got != 7 {
+		t.Fatalf("after a size below every kept version the map covers %d records, want 7", got)
+	}
+	checkRoot(t, rs, 40)
+}
+
+// TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack: a replica cut back
+// below its map's committed version lowers the map to the newest version
+// it keeps below the cut, or clears it, leaving no key behind (not even
+// bucket versions an older Forget kept, which would show through a later
+// version); the map of the records appended since is the right one, also
+// after a restart, and a map found above the replica after a restart (the
+// node stopped between the cut and the map's) is cleared.
+func TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack(t *testing.T) {
+	dir := t.TempDir()
+	const origin = "testnet/node1"
+	l := openMapTestLog(t, dir, "testnet/node0")
+	rs := mapTestState(t, l, origin)
+	appendNamed(t, rs, 0, 24, "a")
+	for size := uint64(2); size <= 24; size += 2 { // past vmap.DefaultKeep: older versions forgotten
+		checkRoot(t, rs, size)
+	}
+	// Kept: 18, 20, 22, 24. Cut back to 21: lowered to 20.
+	cutBackTo(t, rs, 21)
+	if got := openedSize(t, rs); got != 20 {
+		t.Fatalf("cut back to 21, the map covers %d records, want the kept 20", got)
+	}
+	appendNamed(t, rs, 21, 9, "b")
+	checkRoot(t, rs, 30)
+	checkRoot(t, rs, 26)
+
+	// Below every kept version: cleared, nothing left under its prefix.
+	cutBackTo(t, rs, 3)
+	if n := mapKeys(t, l.DB(), origin); n != 0 {
+		t.Fatalf("%d keys left under the cleared map's prefix", n)
+	}
+	if got := openedSize(t, rs); got != 0 {
+		t.Fatalf("cut back below every kept version, the map covers %d records, want 0", got)
+	}
+	appendNamed(t, rs, 3, 21, "c")
+	for _, size := range []uint64{4, 24} {
+		checkRoot(t, rs, size)
+	}
+
+	// The replica cut back and the node stopped before the map followed.
+	if err := rs.rep.Truncate(context.Background(), 10, func(txn *badger.Txn) error { return rs.tree.TruncateTxn(txn, 10) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMapTestLog(t, dir, "testnet/node0")
+	t.Cleanup(func() { l.Close() })
+	rs = mapTestState(t, l, origin)
+	appendNamed(t, rs, 10, 20, "d") // before the map is first used
+	if got := openedSize(t, rs); got != 0 {
+		t.Fatalf("a map above the replica after a restart covers %d records once opened, want 0", got)
+	}
+	checkRoot(t, rs, 30)
+
+	// And once more after a clean restart, from the committed version.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMapTestLog(t, dir, "testnet/node0")
+	t.Cleanup(func() { l.Close() })
+	rs = mapTestState(t, l, origin)
+	if got := openedSize(t, rs); got != 30 {
+		t.Fatalf("reopened at %d records, want 30", got)
+	}
+	if got, want := rs.rmap.lm.Root(), freshRoot(t, rs, 30); got != want {
+		t.Fatalf("the reopened map's root is %x, want %x", got, want)
 	}
 }

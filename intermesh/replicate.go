@@ -15,7 +15,6 @@ import (
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
-	"github.com/intermesh/intermesh/vmap"
 )
 
 // Replication parameters.
@@ -70,7 +69,7 @@ type replicaState struct {
 	pending   []heldCheckpoint      // not verified yet
 	verified  []heldCheckpoint      // latest last, at most keepVerified
 	untrusted string                // why the replica is no longer trusted
-	lm        *vmap.LogMap          // the replica's map, nil until needed (replica_map.go)
+	rmap      replicaMap            // the replica's map (replica_map.go)
 	suspect   *heldCheckpoint       // to investigate for a fork (fork.go)
 	mendWith  *heldCheckpoint       // to repair the replica with (repair.go)
 	badRelays map[peer.ID]time.Time // relays not asked until then (relay.go)
@@ -94,8 +93,12 @@ func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
 		if err != nil {
 			return nil, err
 		}
+		rmap, err := newReplicaMap(l.DB(), o, rep.Size())
+		if err != nil {
+			return nil, err
+		}
 		r.origins[o] = &replicaState{
-			origin: o, id: mb.id, rep: rep,
+			origin: o, id: mb.id, rep: rep, rmap: rmap,
 			tree: merkle.NewTree(l.DB(), merkle.ReplicaPrefix(o)),
 			wake: make(chan struct{}, 1), inbox: make(chan *recordsBatch, perOrigin), suspicious: make(chan struct{}, 1), mending: make(chan struct{}, 1),
 		}
