@@ -137,6 +137,15 @@
 // within that time are covered by one re-vote, not one each. A member never
 // signs a set it does not hold in full, and never certifies one either.
 //
+// Endorsement: from VoteDeadline on, while it holds no certificate of the
+// round, a member also signs the text of any other member's vote over at
+// least a quorum of checkpoints that it holds every one of (and none of a
+// member that equivocated), at most maxTextsPerSigner texts in all. With
+// replication a member whose replica of some origin lags holds fewer
+// checkpoints than the others at the deadline and votes over fewer; the
+// others sign its smaller set too, so a quorum split between two sets
+// still certifies the one they all hold.
+//
 // Why this converges: in the common case every member receives every
 // checkpoint within milliseconds and votes once, by rule 1, over the same
 // text. When a checkpoint is late or lost on the way to some members, it

@@ -334,6 +334,7 @@ func (st *state) settle(ctx context.Context, now time.Time) time.Time {
 			rs.graceAt = now.Add(m.cfg.QuorumGrace)
 		}
 		st.maybeVote(rs, now)
+		st.maybeEndorse(rs, now)
 		commitAt := rs.close.Add(m.cfg.CommitDeadline)
 		if !rs.committed && !now.Before(commitAt) {
 			st.commitNoQuorum(rs)
@@ -348,6 +349,7 @@ func (st *state) settle(ctx context.Context, now time.Time) time.Time {
 		}
 		if !rs.committed {
 			soonest(commitAt)
+			soonest(rs.close.Add(m.cfg.VoteDeadline)) // endorsements (maybeEndorse)
 		}
 	}
 	st.drop(m.currentRound())
@@ -421,6 +423,47 @@ func (st *state) maybeVote(rs *roundState, now time.Time) {
 	}
 	rs.votedAt = now
 	st.vote(rs, c)
+}
+
+// maybeEndorse applies the endorsement rule of the package comment: from
+// the vote deadline on, while the round has no certificate, the node also
+// signs any other member's text over at least a quorum of checkpoints that
+// it counts every one of. With replication, members count a checkpoint only
+// once their replica verified it, so a member whose replica lags votes
+// over fewer checkpoints than the others; without this rule the round could
+// end with the quorum split between the two sets.
+func (st *state) maybeEndorse(rs *roundState, now time.Time) {
+	m := st.m
+	if rs.cert != nil || rs.committed || now.Before(rs.close.Add(m.cfg.VoteDeadline)) || st.origin(m.self.origin).equivocated {
+		return
+	}
+	if m.repl != nil && !m.repl.caughtUp() {
+		return
+	}
+	for _, text := range slices.Sorted(maps.Keys(rs.ballots)) {
+		b := rs.ballots[text]
+		if rs.signed[text] || len(b.covers) < m.quorum || st.coversEquivocator(b) || !b.resolve(st, rs) {
+			continue
+		}
+		if len(rs.signed) >= maxTextsPerSigner(len(m.members)) {
+			return
+		}
+		st.vote(rs, b)
+		if rs.cert != nil {
+			return
+		}
+	}
+}
+
+// coversEquivocator reports whether b covers a checkpoint of a member that
+// equivocated.
+func (st *state) coversEquivocator(b *ballot) bool {
+	for _, c := range b.covers {
+		if os := st.origins[c.origin]; os != nil && os.equivocated {
+			return true
+		}
+	}
+	return false
 }
 
 // vote signs text c, counts the signature and gossips the vote.
