@@ -103,27 +103,34 @@ func (m *replicaMap) clearStore() error {
 	if err := vmap.NewBadgerStore(m.db, m.prefix).DiscardAbove(0); err != nil {
 		return err
 	}
-	var keys [][]byte
-	err := m.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: m.prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
+	for {
+		var keys [][]byte
+		err := m.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: m.prefix}) // keys only
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(keys) < clearChunk; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil || len(keys) == 0 {
+			return err
 		}
-		return nil
-	})
-	if err != nil || len(keys) == 0 {
-		return err
-	}
-	wb := m.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
+		wb := m.db.NewWriteBatch()
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				wb.Cancel()
+				return err
+			}
+		}
+		if err := wb.Flush(); err != nil {
 			return err
 		}
 	}
-	return wb.Flush()
 }
+
+// clearChunk is how many keys clearStore lists and deletes at a time.
+const clearChunk = 10000
 
 // lowerMapLocked makes the replica's map cover at most n records: it drops
 // the versions above the newest one it keeps not above n, or clears the

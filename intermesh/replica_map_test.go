@@ -25,7 +25,7 @@ func TestACheckpointWhoseMapLineIsNotItsRecordsMapIsNotVerified(t *testing.T) {
 	fed, keys := testFederation(t, 2)
 	origin := fed.Members[0].Origin
 	lb := openTestLog(t, fed.Members[1].Origin)
-	b, _ := startReplicating(t, fed, keys, 1, lb)
+	b, stop := startReplicating(t, fed, keys, 1, lb)
 	rep, err := lb.Replica(origin)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +76,17 @@ func TestACheckpointWhoseMapLineIsNotItsRecordsMapIsNotVerified(t *testing.T) {
 	})
 	if mismatches() != 1 {
 		t.Fatalf("%v mismatches counted, want the one", mismatches())
+	}
+
+	// The map is in the node's database, committed at the checkpoint's
+	// size, and a restarted member reopens it there.
+	if c, err := vmap.NewBadgerStore(lb.DB(), vmap.StorePrefix(replicaMapName(origin))).Committed(); err != nil || c != 5 {
+		t.Fatalf("the replica's map committed at %d (%v), want 5", c, err)
+	}
+	stop()
+	b2, _ := startReplicating(t, fed, keys, 1, lb)
+	if got := openedSize(t, b2.repl.origins[origin]); got != 5 {
+		t.Fatalf("after a restart the replica's map covers %d records, want the 5 it was committed at", got)
 	}
 }
 
@@ -212,8 +223,8 @@ func TestAReplicasMapIsKeptInTheDatabaseAndReopenedAfterARestart(t *testing.T) {
 	if err := keyspace.CheckOwner(l.DB(), keyspace.OwnerInterMesh, keyspace.OwnerLog, keyspace.OwnerMerkle, keyspace.OwnerMap); err != nil {
 		t.Error(err)
 	}
-	if n, err := keyspace.Count(l.DB()); err != nil || n[keyspace.OwnerMap] == 0 {
-		t.Fatalf("map keys: %v, %v", n, err)
+	if n, err := keyspace.Count(l.DB()); err != nil || n[keyspace.OwnerMap] == 0 || n[keyspace.OwnerMap] != mapKeys(t, l.DB(), origin) {
+		t.Fatalf("map keys: %v, %v; want some, all under the replica map's prefix", n, err)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
