@@ -58,7 +58,8 @@ func disagreement(x, y *Certificate) string {
 
 // checkEquivocation looks at every verified checkpoint any node showed (its
 // own, in Status, in certificates and votes) and finds, per origin, two that
-// cannot both be true: two roots for one size, two checkpoints of one round,
+// cannot both be true: two roots or two map lines for one size, two
+// checkpoints of one round,
 // a tree that shrank, or a prev line that does not chain to the previous
 // round's note. Each is reported as evidence against the origin.
 func (a *auditor) checkEquivocation() {

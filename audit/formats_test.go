@@ -280,6 +280,14 @@ func TestVerifyEvidenceAcceptsOnlyRealConflicts(t *testing.T) {
 		return string(b)
 	}
 	r5 := sign(10, 1, 5, nil)
+	withMap := func(size, round uint64, mapByte byte) string {
+		b, err := merkle.SignCheckpoint(merkle.Checkpoint{Origin: s.Name(), Size: size, Root: bytes.Repeat([]byte{1}, 32), Round: round, Time: 1,
+			Map: bytes.Repeat([]byte{mapByte}, 32)}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 	for _, tc := range []struct {
 		name  string
 		notes [2]string
@@ -291,6 +299,9 @@ func TestVerifyEvidenceAcceptsOnlyRealConflicts(t *testing.T) {
 		{"a prev line that skips round 5", [2]string{r5, sign(12, 1, 6, noteDigest("other"))}, true},
 		{"the next round, chained", [2]string{r5, sign(12, 1, 6, noteDigest(r5))}, false},
 		{"the same note twice", [2]string{r5, r5}, false},
+		{"two map lines for one size", [2]string{withMap(10, 5, 1), withMap(10, 7, 2)}, true},
+		{"one map line for one size, twice", [2]string{withMap(10, 5, 1), withMap(10, 7, 1)}, false},
+		{"a map line after none", [2]string{r5, withMap(10, 7, 2)}, false},
 	} {
 		why, err := keys.verifyEvidence(evidencePayload{Origin: s.Name(), Notes: tc.notes})
 		if (err == nil) != tc.ok {

@@ -259,7 +259,7 @@ func VerifyConsistency(older, newer Checkpoint, p [][]byte) error {
 // conflict says why two checkpoints of one origin, both validly signed,
 // cannot both be honest, or returns "" if they can. It knows the conflicts
 // that two notes prove alone: one round with two different checkpoints, one
-// size with two roots, a tree that shrank in a later round, and a
+// size with two roots or two map lines, a tree that shrank in a later round, and a
 // round-r+1 checkpoint whose prev line is not the hash of the round-r note.
 func conflict(a, b Checkpoint) string {
 	if a.Origin != b.Origin || NoteText(a.Note) == NoteText(b.Note) {
@@ -271,6 +271,8 @@ func conflict(a, b Checkpoint) string {
 	switch {
 	case a.Size == b.Size && !bytes.Equal(a.Root, b.Root):
 		return fmt.Sprintf("two roots for tree size %d (%s in round %d, %s in round %d)", a.Size, b64(a.Root), a.Round, b64(b.Root), b.Round)
+	case a.Size == b.Size && len(a.Map) > 0 && len(b.Map) > 0 && !bytes.Equal(a.Map, b.Map):
+		return fmt.Sprintf("two map roots for tree size %d (%s in round %d, %s in round %d)", a.Size, b64(a.Map), a.Round, b64(b.Map), b.Round)
 	case a.Round == b.Round:
 		return fmt.Sprintf("two checkpoints for round %d (sizes %d and %d)", a.Round, a.Size, b.Size)
 	case a.Size > b.Size:
