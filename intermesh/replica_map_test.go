@@ -242,7 +242,12 @@ func TestAReplicasMapIsKeptInTheDatabaseAndReopenedAfterARestart(t *testing.T) {
 	appendNamed(t, rs, 30, 10, "a")
 	checkRoot(t, rs, 40)
 	checkRoot(t, rs, 30) // kept: reopened at it
-	checkRoot(t, rs, 7)  // below every kept version: rebuilt
+	checkRoot(t, rs, 35) // between kept versions: lowered to 30, followed to 35
+	if got := rs.rmap.lm.Size(); got != 35 {
+		t.Fatalf("after a size between kept versions the map covers %d records, want 35", got)
+	}
+	checkRoot(t, rs, 40)
+	checkRoot(t, rs, 7) // below every kept version: rebuilt
 	if got := rs.rmap.lm.Size(); got != 7 {
 		t.Fatalf("after a size below every kept version the map covers %d records, want 7", got)
 	}
