@@ -552,6 +552,12 @@ func (s *BadgerStore) delete(keys [][]byte) error {
 // calls it with the committed version, to drop a Save cut short. Versions
 // below version that Forget dropped stay dropped. It must not run while a
 // Tree uses the store.
+//
+// Lowering the committed version to one at or below the last Forget is not
+// a way to empty or rewind a map: Forget keeps each bucket's newest save at
+// or below its cut-off without its version's list, and those saves would
+// come back once the map is committed past them. To empty a map, delete
+// every key under the store's prefix (intermesh's replica maps do).
 func (s *BadgerStore) DiscardAbove(version uint64) error {
 	if err := s.discardAbove(version); err != nil {
 		return fmt.Errorf("vmap: discarding above version %d: %w", version, err)
