@@ -99,7 +99,7 @@ func memberRound(ctx context.Context, url, origin string, r uint64, vs note.Veri
 		for _, pp := range st.Peers {
 			cp, err := merkle.ParseCheckpoint(noteText([]byte(pp.Checkpoint)))
 			if err == nil && cp.Origin == origin {
-				nr.Size, nr.Root, nr.Err = cp.Size, cp.Root, nil
+				nr.Size, nr.Root, nr.Map, nr.Err = cp.Size, cp.Root, cp.Map, nil
 			}
 		}
 	}

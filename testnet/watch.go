@@ -51,6 +51,7 @@ type NodeRound struct {
 	Member     bool
 	Size       uint64 // tree size of its checkpoint, if it made one
 	Root       []byte // root of its checkpoint
+	Map        []byte // its checkpoint's map line (the root of its verifiable map), if any
 	Err        error  // why there is no checkpoint
 	MasterHash []byte // M_r of the certificate it holds, if any
 	Covered    int    // checkpoints the certificate covers
@@ -99,7 +100,7 @@ func (r RoundReport) String() string {
 		case n.Err != nil:
 			fmt.Fprintf(&b, "\n  node%-2d no checkpoint: %v", i, n.Err)
 		default:
-			fmt.Fprintf(&b, "\n  node%-2d size %-6d root %s", i, n.Size, b64prefix(n.Root))
+			fmt.Fprintf(&b, "\n  node%-2d size %-6d root %s  map %s", i, n.Size, b64prefix(n.Root), b64prefixOrDash(n.Map))
 			if n.MasterHash != nil {
 				fmt.Fprintf(&b, "  master %s (%d checkpoints, %d signatures)", b64prefix(n.MasterHash), n.Covered, n.Signatures)
 			} else {
@@ -111,6 +112,15 @@ func (r RoundReport) String() string {
 }
 
 func b64prefix(h []byte) string { return base64.StdEncoding.EncodeToString(h)[:12] }
+
+// b64prefixOrDash is b64prefix, or "-" for no hash (a checkpoint without a
+// map line).
+func b64prefixOrDash(h []byte) string {
+	if len(h) == 0 {
+		return "-"
+	}
+	return b64prefix(h)
+}
 
 // RoundReport collects every node's checkpoint and certificate of round r.
 func (t *Testnet) RoundReport(r uint64) RoundReport {
@@ -134,7 +144,7 @@ func (t *Testnet) RoundReport(r uint64) RoundReport {
 			nr.Err = err
 			continue
 		}
-		nr.Size, nr.Root = cp.Size, cp.Root
+		nr.Size, nr.Root, nr.Map = cp.Size, cp.Root, cp.Map
 		if m := n.Mesh(); m != nil {
 			if cert, ok := m.Certificate(r); ok {
 				nr.MasterHash, nr.Covered = cert.MasterHash, len(cert.Checkpoints)
