@@ -332,6 +332,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.cfg.Store.MappedLimitMB > 0 {
 		wg.Go(func() { n.runMappedLimit(runCtx) })
 	}
+	wg.Go(func() { n.vmap.follow(runCtx, max(n.schedule.Period/8, 50*time.Millisecond), n.logger) })
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -405,7 +406,13 @@ func (n *Node) runEpochs(ctx context.Context) {
 // size.
 func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error {
 	start := time.Now()
-	signed, cp, err := n.tree.CloseEpochWithMap(ctx, round, at, n.signer, n.cfg.Origin, n.vmap.rootAt(ctx))
+	var signed []byte
+	var cp merkle.Checkpoint
+	err := n.vmap.closeEpoch(ctx, func(mapRoot merkle.MapRoot) error {
+		var err error
+		signed, cp, err = n.tree.CloseEpochWithMap(ctx, round, at, n.signer, n.cfg.Origin, mapRoot)
+		return err
+	})
 	if err != nil {
 		n.metrics.epochFailures.Inc()
 		return err

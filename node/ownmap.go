@@ -3,22 +3,30 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/vmap"
 )
 
 // mapStoreName names the node's own map in its database (vmap.StorePrefix).
 const mapStoreName = "local"
 
+// followChunk bounds the records the follower adds to the map at one time,
+// so that an epoch close never waits long for it.
+const followChunk = 2000
+
 // ownMap is the verifiable map of the node's own log (package vmap): every
 // checkpoint the node closes ends with the map's root over exactly the
-// checkpoint's records. The map's buckets are kept in the node's database
-// (vmap.BadgerStore), committed under the size of each checkpoint, so that
-// a restart resumes from the last one and the maps of the last few
-// checkpoints stay provable.
+// checkpoint's records. The map follows the log as it grows (follow), and
+// at each epoch close the node brings it to the checkpoint's size and
+// commits it under that size (closeEpoch), so the close does only the
+// records of the last moments and the store write. The buckets are kept in
+// the node's database (vmap.BadgerStore): a restart resumes from the last
+// commit, and the maps of the last few checkpoints stay provable.
 type ownMap struct {
 	log     *log.Log
 	store   *vmap.BadgerStore
@@ -50,30 +58,62 @@ func (m *ownMap) reopen() error {
 	return nil
 }
 
-// rootAt returns the map root over the log's first size records (a
-// merkle.MapRoot): it advances the map to size and commits it under that
-// version. A size below the map's is answered from the kept versions. On a
-// failure the map is reloaded from its store, at its last commit.
-func (m *ownMap) rootAt(ctx context.Context) func(size uint64) ([]byte, error) {
-	return func(size uint64) ([]byte, error) {
+// follow adds the log's new records to the map every interval until ctx
+// ends, at most followChunk at a time. A failure is logged and the map
+// reloaded from its last commit; the next epoch close redoes the work.
+func (m *ownMap) follow(ctx context.Context, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		m.mu.Lock()
-		defer m.mu.Unlock()
+		target := min(m.log.Size(), m.lm.Size()+followChunk)
+		if err := m.lm.Follow(ctx, m.log, target); err != nil && ctx.Err() == nil {
+			logger.Warn("the log's map could not follow the log; reloading it", "err", err)
+			if err := m.reopen(); err != nil {
+				logger.Error("reloading the log's map", "err", err)
+			}
+		}
+		m.mu.Unlock()
+	}
+}
+
+// closeEpoch runs close, an epoch close of the log's tree, with the map
+// held still: the follower cannot move it past the size the close takes
+// from the tree (which is at least the log size the follower last saw), so
+// the root close asks for (through the merkle.MapRoot it gets) is always
+// reachable. On a failure of the map the map is reloaded from its store.
+func (m *ownMap) closeEpoch(ctx context.Context, close func(merkle.MapRoot) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var mapErr error
+	err := close(func(size uint64) ([]byte, error) {
 		start := time.Now()
 		root, err := m.root(ctx, size)
 		if err != nil {
-			if rerr := m.reopen(); rerr != nil {
-				err = fmt.Errorf("%w (and %w)", err, rerr)
-			}
+			mapErr = err
 			return nil, err
 		}
 		m.metrics.mapSeconds.Observe(time.Since(start).Seconds())
 		m.metrics.mapKeys.Set(float64(m.lm.Tree().Len()))
 		m.metrics.mapSize.Set(float64(m.lm.Size()))
 		return root[:], nil
+	})
+	if mapErr != nil {
+		if rerr := m.reopen(); rerr != nil {
+			err = fmt.Errorf("%w (and %w)", err, rerr)
+		}
 	}
+	return err
 }
 
-// root is rootAt with mu held.
+// root brings the map to size, commits it under that version and returns
+// its root; a size below the map's is answered from the kept versions; mu
+// held.
 func (m *ownMap) root(ctx context.Context, size uint64) (vmap.Hash, error) {
 	if size < m.lm.Size() {
 		root, err := m.lm.Tree().RootAt(size)

@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/intermesh/intermesh/loadgen"
+	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/vmap"
 )
 
@@ -78,4 +84,53 @@ func checkMapLine(t *testing.T, n *Node, size uint64) {
 	if lm.Tree().Len() == 0 {
 		t.Fatal("the records set no key: the test checks nothing")
 	}
+}
+
+// TestTheMapFollowsTheLogBetweenCloses: the map takes the log's records as
+// they are appended, so an epoch close finds it (almost) there, and the
+// close's root is the map of exactly the checkpoint's records.
+func TestTheMapFollowsTheLogBetweenCloses(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := log.Open(ctx, log.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Origin: "test/follow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	metrics, err := newNodeMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openOwnMap(l, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); m.follow(ctx, 5*time.Millisecond, slog.Default()) }()
+	for i := range 3 * followChunk {
+		if _, err := l.Append(ctx, log.Record{Kind: portal.KindProfile, Identifier: fmt.Sprint("P-", i%700), Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := l.Size()
+	covered := func() uint64 { m.mu.Lock(); defer m.mu.Unlock(); return m.lm.Size() }
+	waitFor(t, 10*time.Second, "the map following the log", func() bool { return covered() == size })
+
+	want := vmap.NewLogMap()
+	if err := want.Follow(ctx, l, size); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	err = m.closeEpoch(ctx, func(mapRoot merkle.MapRoot) error {
+		if _, err := mapRoot(size - 1); err == nil {
+			t.Error("a root below the map's size that no checkpoint committed was given")
+		}
+		got, err = mapRoot(size)
+		return err
+	})
+	if w := want.Root(); err != nil || !bytes.Equal(got, w[:]) {
+		t.Fatalf("close: root %x, %v; want %x", got, err, w)
+	}
+	cancel()
+	<-done
 }
