@@ -18,6 +18,7 @@ import (
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
 	"github.com/intermesh/intermesh/portal/mesh"
+	"github.com/intermesh/intermesh/vmap"
 )
 
 // benchEntries makes the requests that publish n distinct signed device
@@ -225,46 +226,98 @@ func BenchmarkPublish(b *testing.B) {
 // 256 concurrent appenders to a fresh log whose transactions also write
 // the Merkle tree and the portal's indexes (accounts, profiles), exactly
 // as a node opens its log. Compare with log's BenchmarkAppend (bare log)
-// and merkle's BenchmarkAppendWithTree (log + tree).
+// and merkle's BenchmarkAppendWithTree (log + tree). Each runs without and
+// with the log's verifiable map kept up meanwhile (map=false, map=true),
+// side by side.
 func BenchmarkNodeAppendPath(b *testing.B) {
-	for _, appenders := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
-			recs := benchAccountRecords(b, b.N)
-			state := portal.NewState()
-			l, err := log.Open(context.Background(), log.Options{
-				Dir: b.TempDir(), Logger: quietLogger(), Origin: testOrigin,
-				Indexers:      []log.Indexer{state},
-				BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, treePrefix)},
+	for _, withMap := range []bool{false, true} {
+		for _, appenders := range []int{1, 16, 256} {
+			b.Run(fmt.Sprintf("map=%t/appenders=%d", withMap, appenders), func(b *testing.B) {
+				benchAppendPath(b, appenders, withMap)
 			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
-			if _, err := portal.New(portal.Config{}, portal.Deps{Log: l, State: state, Logger: quietLogger()}); err != nil {
-				b.Fatal(err) // binds the state to the log's database, as a node does
-			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range appenders {
-				wg.Go(func() {
-					for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-						if _, err := l.Append(context.Background(), recs[i]); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
-			if st := l.Stats(); st.Batches > 0 {
-				b.ReportMetric(float64(st.Records)/float64(st.Batches), "records/batch")
+		}
+	}
+}
+
+// benchAppendPath is one case of BenchmarkNodeAppendPath: appenders
+// goroutines append b.N CreateAccount records; withMap, a follower keeps
+// the log's verifiable map in the same database meanwhile, as a node does
+// (following the log, committing every 10,000 records), and the time
+// includes bringing it to the last record.
+func benchAppendPath(b *testing.B, appenders int, withMap bool) {
+	recs := benchAccountRecords(b, b.N)
+	state := portal.NewState()
+	l, err := log.Open(context.Background(), log.Options{
+		Dir: b.TempDir(), Logger: quietLogger(), Origin: testOrigin,
+		Indexers:      []log.Indexer{state},
+		BatchIndexers: []log.BatchIndexer{merkle.NewTree(nil, treePrefix)},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := portal.New(portal.Config{}, portal.Deps{Log: l, State: state, Logger: quietLogger()}); err != nil {
+		b.Fatal(err) // binds the state to the log's database, as a node does
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	stopMap := func() {}
+	if withMap {
+		stopMap = followMap(b, l)
+	}
+	for range appenders {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
+				if _, err := l.Append(context.Background(), recs[i]); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
+	}
+	wg.Wait()
+	stopMap()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+	if st := l.Stats(); st.Batches > 0 {
+		b.ReportMetric(float64(st.Records)/float64(st.Batches), "records/batch")
+	}
+}
+
+// followMap keeps l's verifiable map in l's database while l grows, and
+// returns a function that brings it to l's last record and stops.
+func followMap(b *testing.B, l *log.Log) (stop func()) {
+	tree, err := vmap.NewBadgerStore(l.DB(), vmap.StorePrefix("local")).Open(vmap.DefaultKeep)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lm := vmap.OpenLogMap(tree)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	step := func(size uint64) {
+		if err := lm.Follow(context.Background(), l, size); err != nil {
+			b.Error(err)
+		}
+		if lm.Size()-tree.Version() >= 10_000 || size == l.Size() && ctx.Err() != nil {
+			if _, err := lm.Commit(); err != nil {
+				b.Error(err)
+			}
+		}
+	}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			step(min(l.Size(), lm.Size()+2000))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		step(l.Size())
 	}
 }
 
