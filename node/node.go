@@ -216,6 +216,7 @@ func (n *Node) newPortal() error {
 		Service:           cfg.Origin,
 		ServiceProfile:    service,
 		Domains:           config.ServedDomains(n.FederationChain(), cfg.Origin),
+		DomainHomes:       n.domainHomes(),
 		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
 		RateLimit:         cfg.HTTP.RatePerSecond,
 		RateBurst:         cfg.HTTP.RateBurst,
@@ -243,6 +244,25 @@ func (n *Node) newPortal() error {
 		Logger:      n.logger,
 	})
 	return err
+}
+
+// domainHomes names, for each domain another member of the latest
+// federation version serves, that member and its portal.
+func (n *Node) domainHomes() map[string]string {
+	chain := n.FederationChain()
+	if len(chain) == 0 {
+		return nil
+	}
+	homes := map[string]string{}
+	for _, m := range chain[len(chain)-1].Members {
+		if m.Origin == n.cfg.Origin {
+			continue
+		}
+		for _, d := range m.Domains {
+			homes[d] = fmt.Sprintf("%s at %s", m.Origin, m.HTTP)
+		}
+	}
+	return homes
 }
 
 // closeStores closes the InterMesh host and the log.

@@ -49,5 +49,8 @@ func (s *Server) domainReason(account string) string {
 			return ""
 		}
 	}
+	if home, ok := s.cfg.DomainHomes[domain]; ok {
+		return fmt.Sprintf("the domain %q is not served by this portal, which serves %s: it is served by member %s, create the account there", domain, served, home)
+	}
 	return fmt.Sprintf("the domain %q is not served by this portal, which serves %s: an account is created at the member that serves its domain", domain, served)
 }

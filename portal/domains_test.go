@@ -13,13 +13,15 @@ import (
 // its log, and ValidateAccount says why such a name is not valid here.
 func TestCreateAccountOnlyForTheDomainsServed(t *testing.T) {
 	ctx := context.Background()
-	p := newTestPortal(t, portal.Config{Domains: []string{"example.com", "node1.example.com"}})
+	p := newTestPortal(t, portal.Config{Domains: []string{"example.com", "node1.example.com"},
+		DomainHomes: map[string]string{"example.net": "fed/node2 at http://node2.example"}})
 	for _, tc := range []struct {
 		account string
 		says    []string
 	}{
 		{"alice@example.org", []string{`CreateRequest.Account "alice@example.org"`, `the domain "example.org" is not served by this portal`, "serves example.com, node1.example.com"}},
 		{"alice@sub.example.com", []string{`the domain "sub.example.com" is not served`}},
+		{"alice@example.net", []string{`the domain "example.net" is not served by this portal`, "served by member fed/node2 at http://node2.example"}},
 		{"alice@example.com.evil", []string{`the domain "example.com.evil" is not served`}},
 		{"alice", []string{`CreateRequest.Account "alice"`, "has no domain", "NAME@DOMAIN", "(example.com, node1.example.com)"}},
 	} {

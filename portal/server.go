@@ -131,6 +131,10 @@ type Config struct {
 	// ValidateAccount reports such a name as not valid here. Empty (a solo
 	// node, a federation file without domains): every acceptable name.
 	Domains []string
+	// DomainHomes names, for the other members' domains, the member that
+	// serves each (e.g. "example.org": "fed/node1 at https://node1.example"),
+	// so that a refused CreateAccount says where to go. Optional.
+	DomainHomes map[string]string
 	// TransferToken, if set, is a bearer token that authorizes Transfer.
 	TransferToken string
 	// TransferPublic lets anyone use Transfer.

@@ -21,7 +21,7 @@ func TestEachMemberCreatesTheAccountsOfItsOwnDomainOnly(t *testing.T) {
 		}
 		own, other := tn.Account(i, "alice"), tn.Account(1-i, "bob")
 		for _, tc := range []struct{ account, says string }{
-			{other, `is not served by this portal, which serves ` + tn.opts.Domain(i)},
+			{other, `is not served by this portal, which serves ` + tn.opts.Domain(i) + `: it is served by member ` + tn.opts.Origin(1-i)},
 			{"carol", "has no domain"},
 		} {
 			entry, _, err := NewProfile()
