@@ -59,8 +59,9 @@ func (m *ownMap) reopen() error {
 }
 
 // follow adds the log's new records to the map every interval until ctx
-// ends, at most followChunk at a time. A failure is logged and the map
-// reloaded from its last commit; the next epoch close redoes the work.
+// ends, at most followChunk at a time, and hashes the changed buckets. A
+// failure is logged and the map reloaded from its last commit; the next
+// epoch close redoes the work.
 func (m *ownMap) follow(ctx context.Context, interval time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -77,6 +78,8 @@ func (m *ownMap) follow(ctx context.Context, interval time.Duration, logger *slo
 			if err := m.reopen(); err != nil {
 				logger.Error("reloading the log's map", "err", err)
 			}
+		} else {
+			m.lm.Root() // hash the changed buckets now, not at the close
 		}
 		m.mu.Unlock()
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkMapAtEpochClose measures what the verifiable map costs the node
-// per epoch of 10,000 records, each setting a key (a new name for a quarter
+// per epoch of 1,000 and of 10,000 records, each setting a key (a new name for a quarter
 // of them, a new version of an existing one for the rest): the follower's
 // part, bringing the map (in Badger) forward over the records as they are
 // appended (µs/record, to compare with the append path), and the epoch
@@ -24,7 +24,13 @@ import (
 //
 //	go test ./node/ -run XXX -bench MapAtEpochClose -benchtime 20x
 func BenchmarkMapAtEpochClose(b *testing.B) {
-	const perEpoch = 10_000
+	for _, perEpoch := range []int{1000, 10_000} {
+		b.Run(fmt.Sprintf("records=%d", perEpoch), func(b *testing.B) { benchMapEpochs(b, perEpoch) })
+	}
+}
+
+// benchMapEpochs is BenchmarkMapAtEpochClose with perEpoch records an epoch.
+func benchMapEpochs(b *testing.B, perEpoch int) {
 	ctx := context.Background()
 	l, err := log.Open(ctx, log.Options{Dir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Origin: "bench/map"})
 	if err != nil {
@@ -60,6 +66,7 @@ func BenchmarkMapAtEpochClose(b *testing.B) {
 		if err := m.lm.Follow(ctx, l, size); err != nil {
 			b.Fatal(err)
 		}
+		m.lm.Root() // as the follower does
 		mid := time.Now()
 		if _, err := m.root(ctx, size); err != nil {
 			b.Fatal(err)
