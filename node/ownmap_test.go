@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,7 +46,13 @@ func TestEveryCheckpointEndsWithTheMapOfItsRecords(t *testing.T) {
 		stop := runNode(t, n)
 		appendNames(n, count)
 		covered = n.Log().Size()
-		checkMapLine(t, n, covered)
+		cp := checkMapLine(t, n, covered)
+		// The status page shows it too.
+		var st struct{ MapRoot string }
+		getJSON(t, "http://"+n.HTTPAddr()+"/status.json", &st)
+		if want := base64.StdEncoding.EncodeToString(cp.Map); st.MapRoot != want {
+			t.Errorf("/status.json shows map root %q, the checkpoint %q", st.MapRoot, want)
+		}
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +63,7 @@ func TestEveryCheckpointEndsWithTheMapOfItsRecords(t *testing.T) {
 
 // checkMapLine waits for a checkpoint of size records and checks its map
 // line against the map recomputed from the log's leaves.
-func checkMapLine(t *testing.T, n *Node, size uint64) {
+func checkMapLine(t *testing.T, n *Node, size uint64) merkle.Checkpoint {
 	t.Helper()
 	var cp merkle.Checkpoint
 	waitFor(t, 5*time.Second, fmt.Sprintf("a checkpoint of %d records", size), func() bool {
@@ -84,6 +91,7 @@ func checkMapLine(t *testing.T, n *Node, size uint64) {
 	if lm.Tree().Len() == 0 {
 		t.Fatal("the records set no key: the test checks nothing")
 	}
+	return cp
 }
 
 // TestTheMapFollowsTheLogBetweenCloses: the map takes the log's records as

@@ -21,6 +21,9 @@ type statusData struct {
 	NextCheckpoint *time.Time `json:",omitempty"`
 	Started        time.Time
 	Checkpoint     string
+	// MapRoot is the latest checkpoint's map line: the root of the log's
+	// verifiable map over its records ("" without one).
+	MapRoot string `json:",omitempty"`
 	// CommittedCertificate is the certificate whose MasterHash record the
 	// latest checkpoint covers, and Peers the checkpoints it covers.
 	CommittedCertificate string     `json:",omitempty"`
@@ -43,6 +46,12 @@ func (s *Server) statusData(r *http.Request) (*statusData, error) {
 		Checkpoint: st.CheckpointValue, Evidence: st.Evidence}
 	if d.Service == "" {
 		d.Service = "Mesh portal"
+	}
+	body, _, _ := strings.Cut(d.Checkpoint, "\n\n")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, "map "); ok {
+			d.MapRoot = v
+		}
 	}
 	for _, p := range st.Peers {
 		head := strings.SplitN(p.Checkpoint, "\n", 4)
@@ -167,6 +176,7 @@ but this node certified round {{.Round}} under the members before it:</p>
 <tr><td>Log size</td><td id="size">{{.Size}} records</td></tr>
 <tr><td>Last write</td><td>{{time .LastWrite}}</td></tr>
 <tr><td>Last checkpoint</td><td>{{time .LastCheckpoint}}</td></tr>
+{{with .MapRoot}}<tr><td title="the root of the log's verifiable map (every profile, escrow and account name, its latest record) as of the latest checkpoint">Map root</td><td id="map"><code>{{.}}</code></td></tr>{{end}}
 <tr><td>Next checkpoint</td><td>{{time .NextCheckpoint}}</td></tr>
 <tr><td>Up since</td><td>{{time .Started}}</td></tr>
 </table>
