@@ -100,6 +100,7 @@ type soakFigures struct {
 	RoundsChecked    int
 	RoundsCertified  int
 	RoundsNoQuorum   int      // rounds no member holds a certificate of
+	RoundsCoverAll   int      // rounds some member holds a certificate of that covers every member's checkpoint
 	NoQuorumRounds   []uint64 `json:",omitempty"`
 	MaxLagRecords    uint64
 	MaxLagRounds     uint64
@@ -343,10 +344,11 @@ func (p *Processes) sampleWhile(ctx context.Context, fig *soakFigures) {
 
 // countCertifiedRounds reads every member's MasterHash records and counts,
 // for each round from first to last, whether any member committed a
-// certificate with at least the quorum's valid member signatures.
+// certificate with at least the quorum's valid member signatures, and
+// whether one of them covers every member's checkpoint.
 func (p *Processes) countCertifiedRounds(t *testing.T, first, last uint64, fig *soakFigures) {
 	t.Helper()
-	certified := map[uint64]bool{}
+	certified, coverAll := map[uint64]bool{}, map[uint64]bool{}
 	for i := range p.Size() {
 		c, err := client.New(p.PortalURL(i))
 		if err != nil {
@@ -366,6 +368,9 @@ func (p *Processes) countCertifiedRounds(t *testing.T, first, last uint64, fig *
 			}
 			if n, err := note.Open(r.Note, p.vs); err == nil && len(n.Sigs) >= p.fed.EffectiveQuorum() {
 				certified[r.Round] = true
+				if len(r.Checkpoints) == len(p.fed.Members) {
+					coverAll[r.Round] = true
+				}
 			}
 			return nil
 		})
@@ -375,6 +380,9 @@ func (p *Processes) countCertifiedRounds(t *testing.T, first, last uint64, fig *
 	}
 	for r := first; r <= last; r++ {
 		fig.RoundsChecked++
+		if coverAll[r] {
+			fig.RoundsCoverAll++
+		}
 		if certified[r] {
 			fig.RoundsCertified++
 		} else {
