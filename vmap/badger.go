@@ -2,9 +2,11 @@ package vmap
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -17,18 +19,32 @@ import (
 // log, StorePrefix of the log's name):
 //
 //	P || 'b' || bucket uint16 || version uint64  the bucket's entries as saved under version
-//	P || 'h' || version uint64                   the buckets saved under version (uint16 each),
-//	                                             until Forget or DiscardAbove has dealt with them
+//	P || 'h' || version uint64                   the buckets saved under version, each with the
+//	                                             version of it that it supersedes, until Forget
+//	                                             or DiscardAbove has dealt with them
 //	P || 'v'                                     the committed version, uint64: the last one saved whole
 //
 // integers big-endian. A bucket's value is its entry count (uint32) and
 // then each entry's key (32 bytes) and value (ValueSize bytes), by key.
+//
+// A list of saved buckets is listFormat (1 byte) and then, for each bucket
+// by number, the bucket (uint16) and its previous saved version (uint64):
+// the newest one below version when Save wrote it, 0 if there was none,
+// or unknownPrev if Save did not know it. Forget deletes a known previous
+// version with a direct delete and seeks the older versions of the others
+// with an iterator. Stores written before the previous versions were kept
+// list the buckets alone (uint16 each, an even length, where the new form's
+// is odd); they read as lists whose previous versions are all unknown.
 const (
 	bucketKind    = 'b'
 	savedKind     = 'h'
 	committedKind = 'v'
 
 	entrySize = 32 + ValueSize
+
+	listFormat    = 1          // the first byte of a list of saved buckets with their previous versions
+	listEntrySize = 2 + 8      // a bucket and its previous version in such a list
+	unknownPrev   = ^uint64(0) // a previous version not known
 )
 
 // ErrMalformedBucket is returned (wrapped) by a BadgerStore's Load for a
@@ -373,34 +389,73 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 		bs = append(bs, b)
 	}
 	slices.Sort(bs)
+	// The index gives the version each bucket saved above the committed
+	// one supersedes.
+	if _, _, err := s.index(0); err != nil {
+		return err
+	}
 	// What failed Saves of other versions above the committed one left
 	// would show through once the committed version reaches them: drop it.
 	// The buckets an earlier, failed Save of version wrote stay listed.
-	var listed []uint32
-	var c uint64
+	var (
+		c      uint64
+		listed []listEntry
+		left   []uint64
+		fixes  map[uint64][]listEntry
+	)
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
 		if c, err = s.readCommitted(txn); err != nil {
 			return err
 		}
-		listed, err = s.savedBuckets(txn, version)
+		if listed, err = s.savedBuckets(txn, version); err != nil {
+			return err
+		}
+		if c < ^uint64(0) {
+			if left, err = s.savedVersionsIn(txn, c+1, ^uint64(0)); err != nil {
+				return err
+			}
+			left = slices.DeleteFunc(left, func(v uint64) bool { return v == version })
+		}
+		if version <= c {
+			fixes, err = s.successorLists(txn, version, c, bs)
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if c < ^uint64(0) {
-		left, err := s.savedVersions(c+1, ^uint64(0))
-		if err != nil {
-			return err
+	if err := s.drop(left); err != nil {
+		return err
+	}
+	prev := make(map[uint32]uint64, len(listed)+len(bs))
+	for _, e := range listed {
+		prev[e.bucket] = e.prev
+	}
+	s.mu.RLock()
+	known := s.indexed && s.committed == c && version > c
+	for _, b := range bs {
+		if _, ok := prev[b]; ok && !known {
+			continue // saved again under version: it supersedes the same one
 		}
-		if err := s.drop(slices.DeleteFunc(left, func(v uint64) bool { return v == version })); err != nil {
+		prev[b] = unknownPrev
+		if known {
+			prev[b] = s.latest[b]
+		}
+	}
+	s.mu.RUnlock()
+	list := make([]listEntry, 0, len(prev))
+	for b, p := range prev {
+		list = append(list, listEntry{b, p})
+	}
+	slices.SortFunc(list, func(x, y listEntry) int { return cmp.Compare(x.bucket, y.bucket) })
+	w := newWriter(s.db)
+	defer w.discard()
+	for _, v := range slices.Sorted(maps.Keys(fixes)) {
+		if err := w.write(s.savedKey(v), encodeBucketList(fixes[v]), false); err != nil {
 			return err
 		}
 	}
-	list := slices.Compact(slices.Sorted(slices.Values(append(listed, bs...))))
-	w := newWriter(s.db)
-	defer w.discard()
 	if err := w.write(s.savedKey(version), encodeBucketList(list), false); err != nil {
 		return err
 	}
@@ -432,18 +487,87 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 	return nil
 }
 
-// encodeBucketList returns the stored form of a list of buckets.
-func encodeBucketList(bs []uint32) []byte {
-	b := make([]byte, 0, 2*len(bs))
-	for _, x := range bs {
-		b = binary.BigEndian.AppendUint16(b, uint16(x))
+// successorLists returns, for a Save of buckets bs under version, not
+// above the committed version c, the lists of the versions up to c that
+// next saved one of them, with the previous version of each such bucket
+// made unknown: the version they supersede is now version, not the one
+// they list. (A Tree never saves a version not above the committed one.)
+func (s *BadgerStore) successorLists(txn *badger.Txn, version, c uint64, bs []uint32) (map[uint64][]listEntry, error) {
+	next := map[uint64][]uint32{}
+	for _, b := range bs {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: s.key(bucketKind, b, 0, true, false)})
+		it.Seek(s.bucketKey(b, version+1))
+		if it.Valid() {
+			k := it.Item().Key()
+			if v := binary.BigEndian.Uint64(k[len(k)-8:]); v <= c {
+				next[v] = append(next[v], b)
+			}
+		}
+		it.Close()
+	}
+	fixes := map[uint64][]listEntry{}
+	for v, nb := range next {
+		list, err := s.savedBuckets(txn, v)
+		if err != nil {
+			return nil, err
+		}
+		if list == nil {
+			continue // Forget has dealt with it
+		}
+		for i := range list {
+			if slices.Contains(nb, list[i].bucket) {
+				list[i].prev = unknownPrev
+			}
+		}
+		fixes[v] = list
+	}
+	return fixes, nil
+}
+
+// listEntry is a bucket listed as saved under a version, with the version
+// of it that it supersedes: 0 if none, unknownPrev if not known.
+type listEntry struct {
+	bucket uint32
+	prev   uint64
+}
+
+// encodeBucketList returns the stored form of a list of saved buckets.
+func encodeBucketList(list []listEntry) []byte {
+	b := make([]byte, 0, 1+listEntrySize*len(list))
+	b = append(b, listFormat)
+	for _, e := range list {
+		b = binary.BigEndian.AppendUint16(b, uint16(e.bucket))
+		b = binary.BigEndian.AppendUint64(b, e.prev)
 	}
 	return b
 }
 
+// decodeBucketList parses the stored form of the list of the buckets saved
+// under version, in either form.
+func decodeBucketList(version uint64, b []byte) ([]listEntry, error) {
+	var list []listEntry
+	if len(b)%2 == 0 { // buckets alone, as stored before listFormat
+		for i := 0; i < len(b); i += 2 {
+			list = append(list, listEntry{uint32(binary.BigEndian.Uint16(b[i:])), unknownPrev})
+		}
+		return list, nil
+	}
+	if b[0] != listFormat || (len(b)-1)%listEntrySize != 0 {
+		return nil, fmt.Errorf("vmap: malformed list of the buckets of version %d: %d bytes, format %d", version, len(b), b[0])
+	}
+	for i := 1; i < len(b); i += listEntrySize {
+		e := listEntry{uint32(binary.BigEndian.Uint16(b[i:])), binary.BigEndian.Uint64(b[i+2:])}
+		if e.prev >= version && e.prev != unknownPrev {
+			return nil, fmt.Errorf("vmap: malformed list of the buckets of version %d: bucket %d supersedes version %d", version, e.bucket, e.prev)
+		}
+		list = append(list, e)
+	}
+	return list, nil
+}
+
 // savedBuckets returns the buckets listed as saved under version, nil if
 // none.
-func (s *BadgerStore) savedBuckets(txn *badger.Txn, version uint64) ([]uint32, error) {
+func (s *BadgerStore) savedBuckets(txn *badger.Txn, version uint64) ([]listEntry, error) {
 	item, err := txn.Get(s.savedKey(version))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
@@ -451,17 +575,12 @@ func (s *BadgerStore) savedBuckets(txn *badger.Txn, version uint64) ([]uint32, e
 	if err != nil {
 		return nil, err
 	}
-	var bs []uint32
+	var list []listEntry
 	err = item.Value(func(b []byte) error {
-		if len(b)%2 != 0 {
-			return fmt.Errorf("vmap: malformed list of the buckets of version %d: %d bytes", version, len(b))
-		}
-		for i := 0; i < len(b); i += 2 {
-			bs = append(bs, uint32(binary.BigEndian.Uint16(b[i:])))
-		}
-		return nil
+		list, err = decodeBucketList(version, b)
+		return err
 	})
-	return bs, err
+	return list, err
 }
 
 // savedVersions returns the versions whose lists of saved buckets are
@@ -469,26 +588,37 @@ func (s *BadgerStore) savedBuckets(txn *badger.Txn, version uint64) ([]uint32, e
 func (s *BadgerStore) savedVersions(from, to uint64) ([]uint64, error) {
 	var vs []uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: s.key(savedKind, 0, 0, false, false)})
-		defer it.Close()
-		for it.Seek(s.savedKey(from)); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			v := binary.BigEndian.Uint64(k[len(k)-8:])
-			if v > to {
-				break
-			}
-			vs = append(vs, v)
-		}
-		return nil
+		var err error
+		vs, err = s.savedVersionsIn(txn, from, to)
+		return err
 	})
 	return vs, err
+}
+
+// savedVersionsIn is savedVersions in txn.
+func (s *BadgerStore) savedVersionsIn(txn *badger.Txn, from, to uint64) ([]uint64, error) {
+	var vs []uint64
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: s.key(savedKind, 0, 0, false, false)})
+	defer it.Close()
+	for it.Seek(s.savedKey(from)); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		v := binary.BigEndian.Uint64(k[len(k)-8:])
+		if v > to {
+			break
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
 }
 
 // Forget deletes, for each bucket, the saved versions older than the newest
 // one not above version. Its work is in proportion to the buckets saved
 // under the versions not above version since the last Forget: for each
-// such version it deletes the older versions of the buckets it saved, and
-// then the list of those buckets.
+// such version it deletes the versions the buckets it saved superseded,
+// and then the list of those buckets, all in one Badger transaction if
+// they fit. A bucket whose superseded version its list does not know (a
+// store written before the lists kept them, or a Save not above the
+// committed version) has its older versions found with an iterator.
 func (s *BadgerStore) Forget(version uint64) error {
 	if err := s.forget(version); err != nil {
 		return fmt.Errorf("vmap: forgetting below version %d: %w", version, err)
@@ -497,41 +627,45 @@ func (s *BadgerStore) Forget(version uint64) error {
 }
 
 func (s *BadgerStore) forget(version uint64) error {
-	c, err := s.Committed()
-	if err != nil {
-		return err
-	}
-	vs, err := s.savedVersions(0, min(version, c))
-	if err != nil {
-		return err
-	}
-	for _, v := range vs {
-		var older [][]byte
-		err := s.db.View(func(txn *badger.Txn) error {
-			bs, err := s.savedBuckets(txn, v)
-			if err != nil {
-				return err
-			}
-			for _, b := range bs {
-				it := txn.NewIterator(badger.IteratorOptions{
-					Reverse: true,
-					Prefix:  s.key(bucketKind, b, 0, true, false),
-				})
-				for it.Seek(s.bucketKey(b, v-1)); it.Valid(); it.Next() {
-					older = append(older, it.Item().KeyCopy(nil))
-				}
-				it.Close()
-			}
-			return nil
-		})
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		c, err := s.readCommitted(txn)
 		if err != nil {
 			return err
 		}
-		if err := s.delete(append(older, s.savedKey(v))); err != nil {
+		vs, err := s.savedVersionsIn(txn, 0, min(version, c))
+		if err != nil {
 			return err
 		}
+		for _, v := range vs {
+			list, err := s.savedBuckets(txn, v)
+			if err != nil {
+				return err
+			}
+			for _, e := range list {
+				switch e.prev {
+				case 0:
+				case unknownPrev:
+					it := txn.NewIterator(badger.IteratorOptions{
+						Reverse: true,
+						Prefix:  s.key(bucketKind, e.bucket, 0, true, false),
+					})
+					for it.Seek(s.bucketKey(e.bucket, v-1)); it.Valid(); it.Next() {
+						keys = append(keys, it.Item().KeyCopy(nil))
+					}
+					it.Close()
+				default:
+					keys = append(keys, s.bucketKey(e.bucket, e.prev))
+				}
+			}
+			keys = append(keys, s.savedKey(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	return s.delete(keys)
 }
 
 // delete deletes keys, in as many transactions as it takes, in order.
@@ -592,9 +726,9 @@ func (s *BadgerStore) drop(vs []uint64) error {
 	for _, v := range slices.Backward(vs) {
 		var keys [][]byte
 		err := s.db.View(func(txn *badger.Txn) error {
-			bs, err := s.savedBuckets(txn, v)
-			for _, b := range bs {
-				keys = append(keys, s.bucketKey(b, v))
+			list, err := s.savedBuckets(txn, v)
+			for _, e := range list {
+				keys = append(keys, s.bucketKey(e.bucket, v))
 			}
 			return err
 		})
