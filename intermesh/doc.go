@@ -120,8 +120,9 @@
 // it still counts (see Equivocation). With replication (Config.Log) a
 // member's checkpoint is held only once the node's replica of that member
 // holds its records and reproduces both its tree root and its map line
-// (see Replication): a checkpoint the records do not give is never voted
-// over or certified here, and a certificate forms only over notes held so.
+// (see Replication): a checkpoint the records do not give, or one without
+// a map line (whose map nobody can check), is never voted over or
+// certified here, and a certificate forms only over notes held so.
 // Its vote is always over all of them. It votes:
 //
 //  1. as soon as it holds the checkpoints of every counted member, or

@@ -21,6 +21,26 @@ import (
 // lying one (before, every signed checkpoint counted at once and the
 // certificate covered all four).
 func TestAMapLineTheRecordsDoNotGiveIsNotCertified(t *testing.T) {
+	liarNotCertified(t, wrongMapLine)
+}
+
+// TestACheckpointWithoutAMapLineIsNotCertified: the same with a member
+// that leaves the map line out (its records verify, but what it says of
+// names cannot be checked): never counted either.
+func TestACheckpointWithoutAMapLineIsNotCertified(t *testing.T) {
+	liarNotCertified(t, noMapLine)
+}
+
+// How the liar of liarNotCertified lies.
+const (
+	wrongMapLine = iota + 1
+	noMapLine
+)
+
+// liarNotCertified runs the federation of four where member 3 lies about
+// its map in the given way, and checks the honest members certify the
+// round over their three checkpoints only.
+func liarNotCertified(t *testing.T, lie int) {
 	const n, liar = 4, 3
 	period := 10 * time.Second
 	fed, keys := testFederationOf(t, n, period)
@@ -61,7 +81,11 @@ func TestAMapLineTheRecordsDoNotGiveIsNotCertified(t *testing.T) {
 	r := clk.round.Add(1)
 	notes := make([][]byte, n)
 	for i, m := range meshes {
-		notes[i] = logs[i].close(t, fed.Members[i].Origin, keys, i, r, i == liar)
+		mode := 0
+		if i == liar {
+			mode = lie
+		}
+		notes[i] = logs[i].close(t, fed.Members[i].Origin, keys, i, r, mode)
 		if err := m.PublishCheckpoint(t.Context(), r, notes[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -96,8 +120,9 @@ type logAndTree struct {
 }
 
 // close signs the checkpoint of round r over the whole log, with the map
-// of its records, or (wrongMap) a map line one bit off.
-func (lt *logAndTree) close(t *testing.T, origin string, keys []ed25519.PrivateKey, i int, r uint64, wrongMap bool) []byte {
+// of its records, or (lie wrongMapLine) a map line one bit off, or (lie
+// noMapLine) none.
+func (lt *logAndTree) close(t *testing.T, origin string, keys []ed25519.PrivateKey, i int, r uint64, lie int) []byte {
 	t.Helper()
 	signer, err := merkle.NewSigner(origin, keys[i])
 	if err != nil {
@@ -109,10 +134,13 @@ func (lt *logAndTree) close(t *testing.T, origin string, keys []ed25519.PrivateK
 			return nil, err
 		}
 		root := lm.Root()
-		if wrongMap {
+		if lie == wrongMapLine {
 			root[31] ^= 1
 		}
 		return root[:], nil
+	}
+	if lie == noMapLine {
+		mapRoot = nil
 	}
 	signed, _, err := lt.tree.CloseEpochWithMap(t.Context(), r, time.Unix(int64(r), 0), signer, origin, mapRoot)
 	if err != nil {

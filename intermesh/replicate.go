@@ -403,6 +403,12 @@ func (r *replicator) verify(rs *replicaState) {
 	verified := r.verifyLocked(rs)
 	rs.mu.Unlock()
 	for _, hc := range verified {
+		if len(hc.cp.Map) == 0 {
+			// Its records verify, but without a map line nobody can
+			// check what it says of names: it is never counted.
+			r.m.log.Debug("member's checkpoint has no map line; not counted", "member", rs.origin, "round", hc.cp.Round)
+			continue
+		}
 		// The round loop counts it; a goroutine, so that the replicator
 		// never waits for the round loop (it ends with the loop).
 		go r.m.do(context.Background(), func(st *state) { st.countVerified(hc) })

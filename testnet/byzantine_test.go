@@ -86,7 +86,7 @@ func TestAByzantineMembersEarlyCheckpointDoesNotDecideTheRound(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	early, err := b.Checkpoint(merkle.Checkpoint{Size: last.Size, Root: last.Root, Round: r, Time: time.Now().Unix()})
+	early, err := b.Checkpoint(merkle.Checkpoint{Size: last.Size, Root: last.Root, Round: r, Time: time.Now().Unix(), Map: last.Map})
 	if err != nil {
 		t.Fatal(err)
 	}
