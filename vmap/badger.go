@@ -370,14 +370,29 @@ func (w *writer) discard() {
 // Open or DiscardAbove deletes them (a Save of the same version again
 // writes them anew).
 func (s *BadgerStore) Save(version uint64, changed map[uint32][]Entry) error {
-	if err := s.save(version, changed, true); err != nil {
+	if err := s.save(version, changed, true, 0); err != nil {
 		return fmt.Errorf("vmap: saving version %d: %w", version, err)
 	}
 	return nil
 }
 
-// save is Save; it leaves the committed version as it was unless mark.
-func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool) error {
+// SaveForget is Save and then Forget(forget) in one: when forget is not
+// above the committed version before the Save, it writes Forget's deletes
+// in the Save's transaction, ahead of the Save's keys, so that a Tree's
+// commit costs one Badger commit (one sync of the write-ahead log, with
+// SyncWrites) rather than two. If it fails, the Save may not have been
+// made, and Forget may have been done or not. (Tree.CommitAt calls it in
+// place of Save and Forget.)
+func (s *BadgerStore) SaveForget(version uint64, changed map[uint32][]Entry, forget uint64) error {
+	if err := s.save(version, changed, true, forget); err != nil {
+		return fmt.Errorf("vmap: saving version %d and forgetting below %d: %w", version, forget, err)
+	}
+	return nil
+}
+
+// save is Save; it leaves the committed version as it was unless mark,
+// and does Forget(forget) too if forget is not 0.
+func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool, forget uint64) (err error) {
 	if version == 0 {
 		return errors.New("version 0 is the empty map")
 	}
@@ -402,11 +417,18 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 		listed []listEntry
 		left   []uint64
 		fixes  map[uint64][]listEntry
+		forgot [][]byte // Forget's deletes, when made with the Save's keys
 	)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err = s.db.View(func(txn *badger.Txn) error {
 		var err error
 		if c, err = s.readCommitted(txn); err != nil {
 			return err
+		}
+		if forget > 0 && forget <= c && version > c {
+			if forgot, err = s.forgetKeys(txn, forget, c); err != nil {
+				return err
+			}
+			forget = 0
 		}
 		if listed, err = s.savedBuckets(txn, version); err != nil {
 			return err
@@ -451,6 +473,11 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 	slices.SortFunc(list, func(x, y listEntry) int { return cmp.Compare(x.bucket, y.bucket) })
 	w := newWriter(s.db)
 	defer w.discard()
+	for _, k := range forgot {
+		if err := w.write(k, nil, true); err != nil {
+			return err
+		}
+	}
 	for _, v := range slices.Sorted(maps.Keys(fixes)) {
 		if err := w.write(s.savedKey(v), encodeBucketList(fixes[v]), false); err != nil {
 			return err
@@ -466,6 +493,13 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 	}
 	if !mark {
 		return w.commit()
+	}
+	if forget > 0 { // not with the Save's keys: after them
+		defer func() {
+			if err == nil {
+				err = s.forget(forget)
+			}
+		}()
 	}
 	if version > c {
 		if err := w.write(s.committedKey(), binary.BigEndian.AppendUint64(nil, version), false); err != nil {
@@ -633,39 +667,49 @@ func (s *BadgerStore) forget(version uint64) error {
 		if err != nil {
 			return err
 		}
-		vs, err := s.savedVersionsIn(txn, 0, min(version, c))
-		if err != nil {
-			return err
-		}
-		for _, v := range vs {
-			list, err := s.savedBuckets(txn, v)
-			if err != nil {
-				return err
-			}
-			for _, e := range list {
-				switch e.prev {
-				case 0:
-				case unknownPrev:
-					it := txn.NewIterator(badger.IteratorOptions{
-						Reverse: true,
-						Prefix:  s.key(bucketKind, e.bucket, 0, true, false),
-					})
-					for it.Seek(s.bucketKey(e.bucket, v-1)); it.Valid(); it.Next() {
-						keys = append(keys, it.Item().KeyCopy(nil))
-					}
-					it.Close()
-				default:
-					keys = append(keys, s.bucketKey(e.bucket, e.prev))
-				}
-			}
-			keys = append(keys, s.savedKey(v))
-		}
-		return nil
+		keys, err = s.forgetKeys(txn, version, c)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	return s.delete(keys)
+}
+
+// forgetKeys returns the keys Forget(version) deletes, in order, with the
+// committed version c: for each version not above version nor c whose
+// list of saved buckets is kept, from the oldest, the versions its
+// buckets superseded and then the list.
+func (s *BadgerStore) forgetKeys(txn *badger.Txn, version, c uint64) ([][]byte, error) {
+	var keys [][]byte
+	vs, err := s.savedVersionsIn(txn, 0, min(version, c))
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vs {
+		list, err := s.savedBuckets(txn, v)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range list {
+			switch e.prev {
+			case 0:
+			case unknownPrev:
+				it := txn.NewIterator(badger.IteratorOptions{
+					Reverse: true,
+					Prefix:  s.key(bucketKind, e.bucket, 0, true, false),
+				})
+				for it.Seek(s.bucketKey(e.bucket, v-1)); it.Valid(); it.Next() {
+					keys = append(keys, it.Item().KeyCopy(nil))
+				}
+				it.Close()
+			default:
+				keys = append(keys, s.bucketKey(e.bucket, e.prev))
+			}
+		}
+		keys = append(keys, s.savedKey(v))
+	}
+	return keys, nil
 }
 
 // delete deletes keys, in as many transactions as it takes, in order.

@@ -223,3 +223,56 @@ func TestBadgerStoreOldLists(t *testing.T) {
 		}
 	}
 }
+
+// storeOnly hides a Store's methods other than Store's.
+type storeOnly struct{ Store }
+
+// TestBadgerStoreSaveForget checks that a Tree committing through
+// SaveForget leaves its BadgerStore holding the same keys as one that
+// Saves and Forgets apart, with the same roots.
+func TestBadgerStoreSaveForget(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	db := openBadger(t, 0)
+	s, apart := NewBadgerStore(db, StorePrefix("a")), NewBadgerStore(db, StorePrefix("b"))
+	if _, ok := Store(s).(saveForgetter); !ok {
+		t.Fatal("BadgerStore is not a saveForgetter")
+	}
+	tr, err := s.Open(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := OpenTree(storeOnly{apart}, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := uint64(0)
+	for range 12 {
+		for range 1 + rng.IntN(40) {
+			k := keyIn(uint32(rng.IntN(16))*4099%buckets, byte(rng.IntN(4)))
+			v := Value{Count: rng.Uint64()}
+			if err := tr.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+			if err := ta.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		version += 1 + uint64(rng.IntN(3))
+		r, err := tr.CommitAt(version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ra, err := ta.CommitAt(version); err != nil || ra != r {
+			t.Fatalf("version %d: roots %x and %x, %v", version, r, ra, err)
+		}
+		if !slices.Equal(tr.Versions(), ta.Versions()) {
+			t.Fatalf("version %d: kept %v and %v", version, tr.Versions(), ta.Versions())
+		}
+		if got, want := storedVersions(t, s), storedVersions(t, apart); !maps.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("version %d: stored %v, want %v", version, got, want)
+		}
+		if n, na := countKeys(t, db, s.prefix), countKeys(t, db, apart.prefix); n != na {
+			t.Fatalf("version %d: %d keys, want %d", version, n, na)
+		}
+	}
+}

@@ -188,7 +188,7 @@ func TestBadgerStorePartialSave(t *testing.T) {
 	// A crash in the middle of saving version 60: buckets written, the
 	// committed version not.
 	cut := map[uint32][]Entry{5: {{keyIn(5, 9), Value{Count: 1}}}, 977: {{keyIn(977, 9), Value{Count: 1}}}}
-	if err := s.save(60, cut, false); err != nil {
+	if err := s.save(60, cut, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if e, err := s.Load(5, 60); err != nil || e != nil {
@@ -366,7 +366,7 @@ func TestBadgerStoreLeftoversDropped(t *testing.T) {
 	if _, err := tr.CommitAt(10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.save(60, map[uint32][]Entry{5: {{keyIn(5, 9), Value{Count: 9}}}}, false); err != nil {
+	if err := s.save(60, map[uint32][]Entry{5: {{keyIn(5, 9), Value{Count: 9}}}}, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	set(keyIn(2, 1), 1)

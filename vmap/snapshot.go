@@ -55,7 +55,9 @@ func (t *Tree) Commit() (uint64, Hash, error) {
 // first S records as version S. If version is not above the last committed
 // one, or the Store fails to save, nothing is committed and CommitAt may be
 // retried; if the Store fails to forget, the version is committed and its
-// root returned with the error.
+// root returned with the error. A Store that can Save and Forget in one
+// write (BadgerStore.SaveForget) does both at once, so that a failure
+// commits nothing.
 func (t *Tree) CommitAt(version uint64) (Hash, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -72,18 +74,42 @@ func (t *Tree) commitAt(v uint64) (Hash, error) {
 		return Hash{}, fmt.Errorf("%w: %d, last committed %d", ErrVersionNotAbove, v, t.version)
 	}
 	t.refresh()
-	if err := t.store.Save(v, t.pending); err != nil {
+	// The oldest version kept once v is: forgetting below it can go with
+	// the Save if the Store can, and the version is an earlier one.
+	var cut uint64
+	if i := len(t.kept) + 1 - t.keep; i > 0 && i < len(t.kept) {
+		cut = t.kept[i].version
+	}
+	sf, together := t.store.(saveForgetter)
+	together = together && cut > 0
+	var err error
+	if together {
+		err = sf.SaveForget(v, t.pending, cut)
+	} else {
+		err = t.store.Save(v, t.pending)
+	}
+	if err != nil {
 		return Hash{}, fmt.Errorf("vmap: committing version %d: %w", v, err)
 	}
 	t.pending = map[uint32][]Entry{} // the Store's now
 	t.version = v
 	t.kept = append(t.kept, t.snapshot())
-	if len(t.kept) > t.keep {
+	if together {
+		t.dropKept(cut)
+	} else if len(t.kept) > t.keep {
 		if err := t.forget(t.kept[len(t.kept)-t.keep].version); err != nil {
 			return t.cur[1].hash, err
 		}
 	}
 	return t.cur[1].hash, nil
+}
+
+// saveForgetter is a Store that can Save and Forget in one write.
+type saveForgetter interface {
+	// SaveForget is Save(version, changed) and then Forget(forget), for a
+	// forget below version; failing, it may have done the Forget but not
+	// the Save.
+	SaveForget(version uint64, changed map[uint32][]Entry, forget uint64) error
 }
 
 // snapshot returns the last committed version, with nothing changed since.
@@ -107,20 +133,29 @@ func (t *Tree) Forget(version uint64) error {
 
 // forget is Forget.
 func (t *Tree) forget(version uint64) error {
+	oldest, ok := t.dropKept(version)
+	if !ok {
+		return nil
+	}
+	if err := t.store.Forget(oldest); err != nil {
+		return fmt.Errorf("vmap: forgetting versions below %d: %w", oldest, err)
+	}
+	return nil
+}
+
+// dropKept stops keeping the versions below version, and returns the
+// oldest version kept and whether it dropped any.
+func (t *Tree) dropKept(version uint64) (uint64, bool) {
 	version = min(version, t.version)
 	i := 0
 	for i < len(t.kept) && t.kept[i].version < version {
 		i++
 	}
 	if i == 0 {
-		return nil
+		return 0, false
 	}
 	t.kept = slices.Delete(t.kept, 0, i) // the last committed stays
-	oldest := t.kept[0].version
-	if err := t.store.Forget(oldest); err != nil {
-		return fmt.Errorf("vmap: forgetting versions below %d: %w", oldest, err)
-	}
-	return nil
+	return t.kept[0].version, true
 }
 
 // at returns the kept snapshot of version, and the top's nodes as they were
