@@ -128,7 +128,8 @@
 //  1. as soon as it holds the checkpoints of every counted member, or
 //  2. when it holds a quorum q and another member has voted over exactly
 //     the set it holds, or
-//  3. when it has held a quorum for QuorumGrace, or
+//  3. when it has held a quorum for QuorumGrace and no other checkpoint of
+//     the round awaits its replica's verification, or
 //  4. at VoteDeadline, over whatever it holds (at least one checkpoint).
 //
 // After voting it votes again, over the new set, whenever the set it holds

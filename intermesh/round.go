@@ -40,6 +40,7 @@ type roundState struct {
 	close     time.Time                 // the round's scheduled close, (round+1)·period, on the round clock
 	graceAt   time.Time                 // when a quorum of checkpoints was first held, plus QuorumGrace
 	held      map[string]heldCheckpoint // counted checkpoints, by origin
+	verifying map[string]bool           // members' checkpoints accepted but not verified by their replica yet
 	dirty     bool                      // held changed since candidate was computed
 	candidate *ballot                   // the vote over all of held
 	ballots   map[string]*ballot        // by vote text; each holds at least one counted signature
@@ -86,12 +87,13 @@ func (st *state) round(r uint64) *roundState {
 		return nil
 	}
 	rs := &roundState{
-		round:   r,
-		close:   st.m.closeOf(r),
-		held:    map[string]heldCheckpoint{},
-		ballots: map[string]*ballot{},
-		texts:   map[string]int{},
-		signed:  map[string]bool{},
+		round:     r,
+		close:     st.m.closeOf(r),
+		held:      map[string]heldCheckpoint{},
+		verifying: map[string]bool{},
+		ballots:   map[string]*ballot{},
+		texts:     map[string]int{},
+		signed:    map[string]bool{},
 	}
 	st.rounds[r] = rs
 	return rs
@@ -164,6 +166,9 @@ func (st *state) addCheckpoint(hc heldCheckpoint) verdict {
 	st.changed = true
 	if st.m.repl != nil && o != st.m.self.origin {
 		st.m.repl.offerCheckpoint(hc) // counted once the replica verifies it (countVerified)
+		if rs := st.round(r); rs != nil {
+			rs.verifying[o] = true
+		}
 		return accepted
 	}
 	st.count(os, hc)
@@ -179,6 +184,7 @@ func (st *state) count(os *originState, hc heldCheckpoint) {
 		return
 	}
 	rs.held[hc.cp.Origin] = hc
+	delete(rs.verifying, hc.cp.Origin)
 	rs.dirty = true
 	for _, b := range rs.ballots {
 		if b.checkpoints == nil {
@@ -397,7 +403,8 @@ func (st *state) activeMembers() int {
 
 // maybeVote applies the vote rule of the package comment: vote over all
 // checkpoints held once they are every member's, or a quorum that another
-// member already voted for, or a quorum held for QuorumGrace, or anything at
+// member already voted for, or a quorum held for QuorumGrace while no other
+// checkpoint of the round awaits its replica's verification, or anything at
 // the vote deadline; after voting, vote again over the grown set at most
 // once per QuorumGrace (at once when it holds every member's checkpoint, or
 // when another member voted over exactly that set).
@@ -416,7 +423,8 @@ func (st *state) maybeVote(rs *roundState, now time.Time) {
 			return // coalesce the growth of the set into one re-vote
 		}
 	case n >= st.activeMembers():
-	case n >= q && (rs.ballots[c.text] != nil || !now.Before(rs.graceAt)):
+	case n >= q && rs.ballots[c.text] != nil:
+	case n >= q && !now.Before(rs.graceAt) && len(rs.verifying) == 0:
 	case !now.Before(rs.close.Add(st.m.cfg.VoteDeadline)):
 	default:
 		return
