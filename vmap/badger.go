@@ -376,13 +376,15 @@ func (s *BadgerStore) Save(version uint64, changed map[uint32][]Entry) error {
 	return nil
 }
 
-// SaveForget is Save and then Forget(forget) in one: when forget is not
-// above the committed version before the Save, it writes Forget's deletes
-// in the Save's transaction, ahead of the Save's keys, so that a Tree's
-// commit costs one Badger commit (one sync of the write-ahead log, with
-// SyncWrites) rather than two. If it fails, the Save may not have been
-// made, and Forget may have been done or not. (Tree.CommitAt calls it in
-// place of Save and Forget.)
+// SaveForget is Save and then Forget(forget) in one: it writes Forget's
+// deletes in the Save's transaction, ahead of the Save's keys, so that a
+// Tree's commit costs one Badger commit (one sync of the write-ahead log,
+// with SyncWrites) rather than two. Its Forget goes no further than the
+// committed version before the Save, and none is made with a Save not
+// above it; what it leaves, the next Forget or SaveForget deletes (each
+// deals with every list of saved buckets up to its version). If it fails,
+// the Save may not have been made, and the Forget may have been made or
+// not. (Tree.CommitAt calls it in place of Save and Forget.)
 func (s *BadgerStore) SaveForget(version uint64, changed map[uint32][]Entry, forget uint64) error {
 	if err := s.save(version, changed, true, forget); err != nil {
 		return fmt.Errorf("vmap: saving version %d and forgetting below %d: %w", version, forget, err)
@@ -392,7 +394,7 @@ func (s *BadgerStore) SaveForget(version uint64, changed map[uint32][]Entry, for
 
 // save is Save; it leaves the committed version as it was unless mark,
 // and does Forget(forget) too if forget is not 0.
-func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool, forget uint64) (err error) {
+func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool, forget uint64) error {
 	if version == 0 {
 		return errors.New("version 0 is the empty map")
 	}
@@ -419,16 +421,15 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 		fixes  map[uint64][]listEntry
 		forgot [][]byte // Forget's deletes, when made with the Save's keys
 	)
-	err = s.db.View(func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
 		if c, err = s.readCommitted(txn); err != nil {
 			return err
 		}
-		if forget > 0 && forget <= c && version > c {
+		if forget > 0 && version > c {
 			if forgot, err = s.forgetKeys(txn, forget, c); err != nil {
 				return err
 			}
-			forget = 0
 		}
 		if listed, err = s.savedBuckets(txn, version); err != nil {
 			return err
@@ -493,13 +494,6 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 	}
 	if !mark {
 		return w.commit()
-	}
-	if forget > 0 { // not with the Save's keys: after them
-		defer func() {
-			if err == nil {
-				err = s.forget(forget)
-			}
-		}()
 	}
 	if version > c {
 		if err := w.write(s.committedKey(), binary.BigEndian.AppendUint64(nil, version), false); err != nil {

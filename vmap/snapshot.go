@@ -56,8 +56,8 @@ func (t *Tree) Commit() (uint64, Hash, error) {
 // one, or the Store fails to save, nothing is committed and CommitAt may be
 // retried; if the Store fails to forget, the version is committed and its
 // root returned with the error. A Store that can Save and Forget in one
-// write (BadgerStore.SaveForget) does both at once, so that a failure
-// commits nothing.
+// write (BadgerStore.SaveForget) does both at once: failing, it commits
+// nothing, but the versions it would have forgotten are no longer kept.
 func (t *Tree) CommitAt(version uint64) (Hash, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -89,6 +89,9 @@ func (t *Tree) commitAt(v uint64) (Hash, error) {
 		err = t.store.Save(v, t.pending)
 	}
 	if err != nil {
+		if together { // the Store may have forgotten them
+			t.dropKept(cut)
+		}
 		return Hash{}, fmt.Errorf("vmap: committing version %d: %w", v, err)
 	}
 	t.pending = map[uint32][]Entry{} // the Store's now
