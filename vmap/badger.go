@@ -411,52 +411,67 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 	if _, _, err := s.index(0); err != nil {
 		return err
 	}
-	// What failed Saves of other versions above the committed one left
-	// would show through once the committed version reaches them: drop it.
-	// The buckets an earlier, failed Save of version wrote stay listed.
-	var (
-		c      uint64
-		listed []listEntry
-		left   []uint64
-		fixes  map[uint64][]listEntry
-		forgot [][]byte // Forget's deletes, when made with the Save's keys
-	)
-	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		if c, err = s.readCommitted(txn); err != nil {
-			return err
-		}
-		if forget > 0 && version > c {
-			if forgot, err = s.forgetKeys(txn, forget, c); err != nil {
-				return err
-			}
-		}
-		if listed, err = s.savedBuckets(txn, version); err != nil {
-			return err
-		}
-		if c < ^uint64(0) {
-			if left, err = s.savedVersionsIn(txn, c+1, ^uint64(0)); err != nil {
-				return err
-			}
-			left = slices.DeleteFunc(left, func(v uint64) bool { return v == version })
-		}
-		if version <= c {
-			fixes, err = s.successorLists(txn, version, c, bs)
-		}
-		return err
-	})
+	pl, err := s.planSave(version, bs, forget)
 	if err != nil {
 		return err
 	}
-	if err := s.drop(left); err != nil {
+	// What failed Saves of other versions above the committed one left
+	// would show through once the committed version reaches them: drop it.
+	if err := s.drop(pl.left); err != nil {
 		return err
 	}
-	prev := make(map[uint32]uint64, len(listed)+len(bs))
-	for _, e := range listed {
+	return s.writeSave(version, changed, bs, mark, pl)
+}
+
+// savePlan is what a save read before it writes.
+type savePlan struct {
+	c      uint64                 // the committed version
+	listed []listEntry            // the buckets an earlier, failed Save of the version listed (they stay listed)
+	left   []uint64               // other versions above c that failed Saves left
+	fixes  map[uint64][]listEntry // lists of later versions to rewrite (a Save not above c)
+	forgot [][]byte               // Forget's deletes, when made with the Save's keys
+}
+
+// planSave reads, in one transaction, what a save of buckets bs under
+// version (and a Forget(forget) with it) needs to know.
+func (s *BadgerStore) planSave(version uint64, bs []uint32, forget uint64) (savePlan, error) {
+	var pl savePlan
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if pl.c, err = s.readCommitted(txn); err != nil {
+			return err
+		}
+		if forget > 0 && version > pl.c {
+			if pl.forgot, err = s.forgetKeys(txn, forget, pl.c); err != nil {
+				return err
+			}
+		}
+		if pl.listed, err = s.savedBuckets(txn, version); err != nil {
+			return err
+		}
+		if pl.c < ^uint64(0) {
+			if pl.left, err = s.savedVersionsIn(txn, pl.c+1, ^uint64(0)); err != nil {
+				return err
+			}
+			pl.left = slices.DeleteFunc(pl.left, func(v uint64) bool { return v == version })
+		}
+		if version <= pl.c {
+			pl.fixes, err = s.successorLists(txn, version, pl.c, bs)
+		}
+		return err
+	})
+	return pl, err
+}
+
+// savedList returns the list of saved buckets of a save of bs under
+// version: with the version each supersedes when the index knows it.
+func (s *BadgerStore) savedList(version uint64, bs []uint32, pl savePlan) []listEntry {
+	prev := make(map[uint32]uint64, len(pl.listed)+len(bs))
+	for _, e := range pl.listed {
 		prev[e.bucket] = e.prev
 	}
 	s.mu.RLock()
-	known := s.indexed && s.committed == c && version > c
+	known := s.indexed && s.committed == pl.c && version > pl.c
 	for _, b := range bs {
 		if _, ok := prev[b]; ok && !known {
 			continue // saved again under version: it supersedes the same one
@@ -472,15 +487,22 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 		list = append(list, listEntry{b, p})
 	}
 	slices.SortFunc(list, func(x, y listEntry) int { return cmp.Compare(x.bucket, y.bucket) })
+	return list
+}
+
+// writeSave writes a planned save (and its Forget's deletes) and, if mark,
+// the committed version, then updates the index.
+func (s *BadgerStore) writeSave(version uint64, changed map[uint32][]Entry, bs []uint32, mark bool, pl savePlan) error {
+	list := s.savedList(version, bs, pl)
 	w := newWriter(s.db)
 	defer w.discard()
-	for _, k := range forgot {
+	for _, k := range pl.forgot {
 		if err := w.write(k, nil, true); err != nil {
 			return err
 		}
 	}
-	for _, v := range slices.Sorted(maps.Keys(fixes)) {
-		if err := w.write(s.savedKey(v), encodeBucketList(fixes[v]), false); err != nil {
+	for _, v := range slices.Sorted(maps.Keys(pl.fixes)) {
+		if err := w.write(s.savedKey(v), encodeBucketList(pl.fixes[v]), false); err != nil {
 			return err
 		}
 	}
@@ -495,7 +517,7 @@ func (s *BadgerStore) save(version uint64, changed map[uint32][]Entry, mark bool
 	if !mark {
 		return w.commit()
 	}
-	if version > c {
+	if version > pl.c {
 		if err := w.write(s.committedKey(), binary.BigEndian.AppendUint64(nil, version), false); err != nil {
 			return err
 		}
