@@ -127,19 +127,20 @@ func TestAnEncryptedEntryCrossesTheFederationAndOnlyTheAccountsDeviceReadsIt(t *
 	}
 
 	// Neither node's log, nor node 1's replica of node 0, holds the
-	// plaintext.
-	for i := 0; i < 2; i++ {
-		checkNoPlaintext(t, ctx, tn.Node(i).Log().Range, secret)
-	}
+	// plaintext. Node 0's log and node 1's replica hold the publication;
+	// node 1's own log may not hold a record yet (its first round's
+	// MasterHash record may still be on its way).
+	checkNoPlaintext(t, ctx, tn.Node(0).Log().Range, secret, true)
+	checkNoPlaintext(t, ctx, tn.Node(1).Log().Range, secret, false)
 	r, err := tn.Node(1).Log().Replica(tn.opts.Origin(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkNoPlaintext(t, ctx, r.Range, secret)
+	checkNoPlaintext(t, ctx, r.Range, secret, true)
 }
 
 // checkNoPlaintext pages through a log and fails if any record holds text.
-func checkNoPlaintext(t *testing.T, ctx context.Context, rangeOf func(context.Context, log.Constraints) (log.Page, error), text string) {
+func checkNoPlaintext(t *testing.T, ctx context.Context, rangeOf func(context.Context, log.Constraints) (log.Page, error), text string, mustHold bool) {
 	t.Helper()
 	c := log.Constraints{MaxEntries: 100}
 	seen := 0
@@ -159,7 +160,7 @@ func checkNoPlaintext(t *testing.T, ctx context.Context, rangeOf func(context.Co
 		}
 		c.PageKey = page.PageKey
 	}
-	if seen == 0 {
+	if mustHold && seen == 0 {
 		t.Fatal("no records to check")
 	}
 }
