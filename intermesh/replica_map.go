@@ -96,41 +96,11 @@ func (rs *replicaState) openMapLocked() error {
 	return nil
 }
 
-// clearStore deletes the map's every key: the committed version is lowered
-// to 0 first, so a clearing cut short leaves the empty map (and leftovers
-// the next clearing deletes). No Tree may use the store.
+// clearStore empties the map's store (vmap.BadgerStore.Clear). No Tree
+// may use the store.
 func (m *replicaMap) clearStore() error {
-	if err := vmap.NewBadgerStore(m.db, m.prefix).DiscardAbove(0); err != nil {
-		return err
-	}
-	for {
-		var keys [][]byte
-		err := m.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: m.prefix}) // keys only
-			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < clearChunk; it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			return nil
-		})
-		if err != nil || len(keys) == 0 {
-			return err
-		}
-		wb := m.db.NewWriteBatch()
-		for _, k := range keys {
-			if err := wb.Delete(k); err != nil {
-				wb.Cancel()
-				return err
-			}
-		}
-		if err := wb.Flush(); err != nil {
-			return err
-		}
-	}
+	return vmap.NewBadgerStore(m.db, m.prefix).Clear()
 }
-
-// clearChunk is how many keys clearStore lists and deletes at a time.
-const clearChunk = 10000
 
 // lowerMapLocked makes the replica's map cover at most n records: it drops
 // the versions above the newest one it keeps not above n, or clears the

@@ -740,6 +740,48 @@ func (s *BadgerStore) delete(keys [][]byte) error {
 	return w.commit()
 }
 
+// Clear deletes every key of the store, leaving the empty map: the
+// committed version is lowered to 0 first, so a Clear cut short leaves an
+// empty map (and leftovers the next Clear deletes). It is the way to empty
+// or rewind a map below the last Forget, which DiscardAbove is not. It must
+// not run while a Tree uses the store.
+func (s *BadgerStore) Clear() error {
+	if err := s.DiscardAbove(0); err != nil {
+		return err
+	}
+	defer s.forgetIndex()
+	for {
+		var keys [][]byte
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: s.prefix}) // keys only
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(keys) < clearChunk; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("vmap: clearing: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		wb := s.db.NewWriteBatch()
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				wb.Cancel()
+				return fmt.Errorf("vmap: clearing: %w", err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("vmap: clearing: %w", err)
+		}
+	}
+}
+
+// clearChunk is how many keys Clear lists and deletes at a time.
+const clearChunk = 10000
+
 // DiscardAbove deletes what Saves above version wrote, complete or not,
 // and lowers the committed version to version if it is above; OpenTree
 // requires that the store hold nothing above the version it opens. Open
@@ -750,8 +792,7 @@ func (s *BadgerStore) delete(keys [][]byte) error {
 // Lowering the committed version to one at or below the last Forget is not
 // a way to empty or rewind a map: Forget keeps each bucket's newest save at
 // or below its cut-off without its version's list, and those saves would
-// come back once the map is committed past them. To empty a map, delete
-// every key under the store's prefix (intermesh's replica maps do).
+// come back once the map is committed past them. To empty a map, Clear it.
 func (s *BadgerStore) DiscardAbove(version uint64) error {
 	if err := s.discardAbove(version); err != nil {
 		return fmt.Errorf("vmap: discarding above version %d: %w", version, err)
