@@ -4,6 +4,10 @@ import (
 	"crypto/sha256"
 	"maps"
 	"slices"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // recentCertificates is how many rounds of certificates stay in memory;
@@ -89,6 +93,9 @@ type ReplicaState struct {
 	Origin string
 	// Size is the number of records the replica log holds.
 	Size uint64
+	// Busy says the replica was being worked on (ReplicasNow), for longer
+	// than statusWait: the fields below but Map.Mismatches were not read.
+	Busy bool
 	// Known is the number of records the member is known to have (from its
 	// checkpoints and record batches).
 	Known uint64
@@ -102,26 +109,105 @@ type ReplicaState struct {
 	// Untrusted says why the replica no longer matches what its origin
 	// signed; "" while it does.
 	Untrusted string
+	// Map is the node's recomputation of the member's map from the
+	// replica (replica_map.go).
+	Map MapState
 }
 
+// MapState is this node's recomputation of a member's verifiable map
+// (package vmap) from its replica, which checks the map lines of the
+// member's checkpoints.
+type MapState struct {
+	// Opened says the map is open. It opens when first needed (to verify a
+	// checkpoint with a map line), and after a failure it is reopened at
+	// its last commit when next needed.
+	Opened bool
+	// Size is how many of the replica's records the map covers; 0 unless
+	// Opened.
+	Size uint64
+	// Root is the map's root over those Size records (32 bytes); nil unless
+	// Opened.
+	Root []byte
+	// Mismatches counts the member's checkpoints refused since this node
+	// started because their map line was not the recomputed root (the
+	// metric intermesh_map_mismatches_total).
+	Mismatches uint64
+}
+
+// statusWait is how long ReplicasNow waits for a replica being worked on.
+// Its lock is held while the replica's map is recomputed, which takes
+// seconds when the map is first opened (it loads every bucket) or follows
+// the replica again after being lowered: the status page does not wait
+// for that, it says the replica is busy.
+const statusWait = 20 * time.Millisecond
+
 // Replicas returns the state of every replica, by origin; nil without
-// replication (Config.Log).
+// replication (Config.Log). It waits for replicas being worked on.
 func (m *Mesh) Replicas() map[string]ReplicaState {
+	return m.replicas(func(mu *sync.Mutex) bool { mu.Lock(); return true })
+}
+
+// ReplicasNow is Replicas for status pages: a replica being worked on for
+// longer than statusWait (its map recomputed) is Busy rather than waited
+// for.
+func (m *Mesh) ReplicasNow() map[string]ReplicaState {
+	return m.replicas(func(mu *sync.Mutex) bool { return lockWithin(mu, statusWait) })
+}
+
+// replicas reads each replica's state, under its mu if lock (which either
+// locks it and returns true, or returns false) takes it.
+func (m *Mesh) replicas(lock func(*sync.Mutex) bool) map[string]ReplicaState {
 	if m.repl == nil {
 		return nil
 	}
 	out := make(map[string]ReplicaState, len(m.repl.origins))
 	for o, rs := range m.repl.origins {
-		size := rs.rep.Size()
-		rs.mu.Lock()
-		st := ReplicaState{Origin: o, Size: size, Known: max(rs.target, size), Untrusted: rs.untrusted}
-		if i := largestIndex(rs.verified); i >= 0 {
-			st.Verified, st.VerifiedSize = rs.verified[i].note, rs.verified[i].cp.Size
+		st := ReplicaState{Origin: o, Size: rs.rep.Size(), Busy: true}
+		if lock(&rs.mu) {
+			st = rs.stateLocked(st.Size)
+			rs.mu.Unlock()
 		}
-		rs.mu.Unlock()
+		st.Map.Mismatches = m.mapMismatches(o)
 		out[o] = st
 	}
 	return out
+}
+
+// stateLocked returns rs's state, its replica holding size records; rs.mu
+// held. The map, advanced and committed under rs.mu, is at a commit.
+func (rs *replicaState) stateLocked(size uint64) ReplicaState {
+	st := ReplicaState{Origin: rs.origin, Size: size, Known: max(rs.target, size), Untrusted: rs.untrusted}
+	if i := largestIndex(rs.verified); i >= 0 {
+		st.Verified, st.VerifiedSize = rs.verified[i].note, rs.verified[i].cp.Size
+	}
+	if lm := rs.rmap.lm; lm != nil {
+		root := lm.Root()
+		st.Map = MapState{Opened: true, Size: lm.Size(), Root: root[:]}
+	}
+	return st
+}
+
+// mapMismatches reads the intermesh_map_mismatches_total counter of
+// origin.
+func (m *Mesh) mapMismatches(origin string) uint64 {
+	var d dto.Metric
+	if err := m.metrics.mapMismatches.WithLabelValues(origin).Write(&d); err != nil {
+		return 0
+	}
+	return uint64(d.GetCounter().GetValue())
+}
+
+// lockWithin locks mu if it can within d, trying every millisecond, and
+// says whether it did.
+func lockWithin(mu *sync.Mutex, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 // ConsistencyProof returns, for a checkpoint of a member that its replica

@@ -74,18 +74,8 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 	}
 	fs.Health = healthOf(fs.Rounds, fs.Members, n.schedule.Period)
 
-	for _, st := range im.Replicas() {
-		rs := portal.ReplicaStatus{Origin: st.Origin, Size: st.Size, Known: st.Known, VerifiedSize: st.VerifiedSize, Untrusted: st.Untrusted}
-		if st.Known > st.Size {
-			rs.LagRecords = st.Known - st.Size
-		}
-		if cp, err := merkle.ParseCheckpoint(noteBody(st.Verified)); err == nil && len(st.Verified) > 0 {
-			rs.VerifiedRound = cp.Round
-			if cp.Round <= closed {
-				rs.LagRounds = closed - cp.Round
-			}
-		}
-		fs.Replicas = append(fs.Replicas, rs)
+	for _, st := range im.ReplicasNow() {
+		fs.Replicas = append(fs.Replicas, replicaStatus(st, closed))
 	}
 
 	if cert, ok := im.LatestCertificate(); ok {
@@ -97,6 +87,26 @@ func (n *Node) FederationStatus(ctx context.Context) (*portal.FederationStatus, 
 	sort.Slice(fs.Replicas, func(i, j int) bool { return fs.Replicas[i].Origin < fs.Replicas[j].Origin })
 	fs.Growth = n.growth(closed)
 	return fs, nil
+}
+
+// replicaStatus is the status page's row of a replica, closed being the
+// latest closed round.
+func replicaStatus(st intermesh.ReplicaState, closed uint64) portal.ReplicaStatus {
+	rs := portal.ReplicaStatus{Origin: st.Origin, Size: st.Size, Known: st.Known, VerifiedSize: st.VerifiedSize,
+		Untrusted: st.Untrusted, Busy: st.Busy, MapMismatches: st.Map.Mismatches}
+	if st.Known > st.Size {
+		rs.LagRecords = st.Known - st.Size
+	}
+	if cp, err := merkle.ParseCheckpoint(noteBody(st.Verified)); err == nil && len(st.Verified) > 0 {
+		rs.VerifiedRound = cp.Round
+		if cp.Round <= closed {
+			rs.LagRounds = closed - cp.Round
+		}
+	}
+	if st.Map.Opened {
+		rs.MapOpened, rs.MapSize, rs.MapRoot = true, st.Map.Size, base64.StdEncoding.EncodeToString(st.Map.Root)
+	}
+	return rs
 }
 
 // roundStatus is one column of the grid: what the node holds of round r for

@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bytes"
+	"encoding/base64"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/portal"
 )
 
@@ -80,6 +83,35 @@ func TestTheHealthHeadlineReadsTheLatestRoundWithAnOutcome(t *testing.T) {
 			}
 			if tc.since != 0 && (h.Since == nil || !h.Since.Equal(time.Unix(int64(tc.since), 0))) {
 				t.Errorf("no quorum since %v, want round %d", h.Since, tc.since)
+			}
+		})
+	}
+}
+
+func TestAReplicaRowShowsItsRecomputedMap(t *testing.T) {
+	root := bytes.Repeat([]byte{7}, 32)
+	for _, tc := range []struct {
+		name string
+		st   intermesh.ReplicaState
+		want portal.ReplicaStatus
+	}{
+		{"a map not opened yet has no size or root",
+			intermesh.ReplicaState{Origin: "o", Size: 3, Known: 5},
+			portal.ReplicaStatus{Origin: "o", Size: 3, Known: 5, LagRecords: 2}},
+		{"an opened map shows its size and its root in base64, as a map line",
+			intermesh.ReplicaState{Origin: "o", Size: 5, Known: 5, Map: intermesh.MapState{Opened: true, Size: 4, Root: root, Mismatches: 2}},
+			portal.ReplicaStatus{Origin: "o", Size: 5, Known: 5, MapOpened: true, MapSize: 4,
+				MapRoot: base64.StdEncoding.EncodeToString(root), MapMismatches: 2}},
+		{"an opened empty map shows size 0",
+			intermesh.ReplicaState{Origin: "o", Map: intermesh.MapState{Opened: true, Root: make([]byte, 32)}},
+			portal.ReplicaStatus{Origin: "o", MapOpened: true, MapRoot: base64.StdEncoding.EncodeToString(make([]byte, 32))}},
+		{"a busy replica still shows its size and mismatches",
+			intermesh.ReplicaState{Origin: "o", Size: 9, Busy: true, Map: intermesh.MapState{Mismatches: 1}},
+			portal.ReplicaStatus{Origin: "o", Size: 9, Busy: true, MapMismatches: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := replicaStatus(tc.st, 100); got != tc.want {
+				t.Errorf("replicaStatus(%+v) = %+v, want %+v", tc.st, got, tc.want)
 			}
 		})
 	}

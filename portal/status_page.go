@@ -158,7 +158,7 @@ table.grid{border-collapse:collapse;font-size:70%}table.grid td{text-align:cente
 .health{padding:.5em 1em;font-size:120%}.h-healthy{background:#c8e6c9}.h-degraded{background:#ffe082}.h-no-quorum{background:#e53935;color:#fff}.h-unknown{background:#eee}
 .banner{background:#b71c1c;color:#fff;padding:1em;margin:1em 0}.banner pre{color:#222}
 svg{background:#fafafa;border:1px solid #ddd}svg polyline{fill:none;stroke:#1565c0;stroke-width:1.5}
-svg text{font-size:9px;fill:#555}
+svg text{font-size:9px;fill:#555}td.bad{background:#e53935;color:#fff}
 </style></head>
 <body><main>
 <h1>{{.Service}}</h1>
@@ -197,8 +197,11 @@ The last {{len .Rounds}} rounds as this node holds them (columns: round number m
 {{$f := .}}{{range $m, $origin := .Members}}<tr data-member="{{$origin}}"><th>{{$origin}}</th>{{range $r, $round := $f.Rounds}}{{$c := cell $f.Rounds $r $m}}<td class="c-{{$c}}" title="{{$origin}}, round {{$round.Round}}: {{$c}}">{{cellText $c}}</td>{{end}}</tr>
 {{end}}</table>
 <h3>Replicas</h3>
-<table id="replicas"><tr><th>origin</th><th>records held</th><th>known</th><th>lag (records)</th><th>verified size</th><th>lag (rounds)</th><th></th></tr>
-{{range .Replicas}}<tr><td>{{.Origin}}</td><td>{{.Size}}</td><td>{{.Known}}</td><td>{{.LagRecords}}</td><td>{{.VerifiedSize}}</td><td>{{.LagRounds}}</td><td>{{.Untrusted}}</td></tr>
+<p>The map columns are this node's recomputation of each origin's verifiable map from its replica, against which the
+origin's checkpoints' map lines are checked: the records it covers, its root over them, and the checkpoints refused since
+this node started because their map line was another root. <i>busy</i>: the replica was being worked on (its map recomputed).</p>
+<table id="replicas"><tr><th>origin</th><th>records held</th><th>known</th><th>lag (records)</th><th>verified size</th><th>lag (rounds)</th><th>map records</th><th>map root</th><th>map mismatches</th><th></th></tr>
+{{range .Replicas}}<tr data-origin="{{.Origin}}"><td>{{.Origin}}</td><td>{{.Size}}</td>{{if .Busy}}<td colspan="6" class="busy"><i>busy</i></td>{{else}}<td>{{.Known}}</td><td>{{.LagRecords}}</td><td>{{.VerifiedSize}}</td><td>{{.LagRounds}}</td>{{if .MapOpened}}<td class="map-size">{{.MapSize}}</td><td class="map-root"><code>{{.MapRoot}}</code></td>{{else}}<td class="map-size" colspan="2"><i>not opened</i></td>{{end}}{{end}}<td class="map-mismatches{{if .MapMismatches}} bad{{end}}">{{.MapMismatches}}</td><td>{{.Untrusted}}</td></tr>
 {{end}}</table>
 <h3>Log over the last hour</h3>
 <p>{{sizeChart .Growth}} {{rateChart .Growth}}</p>

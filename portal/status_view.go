@@ -80,7 +80,8 @@ type MissingMember struct {
 //	{"Federation":"testnet","Self":"testnet/node0","Quorum":3,"PeriodSeconds":10,"Connected":3,"Gossiping":3,
 //	 "Members":["testnet/node0","testnet/node1",...],
 //	 "Rounds":[{"Round":179575125,"Signatures":4,"Cells":["certified","certified","missing",...]},...],
-//	 "Replicas":[{"Origin":"testnet/node1","Size":120,"Known":120,"LagRecords":0,"LagRounds":0,...}],
+//	 "Replicas":[{"Origin":"testnet/node1","Size":120,"Known":120,"LagRecords":0,"LagRounds":0,...,
+//	   "MapOpened":true,"MapSize":118,"MapRoot":"kX1u...=","MapMismatches":0}],
 //	 "Certificate":{"Round":179575125,"MasterHash":"...","Signers":[...],"Checkpoints":4,"Note":"..."},
 //	 "Evidence":[...],"Growth":[{"Time":"2026-11-28T23:00:00Z","Size":118},...]}
 type FederationStatus struct {
@@ -145,6 +146,20 @@ type ReplicaStatus struct {
 	VerifiedRound uint64
 	LagRounds     uint64 // rounds between the last closed round and VerifiedRound
 	Untrusted     string `json:",omitempty"`
+	// Busy says the replica was being worked on (its map recomputed) when
+	// the status was read: Known, the lags, the Verified and Map fields
+	// and Untrusted were not read.
+	Busy bool `json:",omitempty"`
+	// MapOpened says the node's recomputation of the origin's verifiable
+	// map is open (it opens when a checkpoint with a map line is first
+	// checked); MapSize is how many records it covers and MapRoot its root
+	// over them (base64, as in a checkpoint's map line; "" unless opened).
+	MapOpened bool
+	MapSize   uint64
+	MapRoot   string `json:",omitempty"`
+	// MapMismatches counts the origin's checkpoints refused since the node
+	// started because their map line was not the recomputed root.
+	MapMismatches uint64
 }
 
 // CertificateStatus is the newest master-hash certificate the node holds.
