@@ -139,7 +139,7 @@ func (s *Server) deleteAccount(ctx context.Context, r *http.Request, req *Delete
 	default:
 		return nil, Errorf(ClientUnauthorized, "DeleteRequest.Proof is missing: deleting an account needs a proof signed by a key of its profile, or the operator's admin token")
 	}
-	if _, err := s.append(ctx, KindAccount, acct.ProfileUDF, account, pe); err != nil {
+	if _, err := s.append(ctx, KindAccount, "", account, pe); err != nil {
 		return nil, err
 	}
 	return &DeleteResponse{}, nil
