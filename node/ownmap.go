@@ -24,13 +24,17 @@ const followChunk = 2000
 // checkpoint's records. The map follows the log as it grows (follow), and
 // at each epoch close the node brings it to the checkpoint's size and
 // commits it under that size (closeEpoch), so the close does only the
-// records of the last moments and the store write. The buckets are kept in
-// the node's database (vmap.BadgerStore): a restart resumes from the last
-// commit, and the maps of the last few checkpoints stay provable.
+// records of the last moments, in memory. The buckets are kept in the
+// node's database (vmap.BadgerStore) through a vmap.BufferedStore: the
+// commit stays in memory and the follower writes it after the close
+// (save), so a restart resumes from the last commit saved, at or below the
+// log's size, and follows the log from there. The maps of the last few
+// checkpoints stay provable, from memory until saved.
 type ownMap struct {
 	log     *log.Log
-	store   *vmap.BadgerStore
+	store   *vmap.BufferedStore
 	metrics *nodeMetrics
+	saveNow chan struct{} // a commit waits to be saved
 	mu      sync.Mutex
 	lm      *vmap.LogMap // guarded by mu
 }
@@ -38,7 +42,8 @@ type ownMap struct {
 // openOwnMap opens the map kept in the log's database, at the last size it
 // was committed at.
 func openOwnMap(l *log.Log, metrics *nodeMetrics) (*ownMap, error) {
-	m := &ownMap{log: l, store: vmap.NewBadgerStore(l.DB(), vmap.StorePrefix(mapStoreName)), metrics: metrics}
+	store := vmap.NewBufferedStore(vmap.NewBadgerStore(l.DB(), vmap.StorePrefix(mapStoreName)))
+	m := &ownMap{log: l, store: store, metrics: metrics, saveNow: make(chan struct{}, 1)}
 	if err := m.reopen(); err != nil {
 		return nil, err
 	}
@@ -59,18 +64,24 @@ func (m *ownMap) reopen() error {
 }
 
 // follow adds the log's new records to the map every interval until ctx
-// ends, at most followChunk at a time, and hashes the changed buckets. A
-// failure is logged and the map reloaded from its last commit; the next
-// epoch close redoes the work.
+// ends, at most followChunk at a time, and hashes the changed buckets; it
+// saves the commits of the epoch closes as soon as they are made, and once
+// more before it returns. A failure is logged and the map reloaded from
+// its last commit saved; the next epoch close redoes the work.
 func (m *ownMap) follow(ctx context.Context, interval time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			m.save(logger)
 			return
+		case <-m.saveNow:
+			m.save(logger)
+			continue
 		case <-t.C:
 		}
+		m.save(logger) // a commit a failed save left
 		m.mu.Lock()
 		target := min(m.log.Size(), m.lm.Size()+followChunk)
 		if err := m.lm.Follow(ctx, m.log, target); err != nil && ctx.Err() == nil {
@@ -82,6 +93,25 @@ func (m *ownMap) follow(ctx context.Context, interval time.Duration, logger *slo
 			m.lm.Root() // hash the changed buckets now, not at the close
 		}
 		m.mu.Unlock()
+	}
+}
+
+// save writes the map's commits held in memory to its store, outside mu:
+// the close need not wait for it. A failure is logged and the map reloaded
+// from its last commit saved.
+func (m *ownMap) save(logger *slog.Logger) {
+	if m.store.Buffered() == 0 {
+		return
+	}
+	err := m.store.Flush()
+	if err == nil {
+		return
+	}
+	logger.Error("saving the log's map failed; reloading it from its last commit saved", "err", err)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.reopen(); err != nil {
+		logger.Error("reloading the log's map", "err", err)
 	}
 }
 
@@ -104,6 +134,10 @@ func (m *ownMap) closeEpoch(ctx context.Context, close func(merkle.MapRoot) erro
 		m.metrics.mapSeconds.Observe(time.Since(start).Seconds())
 		m.metrics.mapKeys.Set(float64(m.lm.Tree().Len()))
 		m.metrics.mapSize.Set(float64(m.lm.Size()))
+		select {
+		case m.saveNow <- struct{}{}:
+		default: // one is waiting already
+		}
 		return root[:], nil
 	})
 	if mapErr != nil {

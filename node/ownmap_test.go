@@ -142,3 +142,85 @@ func TestTheMapFollowsTheLogBetweenCloses(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestTheCloseLeavesTheMapsWriteToTheFollower: an epoch close commits the
+// map in memory only; the follower writes the commit after it, and once
+// more as it stops. A node killed between a close and that write reopens
+// the map at the last commit written, within the log, and following the
+// log gives the same root again.
+func TestTheCloseLeavesTheMapsWriteToTheFollower(t *testing.T) {
+	ctx := context.Background()
+	l, err := log.Open(ctx, log.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Origin: "test/save"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	metrics, err := newNodeMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openOwnMap(l, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendRecords := func(n int) uint64 {
+		for i := range n {
+			if _, err := l.Append(ctx, log.Record{Kind: portal.KindProfile, Identifier: fmt.Sprint("P-", i%300), Payload: []byte(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return l.Size()
+	}
+	closeAt := func(m *ownMap, size uint64) []byte {
+		var root []byte
+		err := m.closeEpoch(ctx, func(mapRoot merkle.MapRoot) error {
+			var err error
+			root, err = mapRoot(size)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return root
+	}
+	written := func(m *ownMap) uint64 {
+		v, err := m.store.Committed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := appendRecords(500)
+	closeAt(m, first)
+	m.save(slog.Default())
+	second := appendRecords(700)
+	want := closeAt(m, second)
+	if got := written(m); got != first {
+		t.Fatalf("after the close at %d the store holds the map at %d, want %d: the close wrote it", second, got, first)
+	}
+
+	// Killed now: the map reopens at the first close, and follows.
+	restarted, err := openOwnMap(l, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := restarted.lm.Size(); got != first {
+		t.Fatalf("the map reopened at %d records, want %d", got, first)
+	}
+	if got := closeAt(restarted, second); !bytes.Equal(got, want) {
+		t.Fatalf("after the restart the close at %d gives root %x, before it %x", second, got, want)
+	}
+	if got, err := restarted.lm.Tree().RootAt(first); err != nil || got == (vmap.Hash{}) {
+		t.Fatalf("RootAt(%d) after the restart: %x, %v", first, got, err)
+	}
+
+	// The follower writes the commit as it stops.
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); restarted.follow(fctx, time.Hour, slog.Default()) }()
+	cancel()
+	<-done
+	if got := written(restarted); got != second {
+		t.Fatalf("after the follower stopped the store holds the map at %d, want %d", got, second)
+	}
+}

@@ -91,7 +91,9 @@
 // dense array down to 65,536 buckets picked by a key's first 16 bits, and
 // keeps each bucket's entries (key and value, sorted by key) in a Store: in
 // memory (MemStore) for tests and offline checkers, or in a Badger
-// database (BadgerStore) for a node.
+// database (BadgerStore) for a node, which commits its own log's map at an
+// epoch close in memory and writes it to Badger after the close
+// (BufferedStore).
 // Setting keys marks their buckets stale, and the root or a proof
 // recomputes only the stale buckets and their paths. Commit saves the
 // changed buckets under a new version, and proofs stay possible under each
