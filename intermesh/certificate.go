@@ -169,7 +169,8 @@ func (r *RoundResult) UnmarshalJSON(b []byte) error {
 }
 
 // Evidence is proof that a member misbehaved: two checkpoint notes, both
-// validly signed by Origin, that cannot both be honest. Either they conflict
+// validly signed by Origin, that cannot both be honest, or one whose
+// records break the map's rules (rule evidence, see MapRule). Two notes conflict
 // on their face (two different checkpoints for one round, a tree that
 // shrank, a changed root at the same size, or a prev line that skips the
 // previous round's checkpoint), or the later, larger tree is not an
@@ -179,6 +180,8 @@ func (r *RoundResult) UnmarshalJSON(b []byte) error {
 //	{"origin":"...","reason":"...","notes":["<earlier>","<later>"]}
 //	{"origin":"...","reason":"not-consistent: ...","notes":["<smaller>","<larger>"],
 //	 "root1":"<base64>","proof":["<base64>",...]}
+//	{"origin":"...","reason":"map-rule: ...","notes":["<checkpoint>",""],
+//	 "records":[{"index":N,"leaf":"<base64>","proof":["<base64>",...]},...]}
 type Evidence struct {
 	// Origin is the member that signed both notes.
 	Origin string
@@ -194,6 +197,9 @@ type Evidence struct {
 	// Proof is, for consistency evidence, the RFC 6962 consistency proof
 	// from Root1 at the earlier size to the later note's root at its size.
 	Proof [][]byte
+	// Records are, for rule evidence (see MapRule), the records that break
+	// the map's rules, under the first note; the second is then empty.
+	Records []EvidenceRecord
 }
 
 type evidenceWire struct {
@@ -202,11 +208,13 @@ type evidenceWire struct {
 	Notes  [2]string `json:"notes"`
 	Root1  []byte    `json:"root1,omitempty"`
 	Proof  [][]byte  `json:"proof,omitempty"`
+	// Records are rule evidence's records.
+	Records []EvidenceRecord `json:"records,omitempty"`
 }
 
 // MarshalJSON encodes the evidence in the documented JSON form.
 func (e Evidence) MarshalJSON() ([]byte, error) {
-	return json.Marshal(evidenceWire{e.Origin, e.Reason, [2]string{string(e.Notes[0]), string(e.Notes[1])}, e.Root1, e.Proof})
+	return json.Marshal(evidenceWire{e.Origin, e.Reason, [2]string{string(e.Notes[0]), string(e.Notes[1])}, e.Root1, e.Proof, e.Records})
 }
 
 // UnmarshalJSON decodes the documented JSON form.
@@ -215,7 +223,7 @@ func (e *Evidence) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*e = Evidence{Origin: w.Origin, Reason: w.Reason, Notes: [2][]byte{[]byte(w.Notes[0]), []byte(w.Notes[1])}, Root1: w.Root1, Proof: w.Proof}
+	*e = Evidence{Origin: w.Origin, Reason: w.Reason, Notes: [2][]byte{[]byte(w.Notes[0]), []byte(w.Notes[1])}, Root1: w.Root1, Proof: w.Proof, Records: w.Records}
 	return nil
 }
 

@@ -27,8 +27,9 @@ var ErrInvalidEvidence = errors.New("intermesh: invalid evidence")
 
 // maxEvidenceSize bounds a gossiped Evidence message: two checkpoint notes,
 // a reason and, for consistency evidence, a root and a proof of at most
-// maxProofHashes hashes.
-const maxEvidenceSize = 2*maxCheckpointSize + 16<<10
+// maxProofHashes hashes; for rule evidence, maxRuleRecords leaves (base64)
+// with their inclusion proofs.
+const maxEvidenceSize = 2*maxCheckpointSize + 16<<10 + maxRuleRecords*(4*(log.MaxLeafLen+2)/3+maxProofHashes*48)
 
 // maxProofHashes bounds a consistency proof: an RFC 6962 consistency proof
 // between trees of fewer than 2^64 leaves has at most 2·64 hashes.
@@ -56,7 +57,15 @@ const reasonNotConsistent = "not-consistent"
 // (proof.VerifyConsistency of transparency-dev/merkle). So the tree the
 // origin signed at s2 has the root Root1 at s1, not the r1 it signed there;
 // both cannot be true barring a SHA-256 collision.
+//
+// Rule evidence needs the map's rule: see VerifyEvidenceWith.
 func VerifyEvidence(e Evidence, fed *config.Federation) (string, error) {
+	return VerifyEvidenceWith(e, fed, nil)
+}
+
+// VerifyEvidenceWith is VerifyEvidence that also checks rule evidence, with
+// rule (see MapRule); a nil rule refuses rule evidence.
+func VerifyEvidenceWith(e Evidence, fed *config.Federation, rule MapRule) (string, error) {
 	fm, ok := fed.Member(e.Origin)
 	if !ok {
 		return "", fmt.Errorf("%w: %q is not a member of %q", ErrInvalidEvidence, e.Origin, fed.Name)
@@ -65,11 +74,14 @@ func VerifyEvidence(e Evidence, fed *config.Federation) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: key of %q: %w", ErrInvalidEvidence, e.Origin, err)
 	}
-	return verifyEvidence(e, note.VerifierList(v))
+	return verifyEvidence(e, note.VerifierList(v), rule)
 }
 
-// verifyEvidence is VerifyEvidence with the verifiers at hand.
-func verifyEvidence(e Evidence, vs note.Verifiers) (string, error) {
+// verifyEvidence is VerifyEvidenceWith with the verifiers at hand.
+func verifyEvidence(e Evidence, vs note.Verifiers, rule MapRule) (string, error) {
+	if isRuleEvidence(e) {
+		return verifyRuleEvidence(e, vs, rule)
+	}
 	var hcs [2]heldCheckpoint
 	for i, n := range e.Notes {
 		if len(n) > maxCheckpointSize {
@@ -153,7 +165,7 @@ func (m *Mesh) checkEvidenceMsg(ctx context.Context, from peer.ID, data []byte) 
 	if _, ok := m.members[e.Origin]; !ok {
 		return rejected("evidence against %q, not a member", e.Origin)
 	}
-	why, err := verifyEvidence(e, m.verifiers)
+	why, err := verifyEvidence(e, m.verifiers, m.cfg.MapRule)
 	if err != nil {
 		return rejected("%v", err)
 	}

@@ -145,7 +145,7 @@ func (r *replicator) investigate(ctx context.Context, rs *replicaState, c2 heldC
 			return "failed", err
 		}
 		e := Evidence{Origin: rs.origin, Notes: [2][]byte{c1.note, c2.note}, Root1: root1, Proof: p}
-		if e.Reason, err = verifyEvidence(e, r.m.verifiers); err != nil {
+		if e.Reason, err = verifyEvidence(e, r.m.verifiers, r.m.cfg.MapRule); err != nil {
 			return "failed", fmt.Errorf("consistency evidence does not verify: %w", err)
 		}
 		if err := r.m.do(ctx, func(st *state) { st.foundEvidence(e) }); err != nil {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
+	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/vmap"
 )
 
@@ -31,11 +34,73 @@ func TestACheckpointWithoutAMapLineIsNotCertified(t *testing.T) {
 	liarNotCertified(t, noMapLine)
 }
 
+// TestAMemberThatLogsAnOlderVersionAfterANewerIsNotCertified: a member
+// logs alice's profile version of 20:00 after the one of 21:00 (what a
+// portal replaying her superseded keys would log) and signs a checkpoint
+// whose map line is right for those records. The honest members, checking
+// the portal's rules as they recompute its map, refuse the checkpoint,
+// hold evidence against it that anyone checks with the records alone, and
+// certify the round over the three honest checkpoints.
+func TestAMemberThatLogsAnOlderVersionAfterANewerIsNotCertified(t *testing.T) {
+	liarNotCertified(t, olderVersion)
+}
+
+// TestAMemberThatLogsAVersionUnderAnotherIdentifierIsNotCertified: the
+// same with a version of bob's profile logged under alice's identifier,
+// which the UDF of its offline key is not.
+func TestAMemberThatLogsAVersionUnderAnotherIdentifierIsNotCertified(t *testing.T) {
+	liarNotCertified(t, otherIdentifier)
+}
+
 // How the liar of liarNotCertified lies.
 const (
 	wrongMapLine = iota + 1
 	noMapLine
+	olderVersion    // its records break the map's rules (portal.CheckMapRecord)
+	otherIdentifier // the same, another way
 )
+
+// fillForLie appends to a member's log n records for the federation's
+// lie: for lies on the map line, Profile records; for lies on the records,
+// records that set no key, and for the liar two profile versions that
+// break the map's rules at its end.
+func fillForLie(t *testing.T, l *log.Log, n, lie int, liar bool) {
+	t.Helper()
+	switch {
+	case lie < olderVersion:
+		appendProfiles(t, l, n)
+		return
+	case !liar:
+		appendNotes(t, l, n)
+		return
+	}
+	appendNotes(t, l, n-2)
+	alice, bob := newTestProfile(t), newTestProfile(t)
+	t0 := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
+	switch lie {
+	case olderVersion:
+		appendRecords(t, l, alice.record(t, t0.Add(time.Hour), alice.id()), alice.record(t, t0, alice.id()))
+	case otherIdentifier:
+		appendRecords(t, l, alice.record(t, t0, alice.id()), bob.record(t, t0.Add(time.Hour), alice.id()))
+	}
+}
+
+// checkRuleEvidence checks that member i holds evidence against the liar
+// that the portal's rules verify.
+func checkRuleEvidence(t *testing.T, fed *config.Federation, i int, m *Mesh, liar string) {
+	t.Helper()
+	for _, e := range m.Evidence() {
+		if e.Origin != liar {
+			continue
+		}
+		why, err := VerifyEvidenceWith(e, fed, portal.CheckMapRecord)
+		if err != nil || !strings.HasPrefix(why, reasonMapRule) {
+			t.Errorf("member %d: evidence against %s: %q, %v", i, liar, why, err)
+		}
+		return
+	}
+	t.Errorf("member %d holds no evidence against %s", i, liar)
+}
 
 // liarNotCertified runs the federation of four where member 3 lies about
 // its map in the given way, and checks the honest members certify the
@@ -55,6 +120,9 @@ func liarNotCertified(t *testing.T, lie int) {
 		i := i
 		meshes[i], _ = startReplicating(t, fed, keys, i, l, func(c *Config) {
 			c.Now = clk.now
+			if lie >= olderVersion {
+				c.MapRule = portal.CheckMapRecord
+			}
 			c.Commit = func(_ context.Context, r RoundResult) error {
 				mu.Lock()
 				results[i] = r
@@ -66,7 +134,7 @@ func liarNotCertified(t *testing.T, lie int) {
 	}
 	connect(t, nodes)
 	for i := range n {
-		appendProfiles(t, logs[i].log.(*log.Log), 5+i) // gossiped to the replicas
+		fillForLie(t, logs[i].log.(*log.Log), 5+i, lie, i == liar) // gossiped to the replicas
 	}
 	waitFor(t, 10*time.Second, "every replica filled", func() bool {
 		for i, m := range meshes {
@@ -82,7 +150,7 @@ func liarNotCertified(t *testing.T, lie int) {
 	notes := make([][]byte, n)
 	for i, m := range meshes {
 		mode := 0
-		if i == liar {
+		if i == liar && lie < olderVersion {
 			mode = lie
 		}
 		notes[i] = logs[i].close(t, fed.Members[i].Origin, keys, i, r, mode)
@@ -109,6 +177,9 @@ func liarNotCertified(t *testing.T, lie int) {
 		}
 		if len(res.Checkpoints) != n-1 {
 			t.Errorf("member %d: certificate over %d checkpoints, want the %d honest ones", i, len(res.Checkpoints), n-1)
+		}
+		if lie >= olderVersion {
+			checkRuleEvidence(t, fed, i, meshes[i], fed.Members[liar].Origin)
 		}
 	}
 }

@@ -113,6 +113,13 @@ type Config struct {
 	// from which Federation is in force. Messages of earlier rounds are
 	// ignored (they belong to the previous member set). Optional: 0.
 	FirstRound uint64
+	// MapRule is the rule of the records that set keys of the map, which
+	// the node applies to every member's records as it recomputes the
+	// member's map: a member whose checkpoint covers a record that breaks
+	// it is no longer counted, and the evidence is gossiped and logged
+	// (see MapRule). Optional: nil checks nothing, and refuses rule
+	// evidence from others.
+	MapRule MapRule
 	// HostOptions are more libp2p options, applied after the host's own
 	// (see startHost), e.g. a QUIC transport over a simulated network in a
 	// test. Optional.

@@ -92,7 +92,7 @@ func facialFork(a, b heldCheckpoint) string {
 // repairing its replica), and returns errOriginForked, or why e could not
 // be recorded.
 func (r *replicator) refuseFork(ctx context.Context, rs *replicaState, e Evidence) error {
-	why, err := verifyEvidence(e, r.m.verifiers)
+	why, err := verifyEvidence(e, r.m.verifiers, r.m.cfg.MapRule)
 	if err != nil {
 		return fmt.Errorf("evidence of a fork does not verify: %w", err)
 	}

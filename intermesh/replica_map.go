@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -149,7 +150,11 @@ func (rs *replicaState) lowerMapLocked(n uint64) error {
 // the map keeps, or else lowers the map to the newest kept version below
 // size, or to the empty map, and follows the replica from there. On a
 // failure the map is reopened at its last commit when next needed.
-func (rs *replicaState) mapRootLocked(ctx context.Context, size uint64) (vmap.Hash, error) {
+//
+// Each record is checked with rule as the map takes it (followChecked): a
+// record that breaks it stops the map before it, which stays open there,
+// and the *ruleViolation is returned.
+func (rs *replicaState) mapRootLocked(ctx context.Context, size uint64, rule MapRule) (vmap.Hash, error) {
 	if err := rs.openMapLocked(); err != nil {
 		return vmap.Hash{}, err
 	}
@@ -165,8 +170,11 @@ func (rs *replicaState) mapRootLocked(ctx context.Context, size uint64) (vmap.Ha
 		}
 	}
 	lm := rs.rmap.lm
-	if err := lm.Follow(ctx, rs.rep, size); err != nil {
-		rs.rmap.lm = nil // reopened at its last commit
+	if err := rs.followChecked(ctx, lm, size, rule); err != nil {
+		var v *ruleViolation
+		if !errors.As(err, &v) {
+			rs.rmap.lm = nil // reopened at its last commit
+		}
 		return vmap.Hash{}, err
 	}
 	root, err := lm.Commit()
@@ -179,12 +187,17 @@ func (rs *replicaState) mapRootLocked(ctx context.Context, size uint64) (vmap.Ha
 
 // checkMapLocked reports why hc's map line is not the replica's map root
 // at hc's size, or "" if it is or hc has no map line; rs.mu held, the
-// replica holding hc's records.
-func (rs *replicaState) checkMapLocked(ctx context.Context, hc heldCheckpoint) (string, error) {
+// replica holding hc's records. A record that breaks rule is a
+// *ruleViolation error (mapRootLocked).
+func (rs *replicaState) checkMapLocked(ctx context.Context, hc heldCheckpoint, rule MapRule) (string, error) {
 	if len(hc.cp.Map) == 0 {
 		return "", nil
 	}
-	root, err := rs.mapRootLocked(ctx, hc.cp.Size)
+	root, err := rs.mapRootLocked(ctx, hc.cp.Size, rule)
+	var v *ruleViolation
+	if errors.As(err, &v) {
+		return "", err
+	}
 	if err != nil {
 		return "", fmt.Errorf("recomputing the map of %s at %d records: %w", rs.origin, hc.cp.Size, err)
 	}
@@ -210,6 +223,9 @@ func (r *replicator) mapMismatchLocked(rs *replicaState, hc heldCheckpoint, why 
 func (rs *replicaState) forgetMapAbove(keep uint64) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if keep < rs.brokenAt {
+		rs.brokenAt = 0 // the record is gone; its successor is checked again
+	}
 	if err := rs.lowerMapLocked(keep); err != nil {
 		rs.rmap.lm, rs.rmap.clear = nil, true
 		return fmt.Errorf("lowering the map of the replica of %s to %d records: %w", rs.origin, keep, err)

@@ -153,7 +153,7 @@ func freshRoot(t *testing.T, rs *replicaState, size uint64) vmap.Hash {
 func checkRoot(t *testing.T, rs *replicaState, size uint64) {
 	t.Helper()
 	rs.mu.Lock()
-	got, err := rs.mapRootLocked(context.Background(), size)
+	got, err := rs.mapRootLocked(context.Background(), size, nil)
 	rs.mu.Unlock()
 	if err != nil {
 		t.Fatalf("map root at %d: %v", size, err)

@@ -69,6 +69,7 @@ type replicaState struct {
 	pending   []heldCheckpoint      // not verified yet
 	verified  []heldCheckpoint      // latest last, at most keepVerified
 	untrusted string                // why the replica is no longer trusted
+	brokenAt  uint64                // > 0: checkpoints of this size or more cover a record that breaks the MapRule
 	rmap      replicaMap            // the replica's map (replica_map.go)
 	suspect   *heldCheckpoint       // to investigate for a fork (fork.go)
 	mendWith  *heldCheckpoint       // to repair the replica with (repair.go)
@@ -430,12 +431,18 @@ func (r *replicator) verifyLocked(rs *replicaState) []heldCheckpoint {
 			left = append(left, hc)
 			continue
 		}
+		if rs.brokenAt > 0 && hc.cp.Size >= rs.brokenAt {
+			continue // covers a record that breaks the map's rules
+		}
 		err := rs.tree.VerifyCheckpoint(hc.cp)
 		var mapWrong string
 		if err == nil {
-			mapWrong, err = rs.checkMapLocked(context.Background(), hc)
+			mapWrong, err = rs.checkMapLocked(context.Background(), hc, r.m.cfg.MapRule)
 		}
+		var broken *ruleViolation
 		switch {
+		case errors.As(err, &broken):
+			r.ruleBrokenLocked(rs, hc, broken)
 		case err == nil && mapWrong != "":
 			r.mapMismatchLocked(rs, hc, mapWrong)
 		case err == nil:

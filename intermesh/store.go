@@ -45,6 +45,7 @@ func evidenceKey(e Evidence) []byte {
 	h := sha256.New()
 	h.Write(e.Notes[0])
 	h.Write(e.Notes[1])
+	h.Write(ruleEvidenceKey(e))
 	return h.Sum([]byte{keySpace, evidenceKind})
 }
 
@@ -190,7 +191,7 @@ func (m *Mesh) loadState() error {
 			return fmt.Errorf("evidence: %w", err)
 		}
 		if _, ok := m.members[e.Origin]; ok {
-			why, err := VerifyEvidence(e, m.fed)
+			why, err := VerifyEvidenceWith(e, m.fed, m.cfg.MapRule)
 			if err != nil {
 				m.metrics.forgotten.WithLabelValues(e.Origin).Inc()
 				m.log.Warn("stored evidence no longer verifies; forgotten, the member counts again", "member", e.Origin, "err", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/intermesh/intermesh/intermesh"
 	"github.com/intermesh/intermesh/internal/metricset"
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/portal"
 )
 
 // Membership changes at a round boundary.
@@ -129,6 +130,9 @@ func (n *Node) newVersionMesh(ctx context.Context, v *config.FederationVersion) 
 			}
 			return n.state.RebuildReplica(ctx, n.log.DB(), origin, rep)
 		},
+		// Every member's records are checked by the portal's rules as
+		// their maps are recomputed.
+		MapRule:    portal.CheckMapRecord,
 		Logger:     n.logger.With("federation_version", v.Version),
 		Registerer: n.meshReg,
 		FirstRound: v.Effective,
