@@ -251,13 +251,17 @@ func ParseRoundResult(payload []byte) (RoundResult, error) {
 // evidencePayload is the payload of an Evidence record:
 // {"origin":"...","reason":"...","notes":["<earlier note>","<later note>"]},
 // and for consistency evidence also "root1" (base64) and "proof" (a list of
-// base64 hashes): the later note's tree has root1 at the earlier note's size.
+// base64 hashes): the later note's tree has root1 at the earlier note's size;
+// rule evidence has an empty second note and "records".
 type evidencePayload struct {
 	Origin string    `json:"origin"`
 	Reason string    `json:"reason"`
 	Notes  [2]string `json:"notes"`
 	Root1  []byte    `json:"root1,omitempty"`
 	Proof  [][]byte  `json:"proof,omitempty"`
+	// Records are, for rule evidence (an empty second note), the records
+	// that break the map's rules under the first note.
+	Records []evidenceRecord `json:"records,omitempty"`
 }
 
 // maxEvidenceProof bounds the hashes of a consistency proof in evidence: a

@@ -286,8 +286,13 @@ func conflict(a, b Checkpoint) string {
 // verifyEvidence checks a claim of misbehaviour: both notes are checkpoints
 // signed by origin's key, and they conflict on their face or, for
 // consistency evidence, the consistency proof shows that the later tree has
-// another root (e.Root1) at the earlier size. It returns why they conflict.
+// another root (e.Root1) at the earlier size; or, for rule evidence (no
+// second note), its records break the map's rules (verifyRuleEvidence).
+// It returns why.
 func (k *Keys) verifyEvidence(e evidencePayload) (string, error) {
+	if e.Notes[1] == "" {
+		return k.verifyRuleEvidence(e)
+	}
 	origin, notes := e.Origin, e.Notes
 	var cps [2]Checkpoint
 	for i, n := range notes {
