@@ -21,7 +21,7 @@ import (
 )
 
 // fill writes accounts, profiles, updates and connection requests.
-func fill(t *testing.T, p *testPortal, from, users int) {
+func fill(t testing.TB, p *testPortal, from, users int) {
 	ctx := context.Background()
 	for i := from; i < from+users; i++ {
 		u := newUser(t, fmt.Sprintf("user%d@example.com", i))
