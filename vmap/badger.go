@@ -522,9 +522,12 @@ func (s *BadgerStore) writeSave(version uint64, changed map[uint32][]Entry, bs [
 			return err
 		}
 	}
+	// Loads go on during the synced commit, under the index as it was:
+	// a version is committed once save returns.
+	err := w.commit()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := w.commit(); err != nil {
+	if err != nil {
 		s.indexed, s.latest = false, nil // the committed version is unknown
 		return err
 	}
