@@ -97,3 +97,40 @@ func TestBufferedStoreCommitsInMemoryAndFlushesLater(t *testing.T) {
 		t.Fatalf("reopened after the Flush: %v", err)
 	}
 }
+
+// TestBufferedStoreFlushFailureKeepsTheVersions: a Flush that cannot
+// write reports it and keeps the versions in memory, where the tree still
+// reads and proves them.
+func TestBufferedStoreFlushFailureKeepsTheVersions(t *testing.T) {
+	db := openBadger(t, 0)
+	s := NewBufferedStore(NewBadgerStore(db, StorePrefix("local")))
+	tr, err := s.Open(DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[Key]Value{}
+	for i := range 50 {
+		k := Key{byte(i), byte(i * 7), 31: 1}
+		values[k] = values[k].Append(uint64(i), Hash{byte(i)})
+		if err := tr.Set(k, values[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tr.CommitAt(50); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err == nil {
+		t.Fatal("Flush to a closed database reported no error")
+	}
+	if n := s.Buffered(); n != 1 {
+		t.Fatalf("after the failed Flush %d operations wait, want the 1 not written", n)
+	}
+	for k := range values {
+		if p, err := tr.ProveAt(50, k); err != nil || !proofsEqual(p, refProve(values, k)) {
+			t.Fatalf("ProveAt(%x) after the failed Flush: %v", k, err)
+		}
+	}
+}
