@@ -158,6 +158,9 @@ func (m *Mesh) checkEvidenceMsg(ctx context.Context, from peer.ID, data []byte) 
 	if len(data) > maxEvidenceSize {
 		return rejected("evidence of %d bytes, limit %d", len(data), maxEvidenceSize)
 	}
+	if isClaim(data) {
+		return m.checkClaimMsg(ctx, data)
+	}
 	var e Evidence
 	if err := json.Unmarshal(data, &e); err != nil {
 		return rejected("evidence: %v", err)

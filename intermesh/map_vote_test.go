@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -58,6 +59,7 @@ const (
 	noMapLine
 	olderVersion    // its records break the map's rules (portal.CheckMapRecord)
 	otherIdentifier // the same, another way
+	falseClaim      // it claims an honest member's map line wrong
 )
 
 // fillForLie appends to a member's log n records for the federation's
@@ -67,7 +69,7 @@ const (
 func fillForLie(t *testing.T, l *log.Log, n, lie int, liar bool) {
 	t.Helper()
 	switch {
-	case lie < olderVersion:
+	case lie == wrongMapLine || lie == noMapLine || lie == falseClaim:
 		appendProfiles(t, l, n)
 		return
 	case !liar:
@@ -102,11 +104,21 @@ func checkRuleEvidence(t *testing.T, fed *config.Federation, i int, m *Mesh, lia
 	t.Errorf("member %d holds no evidence against %s", i, liar)
 }
 
-// liarNotCertified runs the federation of four where member 3 lies about
-// its map in the given way, and checks the honest members certify the
-// round over their three checkpoints only.
-func liarNotCertified(t *testing.T, lie int) {
-	const n, liar = 4, 3
+// liarRound is a round of a federation of four in which member 3 lies.
+type liarRound struct {
+	fed     *config.Federation
+	meshes  []*Mesh
+	notes   [][]byte // the checkpoints of the round, by member
+	results map[int]RoundResult
+}
+
+// liar is the member who lies in a liarRound.
+const liar = 3
+
+// runLiarRound runs one round of the federation of four where member 3
+// lies in the given way, until the results of the members in want are in.
+func runLiarRound(t *testing.T, lie int, want ...int) liarRound {
+	const n = 4
 	period := 10 * time.Second
 	fed, keys := testFederationOf(t, n, period)
 	clk := newClockOf(period)
@@ -120,7 +132,7 @@ func liarNotCertified(t *testing.T, lie int) {
 		i := i
 		meshes[i], _ = startReplicating(t, fed, keys, i, l, func(c *Config) {
 			c.Now = clk.now
-			if lie >= olderVersion {
+			if lie == olderVersion || lie == otherIdentifier {
 				c.MapRule = portal.CheckMapRecord
 			}
 			c.Commit = func(_ context.Context, r RoundResult) error {
@@ -150,7 +162,7 @@ func liarNotCertified(t *testing.T, lie int) {
 	notes := make([][]byte, n)
 	for i, m := range meshes {
 		mode := 0
-		if i == liar && lie < olderVersion {
+		if i == liar && (lie == wrongMapLine || lie == noMapLine) {
 			mode = lie
 		}
 		notes[i] = logs[i].close(t, fed.Members[i].Origin, keys, i, r, mode)
@@ -158,29 +170,82 @@ func liarNotCertified(t *testing.T, lie int) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "the honest members' results", func() bool {
+	if lie == falseClaim {
+		// The liar claims member 0's map line wrong before anyone counted it.
+		meshes[liar].publishClaim(heldNote(t, notes[0]), bytes.Repeat([]byte{7}, 32))
+	}
+	waitFor(t, 15*time.Second, "the results", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(results) >= n-1 && results[0].Round == r && results[1].Round == r && results[2].Round == r
+		for _, i := range want {
+			if results[i].Round != r {
+				return false
+			}
+		}
+		return true
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	for i := range n - 1 {
-		res := results[i]
+	return liarRound{fed: fed, meshes: meshes, notes: notes, results: maps.Clone(results)}
+}
+
+// liarNotCertified runs the federation of four where member 3 lies about
+// its map in the given way, and checks the honest members certify the
+// round over their three checkpoints only.
+func liarNotCertified(t *testing.T, lie int) {
+	lr := runLiarRound(t, lie, 0, 1, 2)
+	for i := range liar {
+		res := lr.results[i]
 		if res.Outcome != OutcomeCertificate {
-			t.Fatalf("member %d: round %d ended %s, want a certificate over the honest checkpoints", i, r, res.Outcome)
+			t.Fatalf("member %d: round %d ended %s, want a certificate over the honest checkpoints", i, res.Round, res.Outcome)
 		}
 		for _, c := range res.Checkpoints {
-			if bytes.Equal(c, notes[liar]) {
+			if bytes.Equal(c, lr.notes[liar]) {
 				t.Errorf("member %d certified the checkpoint whose map line its records do not give", i)
 			}
 		}
-		if len(res.Checkpoints) != n-1 {
-			t.Errorf("member %d: certificate over %d checkpoints, want the %d honest ones", i, len(res.Checkpoints), n-1)
+		if len(res.Checkpoints) != liar {
+			t.Errorf("member %d: certificate over %d checkpoints, want the %d honest ones", i, len(res.Checkpoints), liar)
 		}
-		if lie >= olderVersion {
-			checkRuleEvidence(t, fed, i, meshes[i], fed.Members[liar].Origin)
+		if lie == olderVersion || lie == otherIdentifier {
+			checkRuleEvidence(t, lr.fed, i, lr.meshes[i], lr.fed.Members[liar].Origin)
 		}
+		if lie == wrongMapLine {
+			if got := counterValue(t, lr.meshes[i].metrics.mapClaims.WithLabelValues(lr.fed.Members[i].Origin, "published")); got != 1 {
+				t.Errorf("member %d published %v claims against the wrong map line, want 1", i, got)
+			}
+		}
+	}
+}
+
+// TestAFalseClaimChangesNothing: a member claims that another member's
+// map line is not its records' map when it is. Each member recomputes
+// the map itself: the claim is refuted (or not yet judged) everywhere,
+// never confirmed, and the round is certified over all four checkpoints,
+// the accused one with them.
+func TestAFalseClaimChangesNothing(t *testing.T) {
+	lr := runLiarRound(t, falseClaim, 0, 1, 2, 3)
+	claimant := lr.fed.Members[liar].Origin
+	for i := range 4 {
+		res := lr.results[i]
+		if res.Outcome != OutcomeCertificate || len(res.Checkpoints) != 4 {
+			t.Errorf("member %d: round ended %s over %d checkpoints, want a certificate over all 4", i, res.Outcome, len(res.Checkpoints))
+		}
+	}
+	var judged float64
+	for i := range liar {
+		m := lr.meshes[i]
+		if got := counterValue(t, m.metrics.mapClaims.WithLabelValues(claimant, "confirmed")); got != 0 {
+			t.Errorf("member %d confirmed the false claim", i)
+		}
+		judged += counterValue(t, m.metrics.mapClaims.WithLabelValues(claimant, "refuted")) +
+			counterValue(t, m.metrics.mapClaims.WithLabelValues(claimant, "pending"))
+		if len(m.Evidence()) != 0 {
+			t.Errorf("member %d holds evidence after a claim: %v", i, m.Evidence())
+		}
+	}
+	if judged == 0 {
+		t.Error("no member received the claim")
 	}
 }
 

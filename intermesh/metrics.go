@@ -27,6 +27,7 @@ import (
 //	intermesh_gossip_dropped_rpcs_total            gossip RPCs dropped because a member's outbound queue was full
 //	intermesh_gossip_reconnects_total{member}      connections to a member closed and redialled because gossip to it had stalled (host.go)
 //	intermesh_map_mismatches_total{origin}         checkpoints whose map line is not the map of their records, not verified (replica_map.go)
+//	intermesh_map_claims_total{claimant,outcome}   claims that a checkpoint's map line is wrong (claim.go); outcome published (by this node)|confirmed|refuted|pending (by this node's recomputation)
 //	intermesh_resyncs_total{direction}             open rounds' messages handed to a member that joined the gossip again (resync.go); direction sent|received
 //	intermesh_replica_repairs_total{origin,result} replicas repaired from their origin; result repaired|failed
 //	intermesh_graylistings_total{member}           times a member's penalty alone crossed the graylist threshold
@@ -69,6 +70,7 @@ type metrics struct {
 	gossipResets  *prometheus.CounterVec
 	resyncs       *prometheus.CounterVec
 	mapMismatches *prometheus.CounterVec
+	mapClaims     *prometheus.CounterVec
 
 	duplicates     *prometheus.CounterVec
 	duplicateBytes *prometheus.CounterVec
@@ -127,6 +129,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		"Connections to a member closed and redialled because it had been connected without exchanging gossip (see the package's Connections).", "member")
 	mt.mapMismatches = s.CounterVec("intermesh_map_mismatches_total",
 		"Checkpoints of a member whose map line is not the root of the verifiable map this node recomputes from their records; they are not verified.", "origin")
+	mt.mapClaims = s.CounterVec("intermesh_map_claims_total",
+		"Claims that a member's checkpoint has a map line its records do not give, by claimant and outcome: published (by this node), or what this node's own recomputation says (confirmed, refuted, pending). Nobody acts on a claim.", "claimant", "outcome")
 	mt.resyncs = s.CounterVec("intermesh_resyncs_total",
 		"Resync streams (the open rounds' checkpoints and votes, to a member that joined the gossip again) sent and received in full, by direction.", "direction")
 	mt.duplicates = s.CounterVec("intermesh_gossip_duplicates_total",

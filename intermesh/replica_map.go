@@ -210,9 +210,19 @@ func (rs *replicaState) checkMapLocked(ctx context.Context, hc heldCheckpoint, r
 // mapMismatchLocked refuses hc, whose map line is not its records' map:
 // the checkpoint is not verified, and the replica, whose records the
 // origin's tree root vouches for, stays trusted; rs.mu held.
+//
+// The node publishes its claim (claim.go) with the root it recomputed.
 func (r *replicator) mapMismatchLocked(rs *replicaState, hc heldCheckpoint, why string) {
 	r.m.metrics.mapMismatches.WithLabelValues(rs.origin).Inc()
 	r.m.log.Warn("member's checkpoint has a map line its records do not give; not verified", "member", rs.origin, "round", hc.cp.Round, "reason", why)
+	if rs.rmap.lm == nil {
+		return
+	}
+	root, err := rs.rmap.lm.Tree().RootAt(hc.cp.Size)
+	if err != nil {
+		return
+	}
+	go r.m.do(context.Background(), func(st *state) { st.refuseMap(hc, root[:]) })
 }
 
 // forgetMapAbove lowers the replica's map to cover at most keep records

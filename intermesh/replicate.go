@@ -104,6 +104,7 @@ func newReplicator(m *Mesh, l *log.Log) (*replicator, error) {
 			wake: make(chan struct{}, 1), inbox: make(chan *recordsBatch, perOrigin), suspicious: make(chan struct{}, 1), mending: make(chan struct{}, 1),
 		}
 		m.metrics.mapMismatches.WithLabelValues(o) // exported at 0 from the start, for alerts
+		m.metrics.mapClaims.WithLabelValues(o, "refuted")
 	}
 	return r, nil
 }

@@ -53,6 +53,12 @@ type roundState struct {
 	certSigs  int
 	committed bool
 	saved     bool // cert persisted as it is now
+	// mapRefused are the checkpoints this node refused for their map line
+	// (claim.go); claims the claims taken, by claimant and checkpoint,
+	// and claimsBy how many of each claimant.
+	mapRefused map[[32]byte]bool
+	claims     map[string]bool
+	claimsBy   map[string]int
 }
 
 func newState(m *Mesh) *state {
@@ -94,6 +100,10 @@ func (st *state) round(r uint64) *roundState {
 		ballots:   map[string]*ballot{},
 		texts:     map[string]int{},
 		signed:    map[string]bool{},
+
+		mapRefused: map[[32]byte]bool{},
+		claims:     map[string]bool{},
+		claimsBy:   map[string]int{},
 	}
 	st.rounds[r] = rs
 	return rs
