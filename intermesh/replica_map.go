@@ -246,3 +246,32 @@ func (rs *replicaState) forgetMapAbove(keep uint64) error {
 // bySize orders checkpoints by size, so that a replica's map only advances
 // while it verifies them.
 func bySize(a, b heldCheckpoint) int { return cmp.Compare(a.cp.Size, b.cp.Size) }
+
+// ProveReplicaMap returns the lookup proofs of keys in this node's map of
+// origin's replica under its version size (the size of a checkpoint of
+// origin that the replica verified, among the last vmap.DefaultKeep): what
+// a portal answers about names of origin's log. It waits while the map is
+// being recomputed.
+func (m *Mesh) ProveReplicaMap(origin string, size uint64, keys []vmap.Key) ([]*vmap.Proof, error) {
+	if m.repl == nil {
+		return nil, fmt.Errorf("intermesh: no replicas")
+	}
+	rs := m.repl.origins[origin]
+	if rs == nil {
+		return nil, fmt.Errorf("intermesh: %q is not a replicated member", origin)
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if err := rs.openMapLocked(); err != nil {
+		return nil, fmt.Errorf("intermesh: the map of the replica of %s: %w", origin, err)
+	}
+	proofs := make([]*vmap.Proof, len(keys))
+	for i, k := range keys {
+		p, err := rs.rmap.lm.Tree().ProveAt(size, k)
+		if err != nil {
+			return nil, fmt.Errorf("intermesh: the map of the replica of %s at %d records: %w", origin, size, err)
+		}
+		proofs[i] = p
+	}
+	return proofs, nil
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/intermesh/intermesh/merkle"
 	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/vmap"
 )
 
 // ProveEntries implements portal.EntryProofs: for entries of origin's log
@@ -17,7 +18,7 @@ import (
 // MasterHash record, its inclusion in the node's own latest checkpoint, and
 // the consistency proof from the certified checkpoint of the entries' log
 // to the checkpoint of the proof.
-func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64) (*portal.GetProof, [][][]byte, error) {
+func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64, names []vmap.Name) (*portal.GetProof, [][][]byte, error) {
 	own, err := n.tree.LatestCheckpoint()
 	if errors.Is(err, merkle.ErrNotFound) || (err == nil && len(own) == 0) {
 		return nil, nil, nil
@@ -54,6 +55,9 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 		}
 	}
 	proof := &portal.GetProof{Checkpoint: string(signed)}
+	if proof.Map, err = n.proveNames(origin, cp, names); err != nil {
+		return nil, nil, err
+	}
 	if im == nil {
 		return proof, inclusions, nil
 	}
@@ -90,4 +94,56 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 	}
 	proof.Certificate = cert
 	return proof, inclusions, nil
+}
+
+// proveNames returns the lookup proofs of names in the map of origin's log
+// under cp's map line: from the node's own map, or its map of origin's
+// replica, at cp's size; none if cp has no map line.
+func (n *Node) proveNames(origin string, cp merkle.Checkpoint, names []vmap.Name) ([]portal.MapProof, error) {
+	if len(cp.Map) == 0 || len(names) == 0 {
+		return nil, nil
+	}
+	keys := make([]vmap.Key, len(names))
+	for i, nm := range names {
+		k, err := nm.Key()
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = k
+	}
+	var proofs []*vmap.Proof
+	var err error
+	if origin == n.cfg.Origin {
+		proofs, err = n.vmap.proveAt(cp.Size, keys)
+	} else if im := n.Mesh(); im != nil {
+		proofs, err = im.ProveReplicaMap(origin, cp.Size, keys)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node: map proofs of %s at %d records: %w", origin, cp.Size, err)
+	}
+	out := make([]portal.MapProof, len(proofs))
+	for i, p := range proofs {
+		b, err := p.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = portal.MapProof{Namespace: string(names[i].Namespace), Name: names[i].Name, Proof: b}
+	}
+	return out, nil
+}
+
+// proveAt returns the lookup proofs of keys in the map at version size,
+// one the map keeps (the size of one of the last checkpoints).
+func (m *ownMap) proveAt(size uint64, keys []vmap.Key) ([]*vmap.Proof, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	proofs := make([]*vmap.Proof, len(keys))
+	for i, k := range keys {
+		p, err := m.lm.Tree().ProveAt(size, k)
+		if err != nil {
+			return nil, err
+		}
+		proofs[i] = p
+	}
+	return proofs, nil
 }

@@ -263,6 +263,23 @@ type GetProof struct {
 	// Certificate proves that the federation certified that log, if the
 	// node holds a certificate yet.
 	Certificate *CertificateProof `json:",omitempty"`
+	// Map are the lookup proofs, under Checkpoint's map line, of the names
+	// the answer is about (docs/formats.md, "Map lookup proofs"): each
+	// shows the name's latest record, version count and history, or that
+	// no record of the log set it. A Get by Identifier proves it as a
+	// profile and as an escrow identifier; by Account, the account and
+	// the profile it is bound to.
+	Map []MapProof `json:",omitempty"`
+}
+
+// MapProof is the lookup proof of one name in a log's verifiable map.
+type MapProof struct {
+	// Namespace is profile, escrow or account.
+	Namespace string
+	// Name is the identifier or account name, as the map keys it.
+	Name string
+	// Proof is the proof's binary encoding (vmap.Proof.MarshalBinary).
+	Proof []byte
 }
 
 // CertificateProof ties a log's checkpoint to the latest master-hash

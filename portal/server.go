@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/intermesh/intermesh/log"
+	"github.com/intermesh/intermesh/vmap"
 )
 
 // WellKnownPath is where the portal protocol is served (seed 001 §7).
@@ -81,8 +82,10 @@ type EntryProofs interface {
 	// ProveEntries returns the proof for entries of origin's log ("" for
 	// the node's own) and one inclusion proof per index (nil for an index
 	// the proof's checkpoint does not cover); a nil proof if the node has
-	// no checkpoint of that log yet.
-	ProveEntries(ctx context.Context, origin string, indexes []uint64) (*GetProof, [][][]byte, error)
+	// no checkpoint of that log yet. The proof carries the lookup proof of
+	// each of names in the log's map under the checkpoint's map line
+	// (GetProof.Map), none if the checkpoint has no map line.
+	ProveEntries(ctx context.Context, origin string, indexes []uint64, names []vmap.Name) (*GetProof, [][][]byte, error)
 }
 
 // EvidenceSource gives the equivocation evidence the node holds, for

@@ -7,6 +7,7 @@ import (
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
+	"github.com/intermesh/intermesh/vmap"
 )
 
 // publishTypes are the entries Publish accepts.
@@ -127,7 +128,7 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 	} else {
 		id, err := s.resolveGet(req)
 		if err != nil {
-			return nil, err
+			return s.notFound(ctx, req, "", "", err)
 		}
 		c = cursor{Tx: TxGet, Name: id}
 		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
@@ -148,7 +149,7 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		return nil, err
 	}
 	if len(recs) == 0 && next == "" {
-		return nil, Errorf(NotFound, "no version of %s was published in the requested time window", c.Name)
+		return s.notFound(ctx, req, src.origin, c.Name, Errorf(NotFound, "no version of %s was published in the requested time window", c.Name))
 	}
 	resp := &GetResponse{PageKey: next}
 	for i := range recs {
@@ -159,7 +160,7 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		resp.DataItems = append(resp.DataItems, item)
 	}
 	if req.Full && s.deps.Proofs != nil {
-		if err := s.proveEntries(ctx, src.origin, resp); err != nil {
+		if err := s.proveEntries(ctx, src.origin, resp, s.getNames(req, c.Name)); err != nil {
 			return nil, err
 		}
 	}
@@ -167,13 +168,13 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 }
 
 // proveEntries adds the proofs of a Full Get answer's entries of origin's
-// log ("" for the node's own).
-func (s *Server) proveEntries(ctx context.Context, origin string, resp *GetResponse) error {
+// log ("" for the node's own), and of names in that log's map.
+func (s *Server) proveEntries(ctx context.Context, origin string, resp *GetResponse, names []vmap.Name) error {
 	indexes := make([]uint64, len(resp.DataItems))
 	for i, item := range resp.DataItems {
 		indexes[i] = *item.Index
 	}
-	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, origin, indexes)
+	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, origin, indexes, names)
 	if err != nil || proof == nil {
 		return err
 	}

@@ -112,10 +112,13 @@ func (c *Client) Do(ctx context.Context, tx string, req any) (portal.Response, e
 func do[R portal.Response](ctx context.Context, c *Client, tx string, req any) (R, error) {
 	var zero R
 	resp, err := c.Do(ctx, tx, req)
+	r, ok := resp.(R)
 	if err != nil {
+		if ok {
+			return r, err // the portal's answer to a refusal (a NotFound Get carries proofs)
+		}
 		return zero, err
 	}
-	r, ok := resp.(R)
 	if !ok {
 		return zero, fmt.Errorf("client: %s: the portal answered with a bare %T", tx, resp)
 	}
