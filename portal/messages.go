@@ -192,6 +192,9 @@ type ValidateRequest struct {
 	Account  string   `json:",omitempty"`
 	Reserve  bool     `json:",omitempty"`
 	Language []string `json:",omitempty"`
+	// Full (this project) asks for the proof of what the portal's log
+	// holds of the name (ValidateResponse.Proof).
+	Full bool `json:",omitempty"`
 }
 
 // ValidateResponse says whether the account name is acceptable and what the
@@ -203,6 +206,11 @@ type ValidateResponse struct {
 	Maximum           int    `json:",omitempty"`
 	InvalidCharacters string `json:",omitempty"`
 	Reason            string `json:",omitempty"`
+	// Proof (with Full, for a name this portal serves) is the lookup proof
+	// of the account name in the map of the portal's log under its latest
+	// checkpoint (GetProof.Map): a name no record set, or whose latest
+	// Account record closed it, is free.
+	Proof *GetProof `json:",omitempty"`
 }
 
 // CreateRequest asks for a new account bound to a signed profile (the

@@ -403,7 +403,7 @@ func (s *Server) dispatch(r *http.Request, tx string, req any) (Response, error)
 	case *HelloRequest:
 		return s.hello(req), nil
 	case *ValidateRequest:
-		return s.validateAccount(req)
+		return s.validateAccount(ctx, req)
 	case *CreateRequest:
 		return s.createAccount(ctx, req)
 	case *DeleteRequest:

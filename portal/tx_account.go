@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/intermesh/intermesh/portal/mesh"
+	"github.com/intermesh/intermesh/vmap"
 )
 
 // isDNSName reports whether a service name can be the host of the
@@ -39,7 +40,7 @@ func (s *Server) hello(*HelloRequest) *HelloResponse {
 // validateAccount answers ValidateAccount. An unacceptable or taken name is
 // a successful transaction with Valid false and a Reason. Reservations are
 // not honoured (the drafts allow that).
-func (s *Server) validateAccount(req *ValidateRequest) (*ValidateResponse, error) {
+func (s *Server) validateAccount(ctx context.Context, req *ValidateRequest) (*ValidateResponse, error) {
 	resp := &ValidateResponse{Minimum: s.cfg.AccountMinLength, Maximum: s.cfg.AccountMaxLength}
 	reason, invalid := s.checkAccountName(req.Account)
 	resp.InvalidCharacters = invalid
@@ -52,12 +53,23 @@ func (s *Server) validateAccount(req *ValidateRequest) (*ValidateResponse, error
 			return nil, err
 		}
 		if found && acct.Status == AccountOpen {
-			reason = "the account name is already taken"
+			reason = reasonTaken
 		}
 	}
 	resp.Valid, resp.Reason = reason == "", reason
+	if req.Full && s.deps.Proofs != nil && (reason == "" || reason == reasonTaken) {
+		name := vmap.Name{Namespace: vmap.Account, Name: CanonicalAccount(req.Account)}
+		proof, _, err := s.deps.Proofs.ProveEntries(ctx, "", nil, []vmap.Name{name})
+		if err != nil {
+			return nil, err
+		}
+		resp.Proof = proof
+	}
 	return resp, nil
 }
+
+// reasonTaken is ValidateAccount's reason for a name an open account has.
+const reasonTaken = "the account name is already taken"
 
 // profileTypes are the entries an account may be bound to.
 var accountProfileTypes = []string{mesh.TypeProfileAccount, mesh.TypeProfileMesh}

@@ -105,4 +105,15 @@ func TestGetAnswersCarryMapProofs(t *testing.T) {
 	if _, ok := mapLookup(t, resp, vmap.Account, portal.CanonicalAccount(missing)); ok {
 		t.Error("an account that does not exist is proved present")
 	}
+	// ValidateAccount proves a free name free, and a taken one taken.
+	for name, taken := range map[string]bool{missing: false, account: true} {
+		v, err := c.ValidateAccount(t.Context(), &portal.ValidateRequest{Account: name, Full: true})
+		if err != nil || v.Valid == taken || v.Proof == nil {
+			t.Fatalf("ValidateAccount %s: %+v, %v", name, v, err)
+		}
+		_, ok := mapLookup(t, &portal.GetResponse{Proof: v.Proof}, vmap.Account, portal.CanonicalAccount(name))
+		if ok != taken {
+			t.Errorf("ValidateAccount %s: the name is proved present %v, want %v", name, ok, taken)
+		}
+	}
 }
