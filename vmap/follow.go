@@ -18,7 +18,8 @@ type Ranger interface {
 // it).
 func (m *LogMap) Follow(ctx context.Context, src Ranger, size uint64) error {
 	for m.Size() < size {
-		page, err := src.Range(ctx, log.Constraints{From: m.Size(), MaxEntries: log.MaxPageEntries})
+		want := int(min(size-m.Size(), log.MaxPageEntries)) // no record past size is read
+		page, err := src.Range(ctx, log.Constraints{From: m.Size(), MaxEntries: want})
 		if err != nil {
 			return fmt.Errorf("vmap: reading records from %d: %w", m.Size(), err)
 		}
