@@ -275,3 +275,27 @@ func (m *Mesh) ProveReplicaMap(origin string, size uint64, keys []vmap.Key) ([]*
 	}
 	return proofs, nil
 }
+
+// VerifiedCheckpoint returns the signed checkpoint of origin's round that
+// its replica verified, among the last few it keeps; round 0 asks for the
+// latest. False if there is none.
+func (m *Mesh) VerifiedCheckpoint(origin string, round uint64) ([]byte, bool) {
+	if m.repl == nil || m.repl.origins[origin] == nil {
+		return nil, false
+	}
+	rs := m.repl.origins[origin]
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if round == 0 {
+		if i := largestIndex(rs.verified); i >= 0 {
+			return rs.verified[i].note, true
+		}
+		return nil, false
+	}
+	for _, hc := range rs.verified {
+		if hc.cp.Round == round {
+			return hc.note, true
+		}
+	}
+	return nil, false
+}

@@ -10,15 +10,16 @@ import (
 	"github.com/intermesh/intermesh/vmap"
 )
 
-// ProveEntries implements portal.EntryProofs: for entries of origin's log
-// ("" or the node's origin for its own, else a replica), the latest
-// checkpoint of that log the node holds (its own, or the latest one of the
-// origin that its replica verified), the inclusion proof of each index in
-// it, and the tie to the latest certificate the node committed: the
-// MasterHash record, its inclusion in the node's own latest checkpoint, and
-// the consistency proof from the certified checkpoint of the entries' log
-// to the checkpoint of the proof.
-func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64, names []vmap.Name) (*portal.GetProof, [][][]byte, error) {
+// ProveEntries implements portal.EntryProofs: for entries of a log (the
+// node's own, or a replica), a checkpoint of that log the node holds (the
+// latest, or that of the round asked for: its own, or one of the origin
+// that its replica verified), the inclusion proof of each index in it, the
+// lookup proofs of the names in the log's map at its size, and the tie to
+// the latest certificate the node committed: the MasterHash record, its
+// inclusion in the node's own latest checkpoint, and the consistency proof
+// from the certified checkpoint of the entries' log to the checkpoint of
+// the proof.
+func (n *Node) ProveEntries(ctx context.Context, req portal.ProofRequest) (*portal.GetProof, [][][]byte, error) {
 	own, err := n.tree.LatestCheckpoint()
 	if errors.Is(err, merkle.ErrNotFound) || (err == nil && len(own) == 0) {
 		return nil, nil, nil
@@ -26,21 +27,15 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: latest checkpoint: %w", err)
 	}
-	tree, signed := n.tree, own
+	origin, indexes := req.Origin, req.Indexes
 	if origin == "" {
 		origin = n.cfg.Origin
 	}
-	im := n.Mesh()
-	if origin != n.cfg.Origin {
-		if im == nil {
-			return nil, nil, nil
-		}
-		signed = im.Replicas()[origin].Verified
-		if len(signed) == 0 {
-			return nil, nil, nil
-		}
-		tree = merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin))
+	signed, tree, err := n.checkpointToProve(origin, req.Round, own)
+	if signed == nil || err != nil {
+		return nil, nil, err
 	}
+	im := n.Mesh()
 	cp, err := merkle.ParseCheckpoint(noteBody(signed))
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: checkpoint of %s: %w", origin, err)
@@ -55,7 +50,7 @@ func (n *Node) ProveEntries(ctx context.Context, origin string, indexes []uint64
 		}
 	}
 	proof := &portal.GetProof{Checkpoint: string(signed)}
-	if proof.Map, err = n.proveNames(origin, cp, names); err != nil {
+	if proof.Map, err = n.proveNames(origin, cp, req.Names); err != nil {
 		return nil, nil, err
 	}
 	if im == nil {
@@ -118,6 +113,9 @@ func (n *Node) proveNames(origin string, cp merkle.Checkpoint, names []vmap.Name
 	} else if im := n.Mesh(); im != nil {
 		proofs, err = im.ProveReplicaMap(origin, cp.Size, keys)
 	}
+	if errors.Is(err, vmap.ErrVersionNotKept) {
+		return nil, portal.Errorf(portal.NotFound, "the map of %s at %d records (round %d) is no longer kept here: ask under a later round", origin, cp.Size, cp.Round)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("node: map proofs of %s at %d records: %w", origin, cp.Size, err)
 	}
@@ -146,4 +144,34 @@ func (m *ownMap) proveAt(size uint64, keys []vmap.Key) ([]*vmap.Proof, error) {
 		proofs[i] = p
 	}
 	return proofs, nil
+}
+
+// checkpointToProve returns the signed checkpoint of origin's log to prove
+// under, and that log's tree: the node's latest own checkpoint own, or its
+// checkpoint of round; for another origin, the latest checkpoint (or that
+// of round) its replica verified. Nil if there is none yet; a round with
+// none is a NotFound *portal.Error.
+func (n *Node) checkpointToProve(origin string, round uint64, own []byte) ([]byte, *merkle.Tree, error) {
+	if origin == n.cfg.Origin {
+		if round == 0 {
+			return own, n.tree, nil
+		}
+		signed, err := n.tree.CheckpointAt(round)
+		if errors.Is(err, merkle.ErrNotFound) || (err == nil && len(signed) == 0) {
+			return nil, nil, portal.Errorf(portal.NotFound, "%s has no checkpoint of round %d", origin, round)
+		}
+		return signed, n.tree, err
+	}
+	im := n.Mesh()
+	if im == nil {
+		return nil, nil, nil
+	}
+	signed, ok := im.VerifiedCheckpoint(origin, round)
+	switch {
+	case !ok && round != 0:
+		return nil, nil, portal.Errorf(portal.NotFound, "no checkpoint of %s of round %d is verified here (among the last few)", origin, round)
+	case !ok:
+		return nil, nil, nil
+	}
+	return signed, merkle.NewTree(n.log.DB(), merkle.ReplicaPrefix(origin)), nil
 }

@@ -42,7 +42,7 @@ func (s *Server) notFound(ctx context.Context, req *GetRequest, origin, id strin
 	if !req.Full || s.deps.Proofs == nil || !errors.As(err, &pe) || pe.Status != NotFound {
 		return nil, err
 	}
-	proof, _, perr := s.deps.Proofs.ProveEntries(ctx, origin, nil, s.getNames(req, id))
+	proof, _, perr := s.deps.Proofs.ProveEntries(ctx, ProofRequest{Origin: origin, Round: req.Round, Names: s.getNames(req, id)})
 	if perr != nil {
 		return nil, perr
 	}

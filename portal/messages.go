@@ -249,6 +249,11 @@ type GetRequest struct {
 	Multiple bool `json:",omitempty"`
 	// Full asks for the log metadata (index, time, leaf) with each entry.
 	Full bool `json:",omitempty"`
+	// Round (this project; with Full) asks for the proofs under the
+	// entries' log's checkpoint of that round, one of the last few (such
+	// as the round of a certificate the client holds), rather than its
+	// latest.
+	Round uint64 `json:",omitempty"`
 }
 
 // GetResponse carries the entries found.

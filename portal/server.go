@@ -77,15 +77,31 @@ type PeerProofs interface {
 }
 
 // EntryProofs proves Get's entries (the node implements it): GetProof and
-// the inclusion proofs of Full answers.
+// the inclusion proof of each entry.
 type EntryProofs interface {
-	// ProveEntries returns the proof for entries of origin's log ("" for
-	// the node's own) and one inclusion proof per index (nil for an index
-	// the proof's checkpoint does not cover); a nil proof if the node has
-	// no checkpoint of that log yet. The proof carries the lookup proof of
-	// each of names in the log's map under the checkpoint's map line
-	// (GetProof.Map), none if the checkpoint has no map line.
-	ProveEntries(ctx context.Context, origin string, indexes []uint64, names []vmap.Name) (*GetProof, [][][]byte, error)
+	// ProveEntries returns the proof for entries of a log (ProofRequest)
+	// and one inclusion proof per index (nil for an index the proof's
+	// checkpoint does not cover); a nil proof if the node has no
+	// checkpoint of that log yet. The proof carries the lookup proof of
+	// each name in the log's map under the checkpoint's map line
+	// (GetProof.Map), none if the checkpoint has no map line. A round the
+	// node holds no checkpoint of, or no longer the map of, is a NotFound
+	// *Error.
+	ProveEntries(ctx context.Context, req ProofRequest) (*GetProof, [][][]byte, error)
+}
+
+// ProofRequest is what EntryProofs.ProveEntries proves.
+type ProofRequest struct {
+	// Origin is the log: "" for the node's own, else a member whose
+	// replica the node keeps.
+	Origin string
+	// Round asks for the proof under the log's checkpoint of that round
+	// (one of the last few); 0 under its latest.
+	Round uint64
+	// Indexes are the entries to prove included.
+	Indexes []uint64
+	// Names are the names to prove in the log's map.
+	Names []vmap.Name
 }
 
 // EvidenceSource gives the equivocation evidence the node holds, for

@@ -59,7 +59,7 @@ func (s *Server) validateAccount(ctx context.Context, req *ValidateRequest) (*Va
 	resp.Valid, resp.Reason = reason == "", reason
 	if req.Full && s.deps.Proofs != nil && (reason == "" || reason == reasonTaken) {
 		name := vmap.Name{Namespace: vmap.Account, Name: CanonicalAccount(req.Account)}
-		proof, _, err := s.deps.Proofs.ProveEntries(ctx, "", nil, []vmap.Name{name})
+		proof, _, err := s.deps.Proofs.ProveEntries(ctx, ProofRequest{Names: []vmap.Name{name}})
 		if err != nil {
 			return nil, err
 		}

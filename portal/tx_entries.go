@@ -7,7 +7,6 @@ import (
 
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal/mesh"
-	"github.com/intermesh/intermesh/vmap"
 )
 
 // publishTypes are the entries Publish accepts.
@@ -160,21 +159,21 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		resp.DataItems = append(resp.DataItems, item)
 	}
 	if req.Full && s.deps.Proofs != nil {
-		if err := s.proveEntries(ctx, src.origin, resp, s.getNames(req, c.Name)); err != nil {
+		if err := s.proveEntries(ctx, ProofRequest{Origin: src.origin, Round: req.Round, Names: s.getNames(req, c.Name)}, resp); err != nil {
 			return nil, err
 		}
 	}
 	return resp, nil
 }
 
-// proveEntries adds the proofs of a Full Get answer's entries of origin's
-// log ("" for the node's own), and of names in that log's map.
-func (s *Server) proveEntries(ctx context.Context, origin string, resp *GetResponse, names []vmap.Name) error {
-	indexes := make([]uint64, len(resp.DataItems))
+// proveEntries adds the proofs of a Full Get answer's entries (pr without
+// its Indexes, which are the answer's).
+func (s *Server) proveEntries(ctx context.Context, pr ProofRequest, resp *GetResponse) error {
+	pr.Indexes = make([]uint64, len(resp.DataItems))
 	for i, item := range resp.DataItems {
-		indexes[i] = *item.Index
+		pr.Indexes[i] = *item.Index
 	}
-	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, origin, indexes, names)
+	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, pr)
 	if err != nil || proof == nil {
 		return err
 	}

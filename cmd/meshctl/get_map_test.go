@@ -85,6 +85,7 @@ func TestGetAnswersCarryMapProofs(t *testing.T) {
 		if _, ok := mapLookup(t, resp, vmap.Escrow, id); ok {
 			t.Errorf("node %d: the profile's identifier is proved an escrow identifier", i)
 		}
+		checkUnderRound(t, net.PortalURL(i), id, resp)
 	}
 	byAccount, err := c.Get(t.Context(), &portal.GetRequest{Account: account, Full: true})
 	if err != nil {
@@ -115,5 +116,37 @@ func TestGetAnswersCarryMapProofs(t *testing.T) {
 		if ok != taken {
 			t.Errorf("ValidateAccount %s: the name is proved present %v, want %v", name, ok, taken)
 		}
+	}
+}
+
+// checkUnderRound asks the portal again for id under the round of the
+// checkpoint of latest's proof, and under a round long gone: the first
+// answer's proofs are under exactly that checkpoint, the second is a
+// NotFound.
+func checkUnderRound(t *testing.T, url, id string, latest *portal.GetResponse) {
+	t.Helper()
+	c, err := client.New(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := []byte(latest.Proof.Checkpoint)
+	cp, err := merkle.ParseCheckpoint(n[:bytes.LastIndex(n, []byte("\n\n"))+1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(t.Context(), &portal.GetRequest{Identifier: id, Full: true, Round: cp.Round})
+	if err != nil {
+		t.Fatalf("Get under round %d: %v", cp.Round, err)
+	}
+	if resp.Proof.Checkpoint != latest.Proof.Checkpoint {
+		t.Errorf("Get under round %d answered under another checkpoint:\n%s", cp.Round, resp.Proof.Checkpoint)
+	}
+	if _, ok := mapLookup(t, resp, vmap.Profile, id); !ok {
+		t.Errorf("Get under round %d does not prove the profile", cp.Round)
+	}
+	_, err = c.Get(t.Context(), &portal.GetRequest{Identifier: id, Full: true, Round: 1})
+	var pe *portal.Error
+	if !errors.As(err, &pe) || pe.Status != portal.NotFound {
+		t.Errorf("Get under round 1: %v, want NotFound", err)
 	}
 }
