@@ -81,7 +81,7 @@ func (m *ownMap) follow(ctx context.Context, interval time.Duration, logger *slo
 			continue
 		case <-t.C:
 		}
-		m.save(logger) // a commit a failed save left
+		m.save(logger) // what is still held, if a reload after a failed save failed too
 		m.mu.Lock()
 		target := min(m.log.Size(), m.lm.Size()+followChunk)
 		if err := m.lm.Follow(ctx, m.log, target); err != nil && ctx.Err() == nil {
