@@ -42,9 +42,10 @@ func (s *Server) notFound(ctx context.Context, req *GetRequest, origin, id strin
 	if !req.Full || s.deps.Proofs == nil || !errors.As(err, &pe) || pe.Status != NotFound {
 		return nil, err
 	}
-	proof, _, perr := s.deps.Proofs.ProveEntries(ctx, ProofRequest{Origin: origin, Round: req.Round, Names: s.getNames(req, id)})
-	if perr != nil {
+	resp := &GetResponse{MeshResponse: MeshResponse{Status: NotFound, StatusDescription: pe.Description}}
+	pr := ProofRequest{Origin: origin, Round: req.Round, Names: s.getNames(req, id)}
+	if perr := s.proveEntries(ctx, pr, req, resp); perr != nil {
 		return nil, perr
 	}
-	return &GetResponse{MeshResponse: MeshResponse{Status: NotFound, StatusDescription: pe.Description}, Proof: proof}, nil
+	return resp, nil
 }

@@ -283,6 +283,11 @@ type GetProof struct {
 	// profile and as an escrow identifier; by Account, the account and
 	// the profile it is bound to.
 	Map []MapProof `json:",omitempty"`
+	// Account is, for a Get by Account of the node's own log, the
+	// account's latest Account record (it opened or closed the account),
+	// with its leaf and its inclusion proof in Checkpoint: the record the
+	// account's map value names.
+	Account *DataItem `json:",omitempty"`
 }
 
 // MapProof is the lookup proof of one name in a log's verifiable map.

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -159,7 +160,7 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		resp.DataItems = append(resp.DataItems, item)
 	}
 	if req.Full && s.deps.Proofs != nil {
-		if err := s.proveEntries(ctx, ProofRequest{Origin: src.origin, Round: req.Round, Names: s.getNames(req, c.Name)}, resp); err != nil {
+		if err := s.proveEntries(ctx, ProofRequest{Origin: src.origin, Round: req.Round, Names: s.getNames(req, c.Name)}, req, resp); err != nil {
 			return nil, err
 		}
 	}
@@ -168,10 +169,20 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 
 // proveEntries adds the proofs of a Full Get answer's entries (pr without
 // its Indexes, which are the answer's).
-func (s *Server) proveEntries(ctx context.Context, pr ProofRequest, resp *GetResponse) error {
+//
+// For a Get by account of the node's own log, the proof also carries the
+// account's latest Account record (GetProof.Account), which req names.
+func (s *Server) proveEntries(ctx context.Context, pr ProofRequest, req *GetRequest, resp *GetResponse) error {
 	pr.Indexes = make([]uint64, len(resp.DataItems))
 	for i, item := range resp.DataItems {
 		pr.Indexes[i] = *item.Index
+	}
+	acctRec, hasAcct, err := s.accountRecord(pr.Origin, req)
+	if err != nil {
+		return err
+	}
+	if hasAcct {
+		pr.Indexes = append(pr.Indexes, acctRec.Seq)
 	}
 	proof, inclusions, err := s.deps.Proofs.ProveEntries(ctx, pr)
 	if err != nil || proof == nil {
@@ -183,7 +194,33 @@ func (s *Server) proveEntries(ctx context.Context, pr ProofRequest, resp *GetRes
 			resp.DataItems[i].Inclusion = inclusions[i]
 		}
 	}
+	if hasAcct && len(inclusions) == len(pr.Indexes) {
+		item := dataItem(&acctRec, true, true)
+		item.Inclusion = inclusions[len(inclusions)-1]
+		proof.Account = &item
+	}
 	return nil
+}
+
+// accountRecord returns, for a Get by account of the node's own log
+// (origin ""), the account's latest Account record, if it has one.
+func (s *Server) accountRecord(origin string, req *GetRequest) (log.Record, bool, error) {
+	if origin != "" || req.Identifier != "" || req.Account == "" {
+		return log.Record{}, false, nil
+	}
+	account, err := s.account("GetRequest.Account", req.Account)
+	if err != nil {
+		return log.Record{}, false, nil
+	}
+	acct, found, err := s.state.account(account)
+	if err != nil || !found {
+		return log.Record{}, false, err
+	}
+	rec, err := s.log.Get(acct.Seq)
+	if err != nil {
+		return log.Record{}, false, fmt.Errorf("portal: account record %d: %w", acct.Seq, err)
+	}
+	return rec, true, nil
 }
 
 // resolveGet returns the identifier a GetRequest asks for.

@@ -193,6 +193,9 @@ func (g *getOptions) fetch(cmd *cobra.Command, opts *globalOptions, keys *getVer
 	if g.account != "" {
 		what = "getting account " + fmt.Sprintf("%q", g.account)
 	}
+	if keys != nil && !g.all {
+		return g.fetchLatest(cmd.Context(), c, keys, req, what)
+	}
 	for {
 		resp, err := c.Get(cmd.Context(), req)
 		if err != nil {
@@ -231,7 +234,7 @@ func emitGetProofs(cmd *cobra.Command, opts *globalOptions, items []getItem, che
 			}
 		}
 		if !failed {
-			fmt.Fprintln(w, "Verified: every entry is in its log's signed checkpoint, which extends a checkpoint the federation's quorum certified.")
+			fmt.Fprintln(w, "Verified: everything above is proved with the federation file's keys.")
 		}
 	}, !failed)
 }

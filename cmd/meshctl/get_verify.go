@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -29,7 +30,14 @@ type getVerification struct {
 type getVerifier struct {
 	keys            *audit.Keys
 	members, quorum int
+	// period is the federation's round length, and skew how far this
+	// machine's clock may be ahead (freshness, get_latest.go).
+	period, skew time.Duration
 }
+
+// clockSkew is how far ahead of the federation's clocks this machine's
+// clock is allowed to be when it judges a certificate's freshness.
+const clockSkew = 5 * time.Second
 
 // newGetVerifier reads the federation file whose member keys --verify
 // trusts.
@@ -42,7 +50,8 @@ func newGetVerifier(file string) (*getVerifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return &getVerifier{keys: keys, members: len(fed.Members), quorum: fed.EffectiveQuorum()}, nil
+	return &getVerifier{keys: keys, members: len(fed.Members), quorum: fed.EffectiveQuorum(),
+		period: fed.EpochPeriod.Duration, skew: clockSkew}, nil
 }
 
 // verifyGet checks a Get answer's entries against its proof: each entry's
@@ -75,38 +84,11 @@ func verifyGetProof(keys *getVerifier, resp *portal.GetResponse, v *getVerificat
 		v.Proved = append(v.Proved, fmt.Sprintf("entry %s (index %d) is in %s's log: its leaf matches the entry and the inclusion proof ends in that checkpoint's root",
 			item.Identifier, *item.Index, cp.Origin))
 	}
-	c := p.Certificate
-	if c == nil {
-		return fmt.Errorf("no certificate: the node has not committed a master-hash certificate yet")
-	}
-	own, err := keys.keys.OpenCheckpoint(c.Checkpoint)
-	if err != nil {
-		return fmt.Errorf("the node's checkpoint: %w", err)
-	}
-	rec, err := audit.ParseLeaf(c.RecordLeaf)
-	if err != nil {
-		return fmt.Errorf("the MasterHash record: %w", err)
-	}
-	if rec.Kind != "MasterHash" || rec.Seq != c.RecordIndex || rec.Origin != own.Origin {
-		return fmt.Errorf("the certificate record is a %s record %d of %s, not MasterHash record %d of %s",
-			rec.Kind, rec.Seq, rec.Origin, c.RecordIndex, own.Origin)
-	}
-	if err := audit.VerifyInclusion(c.RecordIndex, own.Size, rfc6962.DefaultHasher.HashLeaf(c.RecordLeaf), c.RecordInclusion, own.Root); err != nil {
-		return fmt.Errorf("the MasterHash record %d in %s's checkpoint at size %d: %w", c.RecordIndex, own.Origin, own.Size, err)
-	}
-	rr, err := audit.ParseRoundResult(rec.Payload)
+	cert, round, err := verifyCertificateProof(keys, p.Certificate, v)
 	if err != nil {
 		return err
 	}
-	if rr.Outcome != audit.OutcomeCertificate {
-		return fmt.Errorf("the MasterHash record of round %d holds %q, not a certificate", rr.Round, rr.Outcome)
-	}
-	cert, err := keys.keys.VerifyCertificate(rr.Note, rr.Checkpoints, rr.Round)
-	if err != nil {
-		return err
-	}
-	v.Proved = append(v.Proved, fmt.Sprintf("master-hash certificate of round %d: %d of %d members signed (quorum %d), M_r recomputed from its %d checkpoints; its MasterHash record is entry %d of %s's log, in its signed checkpoint at size %d",
-		rr.Round, len(cert.Signers), keys.members, keys.quorum, len(cert.Checkpoints), c.RecordIndex, own.Origin, own.Size))
+	c, rr := p.Certificate, struct{ Round uint64 }{round}
 	i := cert.Index(cp.Origin)
 	if i < 0 {
 		return fmt.Errorf("the certificate of round %d covers no checkpoint of %s", rr.Round, cp.Origin)
@@ -125,6 +107,45 @@ func verifyGetProof(keys *getVerifier, resp *portal.GetResponse, v *getVerificat
 	v.Proved = append(v.Proved, fmt.Sprintf("%s's checkpoint at size %d extends its checkpoint at size %d that the federation certified in round %d (consistency proof)",
 		cp.Origin, cp.Size, certified.Size, rr.Round))
 	return nil
+}
+
+// verifyCertificateProof verifies a proof's certificate: the MasterHash
+// record holding it is in the node's own signed checkpoint, and a quorum
+// of the federation signed it over the checkpoints it lists. It returns
+// the certificate and its round.
+func verifyCertificateProof(keys *getVerifier, c *portal.CertificateProof, v *getVerification) (*audit.Certificate, uint64, error) {
+	if c == nil {
+		return nil, 0, fmt.Errorf("no certificate: the node has not committed a master-hash certificate yet")
+	}
+	own, err := keys.keys.OpenCheckpoint(c.Checkpoint)
+	if err != nil {
+		return nil, 0, fmt.Errorf("the node's checkpoint: %w", err)
+	}
+	rec, err := audit.ParseLeaf(c.RecordLeaf)
+	if err != nil {
+		return nil, 0, fmt.Errorf("the MasterHash record: %w", err)
+	}
+	if rec.Kind != "MasterHash" || rec.Seq != c.RecordIndex || rec.Origin != own.Origin {
+		return nil, 0, fmt.Errorf("the certificate record is a %s record %d of %s, not MasterHash record %d of %s",
+			rec.Kind, rec.Seq, rec.Origin, c.RecordIndex, own.Origin)
+	}
+	if err := audit.VerifyInclusion(c.RecordIndex, own.Size, rfc6962.DefaultHasher.HashLeaf(c.RecordLeaf), c.RecordInclusion, own.Root); err != nil {
+		return nil, 0, fmt.Errorf("the MasterHash record %d in %s's checkpoint at size %d: %w", c.RecordIndex, own.Origin, own.Size, err)
+	}
+	rr, err := audit.ParseRoundResult(rec.Payload)
+	if err != nil {
+		return nil, 0, err
+	}
+	if rr.Outcome != audit.OutcomeCertificate {
+		return nil, 0, fmt.Errorf("the MasterHash record of round %d holds %q, not a certificate", rr.Round, rr.Outcome)
+	}
+	cert, err := keys.keys.VerifyCertificate(rr.Note, rr.Checkpoints, rr.Round)
+	if err != nil {
+		return nil, 0, err
+	}
+	v.Proved = append(v.Proved, fmt.Sprintf("master-hash certificate of round %d: %d of %d members signed (quorum %d), M_r recomputed from its %d checkpoints; its MasterHash record is entry %d of %s's log, in its signed checkpoint at size %d",
+		rr.Round, len(cert.Signers), keys.members, keys.quorum, len(cert.Checkpoints), c.RecordIndex, own.Origin, own.Size))
+	return cert, rr.Round, nil
 }
 
 // verifyGetItem checks that an item's leaf is what the item says and that

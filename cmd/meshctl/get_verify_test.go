@@ -66,7 +66,7 @@ func TestGetVerifyProvesAnEntryAgainstTheFederationsCertificate(t *testing.T) {
 	u := &user{t: t, home: t.TempDir(), portal: net.PortalURL(0)}
 	out := u.ok("get", "--id", id, "--verify", "--federation", net.fedPath)
 	for _, want := range []string{"is signed by testnet/node0's key", "is in testnet/node0's log", "master-hash certificate of round",
-		"members signed (quorum 3)", "extends its checkpoint at size", "Verified:"} {
+		"members signed (quorum 3)", "the one the certificate covers, byte for byte", "the latest version of " + id, "Verified:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("get --verify does not say %q:\n%s", want, out)
 		}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/intermesh/intermesh/audit"
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/mesh"
+	"github.com/intermesh/intermesh/vmap"
+)
+
+// What 'meshctl get --verify' proves of "latest" and "absent"
+// (docs/formats.md, "Get proofs"): the answer's lookup proofs verify under
+// the map line of a checkpoint that a certificate covers byte for byte,
+// the certificate is of a recent round by this machine's clock, and the
+// records the map values name are the ones served.
+
+// freshRounds is how many rounds a certificate may be behind the round
+// of this machine's clock for "latest" or "absent" to be proved.
+const freshRounds = 2
+
+// certified is a verified certificate and the checkpoint it covers of the
+// log an answer is about.
+type certified struct {
+	round      uint64
+	signers    int
+	checkpoint audit.Checkpoint
+	proved     []string // what verifying the certificate proved
+}
+
+// certifiedOf verifies the certificate an answer carries and returns it
+// with its checkpoint of the answer's log.
+func certifiedOf(keys *getVerifier, resp *portal.GetResponse) (certified, error) {
+	p := resp.Proof
+	if p == nil || p.Checkpoint == "" {
+		return certified{}, errors.New("the portal sent no proof (it has no checkpoint yet, or does not prove Get)")
+	}
+	cp, err := keys.keys.OpenCheckpoint(p.Checkpoint)
+	if err != nil {
+		return certified{}, err
+	}
+	var v getVerification
+	cert, rr, err := verifyCertificateProof(keys, p.Certificate, &v)
+	if err != nil {
+		return certified{}, err
+	}
+	i := cert.Index(cp.Origin)
+	if i < 0 {
+		return certified{}, fmt.Errorf("the certificate of round %d covers no checkpoint of %s", rr, cp.Origin)
+	}
+	return certified{round: rr, signers: len(cert.Signers), checkpoint: cert.Checkpoints[i], proved: v.Proved}, nil
+}
+
+// latestQuery is what a proved lookup is about: an identifier, or an
+// account name in its canonical form.
+type latestQuery struct {
+	id, account string
+}
+
+// verifyLatest proves what resp, an answer under the checkpoint c
+// certifies, says of q at time now: the latest version, or that there is
+// none. It fails closed on anything it cannot prove.
+func verifyLatest(keys *getVerifier, c certified, q latestQuery, resp *portal.GetResponse, now time.Time) getVerification {
+	v := getVerification{Proved: append([]string(nil), c.proved...)}
+	if err := proveLatest(keys, c, q, resp, now, &v); err != nil {
+		v.Failed = err.Error()
+	}
+	return v
+}
+
+func proveLatest(keys *getVerifier, c certified, q latestQuery, resp *portal.GetResponse, now time.Time, v *getVerification) error {
+	cp := c.checkpoint
+	if resp.Proof == nil || resp.Proof.Checkpoint != cp.Note {
+		return fmt.Errorf("the answer is not under %s's checkpoint of round %d that the certificate covers", cp.Origin, cp.Round)
+	}
+	if len(cp.Map) != len(vmap.Hash{}) {
+		return fmt.Errorf("%s's certified checkpoint of round %d has no map line: nothing is proved of names", cp.Origin, cp.Round)
+	}
+	v.Proved = append(v.Proved, fmt.Sprintf("the answer is under %s's checkpoint at size %d (round %d): it is signed by %s's key and is the one the certificate covers, byte for byte; the map proofs end in its map line",
+		cp.Origin, cp.Size, cp.Round, cp.Origin))
+	if err := checkFresh(keys, c.round, now); err != nil {
+		return err
+	}
+	for _, item := range resp.DataItems {
+		if err := verifyGetItem(cp, item); err != nil {
+			return err
+		}
+		v.Proved = append(v.Proved, fmt.Sprintf("entry %s (index %d) is in %s's log: its leaf matches the entry and the inclusion proof ends in that checkpoint's root",
+			item.Identifier, *item.Index, cp.Origin))
+	}
+	what, err := q.prove(cp, resp)
+	if err != nil {
+		return err
+	}
+	v.Proved = append(v.Proved, fmt.Sprintf("%s as of round %d, certified by %d of %d members (quorum %d)",
+		what, c.round, c.signers, keys.members, keys.quorum))
+	return nil
+}
+
+// checkFresh fails unless a certificate of round is recent by now: at
+// most freshRounds rounds behind the round of this machine's clock, less
+// the clock skew allowed.
+func checkFresh(keys *getVerifier, round uint64, now time.Time) error {
+	period := keys.period
+	cur := uint64(now.Add(-keys.skew).Unix()) / uint64(period.Seconds())
+	if round+freshRounds >= cur {
+		return nil
+	}
+	at := time.Unix(int64((round+1)*uint64(period.Seconds())), 0).UTC()
+	return fmt.Errorf("the newest certificate offered is of round %d (closed %s), more than %d rounds before this machine's round %d: what it says is not proved to be the latest (it held as of %s)",
+		round, at.Format(time.RFC3339), freshRounds, cur, at.Format(time.RFC3339))
+}
+
+// prove checks the map proofs of q under cp and what the answer's items
+// are, and says in words what is proved.
+func (q latestQuery) prove(cp audit.Checkpoint, resp *portal.GetResponse) (string, error) {
+	id := q.id
+	if q.account != "" {
+		bound, err := q.proveAccount(cp, resp)
+		if err != nil || bound == "" {
+			return fmt.Sprintf("account %s has no open account in %s's log", q.account, cp.Origin), err
+		}
+		id = bound
+	}
+	pv, inProfile, err := lookup(cp, resp, vmap.Profile, id)
+	if err != nil {
+		return "", err
+	}
+	var ev vmap.Value
+	inEscrow := false
+	if q.account == "" {
+		if ev, inEscrow, err = lookup(cp, resp, vmap.Escrow, id); err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case !inProfile && !inEscrow:
+		if len(resp.DataItems) != 0 {
+			return "", fmt.Errorf("the map proves %s absent from %s's log, yet the portal served entries of it", id, cp.Origin)
+		}
+		return fmt.Sprintf("%s is absent from %s's log", id, cp.Origin), nil
+	case inProfile:
+		return latestItem(cp, resp, vmap.Profile, id, pv)
+	}
+	return latestItem(cp, resp, vmap.Escrow, id, ev)
+}
+
+// proveAccount checks the account's map proof and its latest Account
+// record, and returns the profile the open account is bound to ("" if
+// there is no open account).
+func (q latestQuery) proveAccount(cp audit.Checkpoint, resp *portal.GetResponse) (string, error) {
+	av, present, err := lookup(cp, resp, vmap.Account, q.account)
+	if err != nil || !present {
+		return "", err
+	}
+	rec := resp.Proof.Account
+	if rec == nil || rec.Index == nil || *rec.Index != av.LatestIndex {
+		return "", fmt.Errorf("the portal did not send account %s's latest record (%d), which the map names", q.account, av.LatestIndex)
+	}
+	if err := verifyGetItem(cp, *rec); err != nil {
+		return "", fmt.Errorf("account %s's record: %w", q.account, err)
+	}
+	l, err := audit.ParseLeaf(rec.Leaf)
+	if err != nil || !bytes.Equal(rfc6962.DefaultHasher.HashLeaf(rec.Leaf), av.LatestLeafHash[:]) || l.Kind != "Account" || l.Account != q.account {
+		return "", fmt.Errorf("account %s's latest record is not the Account record of %s the map names", q.account, q.account)
+	}
+	var m struct{ PortalEntry struct{ Status string } }
+	if err := json.Unmarshal(l.Payload, &m); err != nil {
+		return "", fmt.Errorf("account %s's record: %w", q.account, err)
+	}
+	if m.PortalEntry.Status != portal.AccountOpen || l.Identifier == "" {
+		return "", nil // closed: no account, never an earlier binding
+	}
+	return l.Identifier, nil
+}
+
+// lookup verifies the answer's proof of name in namespace ns under cp's
+// map line.
+func lookup(cp audit.Checkpoint, resp *portal.GetResponse, ns vmap.Namespace, name string) (vmap.Value, bool, error) {
+	key, err := vmap.KeyOf(ns, name)
+	if err != nil {
+		return vmap.Value{}, false, err
+	}
+	for _, mp := range resp.Proof.Map {
+		if mp.Namespace != string(ns) || mp.Name != name {
+			continue
+		}
+		p, err := vmap.ParseProof(mp.Proof)
+		if err != nil {
+			return vmap.Value{}, false, fmt.Errorf("the map proof of %s %s: %w", ns, name, err)
+		}
+		v, ok, err := vmap.Verify(vmap.Hash(cp.Map), key, p)
+		if err != nil {
+			return vmap.Value{}, false, fmt.Errorf("the map proof of %s %s under %s's certified map line: %w", ns, name, cp.Origin, err)
+		}
+		return v, ok, nil
+	}
+	return vmap.Value{}, false, fmt.Errorf("the portal sent no map proof of %s %s", ns, name)
+}
+
+// latestItem checks that the answer's one item is the record the map
+// value v of name names, and what it must be: a record of the namespace's
+// kind about name, whose entry verifies and, for a profile, whose offline
+// key's UDF is name.
+func latestItem(cp audit.Checkpoint, resp *portal.GetResponse, ns vmap.Namespace, name string, v vmap.Value) (string, error) {
+	if v.Count == 0 || v.LatestIndex >= cp.Size {
+		return "", fmt.Errorf("the map value of %s %s names no record of the checkpoint", ns, name)
+	}
+	if len(resp.DataItems) != 1 || *resp.DataItems[0].Index != v.LatestIndex {
+		return "", fmt.Errorf("the portal did not serve %s's latest record, %d, which the certified map names", name, v.LatestIndex)
+	}
+	item := resp.DataItems[0]
+	if !bytes.Equal(rfc6962.DefaultHasher.HashLeaf(item.Leaf), v.LatestLeafHash[:]) {
+		return "", fmt.Errorf("record %d is not the one the map names for %s", v.LatestIndex, name)
+	}
+	l, err := audit.ParseLeaf(item.Leaf)
+	if err != nil {
+		return "", err
+	}
+	kindOK := (ns == vmap.Profile && (l.Kind == "Profile" || l.Kind == "Account")) || (ns == vmap.Escrow && l.Kind == "Escrow")
+	if !kindOK || l.Identifier != name {
+		return "", fmt.Errorf("record %d is a %s record about %q, not a %s of %s", v.LatestIndex, l.Kind, l.Identifier, ns, name)
+	}
+	if ns == vmap.Profile {
+		e, err := mesh.VerifyEntry(item.Entry, 0)
+		if err != nil {
+			return "", fmt.Errorf("record %d: %w", v.LatestIndex, err)
+		}
+		if e.Identifier.String() != name {
+			return "", fmt.Errorf("record %d holds the profile of %s, not of %s", v.LatestIndex, e.Identifier, name)
+		}
+	}
+	return fmt.Sprintf("the latest version of %s is record %d of %s's log (version %d of %d)", name, v.LatestIndex, cp.Origin, v.Count, v.Count), nil
+}
+
+// fetchLatest gets the latest version (or its absence) and proves it: it
+// asks once, verifies the certificate the answer carries, and, unless the
+// answer is already under the checkpoint that certificate covers, asks
+// again under the certified round, so that the map line it checks is one
+// a quorum signed. A NotFound that carries proofs is an answer like any
+// other.
+func (g *getOptions) fetchLatest(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
+	resp, err := getProved(ctx, c, req, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := certifiedOf(keys, resp)
+	if err != nil {
+		return itemsOf(resp), []getVerification{{Failed: err.Error()}}, nil
+	}
+	if resp.Proof.Checkpoint != cert.checkpoint.Note {
+		req.Round = cert.checkpoint.Round
+		if resp, err = getProved(ctx, c, req, what); err != nil {
+			return nil, nil, err
+		}
+	}
+	q := latestQuery{id: g.id}
+	if g.account != "" {
+		q = latestQuery{account: portal.CanonicalAccount(g.account)}
+	}
+	return itemsOf(resp), []getVerification{verifyLatest(keys, cert, q, resp, time.Now())}, nil
+}
+
+// getProved asks a Full Get; a NotFound answer that carries a proof is
+// returned as an answer.
+func getProved(ctx context.Context, c *portalClient, req *portal.GetRequest, what string) (*portal.GetResponse, error) {
+	resp, err := c.Get(ctx, req)
+	var pe *portal.Error
+	if err != nil && !(errors.As(err, &pe) && pe.Status == portal.NotFound && resp != nil && resp.Proof != nil) {
+		return nil, c.wrap(what, err)
+	}
+	return resp, nil
+}
+
+// itemsOf inspects an answer's items.
+func itemsOf(resp *portal.GetResponse) []getItem {
+	var items []getItem
+	for _, d := range resp.DataItems {
+		items = append(items, inspectItem(d))
+	}
+	return items
+}
