@@ -352,7 +352,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.cfg.Store.MappedLimitMB > 0 {
 		wg.Go(func() { n.runMappedLimit(runCtx) })
 	}
-	wg.Go(func() { n.vmap.follow(runCtx, max(n.schedule.Period/8, 50*time.Millisecond), n.logger) })
+	// The follower runs often, so that an epoch close finds few records
+	// left to add to the map (at 10,000 records a period, about 300).
+	wg.Go(func() { n.vmap.follow(runCtx, max(n.schedule.Period/32, 20*time.Millisecond), n.logger) })
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
