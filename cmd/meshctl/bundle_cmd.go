@@ -1,0 +1,158 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/intermesh/intermesh/portal"
+)
+
+// fetchLatestBundle is fetchLatest for 'get --verify --proof-out out': it
+// asks, verifies the certificate the answer carries, asks again under the
+// certified round if need be, proves the answer at a whole second, and
+// writes what it proved as a proof bundle (bundle.go), keeping the
+// certificate proof it verified. It writes nothing unless everything was
+// proved, and checks that the bundle it writes verifies offline.
+//
+// It follows fetchLatest's steps rather than calling it because
+// fetchLatest does not return the answer it proved; once it does, this
+// function reduces to that call and the bundle.
+func (g *getOptions) fetchLatestBundle(cmd *cobra.Command, c *portalClient, keys *getVerifier, req *portal.GetRequest, what, out string) ([]getItem, []getVerification, error) {
+	ctx := cmd.Context()
+	resp, err := getProved(ctx, c, req, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := certifiedOf(keys, resp)
+	if err != nil {
+		return itemsOf(resp), []getVerification{{Failed: err.Error()}}, nil
+	}
+	certProof := resp.Proof.Certificate
+	if resp.Proof.Checkpoint != cert.checkpoint.Note {
+		req.Round = cert.checkpoint.Round
+		if resp, err = getProved(ctx, c, req, what); err != nil {
+			return nil, nil, err
+		}
+	}
+	q := latestQuery{id: g.id}
+	if g.account != "" {
+		q = latestQuery{account: portal.CanonicalAccount(g.account)}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	v := verifyLatest(keys, cert, q, resp, now)
+	if v.Failed != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: no proof bundle written to %s: the answer is not proved\n", out)
+		return itemsOf(resp), []getVerification{v}, nil
+	}
+	if err := saveProofBundle(keys, q, now, resp, certProof, out); err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: wrote the proof bundle %s (check it with: meshctl verify-proof %s --federation %s)\n", out, out, g.federation)
+	return itemsOf(resp), []getVerification{v}, nil
+}
+
+// saveProofBundle writes the bundle of a proved answer to path, after
+// checking that it verifies offline as it is written.
+func saveProofBundle(keys *getVerifier, q latestQuery, at time.Time, resp *portal.GetResponse, cp *portal.CertificateProof, path string) error {
+	b, err := newProofBundle(q, at, resp, cp)
+	if err != nil {
+		return fmt.Errorf("the proof bundle: %w", err)
+	}
+	data, err := b.MarshalText()
+	if err != nil {
+		return fmt.Errorf("the proof bundle: %w", err)
+	}
+	back, err := parseProofBundle(data)
+	if err != nil {
+		return fmt.Errorf("the proof bundle: %w", err)
+	}
+	if v := verifyBundle(keys, back, at); v.Proof.Failed != "" {
+		return fmt.Errorf("the proof bundle does not verify as written: %s", v.Proof.Failed)
+	}
+	return writeBundleFile(path, data)
+}
+
+// newVerifyProofCommand is 'meshctl verify-proof FILE --federation F'.
+func newVerifyProofCommand(opts *globalOptions) *cobra.Command {
+	var federation string
+	cmd := &cobra.Command{
+		Use:   "verify-proof FILE --federation FILE",
+		Short: "Verify offline a proof bundle that 'get --verify --proof-out' wrote",
+		Long: `Verify offline, with the federation file's member keys alone, a proof bundle
+(docs/formats.md, "Proof bundles") that 'meshctl get --verify --proof-out FILE'
+wrote: the master-hash certificate, the answer's records and inclusion proofs
+under the checkpoint it certifies, and the map lookup proofs that make the
+record the latest version of the name, or prove the name absent. Freshness is
+judged as of the time the bundle records (the time the getter checked it);
+verify-proof also says whether the certificate is still fresh now. It exits 0
+if everything is proved as of that time, 1 if not (or the bundle is malformed),
+2 for a command-line mistake.`,
+		Args: exactArgs(1, "one proof bundle file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if federation == "" {
+				return usagef(cmd, "verify-proof needs --federation FILE, the federation whose keys it trusts")
+			}
+			return runVerifyProof(cmd, opts, args[0], federation)
+		},
+	}
+	cmd.Flags().StringVar(&federation, "federation", "", "the federation file whose member keys the proof is checked with")
+	return cmd
+}
+
+// runVerifyProof reads, verifies and reports a proof bundle.
+func runVerifyProof(cmd *cobra.Command, opts *globalOptions, file, federation string) error {
+	keys, err := newGetVerifier(federation)
+	if err != nil {
+		return err
+	}
+	data, err := readBundleFile(file)
+	if err != nil {
+		return err
+	}
+	b, err := parseProofBundle(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	v := verifyBundle(keys, b, time.Now())
+	asOf := v.AsOf.Format(time.RFC3339)
+	return opts.emitVerdict(cmd, v, func(w io.Writer) {
+		for _, it := range v.Items {
+			printItem(w, it)
+		}
+		fmt.Fprintf(w, "proved as of %s (the time the bundle records; freshness is judged then):\n", asOf)
+		for _, p := range v.Proof.Proved {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		if v.Proof.Failed != "" {
+			fmt.Fprintf(w, "NOT PROVED: %s\n", v.Proof.Failed)
+			return
+		}
+		fmt.Fprintf(w, "Verified: everything above is proved with the federation file's keys, as of %s.\n", asOf)
+		if v.StillFresh {
+			fmt.Fprintf(w, "Still fresh now (%s): the certificate is recent enough for the answer to be the latest now too.\n", v.Now.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(w, "No longer fresh now (%s): %s\n", v.Now.Format(time.RFC3339), v.Stale)
+		}
+	}, v.Proof.Failed == "")
+}
+
+// readBundleFile reads a bundle file of at most maxBundleSize bytes.
+func readBundleFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading the proof bundle: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxBundleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the proof bundle %s: %w", file, err)
+	}
+	if len(data) > maxBundleSize {
+		return nil, fmt.Errorf("the proof bundle %s is over %d bytes", file, maxBundleSize)
+	}
+	return data, nil
+}
