@@ -26,7 +26,7 @@ func TestConnectCompleteCarriesTheDevicesActivation(t *testing.T) {
 		},
 		KeyEncryption: mesh.NewKeyData(enc.Public()),
 	}
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, alice, offline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "alice", entryOf(t, alice, offline), offline))
 	mustStatus(t, err, portal.SuccessOK)
 	devOffline, devEnc := newKey(t, mesh.CurveEd448), newKey(t, mesh.CurveX448)
 	phone := &mesh.ProfileDevice{

@@ -24,7 +24,7 @@ import (
 func fill(t testing.TB, p *testPortal, from, users int) {
 	ctx := context.Background()
 	for i := from; i < from+users; i++ {
-		u := newUser(t, fmt.Sprintf("user%d@example.com", i))
+		u := newUser(t, fmt.Sprintf("user%d", i))
 		_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: fmt.Sprintf("user%d", i), Profile: entryOf(t, u.profileAccount, u.acctOffline)})
 		mustStatus(t, err, portal.SuccessOK)
 		_, err = p.client.Publish(ctx, &portal.PublishRequest{Entry: entryOf(t, u.profileMesh, u.meshOffline), AccountID: fmt.Sprintf("user%d", i)})
@@ -113,7 +113,7 @@ func TestPagingFollowsSearchConstraints(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPortal(t, portal.Config{TransferPublic: true})
 	u := newUser(t, "pager@example.com")
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "pager", Profile: entryOf(t, u.profileAccount, u.acctOffline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "pager", entryOf(t, u.profileAccount, u.acctOffline), u.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	for i := range 6 {
 		u.profileAccount.Names = []string{fmt.Sprint(i)}
@@ -186,7 +186,7 @@ func TestRebuildReproducesTheState(t *testing.T) {
 	p := newTestPortal(t, portal.Config{})
 	fill(t, p, 0, 4)
 	u := newUser(t, "gone@example.com")
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "gone", Profile: entryOf(t, u.profileAccount, u.acctOffline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "gone", entryOf(t, u.profileAccount, u.acctOffline), u.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	_, err = p.client.DeleteAccount(ctx, &portal.DeleteRequest{Account: "gone", Proof: entryOf(t, &portal.DeleteProof{Account: "gone", Signed: time.Now()}, u.acctOffline)})
 	mustStatus(t, err, portal.SuccessOK)

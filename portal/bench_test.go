@@ -26,7 +26,7 @@ import (
 // parallel.
 func benchEntries(b *testing.B, p *testPortal, n int) []*portal.PublishRequest {
 	u := newUser(b, "bench@example.com")
-	if _, err := p.client.CreateAccount(context.Background(), &portal.CreateRequest{Account: "bench", Profile: entryOf(b, u.profileAccount, u.acctOffline)}); err != nil {
+	if _, err := p.client.CreateAccount(context.Background(), consented(b, "bench", entryOf(b, u.profileAccount, u.acctOffline), u.acctOffline)); err != nil {
 		b.Fatal(err)
 	}
 	out := make([]*portal.PublishRequest, n)

@@ -23,7 +23,7 @@ func TestAnOldConnectionResultDoesNotAnswerANewRequest(t *testing.T) {
 	c := p.client
 	const account = "alice@example.com"
 	alice := newUser(t, account)
-	_, err := c.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: entryOf(t, alice.profileAccount, alice.acctOffline)})
+	_, err := c.CreateAccount(ctx, consented(t, account, entryOf(t, alice.profileAccount, alice.acctOffline), alice.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 
 	devEnv, devKey := newDevice(t, "Alice Ring")

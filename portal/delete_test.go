@@ -14,7 +14,7 @@ func TestADeleteProofSignedBeforeTheAccountWasCreatedIsRefused(t *testing.T) {
 	ctx := context.Background()
 	u := newUser(t, "replay@example.com")
 	profile := entryOf(t, u.profileAccount, u.acctOffline)
-	if _, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "replay", Profile: profile}); err != nil {
+	if _, err := p.client.CreateAccount(ctx, consented(t, "replay", profile, u.acctOffline)); err != nil {
 		t.Fatal(err)
 	}
 	del := func(signed time.Time) error {

@@ -27,7 +27,7 @@ func TestCreateAccountOnlyForTheDomainsServed(t *testing.T) {
 	} {
 		u := newUser(t, tc.account)
 		size := p.log.Size()
-		_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: tc.account, Profile: entryOf(t, u.profileAccount, u.acctOffline)})
+		_, err := p.client.CreateAccount(ctx, consented(t, tc.account, entryOf(t, u.profileAccount, u.acctOffline), u.acctOffline))
 		pe := mustStatus(t, err, portal.ClientUnauthorized)
 		for _, s := range tc.says {
 			if !strings.Contains(pe.Description, s) {
@@ -53,7 +53,7 @@ func TestCreateAccountOnlyForTheDomainsServed(t *testing.T) {
 		}
 		u := newUser(t, account)
 		size := p.log.Size()
-		_, err = p.client.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: entryOf(t, u.profileAccount, u.acctOffline)})
+		_, err = p.client.CreateAccount(ctx, consented(t, account, entryOf(t, u.profileAccount, u.acctOffline), u.acctOffline))
 		mustStatus(t, err, portal.SuccessOK)
 		if p.log.Size() != size+1 {
 			t.Errorf("%s: log size %d after CreateAccount, want %d", account, p.log.Size(), size+1)
@@ -68,7 +68,7 @@ func TestCreateAccountWithoutDomainsServesEveryName(t *testing.T) {
 	p := newTestPortal(t, portal.Config{})
 	for _, account := range []string{"alice@example.com", "bob@example.org", "carol"} {
 		u := newUser(t, account)
-		_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: entryOf(t, u.profileAccount, u.acctOffline)})
+		_, err := p.client.CreateAccount(ctx, consented(t, account, entryOf(t, u.profileAccount, u.acctOffline), u.acctOffline))
 		mustStatus(t, err, portal.SuccessOK)
 	}
 }

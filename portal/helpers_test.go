@@ -279,3 +279,11 @@ func mustStatus(t testing.TB, err error, want int) *portal.Error {
 	}
 	return pe
 }
+
+// consented is a CreateRequest binding account to profile with the consent
+// of key, one of the profile's keys: an AccountProof it signed.
+func consented(t testing.TB, account string, profile portal.Entry, key *mesh.PrivateKey) *portal.CreateRequest {
+	t.Helper()
+	return &portal.CreateRequest{Account: account, Profile: profile,
+		Proof: accountProof(t, account, portal.TxCreateAccount, profile, key)}
+}

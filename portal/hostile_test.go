@@ -27,7 +27,7 @@ func TestHostileInputIsRefusedAndWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPortal(t, portal.Config{MaxBodyBytes: 256 << 10, MaxEntryBytes: 16 << 10, TransferToken: "secret-token"})
 	alice := newUser(t, "alice@example.com")
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, alice.profileAccount, alice.acctOffline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "alice", entryOf(t, alice.profileAccount, alice.acctOffline), alice.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	devEnv, devKey := newDevice(t, "ring")
 	request := &mesh.ConnectionRequest{ParentUDF: alice.accountUDF(), Device: devEnv}
@@ -66,7 +66,7 @@ func TestHostileInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"CreateAccount without a profile", wire(t, "CreateRequest", map[string]any{"Account": "bob"}), nil, 400, "CreateRequest.Profile is missing"},
 		{"CreateAccount with an invalid name", wire(t, "CreateRequest", map[string]any{"Account": "bob{}", "Profile": entryOf(t, alice.profileAccount, alice.acctOffline)}), nil, 400, "not allowed"},
 		{"CreateAccount of a duplicate account", wire(t, "CreateRequest", map[string]any{"Account": "ALICE", "Profile": entryOf(t, newUser(t, "x").profileAccount, newKey(t, mesh.CurveEd448))}), nil, 401, "CreateRequest.Profile"},
-		{"CreateAccount of a taken name", wire(t, "CreateRequest", map[string]any{"Account": "ALICE", "Profile": entryOf(t, alice.profileAccount, alice.acctOffline)}), nil, 409, "already exists"},
+		{"CreateAccount of a taken name", wire(t, "CreateRequest", consented(t, "ALICE", entryOf(t, alice.profileAccount, alice.acctOffline), alice.acctOffline)), nil, 409, "already exists"},
 		{"CreateAccount with a device profile", wire(t, "CreateRequest", map[string]any{"Account": "carol", "Profile": json.RawMessage(mustMarshalEntry(t, "ProfileDevice", devEnv))}), nil, 400, "want one of"},
 		{"CreateAccount with a wrong type", []byte(`{"CreateRequest":{"Account":"bob","Profile":[1]}}`), nil, 400, "Mesh entry"},
 		{"DeleteAccount of an unknown account", wire(t, "DeleteRequest", map[string]any{"Account": "bob"}), nil, 404, "does not exist"},

@@ -82,7 +82,7 @@ func listAll(t testing.TB, p *testPortal, req *portal.ListMessagesRequest) ([]st
 func newAccounts(t testing.TB, p *testPortal, users map[string]*user) {
 	t.Helper()
 	for name, u := range users {
-		_, err := p.client.CreateAccount(context.Background(), &portal.CreateRequest{Account: name, Profile: entryOf(t, u.profileAccount, u.acctOffline)})
+		_, err := p.client.CreateAccount(context.Background(), consented(t, name, entryOf(t, u.profileAccount, u.acctOffline), u.acctOffline))
 		mustStatus(t, err, portal.SuccessOK)
 	}
 }

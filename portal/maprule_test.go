@@ -22,7 +22,7 @@ func mapRuleLog(t testing.TB) []log.Record {
 	p := newTestPortal(t, portal.Config{})
 	fill(t, p, 0, 2)
 	bob := newUser(t, "bob@example.com")
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "bob", Profile: entryOf(t, bob.profileAccount, bob.acctOffline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "bob", entryOf(t, bob.profileAccount, bob.acctOffline), bob.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	escrow, _, err := mesh.Escrow(rand.Reader, []byte("secret key bytes"), 2, 3)
 	if err != nil {

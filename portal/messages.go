@@ -214,11 +214,21 @@ type ValidateResponse struct {
 }
 
 // CreateRequest asks for a new account bound to a signed profile (the
-// account's ProfileAccount or ProfileMesh).
+// account's ProfileAccount or ProfileMesh), with the profile's consent
+// (this project): either the profile is a ProfileAccount whose
+// AccountAddresses list Account, or Proof is an AccountProof entry
+//
+//	{"AccountProof":{"Portal":"example.com","Account":"alice@example.com",
+//	  "Transaction":"CreateAccount","Signed":"2026-11-28T23:50:00Z",
+//	  "Digest":"<SHA-512 of Profile's payload>"}}
+//
+// signed by the profile's offline key or one of its online keys (see
+// SignAccountProof). The portal keeps the proof in the Account record.
 type CreateRequest struct {
 	MeshRequest
 	Account string `json:",omitempty"`
 	Profile Entry  `json:",omitempty"`
+	Proof   Entry  `json:",omitempty"`
 }
 
 // CreateResponse reports the outcome of CreateAccount.

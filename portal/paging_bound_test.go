@@ -18,7 +18,7 @@ func TestAPageExaminesAtMostMaxPageExaminedRecords(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPortal(t, portal.Config{})
 	alice := newUser(t, "alice@example.com")
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, alice.profileAccount, alice.acctOffline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "alice", entryOf(t, alice.profileAccount, alice.acctOffline), alice.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	connectStarts(t, p, alice, portal.MaxPageExamined+1)
 	connectStarts(t, p, alice, 1)
@@ -92,7 +92,7 @@ func TestAGetOfTheLatestVersionExaminesAtMostMaxPageExaminedVersions(t *testing.
 	ctx := context.Background()
 	p := newTestPortal(t, portal.Config{})
 	alice := newUser(t, "alice@example.com")
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, alice.profileAccount, alice.acctOffline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "alice", entryOf(t, alice.profileAccount, alice.acctOffline), alice.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	publish := func() portal.Entry {
 		entry := entryOf(t, alice.profileAccount, alice.acctOffline)

@@ -21,7 +21,7 @@ func TestConnectPendingNeedsAProofOfTheAccountsKey(t *testing.T) {
 	p := newTestPortal(t, portal.Config{})
 	alice, bob := newUser(t, "alice@example.com"), newUser(t, "bob@example.com")
 	for name, u := range map[string]*user{"alice": alice, "bob": bob} {
-		_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: name, Profile: entryOf(t, u.profileAccount, u.acctOffline)})
+		_, err := p.client.CreateAccount(ctx, consented(t, name, entryOf(t, u.profileAccount, u.acctOffline), u.acctOffline))
 		mustStatus(t, err, portal.SuccessOK)
 	}
 	for range 3 {

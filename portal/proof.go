@@ -99,6 +99,30 @@ func (s *Server) verifyAccountProof(field string, raw Entry, account string, acc
 		return "", Errorf(ClientUnauthorized, "%s is missing: %s for account %q needs an AccountProof signed by an administration key of the account's profile",
 			field, tx, acct.AccountID)
 	}
+	claim := proofClaim{field: field, account: account, spelled: acct.AccountID, tx: tx, env: env,
+		notBefore: acct.Created.Add(-deleteProofPast)}
+	return s.checkAccountProof(claim, raw, func() (map[mesh.UDF]mesh.PublicKey, error) { return s.accountKeys(acct) })
+}
+
+// proofClaim is what an AccountProof must say to be accepted.
+type proofClaim struct {
+	field   string // the request field, for messages
+	account string // the canonical account name
+	spelled string // the account name as the client spelled it
+	tx      string // the transaction
+	// env is the entry the proof must vouch for (its Digest); nil for none.
+	env *mesh.Envelope
+	// notBefore, if not zero, is the earliest Signed time accepted: the
+	// account's creation, so that a proof is not for an earlier account of
+	// the same name.
+	notBefore time.Time
+}
+
+// checkAccountProof checks that raw is an AccountProof for this portal
+// that says what claim says, signed within AccountProofWindow of the
+// portal's clock by one of keys. It returns the signer's UDF.
+func (s *Server) checkAccountProof(claim proofClaim, raw Entry, keys func() (map[mesh.UDF]mesh.PublicKey, error)) (string, error) {
+	field := claim.field
 	if err := s.checkEntry(field, raw); err != nil {
 		return "", err
 	}
@@ -115,26 +139,26 @@ func (s *Server) verifyAccountProof(field string, raw Entry, account string, acc
 	}
 	now := s.now()
 	switch {
-	case CanonicalAccount(proof.Account) != account:
-		return "", Errorf(ClientUnauthorized, "%s is for account %q, not %q", field, proof.Account, acct.AccountID)
-	case proof.Transaction != tx:
-		return "", Errorf(ClientUnauthorized, "%s is for transaction %q, not %q", field, proof.Transaction, tx)
+	case CanonicalAccount(proof.Account) != claim.account:
+		return "", Errorf(ClientUnauthorized, "%s is for account %q, not %q", field, proof.Account, claim.spelled)
+	case proof.Transaction != claim.tx:
+		return "", Errorf(ClientUnauthorized, "%s is for transaction %q, not %q", field, proof.Transaction, claim.tx)
 	case proof.Signed.IsZero():
 		return "", Errorf(ClientBadRequest, "%s has no Signed time", field)
 	case proof.Signed.Before(now.Add(-AccountProofWindow)) || proof.Signed.After(now.Add(AccountProofWindow)):
 		return "", Errorf(ClientUnauthorized, "%s was signed at %s, more than %s from the portal's time %s: sign a fresh one",
 			field, proof.Signed.UTC().Format(time.RFC3339), AccountProofWindow, now.UTC().Format(time.RFC3339))
-	case proof.Signed.Before(acct.Created.Add(-deleteProofPast)):
-		return "", Errorf(ClientUnauthorized, "%s was signed before account %q was created: it is not for this account", field, acct.AccountID)
+	case !claim.notBefore.IsZero() && proof.Signed.Before(claim.notBefore):
+		return "", Errorf(ClientUnauthorized, "%s was signed before account %q was created: it is not for this account", field, claim.spelled)
 	}
-	if env != nil && subtle.ConstantTimeCompare([]byte(proof.Digest), []byte(entryDigest(env))) != 1 {
+	if claim.env != nil && subtle.ConstantTimeCompare([]byte(proof.Digest), []byte(entryDigest(claim.env))) != 1 {
 		return "", Errorf(ClientUnauthorized, "%s vouches for another entry (Digest %q)", field, proof.Digest)
 	}
-	keys, err := s.accountKeys(acct)
+	ks, err := keys()
 	if err != nil {
 		return "", err
 	}
-	signer, err := penv.VerifyWith(KeyResolverOf(keys))
+	signer, err := penv.VerifyWith(KeyResolverOf(ks))
 	if err != nil {
 		return "", meshError(field, err)
 	}

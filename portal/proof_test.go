@@ -19,7 +19,7 @@ func TestAnAccountProofIsValidOnlyAtThePortalItNames(t *testing.T) {
 	ctx := context.Background()
 	a := newPortalAt(t, "a.example/log", portal.Config{Service: "a.example"})
 	b := newPortalAt(t, "b.example/log", portal.Config{Service: "b.example"})
-	alice := newUser(t, "alice@example.com")
+	alice := newUser(t, "alice")
 	for _, p := range []*testPortal{a, b} {
 		_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, alice.profileAccount, alice.acctOffline)})
 		mustStatus(t, err, portal.SuccessOK)

@@ -57,7 +57,7 @@ func TestGetFindsProfilesPublishedAtAPeer(t *testing.T) {
 	b := newPortalAt(t, originB, portal.Config{})
 	fill(t, a, 0, 2)
 	u := newUser(t, "carol@a.example")
-	_, err := a.client.CreateAccount(ctx, &portal.CreateRequest{Account: "carol", Profile: entryOf(t, u.profileMesh, u.meshOffline)})
+	_, err := a.client.CreateAccount(ctx, consented(t, "carol", entryOf(t, u.profileMesh, u.meshOffline), u.meshOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	id := u.meshOffline.UDF().String()
 
@@ -121,7 +121,7 @@ func TestGetFindsProfilesPublishedAtAPeer(t *testing.T) {
 
 	// A profile registered locally wins over the replicated one, and the
 	// local rules ignore the replica: B registers it afresh (offline key).
-	_, err = b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "carol", Profile: entryOf(t, u.profileMesh, u.meshOffline)})
+	_, err = b.client.CreateAccount(ctx, consented(t, "carol", entryOf(t, u.profileMesh, u.meshOffline), u.meshOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	local, err := b.client.Get(ctx, &portal.GetRequest{Identifier: id, Full: true})
 	mustStatus(t, err, portal.SuccessOK)
@@ -251,9 +251,9 @@ func TestReplicaIndexerNeverRejects(t *testing.T) {
 	}
 	// The local rules are untouched: B still takes the profile as new,
 	// signed by its offline key, and refuses it signed by the online key.
-	_, err = b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "u", Profile: entryOf(t, u.profileMesh, u.meshOnline)})
+	_, err = b.client.CreateAccount(ctx, consented(t, "u", entryOf(t, u.profileMesh, u.meshOnline), u.meshOnline))
 	mustStatus(t, err, portal.ClientUnauthorized)
-	_, err = b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "u", Profile: entryOf(t, u.profileMesh, u.meshOffline)})
+	_, err = b.client.CreateAccount(ctx, consented(t, "u", entryOf(t, u.profileMesh, u.meshOffline), u.meshOffline))
 	mustStatus(t, err, portal.SuccessOK)
 }
 

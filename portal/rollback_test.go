@@ -26,7 +26,7 @@ func TestAReplayThroughAnotherMemberIsRefused(t *testing.T) {
 	r := rotate(t, a, "alice")
 	replicate(t, a, b)
 	carol := newUser(t, "carol@b.example")
-	_, err := b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "carol", Profile: entryOf(t, carol.profileAccount, carol.acctOffline)})
+	_, err := b.client.CreateAccount(ctx, consented(t, "carol", entryOf(t, carol.profileAccount, carol.acctOffline), carol.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 
 	size := b.log.Size()
@@ -48,7 +48,7 @@ func TestAReplayThroughAnotherMemberIsRefused(t *testing.T) {
 		t.Fatal("B does not serve A's v2")
 	}
 	// A version newer than v2, signed by the offline key, is the owner's.
-	_, err = b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "alice", Profile: entryOf(t, r.u.profileMesh, r.u.meshOffline)})
+	_, err = b.client.CreateAccount(ctx, consented(t, "alice", entryOf(t, r.u.profileMesh, r.u.meshOffline), r.u.meshOffline))
 	mustStatus(t, err, portal.SuccessOK)
 }
 
@@ -64,7 +64,7 @@ func TestAReplicaCutBackNoLongerRefusesWhatItHeld(t *testing.T) {
 	r := rotate(t, a, "alice")
 	rep := replicate(t, a, b)
 	carol := newUser(t, "carol@b.example")
-	_, err := b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "carol", Profile: entryOf(t, carol.profileAccount, carol.acctOffline)})
+	_, err := b.client.CreateAccount(ctx, consented(t, "carol", entryOf(t, carol.profileAccount, carol.acctOffline), carol.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	err = publishFor(t, b.client, "carol", r.v1, carol.acctOnline)
 	mustStatus(t, err, portal.AlreadyExists)
@@ -165,7 +165,7 @@ func TestAReplicaNeverRegresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	genuine := entryOf(t, u.profileMesh, u.meshOffline)
-	_, err = b.client.CreateAccount(ctx, &portal.CreateRequest{Account: "dave", Profile: genuine})
+	_, err = b.client.CreateAccount(ctx, consented(t, "dave", genuine, u.meshOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	got, err = b.client.Get(ctx, &portal.GetRequest{Identifier: id})
 	mustStatus(t, err, portal.SuccessOK)

@@ -29,7 +29,7 @@ func rotate(t *testing.T, p *testPortal, account string) *rotation {
 	r := &rotation{account: account, u: newUser(t, account+"@example.com")}
 	r.a, r.b = r.u.meshOnline, newKey(t, mesh.CurveEd448)
 	r.v1 = entryOf(t, r.u.profileMesh, r.u.meshOffline)
-	created, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: r.v1})
+	created, err := p.client.CreateAccount(ctx, consented(t, account, r.v1, r.u.meshOffline))
 	if err != nil || created.Status != portal.SuccessCreated {
 		t.Fatalf("CreateAccount: %+v, %v; want %d", created, err, portal.SuccessCreated)
 	}
@@ -124,7 +124,8 @@ func TestAReplayedOlderVersionIsRefused(t *testing.T) {
 				return err
 			}},
 			{"CreateAccount with v1", func() error {
-				_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "thief", Profile: r.v1})
+				// A, an online key of v1, consents: v1 is still refused.
+				_, err := p.client.CreateAccount(ctx, consented(t, "thief", r.v1, r.a))
 				return err
 			}},
 		} {
@@ -168,7 +169,7 @@ func TestAVersionFromTheFutureIsRefused(t *testing.T) {
 		t.Fatalf("CreateAccount with a version from the future: %q", pe.Description)
 	}
 	u.profileMesh.Updated = nil
-	_, err = p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "future", Profile: entryOf(t, u.profileMesh, u.meshOffline)})
+	_, err = p.client.CreateAccount(ctx, consented(t, "future", entryOf(t, u.profileMesh, u.meshOffline), u.meshOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	u.profileMesh.Updated = &future
 	raw, err = mesh.MarshalEntry(mesh.TypeProfileMesh, envelopeOf(t, u.profileMesh, u.meshOnline))

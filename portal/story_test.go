@@ -44,7 +44,7 @@ func TestSeed003StoryThroughTheClient(t *testing.T) {
 
 	// §8.2.1 Creating the account bound to her ProfileAccount, then
 	// publishing her ProfileMesh.
-	_, err = c.CreateAccount(ctx, &portal.CreateRequest{Account: "alice@example.com", Profile: entryOf(t, alice.profileAccount, alice.acctOffline)})
+	_, err = c.CreateAccount(ctx, consented(t, "alice@example.com", entryOf(t, alice.profileAccount, alice.acctOffline), alice.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	v, err = c.ValidateAccount(ctx, &portal.ValidateRequest{Account: "ALICE@example.COM"})
 	mustStatus(t, err, portal.SuccessOK)
@@ -194,26 +194,21 @@ func seedEntry(t *testing.T, file, typ string) []byte {
 	return append(append(append([]byte("{"), tag...), ':'), append(bytes.TrimSpace(env), '}')...)
 }
 
-// The seed's profiles are accepted and found by Get, through the
-// documented sequence: an account is created bound to the ProfileAccount,
-// then the ProfileMesh it names is published for it; the device and service
-// profiles are published for an account whose administration key vouches
-// for them. A copy with any one byte of the payload, signature or digest
-// changed is refused and changes nothing.
+// The seed's profiles are accepted and found by Get, published for an
+// account whose administration key vouches for them. No account can be
+// bound to the seed's ProfileAccount: it lists no account name and nobody
+// here holds its keys to consent. A copy with any one byte of the payload,
+// signature or digest changed is refused and changes nothing.
 func TestSeed002ProfilesArePublishedAndTamperedCopiesRefused(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPortal(t, portal.Config{})
 	holder := newUser(t, "holder@example.com")
-	_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "holder", Profile: entryOf(t, holder.profileAccount, holder.acctOffline)})
+	_, err := p.client.CreateAccount(ctx, consented(t, "holder", entryOf(t, holder.profileAccount, holder.acctOffline), holder.acctOffline))
 	mustStatus(t, err, portal.SuccessOK)
 	publish := func(typ string, raw []byte) error {
-		switch typ {
-		case mesh.TypeProfileAccount:
+		if typ == mesh.TypeProfileAccount {
 			_, err := p.client.CreateAccount(ctx, &portal.CreateRequest{Account: "seed", Profile: raw})
-			return err
-		case mesh.TypeProfileMesh:
-			_, err := p.client.Publish(ctx, &portal.PublishRequest{Entry: raw, AccountID: "seed"})
-			return err
+			mustStatus(t, err, portal.ClientUnauthorized)
 		}
 		return publishFor(t, p.client, "holder", raw, holder.acctOnline)
 	}

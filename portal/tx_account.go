@@ -95,12 +95,63 @@ func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*Create
 	if err := s.checkReplicated("CreateRequest.Profile", e); err != nil {
 		return nil, err
 	}
+	signer, err := s.checkConsent(req, account, e)
+	if err != nil {
+		return nil, err
+	}
 	pe := portalEntry(TxCreateAccount, e, req.Profile, nil)
 	pe.AccountID, pe.Status = req.Account, AccountOpen
+	if signer != "" {
+		pe.Proof, pe.ProofSigner = req.Proof, signer
+	}
 	if _, err := s.append(ctx, KindAccount, e.Identifier.String(), account, pe); err != nil {
 		return nil, err
 	}
 	return &CreateResponse{MeshResponse{Status: SuccessCreated}}, nil
+}
+
+// checkConsent checks that the profile e of a CreateRequest consents to
+// be bound to account (canonical name): either req.Proof is an AccountProof
+// for CreateAccount, this portal and account whose Digest is that of the
+// profile, signed by the profile's offline key or one of its online keys,
+// or, without a proof, the profile is a ProfileAccount whose signed
+// AccountAddresses list the account. It returns the proof's signer ("" if
+// the profile's AccountAddresses consented). A proof that is given is
+// checked even where the addresses would do.
+func (s *Server) checkConsent(req *CreateRequest, account string, e *mesh.Entry) (string, error) {
+	const field = "CreateRequest.Proof"
+	if len(req.Proof) == 0 {
+		if listsAccount(e, account) {
+			return "", nil
+		}
+		return "", Errorf(ClientUnauthorized, "%s is missing: binding account %q needs the consent of the %s %s in CreateRequest.Profile, "+
+			"which does not list %q in its AccountAddresses: give an AccountProof for Transaction %q, Portal %q and Account %q "+
+			"with the Digest of CreateRequest.Profile, signed by the profile's offline key or one of its online keys",
+			field, req.Account, e.Type, e.Identifier, req.Account, TxCreateAccount, s.serviceName(), req.Account)
+	}
+	claim := proofClaim{field: field, account: account, spelled: req.Account, tx: TxCreateAccount, env: e.Envelope}
+	return s.checkAccountProof(claim, req.Proof, func() (map[mesh.UDF]mesh.PublicKey, error) {
+		keys, err := mesh.AuthorityKeys(e.Profile())
+		if err != nil {
+			return nil, meshError("CreateRequest.Profile", err)
+		}
+		return keys, nil
+	})
+}
+
+// listsAccount reports whether e is a ProfileAccount whose AccountAddresses
+// list account (a canonical name), compared canonically.
+func listsAccount(e *mesh.Entry, account string) bool {
+	p, ok := e.Object.(*mesh.ProfileAccount)
+	if !ok {
+		return false
+	}
+	for _, a := range p.AccountAddresses {
+		if CanonicalAccount(a) == account {
+			return true
+		}
+	}
+	return false
 }
 
 // DeleteProof is the payload of the proof a DeleteRequest carries:

@@ -25,7 +25,7 @@ func TestTheMapOfAPortalLogHoldsEachNamesLatestRecord(t *testing.T) {
 	p := newTestPortal(t, portal.Config{})
 	fill(t, p, 0, 3)
 	bob := newUser(t, "bob@example.com")
-	create := &portal.CreateRequest{Account: "bob", Profile: entryOf(t, bob.profileAccount, bob.acctOffline)}
+	create := consented(t, "bob", entryOf(t, bob.profileAccount, bob.acctOffline), bob.acctOffline)
 	_, err := p.client.CreateAccount(ctx, create)
 	mustStatus(t, err, portal.SuccessOK)
 	escrow, _, err := mesh.Escrow(rand.Reader, []byte("secret key bytes"), 2, 3)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
 )
 
@@ -34,7 +33,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		if _, err := c0.CreateAccount(b.Context(), &portal.CreateRequest{Account: tn.Account(0, id), Profile: entry}); err != nil {
+		if _, err := CreateAccount(b.Context(), c0, tn.Account(0, id), entry); err != nil {
 			b.Fatal(err)
 		}
 		size := tn.Node(0).Log().Size()

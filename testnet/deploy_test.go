@@ -14,7 +14,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
 )
 
@@ -124,7 +123,7 @@ func TestEveryMetricOfTheDashboardAndAlertsIsOnARunningNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: "metrics@example.com", Profile: entry}); err != nil {
+	if _, err := CreateAccount(t.Context(), c, "metrics@example.com", entry); err != nil {
 		t.Fatal(err)
 	}
 	waitForAgreement(t, tn, 30*time.Second, 3)

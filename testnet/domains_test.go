@@ -29,7 +29,7 @@ func TestEachMemberCreatesTheAccountsOfItsOwnDomainOnly(t *testing.T) {
 				t.Fatal(err)
 			}
 			size := tn.Node(i).Log().Size()
-			_, err = c.CreateAccount(t.Context(), &portal.CreateRequest{Account: tc.account, Profile: entry})
+			_, err = CreateAccount(t.Context(), c, tc.account, entry)
 			var pe *portal.Error
 			if !errors.As(err, &pe) || pe.Status != portal.ClientUnauthorized || !strings.Contains(pe.Description, tc.says) {
 				t.Fatalf("node %d: CreateAccount %s: %v, want 401 saying %q", i, tc.account, err, tc.says)
@@ -42,7 +42,7 @@ func TestEachMemberCreatesTheAccountsOfItsOwnDomainOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: own, Profile: entry}); err != nil {
+		if _, err := CreateAccount(t.Context(), c, own, entry); err != nil {
 			t.Fatalf("node %d: CreateAccount %s: %v", i, own, err)
 		}
 	}

@@ -75,7 +75,7 @@ func TestAnEncryptedEntryCrossesTheFederationAndOnlyTheAccountsDeviceReadsIt(t *
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c0.CreateAccount(ctx, &portal.CreateRequest{Account: "alice@example.com", Profile: aliceEntry}); err != nil {
+	if _, err := CreateAccountWith(ctx, c0, "alice@example.com", aliceEntry, offline); err != nil {
 		t.Fatal(err)
 	}
 	hello, err := c0.Hello(ctx)

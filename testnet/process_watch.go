@@ -161,12 +161,12 @@ func (p *Processes) Traffic(ctx context.Context, interval time.Duration) int {
 		if err != nil {
 			continue
 		}
-		entry, _, err := NewProfile()
+		entry, offline, err := newProfile()
 		if err != nil {
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, p.opts.Period)
-		_, err = c.CreateAccount(actx, &portal.CreateRequest{Account: p.Account(m, fmt.Sprintf("user%d-%d", time.Now().Unix(), i)), Profile: entry})
+		_, err = CreateAccountWith(actx, c, p.Account(m, fmt.Sprintf("user%d-%d", time.Now().Unix(), i)), entry, offline)
 		cancel()
 		if err == nil {
 			created++

@@ -110,7 +110,7 @@ func TestEveryReplicaMatchesItsOriginAndGetFindsProfilesPublishedElsewhere(t *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c0.CreateAccount(t.Context(), &portal.CreateRequest{Account: tn.Account(0, id), Profile: entry}); err != nil {
+	if _, err := CreateAccount(t.Context(), c0, tn.Account(0, id), entry); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{tn.opts.Origin(0): tn.Node(0).Log().Size()}

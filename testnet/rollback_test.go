@@ -62,7 +62,7 @@ func TestAReplayedProfileVersionIsRefusedAtEveryMember(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := clients[0].CreateAccount(t.Context(), &portal.CreateRequest{Account: tn.Account(0, "alice"), Profile: v1}); err != nil {
+	if _, err := CreateAccountWith(t.Context(), clients[0], tn.Account(0, "alice"), v1, offline); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := clients[0].Publish(t.Context(), &portal.PublishRequest{Entry: v2, AccountID: tn.Account(0, "alice")})
@@ -78,7 +78,7 @@ func TestAReplayedProfileVersionIsRefusedAtEveryMember(t *testing.T) {
 			t.Fatalf("node %d: %v", i, err)
 		}
 		size := tn.Node(i).Log().Size()
-		_, err = c.CreateAccount(t.Context(), &portal.CreateRequest{Account: tn.Account(i, "mallory"), Profile: v1})
+		_, err = CreateAccountWith(t.Context(), c, tn.Account(i, "mallory"), v1, a) // consented by A, an online key of v1
 		var pe *portal.Error
 		if !errors.As(err, &pe) || pe.Status != portal.AlreadyExists || !strings.Contains(pe.Description, "not newer than the registered version") {
 			t.Fatalf("node %d: CreateAccount with the replayed v1: %v, want 409", i, err)

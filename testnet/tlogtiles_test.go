@@ -410,7 +410,7 @@ func TestAnEntryWhoseLeafWouldNotFitAnEntryBundleIsRefusedWith413(t *testing.T) 
 		t.Fatal(err)
 	}
 	before := tn.Node(0).Log().Size()
-	_, err = c.CreateAccount(t.Context(), &portal.CreateRequest{Account: tn.Account(0, id), Profile: entry})
+	_, err = CreateAccount(t.Context(), c, tn.Account(0, id), entry)
 	var pe *portal.Error
 	t.Logf("CreateAccount with a %d-byte entry: %v", len(entry), err)
 	if !errors.As(err, &pe) || pe.Status != portal.TooLarge || !strings.Contains(pe.Description, "65535") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/intermesh/intermesh/portal"
@@ -13,19 +14,38 @@ import (
 
 // NewProfile makes a fresh signed ProfileMesh entry, as a Mesh user's client
 // would ({"ProfileMesh":[header, payload, trailer]}), and returns it with its
-// identifier (the UDF of its offline key).
+// identifier (the UDF of its offline key). CreateAccount signs the
+// profile's consent to a binding with that offline key, which NewProfile
+// keeps for it.
 func NewProfile() (entry []byte, identifier string, err error) {
-	offline, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+	entry, offline, err := newProfile()
 	if err != nil {
 		return nil, "", err
+	}
+	identifier = offline.UDF().String()
+	profileKeys.Store(identifier, offline)
+	return entry, identifier, nil
+}
+
+// profileKeys holds the offline key of every profile NewProfile made, by
+// its identifier: throwaway keys of a test network, kept so that
+// CreateAccount can sign a consent for the entry alone.
+var profileKeys sync.Map
+
+// newProfile makes a fresh signed ProfileMesh entry and returns it with its
+// offline key.
+func newProfile() (entry []byte, offline *mesh.PrivateKey, err error) {
+	offline, err = mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+	if err != nil {
+		return nil, nil, err
 	}
 	admin, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	enc, err := mesh.GenerateKey(rand.Reader, mesh.CurveX448)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	p := &mesh.ProfileMesh{
 		Profile: mesh.Profile{
@@ -36,13 +56,13 @@ func NewProfile() (entry []byte, identifier string, err error) {
 	}
 	env, err := mesh.SignObject(p, offline)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	entry, err = mesh.MarshalEntry(p.TypeName(), env)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	return entry, offline.UDF().String(), nil
+	return entry, offline, nil
 }
 
 // Traffic creates an account bound to a fresh profile (which publishes it) every
@@ -75,10 +95,40 @@ func (t *Testnet) createAccount(ctx context.Context, n int, account string) erro
 	if err != nil {
 		return err
 	}
-	entry, _, err := NewProfile()
+	entry, offline, err := newProfile()
 	if err != nil {
 		return err
 	}
-	_, err = c.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: entry})
+	_, err = CreateAccountWith(ctx, c, account, entry, offline)
 	return err
+}
+
+// CreateAccount binds account to profile, which NewProfile made, at the
+// portal c with the profile's consent: an AccountProof for CreateAccount
+// signed by its offline key (see CreateAccountWith).
+func CreateAccount(ctx context.Context, c *client.Client, account string, profile []byte) (*portal.CreateResponse, error) {
+	_, env, err := mesh.ParseEntry(profile)
+	if err != nil || len(env.Trailer.Signatures) == 0 {
+		return nil, fmt.Errorf("testnet: binding %q: the profile is not a signed entry (%v)", account, err)
+	}
+	key, ok := profileKeys.Load(env.Trailer.Signatures[0].Kid)
+	if !ok {
+		return nil, fmt.Errorf("testnet: binding %q: the profile was not made by NewProfile: use CreateAccountWith and its key", account)
+	}
+	return CreateAccountWith(ctx, c, account, profile, key.(*mesh.PrivateKey))
+}
+
+// CreateAccountWith binds account to profile at the portal c with the
+// consent of key, the profile's offline key or one of its online keys: an
+// AccountProof for CreateAccount naming the portal as its Hello does.
+func CreateAccountWith(ctx context.Context, c *client.Client, account string, profile []byte, key *mesh.PrivateKey) (*portal.CreateResponse, error) {
+	hello, err := c.Hello(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("testnet: asking the portal its name for the consent to bind %q: %w", account, err)
+	}
+	proof, err := portal.SignAccountProof(hello.Service, account, portal.TxCreateAccount, profile, time.Now(), key)
+	if err != nil {
+		return nil, err
+	}
+	return c.CreateAccount(ctx, &portal.CreateRequest{Account: account, Profile: profile, Proof: proof})
 }

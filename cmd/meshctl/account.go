@@ -106,8 +106,11 @@ func newAccountCreateCommand(opts *globalOptions) *cobra.Command {
 		Short: "Create an account bound to a profile of the keystore (CreateAccount)",
 		Long: `Create an account (NAME@DOMAIN, e.g. alice@example.com) at the portal, bound to
 a profile of the keystore (--profile: its UDF, a prefix of it or its local
-name; default: the only profile). The portal registers the signed profile in
-the same log record. A name without a domain is a usage error (exit 2).`,
+name; default: the only profile). The request carries the profile's consent to
+be bound to the name: an AccountProof signed by its administration key, for
+this portal (its Hello's service name). The portal registers the signed
+profile and keeps the proof in the same log record. A name without a domain
+is a usage error (exit 2).`,
 		Args: accountArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := opts.findProfile(profile)
@@ -118,7 +121,12 @@ the same log record. A name without a domain is a usage error (exit 2).`,
 			if err != nil {
 				return err
 			}
-			resp, err := c.CreateAccount(cmd.Context(), &portal.CreateRequest{Account: args[0], Profile: p.Entry})
+			// The profile's consent to be bound to the name.
+			proof, err := signProfileProof(cmd.Context(), c, p, args[0], portal.TxCreateAccount, p.Entry)
+			if err != nil {
+				return err
+			}
+			resp, err := c.CreateAccount(cmd.Context(), &portal.CreateRequest{Account: args[0], Profile: p.Entry, Proof: proof})
 			if err != nil {
 				return c.wrap(fmt.Sprintf("creating account %q", args[0]), err)
 			}
@@ -215,6 +223,13 @@ func signAccountProof(ctx context.Context, c *portalClient, ks *Keystore, accoun
 	if err != nil {
 		return nil, fmt.Errorf("%s for account %q needs the administration key of its profile: %w", tx, account, err)
 	}
+	return signProfileProof(ctx, c, p, account, tx, entry)
+}
+
+// signProfileProof is signAccountProof with the administration key of the
+// keystore's profile p: for CreateAccount, the consent of the profile to be
+// bound to account (entry is then the profile's own entry).
+func signProfileProof(ctx context.Context, c *portalClient, p *localProfile, account, tx string, entry portal.Entry) (portal.Entry, error) {
 	key, err := p.Key(keyAdmin)
 	if err != nil {
 		return nil, fmt.Errorf("%s for account %q: %w", tx, account, err)

@@ -87,7 +87,7 @@ func (a *auditNet) publish(t *testing.T, n int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: a.Account(i, id), Profile: entry}); err != nil {
+			if _, err := testnet.CreateAccount(t.Context(), c, a.Account(i, id), entry); err != nil {
 				t.Fatalf("publish at node %d: %v", i, err)
 			}
 		}

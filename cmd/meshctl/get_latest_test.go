@@ -110,7 +110,7 @@ func TestGetVerifyProvesTheLatestAndRefusesWhatIsNot(t *testing.T) {
 	id := alice.key.Public().UDF().String()
 	account := net.Account(0, "alice")
 	t0 := time.Now().UTC().Truncate(time.Second)
-	if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: account, Profile: alice.version(t, t0)}); err != nil {
+	if _, err := testnet.CreateAccountWith(t.Context(), c, account, alice.version(t, t0), alice.key); err != nil {
 		t.Fatal(err)
 	}
 	q := latestQuery{account: portal.CanonicalAccount(account)}

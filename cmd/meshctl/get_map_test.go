@@ -73,7 +73,7 @@ func TestGetAnswersCarryMapProofs(t *testing.T) {
 	}
 	account := net.Account(0, id)
 	canonical := portal.CanonicalAccount(account) // the map keys the name the log holds
-	if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: account, Profile: entry}); err != nil {
+	if _, err := testnet.CreateAccount(t.Context(), c, account, entry); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range []int{0, 1} {

@@ -51,7 +51,7 @@ func TestGetVerifyProvesAnEntryAgainstTheFederationsCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// CreateAccount registers the account's profile (Publish needs an account first).
-	if _, err := c.CreateAccount(t.Context(), &portal.CreateRequest{Account: net.Account(0, id), Profile: entry}); err != nil {
+	if _, err := testnet.CreateAccount(t.Context(), c, net.Account(0, id), entry); err != nil {
 		t.Fatal(err)
 	}
 

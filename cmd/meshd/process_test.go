@@ -214,7 +214,7 @@ func startLoad(t *testing.T, url string, workers int) *load {
 				// CreateAccount registers the account and publishes the profile
 				// bound to it in one acknowledged write.
 				account := strings.ToLower(id) + "@load.test"
-				_, err = c.CreateAccount(context.Background(), &portal.CreateRequest{Account: account, Profile: entry})
+				_, err = testnet.CreateAccount(context.Background(), c, account, entry)
 				if ld.record(request{portal.TxCreateAccount, account, id}, err) {
 					ld.mu.Lock()
 					ld.acked = append(ld.acked, id)
