@@ -117,6 +117,20 @@ func TestProofBundleRoundTripsAndRefusesEveryTampering(t *testing.T) {
 
 	refuseTamperings(t, keys, data)
 
+	// An account nobody has: a bundle of no records, proved absent.
+	nobody := net.Account(0, "nobody")
+	absent := filepath.Join(t.TempDir(), "nobody.proof")
+	err = testnet.WaitFor(t.Context(), 30*time.Second, "a proved absence", func() bool {
+		got = u.run("get", "--account", nobody, "--verify", "--federation", net.fedPath, "--proof-out", absent)
+		return got.code == 0
+	})
+	if err != nil {
+		t.Fatalf("%v; last: %+v", err, got)
+	}
+	if out := u.ok("verify-proof", absent, "--federation", net.fedPath); !strings.Contains(out, "account "+nobody+" has no open account in testnet/node0's log") {
+		t.Errorf("verify-proof of an absence:\n%s", out)
+	}
+
 	// The command line: a tampered file exits 1, mistakes exit 2.
 	bad := filepath.Join(t.TempDir(), "bad.proof")
 	if err := os.WriteFile(bad, bytes.Replace(data, []byte("\ntime "), []byte("\ntime  "), 1), 0o644); err != nil {
