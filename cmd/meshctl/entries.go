@@ -100,6 +100,7 @@ type getOptions struct {
 	full, all   bool
 	raw, verify bool
 	federation  string
+	proofOut    string // --proof-out: where to write the proof bundle
 }
 
 // getItem is one entry of the JSON output of get: the portal's DataItem and
@@ -142,6 +143,7 @@ exits 1 if anything could not be proved.`,
 	f.BoolVar(&g.raw, "raw", false, "print only the entries, one JSON per line")
 	f.BoolVar(&g.verify, "verify", false, "check the entries' inclusion and the federation's certificate offline (needs --federation)")
 	f.StringVar(&g.federation, "federation", "", "the federation file whose member keys --verify trusts")
+	f.StringVar(&g.proofOut, "proof-out", "", "with --verify: write what was proved to this file, a proof bundle 'meshctl verify-proof' checks offline")
 	return cmd
 }
 
@@ -153,6 +155,9 @@ func (g *getOptions) run(cmd *cobra.Command, opts *globalOptions) error {
 	var keys *getVerifier
 	if g.verify != (g.federation != "") {
 		return usagef(cmd, "--verify needs --federation FILE, and --federation is only for --verify")
+	}
+	if g.proofOut != "" && (!g.verify || g.all) {
+		return usagef(cmd, "--proof-out needs --verify, and proves the latest version (not --all)")
 	}
 	if g.verify {
 		var err error
@@ -193,7 +198,12 @@ func (g *getOptions) fetch(cmd *cobra.Command, opts *globalOptions, keys *getVer
 	if g.account != "" {
 		what = "getting account " + fmt.Sprintf("%q", g.account)
 	}
-	if keys != nil && !g.all {
+	switch {
+	case keys != nil && g.all:
+		return g.fetchHistory(cmd.Context(), c, keys, req, what)
+	case keys != nil && g.proofOut != "":
+		return g.fetchLatestBundle(cmd, c, keys, req, what, g.proofOut)
+	case keys != nil:
 		return g.fetchLatest(cmd.Context(), c, keys, req, what)
 	}
 	for {

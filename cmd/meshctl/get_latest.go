@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/intermesh/intermesh/audit"
 	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/client"
 	"github.com/intermesh/intermesh/portal/mesh"
 	"github.com/intermesh/intermesh/vmap"
 )
@@ -77,6 +79,9 @@ func verifyLatest(keys *getVerifier, c certified, q latestQuery, resp *portal.Ge
 
 func proveLatest(keys *getVerifier, c certified, q latestQuery, resp *portal.GetResponse, now time.Time, v *getVerification) error {
 	cp := c.checkpoint
+	if err := checkHome(keys, q, cp.Origin); err != nil {
+		return err
+	}
 	if resp.Proof == nil || resp.Proof.Checkpoint != cp.Note {
 		return fmt.Errorf("the answer is not under %s's checkpoint of round %d that the certificate covers", cp.Origin, cp.Round)
 	}
@@ -102,6 +107,22 @@ func proveLatest(keys *getVerifier, c certified, q latestQuery, resp *portal.Get
 	v.Proved = append(v.Proved, fmt.Sprintf("%s as of round %d, certified by %d of %d members (quorum %d)",
 		what, c.round, c.signers, keys.members, keys.quorum))
 	return nil
+}
+
+// checkHome fails if q is about an account whose home member, by its
+// domain in the federation file, is not origin: only the home member's
+// log can say what the account is, or that there is none. A federation
+// whose members list no domains has no homes.
+func checkHome(keys *getVerifier, q latestQuery, origin string) error {
+	if q.account == "" {
+		return nil
+	}
+	home, ok := keys.fed.Home(q.account)
+	if !ok || home.Origin == origin {
+		return nil
+	}
+	return fmt.Errorf("the answer about %s comes from %s's log, but the account's home, by its domain in the federation file, is %s: ask %s",
+		q.account, origin, home.Origin, home.Origin)
 }
 
 // checkFresh fails unless a certificate of round is recent by now: at
@@ -246,7 +267,14 @@ func latestItem(cp audit.Checkpoint, resp *portal.GetResponse, ns vmap.Namespace
 // again under the certified round, so that the map line it checks is one
 // a quorum signed. A NotFound that carries proofs is an answer like any
 // other.
+//
+// An account is asked of its home member (by its domain in the federation
+// file) when the file gives that member's portal URL.
 func (g *getOptions) fetchLatest(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
+	c, err := homeClient(keys, g.account, c)
+	if err != nil {
+		return nil, nil, err
+	}
 	resp, err := getProved(ctx, c, req, what)
 	if err != nil {
 		return nil, nil, err
@@ -254,6 +282,9 @@ func (g *getOptions) fetchLatest(ctx context.Context, c *portalClient, keys *get
 	cert, err := certifiedOf(keys, resp)
 	if err != nil {
 		return itemsOf(resp), []getVerification{{Failed: err.Error()}}, nil
+	}
+	if newer, ok := newerCertificate(ctx, keys, req, cert); ok {
+		cert = newer
 	}
 	if resp.Proof.Checkpoint != cert.checkpoint.Note {
 		req.Round = cert.checkpoint.Round
@@ -286,4 +317,161 @@ func itemsOf(resp *portal.GetResponse) []getItem {
 		items = append(items, inspectItem(d))
 	}
 	return items
+}
+
+// askOthersFor bounds the time spent asking the other members for newer
+// certificates.
+const askOthersFor = 5 * time.Second
+
+// newerCertificate asks the other members of the federation file (those
+// with a portal URL) the same question, and returns the newest verified
+// certificate among their answers that is newer than cert and covers a
+// checkpoint of the same log, if any: the portal that answered may hold an
+// older certificate than the federation has, and freshness is judged on
+// the newest one the client can find. Members that do not answer, or
+// whose certificate does not verify, are passed over.
+func newerCertificate(ctx context.Context, keys *getVerifier, req *portal.GetRequest, cert certified) (certified, bool) {
+	ctx, cancel := context.WithTimeout(ctx, askOthersFor)
+	defer cancel()
+	best, found := cert, false
+	for _, m := range keys.fed.Members {
+		if m.HTTP == "" || m.Origin == cert.checkpoint.Origin {
+			continue
+		}
+		c, err := client.New(m.HTTP)
+		if err != nil {
+			continue
+		}
+		r := *req
+		r.Round = 0
+		resp, err := c.Get(ctx, &r)
+		if resp == nil || resp.Proof == nil || (err != nil && resp.Status != portal.NotFound) {
+			continue
+		}
+		other, err := certifiedOf(keys, &portal.GetResponse{Proof: &portal.GetProof{Checkpoint: cert.checkpoint.Note, Certificate: resp.Proof.Certificate}})
+		if err == nil && other.round > best.round {
+			best, found = other, true
+		}
+	}
+	return best, found
+}
+
+// fetchHistory gets every version (Multiple, every page) and proves it is
+// the complete history: like fetchLatest it takes the certificate of the
+// first answer and asks every page under its round, then checks that the
+// versions served are exactly the records the certified map value counts,
+// in order (its count and history chain).
+func (g *getOptions) fetchHistory(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
+	c, err := homeClient(keys, g.account, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := getProved(ctx, c, req, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := certifiedOf(keys, resp)
+	if err != nil {
+		return itemsOf(resp), []getVerification{{Failed: err.Error()}}, nil
+	}
+	req.Round = cert.checkpoint.Round
+	var pages []*portal.GetResponse
+	for {
+		if resp, err = getProved(ctx, c, req, what); err != nil {
+			return nil, nil, err
+		}
+		pages = append(pages, resp)
+		if resp.PageKey == "" || len(pages) > maxHistoryPages {
+			break
+		}
+		req.SearchConstraints = &portal.SearchConstraints{PageKey: resp.PageKey}
+	}
+	q := latestQuery{id: g.id}
+	if g.account != "" {
+		q = latestQuery{account: portal.CanonicalAccount(g.account)}
+	}
+	var items []getItem
+	for _, p := range pages {
+		items = append(items, itemsOf(p)...)
+	}
+	return items, []getVerification{verifyHistory(keys, cert, q, pages, time.Now())}, nil
+}
+
+// maxHistoryPages bounds the pages of one history.
+const maxHistoryPages = 1000
+
+// verifyHistory proves that pages, every page of a Multiple answer under
+// the checkpoint c certifies, hold every record that set q's name, in log
+// order: their count and history chain are the certified map value's.
+func verifyHistory(keys *getVerifier, c certified, q latestQuery, pages []*portal.GetResponse, now time.Time) getVerification {
+	last := *pages[len(pages)-1]
+	var all []portal.DataItem
+	for _, p := range pages {
+		if p.Proof == nil || p.Proof.Checkpoint != c.checkpoint.Note {
+			return getVerification{Failed: fmt.Sprintf("a page is not under %s's certified checkpoint of round %d", c.checkpoint.Origin, c.checkpoint.Round)}
+		}
+		all = append(all, p.DataItems...)
+	}
+	if last.PageKey != "" {
+		return getVerification{Failed: fmt.Sprintf("the history has more than %d pages", maxHistoryPages)}
+	}
+	latest := last
+	if n := len(all); n > 0 {
+		latest.DataItems = all[n-1:]
+	}
+	v := verifyLatest(keys, c, q, &latest, now)
+	if v.Failed != "" {
+		return v
+	}
+	if err := provedChain(c.checkpoint, q, &last, all); err != nil {
+		v.Failed = err.Error()
+		return v
+	}
+	v.Proved = append(v.Proved, fmt.Sprintf("the %d versions served are every record that set the name, in log order: their history chain is the certified map value's", len(all)))
+	return v
+}
+
+// provedChain checks that items are the records the map value of q's
+// profile or escrow name counts: each is in the checkpoint, and the
+// history chain over them is the value's.
+func provedChain(cp audit.Checkpoint, q latestQuery, last *portal.GetResponse, items []portal.DataItem) error {
+	if len(items) == 0 {
+		return nil // absent: proved by verifyLatest
+	}
+	name := items[len(items)-1].Identifier
+	ns := vmap.Profile
+	if l, err := audit.ParseLeaf(items[len(items)-1].Leaf); err == nil && l.Kind == "Escrow" {
+		ns = vmap.Escrow
+	}
+	v, _, err := lookup(cp, last, ns, name)
+	if err != nil {
+		return err
+	}
+	var h vmap.Hash
+	for _, it := range items {
+		if err := verifyGetItem(cp, it); err != nil {
+			return err
+		}
+		h = vmap.NextHistory(h, *it.Index, vmap.Hash(rfc6962.DefaultHasher.HashLeaf(it.Leaf)))
+	}
+	if uint64(len(items)) != v.Count || h != v.History {
+		return fmt.Errorf("the %d versions served are not the %d records that set %s in %s's log (their history chain differs from the certified one)",
+			len(items), v.Count, name, cp.Origin)
+	}
+	return nil
+}
+
+// homeClient returns a client of account's home member (by its domain in
+// the federation file) when the file gives its portal URL and c is not
+// that portal already; else c.
+func homeClient(keys *getVerifier, account string, c *portalClient) (*portalClient, error) {
+	home, ok := keys.fed.Home(account)
+	if !ok || home.HTTP == "" || strings.TrimSuffix(home.HTTP, "/") == strings.TrimSuffix(c.url, "/") {
+		return c, nil
+	}
+	hc, err := client.New(home.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("the home of %s, %s, at %s: %w", account, home.Origin, home.HTTP, err)
+	}
+	return &portalClient{Client: hc, url: home.HTTP}, nil
 }

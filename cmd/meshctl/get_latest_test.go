@@ -155,6 +155,19 @@ func TestGetVerifyProvesTheLatestAndRefusesWhatIsNot(t *testing.T) {
 	other.Proof = &portal.GetProof{Checkpoint: second.Proof.Certificate.Checkpoint, Map: second.Proof.Map, Account: second.Proof.Account}
 	refused("an uncertified checkpoint", &other, cert, time.Now(), "not under")
 
+	// An answer about her account from a member that is not its home.
+	c1, err := client.New(net.PortalURL(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere, err := c1.Get(t.Context(), &portal.GetRequest{Account: account, Full: true})
+	if elsewhere == nil || elsewhere.Proof == nil {
+		t.Fatalf("node 1 gave no proved answer about %s: %v", account, err)
+	}
+	if c1cert, err := certifiedOf(keys, elsewhere); err == nil {
+		refused("an answer from a member that is not the home", elsewhere, c1cert, time.Now(), "the account's home")
+	}
+
 	// An absent name is proved absent, and the command says so.
 	u := &user{t: t, home: t.TempDir(), portal: net.PortalURL(0)}
 	out := u.ok("get", "--account", account, "--verify", "--federation", net.fedPath)
@@ -164,6 +177,20 @@ func TestGetVerifyProvesTheLatestAndRefusesWhatIsNot(t *testing.T) {
 	out = u.ok("get", "--account", net.Account(0, "nobody"), "--verify", "--federation", net.fedPath)
 	if !strings.Contains(out, "has no open account") {
 		t.Errorf("get --verify of an account nobody has does not prove it absent:\n%s", out)
+	}
+	// --all proves the complete history; a history with a version left
+	// out is refused.
+	out = u.ok("get", "--account", account, "--all", "--verify", "--federation", net.fedPath)
+	if !strings.Contains(out, "the 2 versions served are every record that set the name") {
+		t.Errorf("get --all --verify does not prove alice's two versions the whole history:\n%s", out)
+	}
+	all, err := c.Get(t.Context(), &portal.GetRequest{Account: account, Full: true, Multiple: true, Round: cert.checkpoint.Round})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all.DataItems = all.DataItems[1:]
+	if v := verifyHistory(keys, cert, q, []*portal.GetResponse{all}, time.Now()); v.Failed == "" || !strings.Contains(v.Failed, "history chain differs") {
+		t.Errorf("a history without alice's first version: %+v", v)
 	}
 }
 

@@ -33,6 +33,9 @@ type getVerifier struct {
 	// period is the federation's round length, and skew how far this
 	// machine's clock may be ahead (freshness, get_latest.go).
 	period, skew time.Duration
+	// fed is the federation file: the accounts' home members and the
+	// members' portal URLs.
+	fed *config.Federation
 }
 
 // clockSkew is how far ahead of the federation's clocks this machine's
@@ -51,7 +54,7 @@ func newGetVerifier(file string) (*getVerifier, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return &getVerifier{keys: keys, members: len(fed.Members), quorum: fed.EffectiveQuorum(),
-		period: fed.EpochPeriod.Duration, skew: clockSkew}, nil
+		period: fed.EpochPeriod.Duration, skew: clockSkew, fed: fed}, nil
 }
 
 // verifyGet checks a Get answer's entries against its proof: each entry's

@@ -85,6 +85,7 @@ sent to a portal. Output is for humans unless --json is given.`,
 		newAccountCommand(opts),
 		newPublishCommand(opts),
 		newGetCommand(opts),
+		newVerifyProofCommand(opts),
 		newDeviceCommand(opts),
 		newMessageCommand(opts),
 		newEscrowCommand(opts),
@@ -94,6 +95,7 @@ sent to a portal. Output is for humans unless --json is given.`,
 		newAuditCommand(opts),
 		newLoadCommand(opts),
 		newFederationCommand(opts),
+		newMonitorCommand(opts),
 	)
 	return root
 }

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/intermesh/intermesh/portal"
+	"github.com/intermesh/intermesh/portal/mesh"
+)
+
+// monitorOptions are the flags of 'meshctl monitor'.
+type monitorOptions struct {
+	getOptions
+	state    string
+	watch    bool
+	interval time.Duration
+}
+
+// monitorState is what a monitor remembers between runs (--state): the
+// versions of the name it has seen, proved as the complete history.
+type monitorState struct {
+	// Name is the account or identifier monitored.
+	Name string
+	// Versions are the versions seen, in log order.
+	Versions []monitorVersion
+	// Round is the certified round of the last run.
+	Round uint64
+}
+
+// monitorVersion is one version of the monitored profile.
+type monitorVersion struct {
+	Index  uint64
+	Origin string
+	Signer string
+	// Alert says why the version is not the owner's, "" if it is.
+	Alert string `json:",omitempty"`
+}
+
+// newMonitorCommand is 'meshctl monitor': the owner's watch over the
+// versions of a profile the federation serves.
+func newMonitorCommand(opts *globalOptions) *cobra.Command {
+	var m monitorOptions
+	cmd := &cobra.Command{
+		Use:   "monitor (--account NAME@DOMAIN | --id UDF) --federation FILE [--state FILE] [--watch]",
+		Short: "Watch every version of a profile the federation serves, and alert on one the keystore's keys did not sign",
+		Long: `monitor proves, as 'get --all --verify' does, the complete history of the
+profile (of an account, at its home member), and compares it with what it saw
+before (--state FILE, JSON, created if missing). It prints every new version
+with the key that signed it; a version signed by a key that is not in the local
+keystore, or a history that no longer starts with the versions seen before, is
+an ALERT, and monitor exits 1. --watch runs again every --interval (default the
+federation's round) and prints alerts as they come, until interrupted.`,
+		Args:    exactArgs(0, "no arguments (use --id or --account)"),
+		PreRunE: accountFlags("account"),
+		RunE:    func(cmd *cobra.Command, _ []string) error { return m.run(cmd, opts) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&m.id, "id", "", "identifier (UDF) of the profile")
+	f.StringVar(&m.account, "account", "", "account whose profile to monitor")
+	f.StringVar(&m.federation, "federation", "", "the federation file whose member keys the proofs are checked with (required)")
+	f.StringVar(&m.state, "state", "", "the file the versions seen are kept in")
+	f.BoolVar(&m.watch, "watch", false, "keep monitoring, every --interval")
+	f.DurationVar(&m.interval, "interval", 0, "how often --watch looks (default: the federation's round)")
+	return cmd
+}
+
+// run checks the flags and monitors once, or until interrupted.
+func (m *monitorOptions) run(cmd *cobra.Command, opts *globalOptions) error {
+	if (m.id == "") == (m.account == "") || m.federation == "" {
+		return usagef(cmd, "monitor needs exactly one of --id and --account, and --federation FILE")
+	}
+	keys, err := newGetVerifier(m.federation)
+	if err != nil {
+		return err
+	}
+	mine, err := keystoreKeys(opts)
+	if err != nil {
+		return err
+	}
+	if m.interval <= 0 {
+		m.interval = keys.period
+	}
+	for {
+		alerts, err := m.once(cmd.Context(), cmd.OutOrStdout(), opts, keys, mine)
+		if err != nil {
+			return err
+		}
+		if !m.watch {
+			if alerts > 0 {
+				return &exitError{code: exitFailure}
+			}
+			return nil
+		}
+		select {
+		case <-cmd.Context().Done():
+			return nil
+		case <-time.After(m.interval):
+		}
+	}
+}
+
+// once proves the complete history, reports what is new since the state
+// file, saves it, and returns how many alerts it raised.
+func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOptions, keys *getVerifier, mine map[string]bool) (int, error) {
+	c, err := opts.client()
+	if err != nil {
+		return 0, err
+	}
+	g := m.getOptions
+	g.all, g.full, g.verify = true, true, true
+	req := &portal.GetRequest{Identifier: g.id, Account: g.account, Full: true, Multiple: true}
+	items, checks, err := g.fetchHistory(ctx, c, keys, req, "monitoring")
+	if err != nil {
+		return 0, err
+	}
+	if checks[0].Failed != "" {
+		fmt.Fprintf(w, "ALERT: the history could not be proved: %s\n", checks[0].Failed)
+		return 1, nil
+	}
+	st, err := loadMonitorState(m.state, m.id+m.account)
+	if err != nil {
+		return 0, err
+	}
+	alerts := st.update(w, items, mine)
+	fmt.Fprintf(w, "%s: %d versions, the complete history as of %s\n", st.Name, len(st.Versions), lastProved(checks[0]))
+	return alerts, saveMonitorState(m.state, st)
+}
+
+// update compares the proved history items with the versions seen, prints
+// each new one, and returns the alerts.
+func (st *monitorState) update(w io.Writer, items []getItem, mine map[string]bool) int {
+	alerts := 0
+	for i, seen := range st.Versions {
+		if i >= len(items) || *items[i].Index != seen.Index || items[i].Origin != seen.Origin {
+			fmt.Fprintf(w, "ALERT: the history no longer starts with the %d versions seen before (version %d was record %d of %s)\n",
+				len(st.Versions), i+1, seen.Index, seen.Origin)
+			return 1
+		}
+	}
+	for _, it := range items[len(st.Versions):] {
+		v := monitorVersion{Index: *it.Index, Origin: it.Origin, Signer: entrySigner(it)}
+		switch {
+		case v.Signer == "":
+			v.Alert = "its signature does not verify: " + it.VerifyError
+		case !mine[v.Signer]:
+			v.Alert = "signed by " + v.Signer + ", which no key in the keystore is"
+		}
+		if v.Alert != "" {
+			alerts++
+			fmt.Fprintf(w, "ALERT: new version, record %d of %s: %s\n", v.Index, v.Origin, v.Alert)
+		} else {
+			fmt.Fprintf(w, "new version: record %d of %s, signed by %s (in the keystore)\n", v.Index, v.Origin, v.Signer)
+		}
+		st.Versions = append(st.Versions, v)
+	}
+	return alerts
+}
+
+// entrySigner is the UDF of the key whose signature over the item's entry
+// verifies, or "".
+func entrySigner(it getItem) string {
+	e, err := mesh.VerifyEntry(it.Entry, 0)
+	if err != nil {
+		return ""
+	}
+	return e.Signer.String()
+}
+
+// lastProved is the last statement of a verification.
+func lastProved(v getVerification) string {
+	if len(v.Proved) == 0 {
+		return "now"
+	}
+	s := v.Proved[len(v.Proved)-1]
+	if i := strings.Index(s, "as of "); i >= 0 {
+		return s[i+len("as of "):]
+	}
+	return "now"
+}
+
+// keystoreKeys returns the UDFs of every private key in the keystore.
+func keystoreKeys(opts *globalOptions) (map[string]bool, error) {
+	ks, err := opts.keystore()
+	if err != nil {
+		return nil, err
+	}
+	mine := map[string]bool{}
+	err = filepath.WalkDir(ks.Dir(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".key") {
+			return err
+		}
+		k, err := loadKey(filepath.Dir(path), strings.TrimSuffix(filepath.Base(path), ".key"))
+		if err != nil {
+			return nil // not a key this keystore wrote: not the owner's
+		}
+		mine[k.Public().UDF().String()] = true
+		return nil
+	})
+	return mine, err
+}
+
+// loadMonitorState reads the state file, or starts one for name.
+func loadMonitorState(path, name string) (*monitorState, error) {
+	st := &monitorState{Name: name}
+	if path == "" {
+		return st, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Name != name {
+		return nil, fmt.Errorf("%s monitors %s, not %s", path, st.Name, name)
+	}
+	return st, nil
+}
+
+// saveMonitorState writes the state file, if there is one.
+func saveMonitorState(path string, st *monitorState) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
