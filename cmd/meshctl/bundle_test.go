@@ -116,11 +116,18 @@ func TestProofBundleRoundTripsAndRefusesEveryTampering(t *testing.T) {
 	}
 
 	refuseTamperings(t, keys, data)
+	proveAbsentBundle(t, u, net)
+	refuseMistakes(t, u, net, account, path, data)
+}
 
-	// An account nobody has: a bundle of no records, proved absent.
+// proveAbsentBundle: the bundle of an account nobody has, which holds no
+// records, proves it absent.
+func proveAbsentBundle(t *testing.T, u *user, net *auditNet) {
+	t.Helper()
+	var got result
 	nobody := net.Account(0, "nobody")
 	absent := filepath.Join(t.TempDir(), "nobody.proof")
-	err = testnet.WaitFor(t.Context(), 30*time.Second, "a proved absence", func() bool {
+	err := testnet.WaitFor(t.Context(), 30*time.Second, "a proved absence", func() bool {
 		got = u.run("get", "--account", nobody, "--verify", "--federation", net.fedPath, "--proof-out", absent)
 		return got.code == 0
 	})
@@ -130,8 +137,12 @@ func TestProofBundleRoundTripsAndRefusesEveryTampering(t *testing.T) {
 	if out := u.ok("verify-proof", absent, "--federation", net.fedPath); !strings.Contains(out, "account "+nobody+" has no open account in testnet/node0's log") {
 		t.Errorf("verify-proof of an absence:\n%s", out)
 	}
+}
 
-	// The command line: a tampered file exits 1, mistakes exit 2.
+// refuseMistakes: a tampered bundle file exits 1, command-line mistakes
+// exit 2.
+func refuseMistakes(t *testing.T, u *user, net *auditNet, account, path string, data []byte) {
+	t.Helper()
 	bad := filepath.Join(t.TempDir(), "bad.proof")
 	if err := os.WriteFile(bad, bytes.Replace(data, []byte("\ntime "), []byte("\ntime  "), 1), 0o644); err != nil {
 		t.Fatal(err)
