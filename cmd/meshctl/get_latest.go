@@ -192,12 +192,20 @@ func (q latestQuery) proveAccount(cp audit.Checkpoint, resp *portal.GetResponse)
 	if err != nil || !bytes.Equal(rfc6962.DefaultHasher.HashLeaf(rec.Leaf), av.LatestLeafHash[:]) || l.Kind != "Account" || l.Account != q.account {
 		return "", fmt.Errorf("account %s's latest record is not the Account record of %s the map names", q.account, q.account)
 	}
-	var m struct{ PortalEntry struct{ Status string } }
+	var m struct {
+		PortalEntry struct {
+			Status       string
+			Entry, Proof portal.Entry
+		}
+	}
 	if err := json.Unmarshal(l.Payload, &m); err != nil {
 		return "", fmt.Errorf("account %s's record: %w", q.account, err)
 	}
 	if m.PortalEntry.Status != portal.AccountOpen || l.Identifier == "" {
 		return "", nil // closed: no account, never an earlier binding
+	}
+	if _, err := portal.VerifyConsent(q.account, m.PortalEntry.Entry, m.PortalEntry.Proof); err != nil {
+		return "", fmt.Errorf("account %s is bound to %s without that profile's consent: %w", q.account, l.Identifier, err)
 	}
 	return l.Identifier, nil
 }
