@@ -357,9 +357,9 @@ func TestStandardTlogClientsRejectACorruptedTileOrBundle(t *testing.T) {
 }
 
 // bigProfile returns a signed ProfileMesh whose entry is between lo and hi
-// bytes long, and its identifier. It is padded with names (each within the
+// bytes long, its identifier and its offline key. It is padded with names (each within the
 // profile limits) of '<', which JSON writes as 6 bytes.
-func bigProfile(t *testing.T, lo, hi int) ([]byte, string) {
+func bigProfile(t *testing.T, lo, hi int) ([]byte, string, *mesh.PrivateKey) {
 	t.Helper()
 	offline, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
 	if err != nil {
@@ -390,7 +390,7 @@ func bigProfile(t *testing.T, lo, hi int) ([]byte, string) {
 		case len(entry) > hi:
 			t.Fatalf("the entry grew past %d bytes (%d)", hi, len(entry))
 		case len(entry) >= lo:
-			return entry, offline.UDF().String()
+			return entry, offline.UDF().String(), offline
 		}
 		step := min(1000, max(1, (lo-len(entry))/8/2))
 		if n := len(p.Names); n == 0 || len(p.Names[n-1])+step > 1000 {
@@ -404,13 +404,13 @@ func TestAnEntryWhoseLeafWouldNotFitAnEntryBundleIsRefusedWith413(t *testing.T) 
 	tn := startTestnet(t, 1)
 	// Under the portal's 64 KiB entry limit, but its record's leaf (the
 	// entry in a portal entry, plus the record fields) is over 65,535 bytes.
-	entry, id := bigProfile(t, log.MaxLeafLen-200, 64<<10)
+	entry, id, offline := bigProfile(t, log.MaxLeafLen-200, 64<<10)
 	c, err := client.New(tn.PortalURL(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := tn.Node(0).Log().Size()
-	_, err = CreateAccount(t.Context(), c, tn.Account(0, id), entry)
+	_, err = CreateAccountWith(t.Context(), c, tn.Account(0, id), entry, offline)
 	var pe *portal.Error
 	t.Logf("CreateAccount with a %d-byte entry: %v", len(entry), err)
 	if !errors.As(err, &pe) || pe.Status != portal.TooLarge || !strings.Contains(pe.Description, "65535") {
