@@ -18,11 +18,18 @@ import (
 // certificate proof it verified. It writes nothing unless everything was
 // proved, and checks that the bundle it writes verifies offline.
 //
-// It follows fetchLatest's steps rather than calling it because
-// fetchLatest does not return the answer it proved; once it does, this
-// function reduces to that call and the bundle.
+// It follows fetchLatest's steps (asking an account's home member too)
+// rather than calling it because fetchLatest does not return the answer
+// it proved, nor the certificate proof it verified; once it does, this
+// function reduces to that call and the bundle. Until then it does not
+// look for newer certificates at the other members as fetchLatest does:
+// a bundle must carry the proof of the certificate it was proved under.
 func (g *getOptions) fetchLatestBundle(cmd *cobra.Command, c *portalClient, keys *getVerifier, req *portal.GetRequest, what, out string) ([]getItem, []getVerification, error) {
 	ctx := cmd.Context()
+	c, err := homeClient(keys, g.account, c)
+	if err != nil {
+		return nil, nil, err
+	}
 	resp, err := getProved(ctx, c, req, what)
 	if err != nil {
 		return nil, nil, err

@@ -121,9 +121,11 @@ func TestProofBundleRoundTripsAndRefusesEveryTampering(t *testing.T) {
 }
 
 // proveAbsentBundle: the bundle of an account nobody has, which holds no
-// records, proves it absent.
+// records, proves it absent; asked of another member, get sends the
+// question to the account's home.
 func proveAbsentBundle(t *testing.T, u *user, net *auditNet) {
 	t.Helper()
+	u = &user{t: t, home: u.home, portal: net.PortalURL(1)}
 	var got result
 	nobody := net.Account(0, "nobody")
 	absent := filepath.Join(t.TempDir(), "nobody.proof")
