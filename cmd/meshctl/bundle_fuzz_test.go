@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -65,4 +66,33 @@ func FuzzParseProofBundle(f *testing.F) {
 		}
 		verifyBundle(keys, b, time.Now())
 	})
+}
+
+// TestParseProofBundleSaysWhatIsWrong: each kind of malformed bundle is
+// refused with errBundle, naming the line and what is wrong with it.
+func TestParseProofBundleSaysWhatIsWrong(t *testing.T) {
+	data, err := os.ReadFile(bundleVector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for _, tc := range []struct{ name, in, want string }{
+		{"an unknown line", strings.Replace(s, "\ntime ", "\nsize 3\ntime ", 1), "line 3: unknown line \"size\""},
+		{"a repeated line", strings.Replace(s, "\ntime ", "\nquery id MA\ntime ", 1), "line 3: repeated query line"},
+		{"a misplaced line", strings.Replace(s, "\ncertificate ", "\nrecord 9 AA==\ncertificate ", 1), "the record line is out of order"},
+		{"a repeated map proof", strings.Replace(s, "\nmap profile ", "\nmap account alice@example.com AA==\nmap profile ", 1), "repeated map proof of account alice@example.com"},
+		{"bad base64", strings.Replace(s, "\nmap account alice@example.com ", "\nmap account alice@example.com !", 1), "is not base64"},
+		{"a short hash", strings.Replace(s, "\naccount 0 ", "\nAAAA\naccount 0 ", 1), "an inclusion hash must be 32 bytes"},
+		{"a leading zero", strings.Replace(s, "\ncertificate ", "\ncertificate 0", 1), "without leading zeros"},
+		{"a local time", strings.Replace(s, "T21:04:21Z", "T22:04:21+01:00", 1), "a UTC time"},
+		{"no time line", strings.Replace(s, "time 2026-12-07T21:04:21Z\n", "", 1), "no time line"},
+		{"trailing garbage", s + "\nhello\n", "trailing text after the node's checkpoint"},
+		{"no final newline", strings.TrimSuffix(s, "\n"), "does not end with a newline"},
+		{"another header", strings.Replace(s, "@v1", "@v2", 1), "line 1"},
+	} {
+		_, err := parseProofBundle([]byte(tc.in))
+		if !errors.Is(err, errBundle) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want it to say %q", tc.name, err, tc.want)
+		}
+	}
 }
