@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/vmap"
 )
 
@@ -48,4 +49,9 @@ func (s *Server) notFound(ctx context.Context, req *GetRequest, origin, id strin
 		return nil, perr
 	}
 	return resp, nil
+}
+
+// writtenOf names the record a write appended.
+func writtenOf(rec log.Record) *WrittenRecord {
+	return &WrittenRecord{Origin: rec.Origin, Index: rec.Seq}
 }

@@ -232,7 +232,21 @@ type CreateRequest struct {
 }
 
 // CreateResponse reports the outcome of CreateAccount.
-type CreateResponse struct{ MeshResponse }
+type CreateResponse struct {
+	MeshResponse
+	// Written (this project) is the record that the write appended: a
+	// client remembers it and checks that the certified map reaches it
+	// (meshctl monitor).
+	Written *WrittenRecord `json:",omitempty"`
+}
+
+// WrittenRecord names the record a write appended.
+type WrittenRecord struct {
+	// Origin is the log the record is in.
+	Origin string
+	// Index is its index there.
+	Index uint64
+}
 
 // DeleteRequest asks for an account to be deleted (seed 004 §3.8). The
 // profile stays published. Proof (this project) is an envelope signed by the
@@ -344,7 +358,12 @@ type PublishRequest struct {
 }
 
 // PublishResponse reports the outcome of Publish.
-type PublishResponse struct{ MeshResponse }
+type PublishResponse struct {
+	MeshResponse
+	// Written (this project) is the record the write appended (see
+	// CreateResponse).
+	Written *WrittenRecord `json:",omitempty"`
+}
 
 // StatusRequest asks for the state of the log and its checkpoints.
 type StatusRequest struct{ MeshRequest }

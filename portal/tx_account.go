@@ -104,10 +104,11 @@ func (s *Server) createAccount(ctx context.Context, req *CreateRequest) (*Create
 	if signer != "" {
 		pe.Proof, pe.ProofSigner = req.Proof, signer
 	}
-	if _, err := s.append(ctx, KindAccount, e.Identifier.String(), account, pe); err != nil {
+	rec, err := s.append(ctx, KindAccount, e.Identifier.String(), account, pe)
+	if err != nil {
 		return nil, err
 	}
-	return &CreateResponse{MeshResponse{Status: SuccessCreated}}, nil
+	return &CreateResponse{MeshResponse: MeshResponse{Status: SuccessCreated}, Written: writtenOf(rec)}, nil
 }
 
 // checkConsent checks that the profile e of a CreateRequest consents to

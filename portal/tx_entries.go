@@ -71,13 +71,15 @@ func (s *Server) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 		kind = KindEscrow // stored opaque, never replaced
 	}
 	update := reads.objFound
-	if _, err := s.append(ctx, kind, id, account, pe); err != nil {
+	rec, err := s.append(ctx, kind, id, account, pe)
+	if err != nil {
 		return nil, err
 	}
+	status := SuccessCreated
 	if update {
-		return &PublishResponse{MeshResponse{Status: SuccessUpdated}}, nil
+		status = SuccessUpdated
 	}
-	return &PublishResponse{MeshResponse{Status: SuccessCreated}}, nil
+	return &PublishResponse{MeshResponse: MeshResponse{Status: status}, Written: writtenOf(rec)}, nil
 }
 
 // checkUpdated refuses a profile whose signed Updated is further in the

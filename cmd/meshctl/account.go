@@ -133,6 +133,9 @@ is a usage error (exit 2).`,
 			if err := p.BindAccount(args[0]); err != nil {
 				return fmt.Errorf("account %q was created, but recording it in the keystore failed: %w", args[0], err)
 			}
+			if err := p.RememberWrite(resp.Written, time.Now()); err != nil {
+				return fmt.Errorf("account %q was created, but recording its record in the keystore failed: %w", args[0], err)
+			}
 			r := accountResult{Account: args[0], Profile: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription}
 			return opts.emit(cmd, r, func(w io.Writer) {
 				fmt.Fprintf(w, "Created account %s at %s, bound to profile %s", args[0], opts.portal, p.State.Identifier)

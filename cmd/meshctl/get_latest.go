@@ -70,7 +70,7 @@ type latestQuery struct {
 // certifies, says of q at time now: the latest version, or that there is
 // none. It fails closed on anything it cannot prove.
 func verifyLatest(keys *getVerifier, c certified, q latestQuery, resp *portal.GetResponse, now time.Time) getVerification {
-	v := getVerification{Proved: append([]string(nil), c.proved...)}
+	v := getVerification{Proved: append([]string(nil), c.proved...), Round: c.round}
 	if err := proveLatest(keys, c, q, resp, now, &v); err != nil {
 		v.Failed = err.Error()
 	}
@@ -283,13 +283,45 @@ func (g *getOptions) fetchLatest(ctx context.Context, c *portalClient, keys *get
 	if err != nil {
 		return nil, nil, err
 	}
+	q := latestQuery{id: g.id}
+	if g.account != "" {
+		q = latestQuery{account: portal.CanonicalAccount(g.account)}
+	}
+	for attempt := 0; ; attempt++ {
+		r := *req
+		resp, cert, err := askCertified(ctx, c, keys, &r, what)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cert == nil {
+			return itemsOf(resp), []getVerification{{Failed: "the answer carries no certificate that verifies"}}, nil
+		}
+		if newerThan(resp, cert.checkpoint.Size) && attempt < freshRounds {
+			// The latest version is younger than the newest certificate:
+			// wait a round for one that covers it.
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-time.After(keys.period):
+			}
+			continue
+		}
+		return itemsOf(resp), []getVerification{verifyLatest(keys, *cert, q, resp, time.Now())}, nil
+	}
+}
+
+// askCertified asks req, verifies the certificate of the answer (or a
+// newer one from another member) and, unless the answer is under the
+// checkpoint that certificate covers, asks again under its round. A nil
+// certificate means none verified; the answer is returned to show.
+func askCertified(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) (*portal.GetResponse, *certified, error) {
 	resp, err := getProved(ctx, c, req, what)
 	if err != nil {
 		return nil, nil, err
 	}
 	cert, err := certifiedOf(keys, resp)
 	if err != nil {
-		return itemsOf(resp), []getVerification{{Failed: err.Error()}}, nil
+		return resp, nil, nil
 	}
 	if newer, ok := newerCertificate(ctx, keys, req, cert); ok {
 		cert = newer
@@ -300,11 +332,17 @@ func (g *getOptions) fetchLatest(ctx context.Context, c *portalClient, keys *get
 			return nil, nil, err
 		}
 	}
-	q := latestQuery{id: g.id}
-	if g.account != "" {
-		q = latestQuery{account: portal.CanonicalAccount(g.account)}
+	return resp, &cert, nil
+}
+
+// newerThan reports whether an answer serves a record at or past size.
+func newerThan(resp *portal.GetResponse, size uint64) bool {
+	for _, it := range resp.DataItems {
+		if it.Index != nil && *it.Index >= size {
+			return true
+		}
 	}
-	return itemsOf(resp), []getVerification{verifyLatest(keys, cert, q, resp, time.Now())}, nil
+	return false
 }
 
 // getProved asks a Full Get; a NotFound answer that carries a proof is

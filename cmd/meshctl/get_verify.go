@@ -23,6 +23,9 @@ type getVerification struct {
 	Proved []string
 	// Failed says what could not be proved; empty when everything was.
 	Failed string `json:",omitempty"`
+	// Round is the certified round a proof of the latest version or an
+	// absence holds as of.
+	Round uint64 `json:",omitempty"`
 }
 
 // getVerifier checks Get answers offline against a federation file's

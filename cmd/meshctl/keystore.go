@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/intermesh/intermesh/internal/keyfile"
+	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
 )
 
@@ -174,6 +175,27 @@ type profileState struct {
 	Accounts []string `json:",omitempty"`
 	// Escrows are the identifiers of escrow entries of the profile's keys.
 	Escrows []string `json:",omitempty"`
+	// Writes are the records portals acknowledged for the profile that
+	// the certified map has not been seen to reach yet (meshctl monitor).
+	Writes []profileWrite `json:",omitempty"`
+}
+
+// profileWrite is a write a portal acknowledged: the record it appended,
+// and when.
+type profileWrite struct {
+	Origin string
+	Index  uint64
+	At     time.Time
+}
+
+// RememberWrite records a write the portal acknowledged (w nil: the portal
+// named no record) and saves the state.
+func (p *localProfile) RememberWrite(w *portal.WrittenRecord, at time.Time) error {
+	if w == nil {
+		return nil
+	}
+	p.State.Writes = append(p.State.Writes, profileWrite{Origin: w.Origin, Index: w.Index, At: at.UTC()})
+	return p.SaveState()
 }
 
 // localProfile is a profile in the keystore.

@@ -133,7 +133,56 @@ func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOpti
 	}
 	alerts := st.update(w, items, mine)
 	fmt.Fprintf(w, "%s: %d versions, the complete history as of %s\n", st.Name, len(st.Versions), lastProved(checks[0]))
-	return alerts, saveMonitorState(m.state, st)
+	if err := saveMonitorState(m.state, st); err != nil {
+		return alerts, err
+	}
+	late, err := m.checkWrites(w, opts, keys, items, checks[0].Round)
+	return alerts + late, err
+}
+
+// checkWrites compares the writes the keystore remembers for the monitored
+// profile (acknowledged by a portal, with the record they appended) with
+// the latest record of the proved history: a write the certified map has
+// reached is forgotten; one appended during round w that a certificate of
+// round w+2 or later still does not reach is an ALERT (its origin
+// acknowledged it and left it out of its checkpoints).
+func (m *monitorOptions) checkWrites(w io.Writer, opts *globalOptions, keys *getVerifier, items []getItem, round uint64) (int, error) {
+	ks, err := opts.keystore()
+	if err != nil {
+		return 0, err
+	}
+	var p *localProfile
+	if m.account != "" {
+		p, err = ks.ProfileOfAccount(m.account)
+	} else {
+		p, err = ks.FindProfile(m.id)
+	}
+	if err != nil || len(p.State.Writes) == 0 {
+		return 0, nil // not the keystore's profile: no writes of its own to follow
+	}
+	var latest *getItem
+	if len(items) > 0 {
+		latest = &items[len(items)-1]
+	}
+	alerts, kept := 0, p.State.Writes[:0]
+	for _, wr := range p.State.Writes {
+		reached := latest != nil && latest.Origin == wr.Origin && *latest.Index >= wr.Index
+		written := uint64(wr.At.Unix()) / uint64(keys.period.Seconds())
+		switch {
+		case reached:
+			fmt.Fprintf(w, "write record %d of %s is in the certified map\n", wr.Index, wr.Origin)
+			continue
+		case round >= written+freshRounds:
+			alerts++
+			fmt.Fprintf(w, "ALERT: the write %s acknowledged as record %d at %s is not in the certified map of round %d, %d rounds later\n",
+				wr.Origin, wr.Index, wr.At.Format(time.RFC3339), round, round-written)
+		default:
+			fmt.Fprintf(w, "write record %d of %s: waiting for its certificate\n", wr.Index, wr.Origin)
+		}
+		kept = append(kept, wr)
+	}
+	p.State.Writes = kept
+	return alerts, p.SaveState()
 }
 
 // update compares the proved history items with the versions seen, prints

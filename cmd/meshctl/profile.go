@@ -254,6 +254,9 @@ version newer than the one it holds, so an old version cannot be replayed.`,
 			if err := keyfile.Replace(filepath.Join(p.Dir, fileProfile), append(append([]byte(nil), entry...), '\n')); err != nil {
 				return fmt.Errorf("the new version was published, but saving it in the keystore failed: %w", err)
 			}
+			if err := p.RememberWrite(resp.Written, time.Now()); err != nil {
+				return fmt.Errorf("the new version was published, but recording its record in the keystore failed: %w", err)
+			}
 			return opts.emit(cmd, publishResult{Type: mesh.TypeProfileMesh, Identifier: p.State.Identifier, Status: resp.Status, StatusDescription: resp.StatusDescription},
 				func(w io.Writer) {
 					fmt.Fprintf(w, "Published ProfileMesh %s to %s for account %s\n", p.State.Identifier, opts.portal, account)
