@@ -135,7 +135,7 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		c = cursor{Tx: TxGet, Name: id}
 		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
 		if src, err = s.versionsOf(id); err != nil {
-			return nil, err
+			return s.notFound(ctx, req, "", id, err) // absent here and from every replica: proved absent from this log
 		}
 		c.Origin = src.origin
 	}

@@ -178,6 +178,11 @@ func TestGetVerifyProvesTheLatestAndRefusesWhatIsNot(t *testing.T) {
 	if !strings.Contains(out, "has no open account") {
 		t.Errorf("get --verify of an account nobody has does not prove it absent:\n%s", out)
 	}
+	nobody := newVersionedProfile(t).key.Public().UDF().String()
+	out = u.ok("get", "--id", nobody, "--verify", "--federation", net.fedPath)
+	if !strings.Contains(out, nobody+" is absent from testnet/node0's log") {
+		t.Errorf("get --verify of an identifier nobody published does not prove it absent:\n%s", out)
+	}
 	// --all proves the complete history; a history with a version left
 	// out is refused.
 	out = u.ok("get", "--account", account, "--all", "--verify", "--federation", net.fedPath)

@@ -106,6 +106,17 @@ func TestGetAnswersCarryMapProofs(t *testing.T) {
 	if _, ok := mapLookup(t, resp, vmap.Account, portal.CanonicalAccount(missing)); ok {
 		t.Error("an account that does not exist is proved present")
 	}
+	// An identifier nobody published: NotFound, proved absent.
+	nobody := newVersionedProfile(t).key.Public().UDF().String()
+	resp, err = c.Get(t.Context(), &portal.GetRequest{Identifier: nobody, Full: true})
+	if !errors.As(err, &pe) || pe.Status != portal.NotFound || resp == nil {
+		t.Fatalf("a Get of an identifier nobody published: %v, %+v; want NotFound with proofs", err, resp)
+	}
+	for _, ns := range []vmap.Namespace{vmap.Profile, vmap.Escrow} {
+		if _, ok := mapLookup(t, resp, ns, nobody); ok {
+			t.Errorf("an identifier nobody published is proved present as %s", ns)
+		}
+	}
 	// ValidateAccount proves a free name free, and a taken one taken.
 	for name, taken := range map[string]bool{missing: false, account: true} {
 		v, err := c.ValidateAccount(t.Context(), &portal.ValidateRequest{Account: name, Full: true})
