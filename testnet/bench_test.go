@@ -27,13 +27,13 @@ func BenchmarkReplicationLag(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		entry, id, err := NewProfile()
+		entry, id, key, err := NewProfile()
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 		start := time.Now()
-		if _, err := CreateAccount(b.Context(), c0, tn.Account(0, id), entry); err != nil {
+		if _, err := CreateAccountWith(b.Context(), c0, tn.Account(0, id), entry, key); err != nil {
 			b.Fatal(err)
 		}
 		size := tn.Node(0).Log().Size()

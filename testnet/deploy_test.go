@@ -119,11 +119,11 @@ func TestEveryMetricOfTheDashboardAndAlertsIsOnARunningNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, _, err := NewProfile()
+	entry, _, key, err := NewProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CreateAccount(t.Context(), c, "metrics@example.com", entry); err != nil {
+	if _, err := CreateAccountWith(t.Context(), c, "metrics@example.com", entry, key); err != nil {
 		t.Fatal(err)
 	}
 	waitForAgreement(t, tn, 30*time.Second, 3)

@@ -24,12 +24,12 @@ func TestEachMemberCreatesTheAccountsOfItsOwnDomainOnly(t *testing.T) {
 			{other, `is not served by this portal, which serves ` + tn.opts.Domain(i) + `: it is served by member ` + tn.opts.Origin(1-i)},
 			{"carol", "has no domain"},
 		} {
-			entry, _, err := NewProfile()
+			entry, _, key, err := NewProfile()
 			if err != nil {
 				t.Fatal(err)
 			}
 			size := tn.Node(i).Log().Size()
-			_, err = CreateAccount(t.Context(), c, tc.account, entry)
+			_, err = CreateAccountWith(t.Context(), c, tc.account, entry, key)
 			var pe *portal.Error
 			if !errors.As(err, &pe) || pe.Status != portal.ClientUnauthorized || !strings.Contains(pe.Description, tc.says) {
 				t.Fatalf("node %d: CreateAccount %s: %v, want 401 saying %q", i, tc.account, err, tc.says)
@@ -38,11 +38,11 @@ func TestEachMemberCreatesTheAccountsOfItsOwnDomainOnly(t *testing.T) {
 				t.Fatalf("node %d: the log grew from %d to %d records on a refused CreateAccount", i, size, got)
 			}
 		}
-		entry, _, err := NewProfile()
+		entry, _, key, err := NewProfile()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := CreateAccount(t.Context(), c, own, entry); err != nil {
+		if _, err := CreateAccountWith(t.Context(), c, own, entry, key); err != nil {
 			t.Fatalf("node %d: CreateAccount %s: %v", i, own, err)
 		}
 	}

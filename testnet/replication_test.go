@@ -106,11 +106,11 @@ func TestEveryReplicaMatchesItsOriginAndGetFindsProfilesPublishedElsewhere(t *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, id, err := NewProfile()
+	entry, id, key, err := NewProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CreateAccount(t.Context(), c0, tn.Account(0, id), entry); err != nil {
+	if _, err := CreateAccountWith(t.Context(), c0, tn.Account(0, id), entry, key); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{tn.opts.Origin(0): tn.Node(0).Log().Size()}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/intermesh/intermesh/portal"
@@ -14,23 +13,15 @@ import (
 
 // NewProfile makes a fresh signed ProfileMesh entry, as a Mesh user's client
 // would ({"ProfileMesh":[header, payload, trailer]}), and returns it with its
-// identifier (the UDF of its offline key). CreateAccount signs the
-// profile's consent to a binding with that offline key, which NewProfile
-// keeps for it.
-func NewProfile() (entry []byte, identifier string, err error) {
-	entry, offline, err := newProfile()
+// identifier (the UDF of its offline key) and that key, with which
+// CreateAccountWith signs the profile's consent to a binding.
+func NewProfile() (entry []byte, identifier string, offline *mesh.PrivateKey, err error) {
+	entry, offline, err = newProfile()
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	identifier = offline.UDF().String()
-	profileKeys.Store(identifier, offline)
-	return entry, identifier, nil
+	return entry, offline.UDF().String(), offline, nil
 }
-
-// profileKeys holds the offline key of every profile NewProfile made, by
-// its identifier: throwaway keys of a test network, kept so that
-// CreateAccount can sign a consent for the entry alone.
-var profileKeys sync.Map
 
 // newProfile makes a fresh signed ProfileMesh entry and returns it with its
 // offline key.
@@ -101,21 +92,6 @@ func (t *Testnet) createAccount(ctx context.Context, n int, account string) erro
 	}
 	_, err = CreateAccountWith(ctx, c, account, entry, offline)
 	return err
-}
-
-// CreateAccount binds account to profile, which NewProfile made, at the
-// portal c with the profile's consent: an AccountProof for CreateAccount
-// signed by its offline key (see CreateAccountWith).
-func CreateAccount(ctx context.Context, c *client.Client, account string, profile []byte) (*portal.CreateResponse, error) {
-	_, env, err := mesh.ParseEntry(profile)
-	if err != nil || len(env.Trailer.Signatures) == 0 {
-		return nil, fmt.Errorf("testnet: binding %q: the profile is not a signed entry (%v)", account, err)
-	}
-	key, ok := profileKeys.Load(env.Trailer.Signatures[0].Kid)
-	if !ok {
-		return nil, fmt.Errorf("testnet: binding %q: the profile was not made by NewProfile: use CreateAccountWith and its key", account)
-	}
-	return CreateAccountWith(ctx, c, account, profile, key.(*mesh.PrivateKey))
 }
 
 // CreateAccountWith binds account to profile at the portal c with the

@@ -83,11 +83,11 @@ func (a *auditNet) publish(t *testing.T, n int) {
 			t.Fatal(err)
 		}
 		for range n {
-			entry, id, err := testnet.NewProfile()
+			entry, id, key, err := testnet.NewProfile()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := testnet.CreateAccount(t.Context(), c, a.Account(i, id), entry); err != nil {
+			if _, err := testnet.CreateAccountWith(t.Context(), c, a.Account(i, id), entry, key); err != nil {
 				t.Fatalf("publish at node %d: %v", i, err)
 			}
 		}

@@ -63,7 +63,7 @@ func TestGetAnswersCarryMapProofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, id, err := testnet.NewProfile()
+	entry, id, key, err := testnet.NewProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestGetAnswersCarryMapProofs(t *testing.T) {
 	}
 	account := net.Account(0, id)
 	canonical := portal.CanonicalAccount(account) // the map keys the name the log holds
-	if _, err := testnet.CreateAccount(t.Context(), c, account, entry); err != nil {
+	if _, err := testnet.CreateAccountWith(t.Context(), c, account, entry, key); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range []int{0, 1} {

@@ -42,7 +42,7 @@ func TestGetVerifyProvesAnEntryAgainstTheFederationsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, id, err := testnet.NewProfile()
+	entry, id, key, err := testnet.NewProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestGetVerifyProvesAnEntryAgainstTheFederationsCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// CreateAccount registers the account's profile (Publish needs an account first).
-	if _, err := testnet.CreateAccount(t.Context(), c, net.Account(0, id), entry); err != nil {
+	if _, err := testnet.CreateAccountWith(t.Context(), c, net.Account(0, id), entry, key); err != nil {
 		t.Fatal(err)
 	}
 

@@ -206,7 +206,7 @@ func startLoad(t *testing.T, url string, workers int) *load {
 					return
 				default:
 				}
-				entry, id, err := testnet.NewProfile()
+				entry, id, key, err := testnet.NewProfile()
 				if err != nil {
 					ld.record(request{}, err)
 					return
@@ -214,7 +214,7 @@ func startLoad(t *testing.T, url string, workers int) *load {
 				// CreateAccount registers the account and publishes the profile
 				// bound to it in one acknowledged write.
 				account := strings.ToLower(id) + "@load.test"
-				_, err = testnet.CreateAccount(context.Background(), c, account, entry)
+				_, err = testnet.CreateAccountWith(context.Background(), c, account, entry, key)
 				if ld.record(request{portal.TxCreateAccount, account, id}, err) {
 					ld.mu.Lock()
 					ld.acked = append(ld.acked, id)
