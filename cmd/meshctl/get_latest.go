@@ -146,7 +146,7 @@ func (q latestQuery) prove(cp audit.Checkpoint, resp *portal.GetResponse) (strin
 	if q.account != "" {
 		bound, err := q.proveAccount(cp, resp)
 		if err != nil || bound == "" {
-			return fmt.Sprintf("account %s has no open account in %s's log", q.account, cp.Origin), err
+			return fmt.Sprintf("%s has no open account in %s's log", q.account, cp.Origin), err
 		}
 		id = bound
 	}

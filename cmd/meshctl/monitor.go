@@ -132,7 +132,7 @@ func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOpti
 		return 0, err
 	}
 	alerts := st.update(w, items, mine)
-	fmt.Fprintf(w, "%s: %d versions, the complete history as of %s\n", st.Name, len(st.Versions), lastProved(checks[0]))
+	fmt.Fprintf(w, "%s: %d versions, the complete history as of round %d\n", st.Name, len(st.Versions), checks[0].Round)
 	if err := saveMonitorState(m.state, st); err != nil {
 		return alerts, err
 	}
@@ -223,18 +223,6 @@ func entrySigner(it getItem) string {
 		return ""
 	}
 	return e.Signer.String()
-}
-
-// lastProved is the last statement of a verification.
-func lastProved(v getVerification) string {
-	if len(v.Proved) == 0 {
-		return "now"
-	}
-	s := v.Proved[len(v.Proved)-1]
-	if i := strings.Index(s, "as of "); i >= 0 {
-		return s[i+len("as of "):]
-	}
-	return "now"
 }
 
 // keystoreKeys returns the UDFs of every private key in the keystore.
