@@ -36,7 +36,8 @@ type ChaosOptions struct {
 	// Default: members minus quorum, so that every round can still be
 	// certified; at least 1. A restarted or healed member counts as
 	// faulty until it exchanges gossip with every other member that is up
-	// and not partitioned (or for at most 2 minutes).
+	// and not partitioned (or for at most 2 minutes), and a restarted one
+	// for an epoch period more, while it catches up before it votes.
 	MaxFaulty int
 	// Log receives one line per event; nil discards them.
 	Log io.Writer
@@ -169,6 +170,10 @@ func (c *chaos) kill(ctx context.Context) bool {
 		undo: func(i int) error { return c.p.StartMember(context.WithoutCancel(ctx), i) },
 		done: &c.stats.Kills, undone: &c.stats.Restarts,
 		doLog: "SIGKILL node%d; restarting it in %s", undoLog: "node%d restarted",
+		// A restarted member catches up before it votes (up to half a
+		// period, then its replicas verify the open round): it counts as
+		// faulty until then.
+		settle: c.p.Period(),
 	})
 }
 
@@ -191,6 +196,9 @@ type fault struct {
 	done, undone *int
 	// doLog (member, how long) and undoLog (member) are what is logged.
 	doLog, undoLog string
+	// settle is how long the member still counts as faulty once it
+	// exchanges gossip again.
+	settle time.Duration
 }
 
 // inject picks a member, starts f on it and ends it after a jittered Down;
@@ -222,6 +230,12 @@ func (c *chaos) inject(ctx context.Context, f fault) bool {
 			c.mu.Unlock()
 			c.logf(f.undoLog, i)
 			c.rejoined(ctx, i)
+			if f.settle > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(f.settle):
+				}
+			}
 		}
 		c.heal(i)
 	})
