@@ -18,37 +18,23 @@ import (
 // certificate proof it verified. It writes nothing unless everything was
 // proved, and checks that the bundle it writes verifies offline.
 //
-// It follows fetchLatest's steps (asking an account's home member too)
-// rather than calling it because fetchLatest does not return the answer
-// it proved, nor the certificate proof it verified; once it does, this
-// function reduces to that call and the bundle. Until then it does not
-// look for newer certificates at the other members as fetchLatest does:
-// a bundle must carry the proof of the certificate it was proved under.
+// It takes fetchLatest's steps (askCertified: the account's home member,
+// a newer certificate from another member, the certified round), and
+// keeps the proof of the certificate it proved under.
 func (g *getOptions) fetchLatestBundle(cmd *cobra.Command, c *portalClient, keys *getVerifier, req *portal.GetRequest, what, out string) ([]getItem, []getVerification, error) {
 	ctx := cmd.Context()
 	c, err := homeClient(keys, g.account, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := getProved(ctx, c, req, what)
+	resp, certp, err := askCertified(ctx, c, keys, req, what)
 	if err != nil {
 		return nil, nil, err
 	}
-	cert, err := certifiedOf(keys, resp)
-	if err != nil {
-		return itemsOf(resp), []getVerification{{Failed: err.Error()}}, nil
+	if certp == nil {
+		return itemsOf(resp), []getVerification{{Failed: "the answer carries no certificate that verifies"}}, nil
 	}
-	certProof := resp.Proof.Certificate
-	if resp.Proof.Checkpoint != cert.checkpoint.Note {
-		req.Round = cert.checkpoint.Round
-		if resp, err = getProved(ctx, c, req, what); err != nil {
-			return nil, nil, err
-		}
-	}
-	q := latestQuery{id: g.id}
-	if g.account != "" {
-		q = latestQuery{account: portal.CanonicalAccount(g.account)}
-	}
+	cert, certProof, q := *certp, certp.proof, g.query()
 	now := time.Now().UTC().Truncate(time.Second)
 	v := verifyLatest(keys, cert, q, resp, now)
 	if v.Failed != "" {

@@ -34,7 +34,8 @@ type certified struct {
 	round      uint64
 	signers    int
 	checkpoint audit.Checkpoint
-	proved     []string // what verifying the certificate proved
+	proved     []string                 // what verifying the certificate proved
+	proof      *portal.CertificateProof // the certificate's proof, as the answer carried it
 }
 
 // certifiedOf verifies the certificate an answer carries and returns it
@@ -57,7 +58,15 @@ func certifiedOf(keys *getVerifier, resp *portal.GetResponse) (certified, error)
 	if i < 0 {
 		return certified{}, fmt.Errorf("the certificate of round %d covers no checkpoint of %s", rr, cp.Origin)
 	}
-	return certified{round: rr, signers: len(cert.Signers), checkpoint: cert.Checkpoints[i], proved: v.Proved}, nil
+	return certified{round: rr, signers: len(cert.Signers), checkpoint: cert.Checkpoints[i], proved: v.Proved, proof: p.Certificate}, nil
+}
+
+// query is what g asks about, as a proved lookup.
+func (g *getOptions) query() latestQuery {
+	if g.account != "" {
+		return latestQuery{account: portal.CanonicalAccount(g.account)}
+	}
+	return latestQuery{id: g.id}
 }
 
 // latestQuery is what a proved lookup is about: an identifier, or an
@@ -283,10 +292,7 @@ func (g *getOptions) fetchLatest(ctx context.Context, c *portalClient, keys *get
 	if err != nil {
 		return nil, nil, err
 	}
-	q := latestQuery{id: g.id}
-	if g.account != "" {
-		q = latestQuery{account: portal.CanonicalAccount(g.account)}
-	}
+	q := g.query()
 	for attempt := 0; ; attempt++ {
 		r := *req
 		resp, cert, err := askCertified(ctx, c, keys, &r, what)
@@ -432,10 +438,7 @@ func (g *getOptions) fetchHistory(ctx context.Context, c *portalClient, keys *ge
 		}
 		req.SearchConstraints = &portal.SearchConstraints{PageKey: resp.PageKey}
 	}
-	q := latestQuery{id: g.id}
-	if g.account != "" {
-		q = latestQuery{account: portal.CanonicalAccount(g.account)}
-	}
+	q := g.query()
 	var items []getItem
 	for _, p := range pages {
 		items = append(items, itemsOf(p)...)
