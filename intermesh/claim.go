@@ -160,13 +160,13 @@ func (st *state) claimOutcome(hc heldCheckpoint) string {
 	return "pending"
 }
 
-// adoptClaim takes a verified claim in its round: the first of each
-// claimant against each checkpoint is counted by outcome and logged;
-// nothing else changes.
+// adoptClaim takes a verified claim in its round, if this node holds the
+// round (a claim creates none): the first of each claimant against each
+// checkpoint is counted by outcome and logged; nothing else changes.
 func (st *state) adoptClaim(c claim) verdict {
-	rs := st.round(c.hc.cp.Round)
+	rs := st.rounds[c.hc.cp.Round] // a claim creates no round
 	if rs == nil {
-		return ignored("claim about dropped round %d", c.hc.cp.Round)
+		return ignored("claim about round %d, which this node holds nothing of", c.hc.cp.Round)
 	}
 	key := c.by + "\n" + string(c.hc.hash[:])
 	switch {
