@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -34,40 +34,80 @@ func TestScripts(t *testing.T) {
 // script is the state of one running session script.
 type script struct {
 	t       *testing.T
-	file    string
-	lineNo  int
 	portal  string
 	devices map[string]*user // by device name, each with its own keystore
 	vars    map[string]string
 	last    result
 }
 
+// runScript runs file's lines in order and fails the test at the first
+// line that does not hold.
 func runScript(t *testing.T, file string) {
-	f, err := os.Open(file)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	net := startAuditNet(t)
 	_, domain, _ := strings.Cut(net.Account(0, "x"), "@")
-	s := &script{t: t, file: file, portal: net.PortalURL(0), devices: map[string]*user{}, vars: map[string]string{
+	s := &script{t: t, portal: net.PortalURL(0), devices: map[string]*user{}, vars: map[string]string{
 		"DOMAIN": domain, "FEDERATION": net.fedPath, "WORK": t.TempDir(),
 	}}
-	sc := bufio.NewScanner(f)
-	for s.lineNo = 1; sc.Scan(); s.lineNo++ {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			s.do(line)
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+		group := []string{line}
+		wait := strings.HasPrefix(strings.TrimPrefix(line, "! "), "wait ")
+		if wait {
+			group = append(group, outputChecks(lines[i+1:])...)
+		}
+		if err := s.doAll(group, wait); err != nil {
+			t.Fatalf("%s:%d: %v", file, i+1, err)
+		}
+		i += len(group) - 1
 	}
 }
 
-// do runs one line of the script.
-func (s *script) do(line string) {
+// outputChecks are the stdout and stderr lines at the start of lines.
+func outputChecks(lines []string) []string {
+	var checks []string
+	for _, line := range lines {
+		line = strings.TrimSpace(line)
+		verb, _, _ := strings.Cut(strings.TrimPrefix(line, "! "), " ")
+		if verb != "stdout" && verb != "stderr" {
+			break
+		}
+		checks = append(checks, line)
+	}
+	return checks
+}
+
+// doAll runs the lines of group in order, and with wait again until they
+// all hold (at most scriptWait); it says why the last attempt failed.
+func (s *script) doAll(group []string, wait bool) error {
+	var err error
+	attempt := func() bool {
+		for _, line := range group {
+			if err = s.do(line); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if !wait {
+		attempt()
+		return err
+	}
+	_ = testnet.WaitFor(s.t.Context(), scriptWait, group[0], attempt)
+	return err
+}
+
+// do runs one line of the script and says why it does not hold.
+func (s *script) do(line string) error {
 	rest, negate := strings.CutPrefix(line, "! ")
-	rest, wait := strings.CutPrefix(rest, "wait ")
+	rest, _ = strings.CutPrefix(rest, "wait ")
 	device := "laptop"
 	if strings.HasPrefix(rest, "@") {
 		device, rest, _ = strings.Cut(rest[1:], " ")
@@ -75,60 +115,57 @@ func (s *script) do(line string) {
 	verb, rest, _ := strings.Cut(rest, " ")
 	switch verb {
 	case "meshctl":
-		s.meshctl(line, device, strings.Fields(s.expand(rest, false)), negate, wait)
+		s.last = s.device(device).run(strings.Fields(s.expand(rest, false))...)
+		if (s.last.code != 0) != negate {
+			return fmt.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", line, s.last.code, s.last.stdout, s.last.stderr)
+		}
 	case "stdout", "stderr":
 		text := s.last.stdout
 		if verb == "stderr" {
 			text = s.last.stderr
 		}
-		if (s.match(rest, text) != nil) == negate {
-			s.t.Fatalf("%s:%d: %s: %s was:\n%s", s.file, s.lineNo, line, verb, text)
+		m, err := s.match(rest, text)
+		if err != nil {
+			return err
+		}
+		if (m != nil) == negate {
+			return fmt.Errorf("%s: %s was:\n%s", line, verb, text)
 		}
 	case "set":
 		name, pattern, _ := strings.Cut(rest, " ")
-		m := s.match(pattern, s.last.stdout)
+		m, err := s.match(pattern, s.last.stdout)
+		if err != nil {
+			return err
+		}
 		if len(m) < 2 {
-			s.t.Fatalf("%s:%d: %s: no match in:\n%s", s.file, s.lineNo, line, s.last.stdout)
+			return fmt.Errorf("%s: no match in:\n%s", line, s.last.stdout)
 		}
 		s.vars[name] = m[1]
 	default:
-		s.t.Fatalf("%s:%d: unknown command %q", s.file, s.lineNo, verb)
+		return fmt.Errorf("unknown command %q", verb)
 	}
+	return nil
 }
 
-// meshctl runs meshctl with device's keystore (once, or with wait until
-// it exits as expected, at most scriptWait) and fails the script unless it
-// exits 0 (non-zero if negate).
-func (s *script) meshctl(line, device string, args []string, negate, wait bool) {
-	u := s.devices[device]
+// device is the user of the named device, with a keystore of its own.
+func (s *script) device(name string) *user {
+	u := s.devices[name]
 	if u == nil {
 		u = &user{t: s.t, home: s.t.TempDir(), portal: s.portal}
-		s.devices[device] = u
+		s.devices[name] = u
 	}
-	expected := func() bool {
-		s.last = u.run(args...)
-		return (s.last.code != 0) == negate
-	}
-	ok := false
-	if wait {
-		ok = testnet.WaitFor(s.t.Context(), scriptWait, line, expected) == nil
-	} else {
-		ok = expected()
-	}
-	if !ok {
-		s.t.Fatalf("%s:%d: %s: exit %d\nstdout:\n%s\nstderr:\n%s", s.file, s.lineNo, line, s.last.code, s.last.stdout, s.last.stderr)
-	}
+	return u
 }
 
 // match finds the quoted pattern in text; a $NAME in the pattern (or \$NAME)
 // stands for the variable's value, taken literally.
-func (s *script) match(quoted, text string) []string {
+func (s *script) match(quoted, text string) ([]string, error) {
 	pattern := strings.ReplaceAll(strings.Trim(quoted, "'"), `\$`, "$")
 	re, err := regexp.Compile(s.expand(pattern, true))
 	if err != nil {
-		s.t.Fatalf("%s:%d: %v", s.file, s.lineNo, err)
+		return nil, fmt.Errorf("the pattern %s: %w", quoted, err)
 	}
-	return re.FindStringSubmatch(text)
+	return re.FindStringSubmatch(text), nil
 }
 
 // expand replaces each $NAME in text by the variable's value, quoted as a
