@@ -132,7 +132,7 @@ func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOpti
 		return 0, err
 	}
 	alerts := st.update(w, items, mine)
-	fmt.Fprintf(w, "%s: %d versions, the complete history as of round %d\n", st.Name, len(st.Versions), checks[0].Round)
+	fmt.Fprintf(w, "%s: %s, the complete history as of round %d\n", st.Name, countVersions(len(st.Versions)), checks[0].Round)
 	if err := saveMonitorState(m.state, st); err != nil {
 		return alerts, err
 	}
@@ -282,4 +282,12 @@ func saveMonitorState(path string, st *monitorState) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// countVersions says "1 version" or "n versions".
+func countVersions(n int) string {
+	if n == 1 {
+		return "1 version"
+	}
+	return fmt.Sprintf("%d versions", n)
 }
