@@ -312,7 +312,27 @@ type GetProof struct {
 	// with its leaf and its inclusion proof in Checkpoint: the record the
 	// account's map value names.
 	Account *DataItem `json:",omitempty"`
+	// Predecessors are, when the latest version a Get without Multiple
+	// serves is a profile signed by one of its online keys, the records
+	// before it in the profile key's history, oldest first: back to the
+	// latest one signed by the profile's offline key, at most
+	// MaxPredecessors, each with its leaf and its inclusion proof in
+	// Checkpoint (docs/formats.md, "Predecessors of an online-signed
+	// version"). A client checks that each version is signed by the
+	// offline key or by an online key its predecessor lists.
+	Predecessors []DataItem `json:",omitempty"`
+	// HistoryBefore is the history value C_(j-1) of the profile key before
+	// the oldest of Predecessors (32 zero bytes when that is the first
+	// version): from it, Predecessors and the latest version, the client
+	// recomputes the history value the map proves.
+	HistoryBefore []byte `json:",omitempty"`
 }
+
+// MaxPredecessors bounds GetProof.Predecessors: a profile whose latest
+// version is preceded by more versions signed by online keys than this,
+// with none signed by the offline key, is not proved (the owner re-signs
+// a version with the offline key).
+const MaxPredecessors = 16
 
 // MapProof is the lookup proof of one name in a log's verifiable map.
 type MapProof struct {

@@ -162,7 +162,13 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		resp.DataItems = append(resp.DataItems, item)
 	}
 	if req.Full && s.deps.Proofs != nil {
-		if err := s.proveEntries(ctx, ProofRequest{Origin: src.origin, Round: req.Round, Names: s.getNames(req, c.Name)}, req, resp); err != nil {
+		var chain *predecessorChain
+		if !req.Multiple && len(recs) == 1 {
+			if chain, err = predecessorsOf(src.source, &recs[0]); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.proveEntriesWith(ctx, ProofRequest{Origin: src.origin, Round: req.Round, Names: s.getNames(req, c.Name)}, req, resp, chain); err != nil {
 			return nil, err
 		}
 	}
@@ -175,9 +181,21 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 // For a Get by account of the node's own log, the proof also carries the
 // account's latest Account record (GetProof.Account), which req names.
 func (s *Server) proveEntries(ctx context.Context, pr ProofRequest, req *GetRequest, resp *GetResponse) error {
+	return s.proveEntriesWith(ctx, pr, req, resp, nil)
+}
+
+// proveEntriesWith is proveEntries that also proves chain, the
+// predecessors of an online-signed latest version (GetProof.Predecessors).
+func (s *Server) proveEntriesWith(ctx context.Context, pr ProofRequest, req *GetRequest, resp *GetResponse, chain *predecessorChain) error {
 	pr.Indexes = make([]uint64, len(resp.DataItems))
 	for i, item := range resp.DataItems {
 		pr.Indexes[i] = *item.Index
+	}
+	items := len(pr.Indexes)
+	if chain != nil {
+		for _, rec := range chain.records {
+			pr.Indexes = append(pr.Indexes, rec.Seq)
+		}
 	}
 	acctRec, hasAcct, err := s.accountRecord(pr.Origin, req)
 	if err != nil {
@@ -200,6 +218,17 @@ func (s *Server) proveEntries(ctx context.Context, pr ProofRequest, req *GetRequ
 		item := dataItem(&acctRec, true, true)
 		item.Inclusion = inclusions[len(inclusions)-1]
 		proof.Account = &item
+	}
+	if chain != nil && len(inclusions) >= items+len(chain.records) {
+		for i := range chain.records {
+			item := dataItem(&chain.records[i], true, true)
+			item.Inclusion = inclusions[items+i]
+			if pr.Origin != "" {
+				item.Replicated, item.Origin = true, chain.records[i].Origin
+			}
+			proof.Predecessors = append(proof.Predecessors, item)
+		}
+		proof.HistoryBefore = chain.before[:]
 	}
 	return nil
 }
