@@ -14,7 +14,6 @@ import (
 	"github.com/intermesh/intermesh/audit"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/client"
-	"github.com/intermesh/intermesh/portal/mesh"
 	"github.com/intermesh/intermesh/vmap"
 )
 
@@ -266,16 +265,20 @@ func latestItem(cp audit.Checkpoint, resp *portal.GetResponse, ns vmap.Namespace
 	if !kindOK || l.Identifier != name {
 		return "", fmt.Errorf("record %d is a %s record about %q, not a %s of %s", v.LatestIndex, l.Kind, l.Identifier, ns, name)
 	}
+	chain := ""
 	if ns == vmap.Profile {
-		e, err := mesh.VerifyEntry(item.Entry, 0)
+		e, words, err := verifyProfileVersion(cp, resp, name, v, item)
 		if err != nil {
-			return "", fmt.Errorf("record %d: %w", v.LatestIndex, err)
+			return "", err
 		}
 		if e.Identifier.String() != name {
 			return "", fmt.Errorf("record %d holds the profile of %s, not of %s", v.LatestIndex, e.Identifier, name)
 		}
+		if words != "" {
+			chain = "; " + words
+		}
 	}
-	return fmt.Sprintf("the latest version of %s is record %d of %s's log (version %d of %d)", name, v.LatestIndex, cp.Origin, v.Count, v.Count), nil
+	return fmt.Sprintf("the latest version of %s is record %d of %s's log (version %d of %d)%s", name, v.LatestIndex, cp.Origin, v.Count, v.Count, chain), nil
 }
 
 // fetchLatest gets the latest version (or its absence) and proves it: it
@@ -467,6 +470,7 @@ func verifyHistory(keys *getVerifier, c certified, q latestQuery, pages []*porta
 	latest := last
 	if n := len(all); n > 0 {
 		latest.DataItems = all[n-1:]
+		latest.Proof = withHistoryPredecessors(last.Proof, all)
 	}
 	v := verifyLatest(keys, c, q, &latest, now)
 	if v.Failed != "" {

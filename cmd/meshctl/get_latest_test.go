@@ -17,6 +17,8 @@ import (
 type versionedProfile struct {
 	p   *mesh.ProfileMesh
 	key *mesh.PrivateKey
+	// admin is the private key of the profile's first online key.
+	admin *mesh.PrivateKey
 }
 
 func newVersionedProfile(t *testing.T) *versionedProfile {
@@ -33,17 +35,23 @@ func newVersionedProfile(t *testing.T) *versionedProfile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &versionedProfile{key: key, p: &mesh.ProfileMesh{
+	return &versionedProfile{key: key, admin: admin, p: &mesh.ProfileMesh{
 		Profile: mesh.Profile{KeyOfflineSignature: mesh.NewKeyData(key.Public()),
 			KeysOnlineSignature: []mesh.KeyData{*mesh.NewKeyData(admin.Public())}},
 		KeyEncryption: mesh.NewKeyData(enc.Public())}}
 }
 
-// version signs the version updated at when.
+// version signs the version updated at when with the offline key.
 func (vp *versionedProfile) version(t *testing.T, when time.Time) []byte {
 	t.Helper()
+	return vp.versionSignedBy(t, when, vp.key)
+}
+
+// versionSignedBy signs the version updated at when with key.
+func (vp *versionedProfile) versionSignedBy(t *testing.T, when time.Time, key *mesh.PrivateKey) []byte {
+	t.Helper()
 	vp.p.Updated = &when
-	env, err := mesh.SignObject(vp.p, vp.key)
+	env, err := mesh.SignObject(vp.p, key)
 	if err != nil {
 		t.Fatal(err)
 	}
