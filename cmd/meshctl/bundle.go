@@ -26,7 +26,10 @@ import (
 // one a line after the line they prove, a blank line, then the signed
 // checkpoint note), extended with the query, the time freshness was
 // judged at, the answer's records, the map lookup proofs, the certificate
-// record and a second note, the answering node's own checkpoint:
+// record and a second note, the answering node's own checkpoint. A
+// latest version signed by an online key brings its predecessors
+// (portal.GetProof.Predecessors), one "predecessor" line each, oldest
+// first, and the history value before them on a "history" line:
 //
 //	intermesh.org/get-proof@v1
 //	query account alice@example.com
@@ -35,6 +38,9 @@ import (
 //	gSKyXoYZUgZ6jduWYrkDOARinOMGJveXjgMkBTcdPlQ=
 //	account 11 AQAAAAAAAAALGHf...
 //	B95lDa8R83lS8n0eG+o0buTxRKQTYFi//1U8anccXmA=
+//	predecessor 7 AQAAAAAAAAAHGHf...
+//	3KQp3cGk0kM4GmD0cc9hIFo6nXnULm3YJ0oQyXkBzX8=
+//	history AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 //	map account alice@example.com AAADYA...
 //	map profile MDEV-... AAAEIA...
 //	certificate 30 AQAAAAAAAAAeGHf...
@@ -68,7 +74,11 @@ type proofBundle struct {
 	// record (a Get by account).
 	records []bundleRecord
 	account *bundleRecord
-	maps    []portal.MapProof
+	// predecessors are the versions before an online-signed latest,
+	// oldest first, and history the history value before them.
+	predecessors []bundleRecord
+	history      []byte
+	maps         []portal.MapProof
 	// cert is the MasterHash record holding the certificate, proved in
 	// nodeCheckpoint, the answering node's own checkpoint.
 	cert bundleRecord
@@ -104,6 +114,15 @@ func newProofBundle(q latestQuery, at time.Time, resp *portal.GetResponse, cp *p
 		}
 		b.account = &bundleRecord{*a.Index, a.Leaf, a.Inclusion}
 	}
+	for _, d := range resp.Proof.Predecessors {
+		if d.Index == nil {
+			return nil, fmt.Errorf("a predecessor of %s has no index", d.Identifier)
+		}
+		b.predecessors = append(b.predecessors, bundleRecord{*d.Index, d.Leaf, d.Inclusion})
+	}
+	if len(b.predecessors) > 0 {
+		b.history = resp.Proof.HistoryBefore
+	}
 	return b, nil
 }
 
@@ -120,6 +139,10 @@ func (b *proofBundle) response() *portal.GetResponse {
 		it := b.account.item()
 		resp.Proof.Account = &it
 	}
+	for _, r := range b.predecessors {
+		resp.Proof.Predecessors = append(resp.Proof.Predecessors, r.item())
+	}
+	resp.Proof.HistoryBefore = b.history
 	return resp
 }
 
@@ -157,6 +180,12 @@ func (b *proofBundle) MarshalText() ([]byte, error) {
 	if b.account != nil {
 		b.account.write(&w, "account")
 	}
+	for _, r := range b.predecessors {
+		r.write(&w, "predecessor")
+	}
+	if b.history != nil {
+		fmt.Fprintf(&w, "history %s\n", base64.StdEncoding.EncodeToString(b.history))
+	}
 	for _, m := range b.maps {
 		fmt.Fprintf(&w, "map %s %s %s\n", m.Namespace, m.Name, base64.StdEncoding.EncodeToString(m.Proof))
 	}
@@ -189,7 +218,10 @@ type bundleParser struct {
 
 // bundleStages orders the keyword lines; a keyword may not come after
 // one of a later stage.
-var bundleStages = map[string]int{"query": 1, "time": 2, "record": 3, "account": 4, "map": 5, "certificate": 6}
+var bundleStages = map[string]int{"query": 1, "time": 2, "record": 3, "account": 4, "predecessor": 5, "history": 6, "map": 7, "certificate": 8}
+
+// repeatable are the keyword lines a bundle may hold more than one of.
+var repeatable = map[string]bool{"record": true, "predecessor": true, "map": true}
 
 // parseProofBundle parses a bundle, refusing anything but the canonical
 // form: unknown, repeated or misplaced lines, numbers with leading zeros,
@@ -214,6 +246,9 @@ func parseProofBundle(data []byte) (*proofBundle, error) {
 		if !p.seen[k] {
 			return nil, fmt.Errorf("%w: no %s line", errBundle, k)
 		}
+	}
+	if p.seen["predecessor"] != p.seen["history"] {
+		return nil, fmt.Errorf("%w: predecessor lines come with one history line, and a history line with predecessors", errBundle)
 	}
 	var err error
 	if p.b.checkpoint, err = p.note("the answer's checkpoint"); err != nil {
@@ -257,8 +292,8 @@ func (p *bundleParser) keywordLines() error {
 		switch {
 		case !ok:
 			return p.errorf("unknown line %q", keyword)
-		case stage < p.stage || (stage == p.stage && keyword != "record" && keyword != "map"):
-			if p.seen[keyword] && keyword != "record" && keyword != "map" {
+		case stage < p.stage || (stage == p.stage && !repeatable[keyword]):
+			if p.seen[keyword] && !repeatable[keyword] {
 				return p.errorf("repeated %s line", keyword)
 			}
 			return p.errorf("the %s line is out of order", keyword)
@@ -293,7 +328,13 @@ func (p *bundleParser) keywordLine(keyword, rest string) (*bundleRecord, error) 
 		p.b.at = t.UTC()
 	case "map":
 		return nil, p.mapLine(f)
-	default: // record, account, certificate
+	case "history":
+		h, err := decodeBase64(rest)
+		if err != nil || len(h) != 32 {
+			return nil, p.errorf("the history value must be 32 bytes in base64: %q", rest)
+		}
+		p.b.history = h
+	default: // record, account, predecessor, certificate
 		r, err := p.recordLine(keyword, f)
 		if err != nil {
 			return nil, err
@@ -305,6 +346,9 @@ func (p *bundleParser) keywordLine(keyword, rest string) (*bundleRecord, error) 
 		case "account":
 			p.b.account = &r
 			return p.b.account, nil
+		case "predecessor":
+			p.b.predecessors = append(p.b.predecessors, r)
+			return &p.b.predecessors[len(p.b.predecessors)-1], nil
 		}
 		p.b.cert = r
 		return &p.b.cert, nil
@@ -324,6 +368,11 @@ func (p *bundleParser) recordLine(keyword string, f []string) (bundleRecord, err
 	for _, r := range p.b.records {
 		if keyword == "record" && r.index == i {
 			return bundleRecord{}, p.errorf("repeated record %d", i)
+		}
+	}
+	for _, r := range p.b.predecessors {
+		if keyword == "predecessor" && r.index == i {
+			return bundleRecord{}, p.errorf("repeated predecessor %d", i)
 		}
 	}
 	leaf, err := decodeBase64(f[1])

@@ -55,6 +55,7 @@ func FuzzParseProofBundle(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte(bundleHeader + "\nquery id MA\ntime 2026-01-01T00:00:00Z\ncertificate 0 AA==\n\na\n\n— a b\n\nc\n\n— c d\n"))
 	f.Add([]byte(bundleHeader + "\n"))
+	f.Add([]byte(strings.Replace(string(data), "\nmap account ", "\npredecessor 3 AA==\n"+zeroHash+"\nhistory "+zeroHash+"\nmap account ", 1)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := parseProofBundle(in)
 		if err != nil {
@@ -67,6 +68,9 @@ func FuzzParseProofBundle(f *testing.F) {
 		verifyBundle(keys, b, time.Now())
 	})
 }
+
+// zeroHash is 32 zero bytes in base64.
+const zeroHash = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 // TestParseProofBundleSaysWhatIsWrong: each kind of malformed bundle is
 // refused with errBundle, naming the line and what is wrong with it.
@@ -89,6 +93,12 @@ func TestParseProofBundleSaysWhatIsWrong(t *testing.T) {
 		{"trailing garbage", s + "\nhello\n", "trailing text after the node's checkpoint"},
 		{"no final newline", strings.TrimSuffix(s, "\n"), "does not end with a newline"},
 		{"another header", strings.Replace(s, "@v1", "@v2", 1), "line 1"},
+		{"a predecessor without history", strings.Replace(s, "\nmap account ", "\npredecessor 3 AA==\nmap account ", 1), "predecessor lines come with one history line"},
+		{"a history without predecessors", strings.Replace(s, "\nmap account ", "\nhistory "+zeroHash+"\nmap account ", 1), "predecessor lines come with one history line"},
+		{"a repeated history", strings.Replace(s, "\nmap account ", "\npredecessor 3 AA==\nhistory "+zeroHash+"\nhistory "+zeroHash+"\nmap account ", 1), "repeated history line"},
+		{"a repeated predecessor", strings.Replace(s, "\nmap account ", "\npredecessor 3 AA==\npredecessor 3 AA==\nhistory "+zeroHash+"\nmap account ", 1), "repeated predecessor 3"},
+		{"a short history", strings.Replace(s, "\nmap account ", "\npredecessor 3 AA==\nhistory AAAA\nmap account ", 1), "the history value must be 32 bytes"},
+		{"a predecessor after the map", strings.Replace(s, "\ncertificate ", "\npredecessor 3 AA==\ncertificate ", 1), "the predecessor line is out of order"},
 	} {
 		_, err := parseProofBundle([]byte(tc.in))
 		if !errors.Is(err, errBundle) || !strings.Contains(err.Error(), tc.want) {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +72,7 @@ func TestGetVerifyChecksTheSignerOfAnOnlineSignedVersion(t *testing.T) {
 	if out := u.ok("get", "--account", account, "--all", "--verify", "--federation", net.fedPath); !strings.Contains(out, "the 2 versions served are every record") {
 		t.Errorf("get --all --verify does not prove the history of an admin-signed latest:\n%s", out)
 	}
+	proveBundleWithPredecessor(t, u, keys, net, account)
 
 	// The intruder's version: it lists a key of its own and is signed by it.
 	intruder, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
@@ -158,4 +162,34 @@ func certifiedAnswer(t *testing.T, net *auditNet, keys *getVerifier, q latestQue
 		}
 	}
 	return resp, cert, true
+}
+
+// proveBundleWithPredecessor: the proof bundle of an admin-signed latest
+// version carries its predecessor, verify-proof proves it from the file,
+// and the bundle without the predecessor is refused.
+func proveBundleWithPredecessor(t *testing.T, u *user, keys *getVerifier, net *auditNet, account string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "alice.proof")
+	u.ok("get", "--account", account, "--verify", "--federation", net.fedPath, "--proof-out", path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "\npredecessor ") || !strings.Contains(string(data), "\nhistory ") {
+		t.Fatalf("the bundle carries no predecessor:\n%s", data)
+	}
+	if out := u.ok("verify-proof", path, "--federation", net.fedPath); !strings.Contains(out, "is an online key of the version before it") {
+		t.Errorf("verify-proof does not prove the admin-signed version by its predecessor:\n%s", out)
+	}
+	b, err := parseProofBundle(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := b.MarshalText(); err != nil || !bytes.Equal(again, data) {
+		t.Errorf("the bundle does not re-encode byte for byte (%v)", err)
+	}
+	b.predecessors, b.history = nil, nil
+	if v := verifyBundle(keys, b, b.at); !strings.Contains(v.Proof.Failed, "sent no earlier version that lists that key") {
+		t.Errorf("the bundle without its predecessor: %+v", v.Proof)
+	}
 }
