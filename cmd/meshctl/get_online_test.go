@@ -64,6 +64,14 @@ func TestGetVerifyChecksTheSignerOfAnOnlineSignedVersion(t *testing.T) {
 	badHistory := copyAnswer(t, second)
 	badHistory.Proof.HistoryBefore[0] ^= 1
 	refused("the predecessor with a wrong history value before it", badHistory, "history links do not end in the certified map value")
+	tooMany := copyAnswer(t, second)
+	for len(tooMany.Proof.Predecessors) <= portal.MaxPredecessors {
+		tooMany.Proof.Predecessors = append(tooMany.Proof.Predecessors, tooMany.Proof.Predecessors[0])
+	}
+	refused("more predecessors than the bound", tooMany, "more than 16")
+	badLeaf := copyAnswer(t, second)
+	badLeaf.Proof.Predecessors[0].Leaf[len(badLeaf.Proof.Predecessors[0].Leaf)-1] ^= 1
+	refused("a predecessor whose leaf is not in the checkpoint", badLeaf, "a predecessor of "+id+"'s latest version")
 
 	u := &user{t: t, home: t.TempDir(), portal: net.PortalURL(0)}
 	if out := u.ok("get", "--account", account, "--verify", "--federation", net.fedPath); !strings.Contains(out, "is an online key of the version before it") {
@@ -104,6 +112,10 @@ func TestGetVerifyChecksTheSignerOfAnOnlineSignedVersion(t *testing.T) {
 	r := u.fails(1, nil, "get", "--account", account, "--verify", "--federation", net.fedPath)
 	if !strings.Contains(r.stdout, "NOT PROVED: record") || !strings.Contains(r.stdout, "does not follow the version before it") {
 		t.Errorf("get --verify of the forged version does not say why it is not proved:\n%s", r.stdout)
+	}
+	r = u.fails(1, nil, "get", "--account", account, "--all", "--verify", "--federation", net.fedPath)
+	if !strings.Contains(r.stdout, "does not follow the version before it") {
+		t.Errorf("get --all --verify of a history ending in the forged version does not say why it is not proved:\n%s", r.stdout)
 	}
 }
 
