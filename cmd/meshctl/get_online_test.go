@@ -20,7 +20,8 @@ import (
 // TestGetVerifyChecksTheSignerOfAnOnlineSignedVersion: a version signed
 // by the administration key that the version before lists is proved the
 // latest, with its predecessor; an answer that leaves the predecessor
-// out, or whose history value before it is wrong, is refused; and a
+// out, or whose history value before it is wrong, is refused; a version
+// signed by an administration key it rotates out is proved; and a
 // version that adds a key of its own and is signed by it, which the
 // portal refuses to publish but a lying origin logs anyway (its portal
 // entry claiming the administration key signed it), is refused by the
@@ -82,18 +83,34 @@ func TestGetVerifyChecksTheSignerOfAnOnlineSignedVersion(t *testing.T) {
 	}
 	proveBundleWithPredecessor(t, u, keys, net, account)
 
+	// The administration key rotates itself out: its version verifies only
+	// with the keys of the version before, and is proved with both
+	// predecessors back to the offline-signed one.
+	rotated, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.p.KeysOnlineSignature = []mesh.KeyData{*mesh.NewKeyData(rotated.Public())}
+	if _, err := c.Publish(t.Context(), &portal.PublishRequest{Entry: alice.versionSignedBy(t, t0.Add(2*time.Second), alice.admin), AccountID: account}); err != nil {
+		t.Fatalf("publishing a version signed by the administration key it rotates out: %v", err)
+	}
+	third, _ := provedLatest(t, net, keys, 0, q, "version 3 of 3")
+	if n := len(third.Proof.Predecessors); n != 2 {
+		t.Errorf("the rotation's answer carries %d predecessors, want 2", n)
+	}
+
 	// The intruder's version: it lists a key of its own and is signed by it.
 	intruder, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice.p.KeysOnlineSignature = append(alice.p.KeysOnlineSignature, *mesh.NewKeyData(intruder.Public()))
-	t2 := t0.Add(2 * time.Second)
-	forged := alice.versionSignedBy(t, t2, intruder)
+	t3 := t0.Add(3 * time.Second)
+	forged := alice.versionSignedBy(t, t3, intruder)
 	if _, err := c.Publish(t.Context(), &portal.PublishRequest{Entry: forged, AccountID: account}); err == nil {
 		t.Fatal("the portal published a version signed by a key only that version lists")
 	}
-	seq := logAsOrigin(t, net, account, id, forged, alice.admin.Public().UDF().String(), intruder.Public().UDF().String(), t2)
+	seq := logAsOrigin(t, net, account, id, forged, rotated.Public().UDF().String(), intruder.Public().UDF().String(), t3)
 	var last getVerification
 	err = testnet.WaitFor(t.Context(), 40*time.Second, "the forged version certified as the latest, and refused", func() bool {
 		resp, cert, ok := certifiedAnswer(t, net, keys, q)
