@@ -98,6 +98,11 @@ func TestGetVerifyChecksTheSignerOfAnOnlineSignedVersion(t *testing.T) {
 	if n := len(third.Proof.Predecessors); n != 2 {
 		t.Errorf("the rotation's answer carries %d predecessors, want 2", n)
 	}
+	// Another member proves it from its replica of node 0's log.
+	replicated, _ := provedLatest(t, net, keys, 1, latestQuery{id: id}, "version 3 of 3")
+	if n := len(replicated.Proof.Predecessors); n != 2 || !replicated.Proof.Predecessors[0].Replicated {
+		t.Errorf("node 1's answer carries %d predecessors, want 2 from its replica", n)
+	}
 
 	// The intruder's version: it lists a key of its own and is signed by it.
 	intruder, err := mesh.GenerateKey(rand.Reader, mesh.CurveEd448)
