@@ -20,8 +20,10 @@ import (
 // What 'meshctl get --verify' proves of "latest" and "absent"
 // (docs/formats.md, "Get proofs"): the answer's lookup proofs verify under
 // the map line of a checkpoint that a certificate covers byte for byte,
-// the certificate is of a recent round by this machine's clock, and the
-// records the map values name are the ones served.
+// the certificate is of a recent round by this machine's clock, the
+// records the map values name are the ones served, and a profile version
+// signed by an online key is signed by a key the version before lists
+// (get_predecessors.go).
 
 // freshRounds is how many rounds a certificate may be behind the round
 // of this machine's clock for "latest" or "absent" to be proved.
@@ -245,7 +247,8 @@ func lookup(cp audit.Checkpoint, resp *portal.GetResponse, ns vmap.Namespace, na
 // latestItem checks that the answer's one item is the record the map
 // value v of name names, and what it must be: a record of the namespace's
 // kind about name, whose entry verifies and, for a profile, whose offline
-// key's UDF is name.
+// key's UDF is name and whose signer is its offline key or an online key
+// of the version before (verifyProfileVersion).
 func latestItem(cp audit.Checkpoint, resp *portal.GetResponse, ns vmap.Namespace, name string, v vmap.Value) (string, error) {
 	if v.Count == 0 || v.LatestIndex >= cp.Size {
 		return "", fmt.Errorf("the map value of %s %s names no record of the checkpoint", ns, name)
