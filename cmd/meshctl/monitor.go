@@ -35,6 +35,9 @@ type monitorState struct {
 	Versions []monitorVersion
 	// Round is the certified round of the last run.
 	Round uint64
+	// Logs is, per member origin, the size of the member's own log read
+	// through tlog-tiles so far: the next run reads from there.
+	Logs map[string]uint64 `json:",omitempty"`
 }
 
 // monitorVersion is one version of the monitored profile.
@@ -123,21 +126,59 @@ func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOpti
 	if err != nil {
 		return 0, err
 	}
-	if checks[0].Failed != "" {
-		fmt.Fprintf(w, "ALERT: the history could not be proved: %s\n", checks[0].Failed)
-		return 1, nil
-	}
 	st, err := loadMonitorState(m.state, m.id+m.account)
 	if err != nil {
 		return 0, err
 	}
-	alerts := st.update(w, items, mine)
-	fmt.Fprintf(w, "%s: %s, the complete history as of round %d\n", st.Name, countVersions(len(st.Versions)), checks[0].Round)
+	alerts := 0
+	if checks[0].Failed != "" {
+		fmt.Fprintf(w, "ALERT: the history could not be proved: %s\n", checks[0].Failed)
+		alerts++
+	} else {
+		alerts += st.update(w, items, mine)
+		fmt.Fprintf(w, "%s: %s, the complete history as of round %d\n", st.Name, countVersions(len(st.Versions)), checks[0].Round)
+	}
+	alerts += m.scanMembers(ctx, w, opts, c, keys, st, items, mine)
 	if err := saveMonitorState(m.state, st); err != nil {
 		return alerts, err
 	}
+	if checks[0].Failed != "" {
+		return alerts, nil
+	}
 	late, err := m.checkWrites(w, opts, keys, items, checks[0].Round)
 	return alerts + late, err
+}
+
+// scanMembers reads every member's own log through tlog-tiles up to the
+// newest certificate (monitor_tiles.go) and reports the records of the
+// monitored profile (the identifiers of the proved history, --id, the
+// keystore's profile of --account) and of the account; it returns the
+// alerts. Without a verified certificate nothing is read: a warning.
+func (m *monitorOptions) scanMembers(ctx context.Context, w io.Writer, opts *globalOptions, c *portalClient, keys *getVerifier, st *monitorState, items []getItem, mine map[string]bool) int {
+	t := monitorTarget{ids: map[string]bool{}, mine: mine}
+	if m.id != "" {
+		t.ids[m.id] = true
+	}
+	if m.account != "" {
+		t.account = portal.CanonicalAccount(m.account)
+		if ks, err := opts.keystore(); err == nil {
+			if p, err := ks.ProfileOfAccount(m.account); err == nil {
+				t.ids[p.State.Identifier] = true
+			}
+		}
+	}
+	for _, it := range items {
+		if it.Identifier != "" {
+			t.ids[it.Identifier] = true
+		}
+	}
+	req := &portal.GetRequest{Identifier: m.id, Account: m.account, Full: true}
+	cert, round, err := newestCertificate(ctx, c, keys, m.account, req)
+	if err != nil {
+		fmt.Fprintf(w, "warning: no certificate verified, the members' logs are not read: %v\n", err)
+		return 0
+	}
+	return scanLogs(ctx, w, keys, cert, round, st, t)
 }
 
 // checkWrites compares the writes the keystore remembers for the monitored
@@ -198,12 +239,7 @@ func (st *monitorState) update(w io.Writer, items []getItem, mine map[string]boo
 	}
 	for _, it := range items[len(st.Versions):] {
 		v := monitorVersion{Index: *it.Index, Origin: it.Origin, Signer: entrySigner(it)}
-		switch {
-		case v.Signer == "":
-			v.Alert = "its signature does not verify: " + it.VerifyError
-		case !mine[v.Signer]:
-			v.Alert = "signed by " + v.Signer + ", which no key in the keystore is"
-		}
+		v.Alert = versionAlert(v.Signer, it.VerifyError, mine)
 		if v.Alert != "" {
 			alerts++
 			fmt.Fprintf(w, "ALERT: new version, record %d of %s: %s\n", v.Index, v.Origin, v.Alert)
@@ -215,14 +251,37 @@ func (st *monitorState) update(w io.Writer, items []getItem, mine map[string]boo
 	return alerts
 }
 
+// versionAlert says why a version is not the owner's: signed by signer
+// ("" if its signature does not verify, for the reason why), it is the
+// owner's if signer is a key in the keystore (mine). "" if it is.
+func versionAlert(signer, why string, mine map[string]bool) string {
+	switch {
+	case signer == "":
+		return "its signature does not verify: " + why
+	case !mine[signer]:
+		return "signed by " + signer + ", which no key in the keystore is"
+	}
+	return ""
+}
+
 // entrySigner is the UDF of the key whose signature over the item's entry
 // verifies, or "".
 func entrySigner(it getItem) string {
-	e, err := mesh.VerifyEntry(it.Entry, 0)
-	if err != nil {
-		return ""
+	signer, _ := signerOf(it.Entry)
+	return signer
+}
+
+// signerOf is the UDF of the key whose signature over entry verifies, or
+// "" and why not.
+func signerOf(entry []byte) (string, string) {
+	if len(entry) == 0 {
+		return "", "the record carries no signed entry"
 	}
-	return e.Signer.String()
+	e, err := mesh.VerifyEntry(entry, 0)
+	if err != nil {
+		return "", err.Error()
+	}
+	return e.Signer.String(), ""
 }
 
 // keystoreKeys returns the UDFs of every private key in the keystore.
