@@ -61,8 +61,20 @@ profile (of an account, at its home member), and compares it with what it saw
 before (--state FILE, JSON, created if missing). It prints every new version
 with the key that signed it; a version signed by a key that is not in the local
 keystore, or a history that no longer starts with the versions seen before, is
-an ALERT, and monitor exits 1. --watch runs again every --interval (default the
-federation's round) and prints alerts as they come, until interrupted.`,
+an ALERT, and monitor exits 1.
+
+It then reads every member's own log through tlog-tiles at the member's portal
+URL in the federation file, from where the state file says it stopped up to the
+member's checkpoint in the newest certificate it verifies, checking each entry
+against that checkpoint's root, and lists each record of the profile's
+identifier or of the account with its member, index and signer: a version
+another member logs, signed by a key not in the keystore, is an ALERT too. At
+most 65536 records of one log are read per run; the state file keeps the
+progress, so a large log is read over several runs. A member that cannot be
+read is a warning; one whose entries do not verify is an ALERT.
+
+--watch runs again every --interval (default the federation's round) and
+prints alerts as they come, until interrupted.`,
 		Args:    exactArgs(0, "no arguments (use --id or --account)"),
 		PreRunE: accountFlags("account"),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return m.run(cmd, opts) },
