@@ -278,6 +278,16 @@ type GetRequest struct {
 	// as the round of a certificate the client holds), rather than its
 	// latest.
 	Round uint64 `json:",omitempty"`
+	// Origin (this project; with an Identifier) asks for the latest
+	// version and the proofs from the log of that member only: the
+	// node's own log if it is its own origin, else its replica of that
+	// origin's log, proved under the origin's checkpoint its replica
+	// verified and the node's recomputation of the origin's map. A
+	// client asks every member's origin in turn to prove an identifier
+	// in every member's map under one certificate (docs/formats.md,
+	// "Get proofs"). An origin the node holds no replica of is a
+	// ClientBadRequest.
+	Origin string `json:",omitempty"`
 }
 
 // GetResponse carries the entries found.

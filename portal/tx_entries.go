@@ -134,8 +134,8 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		}
 		c = cursor{Tx: TxGet, Name: id}
 		c.NotBefore, c.Before = timeWindow(req.SearchConstraints)
-		if src, err = s.versionsOf(id); err != nil {
-			return s.notFound(ctx, req, "", id, err) // absent here and from every replica: proved absent from this log
+		if src, err = s.versionsAsked(req, id); err != nil {
+			return s.notFound(ctx, req, src.origin, id, err) // absent from the log asked: proved absent from it
 		}
 		c.Origin = src.origin
 	}
@@ -173,6 +173,40 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 		}
 	}
 	return resp, nil
+}
+
+// versionsAsked returns where Get finds id: versionsOf's choice, or, for
+// a GetRequest that names an Origin, that log alone (the node's own, or
+// its replica of the origin). An id with no version there is a NotFound
+// error returned with the log's versions, so that its absence is proved
+// from that log's map; an Origin the node holds no replica of, or one
+// named without an Identifier, is a ClientBadRequest.
+func (s *Server) versionsAsked(req *GetRequest, id string) (versions, error) {
+	if req.Origin == "" {
+		return s.versionsOf(id)
+	}
+	if req.Identifier == "" {
+		return versions{}, Errorf(ClientBadRequest, "GetRequest.Origin is for a lookup by Identifier, not by Account (an account is proved at its home member)")
+	}
+	src := s.localVersions()
+	if req.Origin != s.origin {
+		if s.replicas == nil || !s.replicas.HasReplica(req.Origin) {
+			return versions{}, Errorf(ClientBadRequest, "GetRequest.Origin: %q is neither this node's origin (%q) nor an origin it holds a replica of", req.Origin, s.origin)
+		}
+		r, err := s.replicas.Replica(req.Origin)
+		if err != nil {
+			return versions{}, fmt.Errorf("portal: opening the replica of %q: %w", req.Origin, err)
+		}
+		src = s.replicaVersions(req.Origin, r)
+	}
+	_, found, err := src.latest(id)
+	if err != nil {
+		return versions{}, err
+	}
+	if !found {
+		return src, Errorf(NotFound, "no entry with identifier %s in the log of %s", id, req.Origin)
+	}
+	return src, nil
 }
 
 // proveEntries adds the proofs of a Full Get answer's entries (pr without
