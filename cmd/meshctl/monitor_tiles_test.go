@@ -1,14 +1,22 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/intermesh/intermesh/audit"
+	"github.com/intermesh/intermesh/config"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/portal"
 	"github.com/intermesh/intermesh/portal/mesh"
@@ -155,4 +163,105 @@ func forgedVersion(t *testing.T, u *user, id string, forger *mesh.PrivateKey, wh
 	}
 	p.KeysOnlineSignature = append(p.KeysOnlineSignature, *mesh.NewKeyData(forger.Public()))
 	return (&versionedProfile{p: p, key: forger}).versionSignedBy(t, when, forger)
+}
+
+// TestScanLogsWarnsOfADownMemberAndAlertsOnALiar: a member whose tiles
+// cannot be fetched is a warning, and its progress is kept where it was;
+// one whose entries do not verify against its certified root is an ALERT;
+// the others are still read, and a record of the monitored identifier
+// without a signed entry is an ALERT.
+func TestScanLogsWarnsOfADownMemberAndAlertsOnALiar(t *testing.T) {
+	payload, err := portal.MarshalPortalEntry(&portal.PortalEntry{Transaction: portal.TxPublish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := func(id string) [][]byte {
+		var out [][]byte
+		for i := range 3 {
+			r := log.Record{Seq: uint64(i), Kind: portal.KindProfile, Identifier: fmt.Sprintf("OTHER-%d", i), Payload: payload}
+			if i == 1 {
+				r.Identifier = id
+			}
+			out = append(out, r.MarshalLeaf())
+		}
+		return out
+	}
+	good, root := tileServer(t, leaves("MID"))
+	liar, _ := tileServer(t, leaves("SOMEONE-ELSE"))
+	down := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(down.Close)
+	keys := &getVerifier{fed: &config.Federation{Members: []config.Member{
+		{Origin: "down", HTTP: down.URL}, {Origin: "liar", HTTP: liar}, {Origin: "good", HTTP: good}}}}
+	cert := &audit.Certificate{}
+	for _, o := range []string{"down", "liar", "good"} {
+		cert.Checkpoints = append(cert.Checkpoints, audit.Checkpoint{Origin: o, Size: 3, Root: root[:]})
+	}
+	st := &monitorState{Logs: map[string]uint64{"down": 1}}
+	var out strings.Builder
+	alerts := scanLogs(t.Context(), &out, keys, cert, 7, st, monitorTarget{ids: map[string]bool{"MID": true}, mine: map[string]bool{}})
+	for _, want := range []string{
+		"warning: down's log could not be read from " + down.URL,
+		"ALERT: liar's log does not verify against its checkpoint at size 3 that the certificate of round 7 covers",
+		"ALERT: record 1 of good's log, Profile MID: its signature does not verify: the record carries no signed entry",
+		"good's log: read records 0 to 2 of its checkpoint at size 3 certified in round 7, through tlog-tiles",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the scan does not say %q:\n%s", want, out.String())
+		}
+	}
+	if alerts != 2 || st.Logs["down"] != 1 || st.Logs["good"] != 3 || st.Logs["liar"] != 0 {
+		t.Errorf("%d alerts (want 2), progress %v (want down 1, good 3, liar 0)", alerts, st.Logs)
+	}
+}
+
+// tileServer serves leaves as a tlog-tiles log and returns its URL and
+// its root.
+func tileServer(t *testing.T, leaves [][]byte) (string, tlog.Hash) {
+	t.Helper()
+	var hashes []tlog.Hash
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	for i, l := range leaves {
+		h, err := tlog.StoredHashes(int64(i), l, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h...)
+	}
+	n := int64(len(leaves))
+	root, err := tlog.TreeHash(n, hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, tile := range tlog.NewTiles(torchwood.TileHeight, 0, n) {
+		data, err := tlog.ReadTileData(tile, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["/"+torchwood.TilePath(tile)] = data
+		if tile.L == 0 {
+			var bundle []byte
+			for _, l := range leaves[tile.N*256 : tile.N*256+int64(tile.W)] {
+				bundle = append(binary.BigEndian.AppendUint16(bundle, uint16(len(l))), l...)
+			}
+			tile.L = -1
+			files["/"+torchwood.TilePath(tile)] = bundle
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, root
 }
