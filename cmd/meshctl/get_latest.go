@@ -50,16 +50,22 @@ func certifiedOf(keys *getVerifier, resp *portal.GetResponse) (certified, error)
 	if err != nil {
 		return certified{}, err
 	}
+	return certifiedAt(keys, p.Certificate, cp.Origin)
+}
+
+// certifiedAt verifies the certificate proof p and returns it with its
+// checkpoint of origin's log.
+func certifiedAt(keys *getVerifier, p *portal.CertificateProof, origin string) (certified, error) {
 	var v getVerification
-	cert, rr, err := verifyCertificateProof(keys, p.Certificate, &v)
+	cert, rr, err := verifyCertificateProof(keys, p, &v)
 	if err != nil {
 		return certified{}, err
 	}
-	i := cert.Index(cp.Origin)
+	i := cert.Index(origin)
 	if i < 0 {
-		return certified{}, fmt.Errorf("the certificate of round %d covers no checkpoint of %s", rr, cp.Origin)
+		return certified{}, fmt.Errorf("the certificate of round %d covers no checkpoint of %s", rr, origin)
 	}
-	return certified{round: rr, signers: len(cert.Signers), checkpoint: cert.Checkpoints[i], proved: v.Proved, proof: p.Certificate}, nil
+	return certified{round: rr, signers: len(cert.Signers), checkpoint: cert.Checkpoints[i], proved: v.Proved, proof: p}, nil
 }
 
 // query is what g asks about, as a proved lookup.
@@ -292,8 +298,12 @@ func latestItem(cp audit.Checkpoint, resp *portal.GetResponse, ns vmap.Namespace
 // other.
 //
 // An account is asked of its home member (by its domain in the federation
-// file) when the file gives that member's portal URL.
+// file) when the file gives that member's portal URL; an identifier alone
+// is proved in every member's log (fetchEveryOrigin, get_origins.go).
 func (g *getOptions) fetchLatest(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
+	if g.account == "" {
+		return g.fetchEveryOrigin(ctx, c, keys, req, what)
+	}
 	c, err := homeClient(keys, g.account, c)
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/intermesh/intermesh/portal"
+)
+
+// What 'meshctl get --id X --verify' proves (docs/formats.md, "Get
+// proofs"): an identifier alone has no home member, and a profile
+// published at one member is absent from every other member's map, so a
+// member could answer "absent", or an old version, by choosing which log
+// to answer from. The client therefore asks the one portal it talks to
+// for X under every member origin of the federation file (GetRequest's
+// Origin), proves each answer with verifyLatest against that origin's
+// checkpoint in one certificate, and says "absent" only when every
+// origin's map proves it.
+
+// fetchEveryOrigin is fetchLatest for a lookup by identifier alone: it
+// takes a certificate as askCertified does (asking about the first
+// member's origin), then asks c for the identifier in every member's log
+// under that origin's checkpoint in the same certificate, waiting a round
+// (at most freshRounds times) when a log's latest version is younger than
+// the certificate.
+func (g *getOptions) fetchEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
+	origins := memberOrigins(keys)
+	if len(origins) == 0 {
+		return nil, []getVerification{{Failed: "the federation file lists no member origins"}}, nil
+	}
+	q := g.query()
+	for attempt := 0; ; attempt++ {
+		first := *req
+		first.Origin = origins[0]
+		resp, cert, err := askCertified(ctx, c, keys, &first, what)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cert == nil {
+			return itemsOf(resp), []getVerification{{Failed: "the answer carries no certificate that verifies"}}, nil
+		}
+		answers, why, late := askEveryOrigin(ctx, c, keys, req, cert.proof, origins)
+		if late && attempt < freshRounds {
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-time.After(keys.period):
+			}
+			continue
+		}
+		var items []getItem
+		for _, o := range origins {
+			if answers[o] != nil {
+				items = append(items, itemsOf(answers[o])...)
+			}
+		}
+		return items, verifyEveryOrigin(keys, cert.proof, origins, q, answers, why, time.Now()), nil
+	}
+}
+
+// memberOrigins are the origins of the federation file's members, in its
+// order.
+func memberOrigins(keys *getVerifier) []string {
+	var origins []string
+	for _, m := range keys.fed.Members {
+		origins = append(origins, m.Origin)
+	}
+	return origins
+}
+
+// askEveryOrigin asks c for req's identifier in the log of each origin,
+// under that origin's checkpoint in the certificate proof. It returns the
+// answers by origin, why an origin has none, and whether some log's
+// latest version is younger than its certified checkpoint.
+func askEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, proof *portal.CertificateProof, origins []string) (map[string]*portal.GetResponse, map[string]string, bool) {
+	answers := make(map[string]*portal.GetResponse)
+	why := make(map[string]string)
+	late := false
+	for _, o := range origins {
+		cert, err := certifiedAt(keys, proof, o)
+		if err != nil {
+			why[o] = err.Error()
+			continue
+		}
+		r := *req
+		r.Origin, r.Round = o, cert.checkpoint.Round
+		resp, err := getProved(ctx, c, &r, "getting "+req.Identifier+" from "+o+"'s log")
+		if err != nil {
+			why[o] = err.Error()
+			continue
+		}
+		answers[o] = resp
+		late = late || newerThan(resp, cert.checkpoint.Size)
+	}
+	return answers, why, late
+}
+
+// verifyEveryOrigin proves what answers, one per origin, say of q's
+// identifier under the checkpoints of one certificate proof: each with
+// verifyLatest against its origin's certified checkpoint. It returns one
+// verification per origin and a last one that says what the whole proves:
+// the logs that hold a version, or that the identifier is absent from
+// every member's log. An origin without an answer, or whose answer does
+// not verify, fails the whole.
+func verifyEveryOrigin(keys *getVerifier, proof *portal.CertificateProof, origins []string, q latestQuery, answers map[string]*portal.GetResponse, why map[string]string, now time.Time) []getVerification {
+	var checks []getVerification
+	var failed, holding []string
+	var cert certified
+	for i, o := range origins {
+		c, v, err := verifyOrigin(keys, proof, o, q, answers[o], why[o], now)
+		if i == 0 {
+			cert = c
+		} else {
+			v.Proved = v.Proved[min(len(c.proved), len(v.Proved)):] // the certificate is said once
+		}
+		switch {
+		case err != nil:
+			v.Failed = fmt.Sprintf("in %s's log: %v", o, err)
+			failed = append(failed, o)
+		case len(answers[o].DataItems) > 0:
+			holding = append(holding, o)
+		}
+		checks = append(checks, v)
+	}
+	checks = append(checks, everyOriginSummary(keys, cert, q.id, origins, failed, holding))
+	return checks
+}
+
+// verifyOrigin proves one origin's answer (nil: none, for the reason
+// why) under that origin's checkpoint in the certificate proof.
+func verifyOrigin(keys *getVerifier, proof *portal.CertificateProof, origin string, q latestQuery, resp *portal.GetResponse, why string, now time.Time) (certified, getVerification, error) {
+	c, err := certifiedAt(keys, proof, origin)
+	if err != nil {
+		return c, getVerification{}, err
+	}
+	if resp == nil {
+		if why == "" {
+			why = "the portal left it out"
+		}
+		return c, getVerification{}, fmt.Errorf("no answer about %s: %s", q.id, why)
+	}
+	v := verifyLatest(keys, c, q, resp, now)
+	if v.Failed != "" {
+		return c, v, errors.New(v.Failed)
+	}
+	return c, v, nil
+}
+
+// everyOriginSummary says what the answers of every origin prove
+// together, or which origins failed.
+func everyOriginSummary(keys *getVerifier, c certified, id string, origins, failed, holding []string) getVerification {
+	if len(failed) > 0 {
+		return getVerification{Failed: fmt.Sprintf("%s is not proved in every member's log: the answer about %s's log is not proved (above)",
+			id, strings.Join(failed, "'s, "))}
+	}
+	by := fmt.Sprintf("as of round %d, certified by %d of %d members", c.round, c.signers, keys.members)
+	if len(holding) == 0 {
+		return getVerification{Round: c.round, Proved: []string{fmt.Sprintf("%s is absent from every member's log (%s) %s", id, strings.Join(origins, ", "), by)}}
+	}
+	return getVerification{Round: c.round, Proved: []string{fmt.Sprintf("%s has versions in the log of %s (its latest in each is proved above) and is absent from the other %d members' logs, %s",
+		id, strings.Join(holding, ", "), len(origins)-len(holding), by)}}
+}
