@@ -73,8 +73,9 @@ func memberOrigins(keys *getVerifier) []string {
 
 // askEveryOrigin asks c for req's identifier in the log of each origin,
 // under that origin's checkpoint in the certificate proof. It returns the
-// answers by origin, why an origin has none, and whether some log's
-// latest version is younger than its certified checkpoint.
+// answers by origin, why an origin has none, and whether to ask again a
+// round later: some log's latest version is younger than its certified
+// checkpoint, or the portal has not verified that checkpoint yet.
 func askEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, proof *portal.CertificateProof, origins []string) (map[string]*portal.GetResponse, map[string]string, bool) {
 	answers := make(map[string]*portal.GetResponse)
 	why := make(map[string]string)
@@ -90,6 +91,8 @@ func askEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req
 		resp, err := getProved(ctx, c, &r, "getting "+req.Identifier+" from "+o+"'s log")
 		if err != nil {
 			why[o] = err.Error()
+			var pe *portal.Error
+			late = late || (errors.As(err, &pe) && pe.Status == portal.NotFound) // its replica has not verified that round yet
 			continue
 		}
 		answers[o] = resp
