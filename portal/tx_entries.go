@@ -118,6 +118,9 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 	if len(req.KeyValues) > 0 {
 		return nil, Errorf(ClientBadRequest, "GetRequest.KeyValues are not supported: look up by Identifier or Account")
 	}
+	if req.Origin != "" && req.Identifier == "" {
+		return nil, Errorf(ClientBadRequest, "GetRequest.Origin is for a lookup by Identifier, not by Account (an account is proved at its home member)")
+	}
 	var c cursor
 	var src versions
 	if sc := req.SearchConstraints; sc != nil && sc.PageKey != "" {
@@ -179,14 +182,11 @@ func (s *Server) get(ctx context.Context, req *GetRequest) (*GetResponse, error)
 // a GetRequest that names an Origin, that log alone (the node's own, or
 // its replica of the origin). An id with no version there is a NotFound
 // error returned with the log's versions, so that its absence is proved
-// from that log's map; an Origin the node holds no replica of, or one
-// named without an Identifier, is a ClientBadRequest.
+// from that log's map; an Origin the node holds no replica of is a
+// ClientBadRequest.
 func (s *Server) versionsAsked(req *GetRequest, id string) (versions, error) {
 	if req.Origin == "" {
 		return s.versionsOf(id)
-	}
-	if req.Identifier == "" {
-		return versions{}, Errorf(ClientBadRequest, "GetRequest.Origin is for a lookup by Identifier, not by Account (an account is proved at its home member)")
 	}
 	src := s.localVersions()
 	if req.Origin != s.origin {

@@ -53,7 +53,7 @@ func everyOriginAnswers(t *testing.T, net *auditNet, keys *getVerifier, i int, i
 // absent from every member's log; answers that leave out the log that
 // holds the profile, or prove its absence from another log in that log's
 // place, are refused; and a Get naming an origin the node holds no
-// replica of is a 400 saying so.
+// replica of, or an origin with an account, is a 400 saying so.
 func TestGetVerifyByIdentifierProvesEveryMembersLog(t *testing.T) {
 	net := startAuditNet(t)
 	keys, err := newGetVerifier(net.fedPath)
@@ -123,5 +123,9 @@ func TestGetVerifyByIdentifierProvesEveryMembersLog(t *testing.T) {
 	var pe *portal.Error
 	if !errors.As(err, &pe) || pe.Status != portal.ClientBadRequest || !strings.Contains(pe.Error(), `"testnet/nowhere" is neither this node's origin`) {
 		t.Errorf("a Get naming an origin node 0 holds no replica of: %v, want a ClientBadRequest saying so", err)
+	}
+	_, err = c0.Get(t.Context(), &portal.GetRequest{Account: net.Account(1, "bob"), Full: true, Origin: "testnet/node1"})
+	if !errors.As(err, &pe) || pe.Status != portal.ClientBadRequest || !strings.Contains(pe.Error(), "GetRequest.Origin is for a lookup by Identifier") {
+		t.Errorf("a Get by account naming an origin: %v, want a ClientBadRequest saying Origin is for identifiers", err)
 	}
 }
