@@ -54,6 +54,7 @@ func benchEntries(b *testing.B, p *testPortal, n int) []*portal.PublishRequest {
 type benchProfile struct {
 	account string
 	entry   portal.Entry
+	key     *mesh.PrivateKey // the offline key, which consents to the account
 }
 
 // benchProfiles makes n distinct signed mesh profiles, in parallel, each
@@ -73,7 +74,7 @@ func benchProfiles(b *testing.B, n int) []benchProfile {
 					},
 					KeyEncryption: mesh.NewKeyData(newKey(b, mesh.CurveX448).Public()),
 				}
-				out[i] = benchProfile{account: "bench-" + strconv.Itoa(i) + "@example.com", entry: entryOf(b, p, off)}
+				out[i] = benchProfile{account: "bench-" + strconv.Itoa(i) + "@example.com", entry: entryOf(b, p, off), key: off}
 			}
 		})
 	}
@@ -89,7 +90,7 @@ func createAccounts(b *testing.B, c *client.Client, ps []benchProfile) {
 	for range 32 {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(ps); i = int(next.Add(1) - 1) {
-				if _, err := c.CreateAccount(context.Background(), &portal.CreateRequest{Account: ps[i].account, Profile: ps[i].entry}); err != nil {
+				if _, err := c.CreateAccount(context.Background(), consented(b, ps[i].account, ps[i].entry, ps[i].key)); err != nil {
 					b.Error(err)
 					return
 				}
