@@ -127,10 +127,14 @@ func newGetCommand(opts *globalOptions) *cobra.Command {
 account it is bound to (--account). --all gets every version, oldest first; --full
 adds the log metadata (index, time, leaf). Each entry's signature is verified
 locally. --raw prints only the entries, one per line, as 'meshctl publish -' reads
-them. --verify (with --federation FILE, implies --full) also checks offline that
-each entry is in its log's signed checkpoint, and that this checkpoint extends
-one that a quorum of the federation certified, and says what it proved; it
-exits 1 if anything could not be proved.`,
+them. --verify (with --federation FILE, implies --full) proves, offline with the
+federation file's keys, that the answer is the latest version (or that there is
+none) under a checkpoint that a quorum of the federation certified at most two
+rounds ago, asking other members for a newer certificate when needed: an
+account at its home member (the member serving its domain), an identifier alone
+in every member's log. It says what it proved, and exits 1 if anything could not
+be proved. With --all it proves the complete history; --proof-out FILE writes
+what was proved for 'meshctl verify-proof'.`,
 		Args:    exactArgs(0, "no arguments (use --id or --account)"),
 		PreRunE: accountFlags("account"),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return g.run(cmd, opts) },
