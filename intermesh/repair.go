@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/intermesh/intermesh/log"
@@ -169,11 +168,11 @@ func (r *replicator) servedLeaves(ctx context.Context, rs *replicaState, checks 
 // cutBack cuts rs's replica (records, head and Merkle tree) back to keep
 // records, and rebuilds what the node derived from it.
 func (r *replicator) cutBack(ctx context.Context, rs *replicaState, keep uint64) error {
-	if err := rs.rep.Truncate(ctx, keep, func(txn *badger.Txn) error { return rs.tree.TruncateTxn(txn, keep) }); err != nil {
-		return fmt.Errorf("cutting the replica back to %d records: %w", keep, err)
-	}
-	if err := rs.forgetMapAbove(keep); err != nil {
+	var notLowered *mapNotLowered
+	if err := rs.cutBack(ctx, keep); errors.As(err, &notLowered) {
 		r.m.log.Warn("replica's map not lowered; cleared when next needed", "member", rs.origin, "err", err)
+	} else if err != nil {
+		return err
 	}
 	if reset := r.m.cfg.ReplicaReset; reset != nil {
 		if err := reset(ctx, rs.origin); err != nil {

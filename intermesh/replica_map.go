@@ -225,23 +225,58 @@ func (r *replicator) mapMismatchLocked(rs *replicaState, hc heldCheckpoint, why 
 	go r.m.do(context.Background(), func(st *state) { st.refuseMap(hc, root[:]) })
 }
 
-// forgetMapAbove lowers the replica's map to cover at most keep records
-// (the replica was cut back to keep), as lowerMapLocked. On a failure the
-// map is cleared before it is next opened (and, should the node stop
-// first, when it is opened after the restart, since it then covers more
-// records than the replica holds).
-func (rs *replicaState) forgetMapAbove(keep uint64) error {
+// cutBack cuts rs's replica (records, head and Merkle tree) back to keep
+// records and lowers its map in the same transaction: the map's committed
+// version becomes the newest version it keeps not above keep, or 0
+// (vmap.BadgerStore.LowerCommittedTxn); then what the map held above is
+// dropped (lowerMapLocked). rs.mu is held throughout, so nothing uses the
+// map in between, and a crash in between leaves a map that Open finishes
+// lowering. On a failure to drop, the map is cleared before it is next
+// opened; that error is *mapNotLowered.
+func (rs *replicaState) cutBack(ctx context.Context, keep uint64) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if err := rs.truncateLocked(ctx, keep); err != nil {
+		return err
+	}
 	if keep < rs.brokenAt {
 		rs.brokenAt = 0 // the record is gone; its successor is checked again
 	}
 	if err := rs.lowerMapLocked(keep); err != nil {
 		rs.rmap.lm, rs.rmap.clear = nil, true
-		return fmt.Errorf("lowering the map of the replica of %s to %d records: %w", rs.origin, keep, err)
+		return &mapNotLowered{fmt.Errorf("lowering the map of the replica of %s to %d records: %w", rs.origin, keep, err)}
 	}
 	return nil
 }
+
+// truncateLocked is cutBack's transaction: the replica's records, head and
+// tree cut back to keep, and its map's committed version lowered with
+// them; rs.mu held.
+func (rs *replicaState) truncateLocked(ctx context.Context, keep uint64) error {
+	var kept []uint64
+	if rs.rmap.lm != nil {
+		kept = rs.rmap.lm.Tree().Versions()
+	}
+	store := vmap.NewBadgerStore(rs.rmap.db, rs.rmap.prefix)
+	err := rs.rep.Truncate(ctx, keep, func(txn *badger.Txn) error {
+		if err := rs.tree.TruncateTxn(txn, keep); err != nil {
+			return err
+		}
+		_, err := store.LowerCommittedTxn(txn, keep, kept)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cutting the replica back to %d records: %w", keep, err)
+	}
+	return nil
+}
+
+// mapNotLowered is cutBack's error when the replica was cut back but what
+// its map held above was not dropped: the map is cleared when next opened.
+type mapNotLowered struct{ err error }
+
+func (e *mapNotLowered) Error() string { return e.err.Error() }
+func (e *mapNotLowered) Unwrap() error { return e.err }
 
 // bySize orders checkpoints by size, so that a replica's map only advances
 // while it verifies them.

@@ -174,14 +174,10 @@ func openedSize(t *testing.T, rs *replicaState) uint64 {
 	return rs.rmap.lm.Size()
 }
 
-// cutBackTo truncates rs's replica to keep records (and its Merkle tree)
-// and lowers its map, as cutBack does.
+// cutBackTo cuts rs's replica back to keep records, its map with it.
 func cutBackTo(t *testing.T, rs *replicaState, keep uint64) {
 	t.Helper()
-	if err := rs.rep.Truncate(context.Background(), keep, func(txn *badger.Txn) error { return rs.tree.TruncateTxn(txn, keep) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := rs.forgetMapAbove(keep); err != nil {
+	if err := rs.cutBack(context.Background(), keep); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -259,8 +255,10 @@ func TestAReplicasMapIsKeptInTheDatabaseAndReopenedAfterARestart(t *testing.T) {
 // it keeps below the cut, or clears it, leaving no key behind (not even
 // bucket versions an older Forget kept, which would show through a later
 // version); the map of the records appended since is the right one, also
-// after a restart, and a map found above the replica after a restart (the
-// node stopped between the cut and the map's) is cleared.
+// after a restart; the cut-back's own transaction lowers the map's
+// committed version, so a node stopped just after it reopens the map at
+// the kept version, and a map found above the replica after a restart (a
+// cut-back that did not lower it) is cleared.
 func TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack(t *testing.T) {
 	dir := t.TempDir()
 	const origin = "testnet/node1"
@@ -306,6 +304,31 @@ func TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack(t *testing.T) {
 	if got := openedSize(t, rs); got != 0 {
 		t.Fatalf("a map above the replica after a restart covers %d records once opened, want 0", got)
 	}
+	checkRoot(t, rs, 30)
+
+	// The node stopped just after the cut-back's transaction: the map's
+	// committed version went down with the records, to the newest version
+	// it kept below the cut (24 of 24, 26, 28, 30), so it reopens there
+	// rather than from nothing, and follows to the same roots.
+	for size := uint64(24); size <= 30; size += 2 {
+		checkRoot(t, rs, size)
+	}
+	rs.mu.Lock()
+	err := rs.truncateLocked(context.Background(), 25)
+	rs.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMapTestLog(t, dir, "testnet/node0")
+	t.Cleanup(func() { l.Close() })
+	rs = mapTestState(t, l, origin)
+	if got := openedSize(t, rs); got != 24 {
+		t.Fatalf("stopped after the cut-back to 25, the map reopens at %d records, want the kept 24", got)
+	}
+	appendNamed(t, rs, 25, 5, "e")
 	checkRoot(t, rs, 30)
 
 	// And once more after a clean restart, from the committed version.

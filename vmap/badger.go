@@ -785,6 +785,35 @@ func (s *BadgerStore) Clear() error {
 // clearChunk is how many keys Clear lists and deletes at a time.
 const clearChunk = 10000
 
+// LowerCommittedTxn lowers the committed version in txn, a transaction of
+// the caller's that cuts back the records the map covers to size, so that
+// the map is cut back with them: if the committed version is above size,
+// it becomes the newest of kept (versions the open Tree keeps, Versions)
+// not above size, or 0 if there is none. It returns the committed version
+// txn leaves. What the Saves above it wrote stays until DiscardAbove (or,
+// at 0, Clear) drops it, which Open does after a crash; no Tree may use
+// the store from then on, and its index is forgotten.
+func (s *BadgerStore) LowerCommittedTxn(txn *badger.Txn, size uint64, kept []uint64) (uint64, error) {
+	c, err := s.readCommitted(txn)
+	if err != nil {
+		return 0, fmt.Errorf("vmap: reading the committed version: %w", err)
+	}
+	if c <= size {
+		return c, nil
+	}
+	var v uint64
+	for _, k := range kept {
+		if k <= size && k > v {
+			v = k
+		}
+	}
+	s.forgetIndex()
+	if err := txn.Set(s.committedKey(), binary.BigEndian.AppendUint64(nil, v)); err != nil {
+		return 0, fmt.Errorf("vmap: lowering the committed version to %d: %w", v, err)
+	}
+	return v, nil
+}
+
 // DiscardAbove deletes what Saves above version wrote, complete or not,
 // and lowers the committed version to version if it is above; OpenTree
 // requires that the store hold nothing above the version it opens. Open
