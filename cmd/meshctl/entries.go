@@ -203,6 +203,8 @@ func (g *getOptions) fetch(cmd *cobra.Command, opts *globalOptions, keys *getVer
 		what = "getting account " + fmt.Sprintf("%q", g.account)
 	}
 	switch {
+	case keys != nil && g.all && g.account == "":
+		return g.fetchEveryOriginHistory(cmd.Context(), c, keys, req, what)
 	case keys != nil && g.all:
 		return g.fetchHistory(cmd.Context(), c, keys, req, what)
 	case keys != nil && g.proofOut != "":

@@ -443,23 +443,37 @@ func (g *getOptions) fetchHistory(ctx context.Context, c *portalClient, keys *ge
 		return itemsOf(resp), []getVerification{{Failed: err.Error()}}, nil
 	}
 	req.Round = cert.checkpoint.Round
+	pages, err := historyPages(ctx, c, req, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pagesItems(pages), []getVerification{verifyHistory(keys, cert, g.query(), pages, time.Now())}, nil
+}
+
+// historyPages asks req, a Multiple Get, for every page (at most
+// maxHistoryPages and one more, which verifyHistory refuses).
+func historyPages(ctx context.Context, c *portalClient, req *portal.GetRequest, what string) ([]*portal.GetResponse, error) {
 	var pages []*portal.GetResponse
 	for {
-		if resp, err = getProved(ctx, c, req, what); err != nil {
-			return nil, nil, err
+		resp, err := getProved(ctx, c, req, what)
+		if err != nil {
+			return nil, err
 		}
 		pages = append(pages, resp)
 		if resp.PageKey == "" || len(pages) > maxHistoryPages {
-			break
+			return pages, nil
 		}
 		req.SearchConstraints = &portal.SearchConstraints{PageKey: resp.PageKey}
 	}
-	q := g.query()
+}
+
+// pagesItems inspects the items of every page, in order.
+func pagesItems(pages []*portal.GetResponse) []getItem {
 	var items []getItem
 	for _, p := range pages {
 		items = append(items, itemsOf(p)...)
 	}
-	return items, []getVerification{verifyHistory(keys, cert, q, pages, time.Now())}, nil
+	return items
 }
 
 // maxHistoryPages bounds the pages of one history.
@@ -493,7 +507,9 @@ func verifyHistory(keys *getVerifier, c certified, q latestQuery, pages []*porta
 		v.Failed = err.Error()
 		return v
 	}
-	v.Proved = append(v.Proved, fmt.Sprintf("the %d versions served are every record that set the name, in log order: their history chain is the certified map value's", len(all)))
+	if len(all) > 0 { // else verifyLatest proved the name absent
+		v.Proved = append(v.Proved, fmt.Sprintf("the %d versions served are every record that set the name, in log order: their history chain is the certified map value's", len(all)))
+	}
 	return v
 }
 

@@ -129,3 +129,118 @@ func TestGetVerifyByIdentifierProvesEveryMembersLog(t *testing.T) {
 		t.Errorf("a Get by account naming an origin: %v, want a ClientBadRequest saying Origin is for identifiers", err)
 	}
 }
+
+// everyOriginHistories asks node i for id's history in every member's log
+// until every history proves it and the summary says want, and returns
+// the histories, their certificate and the origins.
+func everyOriginHistories(t *testing.T, net *auditNet, keys *getVerifier, i int, id, want string) (map[string][]*portal.GetResponse, certified, []string) {
+	t.Helper()
+	pc, err := client.New(net.PortalURL(i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &portalClient{Client: pc, url: net.PortalURL(i)}
+	origins := memberOrigins(keys)
+	q := latestQuery{id: id}
+	var histories map[string][]*portal.GetResponse
+	var cert *certified
+	var last []getVerification
+	err = testnet.WaitFor(t.Context(), 40*time.Second, "histories that prove "+want, func() bool {
+		req := &portal.GetRequest{Identifier: id, Full: true, Multiple: true, Origin: origins[0]}
+		if _, cert, err = askCertified(t.Context(), c, keys, req, "get"); err != nil || cert == nil {
+			return false
+		}
+		histories, _, _ = askEveryOriginHistory(t.Context(), c, keys, &portal.GetRequest{Identifier: id, Full: true}, cert.proof, origins)
+		last = verifyEveryOriginHistory(keys, cert.proof, origins, q, histories, nil, time.Now())
+		for _, v := range last {
+			if v.Failed != "" {
+				return false
+			}
+		}
+		return strings.Contains(strings.Join(last[len(last)-1].Proved, "\n"), want)
+	})
+	if err != nil {
+		t.Fatalf("node %d: %v; last: %+v", i, err, last)
+	}
+	return histories, *cert, origins
+}
+
+// TestGetAllVerifyByIdentifierProvesEveryMembersHistory: 'get --id X
+// --all --verify' proves X's complete history in every member's log under
+// one certificate. A profile with two versions published at node 1, asked
+// at node 0, is proved to have both in node 1's log and to be absent from
+// every other member's log; histories that leave node 1's log out, or
+// give another log's history in a log's place, are refused.
+func TestGetAllVerifyByIdentifierProvesEveryMembersHistory(t *testing.T) {
+	net := startAuditNet(t)
+	keys, err := newGetVerifier(net.fedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err := client.New(net.PortalURL(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := newVersionedProfile(t)
+	id := bob.key.Public().UDF().String()
+	account := net.Account(1, "bob")
+	t0 := time.Now().UTC().Truncate(time.Second)
+	if _, err := testnet.CreateAccountWith(t.Context(), c1, account, bob.version(t, t0), bob.key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.Publish(t.Context(), &portal.PublishRequest{Entry: bob.version(t, t0.Add(time.Second)), AccountID: account}); err != nil {
+		t.Fatal(err)
+	}
+	histories, cert, origins := everyOriginHistories(t, net, keys, 0, id, id+" has 2 versions in testnet/node1's log")
+	q := latestQuery{id: id}
+
+	refused := func(name string, histories map[string][]*portal.GetResponse, words string) {
+		t.Helper()
+		checks := verifyEveryOriginHistory(keys, cert.proof, origins, q, histories, nil, time.Now())
+		var failed []string
+		for _, v := range checks {
+			if v.Failed != "" {
+				failed = append(failed, v.Failed)
+			}
+		}
+		switch all := strings.Join(failed, "\n"); {
+		case len(failed) == 0:
+			t.Errorf("%s was proved: %+v", name, checks)
+		case !strings.Contains(all, words):
+			t.Errorf("%s: refused saying %q, want it to say %q", name, all, words)
+		}
+	}
+	copied := func(except string) map[string][]*portal.GetResponse {
+		m := make(map[string][]*portal.GetResponse)
+		for o, pages := range histories {
+			if o == except {
+				continue
+			}
+			for _, p := range pages {
+				m[o] = append(m[o], copyAnswer(t, p))
+			}
+		}
+		return m
+	}
+	refused("the histories without node 1's log", copied("testnet/node1"), "in testnet/node1's log: no answer about "+id)
+	swapped := copied("")
+	swapped["testnet/node1"] = copied("")["testnet/node0"]
+	refused("node 0's empty history in place of node 1's", swapped, "not under testnet/node1's certified checkpoint")
+	swapped = copied("")
+	swapped["testnet/node2"] = copied("")["testnet/node1"]
+	refused("node 1's history in place of node 2's", swapped, "not under testnet/node2's certified checkpoint")
+
+	u := &user{t: t, home: t.TempDir(), portal: net.PortalURL(0)}
+	out := u.ok("get", "--id", id, "--all", "--verify", "--federation", net.fedPath)
+	for _, want := range []string{
+		"the 2 versions served are every record that set the name",
+		"testnet/node1's log holds 2 versions of " + id,
+		id + " is absent from testnet/node0's log",
+		id + " is absent from testnet/node3's log",
+		id + " has 2 versions in testnet/node1's log (each log's complete history is proved above) and is absent from the other 3 members' logs, as of round",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get --id --all --verify of bob's profile asking node 0 does not say %q:\n%s", want, out)
+		}
+	}
+}
