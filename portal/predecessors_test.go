@@ -47,7 +47,8 @@ func signedHistory(t *testing.T, signers string) (source, []log.Record) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		payload, err := MarshalPortalEntry(&PortalEntry{Transaction: TxPublish, Type: p.TypeName(), Entry: raw})
+		payload, err := MarshalPortalEntry(&PortalEntry{Transaction: TxPublish, Type: p.TypeName(), Entry: raw,
+			Signer: key.Public().UDF().String(), OfflineKey: id}) // as the portal writes them
 		if err != nil {
 			t.Fatal(err)
 		}
