@@ -133,8 +133,9 @@ none) under a checkpoint that a quorum of the federation certified at most two
 rounds ago, asking other members for a newer certificate when needed: an
 account at its home member (the member serving its domain), an identifier alone
 in every member's log. It says what it proved, and exits 1 if anything could not
-be proved. With --all it proves the complete history; --proof-out FILE writes
-what was proved for 'meshctl verify-proof'.`,
+be proved. With --all it proves the complete history (of an identifier alone, in
+every member's log, or its absence from it); --proof-out FILE writes what was
+proved for 'meshctl verify-proof'.`,
 		Args:    exactArgs(0, "no arguments (use --id or --account)"),
 		PreRunE: accountFlags("account"),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return g.run(cmd, opts) },

@@ -428,7 +428,10 @@ func newerCertificate(ctx context.Context, keys *getVerifier, req *portal.GetReq
 // the complete history: like fetchLatest it takes the certificate of the
 // first answer and asks every page under its round, then checks that the
 // versions served are exactly the records the certified map value counts,
-// in order (its count and history chain).
+// in order (its count and history chain). An account's history is asked
+// of its home member; an identifier's is proved in the one log the portal
+// answers from, as 'meshctl monitor --id' reads it ('get --id --all
+// --verify' proves it in every member's log: fetchEveryOriginHistory).
 func (g *getOptions) fetchHistory(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
 	c, err := homeClient(keys, g.account, c)
 	if err != nil {
