@@ -71,7 +71,8 @@ identifier or of the account with its member, index and signer: a version
 another member logs, signed by a key not in the keystore, is an ALERT too. At
 most 65536 records of one log are read per run; the state file keeps the
 progress, so a large log is read over several runs. A member that cannot be
-read is a warning; one whose entries do not verify is an ALERT.
+read is read from another member's replica of its log instead, and is a
+warning if no copy can be read; one whose entries do not verify is an ALERT.
 
 --watch runs again every --interval (default the federation's round) and
 prints alerts as they come, until interrupted.`,

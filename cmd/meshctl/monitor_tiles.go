@@ -105,12 +105,12 @@ func scanLogs(ctx context.Context, w io.Writer, keys *getVerifier, cert *audit.C
 			continue
 		}
 		to := min(cp.Size, from+maxMonitorEntries)
-		n, err := scanMemberLog(ctx, w, m.HTTP, cp, from, to, t)
+		n, via, err := scanOriginLog(ctx, w, keys, m.Origin, m.HTTP, cp, from, to, t)
 		alerts += n
 		var down *memberDownError
 		switch {
 		case errors.As(err, &down):
-			fmt.Fprintf(w, "warning: %s's log could not be read from %s: %v\n", m.Origin, m.HTTP, down.err)
+			fmt.Fprintf(w, "warning: %s's log could not be read from %s nor from another member's replica: %v\n", m.Origin, m.HTTP, down.err)
 			continue
 		case err != nil:
 			alerts++
@@ -123,10 +123,38 @@ func scanLogs(ctx context.Context, w io.Writer, keys *getVerifier, cert *audit.C
 		if to < cp.Size {
 			more = fmt.Sprintf("; %d more next run", cp.Size-to)
 		}
-		fmt.Fprintf(w, "%s's log: read records %d to %d of its checkpoint at size %d certified in round %d, through tlog-tiles%s\n",
-			m.Origin, from, to-1, cp.Size, round, more)
+		fmt.Fprintf(w, "%s's log: read records %d to %d of its checkpoint at size %d certified in round %d, through tlog-tiles%s%s\n",
+			m.Origin, from, to-1, cp.Size, round, via, more)
 	}
 	return alerts
+}
+
+// scanOriginLog reads origin's log (scanMemberLog) from its own member at
+// base, or, if that member cannot be read, from the replica of it that
+// another member serves (/replica/<origin>/), verified against the same
+// certified checkpoint: a member that withholds its tiles does not hide
+// its records. A replica that cannot be read, or that does not verify (it
+// may lag or be under repair), is a warning and the next one is tried. It
+// returns the alerts, " from <member>'s replica" when one was read, and
+// the error of the member's own log if no copy could be read.
+func scanOriginLog(ctx context.Context, w io.Writer, keys *getVerifier, origin, base string, cp audit.Checkpoint, from, to uint64, t monitorTarget) (int, string, error) {
+	alerts, err := scanMemberLog(ctx, w, base, cp, from, to, t)
+	var down *memberDownError
+	if !errors.As(err, &down) {
+		return alerts, "", err
+	}
+	for _, o := range keys.fed.Members {
+		if o.Origin == origin || o.HTTP == "" {
+			continue
+		}
+		n, rerr := scanMemberLog(ctx, w, strings.TrimSuffix(o.HTTP, "/")+"/replica/"+origin+"/", cp, from, to, t)
+		alerts += n
+		if rerr == nil {
+			return alerts, fmt.Sprintf(" from %s's replica (%s did not answer)", o.Origin, origin), nil
+		}
+		fmt.Fprintf(w, "warning: %s's replica of %s's log: %v\n", o.Origin, origin, rerr)
+	}
+	return alerts, "", err
 }
 
 // memberDownError is a member's log that could not be fetched, as opposed
