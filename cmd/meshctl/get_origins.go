@@ -21,43 +21,59 @@ import (
 // origin's map proves it.
 
 // fetchEveryOrigin is fetchLatest for a lookup by identifier alone: it
-// takes a certificate as askCertified does (asking about the first
-// member's origin), then asks c for the identifier in every member's log
-// under that origin's checkpoint in the same certificate, waiting a round
-// (at most freshRounds times) when a log's latest version is younger than
-// the certificate.
+// asks c for the identifier in every member's log under that origin's
+// checkpoint in one certificate (underOneCertificate).
 func (g *getOptions) fetchEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
+	var (
+		answers map[string]*portal.GetResponse
+		why     map[string]string
+	)
+	origins, proof, items, failed, err := underOneCertificate(ctx, c, keys, req, what, func(p *portal.CertificateProof, origins []string) bool {
+		var late bool
+		answers, why, late = askEveryOrigin(ctx, c, keys, req, p, origins)
+		return late
+	})
+	if err != nil || failed != nil {
+		return items, failed, err
+	}
+	for _, o := range origins {
+		if answers[o] != nil {
+			items = append(items, itemsOf(answers[o])...)
+		}
+	}
+	return items, verifyEveryOrigin(keys, proof, origins, g.query(), answers, why, time.Now()), nil
+}
+
+// underOneCertificate takes a certificate as askCertified does (asking
+// about the first member origin of the federation file) and runs ask with
+// its proof and every member origin, again a round later (at most
+// freshRounds times) while ask says some log's latest version is younger
+// than the certificate or not verified by the portal yet. Without a
+// certificate it returns the first answer's items and a failed
+// verification saying so.
+func underOneCertificate(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string, ask func(*portal.CertificateProof, []string) (late bool)) ([]string, *portal.CertificateProof, []getItem, []getVerification, error) {
 	origins := memberOrigins(keys)
 	if len(origins) == 0 {
-		return nil, []getVerification{{Failed: "the federation file lists no member origins"}}, nil
+		return nil, nil, nil, []getVerification{{Failed: "the federation file lists no member origins"}}, nil
 	}
-	q := g.query()
 	for attempt := 0; ; attempt++ {
 		first := *req
 		first.Origin = origins[0]
 		resp, cert, err := askCertified(ctx, c, keys, &first, what)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if cert == nil {
-			return itemsOf(resp), []getVerification{{Failed: "the answer carries no certificate that verifies"}}, nil
+			return nil, nil, itemsOf(resp), []getVerification{{Failed: "the answer carries no certificate that verifies"}}, nil
 		}
-		answers, why, late := askEveryOrigin(ctx, c, keys, req, cert.proof, origins)
-		if late && attempt < freshRounds {
-			select {
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			case <-time.After(keys.period):
-			}
-			continue
+		if !ask(cert.proof, origins) || attempt >= freshRounds {
+			return origins, cert.proof, nil, nil, nil
 		}
-		var items []getItem
-		for _, o := range origins {
-			if answers[o] != nil {
-				items = append(items, itemsOf(answers[o])...)
-			}
+		select {
+		case <-ctx.Done():
+			return nil, nil, nil, nil, ctx.Err()
+		case <-time.After(keys.period):
 		}
-		return items, verifyEveryOrigin(keys, cert.proof, origins, q, answers, why, time.Now()), nil
 	}
 }
 

@@ -19,42 +19,26 @@ import (
 // history, or X's absence from it, is proved.
 
 // fetchEveryOriginHistory is fetchHistory for a lookup by identifier
-// alone: it takes a certificate as fetchEveryOrigin does, then asks c for
-// every page of the identifier's history in every member's log under that
-// origin's checkpoint in the same certificate, waiting a round (at most
-// freshRounds times) when a log's latest version is younger than the
-// certificate.
+// alone: it asks c for every page of the identifier's history in every
+// member's log under that origin's checkpoint in one certificate
+// (underOneCertificate).
 func (g *getOptions) fetchEveryOriginHistory(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
-	origins := memberOrigins(keys)
-	if len(origins) == 0 {
-		return nil, []getVerification{{Failed: "the federation file lists no member origins"}}, nil
+	var (
+		histories map[string][]*portal.GetResponse
+		why       map[string]string
+	)
+	origins, proof, items, failed, err := underOneCertificate(ctx, c, keys, req, what, func(p *portal.CertificateProof, origins []string) bool {
+		var late bool
+		histories, why, late = askEveryOriginHistory(ctx, c, keys, req, p, origins)
+		return late
+	})
+	if err != nil || failed != nil {
+		return items, failed, err
 	}
-	q := g.query()
-	for attempt := 0; ; attempt++ {
-		first := *req
-		first.Origin = origins[0]
-		resp, cert, err := askCertified(ctx, c, keys, &first, what)
-		if err != nil {
-			return nil, nil, err
-		}
-		if cert == nil {
-			return itemsOf(resp), []getVerification{{Failed: "the answer carries no certificate that verifies"}}, nil
-		}
-		histories, why, late := askEveryOriginHistory(ctx, c, keys, req, cert.proof, origins)
-		if late && attempt < freshRounds {
-			select {
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			case <-time.After(keys.period):
-			}
-			continue
-		}
-		var items []getItem
-		for _, o := range origins {
-			items = append(items, pagesItems(histories[o])...)
-		}
-		return items, verifyEveryOriginHistory(keys, cert.proof, origins, q, histories, why, time.Now()), nil
+	for _, o := range origins {
+		items = append(items, pagesItems(histories[o])...)
 	}
+	return items, verifyEveryOriginHistory(keys, proof, origins, g.query(), histories, why, time.Now()), nil
 }
 
 // askEveryOriginHistory asks c for every page of req's identifier's

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/intermesh/intermesh/audit"
 	"github.com/intermesh/intermesh/config"
-	"github.com/intermesh/intermesh/log"
-	"github.com/intermesh/intermesh/portal"
 )
 
 // TestScanLogsReadsADownMembersLogFromAReplica: a member that does not
@@ -21,21 +18,7 @@ import (
 // verified against the same certified checkpoint; a replica that does not
 // verify is a warning, and the next member's is read.
 func TestScanLogsReadsADownMembersLogFromAReplica(t *testing.T) {
-	payload, err := portal.MarshalPortalEntry(&portal.PortalEntry{Transaction: portal.TxPublish})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaves := func(id string) [][]byte {
-		var out [][]byte
-		for i := range 3 {
-			r := log.Record{Seq: uint64(i), Kind: portal.KindProfile, Identifier: fmt.Sprintf("OTHER-%d", i), Payload: payload}
-			if i == 1 {
-				r.Identifier = id
-			}
-			out = append(out, r.MarshalLeaf())
-		}
-		return out
-	}
+	leaves := func(id string) [][]byte { return threeLeaves(t, id) }
 	// replicaOf serves the log at base under /replica/down/.
 	replicaOf := func(base string) string {
 		u, err := url.Parse(base)

@@ -171,21 +171,7 @@ func forgedVersion(t *testing.T, u *user, id string, forger *mesh.PrivateKey, wh
 // the others are still read, and a record of the monitored identifier
 // without a signed entry is an ALERT.
 func TestScanLogsWarnsOfADownMemberAndAlertsOnALiar(t *testing.T) {
-	payload, err := portal.MarshalPortalEntry(&portal.PortalEntry{Transaction: portal.TxPublish})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaves := func(id string) [][]byte {
-		var out [][]byte
-		for i := range 3 {
-			r := log.Record{Seq: uint64(i), Kind: portal.KindProfile, Identifier: fmt.Sprintf("OTHER-%d", i), Payload: payload}
-			if i == 1 {
-				r.Identifier = id
-			}
-			out = append(out, r.MarshalLeaf())
-		}
-		return out
-	}
+	leaves := func(id string) [][]byte { return threeLeaves(t, id) }
 	good, root := tileServer(t, leaves("MID"))
 	liar, _ := tileServer(t, leaves("SOMEONE-ELSE"))
 	down := httptest.NewServer(http.NotFoundHandler())
@@ -212,6 +198,25 @@ func TestScanLogsWarnsOfADownMemberAndAlertsOnALiar(t *testing.T) {
 	if alerts != 2 || st.Logs["down"] != 1 || st.Logs["good"] != 3 || st.Logs["liar"] != 0 {
 		t.Errorf("%d alerts (want 2), progress %v (want down 1, good 3, liar 0)", alerts, st.Logs)
 	}
+}
+
+// threeLeaves are the leaves of a log of three Profile records whose
+// second names id and carries no signed entry.
+func threeLeaves(t *testing.T, id string) [][]byte {
+	t.Helper()
+	payload, err := portal.MarshalPortalEntry(&portal.PortalEntry{Transaction: portal.TxPublish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for i := range 3 {
+		r := log.Record{Seq: uint64(i), Kind: portal.KindProfile, Identifier: fmt.Sprintf("OTHER-%d", i), Payload: payload}
+		if i == 1 {
+			r.Identifier = id
+		}
+		out = append(out, r.MarshalLeaf())
+	}
+	return out
 }
 
 // tileServer serves leaves as a tlog-tiles log and returns its URL and
