@@ -168,7 +168,7 @@ func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOpti
 // keystore's profile of --account) and of the account; it returns the
 // alerts. Without a verified certificate nothing is read: a warning.
 func (m *monitorOptions) scanMembers(ctx context.Context, w io.Writer, opts *globalOptions, c *portalClient, keys *getVerifier, st *monitorState, items []getItem, mine map[string]bool) int {
-	t := monitorTarget{ids: map[string]bool{}, mine: mine}
+	t := monitorTarget{ids: map[string]bool{}, mine: mine, quiet: m.watch}
 	if m.id != "" {
 		t.ids[m.id] = true
 	}

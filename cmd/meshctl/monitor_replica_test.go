@@ -52,4 +52,12 @@ func TestScanLogsReadsADownMembersLogFromAReplica(t *testing.T) {
 	if alerts != 1 || st.Logs["down"] != 3 {
 		t.Errorf("%d alerts (want 1: the record without a signed entry), progress %v (want down 3)", alerts, st.Logs)
 	}
+	// Run again: a log with nothing new is a line, except under --watch.
+	for _, quiet := range []bool{false, true} {
+		out.Reset()
+		scanLogs(t.Context(), &out, keys, cert, 7, st, monitorTarget{ids: map[string]bool{"MID": true}, mine: map[string]bool{}, quiet: quiet})
+		if said := strings.Contains(out.String(), "down's log: nothing new"); said == quiet {
+			t.Errorf("quiet %v: the second scan said:\n%s", quiet, out.String())
+		}
+	}
 }

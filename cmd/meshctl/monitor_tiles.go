@@ -38,6 +38,9 @@ type monitorTarget struct {
 	ids     map[string]bool
 	account string
 	mine    map[string]bool
+	// quiet leaves out the line of a log with nothing new (--watch, where
+	// it would repeat every round).
+	quiet bool
 }
 
 // matches reports whether rec is a version of the target's profile or a
@@ -101,6 +104,9 @@ func scanLogs(ctx context.Context, w io.Writer, keys *getVerifier, cert *audit.C
 		from := st.Logs[m.Origin]
 		if cp.Size <= from {
 			st.Logs[m.Origin] = from
+			if t.quiet {
+				continue
+			}
 			fmt.Fprintf(w, "%s's log: nothing new (read up to %d, certified size %d in round %d)\n", m.Origin, from, cp.Size, round)
 			continue
 		}
