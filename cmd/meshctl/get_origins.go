@@ -88,12 +88,26 @@ func memberOrigins(keys *getVerifier) []string {
 }
 
 // askEveryOrigin asks c for req's identifier in the log of each origin,
-// under that origin's checkpoint in the certificate proof. It returns the
-// answers by origin, why an origin has none, and whether to ask again a
-// round later: some log's latest version is younger than its certified
-// checkpoint, or the portal has not verified that checkpoint yet.
+// under that origin's checkpoint in the certificate proof (askOrigins).
 func askEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, proof *portal.CertificateProof, origins []string) (map[string]*portal.GetResponse, map[string]string, bool) {
-	answers := make(map[string]*portal.GetResponse)
+	return askOrigins(keys, proof, origins, func(o string, cert certified) (*portal.GetResponse, bool, error) {
+		r := *req
+		r.Origin, r.Round = o, cert.checkpoint.Round
+		resp, err := getProved(ctx, c, &r, "getting "+req.Identifier+" from "+o+"'s log")
+		if err != nil {
+			return nil, false, err
+		}
+		return resp, newerThan(resp, cert.checkpoint.Size), nil
+	})
+}
+
+// askOrigins runs ask for each origin under that origin's checkpoint in
+// the certificate proof, and returns the answers by origin, why an origin
+// has none, and whether to ask again a round later: some log's latest
+// version is younger than its certified checkpoint (ask says so), or the
+// portal has not verified that checkpoint yet (it answers NotFound).
+func askOrigins[T any](keys *getVerifier, proof *portal.CertificateProof, origins []string, ask func(origin string, cert certified) (T, bool, error)) (map[string]T, map[string]string, bool) {
+	answers := make(map[string]T)
 	why := make(map[string]string)
 	late := false
 	for _, o := range origins {
@@ -102,17 +116,15 @@ func askEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req
 			why[o] = err.Error()
 			continue
 		}
-		r := *req
-		r.Origin, r.Round = o, cert.checkpoint.Round
-		resp, err := getProved(ctx, c, &r, "getting "+req.Identifier+" from "+o+"'s log")
+		a, newer, err := ask(o, cert)
 		if err != nil {
 			why[o] = err.Error()
 			var pe *portal.Error
 			late = late || (errors.As(err, &pe) && pe.Status == portal.NotFound) // its replica has not verified that round yet
 			continue
 		}
-		answers[o] = resp
-		late = late || newerThan(resp, cert.checkpoint.Size)
+		answers[o] = a
+		late = late || newer
 	}
 	return answers, why, late
 }
@@ -151,21 +163,29 @@ func verifyEveryOrigin(keys *getVerifier, proof *portal.CertificateProof, origin
 // verifyOrigin proves one origin's answer (nil: none, for the reason
 // why) under that origin's checkpoint in the certificate proof.
 func verifyOrigin(keys *getVerifier, proof *portal.CertificateProof, origin string, q latestQuery, resp *portal.GetResponse, why string, now time.Time) (certified, getVerification, error) {
-	c, err := certifiedAt(keys, proof, origin)
+	c, err := originAnswered(keys, proof, origin, q.id, resp != nil, why)
 	if err != nil {
 		return c, getVerification{}, err
-	}
-	if resp == nil {
-		if why == "" {
-			why = "the portal left it out"
-		}
-		return c, getVerification{}, fmt.Errorf("no answer about %s: %s", q.id, why)
 	}
 	v := verifyLatest(keys, c, q, resp, now)
 	if v.Failed != "" {
 		return c, v, errors.New(v.Failed)
 	}
 	return c, v, nil
+}
+
+// originAnswered returns origin's checkpoint in the certificate proof, or
+// why origin's answer cannot be proved: the certificate has no checkpoint
+// of it, or no answer came (why says what happened instead).
+func originAnswered(keys *getVerifier, proof *portal.CertificateProof, origin, id string, answered bool, why string) (certified, error) {
+	c, err := certifiedAt(keys, proof, origin)
+	if err != nil || answered {
+		return c, err
+	}
+	if why == "" {
+		why = "the portal left it out"
+	}
+	return c, fmt.Errorf("no answer about %s: %s", id, why)
 }
 
 // everyOriginSummary says what the answers of every origin prove

@@ -43,33 +43,21 @@ func (g *getOptions) fetchEveryOriginHistory(ctx context.Context, c *portalClien
 
 // askEveryOriginHistory asks c for every page of req's identifier's
 // history in the log of each origin, under that origin's checkpoint in the
-// certificate proof. It returns the pages by origin, why an origin has
-// none, and whether to ask again a round later, as askEveryOrigin does.
+// certificate proof (askOrigins).
 func askEveryOriginHistory(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, proof *portal.CertificateProof, origins []string) (map[string][]*portal.GetResponse, map[string]string, bool) {
-	histories := make(map[string][]*portal.GetResponse)
-	why := make(map[string]string)
-	late := false
-	for _, o := range origins {
-		cert, err := certifiedAt(keys, proof, o)
-		if err != nil {
-			why[o] = err.Error()
-			continue
-		}
+	return askOrigins(keys, proof, origins, func(o string, cert certified) ([]*portal.GetResponse, bool, error) {
 		r := *req
 		r.Origin, r.Round, r.Multiple = o, cert.checkpoint.Round, true
 		pages, err := historyPages(ctx, c, &r, "getting the history of "+req.Identifier+" from "+o+"'s log")
 		if err != nil {
-			why[o] = err.Error()
-			var pe *portal.Error
-			late = late || (errors.As(err, &pe) && pe.Status == portal.NotFound) // its replica has not verified that round yet
-			continue
+			return nil, false, err
 		}
-		histories[o] = pages
+		newer := false
 		for _, p := range pages {
-			late = late || newerThan(p, cert.checkpoint.Size)
+			newer = newer || newerThan(p, cert.checkpoint.Size)
 		}
-	}
-	return histories, why, late
+		return pages, newer, nil
+	})
 }
 
 // verifyEveryOriginHistory proves what histories, every page of one
@@ -108,15 +96,9 @@ func verifyEveryOriginHistory(keys *getVerifier, proof *portal.CertificateProof,
 // reason why) under that origin's checkpoint in the certificate proof,
 // and returns how many versions it holds.
 func verifyOriginHistory(keys *getVerifier, proof *portal.CertificateProof, origin string, q latestQuery, pages []*portal.GetResponse, why string, now time.Time) (certified, getVerification, int, error) {
-	c, err := certifiedAt(keys, proof, origin)
+	c, err := originAnswered(keys, proof, origin, q.id, len(pages) > 0, why)
 	if err != nil {
 		return c, getVerification{}, 0, err
-	}
-	if len(pages) == 0 {
-		if why == "" {
-			why = "the portal left it out"
-		}
-		return c, getVerification{}, 0, fmt.Errorf("no answer about %s: %s", q.id, why)
 	}
 	v := verifyHistory(keys, c, q, pages, now)
 	if v.Failed != "" {
