@@ -174,6 +174,18 @@ func openedSize(t *testing.T, rs *replicaState) uint64 {
 	return rs.rmap.lm.Size()
 }
 
+// restartMapTest closes l, as a node stopping, and opens the log in dir
+// again with the state of origin's replica.
+func restartMapTest(t *testing.T, l *log.Log, dir, origin string) (*log.Log, *replicaState) {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMapTestLog(t, dir, "testnet/node0")
+	t.Cleanup(func() { l.Close() })
+	return l, mapTestState(t, l, origin)
+}
+
 // cutBackTo cuts rs's replica back to keep records, its map with it.
 func cutBackTo(t *testing.T, rs *replicaState, keep uint64) {
 	t.Helper()
@@ -294,12 +306,7 @@ func TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack(t *testing.T) {
 	if err := rs.rep.Truncate(context.Background(), 10, func(txn *badger.Txn) error { return rs.tree.TruncateTxn(txn, 10) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openMapTestLog(t, dir, "testnet/node0")
-	t.Cleanup(func() { l.Close() })
-	rs = mapTestState(t, l, origin)
+	l, rs = restartMapTest(t, l, dir, origin)
 	appendNamed(t, rs, 10, 20, "d") // before the map is first used
 	if got := openedSize(t, rs); got != 0 {
 		t.Fatalf("a map above the replica after a restart covers %d records once opened, want 0", got)
@@ -319,12 +326,7 @@ func TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openMapTestLog(t, dir, "testnet/node0")
-	t.Cleanup(func() { l.Close() })
-	rs = mapTestState(t, l, origin)
+	l, rs = restartMapTest(t, l, dir, origin)
 	if got := openedSize(t, rs); got != 24 {
 		t.Fatalf("stopped after the cut-back to 25, the map reopens at %d records, want the kept 24", got)
 	}
@@ -332,12 +334,7 @@ func TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack(t *testing.T) {
 	checkRoot(t, rs, 30)
 
 	// And once more after a clean restart, from the committed version.
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openMapTestLog(t, dir, "testnet/node0")
-	t.Cleanup(func() { l.Close() })
-	rs = mapTestState(t, l, origin)
+	l, rs = restartMapTest(t, l, dir, origin)
 	if got := openedSize(t, rs); got != 30 {
 		t.Fatalf("reopened at %d records, want 30", got)
 	}
