@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -16,23 +17,33 @@ import (
 // their certificate and the origins.
 func everyOriginAnswers(t *testing.T, net *auditNet, keys *getVerifier, i int, id, want string) (map[string]*portal.GetResponse, certified, []string) {
 	t.Helper()
+	return provedEveryOrigin(t, net, keys, i, id, want, false, askEveryOrigin, verifyEveryOrigin)
+}
+
+// provedEveryOrigin asks node i, under a certificate it serves, for id in
+// every member's log with ask (the latest, or with multiple the history)
+// until verify proves every answer and its summary says want, and returns
+// the answers, their certificate and the origins.
+func provedEveryOrigin[T any](t *testing.T, net *auditNet, keys *getVerifier, i int, id, want string, multiple bool,
+	ask func(context.Context, *portalClient, *getVerifier, *portal.GetRequest, *portal.CertificateProof, []string) (map[string]T, map[string]string, bool),
+	verify func(*getVerifier, *portal.CertificateProof, []string, latestQuery, map[string]T, map[string]string, time.Time) []getVerification) (map[string]T, certified, []string) {
+	t.Helper()
 	pc, err := client.New(net.PortalURL(i))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &portalClient{Client: pc, url: net.PortalURL(i)}
 	origins := memberOrigins(keys)
-	q := latestQuery{id: id}
-	var answers map[string]*portal.GetResponse
+	var answers map[string]T
 	var cert *certified
 	var last []getVerification
 	err = testnet.WaitFor(t.Context(), 40*time.Second, "answers that prove "+want, func() bool {
-		req := &portal.GetRequest{Identifier: id, Full: true, Origin: origins[0]}
+		req := &portal.GetRequest{Identifier: id, Full: true, Multiple: multiple, Origin: origins[0]}
 		if _, cert, err = askCertified(t.Context(), c, keys, req, "get"); err != nil || cert == nil {
 			return false
 		}
-		answers, _, _ = askEveryOrigin(t.Context(), c, keys, &portal.GetRequest{Identifier: id, Full: true}, cert.proof, origins)
-		last = verifyEveryOrigin(keys, cert.proof, origins, q, answers, nil, time.Now())
+		answers, _, _ = ask(t.Context(), c, keys, &portal.GetRequest{Identifier: id, Full: true}, cert.proof, origins)
+		last = verify(keys, cert.proof, origins, latestQuery{id: id}, answers, nil, time.Now())
 		for _, v := range last {
 			if v.Failed != "" {
 				return false
@@ -135,34 +146,7 @@ func TestGetVerifyByIdentifierProvesEveryMembersLog(t *testing.T) {
 // the histories, their certificate and the origins.
 func everyOriginHistories(t *testing.T, net *auditNet, keys *getVerifier, i int, id, want string) (map[string][]*portal.GetResponse, certified, []string) {
 	t.Helper()
-	pc, err := client.New(net.PortalURL(i))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &portalClient{Client: pc, url: net.PortalURL(i)}
-	origins := memberOrigins(keys)
-	q := latestQuery{id: id}
-	var histories map[string][]*portal.GetResponse
-	var cert *certified
-	var last []getVerification
-	err = testnet.WaitFor(t.Context(), 40*time.Second, "histories that prove "+want, func() bool {
-		req := &portal.GetRequest{Identifier: id, Full: true, Multiple: true, Origin: origins[0]}
-		if _, cert, err = askCertified(t.Context(), c, keys, req, "get"); err != nil || cert == nil {
-			return false
-		}
-		histories, _, _ = askEveryOriginHistory(t.Context(), c, keys, &portal.GetRequest{Identifier: id, Full: true}, cert.proof, origins)
-		last = verifyEveryOriginHistory(keys, cert.proof, origins, q, histories, nil, time.Now())
-		for _, v := range last {
-			if v.Failed != "" {
-				return false
-			}
-		}
-		return strings.Contains(strings.Join(last[len(last)-1].Proved, "\n"), want)
-	})
-	if err != nil {
-		t.Fatalf("node %d: %v; last: %+v", i, err, last)
-	}
-	return histories, *cert, origins
+	return provedEveryOrigin(t, net, keys, i, id, want, true, askEveryOriginHistory, verifyEveryOriginHistory)
 }
 
 // TestGetAllVerifyByIdentifierProvesEveryMembersHistory: 'get --id X
