@@ -334,7 +334,7 @@ func TestAReplicasMapFollowsTheReplicaBackWhenItIsCutBack(t *testing.T) {
 	checkRoot(t, rs, 30)
 
 	// And once more after a clean restart, from the committed version.
-	l, rs = restartMapTest(t, l, dir, origin)
+	_, rs = restartMapTest(t, l, dir, origin)
 	if got := openedSize(t, rs); got != 30 {
 		t.Fatalf("reopened at %d records, want 30", got)
 	}
