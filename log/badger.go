@@ -54,13 +54,12 @@ import (
 //
 // Values up to Badger's default threshold (1 MiB) stay in the LSM tree and
 // its write-ahead log, whose sync error a commit returns. Larger payloads go
-// to the value log, whose sync error Badger v4.9 only logs; reads of them
-// verify Badger's checksum, so a value lost that way reads as ErrCorrupt
-// rather than as wrong data. (So the threshold is not lowered to keep the
-// LSM tree small.)
-func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
+// to the value log, whose sync error Badger v4.9 only logs: the logger
+// (badgerLogger) catches that line and the log's commits fail from then on
+// (see durability), so a write is never acknowledged on a failed sync.
+func badgerOptions(opts Options, logger *slog.Logger, dur *durability) badger.Options {
 	o := badger.DefaultOptions(opts.Dir).
-		WithLogger(badgerLogger{logger}).
+		WithLogger(badgerLogger{logger, dur}).
 		WithMetricsEnabled(false). // Badger's metrics are process-global expvars
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
@@ -96,9 +95,16 @@ func badgerOptions(opts Options, logger *slog.Logger) badger.Options {
 // is not routine: "L0 was stalled for D" (D over a second) says that level 0
 // was full and every write, acknowledgments included, waited for a
 // compaction; it goes out as a warning.
-type badgerLogger struct{ l *slog.Logger }
+type badgerLogger struct {
+	l   *slog.Logger
+	dur *durability // told of every error line; may be nil
+}
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.dur.badgerLogged(f, a)
+	b.log(slog.LevelError, f, a)
+}
+
 func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug-4, f, a) }
 

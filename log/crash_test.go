@@ -57,8 +57,17 @@ func crashWriterOptions(dir string) log.Options {
 }
 
 // TestMain makes this test binary the writer process of TestCrashKillWriter
-// when INTERMESH_CRASH_WRITER names a directory.
+// when INTERMESH_CRASH_WRITER names a directory, and the fault-injecting
+// file system of TestAFailedValueLogSyncFailsTheWrite when
+// INTERMESH_FAULT_FS is set.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(faultFSEnv); spec != "" {
+		if err := runFaultFS(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "fault file system:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(crashWriterEnv); dir != "" {
 		if err := runCrashWriter(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "writer:", err)

@@ -166,6 +166,7 @@ type Stats struct {
 // for concurrent use.
 type Log struct {
 	db       *badger.DB
+	dur      *durability // the first write Badger did not make durable
 	store    recordStore
 	logger   *slog.Logger
 	opts     Options
@@ -228,6 +229,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		closing:  make(chan struct{}),
 		seqDone:  make(chan struct{}),
 		replicas: map[string]*Replica{},
+		dur:      &durability{},
 	}
 	if l.clock == nil {
 		l.clock = time.Now
@@ -242,7 +244,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := removeEmptyLogFiles(opts.Dir, logger); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(badgerOptions(opts, logger))
+	db, err := badger.Open(badgerOptions(opts, logger, l.dur))
 	if err != nil {
 		return nil, fmt.Errorf("log: opening Badger in %s: %w", opts.Dir, classifyWriteError(err))
 	}

@@ -184,7 +184,7 @@ func (r *Replica) commit(recs []Record) error {
 				return fmt.Errorf("log: replica of %q: writing replica key: %w", r.origin, classifyWriteError(err))
 			}
 		}
-		if err := txn.Commit(); err != nil {
+		if err := r.log.commit(txn); err != nil {
 			return fmt.Errorf("log: replica of %q: committing records %d to %d: %w", r.origin, recs[0].Seq, last.Seq, classifyWriteError(err))
 		}
 		committed = true

@@ -50,7 +50,7 @@ func (r *Replica) Truncate(ctx context.Context, size uint64, reset func(txn *bad
 				return fmt.Errorf("log: replica of %q: resetting derived state to %d records: %w", r.origin, size, err)
 			}
 		}
-		if err := txn.Commit(); err != nil {
+		if err := r.log.commit(txn); err != nil {
 			return fmt.Errorf("log: replica of %q: truncating to %d records: %w", r.origin, size, classifyWriteError(err))
 		}
 		r.size.Store(size)

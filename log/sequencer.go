@@ -252,7 +252,7 @@ func (l *Log) tryCommit(reqs []*request) (outcome attempt, at int, err error) {
 		return attemptDone, 0, fmt.Errorf("log: writing head: %w", classifyWriteError(err))
 	}
 	start := time.Now()
-	err = txn.Commit()
+	err = l.commit(txn)
 	if err == nil && l.opts.ObserveCommit != nil {
 		l.opts.ObserveCommit(time.Since(start))
 	}

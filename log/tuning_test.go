@@ -12,8 +12,8 @@ import (
 // TuningLarge's memtables hold four times as much and level 0 takes more
 // tables before writes wait.
 func TestTuningsKeepSyncWritesAndDifferInMemory(t *testing.T) {
-	small := badgerOptions(Options{Dir: t.TempDir()}, nil)
-	large := badgerOptions(Options{Dir: t.TempDir(), Tuning: TuningLarge}, nil)
+	small := badgerOptions(Options{Dir: t.TempDir()}, nil, nil)
+	large := badgerOptions(Options{Dir: t.TempDir(), Tuning: TuningLarge}, nil, nil)
 	if !small.SyncWrites || !large.SyncWrites {
 		t.Fatalf("SyncWrites: small %v, large %v; want both on", small.SyncWrites, large.SyncWrites)
 	}
@@ -61,7 +61,7 @@ func TestAStoreWrittenWithOneTuningOpensWithTheOther(t *testing.T) {
 // waited) is a warning an operator sees.
 func TestBadgerStallIsAWarning(t *testing.T) {
 	var buf bytes.Buffer
-	b := badgerLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	b := badgerLogger{l: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	b.Infof("Compaction for level: %d DONE\n", 0)
 	b.Infof("L0 was stalled for %s\n", "2.5s")
 	out := buf.String()
