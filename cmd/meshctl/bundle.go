@@ -65,11 +65,24 @@ const maxBundleSize = 64 << 20
 // errBundle is the sentinel of every bundle format error.
 var errBundle = errors.New("malformed proof bundle")
 
-// proofBundle is what a proved Get answer says of its query, at a time.
+// proofBundle is what proved Get answers say of its query, at a time:
+// one answer (bundleAnswer), or for a lookup by identifier alone one
+// answer per member origin (sections, bundle_origins.go), all under one
+// certificate.
 type proofBundle struct {
 	query latestQuery
 	// at is when the client judged freshness (UTC, whole seconds).
 	at time.Time
+	bundleAnswer
+	sections []bundleSection
+	// cert is the MasterHash record holding the certificate, proved in
+	// nodeCheckpoint, the answering node's own checkpoint.
+	cert           bundleRecord
+	nodeCheckpoint string
+}
+
+// bundleAnswer is one Get answer of a bundle, under one checkpoint.
+type bundleAnswer struct {
 	// records are the answer's items, and account the account's latest
 	// record (a Get by account).
 	records []bundleRecord
@@ -79,11 +92,8 @@ type proofBundle struct {
 	predecessors []bundleRecord
 	history      []byte
 	maps         []portal.MapProof
-	// cert is the MasterHash record holding the certificate, proved in
-	// nodeCheckpoint, the answering node's own checkpoint.
-	cert bundleRecord
 	// checkpoint is the signed note the answer is under.
-	checkpoint, nodeCheckpoint string
+	checkpoint string
 }
 
 // bundleRecord is a log record: its index, leaf and inclusion proof.
@@ -96,53 +106,83 @@ type bundleRecord struct {
 // newProofBundle bundles resp, an answer about q verified at at, and the
 // certificate proof cp whose certified checkpoint it is under.
 func newProofBundle(q latestQuery, at time.Time, resp *portal.GetResponse, cp *portal.CertificateProof) (*proofBundle, error) {
-	if resp.Proof == nil || cp == nil {
-		return nil, errors.New("the answer carries no proof to bundle")
+	b, err := newBundle(q, at, cp)
+	if err != nil {
+		return nil, err
 	}
-	b := &proofBundle{query: q, at: at.UTC().Truncate(time.Second), maps: resp.Proof.Map,
-		cert:       bundleRecord{cp.RecordIndex, cp.RecordLeaf, cp.RecordInclusion},
-		checkpoint: resp.Proof.Checkpoint, nodeCheckpoint: cp.Checkpoint}
-	for _, d := range resp.DataItems {
-		if d.Index == nil {
-			return nil, fmt.Errorf("entry %s has no index", d.Identifier)
-		}
-		b.records = append(b.records, bundleRecord{*d.Index, d.Leaf, d.Inclusion})
-	}
-	if a := resp.Proof.Account; a != nil {
-		if a.Index == nil {
-			return nil, errors.New("the account record has no index")
-		}
-		b.account = &bundleRecord{*a.Index, a.Leaf, a.Inclusion}
-	}
-	for _, d := range resp.Proof.Predecessors {
-		if d.Index == nil {
-			return nil, fmt.Errorf("a predecessor of %s has no index", d.Identifier)
-		}
-		b.predecessors = append(b.predecessors, bundleRecord{*d.Index, d.Leaf, d.Inclusion})
-	}
-	if len(b.predecessors) > 0 {
-		b.history = resp.Proof.HistoryBefore
+	if b.bundleAnswer, err = answerOf(resp); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
 
-// response rebuilds the Get answer the bundle holds: each item's fields
-// are read from its leaf (verification checks the leaf, not them).
+// newBundle is a bundle of q at at under the certificate proof cp, with
+// no answer yet.
+func newBundle(q latestQuery, at time.Time, cp *portal.CertificateProof) (*proofBundle, error) {
+	if cp == nil {
+		return nil, errors.New("the answer carries no certificate proof to bundle")
+	}
+	return &proofBundle{query: q, at: at.UTC().Truncate(time.Second),
+		cert: bundleRecord{cp.RecordIndex, cp.RecordLeaf, cp.RecordInclusion}, nodeCheckpoint: cp.Checkpoint}, nil
+}
+
+// answerOf is the bundle's form of a proved Get answer.
+func answerOf(resp *portal.GetResponse) (bundleAnswer, error) {
+	if resp == nil || resp.Proof == nil {
+		return bundleAnswer{}, errors.New("the answer carries no proof to bundle")
+	}
+	a := bundleAnswer{maps: resp.Proof.Map, checkpoint: resp.Proof.Checkpoint}
+	for _, d := range resp.DataItems {
+		if d.Index == nil {
+			return a, fmt.Errorf("entry %s has no index", d.Identifier)
+		}
+		a.records = append(a.records, bundleRecord{*d.Index, d.Leaf, d.Inclusion})
+	}
+	if r := resp.Proof.Account; r != nil {
+		if r.Index == nil {
+			return a, errors.New("the account record has no index")
+		}
+		a.account = &bundleRecord{*r.Index, r.Leaf, r.Inclusion}
+	}
+	for _, d := range resp.Proof.Predecessors {
+		if d.Index == nil {
+			return a, fmt.Errorf("a predecessor of %s has no index", d.Identifier)
+		}
+		a.predecessors = append(a.predecessors, bundleRecord{*d.Index, d.Leaf, d.Inclusion})
+	}
+	if len(a.predecessors) > 0 {
+		a.history = resp.Proof.HistoryBefore
+	}
+	return a, nil
+}
+
+// certProof is the certificate proof the bundle holds.
+func (b *proofBundle) certProof() *portal.CertificateProof {
+	return &portal.CertificateProof{Checkpoint: b.nodeCheckpoint, RecordIndex: b.cert.index,
+		RecordLeaf: b.cert.leaf, RecordInclusion: b.cert.inclusion}
+}
+
+// response rebuilds the Get answer the bundle holds (its single form).
 func (b *proofBundle) response() *portal.GetResponse {
-	resp := &portal.GetResponse{Proof: &portal.GetProof{Checkpoint: b.checkpoint, Map: b.maps,
-		Certificate: &portal.CertificateProof{Checkpoint: b.nodeCheckpoint, RecordIndex: b.cert.index,
-			RecordLeaf: b.cert.leaf, RecordInclusion: b.cert.inclusion}}}
-	for _, r := range b.records {
+	return b.getResponse(b.certProof())
+}
+
+// getResponse rebuilds the Get answer a holds, under the certificate
+// proof cp: each item's fields are read from its leaf (verification
+// checks the leaf, not them).
+func (a *bundleAnswer) getResponse(cp *portal.CertificateProof) *portal.GetResponse {
+	resp := &portal.GetResponse{Proof: &portal.GetProof{Checkpoint: a.checkpoint, Map: a.maps, Certificate: cp}}
+	for _, r := range a.records {
 		resp.DataItems = append(resp.DataItems, r.item())
 	}
-	if b.account != nil {
-		it := b.account.item()
+	if a.account != nil {
+		it := a.account.item()
 		resp.Proof.Account = &it
 	}
-	for _, r := range b.predecessors {
+	for _, r := range a.predecessors {
 		resp.Proof.Predecessors = append(resp.Proof.Predecessors, r.item())
 	}
-	resp.Proof.HistoryBefore = b.history
+	resp.Proof.HistoryBefore = a.history
 	return resp
 }
 
@@ -174,23 +214,18 @@ func (b *proofBundle) MarshalText() ([]byte, error) {
 		fmt.Fprintf(&w, "query id %s\n", b.query.id)
 	}
 	fmt.Fprintf(&w, "time %s\n", b.at.UTC().Format(time.RFC3339))
-	for _, r := range b.records {
-		r.write(&w, "record")
+	for _, s := range b.sections {
+		fmt.Fprintf(&w, "origin %s\n", s.origin)
+		s.write(&w)
 	}
-	if b.account != nil {
-		b.account.write(&w, "account")
-	}
-	for _, r := range b.predecessors {
-		r.write(&w, "predecessor")
-	}
-	if b.history != nil {
-		fmt.Fprintf(&w, "history %s\n", base64.StdEncoding.EncodeToString(b.history))
-	}
-	for _, m := range b.maps {
-		fmt.Fprintf(&w, "map %s %s %s\n", m.Namespace, m.Name, base64.StdEncoding.EncodeToString(m.Proof))
+	if len(b.sections) == 0 {
+		b.bundleAnswer.write(&w)
 	}
 	b.cert.write(&w, "certificate")
-	fmt.Fprintf(&w, "\n%s\n%s", b.checkpoint, b.nodeCheckpoint)
+	for _, a := range b.answers() {
+		fmt.Fprintf(&w, "\n%s", a.checkpoint)
+	}
+	fmt.Fprintf(&w, "\n%s", b.nodeCheckpoint)
 	out := w.Bytes()
 	// Only what parses back is written: a name or note the format
 	// cannot carry is refused here, not by the reader.
@@ -200,6 +235,38 @@ func (b *proofBundle) MarshalText() ([]byte, error) {
 	return out, nil
 }
 
+// write writes the answer's keyword lines.
+func (a *bundleAnswer) write(w *bytes.Buffer) {
+	for _, r := range a.records {
+		r.write(w, "record")
+	}
+	if a.account != nil {
+		a.account.write(w, "account")
+	}
+	for _, r := range a.predecessors {
+		r.write(w, "predecessor")
+	}
+	if a.history != nil {
+		fmt.Fprintf(w, "history %s\n", base64.StdEncoding.EncodeToString(a.history))
+	}
+	for _, m := range a.maps {
+		fmt.Fprintf(w, "map %s %s %s\n", m.Namespace, m.Name, base64.StdEncoding.EncodeToString(m.Proof))
+	}
+}
+
+// answers are the bundle's answers: its sections', in order, or its one.
+func (b *proofBundle) answers() []*bundleAnswer {
+	if len(b.sections) == 0 {
+		return []*bundleAnswer{&b.bundleAnswer}
+	}
+	var as []*bundleAnswer
+	for i := range b.sections {
+		as = append(as, &b.sections[i].bundleAnswer)
+	}
+	return as
+}
+
+// write writes the record's keyword line and its inclusion hashes.
 func (r bundleRecord) write(w *bytes.Buffer, keyword string) {
 	fmt.Fprintf(w, "%s %d %s\n", keyword, r.index, base64.StdEncoding.EncodeToString(r.leaf))
 	for _, h := range r.inclusion {
@@ -212,15 +279,19 @@ type bundleParser struct {
 	lines []string
 	n     int // the next line, 0-based
 	b     proofBundle
+	cur   *bundleAnswer // the answer the keyword lines are of
 	seen  map[string]bool
 	stage int
 }
 
 // bundleStages orders the keyword lines; a keyword may not come after
 // one of a later stage.
-var bundleStages = map[string]int{"query": 1, "time": 2, "record": 3, "account": 4, "predecessor": 5, "history": 6, "map": 7, "certificate": 8}
+// An origin line starts a section, whose lines start again from the
+// record stage (bundle_origins.go).
+var bundleStages = map[string]int{"query": 1, "time": 2, "origin": 3, "record": 4, "account": 5, "predecessor": 6, "history": 7, "map": 8, "certificate": 9}
 
-// repeatable are the keyword lines a bundle may hold more than one of.
+// repeatable are the keyword lines a bundle (or a section) may hold more
+// than one of.
 var repeatable = map[string]bool{"record": true, "predecessor": true, "map": true}
 
 // parseProofBundle parses a bundle, refusing anything but the canonical
@@ -235,6 +306,7 @@ func parseProofBundle(data []byte) (*proofBundle, error) {
 		return nil, fmt.Errorf("%w: it does not end with a newline", errBundle)
 	}
 	p := &bundleParser{lines: strings.Split(strings.TrimSuffix(string(data), "\n"), "\n"), seen: map[string]bool{}}
+	p.cur = &p.b.bundleAnswer
 	if p.lines[0] != bundleHeader {
 		return nil, fmt.Errorf("%w: line 1 is %q, want %q", errBundle, p.lines[0], bundleHeader)
 	}
@@ -247,17 +319,10 @@ func parseProofBundle(data []byte) (*proofBundle, error) {
 			return nil, fmt.Errorf("%w: no %s line", errBundle, k)
 		}
 	}
-	if p.seen["predecessor"] != p.seen["history"] {
-		return nil, fmt.Errorf("%w: predecessor lines come with one history line, and a history line with predecessors", errBundle)
-	}
-	var err error
-	if p.b.checkpoint, err = p.note("the answer's checkpoint"); err != nil {
+	if err := p.notes(); err != nil {
 		return nil, err
 	}
-	if p.n == len(p.lines) || p.lines[p.n] != "" {
-		return nil, p.errorf("want a blank line, then the node's checkpoint")
-	}
-	p.n++
+	var err error
 	if p.b.nodeCheckpoint, err = p.note("the node's checkpoint"); err != nil {
 		return nil, err
 	}
@@ -265,6 +330,30 @@ func parseProofBundle(data []byte) (*proofBundle, error) {
 		return nil, p.errorf("trailing text after the node's checkpoint")
 	}
 	return &p.b, nil
+}
+
+// notes checks each answer's predecessor and history lines, and reads
+// the checkpoint each answer is under, each note followed by a blank line.
+func (p *bundleParser) notes() error {
+	for i, a := range p.b.answers() {
+		what, section := "the answer's checkpoint", ""
+		if len(p.b.sections) > 0 {
+			section = p.b.sections[i].origin + "'s section: "
+			what = "the checkpoint of " + p.b.sections[i].origin + "'s section"
+		}
+		if (len(a.predecessors) > 0) != (a.history != nil) {
+			return fmt.Errorf("%w: %spredecessor lines come with one history line, and a history line with predecessors", errBundle, section)
+		}
+		var err error
+		if a.checkpoint, err = p.note(what); err != nil {
+			return err
+		}
+		if p.n == len(p.lines) || p.lines[p.n] != "" {
+			return p.errorf("want a blank line, then the next checkpoint")
+		}
+		p.n++
+	}
+	return nil
 }
 
 // keywordLines reads the lines up to the blank line before the notes.
@@ -290,6 +379,12 @@ func (p *bundleParser) keywordLines() error {
 		keyword, rest, _ := strings.Cut(line, " ")
 		stage, ok := bundleStages[keyword]
 		switch {
+		case keyword == "origin":
+			last = nil
+			if err := p.originLine(rest); err != nil {
+				return err
+			}
+			continue
 		case !ok:
 			return p.errorf("unknown line %q", keyword)
 		case stage < p.stage || (stage == p.stage && !repeatable[keyword]):
@@ -333,22 +428,23 @@ func (p *bundleParser) keywordLine(keyword, rest string) (*bundleRecord, error) 
 		if err != nil || len(h) != 32 {
 			return nil, p.errorf("the history value must be 32 bytes in base64: %q", rest)
 		}
-		p.b.history = h
+		p.cur.history = h
 	default: // record, account, predecessor, certificate
 		r, err := p.recordLine(keyword, f)
 		if err != nil {
 			return nil, err
 		}
+		a := p.cur
 		switch keyword {
 		case "record":
-			p.b.records = append(p.b.records, r)
-			return &p.b.records[len(p.b.records)-1], nil
+			a.records = append(a.records, r)
+			return &a.records[len(a.records)-1], nil
 		case "account":
-			p.b.account = &r
-			return p.b.account, nil
+			a.account = &r
+			return a.account, nil
 		case "predecessor":
-			p.b.predecessors = append(p.b.predecessors, r)
-			return &p.b.predecessors[len(p.b.predecessors)-1], nil
+			a.predecessors = append(a.predecessors, r)
+			return &a.predecessors[len(a.predecessors)-1], nil
 		}
 		p.b.cert = r
 		return &p.b.cert, nil
@@ -365,12 +461,12 @@ func (p *bundleParser) recordLine(keyword string, f []string) (bundleRecord, err
 	if err != nil || strconv.FormatUint(i, 10) != f[0] {
 		return bundleRecord{}, p.errorf("%s index %q is not a decimal number without leading zeros", keyword, f[0])
 	}
-	for _, r := range p.b.records {
+	for _, r := range p.cur.records {
 		if keyword == "record" && r.index == i {
 			return bundleRecord{}, p.errorf("repeated record %d", i)
 		}
 	}
-	for _, r := range p.b.predecessors {
+	for _, r := range p.cur.predecessors {
 		if keyword == "predecessor" && r.index == i {
 			return bundleRecord{}, p.errorf("repeated predecessor %d", i)
 		}
@@ -392,7 +488,7 @@ func (p *bundleParser) mapLine(f []string) error {
 	default:
 		return p.errorf("unknown map namespace %q", f[0])
 	}
-	for _, m := range p.b.maps {
+	for _, m := range p.cur.maps {
 		if m.Namespace == f[0] && m.Name == f[1] {
 			return p.errorf("repeated map proof of %s %s", f[0], f[1])
 		}
@@ -401,7 +497,7 @@ func (p *bundleParser) mapLine(f []string) error {
 	if err != nil || len(proof) == 0 {
 		return p.errorf("the map proof of %s %s is not base64: %v", f[0], f[1], err)
 	}
-	p.b.maps = append(p.b.maps, portal.MapProof{Namespace: f[0], Name: f[1], Proof: proof})
+	p.cur.maps = append(p.cur.maps, portal.MapProof{Namespace: f[0], Name: f[1], Proof: proof})
 	return nil
 }
 
@@ -429,6 +525,7 @@ func (p *bundleParser) note(what string) (string, error) {
 	return strings.Join(p.lines[start:p.n], "\n") + "\n", nil
 }
 
+// errorf is a format error at the current line.
 func (p *bundleParser) errorf(format string, args ...any) error {
 	return fmt.Errorf("%w: line %d: %s", errBundle, p.n+1, fmt.Sprintf(format, args...))
 }
@@ -450,6 +547,9 @@ type bundleVerdict struct {
 	AsOf  time.Time
 	Items []getItem
 	Proof getVerification
+	// Origins are what a bundle of sections proved of each member's log
+	// (Proof then says what they prove together).
+	Origins []originVerdict `json:",omitempty"`
 	// Now is when this verification ran, and StillFresh whether the
 	// certificate is recent enough now too (Stale says why not).
 	Now        time.Time
@@ -462,16 +562,19 @@ type bundleVerdict struct {
 // proofs, with freshness judged at the bundle's time, which may not be
 // after now.
 func verifyBundle(keys *getVerifier, b *proofBundle, now time.Time) bundleVerdict {
-	resp := b.response()
-	out := bundleVerdict{Query: b.query.String(), AsOf: b.at, Items: itemsOf(resp), Now: now.UTC().Truncate(time.Second)}
-	cert, err := certifiedOf(keys, resp)
+	out := bundleVerdict{Query: b.query.String(), AsOf: b.at, Now: now.UTC().Truncate(time.Second)}
+	verify := b.verifyAnswer
+	if len(b.sections) > 0 {
+		verify = b.verifySections
+	}
+	cert, err := verify(keys, &out)
 	switch {
 	case b.at.After(now.Add(keys.skew)):
-		out.Proof.Failed = fmt.Sprintf("the bundle's time %s is after this machine's time %s", b.at.Format(time.RFC3339), out.Now.Format(time.RFC3339))
+		out.Origins = nil
+		out.Proof = getVerification{Failed: fmt.Sprintf("the bundle's time %s is after this machine's time %s", b.at.Format(time.RFC3339), out.Now.Format(time.RFC3339))}
 	case err != nil:
 		out.Proof.Failed = err.Error()
 	default:
-		out.Proof = verifyLatest(keys, cert, b.query, resp, b.at)
 		if err := checkFresh(keys, cert.round, now); err != nil {
 			out.Stale = err.Error()
 		} else {
@@ -479,6 +582,19 @@ func verifyBundle(keys *getVerifier, b *proofBundle, now time.Time) bundleVerdic
 		}
 	}
 	return out
+}
+
+// verifyAnswer proves the bundle's one answer as of its time into out,
+// and returns the certificate it is under (an error: none verifies).
+func (b *proofBundle) verifyAnswer(keys *getVerifier, out *bundleVerdict) (certified, error) {
+	resp := b.response()
+	out.Items = itemsOf(resp)
+	cert, err := certifiedOf(keys, resp)
+	if err != nil {
+		return cert, err
+	}
+	out.Proof = verifyLatest(keys, cert, b.query, resp, b.at)
+	return cert, nil
 }
 
 // String names the query as the bundle's query line does.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,27 +35,36 @@ func (g *getOptions) fetchLatestBundle(cmd *cobra.Command, c *portalClient, keys
 	if certp == nil {
 		return itemsOf(resp), []getVerification{{Failed: "the answer carries no certificate that verifies"}}, nil
 	}
-	cert, certProof, q := *certp, certp.proof, g.query()
-	now := time.Now().UTC().Truncate(time.Second)
-	v := verifyLatest(keys, cert, q, resp, now)
-	if v.Failed != "" {
-		fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: no proof bundle written to %s: the answer is not proved\n", out)
-		return itemsOf(resp), []getVerification{v}, nil
-	}
-	if err := saveProofBundle(keys, q, now, resp, certProof, out); err != nil {
+	q, now := g.query(), time.Now().UTC().Truncate(time.Second)
+	v := verifyLatest(keys, *certp, q, resp, now)
+	err = g.keepBundle(cmd, keys, []getVerification{v}, out, func() (*proofBundle, error) { return newProofBundle(q, now, resp, certp.proof) })
+	if err != nil {
 		return nil, nil, err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: wrote the proof bundle %s (check it with: meshctl verify-proof %s --federation %s)\n", out, out, g.federation)
 	return itemsOf(resp), []getVerification{v}, nil
 }
 
-// saveProofBundle writes the bundle of a proved answer to path, after
-// checking that it verifies offline as it is written.
-func saveProofBundle(keys *getVerifier, q latestQuery, at time.Time, resp *portal.GetResponse, cp *portal.CertificateProof, path string) error {
-	b, err := newProofBundle(q, at, resp, cp)
+// keepBundle writes the bundle that bundle makes of what checks proved
+// to out, when every check proved, and says on stderr what it did.
+func (g *getOptions) keepBundle(cmd *cobra.Command, keys *getVerifier, checks []getVerification, out string, bundle func() (*proofBundle, error)) error {
+	if slices.ContainsFunc(checks, func(v getVerification) bool { return v.Failed != "" }) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: no proof bundle written to %s: the answer is not proved\n", out)
+		return nil
+	}
+	b, err := bundle()
 	if err != nil {
 		return fmt.Errorf("the proof bundle: %w", err)
 	}
+	if err := saveProofBundle(keys, b, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "meshctl: wrote the proof bundle %s (check it with: meshctl verify-proof %s --federation %s)\n", out, out, g.federation)
+	return nil
+}
+
+// saveProofBundle writes b, the bundle of proved answers, to path, after
+// checking that it verifies offline, as of its time, as it is written.
+func saveProofBundle(keys *getVerifier, b *proofBundle, path string) error {
 	data, err := b.MarshalText()
 	if err != nil {
 		return fmt.Errorf("the proof bundle: %w", err)
@@ -63,7 +73,7 @@ func saveProofBundle(keys *getVerifier, q latestQuery, at time.Time, resp *porta
 	if err != nil {
 		return fmt.Errorf("the proof bundle: %w", err)
 	}
-	if v := verifyBundle(keys, back, at); v.Proof.Failed != "" {
+	if v := verifyBundle(keys, back, b.at); v.Proof.Failed != "" {
 		return fmt.Errorf("the proof bundle does not verify as written: %s", v.Proof.Failed)
 	}
 	return writeBundleFile(path, data)
@@ -116,12 +126,11 @@ func runVerifyProof(cmd *cobra.Command, opts *globalOptions, file, federation st
 		for _, it := range v.Items {
 			printItem(w, it)
 		}
-		fmt.Fprintf(w, "proved as of %s (the time the bundle records; freshness is judged then):\n", asOf)
-		for _, p := range v.Proof.Proved {
-			fmt.Fprintf(w, "  %s\n", p)
+		for _, o := range v.Origins {
+			printProved(w, fmt.Sprintf("proved of %s's log as of %s:", o.Origin, asOf), o.Proof)
 		}
+		printProved(w, fmt.Sprintf("proved as of %s (the time the bundle records; freshness is judged then):", asOf), v.Proof)
 		if v.Proof.Failed != "" {
-			fmt.Fprintf(w, "NOT PROVED: %s\n", v.Proof.Failed)
 			return
 		}
 		fmt.Fprintf(w, "Verified: everything above is proved with the federation file's keys, as of %s.\n", asOf)
@@ -131,6 +140,17 @@ func runVerifyProof(cmd *cobra.Command, opts *globalOptions, file, federation st
 			fmt.Fprintf(w, "No longer fresh now (%s): %s\n", v.Now.Format(time.RFC3339), v.Stale)
 		}
 	}, v.Proof.Failed == "")
+}
+
+// printProved prints a heading and what v proved, or failed to.
+func printProved(w io.Writer, heading string, v getVerification) {
+	fmt.Fprintln(w, heading)
+	for _, p := range v.Proved {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
+	if v.Failed != "" {
+		fmt.Fprintf(w, "NOT PROVED: %s\n", v.Failed)
+	}
 }
 
 // readBundleFile reads a bundle file of at most maxBundleSize bytes.

@@ -40,6 +40,34 @@ func TestVerifyProofOfTheFixedBundle(t *testing.T) {
 	refuseTamperings(t, keys, data)
 }
 
+// TestVerifyProofOfTheFixedOriginsBundle: the bundle of a lookup by
+// identifier alone under testdata/bundle, a real one with a section per
+// member origin, is proved offline origin by origin as of its time, is
+// no longer fresh now, and refuses every tampering.
+func TestVerifyProofOfTheFixedOriginsBundle(t *testing.T) {
+	u := &user{t: t, home: t.TempDir(), portal: "http://127.0.0.1:1"}
+	data, err := os.ReadFile(originsBundleVector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := u.ok("verify-proof", originsBundleVector, "--federation", originsBundleFederation)
+	for _, want := range []string{"proved of testnet/node1's log as of", "is absent from testnet/node3's log", "has versions in the log of testnet/node1", "Verified:", "No longer fresh now"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify-proof does not say %q:\n%s", want, out)
+		}
+	}
+	var v bundleVerdict
+	u.okJSON(&v, "verify-proof", originsBundleVector, "--federation", originsBundleFederation)
+	if v.Proof.Failed != "" || v.StillFresh || len(v.Origins) != 4 || v.Origins[1].Origin != "testnet/node1" || len(v.Items) != 1 {
+		t.Errorf("verify-proof --json: %+v", v)
+	}
+	keys, err := newGetVerifier(originsBundleFederation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuseTamperings(t, keys, data)
+}
+
 // FuzzParseProofBundle: the parser never panics, and what it accepts
 // re-encodes to the same bytes and verifies without panicking (run it
 // with -fuzzminimizetime 200x: minimizing a 10 kB seed takes a minute).
@@ -53,6 +81,11 @@ func FuzzParseProofBundle(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(data)
+	origins, err := os.ReadFile(originsBundleVector)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(origins)
 	f.Add([]byte(bundleHeader + "\nquery id MA\ntime 2026-01-01T00:00:00Z\ncertificate 0 AA==\n\na\n\n— a b\n\nc\n\n— c d\n"))
 	f.Add([]byte(bundleHeader + "\n"))
 	f.Add([]byte(strings.Replace(string(data), "\nmap account ", "\npredecessor 3 AA==\n"+zeroHash+"\nhistory "+zeroHash+"\nmap account ", 1)))
@@ -80,7 +113,7 @@ func TestParseProofBundleSaysWhatIsWrong(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(data)
-	for _, tc := range []struct{ name, in, want string }{
+	wantParseErrors(t, []parseCase{
 		{"an unknown line", strings.Replace(s, "\ntime ", "\nsize 3\ntime ", 1), "line 3: unknown line \"size\""},
 		{"a repeated line", strings.Replace(s, "\ntime ", "\nquery id MA\ntime ", 1), "line 3: repeated query line"},
 		{"a misplaced line", strings.Replace(s, "\ncertificate ", "\nrecord 9 AA==\ncertificate ", 1), "the record line is out of order"},
@@ -99,7 +132,38 @@ func TestParseProofBundleSaysWhatIsWrong(t *testing.T) {
 		{"a repeated predecessor", strings.Replace(s, "\nmap account ", "\npredecessor 3 AA==\npredecessor 3 AA==\nhistory "+zeroHash+"\nmap account ", 1), "repeated predecessor 3"},
 		{"a short history", strings.Replace(s, "\nmap account ", "\npredecessor 3 AA==\nhistory AAAA\nmap account ", 1), "the history value must be 32 bytes"},
 		{"a predecessor after the map", strings.Replace(s, "\ncertificate ", "\npredecessor 3 AA==\ncertificate ", 1), "the predecessor line is out of order"},
-	} {
+		{"an origin in a bundle by account", strings.Replace(s, "\nrecord ", "\norigin testnet/node0\nrecord ", 1), "origin sections are for a query by id"},
+	})
+}
+
+// TestParseOriginsBundleSaysWhatIsWrong: each kind of malformed bundle of
+// sections is refused with errBundle, naming what is wrong, and the
+// origin where there is one.
+func TestParseOriginsBundleSaysWhatIsWrong(t *testing.T) {
+	data, err := os.ReadFile(originsBundleVector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	wantParseErrors(t, []parseCase{
+		{"a repeated origin", strings.Replace(s, "\norigin testnet/node2\n", "\norigin testnet/node1\n", 1), "repeated section of origin testnet/node1"},
+		{"a map line before the first origin", strings.Replace(s, "\norigin testnet/node0\n", "\n", 1), "the origin line is out of order"},
+		{"an origin after the certificate", strings.Replace(s, "\n\ntestnet/node0\n", "\norigin testnet/node4\n\ntestnet/node0\n", 1), "the origin line is out of order"},
+		{"an empty origin", strings.Replace(s, "\norigin testnet/node2\n", "\norigin \n", 1), "want 'origin ORIGIN'"},
+		{"a predecessor without history", strings.Replace(s, "\norigin testnet/node2\n", "\norigin testnet/node2\npredecessor 3 AA==\n", 1), "testnet/node2's section: predecessor lines come with one history line"},
+		{"a section's map proof twice", strings.Replace(s, "\norigin testnet/node3\n", "\nmap escrow x AA==\nmap escrow x AA==\norigin testnet/node3\n", 1), "repeated map proof of escrow x"},
+		{"a note short", s[:strings.LastIndex(s, "\n\ntestnet/node0\n")+1], "want a blank line, then the next checkpoint"},
+	})
+}
+
+// parseCase is a malformed bundle, and words its parse error must say.
+type parseCase struct{ name, in, want string }
+
+// wantParseErrors checks that each case is refused with errBundle, saying
+// what it wants.
+func wantParseErrors(t *testing.T, cases []parseCase) {
+	t.Helper()
+	for _, tc := range cases {
 		_, err := parseProofBundle([]byte(tc.in))
 		if !errors.Is(err, errBundle) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want it to say %q", tc.name, err, tc.want)

@@ -28,14 +28,22 @@ const (
 	bundleFederation = "testdata/bundle/federation.toml"
 )
 
-// checkBundle parses and verifies a bundle as verify-proof does, now.
+// checkBundle parses and verifies a bundle as verify-proof does, now,
+// and says what failed: the whole, and each origin's section that did.
 func checkBundle(keys *getVerifier, data []byte) error {
 	b, err := parseProofBundle(data)
 	if err != nil {
 		return err
 	}
-	if v := verifyBundle(keys, b, time.Now()); v.Proof.Failed != "" {
-		return errors.New(v.Proof.Failed)
+	v := verifyBundle(keys, b, time.Now())
+	failed := []string{v.Proof.Failed}
+	for _, o := range v.Origins {
+		if o.Proof.Failed != "" {
+			failed = append(failed, o.Proof.Failed)
+		}
+	}
+	if v.Proof.Failed != "" {
+		return errors.New(strings.Join(failed, "\n"))
 	}
 	return nil
 }
@@ -157,13 +165,18 @@ func refuseMistakes(t *testing.T, u *user, net *auditNet, account, path string, 
 }
 
 // refuseTamperings checks that the real bundle data verifies, and that
-// no change of it does: a leaf, a map proof byte, a line of either
+// no change of it does: a leaf, a map proof byte, a line of any
 // checkpoint, any line missing or repeated.
 func refuseTamperings(t *testing.T, keys *getVerifier, data []byte) {
 	t.Helper()
 	if err := checkBundle(keys, data); err != nil {
 		t.Fatalf("the bundle as written: %v", err)
 	}
+	b, err := parseProofBundle(data)
+	if err != nil || len(b.answers()[0].maps) == 0 {
+		t.Fatalf("the bundle as written has no map proof first: %v", err)
+	}
+	firstMap := "\nmap " + b.answers()[0].maps[0].Namespace + " "
 	lines := strings.SplitAfter(string(data), "\n")
 	lines = lines[:len(lines)-1] // the empty string after the last newline
 	tampered := map[string]string{}
@@ -189,13 +202,13 @@ func refuseTamperings(t *testing.T, keys *getVerifier, data []byte) {
 		c = append([]string(nil), lines...)
 		tampered[fmt.Sprintf("line %d repeated (%.40s)", i+1, l)] = strings.Join(append(c[:i+1:i+1], c[i:]...), "")
 	}
-	for _, s := range []string{"a changed leaf", "a changed map proof byte of account", "a changed size line of checkpoint 1", "a changed size line of checkpoint 2"} {
+	for _, s := range []string{"a changed leaf", "a changed map proof byte of " + firstMap[5:len(firstMap)-1], "a changed size line of checkpoint 1", "a changed size line of checkpoint 2"} {
 		if _, ok := tampered[s]; !ok {
 			t.Errorf("the bundle has nothing for %q:\n%s", s, data)
 		}
 	}
 	tampered["an unknown line"] = strings.Replace(string(data), "\ntime ", "\nsize 3\ntime ", 1)
-	tampered["bad base64"] = strings.Replace(string(data), "\nmap account ", "\nmap account !", 1)
+	tampered["bad base64"] = strings.Replace(string(data), firstMap, firstMap+"!", 1)
 	tampered["trailing garbage"] = string(data) + "\nhello\n"
 	tampered["a trailing blank line"] = string(data) + "\n"
 	tampered["no final newline"] = strings.TrimSuffix(string(data), "\n")
@@ -225,17 +238,24 @@ func flipByte(t *testing.T, s string, i int) string {
 // fixed vector under testdata/bundle.
 func writeBundleVector(t *testing.T, data []byte, fedPath string) {
 	t.Helper()
+	writeVector(t, bundleVector, bundleFederation, data, fedPath)
+}
+
+// writeVector saves a live bundle to path and the federation file at
+// fedPath to fedOut.
+func writeVector(t *testing.T, path, fedOut string, data []byte, fedPath string) {
+	t.Helper()
 	fed, err := os.ReadFile(fedPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Dir(bundleVector), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bundleVector, data, 0o644); err != nil {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bundleFederation, fed, 0o644); err != nil {
+	if err := os.WriteFile(fedOut, fed, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

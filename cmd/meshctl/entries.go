@@ -208,6 +208,8 @@ func (g *getOptions) fetch(cmd *cobra.Command, opts *globalOptions, keys *getVer
 		return g.fetchEveryOriginHistory(cmd.Context(), c, keys, req, what)
 	case keys != nil && g.all:
 		return g.fetchHistory(cmd.Context(), c, keys, req, what)
+	case keys != nil && g.proofOut != "" && g.account == "":
+		return g.fetchEveryOriginBundle(cmd, c, keys, req, what, g.proofOut)
 	case keys != nil && g.proofOut != "":
 		return g.fetchLatestBundle(cmd, c, keys, req, what, g.proofOut)
 	case keys != nil:
@@ -242,13 +244,7 @@ func emitGetProofs(cmd *cobra.Command, opts *globalOptions, items []getItem, che
 			printItem(w, it)
 		}
 		for _, v := range checks {
-			fmt.Fprintln(w, "proved:")
-			for _, p := range v.Proved {
-				fmt.Fprintf(w, "  %s\n", p)
-			}
-			if v.Failed != "" {
-				fmt.Fprintf(w, "NOT PROVED: %s\n", v.Failed)
-			}
+			printProved(w, "proved:", v)
 		}
 		if !failed {
 			fmt.Fprintln(w, "Verified: everything above is proved with the federation file's keys.")

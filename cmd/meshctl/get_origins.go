@@ -22,26 +22,60 @@ import (
 
 // fetchEveryOrigin is fetchLatest for a lookup by identifier alone: it
 // asks c for the identifier in every member's log under that origin's
-// checkpoint in one certificate (underOneCertificate).
+// checkpoint in one certificate (askUnderOneCertificate).
 func (g *getOptions) fetchEveryOrigin(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) ([]getItem, []getVerification, error) {
+	e, items, failed, err := askUnderOneCertificate(ctx, c, keys, req, what)
+	if e == nil {
+		return items, failed, err
+	}
+	return e.items(), e.verify(keys, g.query(), time.Now()), nil
+}
+
+// everyOrigin is what a lookup by identifier alone got: an answer per
+// member origin (or why there is none) under one certificate proof.
+type everyOrigin struct {
+	origins []string
+	proof   *portal.CertificateProof
+	answers map[string]*portal.GetResponse
+	why     map[string]string
+}
+
+// askUnderOneCertificate asks c for req's identifier in every member's
+// log under that origin's checkpoint in one certificate
+// (underOneCertificate). Without a certificate it returns no answers but
+// the first answer's items and a failed verification saying so.
+func askUnderOneCertificate(ctx context.Context, c *portalClient, keys *getVerifier, req *portal.GetRequest, what string) (*everyOrigin, []getItem, []getVerification, error) {
+	e := &everyOrigin{}
 	var (
-		answers map[string]*portal.GetResponse
-		why     map[string]string
+		items  []getItem
+		failed []getVerification
+		err    error
 	)
-	origins, proof, items, failed, err := underOneCertificate(ctx, c, keys, req, what, func(p *portal.CertificateProof, origins []string) bool {
+	e.origins, e.proof, items, failed, err = underOneCertificate(ctx, c, keys, req, what, func(p *portal.CertificateProof, origins []string) bool {
 		var late bool
-		answers, why, late = askEveryOrigin(ctx, c, keys, req, p, origins)
+		e.answers, e.why, late = askEveryOrigin(ctx, c, keys, req, p, origins)
 		return late
 	})
 	if err != nil || failed != nil {
-		return items, failed, err
+		return nil, items, failed, err
 	}
-	for _, o := range origins {
-		if answers[o] != nil {
-			items = append(items, itemsOf(answers[o])...)
+	return e, nil, nil, nil
+}
+
+// items are the answers' items, origin by origin.
+func (e *everyOrigin) items() []getItem {
+	var items []getItem
+	for _, o := range e.origins {
+		if e.answers[o] != nil {
+			items = append(items, itemsOf(e.answers[o])...)
 		}
 	}
-	return items, verifyEveryOrigin(keys, proof, origins, g.query(), answers, why, time.Now()), nil
+	return items
+}
+
+// verify proves the answers of q at now (verifyEveryOrigin).
+func (e *everyOrigin) verify(keys *getVerifier, q latestQuery, now time.Time) []getVerification {
+	return verifyEveryOrigin(keys, e.proof, e.origins, q, e.answers, e.why, now)
 }
 
 // underOneCertificate takes a certificate as askCertified does (asking

@@ -57,15 +57,11 @@ func provedEveryOrigin[T any](t *testing.T, net *auditNet, keys *getVerifier, i 
 	return answers, *cert, origins
 }
 
-// TestGetVerifyByIdentifierProvesEveryMembersLog: a lookup by identifier
-// alone is proved in every member's map under one certificate. A profile
-// published at node 1 is found and proved by asking node 0 (from its
-// replica of node 1's log); an identifier nobody published is proved
-// absent from every member's log; answers that leave out the log that
-// holds the profile, or prove its absence from another log in that log's
-// place, are refused; and a Get naming an origin the node holds no
-// replica of, or an origin with an account, is a 400 saying so.
-func TestGetVerifyByIdentifierProvesEveryMembersLog(t *testing.T) {
+// profileAtNode1 starts an audit net, creates bob's account at node 1
+// with a fresh profile, and returns the net, a verifier of its federation
+// file and the profile's identifier.
+func profileAtNode1(t *testing.T) (*auditNet, *getVerifier, string) {
+	t.Helper()
 	net := startAuditNet(t)
 	keys, err := newGetVerifier(net.fedPath)
 	if err != nil {
@@ -76,10 +72,22 @@ func TestGetVerifyByIdentifierProvesEveryMembersLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := newVersionedProfile(t)
-	id := bob.key.Public().UDF().String()
 	if _, err := testnet.CreateAccountWith(t.Context(), c1, net.Account(1, "bob"), bob.version(t, time.Now().UTC().Truncate(time.Second)), bob.key); err != nil {
 		t.Fatal(err)
 	}
+	return net, keys, bob.key.Public().UDF().String()
+}
+
+// TestGetVerifyByIdentifierProvesEveryMembersLog: a lookup by identifier
+// alone is proved in every member's map under one certificate. A profile
+// published at node 1 is found and proved by asking node 0 (from its
+// replica of node 1's log); an identifier nobody published is proved
+// absent from every member's log; answers that leave out the log that
+// holds the profile, or prove its absence from another log in that log's
+// place, are refused; and a Get naming an origin the node holds no
+// replica of, or an origin with an account, is a 400 saying so.
+func TestGetVerifyByIdentifierProvesEveryMembersLog(t *testing.T) {
+	net, keys, id := profileAtNode1(t)
 	answers, cert, origins := everyOriginAnswers(t, net, keys, 0, id, id+" has versions in the log of testnet/node1")
 	q := latestQuery{id: id}
 
