@@ -89,7 +89,11 @@ func newVerifyProofCommand(opts *globalOptions) *cobra.Command {
 (docs/formats.md, "Proof bundles") that 'meshctl get --verify --proof-out FILE'
 wrote: the master-hash certificate, the answer's records and inclusion proofs
 under the checkpoint it certifies, and the map lookup proofs that make the
-record the latest version of the name, or prove the name absent. Freshness is
+record the latest version of the name, or prove the name absent. A bundle of a
+lookup by identifier alone (get --id X) holds a section per member origin under
+one certificate: each is proved against that origin's certified checkpoint and
+reported origin by origin, and every member origin of the federation file must
+have exactly one section. Freshness is
 judged as of the time the bundle records (the time the getter checked it);
 verify-proof also says whether the certificate is still fresh now. It exits 0
 if everything is proved as of that time, 1 if not (or the bundle is malformed),

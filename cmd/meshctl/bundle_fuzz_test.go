@@ -69,7 +69,8 @@ func TestVerifyProofOfTheFixedOriginsBundle(t *testing.T) {
 }
 
 // FuzzParseProofBundle: the parser never panics, and what it accepts
-// re-encodes to the same bytes and verifies without panicking (run it
+// re-encodes to the same bytes and verifies, with the keys of either
+// fixed bundle, without panicking (run it
 // with -fuzzminimizetime 200x: minimizing a 10 kB seed takes a minute).
 func FuzzParseProofBundle(f *testing.F) {
 	data, err := os.ReadFile(bundleVector)
@@ -86,6 +87,10 @@ func FuzzParseProofBundle(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(origins)
+	originKeys, err := newGetVerifier(originsBundleFederation)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add([]byte(bundleHeader + "\nquery id MA\ntime 2026-01-01T00:00:00Z\ncertificate 0 AA==\n\na\n\n— a b\n\nc\n\n— c d\n"))
 	f.Add([]byte(bundleHeader + "\n"))
 	f.Add([]byte(strings.Replace(string(data), "\nmap account ", "\npredecessor 3 AA==\n"+zeroHash+"\nhistory "+zeroHash+"\nmap account ", 1)))
@@ -99,6 +104,7 @@ func FuzzParseProofBundle(f *testing.F) {
 			t.Fatalf("accepted %q, re-encoded %q (%v)", in, out, err)
 		}
 		verifyBundle(keys, b, time.Now())
+		verifyBundle(originKeys, b, time.Now())
 	})
 }
 
