@@ -15,19 +15,30 @@ import (
 // memtables' write-ahead logs (.mem), and has no option to read them
 // otherwise; the pages of those files it has touched count in the process's
 // resident memory (RssFile), so a node's RSS grows with its store until the
-// kernel needs the memory back. ReleaseMappedPages gives them back at once.
+// kernel needs the memory back. ReleaseMappedPages gives them back at once
+// for the tables and the value log, which hold every record.
+
+// releasable reports whether pages of Badger's file called name may be given
+// back: tables (.sst) are immutable, and the value log (.vlog) is appended
+// to and synced before a commit returns, so a page given back is read from
+// disk again as it was. The memtables' write-ahead logs are rewritten in
+// place and stay.
+func releasable(name string) bool {
+	ext := filepath.Ext(name)
+	return ext == ".sst" || ext == ".vlog"
+}
 
 // MappedStats are the table mappings ReleaseMappedPages advised.
 type MappedStats struct {
-	Mappings int   // mappings of the log's table files
+	Mappings int   // mappings of the log's table and value-log files
 	Bytes    int64 // their total length
 }
 
 // ReleaseMappedPages asks the kernel to reclaim the resident pages of the
-// log's memory-mapped table files (Badger's .sst files in Options.Dir), as
-// it would under memory pressure: they are read from disk again when next
-// touched. Tables are immutable once written, so this loses nothing; only
-// later reads of those pages cost a disk read. It is Linux only (it reads
+// log's memory-mapped table and value-log files (Badger's .sst and .vlog
+// files in Options.Dir), as it would under memory pressure: they are read
+// from disk again when next touched. This loses nothing (see releasable);
+// only later reads of those pages cost a disk read. It is Linux only (it reads
 // /proc/self/maps and needs MADV_PAGEOUT, Linux 5.4); elsewhere it returns
 // an error and changes nothing.
 func (l *Log) ReleaseMappedPages() (MappedStats, error) {
@@ -49,7 +60,7 @@ func (l *Log) ReleaseMappedPages() (MappedStats, error) {
 	}
 	var st MappedStats
 	var errs []error
-	for _, m := range tableMappings(maps, dir) {
+	for _, m := range storeMappings(maps, dir) {
 		unmapped, err := pageout(m)
 		if err != nil {
 			// The others may still succeed (EAGAIN, EINTR).
@@ -70,10 +81,10 @@ func (l *Log) ReleaseMappedPages() (MappedStats, error) {
 // mapping is an address range of /proc/self/maps.
 type mapping struct{ start, end uintptr }
 
-// tableMappings returns the ranges of maps (the text of /proc/self/maps)
-// that map a Badger table file (.sst) directly inside dir. Lines it cannot
+// storeMappings returns the ranges of maps (the text of /proc/self/maps)
+// that map a releasable Badger file directly inside dir. Lines it cannot
 // parse are skipped.
-func tableMappings(maps []byte, dir string) []mapping {
+func storeMappings(maps []byte, dir string) []mapping {
 	var out []mapping
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -84,7 +95,7 @@ func tableMappings(maps []byte, dir string) []mapping {
 			continue
 		}
 		path := strings.Join(fields[5:], " ")
-		if filepath.Ext(path) != ".sst" || filepath.Dir(path) != dir {
+		if !releasable(path) || filepath.Dir(path) != dir {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")

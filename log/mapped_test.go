@@ -11,9 +11,9 @@ import (
 	"testing"
 )
 
-// tableRSS sums the resident memory (the Rss lines of /proc/self/smaps) of
-// the process's mappings of .sst files in dir.
-func tableRSS(t *testing.T, dir string) (rss int64, mappings int) {
+// storeRSS sums the resident memory (the Rss lines of /proc/self/smaps) of
+// the process's mappings of releasable files in dir.
+func storeRSS(t *testing.T, dir string) (rss int64, mappings int) {
 	t.Helper()
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
@@ -27,7 +27,7 @@ func tableRSS(t *testing.T, dir string) (rss int64, mappings int) {
 		switch {
 		case len(fields) >= 6 && strings.Contains(fields[0], "-"):
 			path := strings.Join(fields[5:], " ")
-			in = filepath.Ext(path) == ".sst" && filepath.Dir(path) == dir
+			in = releasable(path) && filepath.Dir(path) == dir
 			if in {
 				mappings++
 			}
@@ -42,7 +42,7 @@ func tableRSS(t *testing.T, dir string) (rss int64, mappings int) {
 	return rss, mappings
 }
 
-func TestReleaseMappedPagesDropsTablePagesAndKeepsRecords(t *testing.T) {
+func TestReleaseMappedPagesDropsStorePagesAndKeepsRecords(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("MADV_PAGEOUT and /proc/self/smaps are Linux only")
 	}
@@ -57,7 +57,8 @@ func TestReleaseMappedPagesDropsTablePagesAndKeepsRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Records written, then the log closed: Badger flushes its memtable
-	// to a table file, which the reopened log reads through its mapping.
+	// to a table file; the reopened log reads the records' keys through
+	// the table's mapping and their bytes through the value log's.
 	const n = 3000
 	want := make([]Record, n)
 	l := openTestLog(t, link, Options{})
@@ -84,22 +85,22 @@ func TestReleaseMappedPagesDropsTablePagesAndKeepsRecords(t *testing.T) {
 		}
 	}
 	readAll()
-	before, mappings := tableRSS(t, dir)
+	before, mappings := storeRSS(t, dir)
 	if mappings == 0 || before < n*1000/2 {
-		t.Fatalf("after reading every record: %d bytes resident in %d table mappings, want the tables mapped and read", before, mappings)
+		t.Fatalf("after reading every record: %d bytes resident in %d store mappings, want the files mapped and read", before, mappings)
 	}
 	st, err := l.ReleaseMappedPages()
 	if err != nil {
 		t.Fatalf("ReleaseMappedPages: %v", err)
 	}
 	if st.Mappings != mappings || st.Bytes <= 0 {
-		t.Errorf("ReleaseMappedPages = %+v, want the %d table mappings", st, mappings)
+		t.Errorf("ReleaseMappedPages = %+v, want the %d store mappings", st, mappings)
 	}
 	// The kernel may keep some pages (those of large folios it cannot
 	// split), but most must go.
-	after, _ := tableRSS(t, dir)
+	after, _ := storeRSS(t, dir)
 	if after > before/2 {
-		t.Errorf("table pages resident: %d bytes before ReleaseMappedPages, %d after; want most released", before, after)
+		t.Errorf("store pages resident: %d bytes before ReleaseMappedPages, %d after; want most released", before, after)
 	}
 	// The records read the same, from disk.
 	readAll()
@@ -111,7 +112,7 @@ func TestReleaseMappedPagesDropsTablePagesAndKeepsRecords(t *testing.T) {
 	}
 }
 
-func TestTableMappingsParsesOnlyTablesOfTheDirectory(t *testing.T) {
+func TestStoreMappingsParsesOnlyTablesAndValueLogsOfTheDirectory(t *testing.T) {
 	maps := strings.Join([]string{
 		"7f0000000000-7f0000100000 r--s 00000000 08:01 1234 /data/node/000001.sst",
 		"7f0000100000-7f0000200000 rw-s 00000000 08:01 1235 /data/node/000001.vlog",
@@ -127,11 +128,12 @@ func TestTableMappingsParsesOnlyTablesOfTheDirectory(t *testing.T) {
 		"short line",
 		"",
 		"7f0000b00000-7f0000c00000 r--s 00000000 08:01 1243 /data/node/000009.sst",
+		"7f0000c00000-7f0000d00000 rw-s 00000000 08:01 1244 /data/node/00001.mem",
 	}, "\n")
-	got := tableMappings([]byte(maps), "/data/node")
-	want := []mapping{{0x7f0000000000, 0x7f0000100000}, {0x7f0000600000, 0x7f0000700000}, {0x7f0000b00000, 0x7f0000c00000}}
+	got := storeMappings([]byte(maps), "/data/node")
+	want := []mapping{{0x7f0000000000, 0x7f0000100000}, {0x7f0000100000, 0x7f0000200000}, {0x7f0000600000, 0x7f0000700000}, {0x7f0000b00000, 0x7f0000c00000}}
 	if len(got) != len(want) {
-		t.Fatalf("tableMappings = %x, want %x", got, want)
+		t.Fatalf("storeMappings = %x, want %x", got, want)
 	}
 	for i := range want {
 		if got[i] != want[i] {

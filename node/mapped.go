@@ -21,7 +21,7 @@ const mappedCheckPeriod = 250 * time.Millisecond
 // runMappedLimit keeps the node's file-mapped resident memory (RssFile)
 // near cfg.Store.MappedLimitMB until ctx is done: every mappedCheckPeriod,
 // when RssFile is above the limit, the log has the kernel reclaim the pages
-// of Badger's tables. If that cannot be done at all (not Linux, a kernel
+// of Badger's tables and value log. If that cannot be done at all (not Linux, a kernel
 // before 5.4) it says so once and stops; other failures are logged and
 // retried at the next check.
 func (n *Node) runMappedLimit(ctx context.Context) {
@@ -53,14 +53,14 @@ func (n *Node) runMappedLimit(ctx context.Context) {
 			return
 		case err != nil:
 			if !warned {
-				n.logger.Warn("releasing the pages of Badger's tables failed; retrying", "err", err)
+				n.logger.Warn("releasing the pages of Badger's tables and value log failed; retrying", "err", err)
 				warned = true
 			}
 			continue
 		}
 		after, _ := rssFile()
-		n.logger.Debug("released the pages of Badger's tables", "rss_file_before", before, "rss_file_after", after,
-			"tables", st.Mappings, "mapped_bytes", st.Bytes)
+		n.logger.Debug("released the pages of Badger's tables and value log", "rss_file_before", before, "rss_file_after", after,
+			"mappings", st.Mappings, "mapped_bytes", st.Bytes)
 	}
 }
 

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -10,14 +9,15 @@ import (
 	"time"
 )
 
-func TestMappedLimitReleasesThePagesOfTables(t *testing.T) {
+func TestMappedLimitReleasesThePagesOfTablesAndValueLog(t *testing.T) {
 	if _, err := rssFile(); err != nil {
 		t.Skipf("no RssFile in /proc/self/status: %v", err)
 	}
 	c := newTestNode(t, t.TempDir())
 	c.Store.MappedLimitMB = 1 // the test binary's own pages are above it: release every second
 	// Records appended and the node stopped: Badger writes its memtable to
-	// a table file, which the restarted node reads through its mapping.
+	// a table file, which the restarted node reads through its mapping, and
+	// the records' bytes through the value log's.
 	n, err := New(context.Background(), c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -57,32 +57,25 @@ func TestMappedLimitReleasesThePagesOfTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tables int64
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Ext(path) == ".sst" {
-			if info, err := d.Info(); err == nil {
-				tables += info.Size()
-			}
-		}
-		return nil
-	})
-	if tables < records*500 {
-		t.Fatalf("the tables hold %d bytes, want the %d records in them", tables, records)
+	lsm, vlog := storeSizes(dir)
+	stored := lsm + vlog
+	if vlog < records*500 {
+		t.Fatalf("the value log holds %d bytes, want the %d records in it", vlog, records)
 	}
 	// Every record read: the tables' pages touched, RssFile (with the
 	// test binary's own pages) above the limit. The node must advise every
 	// table mapping; what the kernel then reclaims is
-	// TestReleaseMappedPagesDropsTablePagesAndKeepsRecords's (package log).
+	// TestReleaseMappedPagesDropsStorePagesAndKeepsRecords's (package log).
 	for seq := range uint64(records) {
 		if _, err := n.Log().Get(seq); err != nil {
 			t.Fatalf("Get(%d): %v", seq, err)
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for n.mappedReleased.Load() < tables {
+	for n.mappedReleased.Load() < stored {
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s with store.mapped_limit_mb = 1 the node advised %d bytes of table mappings, want at least the tables' %d",
-				n.mappedReleased.Load(), tables)
+			t.Fatalf("after 30 s with store.mapped_limit_mb = 1 the node advised %d bytes of mappings, want at least the tables' and value log's %d",
+				n.mappedReleased.Load(), stored)
 		}
 		time.Sleep(100 * time.Millisecond) // polling a counter the node's goroutine sets
 	}

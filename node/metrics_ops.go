@@ -17,6 +17,9 @@ import (
 //	intermesh_store_bytes{part}                 Badger's size on disk; part lsm|vlog
 //	intermesh_store_disk_free_bytes             free bytes on the data directory's file system
 //	intermesh_store_disk_size_bytes             size of that file system
+//	intermesh_store_durable                     1 while every write was made durable, 0 once one
+//	                                            was not (the node takes no writes until restarted)
+//	intermesh_store_vlog_rewritten_files_total  value-log files rewritten to drop their garbage
 //	intermesh_federation_members                members in the federation file
 //	intermesh_federation_quorum                 signatures a certificate needs
 //	intermesh_last_certified_round              newest round this node holds a certificate of
@@ -26,7 +29,7 @@ import (
 type opsCollector struct {
 	n *Node
 
-	store, diskFree, diskSize, members, quorum, certified, lagRounds *prometheus.Desc
+	store, diskFree, diskSize, durable, rewritten, members, quorum, certified, lagRounds *prometheus.Desc
 }
 
 func newOpsCollector(n *Node) *opsCollector {
@@ -38,6 +41,8 @@ func newOpsCollector(n *Node) *opsCollector {
 		store:     d("intermesh_store_bytes", "Size of the Badger store on disk, by part (lsm, vlog).", "part"),
 		diskFree:  d("intermesh_store_disk_free_bytes", "Bytes available to the node on the file system of its data directory."),
 		diskSize:  d("intermesh_store_disk_size_bytes", "Size of the file system of the node's data directory."),
+		durable:   d("intermesh_store_durable", "1 while every write of the store was made durable; 0 once one was not, after which the node takes no writes until it is restarted."),
+		rewritten: d("intermesh_store_vlog_rewritten_files_total", "Value-log files rewritten to give back the space of their garbage."),
 		members:   d("intermesh_federation_members", "Members of the federation."),
 		quorum:    d("intermesh_federation_quorum", "Member signatures a master-hash certificate needs."),
 		certified: d("intermesh_last_certified_round", "The newest round this node holds a master-hash certificate of."),
@@ -71,7 +76,7 @@ func storeSizes(dir string) (lsm, vlog int64) {
 
 // Describe implements prometheus.Collector.
 func (c *opsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.store, c.diskFree, c.diskSize, c.members, c.quorum, c.certified, c.lagRounds} {
+	for _, d := range []*prometheus.Desc{c.store, c.diskFree, c.diskSize, c.durable, c.rewritten, c.members, c.quorum, c.certified, c.lagRounds} {
 		ch <- d
 	}
 }
@@ -82,6 +87,12 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	lsm, vlog := storeSizes(n.cfg.DataDir())
 	ch <- prometheus.MustNewConstMetric(c.store, prometheus.GaugeValue, float64(lsm), "lsm")
 	ch <- prometheus.MustNewConstMetric(c.store, prometheus.GaugeValue, float64(vlog), "vlog")
+	durable := 1.0
+	if n.log.Durability() != nil {
+		durable = 0
+	}
+	ch <- prometheus.MustNewConstMetric(c.durable, prometheus.GaugeValue, durable)
+	ch <- prometheus.MustNewConstMetric(c.rewritten, prometheus.CounterValue, float64(n.garbageFiles.Load()))
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(n.cfg.DataDir(), &fs); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(fs.Bavail)*float64(fs.Bsize))

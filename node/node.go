@@ -56,6 +56,7 @@ type Node struct {
 	lastClose atomic.Int64 // Unix nanoseconds of the last epoch close
 
 	mappedReleased atomic.Int64 // bytes of table mappings advised by runMappedLimit, in total
+	garbageFiles   atomic.Int64 // value-log files rewritten by runGarbageCollection, in total
 	certSigners    certSigners  // the status page's verified certificate signers
 	metrics        *nodeMetrics
 
@@ -352,6 +353,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.cfg.Store.MappedLimitMB > 0 {
 		wg.Go(func() { n.runMappedLimit(runCtx) })
 	}
+	wg.Go(func() { n.runGarbageCollection(runCtx) })
 	// The follower runs often, so that an epoch close finds few records
 	// left to add to the map (at 10,000 records a period, about 300).
 	wg.Go(func() { n.vmap.follow(runCtx, max(n.schedule.Period/32, 20*time.Millisecond), n.logger) })

@@ -38,10 +38,15 @@ func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(note)
 }
 
-// serveHealth answers GET /healthz: 200 while the log's database is open.
+// serveHealth answers GET /healthz: 200 while the log's database is open
+// and every write was made durable.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if db := s.log.DB(); db == nil || db.IsClosed() {
 		http.Error(w, "log is closed", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.log.Durability(); err != nil {
+		http.Error(w, "the store takes no writes: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -36,6 +36,9 @@ type Log interface {
 	Size() uint64
 	LastTime() time.Time
 	DB() *badger.DB
+	// Durability is nil while every write was made durable (see
+	// log.Log.Durability).
+	Durability() error
 }
 
 // ReplicaLogs gives the portal the replica logs the node keeps of its peers'
@@ -457,6 +460,9 @@ func (s *Server) fail(tx string, err error) Response {
 		resp.Response().Status, resp.Response().StatusDescription = pe.Status, pe.Description
 	case errors.Is(err, log.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		resp.Response().Status, resp.Response().StatusDescription = ServerOverload, "the portal is shutting down or the request was cancelled"
+	case errors.Is(err, log.ErrNotDurable):
+		s.logger.Error("portal: the store failed to make a write durable; restart the node", "transaction", tx, "err", err)
+		resp.Response().Status, resp.Response().StatusDescription = ServerOverload, "the portal cannot accept writes: its store failed to make a write durable"
 	case errors.Is(err, log.ErrDiskFull):
 		s.logger.Error("portal: log is out of disk space", "transaction", tx, "err", err)
 		resp.Response().Status, resp.Response().StatusDescription = ServerOverload, "the portal cannot accept writes: out of disk space"
