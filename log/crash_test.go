@@ -22,6 +22,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/intermesh/intermesh/internal/faultfs"
 	"github.com/intermesh/intermesh/log"
 	"github.com/intermesh/intermesh/merkle"
 )
@@ -57,17 +58,10 @@ func crashWriterOptions(dir string) log.Options {
 }
 
 // TestMain makes this test binary the writer process of TestCrashKillWriter
-// when INTERMESH_CRASH_WRITER names a directory, and the fault-injecting
-// file system of TestAFailedValueLogSyncFailsTheWrite when
-// INTERMESH_FAULT_FS is set.
+// when INTERMESH_CRASH_WRITER names a directory, and the server of a
+// faultfs mount when it was started for one.
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(faultFSEnv); spec != "" {
-		if err := runFaultFS(spec); err != nil {
-			fmt.Fprintln(os.Stderr, "fault file system:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	faultfs.ServeIfAsked()
 	if dir := os.Getenv(crashWriterEnv); dir != "" {
 		if err := runCrashWriter(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "writer:", err)

@@ -54,6 +54,16 @@ func (d *durability) badgerLogged(f string, a []any) {
 	}
 }
 
+// newWriteTxn starts a read-write transaction, unless a write was not made
+// durable: from then on the log writes nothing, not even to Badger's
+// memory, where a transaction whose commit failed that way still is.
+func (l *Log) newWriteTxn() (*badger.Txn, error) {
+	if err := l.dur.Err(); err != nil {
+		return nil, err
+	}
+	return l.db.NewTransaction(true), nil
+}
+
 // commit commits txn if the log's writes are still durable, and returns an
 // error if they are not, before or after the commit: a commit of a
 // transaction whose values Badger failed to sync returns nil, and only the

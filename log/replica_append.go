@@ -153,7 +153,10 @@ func (r *Replica) write(ctx context.Context, recs []Record) (int, error) {
 func (r *Replica) commit(recs []Record) error {
 	wasEmpty := r.Size() == 0
 	err := r.log.withDB(func() error {
-		txn := r.log.db.NewTransaction(true)
+		txn, err := r.log.newWriteTxn()
+		if err != nil {
+			return err
+		}
 		defer txn.Discard()
 		committed := false
 		defer func() { txnDone(r.opts.Indexers, r.opts.BatchIndexers, committed) }()

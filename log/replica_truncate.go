@@ -33,7 +33,10 @@ func (r *Replica) Truncate(ctx context.Context, size uint64, reset func(txn *bad
 	}
 	var last time.Time
 	err := r.log.withDB(func() error {
-		txn := r.log.db.NewTransaction(true)
+		txn, err := r.log.newWriteTxn()
+		if err != nil {
+			return err
+		}
 		defer txn.Discard()
 		if size > 0 {
 			t, err := r.store.timeOf(txn, size-1)

@@ -199,7 +199,10 @@ func (l *Log) finishAll(reqs []*request, err error) {
 // success); with attemptTooBigAt, at is the index of the record that did not
 // fit.
 func (l *Log) tryCommit(reqs []*request) (outcome attempt, at int, err error) {
-	txn := l.db.NewTransaction(true)
+	txn, err := l.newWriteTxn()
+	if err != nil {
+		return attemptDone, 0, err
+	}
 	defer txn.Discard()
 	committed := false
 	defer func() { txnDone(l.opts.Indexers, l.opts.BatchIndexers, committed) }()
