@@ -26,13 +26,20 @@ const vlogSyncFailure = "Error while curlf sync"
 // the kernel may have dropped the dirty pages and report the next sync as a
 // success, so nothing written since can be trusted to be on disk either.
 type durability struct {
-	err atomic.Pointer[error]
+	err    atomic.Pointer[error]
+	failed chan struct{} // closed when err is set
 }
+
+// newDurability returns the durability of a store whose writes all were
+// made durable so far.
+func newDurability() *durability { return &durability{failed: make(chan struct{})} }
 
 // fail records err unless a failure is already recorded.
 func (d *durability) fail(err error) {
 	err = fmt.Errorf("%w: %w", ErrNotDurable, err)
-	d.err.CompareAndSwap(nil, &err)
+	if d.err.CompareAndSwap(nil, &err) {
+		close(d.failed)
+	}
 }
 
 // Err returns the recorded failure, or nil.
@@ -84,3 +91,7 @@ func (l *Log) commit(txn *badger.Txn) error {
 // Writes of other packages to DB are not checked; they should call it after
 // committing.
 func (l *Log) Durability() error { return l.dur.Err() }
+
+// NotDurable returns a channel closed when a write of the log was not made
+// durable (when Durability starts to return an error).
+func (l *Log) NotDurable() <-chan struct{} { return l.dur.failed }

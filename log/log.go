@@ -229,7 +229,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		closing:  make(chan struct{}),
 		seqDone:  make(chan struct{}),
 		replicas: map[string]*Replica{},
-		dur:      &durability{},
+		dur:      newDurability(),
 	}
 	if l.clock == nil {
 		l.clock = time.Now

@@ -334,7 +334,8 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
+	wg.Go(func() { n.stopWhenNotDurable(runCtx, errs, cancel) })
 	if n.history != nil {
 		wg.Go(func() { n.runMembership(runCtx) })
 		wg.Go(func() { n.runLearner(runCtx) })
@@ -391,6 +392,21 @@ func (n *Node) Run(ctx context.Context) error {
 	return err
 }
 
+// stopWhenNotDurable stops the node (sends the error on errs and cancels its
+// run) when a write of its store was not made durable: Badger may hold that
+// write in memory, where reads, the tree and checkpoints would count it.
+// Restarted, the node recovers what the disk kept.
+func (n *Node) stopWhenNotDurable(ctx context.Context, errs chan<- error, cancel context.CancelFunc) {
+	select {
+	case <-ctx.Done():
+	case <-n.log.NotDurable():
+		err := n.log.Durability()
+		n.logger.Error("a write of the store was not made durable; the node stops (check the disk, then restart it)", "err", err)
+		errs <- fmt.Errorf("node: %w", err)
+		cancel()
+	}
+}
+
 // DebugAddr returns the address Go's profiler is served on (http.debug_listen),
 // once Run serves it, or "".
 func (n *Node) DebugAddr() string {
@@ -427,16 +443,25 @@ func (n *Node) runEpochs(ctx context.Context) {
 }
 
 // CloseEpoch signs and stores the checkpoint of round at the log's current
-// size.
+// size. Once a write of the store was not made durable it signs nothing:
+// Badger may hold that write in memory, where the tree would count it.
 func (n *Node) CloseEpoch(ctx context.Context, round uint64, at time.Time) error {
 	start := time.Now()
 	var signed []byte
 	var cp merkle.Checkpoint
-	err := n.vmap.closeEpoch(ctx, func(mapRoot merkle.MapRoot) error {
-		var err error
-		signed, cp, err = n.tree.CloseEpochWithMap(ctx, round, at, n.signer, n.cfg.Origin, mapRoot)
-		return err
-	})
+	err := n.log.Durability()
+	if err == nil {
+		err = n.vmap.closeEpoch(ctx, func(mapRoot merkle.MapRoot) error {
+			var err error
+			signed, cp, err = n.tree.CloseEpochWithMap(ctx, round, at, n.signer, n.cfg.Origin, mapRoot)
+			return err
+		})
+	}
+	if err == nil {
+		// A write that failed while the checkpoint was made: keep it to
+		// this store, which takes no more writes.
+		err = n.log.Durability()
+	}
 	if err != nil {
 		n.metrics.epochFailures.Inc()
 		return err
