@@ -28,8 +28,10 @@ const ValueThreshold = 256
 // TuningLarge changes the memtables, level 0 and the table sizes (see
 // Tuning).
 //
-//   - 8 MiB memtables, two of them: the smallest that keeps the 1 MiB value
-//     threshold below (a transaction may be at most 15% of a memtable).
+//   - 8 MiB memtables, two of them: a transaction may hold at most 15% of a
+//     memtable (1.2 MiB), and smaller memtables cost writes (6 MiB: 12%
+//     fewer on the node's append path; 2 MiB: 40-50% fewer; see
+//     docs/performance.md, "Why the flush holds so much").
 //   - Level 0 stalls writes at 3 tables. Badger compacts level 0 into
 //     itself, as one table of unbounded size built in memory (from a 256 MiB
 //     buffer), when it has 4 tables it cannot move down; with at most 3 that
@@ -50,7 +52,14 @@ const ValueThreshold = 256
 //     one above), and fewer bytes rewritten per byte stored.
 //   - No block compression: with it every builder also holds a compressed
 //     copy of each block, and reads need a block cache. Tables take about
-//     50% more disk.
+//     50% more disk. So no block cache either, and an 8 MiB cache of the
+//     tables' indexes and Bloom filters.
+//   - 64 MiB value-log files instead of 1 GiB: Badger maps the file it
+//     writes at twice its size, and CollectGarbage rewrites a file at a
+//     time, so smaller files bound both.
+//   - Values read from the value log are checked against their checksum:
+//     a page the disk lost reads as an error, never as other bytes.
+//   - Two compactors, one per core of the machine the figures come from.
 //
 // Badger memory-maps its files (tables, value log, memtable logs) and has no
 // option not to, so resident memory still grows with the database; see
