@@ -203,26 +203,55 @@ func (s *Server) serviceName() string {
 // and online keys of the registered version of its profile. The version
 // was verified when it was appended to this node's log, so its keys are
 // read without checking its signature again (an account proof then costs
-// one signature check, not two).
+// one signature check, not two). They come from the state's key cache when
+// it holds those of the record of the registered version, the record is
+// read and parsed (and its keys cached) otherwise.
 func (s *Server) accountKeys(acct accountState) (map[mesh.UDF]mesh.PublicKey, error) {
-	fail := func(err error) (map[mesh.UDF]mesh.PublicKey, error) {
-		return nil, fmt.Errorf("portal: the profile %s of account %q cannot be read: %w", acct.ProfileUDF, acct.AccountID, err)
-	}
 	obj, found, err := s.state.object(acct.ProfileUDF)
 	if err != nil || !found {
-		return fail(fmt.Errorf("not registered (%v)", err))
+		return nil, accountKeysError(acct, fmt.Errorf("not registered (%w)", errOrNil(err)))
 	}
-	rec, err := s.log.Get(obj.Seq)
+	if keys, ok := s.state.keys.get(acct.ProfileUDF, obj.Seq); ok {
+		return keys, nil
+	}
+	keys, err := s.profileKeys(obj.Seq)
 	if err != nil {
-		return fail(err)
+		return nil, accountKeysError(acct, err)
+	}
+	s.state.keys.put(acct.ProfileUDF, obj.Seq, keys)
+	return keys, nil
+}
+
+// errNotFound says that a lookup found nothing (and failed no other way).
+var errNotFound = errors.New("not found")
+
+// errOrNil returns err, or errNotFound for nil.
+func errOrNil(err error) error {
+	if err == nil {
+		return errNotFound
+	}
+	return err
+}
+
+// accountKeysError is the error of accountKeys for acct, wrapping err.
+func accountKeysError(acct accountState, err error) error {
+	return fmt.Errorf("portal: the profile %s of account %q cannot be read: %w", acct.ProfileUDF, acct.AccountID, err)
+}
+
+// profileKeys reads the profile (a ProfileMesh or ProfileAccount) of the
+// log record seq and returns its authority keys, without verifying it.
+func (s *Server) profileKeys(seq uint64) (map[mesh.UDF]mesh.PublicKey, error) {
+	rec, err := s.log.Get(seq)
+	if err != nil {
+		return nil, err
 	}
 	pe, err := UnmarshalPortalEntry(rec.Payload)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	typ, env, err := mesh.ParseEntry(pe.Entry)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	var p mesh.SignedProfile
 	switch typ {
@@ -231,10 +260,10 @@ func (s *Server) accountKeys(acct accountState) (map[mesh.UDF]mesh.PublicKey, er
 	case mesh.TypeProfileAccount:
 		p = &mesh.ProfileAccount{}
 	default:
-		return fail(fmt.Errorf("an account's profile cannot be a %s", typ))
+		return nil, fmt.Errorf("an account's profile cannot be a %s", typ)
 	}
 	if err := mesh.DecodePayload(env.Payload, p); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	return mesh.AuthorityKeys(p)
 }

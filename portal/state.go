@@ -122,14 +122,22 @@ type State struct {
 	// latest holds, per origin, the Updated of the latest replicated
 	// version of the identifiers indexed last (see replicaIndexer).
 	latest map[string]*lru.Cache[string, *time.Time]
+
+	// keys are the authority keys of registered account profiles, by
+	// the record they were read from (Server.accountKeys).
+	keys *keyCache
 }
 
 // NewState returns a State not yet bound to a database; Index works without
 // one, the read methods need Bind.
-func NewState() *State { return &State{} }
+func NewState() *State { return &State{keys: newKeyCache(keyCacheSize)} }
 
-// Bind sets the database the read methods use.
-func (s *State) Bind(db *badger.DB) { s.db.Store(db) }
+// Bind sets the database the read methods use (and forgets the keys read
+// from another).
+func (s *State) Bind(db *badger.DB) {
+	s.keys.purge()
+	s.db.Store(db)
+}
 
 func stateKey(tag byte, parts ...string) []byte {
 	k := []byte{StatePrefix, tag}
@@ -452,6 +460,7 @@ func (s *State) Rebuild(ctx context.Context, db *badger.DB, recs Records) error 
 	if err := db.DropPrefix(local...); err != nil {
 		return fmt.Errorf("portal: dropping state: %w", err)
 	}
+	s.keys.purge()
 	return replay(ctx, db, recs, s)
 }
 
