@@ -135,7 +135,11 @@ func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOpti
 	g := m.getOptions
 	g.all, g.full, g.verify = true, true, true
 	req := &portal.GetRequest{Identifier: g.id, Account: g.account, Full: true, Multiple: true}
-	items, checks, err := g.fetchHistory(ctx, c, keys, req, "monitoring")
+	fetch := g.fetchHistory // an account's home member
+	if g.account == "" {
+		fetch = g.fetchEveryOriginHistory // an identifier, in every member's log
+	}
+	items, checks, err := fetch(ctx, c, keys, req, "monitoring")
 	if err != nil {
 		return 0, err
 	}
@@ -143,23 +147,39 @@ func (m *monitorOptions) once(ctx context.Context, w io.Writer, opts *globalOpti
 	if err != nil {
 		return 0, err
 	}
+	failed, round := historyVerdict(checks)
 	alerts := 0
-	if checks[0].Failed != "" {
-		fmt.Fprintf(w, "ALERT: the history could not be proved: %s\n", checks[0].Failed)
+	if failed != "" {
+		fmt.Fprintf(w, "ALERT: the history could not be proved: %s\n", failed)
 		alerts++
 	} else {
 		alerts += st.update(w, items, mine)
-		fmt.Fprintf(w, "%s: %s, the complete history as of round %d\n", st.Name, countVersions(len(st.Versions)), checks[0].Round)
+		fmt.Fprintf(w, "%s: %s, the complete history as of round %d\n", st.Name, countVersions(len(st.Versions)), round)
+		if g.account == "" && len(checks) > 1 { // what every member's log holds
+			fmt.Fprintln(w, strings.Join(checks[len(checks)-1].Proved, "\n"))
+		}
 	}
 	alerts += m.scanMembers(ctx, w, opts, c, keys, st, items, mine)
 	if err := saveMonitorState(m.state, st); err != nil {
 		return alerts, err
 	}
-	if checks[0].Failed != "" {
+	if failed != "" {
 		return alerts, nil
 	}
-	late, err := m.checkWrites(w, opts, keys, items, checks[0].Round)
+	late, err := m.checkWrites(w, opts, keys, items, round)
 	return alerts + late, err
+}
+
+// historyVerdict is what the checks of a history proved: the first
+// failure ("" if none), and the certified round the last check (the
+// summary, when there is one per member log) holds as of.
+func historyVerdict(checks []getVerification) (failed string, round uint64) {
+	for _, v := range checks {
+		if v.Failed != "" {
+			return v.Failed, 0
+		}
+	}
+	return "", checks[len(checks)-1].Round
 }
 
 // scanMembers reads every member's own log through tlog-tiles up to the
@@ -240,17 +260,31 @@ func (m *monitorOptions) checkWrites(w io.Writer, opts *globalOptions, keys *get
 }
 
 // update compares the proved history items with the versions seen, prints
-// each new one, and returns the alerts.
+// each new one, and returns the alerts. The items hold each member log's
+// history in log order (one log for an account, every member's for an
+// identifier), and what was seen of each log must still start it.
 func (st *monitorState) update(w io.Writer, items []getItem, mine map[string]bool) int {
-	alerts := 0
-	for i, seen := range st.Versions {
-		if i >= len(items) || *items[i].Index != seen.Index || items[i].Origin != seen.Origin {
-			fmt.Fprintf(w, "ALERT: the history no longer starts with the %d versions seen before (version %d was record %d of %s)\n",
-				len(st.Versions), i+1, seen.Index, seen.Origin)
-			return 1
+	seen, served := map[string][]monitorVersion{}, map[string][]getItem{}
+	for _, v := range st.Versions {
+		seen[v.Origin] = append(seen[v.Origin], v)
+	}
+	for _, it := range items {
+		served[it.Origin] = append(served[it.Origin], it)
+	}
+	for origin, vs := range seen {
+		for i, v := range vs {
+			if got := served[origin]; i >= len(got) || *got[i].Index != v.Index {
+				fmt.Fprintf(w, "ALERT: the history no longer starts with the %d versions of %s's log seen before (version %d was record %d)\n",
+					len(vs), origin, i+1, v.Index)
+				return 1
+			}
 		}
 	}
-	for _, it := range items[len(st.Versions):] {
+	alerts, counted := 0, map[string]int{}
+	for _, it := range items {
+		if counted[it.Origin]++; counted[it.Origin] <= len(seen[it.Origin]) {
+			continue
+		}
 		v := monitorVersion{Index: *it.Index, Origin: it.Origin, Signer: entrySigner(it)}
 		v.Alert = versionAlert(v.Signer, it.VerifyError, mine)
 		if v.Alert != "" {

@@ -20,7 +20,7 @@ func TestMonitorListsTheOwnersVersionsAndAlertsOnOthers(t *testing.T) {
 	net := startAuditNet(t)
 	account := net.Account(0, "alice")
 	alice := &user{t: t, home: t.TempDir(), portal: net.PortalURL(0)}
-	alice.createProfile("alice")
+	id := alice.createProfile("alice")
 	alice.ok("account", "create", account)
 	state := filepath.Join(t.TempDir(), "monitor.json")
 	var out string
@@ -35,6 +35,11 @@ func TestMonitorListsTheOwnersVersionsAndAlertsOnOthers(t *testing.T) {
 	if !strings.Contains(out, "new version: record") || !strings.Contains(out, "(in the keystore)") || !strings.Contains(out, "the complete history as of") ||
 		!strings.Contains(out, "is in the certified map") {
 		t.Fatalf("monitor's first run:\n%s", out)
+	}
+	// By identifier, the history is proved in every member's log.
+	if out := alice.ok("monitor", "--id", id, "--federation", net.fedPath, "--state", filepath.Join(t.TempDir(), "id.json")); !strings.Contains(out, "new version: record") ||
+		!strings.Contains(out, "is absent from the other 3 members' logs") {
+		t.Errorf("monitor --id:\n%s", out)
 	}
 	// A write the home member acknowledged and then left out of its
 	// checkpoints: the monitor raises an alarm once two rounds passed.
