@@ -21,10 +21,9 @@ import (
 // directory is on a file system that fails the fsync (and so the msync) of
 // .vlog files on demand (package faultfs).
 func TestAFailedValueLogSyncFailsTheWrite(t *testing.T) {
-	backing, mnt := t.TempDir(), t.TempDir()
-	faultfs.Mount(t, backing, mnt)
+	fs := faultfs.Mount(t)
 	l, err := log.Open(context.Background(), log.Options{
-		Dir:    filepath.Join(mnt, "store"),
+		Dir:    filepath.Join(fs.Dir, "store"),
 		Logger: slog.New(slog.DiscardHandler),
 		// Every record's bytes go to the value log, whatever the default.
 		TuneBadger: func(o badger.Options) badger.Options { return o.WithValueThreshold(64) },
@@ -38,12 +37,12 @@ func TestAFailedValueLogSyncFailsTheWrite(t *testing.T) {
 	if _, err := l.Append(ctx, log.Record{Kind: "Profile", Identifier: "a", Payload: payload}); err != nil {
 		t.Fatalf("append before the fault: %v", err)
 	}
-	faultfs.FailSyncs(t, backing, true)
+	fs.FailSyncs(true)
 	_, err = l.Append(ctx, log.Record{Kind: "Profile", Identifier: "b", Payload: payload})
 	if !errors.Is(err, log.ErrNotDurable) {
 		t.Fatalf("append while the value log's sync fails: %v, want ErrNotDurable", err)
 	}
-	faultfs.FailSyncs(t, backing, false)
+	fs.FailSyncs(false)
 	_, err = l.Append(ctx, log.Record{Kind: "Profile", Identifier: "c", Payload: payload})
 	if !errors.Is(err, log.ErrNotDurable) {
 		t.Fatalf("append after a failed sync, once syncs succeed again: %v, want ErrNotDurable", err)

@@ -16,9 +16,8 @@ import (
 // the tree would count it. Its data directory is on a file system that
 // fails the value log's fsync on demand (package faultfs).
 func TestANodeWhoseStoreFailedASyncStopsAndSignsNothing(t *testing.T) {
-	backing, mnt := t.TempDir(), t.TempDir()
-	faultfs.Mount(t, backing, mnt)
-	n, err := New(context.Background(), newTestNode(t, mnt), slog.New(slog.DiscardHandler))
+	fs := faultfs.Mount(t)
+	n, err := New(context.Background(), newTestNode(t, fs.Dir), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +40,7 @@ func TestANodeWhoseStoreFailedASyncStopsAndSignsNothing(t *testing.T) {
 	if err := appendNext(true); err != nil {
 		t.Fatal(err)
 	}
-	faultfs.FailSyncs(t, backing, true)
+	fs.FailSyncs(true)
 	if err := appendNext(false); !errors.Is(err, log.ErrNotDurable) {
 		t.Fatalf("append while the value log's sync fails: %v, want ErrNotDurable", err)
 	}

@@ -17,9 +17,8 @@ import (
 // restarted: its disk reported lost pages (package faultfs fails the fsync
 // of the value log, where the records' bytes are).
 func TestAPortalWhoseStoreFailedASyncRefusesWritesAndIsUnhealthy(t *testing.T) {
-	backing, mnt := t.TempDir(), t.TempDir()
-	faultfs.Mount(t, backing, mnt)
-	p := openPortalAt(t, testOrigin, filepath.Join(mnt, "store"), portal.Config{})
+	fs := faultfs.Mount(t)
+	p := openPortalAt(t, testOrigin, filepath.Join(fs.Dir, "store"), portal.Config{})
 	ctx := context.Background()
 	create := func(account string) error {
 		u := newUser(t, account)
@@ -29,14 +28,14 @@ func TestAPortalWhoseStoreFailedASyncRefusesWritesAndIsUnhealthy(t *testing.T) {
 	mustStatus(t, create("alice@example.com"), portal.SuccessOK)
 	checkHealth(t, p, http.StatusOK, "ok")
 
-	faultfs.FailSyncs(t, backing, true)
+	fs.FailSyncs(true)
 	pe := mustStatus(t, create("bob@example.com"), portal.ServerOverload)
 	if !strings.Contains(pe.Description, "durable") {
 		t.Errorf("the refusal says %q, want why (a write not made durable)", pe.Description)
 	}
 	checkHealth(t, p, http.StatusServiceUnavailable, "not made durable")
 
-	faultfs.FailSyncs(t, backing, false)
+	fs.FailSyncs(false)
 	mustStatus(t, create("carol@example.com"), portal.ServerOverload)
 	checkHealth(t, p, http.StatusServiceUnavailable, "not made durable")
 }

@@ -51,15 +51,27 @@ func ServeIfAsked() {
 	os.Exit(0)
 }
 
-// Mount mounts the loopback of backing on mnt, served by a child process
-// (this test binary), and unmounts it when t ends.
-func Mount(t testing.TB, backing, mnt string) {
+// FS is a mounted fault-injecting file system.
+type FS struct {
+	// Dir is where it is mounted: files written below it land in a
+	// backing directory of their own.
+	Dir string
+
+	t       testing.TB
+	backing string
+}
+
+// Mount mounts the loopback of a new temporary directory on another,
+// served by a child process (this test binary), and unmounts it when t
+// ends.
+func Mount(t testing.TB) *FS {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
 		t.Skipf("faultfs: needs /dev/fuse and root to mount a FUSE file system (stat: %v, euid %d)", err, os.Geteuid())
 	}
+	f := &FS{Dir: t.TempDir(), t: t, backing: t.TempDir()}
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), env+"="+backing+":"+mnt)
+	cmd.Env = append(os.Environ(), env+"="+f.backing+":"+f.Dir)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -76,20 +88,21 @@ func Mount(t testing.TB, backing, mnt string) {
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("faultfs: %v", err)
-			syscall.Unmount(mnt, syscall.MNT_DETACH)
+			syscall.Unmount(f.Dir, syscall.MNT_DETACH)
 		}
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || line != "mounted\n" {
-		t.Fatalf("faultfs: did not mount %s: %q, %v", mnt, line, err)
+		t.Fatalf("faultfs: did not mount %s: %q, %v", f.Dir, line, err)
 	}
+	return f
 }
 
-// FailSyncs makes the value-log files of the mount of backing fail their
-// syncs from now on (fail true) or sync again (fail false).
-func FailSyncs(t testing.TB, backing string, fail bool) {
-	t.Helper()
-	path := filepath.Join(backing, FailFile)
+// FailSyncs makes the value-log files below f.Dir fail their syncs from now
+// on (fail true) or sync again (fail false).
+func (f *FS) FailSyncs(fail bool) {
+	f.t.Helper()
+	path := filepath.Join(f.backing, FailFile)
 	var err error
 	if fail {
 		err = os.WriteFile(path, nil, 0o644)
@@ -97,7 +110,7 @@ func FailSyncs(t testing.TB, backing string, fail bool) {
 		err = os.Remove(path)
 	}
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 }
 
