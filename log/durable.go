@@ -53,8 +53,8 @@ func (d *durability) Err() error {
 	return nil
 }
 
-// badgerLogged reports whether the line Badger logs with format f says that a
-// write it went on with was not made durable, and records it if so.
+// badgerLogged records the failure when the line Badger logs with format f
+// says that a write it went on with was not made durable.
 func (d *durability) badgerLogged(f string, a []any) {
 	if d != nil && strings.HasPrefix(f, vlogSyncFailure) {
 		d.fail(fmt.Errorf("syncing Badger's value log: %s", strings.TrimSpace(fmt.Sprintf(f, a...))))
