@@ -143,7 +143,116 @@ type Response interface {
 // name and a pointer to the typed request. Every error is an *Error with
 // status ClientBadRequest whose description says what was wrong; the
 // transaction is returned whenever it could be recognized.
+//
+// A body in the usual form (member names of plain letters, nothing after
+// the object but whitespace) is decoded in one pass, straight into the
+// typed request; any other body, and any body that does not decode, goes
+// through decodeRequestSlow, which accepts and refuses exactly the same
+// bodies and says what is wrong.
 func DecodeRequest(body []byte) (tx string, req any, err error) {
+	if tx, req, ok := decodeRequestFast(body); ok {
+		return tx, req, nil
+	}
+	return decodeRequestSlow(body)
+}
+
+// decodeRequestFast decodes {"<Name>Request":{...}} or
+// {"<Transaction>":{"<Name>Request":{...}}} whose member names are plain
+// letters, decoding the request's bytes once (json.Unmarshal checks them
+// and fills the request). It reports false, leaving the verdict and the
+// error to decodeRequestSlow, for every other body and every failure.
+func decodeRequestFast(body []byte) (string, any, bool) {
+	name, inner, ok := soleMember(body)
+	if !ok {
+		return "", nil, false
+	}
+	tx := transactionOf(name)
+	if tx == "" {
+		if RequestName(name) == "" {
+			return "", nil, false
+		}
+		tx = name
+		wrapped, body2, ok := soleMember(inner)
+		if !ok || wrapped != RequestName(tx) {
+			return "", nil, false
+		}
+		inner = body2
+	}
+	req := NewRequest(tx)
+	if err := json.Unmarshal(inner, req); err != nil {
+		return "", nil, false
+	}
+	return tx, req, true
+}
+
+// soleMember splits b of the form {"<name>":{...}} (whitespace allowed
+// between the tokens and around the object) into the name, which must be
+// plain ASCII letters, and the value: everything between the colon and
+// the object's last closing brace, trimmed, which must start with '{'. It
+// does not check the value: the caller's json.Unmarshal of it does, and if
+// the value is one valid JSON object, b is a valid object with that one
+// member and nothing after it.
+func soleMember(b []byte) (string, []byte, bool) {
+	i := skipJSONSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", nil, false
+	}
+	i = skipJSONSpace(b, i+1)
+	if i >= len(b) || b[i] != '"' {
+		return "", nil, false
+	}
+	j := i + 1
+	for j < len(b) && ('a' <= b[j] && b[j] <= 'z' || 'A' <= b[j] && b[j] <= 'Z') {
+		j++
+	}
+	if j == i+1 || j >= len(b) || b[j] != '"' {
+		return "", nil, false
+	}
+	k := skipJSONSpace(b, j+1)
+	if k >= len(b) || b[k] != ':' {
+		return "", nil, false
+	}
+	k = skipJSONSpace(b, k+1)
+	end := trimJSONSpaceRight(b, k)
+	if end <= k || b[end-1] != '}' {
+		return "", nil, false
+	}
+	end = trimJSONSpaceRight(b[:end-1], k)
+	if end <= k || b[k] != '{' {
+		return "", nil, false
+	}
+	return string(b[i+1 : j]), b[k:end], true
+}
+
+// skipJSONSpace returns the index of the first byte of b at or after i
+// that is not JSON whitespace (space, tab, CR, LF), or len(b).
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && isJSONSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// trimJSONSpaceRight returns the end of b with trailing JSON whitespace
+// removed, going no lower than from.
+func trimJSONSpaceRight(b []byte, from int) int {
+	end := len(b)
+	for end > from && isJSONSpace(b[end-1]) {
+		end--
+	}
+	return end
+}
+
+// isJSONSpace reports whether c is whitespace in JSON's grammar.
+func isJSONSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
+}
+
+// decodeRequestSlow is the general form of DecodeRequest: the body is
+// decoded as a JSON object into a map of raw messages, checked, and the
+// request decoded from its member. It takes every body DecodeRequest
+// accepts and writes every error it returns.
+func decodeRequestSlow(body []byte) (tx string, req any, err error) {
 	name, inner, err := oneMember(body, "request")
 	if err != nil {
 		return "", nil, err

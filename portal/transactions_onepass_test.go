@@ -1,0 +1,94 @@
+package portal
+
+import (
+	"reflect"
+	"testing"
+)
+
+// decodeCases are bodies whose verdict DecodeRequest must keep: the usual
+// forms, which take the one-pass path, and the unusual ones the general
+// decoder has always accepted or refused.
+var decodeCases = []struct {
+	body, tx string // tx "" means refused
+}{
+	{`{"HelloRequest":{}}`, TxHello},
+	{" \r\n\t{ \"HelloRequest\" : { } } \n", TxHello},
+	{`{"Status":{"StatusRequest":{}}}`, TxStatus},
+	{`{"Status" : { "StatusRequest" : {} } }`, TxStatus},
+	{`{"Hello\u0052equest":{}}`, TxHello},                            // an escaped name
+	{`{"HelloRequest":{"x":1},"HelloRequest":{}}`, TxHello},          // a repeated name: the last counts
+	{`{"HelloRequest":5,"HelloRequest":{}}`, TxHello},                // the same
+	{`{"HelloRequest":{}} x`, TxHello},                               // after the object, what is not a JSON value is not seen
+	{`{"HelloRequest":{}} }`, TxHello},                               // the same
+	{"{\"HelloRequest\":{}}\f", TxHello},                             // the same
+	{`{"Status":{"StatusRequest":{},"StatusRequest":{}}}`, TxStatus}, // a repeated name inside the wrapping
+	{`{"HelloRequest":{}} 1`, ""},
+	{`{"HelloRequest":{}} {}`, ""},
+	{`{"HelloRequest":{}} "`, TxHello},
+	{`{"HelloRequest":{},"StatusRequest":{}}`, ""},
+	{`{"HelloRequest":null}`, ""},
+	{`{"HelloRequest":[]}`, ""},
+	{`{"helloRequest":{}}`, ""},
+	{`{"Status":{"HelloRequest":{}}}`, ""},
+	{`{"Status":{"StatusRequest":{}},"X":{}}`, ""},
+	{`{"Status":{"StatusRequest":{}, "X":{}}}`, ""},
+	{`{"Status":{"StatusRequest":null}}`, ""},
+	{`{"TransferRequest":{"From":"x"}}`, ""},
+	{`{"HelloRequest":{}`, ""},
+	{`{"HelloRequest":}`, ""},
+	{`{"HelloRequest":{}}}`, TxHello},
+	{`null`, ""},
+	{``, ""},
+}
+
+// TestDecodeRequestVerdicts: DecodeRequest accepts and refuses the bodies
+// of decodeCases as the general decoder does, with the same request or
+// the same error.
+func TestDecodeRequestVerdicts(t *testing.T) {
+	for _, tc := range decodeCases {
+		tx, req, err := DecodeRequest([]byte(tc.body))
+		if tx2 := map[bool]string{true: tx, false: ""}[err == nil]; tx2 != tc.tx {
+			t.Errorf("%q: transaction %q (err %v), want %q", tc.body, tx2, err, tc.tx)
+		}
+		checkSameAsSlow(t, []byte(tc.body), tx, req, err)
+	}
+}
+
+// checkSameAsSlow fails t unless decodeRequestSlow gives body the same
+// transaction, request and error as DecodeRequest gave.
+func checkSameAsSlow(t *testing.T, body []byte, tx string, req any, err error) {
+	t.Helper()
+	tx2, req2, err2 := decodeRequestSlow(body)
+	if tx != tx2 || !reflect.DeepEqual(req, req2) || (err == nil) != (err2 == nil) ||
+		err != nil && err.Error() != err2.Error() {
+		t.Fatalf("%q: one pass gives %q %#v %v; the general decoder %q %#v %v", body, tx, req, err, tx2, req2, err2)
+	}
+}
+
+// FuzzDecodeRequestOnePass: DecodeRequest (one pass for the usual forms)
+// agrees with the general decoder on every body.
+func FuzzDecodeRequestOnePass(f *testing.F) {
+	for _, tc := range decodeCases {
+		f.Add([]byte(tc.body))
+	}
+	f.Add([]byte(`{"PublishRequest":{"Entry":{"ProfileMesh":[{"dig":"SHA2"},"e30",{"signatures":[]}]},"AccountID":"a"}}`))
+	f.Add([]byte(`{"Publish":{"PublishRequest":{"AccountID":"a","Proof":null}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tx, req, err := DecodeRequest(body)
+		checkSameAsSlow(t, body, tx, req, err)
+	})
+}
+
+// TestDecodeRequestFastTakesUsualForms: the bodies clients send are
+// decoded in one pass, not by the general decoder.
+func TestDecodeRequestFastTakesUsualForms(t *testing.T) {
+	for _, body := range []string{
+		`{"HelloRequest":{}}`,
+		" { \"Status\" : {\"StatusRequest\":{}} }\n",
+		`{"PublishRequest":{"Entry":{"ProfileMesh":[{"dig":"SHA2"},"e30",{"signatures":[]}]},"AccountID":"a"}}`,
+	} {
+		if _, _, ok := decodeRequestFast([]byte(body)); !ok {
+			t.Errorf("%q went to the general decoder", body)
+		}
+	}
+}
