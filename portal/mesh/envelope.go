@@ -121,27 +121,23 @@ func (e *Envelope) AddSignature(key *PrivateKey) error {
 // ParseEnvelope parses the JSON form of an envelope. It checks the shape,
 // the field types, the algorithm names and the sizes; it does not check the
 // digest or the signatures (see Verify).
+//
+// The JSON grammar is checked once, over the whole envelope; the parts are
+// then split without decoding them again (envelope_scan.go).
 func ParseEnvelope(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeSize {
 		return nil, fieldErr(ErrTooLarge, "envelope", "%d bytes, limit %d", len(data), MaxEnvelopeSize)
 	}
-	var parts []json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&parts); err != nil {
-		return nil, fieldErr(ErrMalformed, "envelope", "want a JSON array [header, payload, trailer]: %v", err)
-	}
-	if err := expectEOF(dec); err != nil {
-		return nil, inField("envelope", err)
-	}
-	if len(parts) != 3 {
-		return nil, fieldErr(ErrMalformed, "envelope", "%d elements, want 3 [header, payload, trailer]", len(parts))
+	parts, err := envelopeParts(data)
+	if err != nil {
+		return nil, err
 	}
 	e := &Envelope{}
 	if err := e.Header.parse(parts[0]); err != nil {
 		return nil, err
 	}
 	var p string
-	if err := json.Unmarshal(parts[1], &p); err != nil {
+	if err := unmarshalString(parts[1], &p); err != nil {
 		return nil, fieldErr(ErrMalformed, "payload", "want a base64url string")
 	}
 	payload, err := decodeBase64(p)
@@ -155,8 +151,35 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	return e, nil
 }
 
+// envelopeParts checks that data is one JSON array of three elements and
+// nothing else, and returns the elements (sharing data's bytes). A valid
+// array of three is split in one pass; for anything else the decoder says
+// what is wrong.
+func envelopeParts(data []byte) ([]json.RawMessage, error) {
+	if json.Valid(data) {
+		if parts, ok := validElements(trimJSONSpace(data)); ok && len(parts) == 3 {
+			return parts, nil
+		}
+	}
+	var parts []json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&parts); err != nil {
+		return nil, fieldErr(ErrMalformed, "envelope", "want a JSON array [header, payload, trailer]: %v", err)
+	}
+	if err := expectEOF(dec); err != nil {
+		return nil, inField("envelope", err)
+	}
+	if len(parts) != 3 {
+		return nil, fieldErr(ErrMalformed, "envelope", "%d elements, want 3 [header, payload, trailer]", len(parts))
+	}
+	return parts, nil
+}
+
+// parse reads the header from raw (valid JSON): "dig" must name SHA-512,
+// and "enc", if present, makes it an encryption header. Raw keeps a copy
+// of raw.
 func (h *Header) parse(raw json.RawMessage) error {
-	o, err := parseObject(raw, "header")
+	o, err := parseValidObject(raw, "header")
 	if err != nil {
 		return err
 	}
@@ -179,8 +202,10 @@ func (h *Header) parse(raw json.RawMessage) error {
 	return nil
 }
 
+// parse reads the trailer from raw (valid JSON): a PayloadDigest of 64
+// bytes, at most MaxSignatures signatures, and other fields kept verbatim.
 func (t *Trailer) parse(raw json.RawMessage) error {
-	o, err := parseObject(raw, "trailer")
+	o, err := parseValidObject(raw, "trailer")
 	if err != nil {
 		return err
 	}
@@ -189,7 +214,7 @@ func (t *Trailer) parse(raw json.RawMessage) error {
 		switch k {
 		case "PayloadDigest":
 			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
+			if err := unmarshalString(v, &s); err != nil {
 				return fieldErr(ErrMalformed, "trailer.PayloadDigest", "want a base64url string")
 			}
 			d, err := decodeBase64(s)
@@ -201,9 +226,9 @@ func (t *Trailer) parse(raw json.RawMessage) error {
 			}
 			t.PayloadDigest = d
 		case "signatures":
-			var sigs []json.RawMessage
-			if err := json.Unmarshal(v, &sigs); err != nil {
-				return fieldErr(ErrMalformed, "trailer.signatures", "want an array")
+			sigs, err := signatureElements(v)
+			if err != nil {
+				return err
 			}
 			if len(sigs) > MaxSignatures {
 				return fieldErr(ErrTooLarge, "trailer.signatures", "%d signatures, limit %d", len(sigs), MaxSignatures)
@@ -228,8 +253,24 @@ func (t *Trailer) parse(raw json.RawMessage) error {
 	return nil
 }
 
+// signatureElements returns the elements of the trailer's "signatures"
+// (valid JSON), which must be an array (or null, read as none).
+func signatureElements(v json.RawMessage) ([]json.RawMessage, error) {
+	if sigs, ok := validElements(v); ok {
+		return sigs, nil
+	}
+	var sigs []json.RawMessage
+	if err := json.Unmarshal(v, &sigs); err != nil {
+		return nil, fieldErr(ErrMalformed, "trailer.signatures", "want an array")
+	}
+	return sigs, nil
+}
+
+// parseSignature reads one signature (valid JSON) of the trailer, named
+// field in errors: a known algorithm, a kid that is a UDF and a value of
+// 114 bytes, all three present; other fields are kept verbatim.
 func parseSignature(raw json.RawMessage, field string) (Signature, error) {
-	o, err := parseObject(raw, field)
+	o, err := parseValidObject(raw, field)
 	if err != nil {
 		return Signature{}, err
 	}
@@ -239,7 +280,7 @@ func parseSignature(raw json.RawMessage, field string) (Signature, error) {
 		switch k {
 		case "alg", "kid", "signature":
 			var str string
-			if err := json.Unmarshal(v, &str); err != nil {
+			if err := unmarshalString(v, &str); err != nil {
 				return Signature{}, fieldErr(ErrMalformed, field+"."+k, "want a string")
 			}
 			switch k {
@@ -270,9 +311,12 @@ func parseSignature(raw json.RawMessage, field string) (Signature, error) {
 			s.Extra[k] = bytes.Clone(v)
 		}
 	}
-	for k, ok := range map[string]bool{"alg": s.Alg != "", "kid": s.Kid != "", "signature": s.Value != nil} {
-		if !ok {
-			return Signature{}, fieldErr(ErrMalformed, field+"."+k, "absent")
+	for _, f := range []struct {
+		k  string
+		ok bool
+	}{{"alg", s.Alg != ""}, {"kid", s.Kid != ""}, {"signature", s.Value != nil}} {
+		if !f.ok {
+			return Signature{}, fieldErr(ErrMalformed, field+"."+f.k, "absent")
 		}
 	}
 	return s, nil
