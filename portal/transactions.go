@@ -166,6 +166,7 @@ func decodeRequestFast(body []byte) (string, any, bool) {
 	if !ok {
 		return "", nil, false
 	}
+	levels := 1 // the levels of nesting around inner
 	tx := transactionOf(name)
 	if tx == "" {
 		if RequestName(name) == "" {
@@ -176,13 +177,46 @@ func decodeRequestFast(body []byte) (string, any, bool) {
 		if !ok || wrapped != RequestName(tx) {
 			return "", nil, false
 		}
-		inner = body2
+		inner, levels = body2, 2
 	}
 	req := NewRequest(tx)
 	if err := json.Unmarshal(inner, req); err != nil {
 		return "", nil, false
 	}
+	// encoding/json refuses JSON nested deeper than maxJSONDepth; the
+	// wrapping must not take the body past it unseen. A value that deep
+	// has at least two bytes a level.
+	if len(inner) >= 2*(maxJSONDepth-levels) && nestingDepth(inner) > maxJSONDepth-levels {
+		return "", nil, false
+	}
 	return tx, req, true
+}
+
+// maxJSONDepth is the deepest nesting of arrays and objects that
+// encoding/json accepts.
+const maxJSONDepth = 10000
+
+// nestingDepth returns the deepest nesting of arrays and objects in the
+// valid JSON b.
+func nestingDepth(b []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			if depth++; depth > deepest {
+				deepest = depth
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // soleMember splits b of the form {"<name>":{...}} (whitespace allowed

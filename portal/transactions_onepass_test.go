@@ -2,6 +2,7 @@ package portal
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -90,5 +91,26 @@ func TestDecodeRequestFastTakesUsualForms(t *testing.T) {
 		if _, _, ok := decodeRequestFast([]byte(body)); !ok {
 			t.Errorf("%q went to the general decoder", body)
 		}
+	}
+}
+
+// TestDecodeRequestNestingLimit: a request nested as deep as encoding/json
+// allows is refused once the wrapping takes the body past the limit, as
+// the general decoder refuses it, though the request alone would decode.
+func TestDecodeRequestNestingLimit(t *testing.T) {
+	for _, tc := range []struct {
+		arrays  int
+		wrapped bool
+		ok      bool
+	}{{9998, false, true}, {9999, false, false}, {9997, true, true}, {9998, true, false}} {
+		body := `{"HelloRequest":{"x":` + strings.Repeat("[", tc.arrays) + strings.Repeat("]", tc.arrays) + `}}`
+		if tc.wrapped {
+			body = `{"Hello":` + body + `}`
+		}
+		tx, req, err := DecodeRequest([]byte(body))
+		if (err == nil) != tc.ok {
+			t.Errorf("%d arrays, wrapped %v: err %v, want ok %v", tc.arrays, tc.wrapped, err, tc.ok)
+		}
+		checkSameAsSlow(t, []byte(body), tx, req, err)
 	}
 }
