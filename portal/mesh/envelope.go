@@ -447,8 +447,11 @@ func (e *Envelope) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// kv is a member of a JSON object of strings, in the order written.
 type kv struct{ k, v string }
 
+// writeObject writes a JSON object: fields in order, then extra in key
+// order with its values verbatim.
 func writeObject(b *bytes.Buffer, fields []kv, extra map[string]json.RawMessage) {
 	b.WriteByte('{')
 	for i, f := range fields {
@@ -471,6 +474,7 @@ func writeObject(b *bytes.Buffer, fields []kv, extra map[string]json.RawMessage)
 	b.WriteByte('}')
 }
 
+// sortedKeys returns the keys of m in order.
 func sortedKeys(m map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
