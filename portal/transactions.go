@@ -314,18 +314,20 @@ func decodeRequestSlow(body []byte) (tx string, req any, err error) {
 }
 
 // oneMember parses b as a JSON object with exactly one member whose value is
-// an object, and returns the member's name and value.
+// an object, and nothing after it but white space, and returns the member's
+// name and value. A name given twice is two members: which one counts
+// would be the decoder's choice.
 func oneMember(b []byte, what string) (string, json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&m); err != nil {
 		return "", nil, Errorf(ClientBadRequest, "malformed JSON in %s: %s", what, describeJSONError(err))
 	}
-	if _, err := dec.Token(); err == nil {
+	if len(bytes.Trim(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return "", nil, Errorf(ClientBadRequest, "malformed JSON in %s: data after the object", what)
 	}
-	if len(m) != 1 {
-		return "", nil, Errorf(ClientBadRequest, "%s must be an object with exactly one member naming the message, got %d members", what, len(m))
+	if n := len(m); n != 1 || membersOf(b) != 1 {
+		return "", nil, Errorf(ClientBadRequest, "%s must be an object with exactly one member naming the message, got %d members", what, max(n, membersOf(b)))
 	}
 	for k, v := range m {
 		v = bytes.TrimSpace(v)
@@ -335,6 +337,27 @@ func oneMember(b []byte, what string) (string, json.RawMessage, error) {
 		return k, v, nil
 	}
 	panic("unreachable")
+}
+
+// membersOf counts the members of the JSON object b (valid JSON), a name
+// given twice counted twice.
+func membersOf(b []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		var v json.RawMessage
+		if _, err := dec.Token(); err != nil { // the name
+			return n
+		}
+		if err := dec.Decode(&v); err != nil {
+			return n
+		}
+		n++
+	}
+	return n
 }
 
 // describeJSONError turns a decoding error into a sentence naming the field.

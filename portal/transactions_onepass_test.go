@@ -17,16 +17,16 @@ var decodeCases = []struct {
 	{" \r\n\t{ \"HelloRequest\" : { } } \n", TxHello},
 	{`{"Status":{"StatusRequest":{}}}`, TxStatus},
 	{`{"Status" : { "StatusRequest" : {} } }`, TxStatus},
-	{`{"Hello\u0052equest":{}}`, TxHello},                            // an escaped name
-	{`{"HelloRequest":{"x":1},"HelloRequest":{}}`, TxHello},          // a repeated name: the last counts
-	{`{"HelloRequest":5,"HelloRequest":{}}`, TxHello},                // the same
-	{`{"HelloRequest":{}} x`, TxHello},                               // after the object, what is not a JSON value is not seen
-	{`{"HelloRequest":{}} }`, TxHello},                               // the same
-	{"{\"HelloRequest\":{}}\f", TxHello},                             // the same
-	{`{"Status":{"StatusRequest":{},"StatusRequest":{}}}`, TxStatus}, // a repeated name inside the wrapping
+	{`{"Hello\u0052equest":{}}`, TxHello},                      // an escaped name
+	{`{"HelloRequest":{"x":1},"HelloRequest":{}}`, ""},         // a repeated name is two members
+	{`{"HelloRequest":5,"HelloRequest":{}}`, ""},               // the same
+	{`{"HelloRequest":{}} x`, ""},                              // data after the object
+	{`{"HelloRequest":{}} }`, ""},                              // the same
+	{"{\"HelloRequest\":{}}\f", ""},                            // form feed is not JSON white space
+	{`{"Status":{"StatusRequest":{},"StatusRequest":{}}}`, ""}, // a repeated name inside the wrapping
 	{`{"HelloRequest":{}} 1`, ""},
 	{`{"HelloRequest":{}} {}`, ""},
-	{`{"HelloRequest":{}} "`, TxHello},
+	{`{"HelloRequest":{}} "`, ""},
 	{`{"HelloRequest":{},"StatusRequest":{}}`, ""},
 	{`{"HelloRequest":null}`, ""},
 	{`{"HelloRequest":[]}`, ""},
@@ -38,7 +38,7 @@ var decodeCases = []struct {
 	{`{"TransferRequest":{"From":"x"}}`, ""},
 	{`{"HelloRequest":{}`, ""},
 	{`{"HelloRequest":}`, ""},
-	{`{"HelloRequest":{}}}`, TxHello},
+	{`{"HelloRequest":{}}}`, ""},
 	{`null`, ""},
 	{``, ""},
 }
@@ -117,5 +117,21 @@ func TestDecodeRequestNestingLimit(t *testing.T) {
 			t.Errorf("%d arrays, wrapped %v: err %v, want ok %v", tc.arrays, tc.wrapped, err, tc.ok)
 		}
 		checkSameAsSlow(t, []byte(body), tx, req, err)
+	}
+}
+
+// A request body is one object of one member and nothing after it: a name
+// given twice, or data after the object, is refused saying so (which of
+// two members counts would otherwise be the decoder's choice).
+func TestDecodeRequestRefusesRepeatedNamesAndTrailingData(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"HelloRequest":{"x":1},"HelloRequest":{}}`:         "exactly one member naming the message, got 2 members",
+		`{"Status":{"StatusRequest":{},"StatusRequest":{}}}`: "exactly one member naming the message, got 2 members",
+		`{"HelloRequest":{}} x`:                              "data after the object",
+		"{\"HelloRequest\":{}}\f":                            "data after the object",
+	} {
+		if _, _, err := DecodeRequest([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error saying %q", body, err, want)
+		}
 	}
 }
