@@ -44,9 +44,6 @@ func (d *durability) fail(err error) {
 
 // Err returns the recorded failure, or nil.
 func (d *durability) Err() error {
-	if d == nil {
-		return nil
-	}
 	if p := d.err.Load(); p != nil {
 		return *p
 	}

@@ -208,8 +208,11 @@ func (s *Server) serviceName() string {
 // read and parsed (and its keys cached) otherwise.
 func (s *Server) accountKeys(acct accountState) (map[mesh.UDF]mesh.PublicKey, error) {
 	obj, found, err := s.state.object(acct.ProfileUDF)
-	if err != nil || !found {
-		return nil, accountKeysError(acct, fmt.Errorf("not registered (%w)", errOrNil(err)))
+	if err != nil {
+		return nil, accountKeysError(acct, err)
+	}
+	if !found {
+		return nil, accountKeysError(acct, errors.New("not registered"))
 	}
 	if keys, ok := s.state.keys.get(acct.ProfileUDF, obj.Seq); ok {
 		return keys, nil
@@ -220,17 +223,6 @@ func (s *Server) accountKeys(acct accountState) (map[mesh.UDF]mesh.PublicKey, er
 	}
 	s.state.keys.put(acct.ProfileUDF, obj.Seq, keys)
 	return keys, nil
-}
-
-// errNotFound says that a lookup found nothing (and failed no other way).
-var errNotFound = errors.New("not found")
-
-// errOrNil returns err, or errNotFound for nil.
-func errOrNil(err error) error {
-	if err == nil {
-		return errNotFound
-	}
-	return err
 }
 
 // accountKeysError is the error of accountKeys for acct, wrapping err.

@@ -323,11 +323,11 @@ func oneMember(b []byte, what string) (string, json.RawMessage, error) {
 	if err := dec.Decode(&m); err != nil {
 		return "", nil, Errorf(ClientBadRequest, "malformed JSON in %s: %s", what, describeJSONError(err))
 	}
-	if len(bytes.Trim(b[dec.InputOffset():], " \t\r\n")) > 0 {
+	if skipJSONSpace(b, int(dec.InputOffset())) < len(b) {
 		return "", nil, Errorf(ClientBadRequest, "malformed JSON in %s: data after the object", what)
 	}
-	if n := len(m); n != 1 || membersOf(b) != 1 {
-		return "", nil, Errorf(ClientBadRequest, "%s must be an object with exactly one member naming the message, got %d members", what, max(n, membersOf(b)))
+	if n := membersOf(b); n != 1 { // the map counts a repeated name once
+		return "", nil, Errorf(ClientBadRequest, "%s must be an object with exactly one member naming the message, got %d members", what, n)
 	}
 	for k, v := range m {
 		v = bytes.TrimSpace(v)

@@ -1,7 +1,7 @@
 // Package faultfs mounts, for tests, a file system that fails on demand:
 // a FUSE loopback of a backing directory whose value-log files (Badger's
-// .vlog) fail fsync, and so msync, with EIO while the backing directory
-// holds FailFile. It shows what a store does when the kernel reports that
+// .vlog) fail fsync, and so msync, with EIO from FS.FailSyncs(true) until
+// FS.FailSyncs(false). It shows what a store does when the kernel reports that
 // written pages did not reach the disk, which no other file system here can
 // be made to do.
 //
@@ -29,9 +29,9 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// FailFile is the file whose presence in the backing directory makes every
+// failFile is the file whose presence in the backing directory makes every
 // fsync of a value-log file fail.
-const FailFile = "FAIL_VLOG_SYNC"
+const failFile = "FAIL_VLOG_SYNC"
 
 // env names "backing:mountpoint" in the child process that serves a mount.
 const env = "INTERMESH_FAULT_FS"
@@ -102,7 +102,7 @@ func Mount(t testing.TB) *FS {
 // on (fail true) or sync again (fail false).
 func (f *FS) FailSyncs(fail bool) {
 	f.t.Helper()
-	path := filepath.Join(f.backing, FailFile)
+	path := filepath.Join(f.backing, failFile)
 	var err error
 	if fail {
 		err = os.WriteFile(path, nil, 0o644)
@@ -148,7 +148,7 @@ func serve(spec string) error {
 }
 
 // node is a loopback node whose value-log files fail fsync while the
-// backing directory holds FailFile.
+// backing directory holds failFile.
 type node struct{ *fs.LoopbackNode }
 
 // WrapChild makes the nodes below a node nodes too.
@@ -169,13 +169,13 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 }
 
 // wrap makes fh, the handle of the file called name, fail its syncs while
-// FailFile exists, if it is a value-log file.
+// failFile exists, if it is a value-log file.
 func (n *node) wrap(fh fs.FileHandle, name string) fs.FileHandle {
 	lf, ok := fh.(*fs.LoopbackFile)
 	if !ok || !strings.HasSuffix(name, ".vlog") {
 		return fh
 	}
-	return &file{LoopbackFile: lf, flag: filepath.Join(n.RootData.Path, FailFile)}
+	return &file{LoopbackFile: lf, flag: filepath.Join(n.RootData.Path, failFile)}
 }
 
 // file is a loopback file whose Fsync fails while flag exists.
